@@ -1,0 +1,430 @@
+//! The ledger: an append-only, SHA-256 hash-chained list of events.
+//!
+//! Each event's hash covers a canonical, length-prefixed encoding of every field:
+//! sequence number, time, actor, kind, data and the previous hash. So changing,
+//! removing or reordering any event breaks the chain at that event.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::lifecycle::{GrantState, RequestState};
+use crate::{Grant, GrantId, Request, RequestId, Timestamp};
+
+/// The hash that precedes the first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+const DOMAIN_TAG: &[u8] = b"writ-ledger-v1\0";
+
+/// Every kind of event writ records. A closed set: adding one is a code change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    RequestCreated,
+    RequestApprovalRecorded,
+    RequestApproved,
+    RequestRejected,
+    RequestCancelled,
+    RequestExpired,
+    GrantCreated,
+    GrantActivated,
+    GrantRevokeStarted,
+    GrantRevokeFailed,
+    GrantRevoked,
+    TokenIssued,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 12] = [
+        Self::RequestCreated,
+        Self::RequestApprovalRecorded,
+        Self::RequestApproved,
+        Self::RequestRejected,
+        Self::RequestCancelled,
+        Self::RequestExpired,
+        Self::GrantCreated,
+        Self::GrantActivated,
+        Self::GrantRevokeStarted,
+        Self::GrantRevokeFailed,
+        Self::GrantRevoked,
+        Self::TokenIssued,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RequestCreated => "request.created",
+            Self::RequestApprovalRecorded => "request.approval_recorded",
+            Self::RequestApproved => "request.approved",
+            Self::RequestRejected => "request.rejected",
+            Self::RequestCancelled => "request.cancelled",
+            Self::RequestExpired => "request.expired",
+            Self::GrantCreated => "grant.created",
+            Self::GrantActivated => "grant.activated",
+            Self::GrantRevokeStarted => "grant.revoke_started",
+            Self::GrantRevokeFailed => "grant.revoke_failed",
+            Self::GrantRevoked => "grant.revoked",
+            Self::TokenIssued => "token.issued",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event as stored: `data` is kept as the exact JSON text that was hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub kind: String,
+    pub data: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// An event as the API and exports show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub kind: String,
+    pub data: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl StoredEvent {
+    pub fn to_event(&self) -> Event {
+        Event {
+            seq: self.seq,
+            at: self.at,
+            actor: self.actor.clone(),
+            kind: self.kind.clone(),
+            data: serde_json::from_str(&self.data).unwrap_or(serde_json::Value::Null),
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+        }
+    }
+}
+
+fn put_bytes(hasher: &mut Sha256, bytes: &[u8]) {
+    let length = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    hasher.update(length.to_be_bytes());
+    hasher.update(bytes);
+}
+
+/// The hash of an event with these fields, as lowercase hex.
+pub fn event_hash(
+    seq: i64,
+    at: Timestamp,
+    actor: &str,
+    kind: &str,
+    data: &str,
+    prev_hash: &str,
+) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(DOMAIN_TAG);
+    hasher.update(seq.to_be_bytes());
+    hasher.update(at.unix_micros().to_be_bytes());
+    put_bytes(&mut hasher, actor.as_bytes());
+    put_bytes(&mut hasher, kind.as_bytes());
+    put_bytes(&mut hasher, data.as_bytes());
+    put_bytes(&mut hasher, prev_hash.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The next link of the chain after `head`.
+pub fn seal(
+    prev_seq: i64,
+    prev_hash: &str,
+    at: Timestamp,
+    actor: &str,
+    kind: EventKind,
+    data: &serde_json::Value,
+) -> StoredEvent {
+    let seq = prev_seq + 1;
+    let data = data.to_string();
+    let hash = event_hash(seq, at, actor, kind.as_str(), &data, prev_hash);
+    StoredEvent {
+        seq,
+        at,
+        actor: actor.to_string(),
+        kind: kind.as_str().to_string(),
+        data,
+        prev_hash: prev_hash.to_string(),
+        hash,
+    }
+}
+
+/// Why the ledger does not verify, located at the first bad event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("event {seq}: expected sequence number {expected} (an event was removed or reordered)")]
+    Gap { seq: i64, expected: i64 },
+    #[error("event {seq}: prev_hash does not match the hash of event {}", seq - 1)]
+    BrokenLink { seq: i64 },
+    #[error("event {seq}: hash does not match its contents (the event was altered)")]
+    BadHash { seq: i64 },
+    #[error("event {seq}: {problem}")]
+    BadReplay { seq: i64, problem: String },
+    #[error(
+        "the ledger ends at event {last} but its head records event {head} (events were removed from the end)"
+    )]
+    Truncated { last: i64, head: i64 },
+    #[error("{table} row {id}: {problem}")]
+    StateMismatch {
+        table: &'static str,
+        id: String,
+        problem: String,
+    },
+}
+
+impl LedgerError {
+    /// The sequence number of the first bad event, when one is to blame.
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            Self::Gap { seq, .. }
+            | Self::BrokenLink { seq }
+            | Self::BadHash { seq }
+            | Self::BadReplay { seq, .. } => Some(*seq),
+            Self::Truncated { last, .. } => Some(last + 1),
+            Self::StateMismatch { .. } => None,
+        }
+    }
+}
+
+/// Checks the chain one event at a time and replays request/grant state from it.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    last_seq: i64,
+    last_hash: String,
+    pub requests: HashMap<RequestId, Request>,
+    pub grants: HashMap<GrantId, Grant>,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self {
+            last_seq: 0,
+            last_hash: GENESIS_HASH.to_string(),
+            requests: HashMap::new(),
+            grants: HashMap::new(),
+        }
+    }
+}
+
+impl ChainVerifier {
+    pub fn events(&self) -> i64 {
+        self.last_seq
+    }
+
+    pub fn head(&self) -> &str {
+        &self.last_hash
+    }
+
+    /// Verifies the hash chain only (no replay): the cheap, streaming check.
+    pub fn check_link(&mut self, event: &StoredEvent) -> Result<(), LedgerError> {
+        let expected = self.last_seq + 1;
+        if event.seq != expected {
+            return Err(LedgerError::Gap {
+                seq: event.seq,
+                expected,
+            });
+        }
+        if event.prev_hash != self.last_hash {
+            return Err(LedgerError::BrokenLink { seq: event.seq });
+        }
+        let hash = event_hash(
+            event.seq,
+            event.at,
+            &event.actor,
+            &event.kind,
+            &event.data,
+            &event.prev_hash,
+        );
+        if hash != event.hash {
+            return Err(LedgerError::BadHash { seq: event.seq });
+        }
+        self.last_seq = event.seq;
+        self.last_hash = hash;
+        Ok(())
+    }
+
+    /// Verifies the link and replays the event's state change.
+    pub fn push(&mut self, event: &StoredEvent) -> Result<(), LedgerError> {
+        self.check_link(event)?;
+        self.replay(event)
+            .map_err(|problem| LedgerError::BadReplay {
+                seq: event.seq,
+                problem,
+            })
+    }
+
+    fn replay(&mut self, event: &StoredEvent) -> Result<(), String> {
+        let kind = EventKind::parse(&event.kind)
+            .ok_or_else(|| format!("unknown event kind {:?}", event.kind))?;
+        let data: serde_json::Value =
+            serde_json::from_str(&event.data).map_err(|e| format!("data is not JSON: {e}"))?;
+        if let Some(request) = data.get("request") {
+            let request: Request = serde_json::from_value(request.clone())
+                .map_err(|e| format!("request snapshot: {e}"))?;
+            self.replay_request(kind, request)?;
+        }
+        if let Some(grant) = data.get("grant") {
+            let grant: Grant = serde_json::from_value(grant.clone())
+                .map_err(|e| format!("grant snapshot: {e}"))?;
+            self.replay_grant(kind, grant)?;
+        }
+        Ok(())
+    }
+
+    fn replay_request(&mut self, kind: EventKind, request: Request) -> Result<(), String> {
+        let previous = self.requests.get(&request.id).map(|r| r.state);
+        let legal = match (previous, kind) {
+            (None, EventKind::RequestCreated) => true,
+            (Some(from), EventKind::RequestApprovalRecorded) => {
+                from == RequestState::PendingApproval && request.state == from
+            }
+            (Some(from), _) if from == request.state => matches!(kind, EventKind::GrantCreated),
+            (Some(from), _) => {
+                use crate::lifecycle::RequestEvent as E;
+                let event = match kind {
+                    EventKind::RequestApproved => Some(E::Approve),
+                    EventKind::RequestRejected => Some(E::Reject),
+                    EventKind::RequestCancelled => Some(E::Cancel),
+                    EventKind::RequestExpired => Some(E::Expire),
+                    _ => None,
+                };
+                event.is_some_and(|event| from.transition(event) == Ok(request.state))
+            }
+            (None, _) => false,
+        };
+        if !legal {
+            return Err(format!(
+                "{} moves request {} from {} to {}, which the lifecycle does not allow",
+                kind,
+                request.id,
+                previous.map_or("nothing", RequestState::as_str),
+                request.state
+            ));
+        }
+        self.requests.insert(request.id, request);
+        Ok(())
+    }
+
+    fn replay_grant(&mut self, kind: EventKind, grant: Grant) -> Result<(), String> {
+        use crate::lifecycle::GrantEvent as E;
+        let previous = self.grants.get(&grant.id).map(|g| g.state);
+        let legal = match (previous, kind) {
+            (None, EventKind::GrantCreated) => grant.state == GrantState::Pending,
+            (Some(from), EventKind::GrantActivated) => {
+                from.transition(E::Activate) == Ok(grant.state)
+            }
+            (Some(from), EventKind::GrantRevokeStarted) => {
+                from.transition(E::BeginRevoke) == Ok(grant.state)
+            }
+            (Some(from), EventKind::GrantRevokeFailed) => {
+                from.transition(E::RevokeFailed) == Ok(grant.state)
+            }
+            (Some(from), EventKind::GrantRevoked) => {
+                from.transition(E::ConfirmRevoked) == Ok(grant.state)
+            }
+            _ => false,
+        };
+        if !legal {
+            return Err(format!(
+                "{} moves grant {} from {} to {}, which the lifecycle does not allow",
+                kind,
+                grant.id,
+                previous.map_or("nothing", GrantState::as_str),
+                grant.state
+            ));
+        }
+        self.grants.insert(grant.id, grant);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chain(payloads: &[(String, String)]) -> Vec<StoredEvent> {
+        let mut events: Vec<StoredEvent> = Vec::new();
+        for (index, (actor, text)) in payloads.iter().enumerate() {
+            let (seq, hash) = events
+                .last()
+                .map_or((0, GENESIS_HASH.to_string()), |e| (e.seq, e.hash.clone()));
+            let at = Timestamp::from_unix_micros(
+                1_700_000_000_000_000 + i64::try_from(index).unwrap_or(0),
+            );
+            events.push(seal(
+                seq,
+                &hash,
+                at,
+                actor,
+                EventKind::TokenIssued,
+                &serde_json::json!({ "note": text }),
+            ));
+        }
+        events
+    }
+
+    fn verify(events: &[StoredEvent]) -> Result<(), LedgerError> {
+        let mut verifier = ChainVerifier::default();
+        events.iter().try_for_each(|event| verifier.push(event))
+    }
+
+    proptest! {
+        #[test]
+        fn an_untouched_chain_verifies(payloads in prop::collection::vec(("[a-z]{1,8}", ".{0,20}"), 1..40)) {
+            prop_assert!(verify(&chain(&payloads)).is_ok());
+        }
+
+        #[test]
+        fn any_edit_is_caught_at_the_edited_event(
+            payloads in prop::collection::vec(("[a-z]{1,8}", "[a-z]{0,20}"), 1..40),
+            pick in any::<prop::sample::Index>(),
+            field in 0..5usize,
+        ) {
+            let mut events = chain(&payloads);
+            let victim = pick.index(events.len());
+            let event = &mut events[victim];
+            match field {
+                0 => event.actor.push('x'),
+                1 => event.kind = "grant.revoked".into(),
+                2 => event.data = serde_json::json!({ "note": "forged" }).to_string(),
+                3 => event.at = event.at.plus_seconds(1),
+                _ => event.prev_hash = GENESIS_HASH.replace('0', "1"),
+            }
+            let error = verify(&events).err();
+            prop_assert!(error.is_some());
+            prop_assert_eq!(error.and_then(|e| e.seq()), Some(events[victim].seq));
+        }
+
+        #[test]
+        fn removing_or_swapping_an_event_is_caught(
+            payloads in prop::collection::vec(("[a-z]{1,8}", "[a-z]{0,20}"), 3..40),
+            pick in any::<prop::sample::Index>(),
+        ) {
+            let mut events = chain(&payloads);
+            let victim = pick.index(events.len() - 1);
+            let mut removed = events.clone();
+            removed.remove(victim);
+            prop_assert_eq!(verify(&removed).err().and_then(|e| e.seq()), Some(events[victim + 1].seq));
+            events.swap(victim, victim + 1);
+            prop_assert!(verify(&events).is_err());
+        }
+    }
+}

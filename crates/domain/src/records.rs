@@ -1,0 +1,99 @@
+//! The request and grant records, exactly as the API shows them and the ledger keeps them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::{GrantState, RequestState};
+use crate::{EntitlementId, GrantId, IdentityName, RequestId, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub system: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionOutcome {
+    Deny,
+    Auto,
+    Approval,
+}
+
+/// What policy said about a request, with everything needed to explain it later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub outcome: DecisionOutcome,
+    pub approvals_required: u32,
+    /// Ids of the determining policies.
+    pub policies: Vec<String>,
+    pub reasons: Vec<String>,
+    /// The longest duration policy allows, when a policy caps it.
+    pub max_duration_seconds: Option<i64>,
+    /// SHA-256 of the policy set that decided.
+    pub policy_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: IdentityName,
+    pub comment: String,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: RequestId,
+    pub state: RequestState,
+    pub requester: IdentityName,
+    pub subject: IdentityName,
+    pub entitlement: EntitlementId,
+    pub justification: String,
+    pub ticket: Option<Ticket>,
+    pub requested_duration_seconds: i64,
+    pub duration_seconds: i64,
+    pub decision: Decision,
+    pub approvals: Vec<Approval>,
+    pub grant_id: Option<GrantId>,
+    pub created_at: Timestamp,
+    /// A request still pending approval at this time expires.
+    pub pending_expires_at: Option<Timestamp>,
+    /// Who rejected or cancelled it, and why.
+    pub closed_by: Option<IdentityName>,
+    pub close_comment: Option<String>,
+}
+
+impl Request {
+    pub fn has_approved(&self, who: &IdentityName) -> bool {
+        self.approvals
+            .iter()
+            .any(|approval| &approval.approver == who)
+    }
+
+    /// Approvals still needed before a grant is made.
+    pub fn approvals_missing(&self) -> u32 {
+        let have = u32::try_from(self.approvals.len()).unwrap_or(u32::MAX);
+        self.decision.approvals_required.saturating_sub(have)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: GrantId,
+    pub request_id: RequestId,
+    pub subject: IdentityName,
+    pub entitlement: EntitlementId,
+    /// The account on the target that receives the access.
+    pub account: String,
+    pub state: GrantState,
+    /// When the target was observed to hold the access.
+    pub granted_at: Option<Timestamp>,
+    pub expires_at: Timestamp,
+    pub revoke_reason: Option<String>,
+    pub revoked_by: Option<IdentityName>,
+    /// When revocation was durably decided (the grant entered `revoking`).
+    pub revoked_at: Option<Timestamp>,
+    /// When the target was observed not to hold this grant's access any more.
+    pub verified_at: Option<Timestamp>,
+    /// Set when the target keeps the access because another active grant covers it.
+    pub retained_by: Option<GrantId>,
+}
