@@ -1,1 +1,112 @@
+//! writ's configuration, in two stages: `raw` mirrors the TOML file (unknown keys are
+//! errors, `${ENV}` is replaced while parsing), then `validate` checks every reference
+//! and produces the typed [`Config`] the rest of writ uses. Nothing reads the file twice.
 
+mod env;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use writ_domain::{EntitlementId, IdentityKind, IdentityName, Sensitivity};
+
+pub use validate::DEFAULT_PENDING_TTL_SECONDS;
+
+/// A configuration error: which file, where, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {problem}")]
+    Invalid { path: PathBuf, key: String, problem: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from.
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    /// A sqlx database URL; SQLite paths are already resolved against the config folder.
+    pub storage_url: String,
+    pub policy_dir: PathBuf,
+    /// How long a request may wait for approvals before it expires.
+    pub pending_ttl_seconds: i64,
+    /// The longest pause between two attempts to revoke the same grant.
+    pub retry_backoff_max_seconds: i64,
+    pub targets: BTreeMap<String, Target>,
+    pub entitlements: BTreeMap<EntitlementId, Entitlement>,
+    pub identities: BTreeMap<IdentityName, Identity>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub connector: ConnectorConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectorConfig {
+    /// GRANT / REVOKE a role on a PostgreSQL server.
+    Postgres { url: String },
+    /// Run a program with a JSON document on stdin for grant / revoke / check.
+    Command { program: PathBuf, args: Vec<String>, timeout_seconds: u64 },
+    /// Keeps memberships in memory; for benchmarks and trials.
+    Noop,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entitlement {
+    pub id: EntitlementId,
+    pub target: String,
+    /// Connector-specific: the role or group granted.
+    pub role: String,
+    pub sensitivity: Sensitivity,
+    pub max_duration_seconds: i64,
+    pub owners: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: IdentityName,
+    pub kind: IdentityKind,
+    pub groups: Vec<String>,
+    pub manager: Option<IdentityName>,
+    /// Services and agents: the accountable user.
+    pub owner: Option<IdentityName>,
+    /// Target name → account on that target.
+    pub accounts: BTreeMap<String, String>,
+}
+
+impl Identity {
+    /// The account this identity has on `target` (its own name unless configured).
+    pub fn account_on(&self, target: &str) -> &str {
+        self.accounts.get(target).map_or(self.name.as_str(), String::as_str)
+    }
+}
+
+impl Config {
+    /// Reads, interpolates and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Parses and validates `text` as if it had been read from `path`.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: raw::RawConfig = toml::from_str(text)
+            .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: error.to_string().trim_end().to_string() })?;
+        validate::validate(path, raw)
+    }
+
+    pub fn identity(&self, name: &str) -> Option<&Identity> {
+        name.parse::<IdentityName>().ok().and_then(|name| self.identities.get(&name))
+    }
+
+    pub fn entitlement(&self, id: &str) -> Option<&Entitlement> {
+        id.parse::<EntitlementId>().ok().and_then(|id| self.entitlements.get(&id))
+    }
+}

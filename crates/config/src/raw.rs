@@ -1,0 +1,97 @@
+//! The configuration file exactly as written. Unknown keys are errors.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::env::EnvString;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
+    pub policy: RawPolicy,
+    #[serde(default)]
+    pub requests: RawRequests,
+    #[serde(default)]
+    pub revocation: RawRevocation,
+    #[serde(default, rename = "target")]
+    pub targets: Vec<RawTarget>,
+    #[serde(default, rename = "entitlement")]
+    pub entitlements: Vec<RawEntitlement>,
+    #[serde(default, rename = "user")]
+    pub users: Vec<RawIdentity>,
+    #[serde(default, rename = "service")]
+    pub services: Vec<RawIdentity>,
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<RawIdentity>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<EnvString>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub url: Option<EnvString>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub dir: Option<EnvString>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequests {
+    pub pending_ttl: Option<EnvString>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRevocation {
+    pub retry_backoff_max: Option<EnvString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub name: EnvString,
+    pub kind: EnvString,
+    pub url: Option<EnvString>,
+    pub command: Option<EnvString>,
+    #[serde(default)]
+    pub args: Vec<EnvString>,
+    pub timeout: Option<EnvString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEntitlement {
+    pub id: EnvString,
+    pub target: EnvString,
+    pub role: EnvString,
+    pub sensitivity: EnvString,
+    pub max_duration: EnvString,
+    pub owners: Option<EnvString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    pub name: EnvString,
+    #[serde(default)]
+    pub groups: Vec<EnvString>,
+    pub manager: Option<EnvString>,
+    pub owner: Option<EnvString>,
+    #[serde(default)]
+    pub accounts: BTreeMap<String, EnvString>,
+}
