@@ -18,7 +18,9 @@ impl fmt::Debug for EnvString {
 impl<'de> Deserialize<'de> for EnvString {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        interpolate(&text, |name| std::env::var(name).ok()).map(EnvString).map_err(serde::de::Error::custom)
+        interpolate(&text, |name| std::env::var(name).ok())
+            .map(EnvString)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -33,13 +35,17 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
             out.push_str("${");
             rest = escaped;
         } else if let Some(open) = after.strip_prefix("${") {
-            let end = open.find('}').ok_or_else(|| format!("unclosed \"${{\" in {text:?}"))?;
+            let end = open
+                .find('}')
+                .ok_or_else(|| format!("unclosed \"${{\" in {text:?}"))?;
             let name = &open[..end];
-            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(format!("invalid environment variable name {name:?}"));
             }
-            let value = lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            let value =
+                lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
             out.push_str(&value);
             rest = &open[end + 1..];
         } else {
@@ -61,9 +67,18 @@ mod tests {
 
     #[test]
     fn replaces_set_variables_and_names_unset_ones() {
-        assert_eq!(interpolate("postgres://${HOST}:5432", lookup).as_deref(), Ok("postgres://db.internal:5432"));
-        assert_eq!(interpolate("cost $5 $${HOST}", lookup).as_deref(), Ok("cost $5 ${HOST}"));
-        assert_eq!(interpolate("${MISSING}", lookup), Err("environment variable MISSING is not set".to_string()));
+        assert_eq!(
+            interpolate("postgres://${HOST}:5432", lookup).as_deref(),
+            Ok("postgres://db.internal:5432")
+        );
+        assert_eq!(
+            interpolate("cost $5 $${HOST}", lookup).as_deref(),
+            Ok("cost $5 ${HOST}")
+        );
+        assert_eq!(
+            interpolate("${MISSING}", lookup),
+            Err("environment variable MISSING is not set".to_string())
+        );
         assert!(interpolate("${HOST", lookup).is_err());
         assert!(interpolate("${A-B}", lookup).is_err());
     }

@@ -18,11 +18,18 @@ pub use validate::DEFAULT_PENDING_TTL_SECONDS;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: {key}: {problem}")]
-    Invalid { path: PathBuf, key: String, problem: String },
+    Invalid {
+        path: PathBuf,
+        key: String,
+        problem: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -53,7 +60,11 @@ pub enum ConnectorConfig {
     /// GRANT / REVOKE a role on a PostgreSQL server.
     Postgres { url: String },
     /// Run a program with a JSON document on stdin for grant / revoke / check.
-    Command { program: PathBuf, args: Vec<String>, timeout_seconds: u64 },
+    Command {
+        program: PathBuf,
+        args: Vec<String>,
+        timeout_seconds: u64,
+    },
     /// Keeps memberships in memory; for benchmarks and trials.
     Noop,
 }
@@ -84,29 +95,40 @@ pub struct Identity {
 impl Identity {
     /// The account this identity has on `target` (its own name unless configured).
     pub fn account_on(&self, target: &str) -> &str {
-        self.accounts.get(target).map_or(self.name.as_str(), String::as_str)
+        self.accounts
+            .get(target)
+            .map_or(self.name.as_str(), String::as_str)
     }
 }
 
 impl Config {
     /// Reads, interpolates and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml(path, &text)
     }
 
     /// Parses and validates `text` as if it had been read from `path`.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let raw: raw::RawConfig = toml::from_str(text)
-            .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: error.to_string().trim_end().to_string() })?;
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string().trim_end().to_string(),
+        })?;
         validate::validate(path, raw)
     }
 
     pub fn identity(&self, name: &str) -> Option<&Identity> {
-        name.parse::<IdentityName>().ok().and_then(|name| self.identities.get(&name))
+        name.parse::<IdentityName>()
+            .ok()
+            .and_then(|name| self.identities.get(&name))
     }
 
     pub fn entitlement(&self, id: &str) -> Option<&Entitlement> {
-        id.parse::<EntitlementId>().ok().and_then(|id| self.entitlements.get(&id))
+        id.parse::<EntitlementId>()
+            .ok()
+            .and_then(|id| self.entitlements.get(&id))
     }
 }

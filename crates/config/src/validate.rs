@@ -23,35 +23,68 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn invalid(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid { path: self.path.to_path_buf(), key: key.into(), problem: problem.into() }
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            key: key.into(),
+            problem: problem.into(),
+        }
     }
 
     fn duration(&self, key: &str, text: &str) -> Result<i64, ConfigError> {
-        parse_duration_seconds(text).map_err(|problem| self.invalid(key, format!("{text:?} is not a duration ({problem}); write e.g. \"8h\" or \"30m\"")))
+        parse_duration_seconds(text).map_err(|problem| {
+            self.invalid(
+                key,
+                format!("{text:?} is not a duration ({problem}); write e.g. \"8h\" or \"30m\""),
+            )
+        })
     }
 
     fn relative(&self, path: &str) -> PathBuf {
         let path = Path::new(path);
-        if path.is_absolute() { path.to_path_buf() } else { self.base.join(path) }
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base.join(path)
+        }
     }
 
     fn identity_name(&self, key: &str, text: &str) -> Result<IdentityName, ConfigError> {
-        text.parse().map_err(|error: writ_domain::InvalidId| self.invalid(key, error.to_string()))
+        text.parse()
+            .map_err(|error: writ_domain::InvalidId| self.invalid(key, error.to_string()))
     }
 }
 
 pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
     let check = Checker { path, base };
 
-    let listen_text = raw.server.listen.map_or(DEFAULT_LISTEN.to_string(), |s| s.0);
-    let listen: SocketAddr = listen_text
-        .parse()
-        .map_err(|_| check.invalid("server.listen", format!("{listen_text:?} is not an address like \"127.0.0.1:7070\"")))?;
+    let listen_text = raw
+        .server
+        .listen
+        .map_or(DEFAULT_LISTEN.to_string(), |s| s.0);
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        check.invalid(
+            "server.listen",
+            format!("{listen_text:?} is not an address like \"127.0.0.1:7070\""),
+        )
+    })?;
 
-    let storage_url = storage_url(&check, raw.storage.url.map_or(DEFAULT_STORAGE_URL.to_string(), |s| s.0))?;
-    let policy_dir = check.relative(&raw.policy.dir.map_or(DEFAULT_POLICY_DIR.to_string(), |s| s.0));
+    let storage_url = storage_url(
+        &check,
+        raw.storage
+            .url
+            .map_or(DEFAULT_STORAGE_URL.to_string(), |s| s.0),
+    )?;
+    let policy_dir = check.relative(
+        &raw.policy
+            .dir
+            .map_or(DEFAULT_POLICY_DIR.to_string(), |s| s.0),
+    );
     let pending_ttl_seconds = match raw.requests.pending_ttl {
         Some(text) => check.duration("requests.pending_ttl", &text.0)?,
         None => DEFAULT_PENDING_TTL_SECONDS,
@@ -65,7 +98,10 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     for (index, target) in raw.targets.into_iter().enumerate() {
         let target = validate_target(&check, index, target)?;
         if targets.contains_key(&target.name) {
-            return Err(check.invalid(format!("target[{index}].name"), format!("target {:?} is defined twice", target.name)));
+            return Err(check.invalid(
+                format!("target[{index}].name"),
+                format!("target {:?} is defined twice", target.name),
+            ));
         }
         targets.insert(target.name.clone(), target);
     }
@@ -73,24 +109,54 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let mut entitlements = BTreeMap::new();
     for (index, raw) in raw.entitlements.into_iter().enumerate() {
         let key = |field: &str| format!("entitlement[{index}].{field}");
-        let id: EntitlementId = raw.id.0.parse().map_err(|error: writ_domain::InvalidId| check.invalid(key("id"), error.to_string()))?;
+        let id: EntitlementId =
+            raw.id.0.parse().map_err(|error: writ_domain::InvalidId| {
+                check.invalid(key("id"), error.to_string())
+            })?;
         if !targets.contains_key(&raw.target.0) {
-            return Err(check.invalid(key("target"), format!("unknown target {:?} (define it in a [[target]] table)", raw.target.0)));
+            return Err(check.invalid(
+                key("target"),
+                format!(
+                    "unknown target {:?} (define it in a [[target]] table)",
+                    raw.target.0
+                ),
+            ));
         }
         if id.target() != raw.target.0 {
-            return Err(check.invalid(key("id"), format!("{id} must start with its target's name: \"{}/...\"", raw.target.0)));
+            return Err(check.invalid(
+                key("id"),
+                format!(
+                    "{id} must start with its target's name: \"{}/...\"",
+                    raw.target.0
+                ),
+            ));
         }
         if raw.role.0.is_empty() {
             return Err(check.invalid(key("role"), "must not be empty"));
         }
         let sensitivity: Sensitivity =
-            raw.sensitivity.0.parse().map_err(|error: writ_domain::InvalidId| check.invalid(key("sensitivity"), error.to_string()))?;
+            raw.sensitivity
+                .0
+                .parse()
+                .map_err(|error: writ_domain::InvalidId| {
+                    check.invalid(key("sensitivity"), error.to_string())
+                })?;
         let max_duration_seconds = check.duration(&key("max_duration"), &raw.max_duration.0)?;
         let owners = raw.owners.map(|owners| owners.0);
         if entitlements.contains_key(&id) {
             return Err(check.invalid(key("id"), format!("entitlement {id} is defined twice")));
         }
-        entitlements.insert(id.clone(), Entitlement { id, target: raw.target.0, role: raw.role.0, sensitivity, max_duration_seconds, owners });
+        entitlements.insert(
+            id.clone(),
+            Entitlement {
+                id,
+                target: raw.target.0,
+                role: raw.role.0,
+                sensitivity,
+                max_duration_seconds,
+                owners,
+            },
+        );
     }
 
     let identities = validate_identities(&check, &targets, raw.users, raw.services, raw.agents)?;
@@ -113,36 +179,67 @@ fn storage_url(check: &Checker<'_>, url: String) -> Result<String, ConfigError> 
         let path = rest.trim_start_matches("//");
         let (file, query) = path.split_once('?').unwrap_or((path, ""));
         if file.is_empty() {
-            return Err(check.invalid("storage.url", "a SQLite URL needs a file, e.g. \"sqlite://writ.db\""));
+            return Err(check.invalid(
+                "storage.url",
+                "a SQLite URL needs a file, e.g. \"sqlite://writ.db\"",
+            ));
         }
         if file == ":memory:" {
             return Ok(url);
         }
         let file = check.relative(file);
-        let query = if query.is_empty() { "mode=rwc".to_string() } else { query.to_string() };
+        let query = if query.is_empty() {
+            "mode=rwc".to_string()
+        } else {
+            query.to_string()
+        };
         return Ok(format!("sqlite://{}?{query}", file.display()));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(url);
     }
-    Err(check.invalid("storage.url", format!("{url:?} is neither a sqlite:// nor a postgres:// URL")))
+    Err(check.invalid(
+        "storage.url",
+        format!("{url:?} is neither a sqlite:// nor a postgres:// URL"),
+    ))
 }
 
-fn validate_target(check: &Checker<'_>, index: usize, raw: RawTarget) -> Result<Target, ConfigError> {
+fn validate_target(
+    check: &Checker<'_>,
+    index: usize,
+    raw: RawTarget,
+) -> Result<Target, ConfigError> {
     let key = |field: &str| format!("target[{index}].{field}");
     let name = raw.name.0;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
-        return Err(check.invalid(key("name"), format!("{name:?} must be letters, digits, _ - . only")));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(check.invalid(
+            key("name"),
+            format!("{name:?} must be letters, digits, _ - . only"),
+        ));
     }
     let unused = |field: &str, value: bool| -> Result<(), ConfigError> {
-        if value { Err(check.invalid(key(field), format!("is not used by targets of kind {:?}", raw.kind.0))) } else { Ok(()) }
+        if value {
+            Err(check.invalid(
+                key(field),
+                format!("is not used by targets of kind {:?}", raw.kind.0),
+            ))
+        } else {
+            Ok(())
+        }
     };
     let connector = match raw.kind.0.as_str() {
         "postgres" => {
             unused("command", raw.command.is_some())?;
             unused("args", !raw.args.is_empty())?;
             unused("timeout", raw.timeout.is_some())?;
-            let url = raw.url.ok_or_else(|| check.invalid(key("url"), "a postgres target needs a url"))?.0;
+            let url = raw
+                .url
+                .ok_or_else(|| check.invalid(key("url"), "a postgres target needs a url"))?
+                .0;
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 return Err(check.invalid(key("url"), format!("{url:?} is not a postgres:// URL")));
             }
@@ -150,22 +247,39 @@ fn validate_target(check: &Checker<'_>, index: usize, raw: RawTarget) -> Result<
         }
         "command" => {
             unused("url", raw.url.is_some())?;
-            let command = raw.command.ok_or_else(|| check.invalid(key("command"), "a command target needs a command"))?.0;
+            let command = raw
+                .command
+                .ok_or_else(|| check.invalid(key("command"), "a command target needs a command"))?
+                .0;
             // A bare program name is looked up on PATH; anything with a slash is a path
             // relative to the config folder.
-            let program = if command.contains('/') { check.relative(&command) } else { PathBuf::from(command) };
+            let program = if command.contains('/') {
+                check.relative(&command)
+            } else {
+                PathBuf::from(command)
+            };
             let timeout_seconds = match raw.timeout {
-                Some(text) => u64::try_from(check.duration(&key("timeout"), &text.0)?).unwrap_or(DEFAULT_COMMAND_TIMEOUT_SECONDS),
+                Some(text) => u64::try_from(check.duration(&key("timeout"), &text.0)?)
+                    .unwrap_or(DEFAULT_COMMAND_TIMEOUT_SECONDS),
                 None => DEFAULT_COMMAND_TIMEOUT_SECONDS,
             };
-            ConnectorConfig::Command { program, args: raw.args.into_iter().map(|a| a.0).collect(), timeout_seconds }
+            ConnectorConfig::Command {
+                program,
+                args: raw.args.into_iter().map(|a| a.0).collect(),
+                timeout_seconds,
+            }
         }
         "noop" => {
             unused("url", raw.url.is_some())?;
             unused("command", raw.command.is_some())?;
             ConnectorConfig::Noop
         }
-        other => return Err(check.invalid(key("kind"), format!("unknown kind {other:?}; expected postgres, command or noop"))),
+        other => {
+            return Err(check.invalid(
+                key("kind"),
+                format!("unknown kind {other:?}; expected postgres, command or noop"),
+            ));
+        }
     };
     Ok(Target { name, connector })
 }
@@ -182,8 +296,18 @@ fn validate_identities(
         .into_iter()
         .enumerate()
         .map(|(i, r)| (IdentityKind::User, i, r))
-        .chain(services.into_iter().enumerate().map(|(i, r)| (IdentityKind::Service, i, r)))
-        .chain(agents.into_iter().enumerate().map(|(i, r)| (IdentityKind::Agent, i, r)));
+        .chain(
+            services
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (IdentityKind::Service, i, r)),
+        )
+        .chain(
+            agents
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (IdentityKind::Agent, i, r)),
+        );
     for (kind, index, raw) in all {
         let key = |field: &str| format!("{}[{index}].{field}", kind.as_str());
         let name = check.identity_name(&key("name"), &raw.name.0)?;
@@ -192,19 +316,39 @@ fn validate_identities(
             check.identity_name(&key(&format!("groups[{g}]")), &group.0)?;
             groups.push(group.0);
         }
-        let manager = raw.manager.map(|m| check.identity_name(&key("manager"), &m.0)).transpose()?;
-        let owner = raw.owner.map(|o| check.identity_name(&key("owner"), &o.0)).transpose()?;
+        let manager = raw
+            .manager
+            .map(|m| check.identity_name(&key("manager"), &m.0))
+            .transpose()?;
+        let owner = raw
+            .owner
+            .map(|o| check.identity_name(&key("owner"), &o.0))
+            .transpose()?;
         match kind {
-            IdentityKind::User if owner.is_some() => return Err(check.invalid(key("owner"), "users have no owner; only services and agents do")),
+            IdentityKind::User if owner.is_some() => {
+                return Err(check.invalid(
+                    key("owner"),
+                    "users have no owner; only services and agents do",
+                ));
+            }
             IdentityKind::Service | IdentityKind::Agent if owner.is_none() => {
-                return Err(check.invalid(key("owner"), format!("every {} needs an accountable owner (a user)", kind.as_str())));
+                return Err(check.invalid(
+                    key("owner"),
+                    format!(
+                        "every {} needs an accountable owner (a user)",
+                        kind.as_str()
+                    ),
+                ));
             }
             _ => {}
         }
         let mut accounts = BTreeMap::new();
         for (target, account) in raw.accounts {
             if !targets.contains_key(&target) {
-                return Err(check.invalid(key(&format!("accounts.{target}")), format!("unknown target {target:?}")));
+                return Err(check.invalid(
+                    key(&format!("accounts.{target}")),
+                    format!("unknown target {target:?}"),
+                ));
             }
             if account.0.is_empty() {
                 return Err(check.invalid(key(&format!("accounts.{target}")), "must not be empty"));
@@ -214,17 +358,35 @@ fn validate_identities(
         if identities.contains_key(&name) {
             return Err(check.invalid(key("name"), format!("{name:?} is already defined; identity names are unique across users, services and agents")));
         }
-        identities.insert(name.clone(), Identity { name, kind, groups, manager, owner, accounts });
+        identities.insert(
+            name.clone(),
+            Identity {
+                name,
+                kind,
+                groups,
+                manager,
+                owner,
+                accounts,
+            },
+        );
     }
     // References to other identities are checked once all are known.
-    let users: BTreeSet<&IdentityName> = identities.values().filter(|i| i.kind == IdentityKind::User).map(|i| &i.name).collect();
+    let users: BTreeSet<&IdentityName> = identities
+        .values()
+        .filter(|i| i.kind == IdentityKind::User)
+        .map(|i| &i.name)
+        .collect();
     for identity in identities.values() {
         for (field, reference) in [("manager", &identity.manager), ("owner", &identity.owner)] {
             if let Some(reference) = reference
                 && !users.contains(reference)
             {
                 return Err(check.invalid(
-                    format!("{} {:?}.{field}", identity.kind.as_str(), identity.name.as_str()),
+                    format!(
+                        "{} {:?}.{field}",
+                        identity.kind.as_str(),
+                        identity.name.as_str()
+                    ),
                     format!("\"{reference}\" is not a configured user"),
                 ));
             }
@@ -279,33 +441,77 @@ owner = "alice"
     fn a_complete_config_validates() {
         let config = load(GOOD).expect("valid");
         assert_eq!(config.listen.port(), 7171);
-        assert_eq!(config.storage_url, "sqlite:///etc/writ/data/writ.db?mode=rwc");
+        assert_eq!(
+            config.storage_url,
+            "sqlite:///etc/writ/data/writ.db?mode=rwc"
+        );
         assert_eq!(config.policy_dir, PathBuf::from("/etc/writ/policies"));
-        assert_eq!(config.entitlement("pg/analytics_read").map(|e| e.max_duration_seconds), Some(8 * 3600));
+        assert_eq!(
+            config
+                .entitlement("pg/analytics_read")
+                .map(|e| e.max_duration_seconds),
+            Some(8 * 3600)
+        );
         let alice = config.identity("alice").expect("alice");
         assert_eq!(alice.account_on("pg"), "alice_db");
-        assert_eq!(config.identity("svc-report").map(|s| s.account_on("pg")), Some("svc-report"));
+        assert_eq!(
+            config.identity("svc-report").map(|s| s.account_on("pg")),
+            Some("svc-report")
+        );
         assert_eq!(config.pending_ttl_seconds, DEFAULT_PENDING_TTL_SECONDS);
     }
 
     #[test]
     fn errors_name_the_file_the_key_and_the_problem() {
         let cases = [
-            (GOOD.replace("owners = \"data-owners\"", "owner = \"x\""), "unknown field `owner`"),
-            (GOOD.replace("target = \"pg\"", "target = \"pgx\""), "entitlement[0].target: unknown target \"pgx\""),
-            (GOOD.replace("\"8h\"", "\"eight hours\""), "entitlement[0].max_duration"),
-            (GOOD.replace("\"low\"", "\"extreme\""), "entitlement[0].sensitivity"),
-            (GOOD.replace("owner = \"alice\"", ""), "service[0].owner: every service needs an accountable owner"),
-            (GOOD.replace("manager = \"dave\"", "manager = \"nobody\""), "user \"alice\".manager: \"nobody\" is not a configured user"),
-            (GOOD.replace("kind = \"postgres\"", "kind = \"ldap\""), "target[0].kind: unknown kind \"ldap\""),
-            (GOOD.replace("name = \"dave\"", "name = \"svc-report\""), "already defined"),
+            (
+                GOOD.replace("owners = \"data-owners\"", "owner = \"x\""),
+                "unknown field `owner`",
+            ),
+            (
+                GOOD.replace("target = \"pg\"", "target = \"pgx\""),
+                "entitlement[0].target: unknown target \"pgx\"",
+            ),
+            (
+                GOOD.replace("\"8h\"", "\"eight hours\""),
+                "entitlement[0].max_duration",
+            ),
+            (
+                GOOD.replace("\"low\"", "\"extreme\""),
+                "entitlement[0].sensitivity",
+            ),
+            (
+                GOOD.replace("owner = \"alice\"", ""),
+                "service[0].owner: every service needs an accountable owner",
+            ),
+            (
+                GOOD.replace("manager = \"dave\"", "manager = \"nobody\""),
+                "user \"alice\".manager: \"nobody\" is not a configured user",
+            ),
+            (
+                GOOD.replace("kind = \"postgres\"", "kind = \"ldap\""),
+                "target[0].kind: unknown kind \"ldap\"",
+            ),
+            (
+                GOOD.replace("name = \"dave\"", "name = \"svc-report\""),
+                "already defined",
+            ),
             (GOOD.replace("127.0.0.1:7171", "localhost"), "server.listen"),
-            (GOOD.replace("postgres://postgres@127.0.0.1:5432/test", "${WRIT_SURELY_UNSET_VAR}"), "environment variable WRIT_SURELY_UNSET_VAR is not set"),
+            (
+                GOOD.replace(
+                    "postgres://postgres@127.0.0.1:5432/test",
+                    "${WRIT_SURELY_UNSET_VAR}",
+                ),
+                "environment variable WRIT_SURELY_UNSET_VAR is not set",
+            ),
         ];
         for (text, expected) in cases {
             let error = load(&text).expect_err(expected);
             assert!(error.starts_with("/etc/writ/writ.toml: "), "{error}");
-            assert!(error.contains(expected), "{error:?} should contain {expected:?}");
+            assert!(
+                error.contains(expected),
+                "{error:?} should contain {expected:?}"
+            );
         }
     }
 

@@ -1,1 +1,16 @@
+//! writ's policy engine.
+//!
+//! Architecture invariant: this is the only crate that imports `cedar_policy`. Other
+//! crates see [`PolicyEngine`], writ's [`Decision`] type and plain strings.
 
+mod decide;
+mod entities;
+mod load;
+mod slice;
+
+pub use decide::{ApproveFacts, Evaluation, RequestFacts};
+pub use load::{PolicyDiagnostic, PolicyEngine, PolicyLoadError, SCHEMA_TEXT};
+pub use slice::SlicedPolicySet;
+
+/// Re-exported for benchmarks and conformance tests that compare with raw Cedar.
+pub use cedar_policy;

@@ -1,0 +1,311 @@
+//! One evaluation, one whole decision: deny with reasons, automatic, or N approvals,
+//! with the duration cap, the determining policies and the policy-set hash.
+
+use std::collections::HashMap;
+
+use cedar_policy::{
+    Context, Decision as CedarDecision, Entities, Entity, EntityUid, Request, Response,
+    RestrictedExpression,
+};
+use writ_domain::{Decision, DecisionOutcome, Request as WritRequest, Ticket, Timestamp};
+
+use crate::entities::uid;
+use crate::load::PolicyEngine;
+
+/// The facts of a request, as policy sees them.
+#[derive(Debug, Clone)]
+pub struct RequestFacts<'a> {
+    pub requester: &'a str,
+    pub subject: &'a str,
+    pub entitlement: &'a str,
+    pub duration_seconds: i64,
+    pub justification: &'a str,
+    pub ticket: Option<&'a Ticket>,
+    pub now: Timestamp,
+}
+
+/// Who wants to approve (or revoke) which request.
+#[derive(Debug, Clone)]
+pub struct ApproveFacts<'a> {
+    pub actor: &'a str,
+    pub request: &'a WritRequest,
+    pub now: Timestamp,
+}
+
+/// A policy answer and any evaluation errors met on the way. An erroring policy is
+/// treated as not satisfied; the errors are for the caller to log and count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation<T> {
+    pub value: T,
+    pub errors: Vec<String>,
+}
+
+const NO_PERMIT_REASON: &str = "no policy permits this request";
+
+fn context(facts: &RequestFacts<'_>, subject_kind: &str) -> Result<Context, String> {
+    let (has_ticket, system, key) = match facts.ticket {
+        Some(ticket) => (true, ticket.system.clone(), ticket.key.clone()),
+        None => (false, String::new(), String::new()),
+    };
+    Context::from_pairs([
+        (
+            "now".to_string(),
+            RestrictedExpression::new_datetime(facts.now.to_rfc3339()),
+        ),
+        (
+            "subject".to_string(),
+            RestrictedExpression::new_entity_uid(uid("Subject", facts.subject)),
+        ),
+        (
+            "subject_kind".to_string(),
+            RestrictedExpression::new_string(subject_kind.to_string()),
+        ),
+        (
+            "duration_seconds".to_string(),
+            RestrictedExpression::new_long(facts.duration_seconds),
+        ),
+        (
+            "justification".to_string(),
+            RestrictedExpression::new_string(facts.justification.to_string()),
+        ),
+        (
+            "has_ticket".to_string(),
+            RestrictedExpression::new_bool(has_ticket),
+        ),
+        (
+            "ticket_system".to_string(),
+            RestrictedExpression::new_string(system),
+        ),
+        (
+            "ticket_key".to_string(),
+            RestrictedExpression::new_string(key),
+        ),
+    ])
+    .map_err(|e| e.to_string())
+}
+
+fn error_strings(response: &Response) -> Vec<String> {
+    response
+        .diagnostics()
+        .errors()
+        .map(ToString::to_string)
+        .collect()
+}
+
+impl PolicyEngine {
+    fn denial(&self, reason: String) -> Decision {
+        Decision {
+            outcome: DecisionOutcome::Deny,
+            approvals_required: 0,
+            policies: Vec::new(),
+            reasons: vec![reason],
+            max_duration_seconds: None,
+            policy_hash: self.policy_hash().to_string(),
+        }
+    }
+
+    /// The entities a decision about `facts` can look at, and the principal's uid.
+    fn entities_for(
+        &self,
+        actor: &str,
+        facts: &RequestFacts<'_>,
+        extra: Option<Entity>,
+    ) -> Result<(EntityUid, Entities, &str), String> {
+        let catalog = &self.catalog;
+        let actor_entities = catalog
+            .identities
+            .get(actor)
+            .ok_or_else(|| format!("unknown identity {actor:?}"))?;
+        let requester = catalog
+            .identities
+            .get(facts.requester)
+            .ok_or_else(|| format!("unknown identity {:?}", facts.requester))?;
+        let subject = catalog
+            .identities
+            .get(facts.subject)
+            .ok_or_else(|| format!("unknown identity {:?}", facts.subject))?;
+        let entitlement = catalog
+            .entitlements
+            .get(facts.entitlement)
+            .ok_or_else(|| format!("unknown entitlement {:?}", facts.entitlement))?;
+        let mut chosen: HashMap<EntityUid, Entity> = HashMap::with_capacity(8);
+        for entity in [
+            &actor_entities.principal,
+            &actor_entities.subject,
+            &requester.principal,
+            &requester.subject,
+            &subject.principal,
+            &subject.subject,
+            entitlement,
+        ] {
+            chosen.entry(entity.uid()).or_insert_with(|| entity.clone());
+        }
+        if let Some(extra) = extra {
+            chosen.insert(extra.uid(), extra);
+        }
+        let entities =
+            Entities::from_entities(chosen.into_values(), None).map_err(|e| e.to_string())?;
+        Ok((
+            actor_entities.principal.uid(),
+            entities,
+            subject.kind.as_str(),
+        ))
+    }
+
+    fn evaluate(
+        &self,
+        actor: &str,
+        action: &str,
+        resource: EntityUid,
+        facts: &RequestFacts<'_>,
+        extra: Option<Entity>,
+    ) -> Result<Response, String> {
+        let (principal, entities, subject_kind) = self.entities_for(actor, facts, extra)?;
+        let context = context(facts, subject_kind)?;
+        let request = Request::new(principal, uid("Action", action), resource, context, None)
+            .map_err(|e| e.to_string())?;
+        Ok(self.set.is_authorized(&request, &entities))
+    }
+
+    /// Decides a new request: deny (with reasons), automatic, or N approvals, and the cap.
+    pub fn decide_request(&self, facts: &RequestFacts<'_>) -> Evaluation<Decision> {
+        let response = match self.evaluate(
+            facts.requester,
+            "request",
+            uid("Entitlement", facts.entitlement),
+            facts,
+            None,
+        ) {
+            Ok(response) => response,
+            Err(problem) => {
+                return Evaluation {
+                    value: self.denial(problem.clone()),
+                    errors: vec![problem],
+                };
+            }
+        };
+        let errors = error_strings(&response);
+        let mut determining: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
+        determining.sort();
+        let metas = || {
+            response
+                .diagnostics()
+                .reason()
+                .filter_map(|id| self.meta.get(id))
+        };
+        let decision = if response.decision() == CedarDecision::Allow {
+            let approvals_required = metas().map(|m| m.approvals).max().unwrap_or(0);
+            Decision {
+                outcome: if approvals_required == 0 {
+                    DecisionOutcome::Auto
+                } else {
+                    DecisionOutcome::Approval
+                },
+                approvals_required,
+                policies: determining,
+                reasons: Vec::new(),
+                max_duration_seconds: metas().filter_map(|m| m.max_duration_seconds).min(),
+                policy_hash: self.policy_hash().to_string(),
+            }
+        } else {
+            let mut reasons: Vec<String> = response
+                .diagnostics()
+                .reason()
+                .map(|id| {
+                    self.meta
+                        .get(id)
+                        .and_then(|m| m.reason.clone())
+                        .unwrap_or_else(|| format!("forbidden by policy {id}"))
+                })
+                .collect();
+            reasons.sort();
+            if reasons.is_empty() {
+                reasons.push(NO_PERMIT_REASON.to_string());
+            }
+            Decision {
+                outcome: DecisionOutcome::Deny,
+                approvals_required: 0,
+                policies: determining,
+                reasons,
+                max_duration_seconds: None,
+                policy_hash: self.policy_hash().to_string(),
+            }
+        };
+        Evaluation {
+            value: decision,
+            errors,
+        }
+    }
+
+    fn request_entity(&self, request: &WritRequest) -> Entity {
+        let this = uid("Request", &request.id.to_string());
+        let attrs = HashMap::from([
+            (
+                "requester".to_string(),
+                RestrictedExpression::new_entity_uid(uid("Subject", request.requester.as_str())),
+            ),
+            (
+                "subject".to_string(),
+                RestrictedExpression::new_entity_uid(uid("Subject", request.subject.as_str())),
+            ),
+            (
+                "entitlement".to_string(),
+                RestrictedExpression::new_entity_uid(uid(
+                    "Entitlement",
+                    request.entitlement.as_str(),
+                )),
+            ),
+            (
+                "duration_seconds".to_string(),
+                RestrictedExpression::new_long(request.duration_seconds),
+            ),
+        ]);
+        Entity::new(this.clone(), attrs, Default::default())
+            .unwrap_or_else(|_| Entity::new_no_attrs(this, Default::default()))
+    }
+
+    fn permits_on_request(&self, action: &str, facts: &ApproveFacts<'_>) -> Evaluation<bool> {
+        let request = facts.request;
+        let request_facts = RequestFacts {
+            requester: request.requester.as_str(),
+            subject: request.subject.as_str(),
+            entitlement: request.entitlement.as_str(),
+            duration_seconds: request.duration_seconds,
+            justification: &request.justification,
+            ticket: request.ticket.as_ref(),
+            now: facts.now,
+        };
+        let resource = uid("Request", &request.id.to_string());
+        match self.evaluate(
+            facts.actor,
+            action,
+            resource,
+            &request_facts,
+            Some(self.request_entity(request)),
+        ) {
+            Ok(response) => Evaluation {
+                value: response.decision() == CedarDecision::Allow,
+                errors: error_strings(&response),
+            },
+            Err(problem) => Evaluation {
+                value: false,
+                errors: vec![problem],
+            },
+        }
+    }
+
+    /// Whether an `approve` policy permits `facts.actor` to approve the request.
+    /// Segregation of duties is the caller's to enforce first; this is policy only.
+    pub fn may_approve(&self, facts: &ApproveFacts<'_>) -> Evaluation<bool> {
+        self.permits_on_request("approve", facts)
+    }
+
+    /// Whether a `revoke` policy permits `facts.actor` to revoke the request's grant.
+    pub fn may_revoke(&self, facts: &ApproveFacts<'_>) -> Evaluation<bool> {
+        self.permits_on_request("revoke", facts)
+    }
+}

@@ -1,0 +1,124 @@
+//! Cedar entities for the configured identities, entitlements and targets, built once
+//! at load time. A decision clones only the handful it needs.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use writ_config::{Config, Entitlement, Identity};
+use writ_domain::IdentityKind;
+
+pub(crate) fn uid(type_name: &str, id: &str) -> EntityUid {
+    // Type names are writ's own constants, so parsing cannot fail; fall back defensively.
+    let type_name = EntityTypeName::from_str(type_name).unwrap_or_else(|_| {
+        EntityTypeName::from_str("Unknown")
+            .unwrap_or_else(|_| unreachable!("\"Unknown\" is a valid type name"))
+    });
+    EntityUid::from_type_name_and_id(type_name, EntityId::new(id))
+}
+
+pub(crate) fn identity_type(kind: IdentityKind) -> &'static str {
+    match kind {
+        IdentityKind::User => "User",
+        IdentityKind::Service => "Service",
+        IdentityKind::Agent => "Agent",
+    }
+}
+
+/// An identity as Cedar sees it: its principal entity and its `Subject` twin.
+#[derive(Debug)]
+pub(crate) struct IdentityEntities {
+    pub principal: Entity,
+    pub subject: Entity,
+    pub kind: IdentityKind,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct EntityCatalog {
+    pub identities: HashMap<String, IdentityEntities>,
+    pub entitlements: HashMap<String, Entity>,
+}
+
+fn identity_entities(identity: &Identity) -> IdentityEntities {
+    let groups: HashSet<EntityUid> = identity.groups.iter().map(|g| uid("Group", g)).collect();
+    let principal_uid = uid(identity_type(identity.kind), identity.name.as_str());
+    let mut attrs = HashMap::new();
+    if let Some(manager) = &identity.manager {
+        attrs.insert(
+            "manager".to_string(),
+            RestrictedExpression::new_entity_uid(uid("User", manager.as_str())),
+        );
+    }
+    if let Some(owner) = &identity.owner {
+        attrs.insert(
+            "owner".to_string(),
+            RestrictedExpression::new_entity_uid(uid("User", owner.as_str())),
+        );
+    }
+    let principal = Entity::new(principal_uid.clone(), attrs.clone(), groups.clone())
+        .unwrap_or_else(|_| Entity::new_no_attrs(principal_uid.clone(), groups.clone()));
+
+    attrs.insert(
+        "kind".to_string(),
+        RestrictedExpression::new_string(identity.kind.as_str().to_string()),
+    );
+    attrs.insert(
+        "name".to_string(),
+        RestrictedExpression::new_string(identity.name.to_string()),
+    );
+    let mut subject_parents = groups;
+    subject_parents.insert(principal_uid);
+    let subject_uid = uid("Subject", identity.name.as_str());
+    let subject = Entity::new(subject_uid.clone(), attrs, subject_parents.clone())
+        .unwrap_or_else(|_| Entity::new_no_attrs(subject_uid, subject_parents));
+    IdentityEntities {
+        principal,
+        subject,
+        kind: identity.kind,
+    }
+}
+
+fn entitlement_entity(entitlement: &Entitlement) -> Entity {
+    let target = uid("Target", &entitlement.target);
+    let mut attrs = HashMap::from([
+        (
+            "sensitivity".to_string(),
+            RestrictedExpression::new_string(entitlement.sensitivity.as_str().to_string()),
+        ),
+        (
+            "max_duration_seconds".to_string(),
+            RestrictedExpression::new_long(entitlement.max_duration_seconds),
+        ),
+        (
+            "target".to_string(),
+            RestrictedExpression::new_entity_uid(target.clone()),
+        ),
+    ]);
+    if let Some(owners) = &entitlement.owners {
+        attrs.insert(
+            "owners".to_string(),
+            RestrictedExpression::new_entity_uid(uid("Group", owners)),
+        );
+    }
+    let this = uid("Entitlement", entitlement.id.as_str());
+    let parents = HashSet::from([target]);
+    Entity::new(this.clone(), attrs, parents.clone())
+        .unwrap_or_else(|_| Entity::new_no_attrs(this, parents))
+}
+
+impl EntityCatalog {
+    pub fn build(config: &Config) -> Self {
+        Self {
+            identities: config
+                .identities
+                .values()
+                .map(|i| (i.name.to_string(), identity_entities(i)))
+                .collect(),
+            entitlements: config
+                .entitlements
+                .values()
+                .map(|e| (e.id.to_string(), entitlement_entity(e)))
+                .collect(),
+        }
+    }
+}
