@@ -1,1 +1,86 @@
+//! Connectors: grant, revoke and read back one entitlement for one account on a target.
+//!
+//! Every call is idempotent (granting what is held, or revoking what is not, succeeds),
+//! so the engine may repeat any call whose outcome it does not know.
 
+mod command;
+mod noop;
+mod postgres;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use writ_config::{Config, ConnectorConfig};
+
+pub use command::CommandConnector;
+pub use noop::NoopConnector;
+pub use postgres::{PostgresConnector, quote_identifier};
+
+/// One entitlement for one account: what a connector changes or reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access<'a> {
+    /// The role or group, as configured on the entitlement.
+    pub role: &'a str,
+    /// The account on the target.
+    pub account: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// The target refused or failed; nothing was changed.
+    #[error("{0}")]
+    Failed(String),
+    /// The call may or may not have taken effect (timeout, crash, lost connection):
+    /// the engine re-checks before believing either way.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+}
+
+#[async_trait]
+pub trait Connector: Send + Sync + std::fmt::Debug {
+    async fn grant(&self, access: Access<'_>) -> Result<(), ConnectorError>;
+    async fn revoke(&self, access: Access<'_>) -> Result<(), ConnectorError>;
+    /// Whether the target holds the access right now.
+    async fn holds(&self, access: Access<'_>) -> Result<bool, ConnectorError>;
+}
+
+/// The connector of each configured target.
+#[derive(Debug, Clone, Default)]
+pub struct Connectors {
+    by_target: HashMap<String, Arc<dyn Connector>>,
+}
+
+impl Connectors {
+    /// Builds one connector per target. Nothing connects yet: a target that is down
+    /// must not stop writ from starting (its grants wait and retry).
+    pub fn from_config(config: &Config) -> Result<Self, ConnectorError> {
+        let mut by_target: HashMap<String, Arc<dyn Connector>> = HashMap::new();
+        for target in config.targets.values() {
+            let connector: Arc<dyn Connector> = match &target.connector {
+                ConnectorConfig::Postgres { url } => Arc::new(PostgresConnector::new(url)?),
+                ConnectorConfig::Command {
+                    program,
+                    args,
+                    timeout_seconds,
+                } => Arc::new(CommandConnector::new(
+                    &target.name,
+                    program.clone(),
+                    args.clone(),
+                    *timeout_seconds,
+                )),
+                ConnectorConfig::Noop => Arc::new(NoopConnector::default()),
+            };
+            by_target.insert(target.name.clone(), connector);
+        }
+        Ok(Self { by_target })
+    }
+
+    pub fn insert(&mut self, target: &str, connector: Arc<dyn Connector>) {
+        self.by_target.insert(target.to_string(), connector);
+    }
+
+    pub fn get(&self, target: &str) -> Option<&Arc<dyn Connector>> {
+        self.by_target.get(target)
+    }
+}

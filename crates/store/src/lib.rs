@@ -1,1 +1,217 @@
+//! writ's storage.
+//!
+//! Architecture invariant: this is the only crate that contains SQL. It runs the same
+//! runtime-checked queries on SQLite and PostgreSQL through sqlx's `Any` driver (see
+//! ARCHITECTURE.md for why), and every state change it writes goes through a
+//! [`WriteTx`], which appends the matching ledger event in the same transaction.
 
+mod migrate;
+mod read;
+mod verify;
+mod write;
+
+use std::sync::Arc;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use writ_domain::{Grant, Request, Timestamp};
+
+pub use read::{GrantFilter, RequestFilter};
+pub use verify::{VerifyError, VerifyReport};
+pub use write::WriteTx;
+
+/// How many events `audit verify` and exports read per query.
+pub const EVENT_PAGE_SIZE: i64 = 5_000;
+/// The most rows a list query returns.
+pub const LIST_LIMIT_MAX: i64 = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored {what} {id} is unreadable: {problem}")]
+    Corrupt {
+        what: &'static str,
+        id: String,
+        problem: String,
+    },
+    #[error("cannot open storage {url}: {problem}")]
+    Open { url: String, problem: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Work the scheduler owes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    ApplyGrant,
+    RevokeGrant,
+    ExpireRequest,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApplyGrant => "grant.apply",
+            Self::RevokeGrant => "grant.revoke",
+            Self::ExpireRequest => "request.expire",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::ApplyGrant, Self::RevokeGrant, Self::ExpireRequest]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub object_id: String,
+    pub kind: JobKind,
+    pub due_at: Timestamp,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+impl Job {
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        let object_id: String = row.try_get("object_id")?;
+        let kind: String = row.try_get("kind")?;
+        let kind = JobKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+            what: "job",
+            id: object_id.clone(),
+            problem: format!("unknown kind {kind:?}"),
+        })?;
+        Ok(Self {
+            object_id,
+            kind,
+            due_at: Timestamp::from_unix_micros(row.try_get("due_at_us")?),
+            attempts: row.try_get("attempts")?,
+            last_error: row.try_get("last_error")?,
+        })
+    }
+}
+
+/// A bearer token's owner, found by the token's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub hash: String,
+    pub identity: String,
+    pub expires_at: Timestamp,
+}
+
+/// The storage handle: a connection pool plus the writer lock.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// One write transaction at a time per process: the ledger is a single chain, so
+    /// writers serialise anyway; queueing here avoids spinning on SQLite's busy lock.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn decode_doc<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    row: &AnyRow,
+) -> Result<T, StoreError> {
+    let id: String = row.try_get("id")?;
+    let doc: String = row.try_get("doc")?;
+    serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt {
+        what,
+        id,
+        problem: e.to_string(),
+    })
+}
+
+pub(crate) fn request_from_row(row: &AnyRow) -> Result<Request, StoreError> {
+    decode_doc("request", row)
+}
+
+pub(crate) fn grant_from_row(row: &AnyRow) -> Result<Grant, StoreError> {
+    decode_doc("grant", row)
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`) and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let options =
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
+        let options = if backend == Backend::Sqlite {
+            options.after_connect(|connection, _| {
+                Box::pin(async move {
+                    // WAL for concurrent readers; FULL so a commit is durable when it returns.
+                    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
+                        .execute(connection)
+                        .await?;
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        };
+        let pool = options.connect(url).await.map_err(|e| StoreError::Open {
+            url: redact(url),
+            problem: e.to_string(),
+        })?;
+        migrate::run(&pool).await?;
+        Ok(Self {
+            pool,
+            backend,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction holding the ledger head.
+    pub async fn begin(&self) -> Result<WriteTx<'_>, StoreError> {
+        WriteTx::begin(self).await
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Hides a password in a database URL before it is shown.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://writ:s3cret@db:5432/writ"),
+            "postgres://writ:***@db:5432/writ"
+        );
+        assert_eq!(
+            super::redact("postgres://writ@db/writ"),
+            "postgres://writ@db/writ"
+        );
+        assert_eq!(super::redact("sqlite://writ.db"), "sqlite://writ.db");
+    }
+}

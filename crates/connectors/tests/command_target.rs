@@ -1,0 +1,113 @@
+//! The command connector, driving real programs.
+
+use std::path::PathBuf;
+
+use writ_connectors::{Access, CommandConnector, Connector, ConnectorError};
+
+fn script(dir: &tempfile::TempDir, body: &str) -> PathBuf {
+    let path = dir.path().join("connector.sh");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    let mut permissions = std::fs::metadata(&path).expect("metadata").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&path, permissions).expect("chmod");
+    path
+}
+
+const MEMBERSHIP_SCRIPT: &str = r#"
+state="$(dirname "$0")/held"
+touch "$state"
+line="$WRIT_ROLE $WRIT_ACCOUNT"
+case "$WRIT_ACTION" in
+  grant) grep -qxF "$line" "$state" || echo "$line" >> "$state" ;;
+  revoke) grep -vxF "$line" "$state" > "$state.new"; mv "$state.new" "$state" ;;
+  check) if grep -qxF "$line" "$state"; then echo '{"held": true}'; else echo '{"held": false}'; fi ;;
+  *) echo "unknown action $WRIT_ACTION" >&2; exit 2 ;;
+esac
+"#;
+
+#[tokio::test]
+async fn runs_the_documented_protocol() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let connector = CommandConnector::new("files", script(&dir, MEMBERSHIP_SCRIPT), vec![], 5);
+    let access = Access {
+        role: "readers",
+        account: "alice",
+    };
+    assert!(!connector.holds(access).await.expect("check"));
+    connector.grant(access).await.expect("grant");
+    assert!(connector.holds(access).await.expect("check"));
+    connector.revoke(access).await.expect("revoke");
+    assert!(!connector.holds(access).await.expect("check"));
+}
+
+#[tokio::test]
+async fn the_document_on_stdin_names_the_action_and_access() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("stdin.json");
+    let connector = CommandConnector::new(
+        "files",
+        script(&dir, &format!("cat > '{}'", copy.display())),
+        vec![],
+        5,
+    );
+    connector
+        .grant(Access {
+            role: "r\"1",
+            account: "a b",
+        })
+        .await
+        .expect("grant");
+    let seen: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(copy).expect("copy")).expect("JSON");
+    assert_eq!(
+        seen,
+        serde_json::json!({"action": "grant", "target": "files", "role": "r\"1", "account": "a b"})
+    );
+}
+
+#[tokio::test]
+async fn failures_carry_stderr_and_timeouts_are_unknown_outcomes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let failing = CommandConnector::new(
+        "files",
+        script(&dir, "echo 'directory unavailable' >&2; exit 3"),
+        vec![],
+        5,
+    );
+    let result = failing
+        .grant(Access {
+            role: "r",
+            account: "a",
+        })
+        .await;
+    assert!(
+        matches!(&result, Err(ConnectorError::Failed(m)) if m.contains("status 3") && m.contains("directory unavailable")),
+        "{result:?}"
+    );
+
+    let slow_dir = tempfile::tempdir().expect("tempdir");
+    let slow = CommandConnector::new("files", script(&slow_dir, "sleep 30"), vec![], 1);
+    let started = std::time::Instant::now();
+    let result = slow
+        .revoke(Access {
+            role: "r",
+            account: "a",
+        })
+        .await;
+    assert!(
+        matches!(result, Err(ConnectorError::Unknown(_))),
+        "{result:?}"
+    );
+    assert!(started.elapsed().as_secs() < 10);
+
+    let garbled = CommandConnector::new("files", script(&dir, "echo yes"), vec![], 5);
+    assert!(matches!(
+        garbled
+            .holds(Access {
+                role: "r",
+                account: "a"
+            })
+            .await,
+        Err(ConnectorError::Failed(_))
+    ));
+}

@@ -1,0 +1,30 @@
+//! Schema migrations, embedded in the binary and applied in order at start-up.
+
+use sqlx::{AnyPool, Row};
+
+use crate::StoreError;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+
+pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS writ_schema (version BIGINT PRIMARY KEY)")
+        .execute(pool)
+        .await?;
+    for &(version, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        let applied = sqlx::query("SELECT COUNT(*) AS n FROM writ_schema WHERE version = $1")
+            .bind(version)
+            .fetch_one(&mut *tx)
+            .await?;
+        if applied.try_get::<i64, _>("n")? > 0 {
+            continue;
+        }
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO writ_schema (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! Reads. None of these take the writer lock.
+
+use sqlx::Row;
+use writ_domain::ledger::StoredEvent;
+use writ_domain::lifecycle::{GrantState, RequestState};
+use writ_domain::{Grant, GrantId, Request, RequestId, Timestamp};
+
+use crate::{
+    Job, LIST_LIMIT_MAX, Store, StoreError, TokenRecord, grant_from_row, request_from_row,
+};
+
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub state: Option<RequestState>,
+    pub requester: Option<String>,
+    pub subject: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GrantFilter {
+    pub state: Option<GrantState>,
+    pub subject: Option<String>,
+    pub entitlement: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// `WHERE a = $1 AND b = $2 ...` for the conditions that are set.
+fn where_clause(conditions: &[(&str, Option<String>)]) -> (String, Vec<String>) {
+    let mut clauses = Vec::new();
+    let mut values = Vec::new();
+    for (column, value) in conditions {
+        if let Some(value) = value {
+            values.push(value.clone());
+            clauses.push(format!("{column} = ${}", values.len()));
+        }
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (sql, values)
+}
+
+fn event_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        seq: row.try_get("seq")?,
+        at: Timestamp::from_unix_micros(row.try_get("at_us")?),
+        actor: row.try_get("actor")?,
+        kind: row.try_get("kind")?,
+        data: row.try_get("data")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+impl Store {
+    pub async fn request(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
+        let row = sqlx::query("SELECT id, doc FROM requests WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    pub async fn requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
+        let (clause, values) = where_clause(&[
+            ("state", filter.state.map(|s| s.as_str().to_string())),
+            ("requester", filter.requester.clone()),
+            ("subject", filter.subject.clone()),
+        ]);
+        let limit = filter
+            .limit
+            .unwrap_or(LIST_LIMIT_MAX)
+            .clamp(1, LIST_LIMIT_MAX);
+        let sql = format!(
+            "SELECT id, doc FROM requests {clause} ORDER BY created_at_us DESC, id DESC LIMIT {limit}"
+        );
+        // Only column names writ chose and numbered placeholders are interpolated.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in values {
+            query = query.bind(value);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(request_from_row)
+            .collect()
+    }
+
+    pub async fn grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        let row = sqlx::query("SELECT id, doc FROM grants WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(grant_from_row).transpose()
+    }
+
+    pub async fn grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError> {
+        let (clause, values) = where_clause(&[
+            ("state", filter.state.map(|s| s.as_str().to_string())),
+            ("subject", filter.subject.clone()),
+            ("entitlement", filter.entitlement.clone()),
+        ]);
+        let limit = filter
+            .limit
+            .unwrap_or(LIST_LIMIT_MAX)
+            .clamp(1, LIST_LIMIT_MAX);
+        let sql = format!("SELECT id, doc FROM grants {clause} ORDER BY id DESC LIMIT {limit}");
+        // Only column names writ chose and numbered placeholders are interpolated.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in values {
+            query = query.bind(value);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(grant_from_row)
+            .collect()
+    }
+
+    /// Number of grants in each state, for metrics.
+    pub async fn grant_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM grants GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("state")?, row.try_get("n")?)))
+            .collect()
+    }
+
+    pub async fn job(&self, object_id: &str) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query("SELECT object_id, kind, due_at_us, attempts, last_error FROM jobs WHERE object_id = $1")
+            .bind(object_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Job::from_row).transpose()
+    }
+
+    /// Jobs due at `now`, oldest deadline first.
+    pub async fn due_jobs(&self, now: Timestamp, limit: i64) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query("SELECT object_id, kind, due_at_us, attempts, last_error FROM jobs WHERE due_at_us <= $1 ORDER BY due_at_us LIMIT $2")
+            .bind(now.unix_micros())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Job::from_row).collect()
+    }
+
+    /// The earliest deadline of any job.
+    pub async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let row = sqlx::query("SELECT MIN(due_at_us) AS due FROM jobs")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row
+            .try_get::<Option<i64>, _>("due")?
+            .map(Timestamp::from_unix_micros))
+    }
+
+    /// Jobs that have failed at least once, for metrics and the API.
+    pub async fn failing_jobs(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE attempts > 0")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    pub async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query("SELECT hash, identity, expires_at_us FROM tokens WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(TokenRecord {
+                hash: row.try_get("hash")?,
+                identity: row.try_get("identity")?,
+                expires_at: Timestamp::from_unix_micros(row.try_get("expires_at_us")?),
+            })
+        })
+        .transpose()
+    }
+
+    /// Events with `seq > after`, oldest first.
+    pub async fn events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query("SELECT seq, at_us, actor, kind, data, prev_hash, hash FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// The sequence number and hash of the last event, as the head row records them.
+    pub async fn head(&self) -> Result<(i64, String), StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM ledger_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get("seq")?, row.try_get("hash")?))
+    }
+}
