@@ -1,1 +1,100 @@
+//! writ's use cases. The API and the CLI call these; they never touch the store,
+//! the policy engine or a connector directly.
+//!
+//! Architecture invariants:
+//! - every state change is written with its ledger event in one transaction;
+//! - the event announcing a change on a target is committed before the target is
+//!   touched, so a failure to record means no access is granted (fail closed);
+//! - `now` comes from the injected [`Clock`], never from the system directly.
 
+mod error;
+mod lifecycle;
+pub mod metrics_names;
+mod revocation;
+mod scheduler;
+mod tokens;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+
+use tokio::sync::{Mutex, Notify};
+use writ_config::{Config, Identity};
+use writ_connectors::Connectors;
+use writ_domain::{Clock, IdentityKind, IdentityName};
+use writ_policy::PolicyEngine;
+use writ_store::Store;
+
+pub use error::{EngineError, ErrorKind};
+pub use lifecycle::NewRequest;
+pub use scheduler::Scheduler;
+pub use tokens::{DEFAULT_TOKEN_TTL_SECONDS, TOKEN_TTL_MAX_SECONDS};
+
+/// Who is calling: an identity from the configuration, authenticated by a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: IdentityName,
+    pub kind: IdentityKind,
+}
+
+/// The longest justification writ stores.
+pub const JUSTIFICATION_LENGTH_MAX: usize = 4096;
+/// The longest approval, rejection or revocation comment writ stores.
+pub const COMMENT_LENGTH_MAX: usize = 4096;
+
+pub struct Engine {
+    pub(crate) config: Arc<Config>,
+    pub(crate) policy: Arc<PolicyEngine>,
+    pub(crate) store: Store,
+    pub(crate) connectors: Connectors,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Wakes the scheduler when a new deadline may be earlier than the one it sleeps for.
+    pub(crate) wake: Arc<Notify>,
+    /// One target change at a time per (target, role, account), so that revoking one
+    /// lease and applying an overlapping one cannot interleave.
+    holder_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("config", &self.config.path).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn new(config: Arc<Config>, policy: Arc<PolicyEngine>, store: Store, connectors: Connectors, clock: Arc<dyn Clock>) -> Self {
+        Self { config, policy, store, connectors, clock, wake: Arc::new(Notify::new()), holder_locks: StdMutex::new(HashMap::new()) }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &PolicyEngine {
+        &self.policy
+    }
+
+    pub(crate) fn identity(&self, name: &str) -> Option<&Identity> {
+        self.config.identity(name)
+    }
+
+    pub(crate) fn holder_lock(&self, key: String) -> Arc<Mutex<()>> {
+        let mut locks = self.holder_locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bounded: drop locks nobody holds once the map grows.
+        if locks.len() > 10_000 {
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        locks.entry(key).or_default().clone()
+    }
+
+    /// Records policy evaluation errors: logged and counted, never silently ignored.
+    pub(crate) fn report_policy_errors(&self, action: &str, errors: &[String]) {
+        for error in errors {
+            tracing::warn!(action, error = %error, "policy evaluation error; the policy was treated as not satisfied");
+            metrics::counter!(metrics_names::POLICY_ERRORS, "action" => action.to_string()).increment(1);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The expiry scheduler: sleeps until the next deadline or until woken, then runs what
+//! is due. Overdue work (after a restart) is simply due at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use writ_store::JobKind;
+
+use crate::Engine;
+
+/// The most jobs run per pass before deadlines are looked at again.
+pub const BATCH_SIZE_MAX: i64 = 256;
+/// After a storage error, wait this long before trying again.
+const STORAGE_RETRY: Duration = Duration::from_secs(1);
+/// Sleep at most this long even with nothing scheduled: a safety net for work another
+/// process (e.g. `writ token issue`, another node) added without waking us.
+const IDLE_SLEEP_MAX: Duration = Duration::from_secs(60);
+
+pub struct Scheduler {
+    engine: Arc<Engine>,
+}
+
+impl Scheduler {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    /// Runs every job due now; returns how many ran.
+    pub async fn run_due(&self) -> Result<usize, crate::EngineError> {
+        let engine = &self.engine;
+        let mut ran = 0;
+        loop {
+            let jobs = engine.store.due_jobs(engine.clock.now(), BATCH_SIZE_MAX).await?;
+            if jobs.is_empty() {
+                return Ok(ran);
+            }
+            let mut progressed = false;
+            for job in &jobs {
+                let before = (job.due_at, job.attempts);
+                let result = match (job.kind, job.object_id.parse()) {
+                    (JobKind::ApplyGrant, Ok(id)) => {
+                        engine.apply_grant(id).await;
+                        Ok(())
+                    }
+                    (JobKind::RevokeGrant, Ok(id)) => engine.revoke_due(id).await,
+                    (JobKind::ExpireRequest, _) => match job.object_id.parse() {
+                        Ok(id) => engine.expire_request(id).await,
+                        Err(_) => Ok(()),
+                    },
+                    (_, Err(_)) => Ok(()),
+                };
+                if let Err(error) = result {
+                    tracing::error!(job = %job.object_id, kind = job.kind.as_str(), %error, "scheduled work failed; will retry");
+                }
+                let after = engine.store.job(&job.object_id).await?.map(|j| (j.due_at, j.attempts));
+                progressed |= after != Some(before);
+                ran += 1;
+            }
+            if !progressed {
+                // Nothing moved (e.g. storage refuses writes): let the caller back off.
+                return Ok(ran);
+            }
+        }
+    }
+
+    /// Runs until `shutdown` changes.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let wake = self.engine.wake.clone();
+        loop {
+            let pause = match self.run_due().await {
+                Ok(_) => self.until_next_deadline().await,
+                Err(error) => {
+                    tracing::error!(%error, "scheduler cannot read its work; retrying");
+                    STORAGE_RETRY
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn until_next_deadline(&self) -> Duration {
+        match self.engine.store.next_due().await {
+            Ok(Some(due)) => {
+                let millis = due.millis_since(self.engine.clock.now()).max(0);
+                Duration::from_millis(u64::try_from(millis).unwrap_or(0)).min(IDLE_SLEEP_MAX)
+            }
+            Ok(None) => IDLE_SLEEP_MAX,
+            Err(_) => STORAGE_RETRY,
+        }
+    }
+}
