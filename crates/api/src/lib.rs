@@ -1,1 +1,59 @@
+//! writ's REST API, exactly as `CONTRACT.md` describes it.
+//!
+//! Architecture invariant: handlers parse and authenticate, call one engine method,
+//! and shape the answer. No business rule lives here.
 
+mod auth;
+mod error;
+mod handlers;
+mod json;
+mod metrics_route;
+pub mod openapi;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use writ_engine::Engine;
+
+pub use metrics_route::install_metrics_recorder;
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_SIZE_MAX_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/metrics", get(metrics_route::metrics))
+        .route("/openapi.json", get(openapi::serve))
+        .route("/v1/requests", post(handlers::create_request).get(handlers::list_requests))
+        .route("/v1/requests/{id}", get(handlers::get_request))
+        .route("/v1/requests/{id}/cancel", post(handlers::cancel_request))
+        .route("/v1/requests/{id}/approve", post(handlers::approve_request))
+        .route("/v1/requests/{id}/reject", post(handlers::reject_request))
+        .route("/v1/grants", get(handlers::list_grants))
+        .route("/v1/grants/{id}", get(handlers::get_grant))
+        .route("/v1/grants/{id}/revoke", post(handlers::revoke_grant))
+        .route("/v1/audit", get(handlers::audit))
+        .route("/v1/audit/verify", get(handlers::audit_verify))
+        .fallback(handlers::not_found)
+        .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}

@@ -51,6 +51,12 @@ impl Timestamp {
             .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
     }
 
+    /// The form Cedar's `datetime()` accepts: milliseconds, always three digits, `Z`.
+    pub fn to_cedar_datetime(self) -> String {
+        let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        self.to_offset_date_time().format(&format).unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_string())
+    }
+
     pub fn parse_rfc3339(text: &str) -> Result<Self, time::error::Parse> {
         OffsetDateTime::parse(text, &Rfc3339).map(Self::from_offset_date_time)
     }
@@ -109,6 +115,19 @@ impl Clock for ManualClock {
     }
 }
 
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("RFC 3339, UTC"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +138,6 @@ mod tests {
         let text = at.to_rfc3339();
         assert_eq!(Timestamp::parse_rfc3339(&text).ok(), Some(at));
         assert!(text.ends_with('Z'), "{text}");
+        assert_eq!(at.to_cedar_datetime(), "2026-11-18T11:06:40.123Z");
     }
 }

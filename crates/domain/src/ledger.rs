@@ -92,12 +92,13 @@ pub struct StoredEvent {
 }
 
 /// An event as the API and exports show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub seq: i64,
     pub at: Timestamp,
     pub actor: String,
     pub kind: String,
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub prev_hash: String,
     pub hash: String,

@@ -5,13 +5,13 @@ use serde::{Deserialize, Serialize};
 use crate::lifecycle::{GrantState, RequestState};
 use crate::{EntitlementId, GrantId, IdentityName, RequestId, Timestamp};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ticket {
     pub system: String,
     pub key: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionOutcome {
     Deny,
@@ -20,7 +20,7 @@ pub enum DecisionOutcome {
 }
 
 /// What policy said about a request, with everything needed to explain it later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     pub outcome: DecisionOutcome,
     pub approvals_required: u32,
@@ -33,14 +33,14 @@ pub struct Decision {
     pub policy_hash: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Approval {
     pub approver: IdentityName,
     pub comment: String,
     pub at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Request {
     pub id: RequestId,
     pub state: RequestState,
@@ -76,7 +76,7 @@ impl Request {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Grant {
     pub id: GrantId,
     pub request_id: RequestId,

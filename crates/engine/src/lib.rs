@@ -27,7 +27,7 @@ use writ_store::Store;
 pub use error::{EngineError, ErrorKind};
 pub use lifecycle::NewRequest;
 pub use scheduler::Scheduler;
-pub use tokens::{DEFAULT_TOKEN_TTL_SECONDS, TOKEN_TTL_MAX_SECONDS};
+pub use tokens::{DEFAULT_TOKEN_TTL_SECONDS, TOKEN_TTL_MAX_SECONDS, issue_token};
 
 /// Who is calling: an identity from the configuration, authenticated by a token.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,8 @@ pub struct NewRequest {
     pub entitlement: String,
     /// Defaults to the caller.
     pub subject: Option<String>,
-    pub duration_seconds: i64,
+    /// Defaults to the entitlement's maximum.
+    pub duration_seconds: Option<i64>,
     pub justification: String,
     pub ticket: Option<Ticket>,
 }
@@ -32,7 +33,7 @@ fn check_comment(comment: &str) -> Result<(), EngineError> {
 }
 
 impl Engine {
-    fn validate_new(&self, caller: &Caller, new: &NewRequest) -> Result<(IdentityName, i64), EngineError> {
+    fn validate_new(&self, caller: &Caller, new: &NewRequest) -> Result<(IdentityName, i64, i64), EngineError> {
         let entitlement = self
             .config
             .entitlement(&new.entitlement)
@@ -41,7 +42,8 @@ impl Engine {
         let subject = self
             .identity(&subject_name)
             .ok_or_else(|| unprocessable("unknown_identity", format!("no identity {subject_name:?} is configured")))?;
-        if new.duration_seconds <= 0 {
+        let requested = new.duration_seconds.unwrap_or(entitlement.max_duration_seconds);
+        if requested <= 0 {
             return Err(unprocessable("invalid_duration", "duration_seconds must be a positive number of seconds"));
         }
         if new.justification.trim().is_empty() {
@@ -63,25 +65,25 @@ impl Engine {
                 format!("{} may request access only for itself or for an identity it owns, not for {}", caller.name, subject.name),
             ));
         }
-        Ok((subject.name.clone(), entitlement.max_duration_seconds))
+        Ok((subject.name.clone(), requested, entitlement.max_duration_seconds))
     }
 
     /// Records a request with its decision, and the grant when policy grants it outright.
     pub async fn create_request(&self, caller: &Caller, new: NewRequest) -> Result<Request, EngineError> {
-        let (subject, entitlement_max) = self.validate_new(caller, &new)?;
+        let (subject, requested, entitlement_max) = self.validate_new(caller, &new)?;
         let now = self.clock.now();
         let evaluation = self.policy.decide_request(&RequestFacts {
             requester: caller.name.as_str(),
             subject: subject.as_str(),
             entitlement: &new.entitlement,
-            duration_seconds: new.duration_seconds,
+            duration_seconds: requested,
             justification: &new.justification,
             ticket: new.ticket.as_ref(),
             now,
         });
         self.report_policy_errors("request", &evaluation.errors);
         let decision = evaluation.value;
-        let duration_seconds = [Some(new.duration_seconds), Some(entitlement_max), decision.max_duration_seconds].into_iter().flatten().min().unwrap_or(0);
+        let duration_seconds = [Some(requested), Some(entitlement_max), decision.max_duration_seconds].into_iter().flatten().min().unwrap_or(0);
         let state = match decision.outcome {
             DecisionOutcome::Deny => RequestState::Denied,
             DecisionOutcome::Auto => RequestState::Approved,
@@ -95,7 +97,7 @@ impl Engine {
             entitlement: new.entitlement.parse().map_err(|e: writ_domain::InvalidId| unprocessable("unknown_entitlement", e.to_string()))?,
             justification: new.justification,
             ticket: new.ticket,
-            requested_duration_seconds: new.duration_seconds,
+            requested_duration_seconds: requested,
             duration_seconds,
             decision,
             approvals: Vec::new(),

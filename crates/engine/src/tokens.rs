@@ -4,7 +4,10 @@ use base64::Engine as _;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use writ_config::Config;
+use writ_domain::Timestamp;
 use writ_domain::ledger::EventKind;
+use writ_store::Store;
 
 use crate::{Caller, Engine, EngineError, ErrorKind};
 
@@ -17,10 +20,11 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-impl Engine {
-    /// Creates a token for a configured identity. Works without a running server.
-    pub async fn issue_token(&self, identity: &str, ttl_seconds: i64) -> Result<String, EngineError> {
-        let identity = self
+/// Creates a token for a configured identity. Needs only the config and the store, so
+/// it works with the server stopped (and with a policy folder that does not load).
+pub async fn issue_token(config: &Config, store: &Store, now: Timestamp, identity: &str, ttl_seconds: i64) -> Result<String, EngineError> {
+    {
+        let identity = config
             .identity(identity)
             .ok_or_else(|| EngineError::new(ErrorKind::Unprocessable, "unknown_identity", format!("no identity {identity:?} is configured")))?;
         if !(1..=TOKEN_TTL_MAX_SECONDS).contains(&ttl_seconds) {
@@ -30,15 +34,20 @@ impl Engine {
         getrandom::fill(&mut secret).map_err(|e| EngineError::new(ErrorKind::Internal, "no_randomness", e.to_string()))?;
         let token = format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
         let hash = token_hash(&token);
-        let now = self.clock.now();
         let expires_at = now.plus_seconds(ttl_seconds);
-        let mut tx = self.store.begin().await?;
+        let mut tx = store.begin().await?;
         tx.insert_token(&hash, identity.name.as_str(), now, expires_at).await?;
         // The ledger names the token by a prefix of its hash, never the secret.
         let data = json!({ "identity": identity.name, "token_id": &hash[..16], "expires_at": expires_at });
         tx.append(now, "writ:cli", EventKind::TokenIssued, &data).await?;
         tx.commit().await?;
         Ok(token)
+    }
+}
+
+impl Engine {
+    pub async fn issue_token(&self, identity: &str, ttl_seconds: i64) -> Result<String, EngineError> {
+        issue_token(&self.config, &self.store, self.clock.now(), identity, ttl_seconds).await
     }
 
     /// Resolves `Authorization: Bearer <token>` to a caller.

@@ -50,7 +50,7 @@ fn context(facts: &RequestFacts<'_>, subject_kind: &str) -> Result<Context, Stri
     Context::from_pairs([
         (
             "now".to_string(),
-            RestrictedExpression::new_datetime(facts.now.to_rfc3339()),
+            RestrictedExpression::new_datetime(facts.now.to_cedar_datetime()),
         ),
         (
             "subject".to_string(),

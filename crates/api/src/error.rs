@@ -1,0 +1,54 @@
+//! The one error type of the API: `{"error": {"code", "message"}}` with the right status.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use writ_engine::{EngineError, ErrorKind};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_request", message)
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        let status = match error.kind {
+            ErrorKind::Malformed => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Internal => {
+                // Details go to the log under an id; the caller gets the id only.
+                let operation_id = uuid::Uuid::now_v7();
+                tracing::error!(%operation_id, code = error.code, error = %error.message, "internal error");
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    error.code,
+                    format!("writ could not complete this and changed nothing; see the server log for operation {operation_id}"),
+                );
+            }
+        };
+        Self::new(status, error.code, error.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,269 @@
+//! One handler per route: parse, call the engine, shape the answer.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use writ_domain::ledger::Event;
+use writ_domain::lifecycle::{GrantState, RequestState};
+use writ_domain::{Grant, GrantId, Request, RequestId, Ticket, Timestamp};
+use writ_engine::NewRequest;
+use writ_store::{GrantFilter, LIST_LIMIT_MAX, RequestFilter, VerifyError};
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::json::JsonBody;
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /openapi.json")
+}
+
+fn request_id(text: &str) -> Result<RequestId, ApiError> {
+    text.parse().map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no request {text} (ids are UUIDs)")))
+}
+
+fn grant_id(text: &str) -> Result<GrantId, ApiError> {
+    text.parse().map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no grant {text} (ids are UUIDs)")))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequestBody {
+    /// `"<target>/<name>"`.
+    pub entitlement: String,
+    /// Defaults to the caller.
+    pub subject: Option<String>,
+    /// Defaults to the entitlement's maximum; capped by it and by policy.
+    pub duration_seconds: Option<i64>,
+    #[serde(default)]
+    pub justification: String,
+    pub ticket: Option<Ticket>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentBody {
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestList {
+    pub requests: Vec<Request>,
+}
+
+/// A grant, plus the scheduler's bookkeeping when an attempt on the target failed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GrantView {
+    #[serde(flatten)]
+    pub grant: Grant,
+    /// The last error from the target, while applying or revoking keeps failing.
+    pub last_error: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GrantList {
+    pub grants: Vec<GrantView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventList {
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerifyResult {
+    pub ok: bool,
+    pub events: i64,
+    pub head: String,
+    /// When not ok: the first bad event's sequence number, if one is to blame.
+    pub bad_seq: Option<i64>,
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestQuery {
+    state: Option<String>,
+    requester: Option<String>,
+    subject: Option<String>,
+    #[serde(default)]
+    approvable_by_me: bool,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantQuery {
+    subject: Option<String>,
+    state: Option<String>,
+    entitlement: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+fn query<T>(query: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+    query.map(|Query(q)| q).map_err(|e| ApiError::malformed(e.body_text()))
+}
+
+async fn grant_view(state: &AppState, grant: Grant) -> Result<GrantView, ApiError> {
+    let job = if matches!(grant.state, GrantState::Pending | GrantState::Revoking | GrantState::Failed) {
+        state.engine.grant_job(grant.id).await?.filter(|job| job.attempts > 0)
+    } else {
+        None
+    };
+    Ok(GrantView {
+        last_error: job.as_ref().and_then(|j| j.last_error.clone()),
+        attempts: job.as_ref().map_or(0, |j| j.attempts),
+        next_attempt_at: job.map(|j| j.due_at),
+        grant,
+    })
+}
+
+#[utoipa::path(post, path = "/v1/requests", request_body = CreateRequestBody,
+    responses((status = 201, body = Request), (status = 400), (status = 401), (status = 403), (status = 422)))]
+pub async fn create_request(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(body): JsonBody<CreateRequestBody>,
+) -> Result<(StatusCode, Json<Request>), ApiError> {
+    let new = NewRequest {
+        entitlement: body.entitlement,
+        subject: body.subject,
+        duration_seconds: body.duration_seconds,
+        justification: body.justification,
+        ticket: body.ticket,
+    };
+    Ok((StatusCode::CREATED, Json(state.engine.create_request(&caller, new).await?)))
+}
+
+#[utoipa::path(get, path = "/v1/requests", params(("state" = Option<String>, Query), ("requester" = Option<String>, Query),
+    ("subject" = Option<String>, Query), ("approvable_by_me" = Option<bool>, Query), ("limit" = Option<i64>, Query)),
+    responses((status = 200, body = RequestList)))]
+pub async fn list_requests(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    params: Result<Query<RequestQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RequestList>, ApiError> {
+    let params = query(params)?;
+    let request_state = params
+        .state
+        .map(|s| RequestState::parse(&s).ok_or_else(|| ApiError::malformed(format!("unknown request state {s:?}"))))
+        .transpose()?;
+    let filter = RequestFilter { state: request_state, requester: params.requester, subject: params.subject, limit: params.limit.map(|l| l.min(LIST_LIMIT_MAX)) };
+    let requests = state.engine.requests(&caller, filter, params.approvable_by_me).await?;
+    Ok(Json(RequestList { requests }))
+}
+
+#[utoipa::path(get, path = "/v1/requests/{id}", responses((status = 200, body = Request), (status = 404)))]
+pub async fn get_request(State(state): State<AppState>, Authenticated(_caller): Authenticated, Path(id): Path<String>) -> Result<Json<Request>, ApiError> {
+    Ok(Json(state.engine.request(request_id(&id)?).await?))
+}
+
+#[utoipa::path(post, path = "/v1/requests/{id}/cancel", responses((status = 200, body = Request), (status = 403), (status = 409)))]
+pub async fn cancel_request(State(state): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Request>, ApiError> {
+    Ok(Json(state.engine.cancel(&caller, request_id(&id)?).await?))
+}
+
+#[utoipa::path(post, path = "/v1/requests/{id}/approve", request_body = CommentBody,
+    responses((status = 200, body = Request), (status = 403, description = "self_approval or not_an_approver"), (status = 409)))]
+pub async fn approve_request(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CommentBody>,
+) -> Result<Json<Request>, ApiError> {
+    Ok(Json(state.engine.approve(&caller, request_id(&id)?, body.comment).await?))
+}
+
+#[utoipa::path(post, path = "/v1/requests/{id}/reject", request_body = CommentBody,
+    responses((status = 200, body = Request), (status = 403), (status = 409)))]
+pub async fn reject_request(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CommentBody>,
+) -> Result<Json<Request>, ApiError> {
+    Ok(Json(state.engine.reject(&caller, request_id(&id)?, body.comment).await?))
+}
+
+#[utoipa::path(get, path = "/v1/grants", params(("subject" = Option<String>, Query), ("state" = Option<String>, Query),
+    ("entitlement" = Option<String>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = GrantList)))]
+pub async fn list_grants(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+    params: Result<Query<GrantQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<GrantList>, ApiError> {
+    let params = query(params)?;
+    let grant_state =
+        params.state.map(|s| GrantState::parse(&s).ok_or_else(|| ApiError::malformed(format!("unknown grant state {s:?}")))).transpose()?;
+    let filter = GrantFilter { state: grant_state, subject: params.subject, entitlement: params.entitlement, limit: params.limit };
+    let mut grants = Vec::new();
+    for grant in state.engine.grants(filter).await? {
+        grants.push(grant_view(&state, grant).await?);
+    }
+    Ok(Json(GrantList { grants }))
+}
+
+#[utoipa::path(get, path = "/v1/grants/{id}", responses((status = 200, body = GrantView), (status = 404)))]
+pub async fn get_grant(State(state): State<AppState>, Authenticated(_caller): Authenticated, Path(id): Path<String>) -> Result<Json<GrantView>, ApiError> {
+    let grant = state.engine.grant(grant_id(&id)?).await?;
+    Ok(Json(grant_view(&state, grant).await?))
+}
+
+#[utoipa::path(post, path = "/v1/grants/{id}/revoke", request_body = RevokeBody,
+    responses((status = 200, body = GrantView), (status = 403), (status = 404), (status = 409)))]
+pub async fn revoke_grant(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RevokeBody>,
+) -> Result<Json<GrantView>, ApiError> {
+    let grant = state.engine.revoke_grant(&caller, grant_id(&id)?, body.reason).await?;
+    Ok(Json(grant_view(&state, grant).await?))
+}
+
+#[utoipa::path(get, path = "/v1/audit", params(("after" = Option<i64>, Query), ("limit" = Option<i64>, Query)),
+    responses((status = 200, body = EventList)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+    params: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<EventList>, ApiError> {
+    let params = query(params)?;
+    let limit = params.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
+    let events = state.engine.store().events(params.after.unwrap_or(0).max(0), limit).await.map_err(writ_engine::EngineError::from)?;
+    Ok(Json(EventList { events: events.iter().map(|e| e.to_event()).collect() }))
+}
+
+#[utoipa::path(get, path = "/v1/audit/verify", responses((status = 200, body = VerifyResult)))]
+pub async fn audit_verify(State(state): State<AppState>, Authenticated(_caller): Authenticated) -> Result<Json<VerifyResult>, ApiError> {
+    match state.engine.store().verify().await {
+        Ok(report) => Ok(Json(VerifyResult { ok: true, events: report.events, head: report.head, bad_seq: None, problem: None })),
+        Err(VerifyError::Ledger(error)) => {
+            let (events, head) = state.engine.store().head().await.map_err(writ_engine::EngineError::from)?;
+            Ok(Json(VerifyResult { ok: false, events, head, bad_seq: error.seq(), problem: Some(error.to_string()) }))
+        }
+        Err(VerifyError::Store(error)) => Err(writ_engine::EngineError::from(error).into()),
+    }
+}

@@ -1,0 +1,100 @@
+//! Commands that work with the server stopped: tokens, ledger verification and export,
+//! policy checks.
+
+use std::path::Path;
+
+use writ_config::Config;
+use writ_domain::{Clock, SystemClock, parse_duration_seconds};
+use writ_policy::{PolicyEngine, PolicyLoadError};
+use writ_store::{EVENT_PAGE_SIZE, Store, VerifyError};
+
+use crate::Failure;
+use crate::cli::ExportFormat;
+
+pub fn load_config(path: &Path) -> Result<Config, Failure> {
+    Config::load(path).map_err(|error| Failure::usage(error.to_string()))
+}
+
+pub fn load_policy(config: &Config) -> Result<PolicyEngine, Failure> {
+    PolicyEngine::load(&config.policy_dir, config).map_err(|error| match error {
+        PolicyLoadError::Invalid(diagnostics) => Failure::usage(format!(
+            "{} problem(s) in the policies:\n{}",
+            diagnostics.len(),
+            diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        )),
+        other => Failure::usage(other.to_string()),
+    })
+}
+
+pub async fn open_store(config: &Config) -> Result<Store, Failure> {
+    Store::open(&config.storage_url).await.map_err(|error| Failure::failed(format!("{}: storage.url: {error}", config.path.display())))
+}
+
+pub async fn issue_token(config_path: &Path, identity: &str, ttl: &str) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let ttl_seconds = parse_duration_seconds(ttl).map_err(|problem| Failure::usage(format!("--ttl {ttl:?}: {problem}")))?;
+    let store = open_store(&config).await?;
+    let token = writ_engine::issue_token(&config, &store, SystemClock.now(), identity, ttl_seconds)
+        .await
+        .map_err(|error| Failure::failed(error.message))?;
+    store.close().await;
+    println!("{token}");
+    Ok(())
+}
+
+pub async fn verify(config_path: &Path) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let store = open_store(&config).await?;
+    let result = store.verify().await;
+    store.close().await;
+    match result {
+        Ok(report) => {
+            println!(
+                "ledger intact: {} events, head {}; {} requests and {} grants agree with the ledger",
+                report.events, report.head, report.requests, report.grants
+            );
+            Ok(())
+        }
+        Err(VerifyError::Ledger(error)) => {
+            let located = error.seq().map_or_else(String::new, |seq| format!(" at event {seq}"));
+            Err(Failure::failed(format!("ledger verification FAILED{located}: {error}")))
+        }
+        Err(VerifyError::Store(error)) => Err(Failure::failed(format!("cannot read the ledger: {error}"))),
+    }
+}
+
+pub async fn export(config_path: &Path, format: ExportFormat, after: i64) -> Result<(), Failure> {
+    if matches!(format, ExportFormat::Ocsf) {
+        return Err(Failure::usage("OCSF export is not built yet (it comes with the ITSM integration); use --format jsonl"));
+    }
+    let config = load_config(config_path)?;
+    let store = open_store(&config).await?;
+    let mut after = after.max(0);
+    loop {
+        let page = store.events(after, EVENT_PAGE_SIZE).await.map_err(|e| Failure::failed(e.to_string()))?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for event in &page {
+            let line = serde_json::to_string(&event.to_event()).map_err(|e| Failure::failed(e.to_string()))?;
+            println!("{line}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub fn policy_check(config_path: &Path) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let policy = load_policy(&config)?;
+    println!(
+        "ok: {} policies in {} files in {} validate against writ's schema (strict); policy set hash {}",
+        policy.policy_count(),
+        policy.file_count(),
+        config.policy_dir.display(),
+        policy.policy_hash()
+    );
+    for (id, effect) in policy.policy_ids() {
+        println!("  {effect:<6} {id}");
+    }
+    Ok(())
+}

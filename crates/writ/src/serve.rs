@@ -1,0 +1,71 @@
+//! `writ serve`: load everything, refuse to start on any error, then serve the API and
+//! run the scheduler until SIGINT or SIGTERM.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+use writ_connectors::Connectors;
+use writ_domain::SystemClock;
+use writ_engine::{Engine, Scheduler};
+
+use crate::Failure;
+use crate::cli::LogFormat;
+use crate::offline::{load_config, load_policy, open_store};
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("WRIT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failure> {
+    init_tracing(log_format);
+    let config = load_config(config_path)?;
+    let policy = load_policy(&config)?;
+    let connectors = Connectors::from_config(&config).map_err(|e| Failure::usage(format!("{}: {e}", config.path.display())))?;
+    let store = open_store(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Failure::failed(format!("{}: server.listen: cannot listen on {}: {e}", config.path.display(), config.listen)))?;
+    tracing::info!(
+        policies = policy.policy_count(),
+        policy_hash = policy.policy_hash(),
+        storage = %writ_store::redact(&config.storage_url),
+        "writ serving on http://{}",
+        config.listen
+    );
+
+    let engine = Arc::new(Engine::new(Arc::new(config), Arc::new(policy), store.clone(), connectors, Arc::new(SystemClock)));
+    let state = writ_api::AppState { engine: engine.clone(), metrics: writ_api::install_metrics_recorder() };
+    let (stop, stopped) = watch::channel(false);
+    let scheduler = tokio::spawn(Scheduler::new(engine).run(stopped));
+
+    let served = axum::serve(listener, writ_api::router(state)).with_graceful_shutdown(shutdown_signal()).await;
+    let _ = stop.send(true);
+    let _ = scheduler.await;
+    store.close().await;
+    tracing::info!("writ stopped");
+    served.map_err(|e| Failure::failed(format!("server error: {e}")))
+}

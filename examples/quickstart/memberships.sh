@@ -1,0 +1,19 @@
+#!/bin/sh
+# A writ `command` connector that keeps memberships in a text file, one
+# "<role> <account>" per line. writ passes the call in WRIT_ACTION, WRIT_ROLE and
+# WRIT_ACCOUNT (and as JSON on stdin, unused here). See docs/connectors.md.
+set -eu
+state="${WRIT_MEMBERSHIPS_FILE:-$(dirname "$0")/memberships.txt}"
+touch "$state"
+line="$WRIT_ROLE $WRIT_ACCOUNT"
+case "$WRIT_ACTION" in
+  grant)
+    grep -qxF "$line" "$state" || echo "$line" >> "$state" ;;
+  revoke)
+    grep -vxF "$line" "$state" > "$state.tmp" || true
+    mv "$state.tmp" "$state" ;;
+  check)
+    if grep -qxF "$line" "$state"; then echo '{"held": true}'; else echo '{"held": false}'; fi ;;
+  *)
+    echo "unknown action: $WRIT_ACTION" >&2; exit 2 ;;
+esac
