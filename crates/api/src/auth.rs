@@ -17,13 +17,17 @@ impl FromRequestParts<AppState> for Authenticated {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| EngineError::unauthenticated("missing Authorization: Bearer <token> header"))?;
+            .ok_or_else(|| {
+                EngineError::unauthenticated("missing Authorization: Bearer <token> header")
+            })?;
         let token = header
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
-            .ok_or_else(|| EngineError::unauthenticated("the Authorization header must be \"Bearer <token>\""))?;
+            .ok_or_else(|| {
+                EngineError::unauthenticated("the Authorization header must be \"Bearer <token>\"")
+            })?;
         Ok(Self(state.engine.authenticate(token).await?))
     }
 }

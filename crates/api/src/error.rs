@@ -14,7 +14,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn malformed(message: impl Into<String>) -> Self {
@@ -38,7 +42,9 @@ impl From<EngineError> for ApiError {
                 return Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     error.code,
-                    format!("writ could not complete this and changed nothing; see the server log for operation {operation_id}"),
+                    format!(
+                        "writ could not complete this and changed nothing; see the server log for operation {operation_id}"
+                    ),
                 );
             }
         };

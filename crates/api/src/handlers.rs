@@ -20,15 +20,31 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /openapi.json")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /openapi.json",
+    )
 }
 
 fn request_id(text: &str) -> Result<RequestId, ApiError> {
-    text.parse().map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no request {text} (ids are UUIDs)")))
+    text.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no request {text} (ids are UUIDs)"),
+        )
+    })
 }
 
 fn grant_id(text: &str) -> Result<GrantId, ApiError> {
-    text.parse().map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no grant {text} (ids are UUIDs)")))
+    text.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no grant {text} (ids are UUIDs)"),
+        )
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -122,13 +138,24 @@ pub struct AuditQuery {
     limit: Option<i64>,
 }
 
-fn query<T>(query: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
-    query.map(|Query(q)| q).map_err(|e| ApiError::malformed(e.body_text()))
+fn query<T>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::malformed(e.body_text()))
 }
 
 async fn grant_view(state: &AppState, grant: Grant) -> Result<GrantView, ApiError> {
-    let job = if matches!(grant.state, GrantState::Pending | GrantState::Revoking | GrantState::Failed) {
-        state.engine.grant_job(grant.id).await?.filter(|job| job.attempts > 0)
+    let job = if matches!(
+        grant.state,
+        GrantState::Pending | GrantState::Revoking | GrantState::Failed
+    ) {
+        state
+            .engine
+            .grant_job(grant.id)
+            .await?
+            .filter(|job| job.attempts > 0)
     } else {
         None
     };
@@ -154,7 +181,10 @@ pub async fn create_request(
         justification: body.justification,
         ticket: body.ticket,
     };
-    Ok((StatusCode::CREATED, Json(state.engine.create_request(&caller, new).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine.create_request(&caller, new).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/requests", params(("state" = Option<String>, Query), ("requester" = Option<String>, Query),
@@ -168,20 +198,39 @@ pub async fn list_requests(
     let params = query(params)?;
     let request_state = params
         .state
-        .map(|s| RequestState::parse(&s).ok_or_else(|| ApiError::malformed(format!("unknown request state {s:?}"))))
+        .map(|s| {
+            RequestState::parse(&s)
+                .ok_or_else(|| ApiError::malformed(format!("unknown request state {s:?}")))
+        })
         .transpose()?;
-    let filter = RequestFilter { state: request_state, requester: params.requester, subject: params.subject, limit: params.limit.map(|l| l.min(LIST_LIMIT_MAX)) };
-    let requests = state.engine.requests(&caller, filter, params.approvable_by_me).await?;
+    let filter = RequestFilter {
+        state: request_state,
+        requester: params.requester,
+        subject: params.subject,
+        limit: params.limit.map(|l| l.min(LIST_LIMIT_MAX)),
+    };
+    let requests = state
+        .engine
+        .requests(&caller, filter, params.approvable_by_me)
+        .await?;
     Ok(Json(RequestList { requests }))
 }
 
 #[utoipa::path(get, path = "/v1/requests/{id}", responses((status = 200, body = Request), (status = 404)))]
-pub async fn get_request(State(state): State<AppState>, Authenticated(_caller): Authenticated, Path(id): Path<String>) -> Result<Json<Request>, ApiError> {
+pub async fn get_request(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Request>, ApiError> {
     Ok(Json(state.engine.request(request_id(&id)?).await?))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/cancel", responses((status = 200, body = Request), (status = 403), (status = 409)))]
-pub async fn cancel_request(State(state): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Request>, ApiError> {
+pub async fn cancel_request(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Request>, ApiError> {
     Ok(Json(state.engine.cancel(&caller, request_id(&id)?).await?))
 }
 
@@ -193,7 +242,12 @@ pub async fn approve_request(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<CommentBody>,
 ) -> Result<Json<Request>, ApiError> {
-    Ok(Json(state.engine.approve(&caller, request_id(&id)?, body.comment).await?))
+    Ok(Json(
+        state
+            .engine
+            .approve(&caller, request_id(&id)?, body.comment)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/reject", request_body = CommentBody,
@@ -204,7 +258,12 @@ pub async fn reject_request(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<CommentBody>,
 ) -> Result<Json<Request>, ApiError> {
-    Ok(Json(state.engine.reject(&caller, request_id(&id)?, body.comment).await?))
+    Ok(Json(
+        state
+            .engine
+            .reject(&caller, request_id(&id)?, body.comment)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/grants", params(("subject" = Option<String>, Query), ("state" = Option<String>, Query),
@@ -215,9 +274,19 @@ pub async fn list_grants(
     params: Result<Query<GrantQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<GrantList>, ApiError> {
     let params = query(params)?;
-    let grant_state =
-        params.state.map(|s| GrantState::parse(&s).ok_or_else(|| ApiError::malformed(format!("unknown grant state {s:?}")))).transpose()?;
-    let filter = GrantFilter { state: grant_state, subject: params.subject, entitlement: params.entitlement, limit: params.limit };
+    let grant_state = params
+        .state
+        .map(|s| {
+            GrantState::parse(&s)
+                .ok_or_else(|| ApiError::malformed(format!("unknown grant state {s:?}")))
+        })
+        .transpose()?;
+    let filter = GrantFilter {
+        state: grant_state,
+        subject: params.subject,
+        entitlement: params.entitlement,
+        limit: params.limit,
+    };
     let mut grants = Vec::new();
     for grant in state.engine.grants(filter).await? {
         grants.push(grant_view(&state, grant).await?);
@@ -226,7 +295,11 @@ pub async fn list_grants(
 }
 
 #[utoipa::path(get, path = "/v1/grants/{id}", responses((status = 200, body = GrantView), (status = 404)))]
-pub async fn get_grant(State(state): State<AppState>, Authenticated(_caller): Authenticated, Path(id): Path<String>) -> Result<Json<GrantView>, ApiError> {
+pub async fn get_grant(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<GrantView>, ApiError> {
     let grant = state.engine.grant(grant_id(&id)?).await?;
     Ok(Json(grant_view(&state, grant).await?))
 }
@@ -239,7 +312,10 @@ pub async fn revoke_grant(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RevokeBody>,
 ) -> Result<Json<GrantView>, ApiError> {
-    let grant = state.engine.revoke_grant(&caller, grant_id(&id)?, body.reason).await?;
+    let grant = state
+        .engine
+        .revoke_grant(&caller, grant_id(&id)?, body.reason)
+        .await?;
     Ok(Json(grant_view(&state, grant).await?))
 }
 
@@ -252,17 +328,44 @@ pub async fn audit(
 ) -> Result<Json<EventList>, ApiError> {
     let params = query(params)?;
     let limit = params.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
-    let events = state.engine.store().events(params.after.unwrap_or(0).max(0), limit).await.map_err(writ_engine::EngineError::from)?;
-    Ok(Json(EventList { events: events.iter().map(|e| e.to_event()).collect() }))
+    let events = state
+        .engine
+        .store()
+        .events(params.after.unwrap_or(0).max(0), limit)
+        .await
+        .map_err(writ_engine::EngineError::from)?;
+    Ok(Json(EventList {
+        events: events.iter().map(|e| e.to_event()).collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/audit/verify", responses((status = 200, body = VerifyResult)))]
-pub async fn audit_verify(State(state): State<AppState>, Authenticated(_caller): Authenticated) -> Result<Json<VerifyResult>, ApiError> {
+pub async fn audit_verify(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+) -> Result<Json<VerifyResult>, ApiError> {
     match state.engine.store().verify().await {
-        Ok(report) => Ok(Json(VerifyResult { ok: true, events: report.events, head: report.head, bad_seq: None, problem: None })),
+        Ok(report) => Ok(Json(VerifyResult {
+            ok: true,
+            events: report.events,
+            head: report.head,
+            bad_seq: None,
+            problem: None,
+        })),
         Err(VerifyError::Ledger(error)) => {
-            let (events, head) = state.engine.store().head().await.map_err(writ_engine::EngineError::from)?;
-            Ok(Json(VerifyResult { ok: false, events, head, bad_seq: error.seq(), problem: Some(error.to_string()) }))
+            let (events, head) = state
+                .engine
+                .store()
+                .head()
+                .await
+                .map_err(writ_engine::EngineError::from)?;
+            Ok(Json(VerifyResult {
+                ok: false,
+                events,
+                head,
+                bad_seq: error.seq(),
+                problem: Some(error.to_string()),
+            }))
         }
         Err(VerifyError::Store(error)) => Err(writ_engine::EngineError::from(error).into()),
     }

@@ -14,7 +14,9 @@ use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 
-const LAG_BUCKETS_SECONDS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0];
+const LAG_BUCKETS_SECONDS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+];
 
 /// Installs the process-wide metrics recorder once and returns its handle.
 pub fn install_metrics_recorder() -> PrometheusHandle {
@@ -22,7 +24,12 @@ pub fn install_metrics_recorder() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new();
-            let builder = builder.set_buckets_for_metric(Matcher::Full(metrics_names::REVOCATION_LAG.to_string()), LAG_BUCKETS_SECONDS).unwrap_or_else(|_| PrometheusBuilder::new());
+            let builder = builder
+                .set_buckets_for_metric(
+                    Matcher::Full(metrics_names::REVOCATION_LAG.to_string()),
+                    LAG_BUCKETS_SECONDS,
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; then ours still renders its own.
@@ -32,14 +39,35 @@ pub fn install_metrics_recorder() -> PrometheusHandle {
         .clone()
 }
 
-pub async fn metrics(State(state): State<AppState>, Authenticated(_caller): Authenticated) -> Result<impl IntoResponse, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+) -> Result<impl IntoResponse, ApiError> {
     let store = state.engine.store();
-    let counts = store.grant_counts().await.map_err(writ_engine::EngineError::from)?;
-    for grant_state in [GrantState::Pending, GrantState::Active, GrantState::Revoking, GrantState::Revoked, GrantState::Failed] {
-        let count = counts.iter().find(|(s, _)| s == grant_state.as_str()).map_or(0, |(_, n)| *n);
+    let counts = store
+        .grant_counts()
+        .await
+        .map_err(writ_engine::EngineError::from)?;
+    for grant_state in [
+        GrantState::Pending,
+        GrantState::Active,
+        GrantState::Revoking,
+        GrantState::Revoked,
+        GrantState::Failed,
+    ] {
+        let count = counts
+            .iter()
+            .find(|(s, _)| s == grant_state.as_str())
+            .map_or(0, |(_, n)| *n);
         metrics::gauge!(metrics_names::GRANTS, "state" => grant_state.as_str()).set(count as f64);
     }
-    let failed = counts.iter().find(|(s, _)| s == GrantState::Failed.as_str()).map_or(0, |(_, n)| *n);
+    let failed = counts
+        .iter()
+        .find(|(s, _)| s == GrantState::Failed.as_str())
+        .map_or(0, |(_, n)| *n);
     metrics::gauge!(metrics_names::FAILED_REVOCATIONS).set(failed as f64);
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()))
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    ))
 }

@@ -53,8 +53,12 @@ impl Timestamp {
 
     /// The form Cedar's `datetime()` accepts: milliseconds, always three digits, `Z`.
     pub fn to_cedar_datetime(self) -> String {
-        let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-        self.to_offset_date_time().format(&format).unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_string())
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        self.to_offset_date_time()
+            .format(&format)
+            .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_string())
     }
 
     pub fn parse_rfc3339(text: &str) -> Result<Self, time::error::Parse> {

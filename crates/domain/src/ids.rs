@@ -30,7 +30,10 @@ macro_rules! uuid_id {
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
-                ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::Custom("uuid".into()))).into()
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::Custom("uuid".into())))
+                    .into()
             }
         }
 
@@ -83,7 +86,9 @@ fn check_name(what: &'static str, text: &str, extra: &[char]) -> Result<(), Inva
 }
 
 /// The name of a user, service or agent, unique across all three kinds.
-#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    utoipa::ToSchema, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String)]
 pub struct IdentityName(String);
@@ -122,7 +127,9 @@ impl fmt::Display for IdentityName {
 }
 
 /// `"<target>/<name>"`, e.g. `pg/analytics_read`.
-#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    utoipa::ToSchema, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String)]
 pub struct EntitlementId(String);

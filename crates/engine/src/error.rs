@@ -24,7 +24,11 @@ pub struct EngineError {
 
 impl EngineError {
     pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
-        Self { kind, code, message: message.into() }
+        Self {
+            kind,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
@@ -39,6 +43,10 @@ impl EngineError {
 impl From<StoreError> for EngineError {
     fn from(error: StoreError) -> Self {
         // The detail goes to the log where the error is handled, not to the caller.
-        Self::new(ErrorKind::Internal, "storage_unavailable", error.to_string())
+        Self::new(
+            ErrorKind::Internal,
+            "storage_unavailable",
+            error.to_string(),
+        )
     }
 }

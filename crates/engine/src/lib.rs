@@ -56,13 +56,29 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("config", &self.config.path).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("config", &self.config.path)
+            .finish_non_exhaustive()
     }
 }
 
 impl Engine {
-    pub fn new(config: Arc<Config>, policy: Arc<PolicyEngine>, store: Store, connectors: Connectors, clock: Arc<dyn Clock>) -> Self {
-        Self { config, policy, store, connectors, clock, wake: Arc::new(Notify::new()), holder_locks: StdMutex::new(HashMap::new()) }
+    pub fn new(
+        config: Arc<Config>,
+        policy: Arc<PolicyEngine>,
+        store: Store,
+        connectors: Connectors,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            config,
+            policy,
+            store,
+            connectors,
+            clock,
+            wake: Arc::new(Notify::new()),
+            holder_locks: StdMutex::new(HashMap::new()),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -82,7 +98,10 @@ impl Engine {
     }
 
     pub(crate) fn holder_lock(&self, key: String) -> Arc<Mutex<()>> {
-        let mut locks = self.holder_locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut locks = self
+            .holder_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Bounded: drop locks nobody holds once the map grows.
         if locks.len() > 10_000 {
             locks.retain(|_, lock| Arc::strong_count(lock) > 1);
@@ -94,7 +113,8 @@ impl Engine {
     pub(crate) fn report_policy_errors(&self, action: &str, errors: &[String]) {
         for error in errors {
             tracing::warn!(action, error = %error, "policy evaluation error; the policy was treated as not satisfied");
-            metrics::counter!(metrics_names::POLICY_ERRORS, "action" => action.to_string()).increment(1);
+            metrics::counter!(metrics_names::POLICY_ERRORS, "action" => action.to_string())
+                .increment(1);
         }
     }
 }

@@ -3,11 +3,16 @@
 use serde_json::json;
 use writ_domain::ledger::EventKind;
 use writ_domain::lifecycle::{GrantState, RequestEvent, RequestState};
-use writ_domain::{Approval, DecisionOutcome, Grant, GrantId, IdentityName, Request, RequestId, Ticket, Timestamp};
+use writ_domain::{
+    Approval, DecisionOutcome, Grant, GrantId, IdentityName, Request, RequestId, Ticket, Timestamp,
+};
 use writ_policy::{ApproveFacts, RequestFacts};
 use writ_store::{GrantFilter, JobKind, RequestFilter, WriteTx};
 
-use crate::{COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorKind, JUSTIFICATION_LENGTH_MAX, metrics_names};
+use crate::{
+    COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorKind, JUSTIFICATION_LENGTH_MAX,
+    metrics_names,
+};
 
 /// A request as a caller submits it.
 #[derive(Debug, Clone, Default)]
@@ -27,49 +32,89 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> EngineError 
 
 fn check_comment(comment: &str) -> Result<(), EngineError> {
     if comment.len() > COMMENT_LENGTH_MAX {
-        return Err(unprocessable("comment_too_long", format!("comments are at most {COMMENT_LENGTH_MAX} bytes")));
+        return Err(unprocessable(
+            "comment_too_long",
+            format!("comments are at most {COMMENT_LENGTH_MAX} bytes"),
+        ));
     }
     Ok(())
 }
 
 impl Engine {
-    fn validate_new(&self, caller: &Caller, new: &NewRequest) -> Result<(IdentityName, i64, i64), EngineError> {
-        let entitlement = self
-            .config
-            .entitlement(&new.entitlement)
-            .ok_or_else(|| unprocessable("unknown_entitlement", format!("no entitlement {:?} is configured", new.entitlement)))?;
-        let subject_name = new.subject.clone().unwrap_or_else(|| caller.name.to_string());
-        let subject = self
-            .identity(&subject_name)
-            .ok_or_else(|| unprocessable("unknown_identity", format!("no identity {subject_name:?} is configured")))?;
-        let requested = new.duration_seconds.unwrap_or(entitlement.max_duration_seconds);
+    fn validate_new(
+        &self,
+        caller: &Caller,
+        new: &NewRequest,
+    ) -> Result<(IdentityName, i64, i64), EngineError> {
+        let entitlement = self.config.entitlement(&new.entitlement).ok_or_else(|| {
+            unprocessable(
+                "unknown_entitlement",
+                format!("no entitlement {:?} is configured", new.entitlement),
+            )
+        })?;
+        let subject_name = new
+            .subject
+            .clone()
+            .unwrap_or_else(|| caller.name.to_string());
+        let subject = self.identity(&subject_name).ok_or_else(|| {
+            unprocessable(
+                "unknown_identity",
+                format!("no identity {subject_name:?} is configured"),
+            )
+        })?;
+        let requested = new
+            .duration_seconds
+            .unwrap_or(entitlement.max_duration_seconds);
         if requested <= 0 {
-            return Err(unprocessable("invalid_duration", "duration_seconds must be a positive number of seconds"));
+            return Err(unprocessable(
+                "invalid_duration",
+                "duration_seconds must be a positive number of seconds",
+            ));
         }
         if new.justification.trim().is_empty() {
-            return Err(unprocessable("missing_justification", "a justification is required"));
+            return Err(unprocessable(
+                "missing_justification",
+                "a justification is required",
+            ));
         }
         if new.justification.len() > JUSTIFICATION_LENGTH_MAX {
-            return Err(unprocessable("justification_too_long", format!("justifications are at most {JUSTIFICATION_LENGTH_MAX} bytes")));
+            return Err(unprocessable(
+                "justification_too_long",
+                format!("justifications are at most {JUSTIFICATION_LENGTH_MAX} bytes"),
+            ));
         }
         if let Some(ticket) = &new.ticket
             && (ticket.system.trim().is_empty() || ticket.key.trim().is_empty())
         {
-            return Err(unprocessable("invalid_ticket", "a ticket needs a system and a key"));
+            return Err(unprocessable(
+                "invalid_ticket",
+                "a ticket needs a system and a key",
+            ));
         }
         // Built in: you ask for yourself or for a service/agent you own.
         if subject.name != caller.name && subject.owner.as_ref() != Some(&caller.name) {
             return Err(EngineError::new(
                 ErrorKind::Forbidden,
                 "not_subject_owner",
-                format!("{} may request access only for itself or for an identity it owns, not for {}", caller.name, subject.name),
+                format!(
+                    "{} may request access only for itself or for an identity it owns, not for {}",
+                    caller.name, subject.name
+                ),
             ));
         }
-        Ok((subject.name.clone(), requested, entitlement.max_duration_seconds))
+        Ok((
+            subject.name.clone(),
+            requested,
+            entitlement.max_duration_seconds,
+        ))
     }
 
     /// Records a request with its decision, and the grant when policy grants it outright.
-    pub async fn create_request(&self, caller: &Caller, new: NewRequest) -> Result<Request, EngineError> {
+    pub async fn create_request(
+        &self,
+        caller: &Caller,
+        new: NewRequest,
+    ) -> Result<Request, EngineError> {
         let (subject, requested, entitlement_max) = self.validate_new(caller, &new)?;
         let now = self.clock.now();
         let evaluation = self.policy.decide_request(&RequestFacts {
@@ -83,7 +128,15 @@ impl Engine {
         });
         self.report_policy_errors("request", &evaluation.errors);
         let decision = evaluation.value;
-        let duration_seconds = [Some(requested), Some(entitlement_max), decision.max_duration_seconds].into_iter().flatten().min().unwrap_or(0);
+        let duration_seconds = [
+            Some(requested),
+            Some(entitlement_max),
+            decision.max_duration_seconds,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(0);
         let state = match decision.outcome {
             DecisionOutcome::Deny => RequestState::Denied,
             DecisionOutcome::Auto => RequestState::Approved,
@@ -94,7 +147,12 @@ impl Engine {
             state,
             requester: caller.name.clone(),
             subject,
-            entitlement: new.entitlement.parse().map_err(|e: writ_domain::InvalidId| unprocessable("unknown_entitlement", e.to_string()))?,
+            entitlement: new
+                .entitlement
+                .parse()
+                .map_err(|e: writ_domain::InvalidId| {
+                    unprocessable("unknown_entitlement", e.to_string())
+                })?,
             justification: new.justification,
             ticket: new.ticket,
             requested_duration_seconds: requested,
@@ -103,7 +161,8 @@ impl Engine {
             approvals: Vec::new(),
             grant_id: None,
             created_at: now,
-            pending_expires_at: (state == RequestState::PendingApproval).then(|| now.plus_seconds(self.config.pending_ttl_seconds)),
+            pending_expires_at: (state == RequestState::PendingApproval)
+                .then(|| now.plus_seconds(self.config.pending_ttl_seconds)),
             closed_by: None,
             close_comment: None,
         };
@@ -112,15 +171,24 @@ impl Engine {
 
         let mut tx = self.store.begin().await?;
         tx.insert_request(&request).await?;
-        tx.append(now, caller.name.as_str(), EventKind::RequestCreated, &json!({ "request": request })).await?;
+        tx.append(
+            now,
+            caller.name.as_str(),
+            EventKind::RequestCreated,
+            &json!({ "request": request }),
+        )
+        .await?;
         if let Some(grant) = &grant {
-            self.record_new_grant(&mut tx, caller.name.as_str(), grant, now).await?;
+            self.record_new_grant(&mut tx, caller.name.as_str(), grant, now)
+                .await?;
         }
         if let Some(expires_at) = request.pending_expires_at {
-            tx.set_job(&request.id.to_string(), JobKind::ExpireRequest, expires_at).await?;
+            tx.set_job(&request.id.to_string(), JobKind::ExpireRequest, expires_at)
+                .await?;
         }
         tx.commit().await?;
-        metrics::counter!(metrics_names::REQUESTS, "outcome" => request.state.as_str()).increment(1);
+        metrics::counter!(metrics_names::REQUESTS, "outcome" => request.state.as_str())
+            .increment(1);
         tracing::info!(request = %request.id, requester = %request.requester, subject = %request.subject, entitlement = %request.entitlement, state = %request.state, "request recorded");
 
         self.wake.notify_one();
@@ -132,7 +200,10 @@ impl Engine {
 
     fn new_grant(&self, request: &Request, now: Timestamp) -> Grant {
         let target = request.entitlement.target();
-        let account = self.identity(request.subject.as_str()).map_or(request.subject.as_str(), |i| i.account_on(target)).to_string();
+        let account = self
+            .identity(request.subject.as_str())
+            .map_or(request.subject.as_str(), |i| i.account_on(target))
+            .to_string();
         Grant {
             id: GrantId::generate(),
             request_id: request.id,
@@ -150,23 +221,48 @@ impl Engine {
         }
     }
 
-    async fn record_new_grant(&self, tx: &mut WriteTx<'_>, actor: &str, grant: &Grant, now: Timestamp) -> Result<(), EngineError> {
+    async fn record_new_grant(
+        &self,
+        tx: &mut WriteTx<'_>,
+        actor: &str,
+        grant: &Grant,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
         tx.insert_grant(grant).await?;
-        tx.append(now, actor, EventKind::GrantCreated, &json!({ "grant": grant, "scheduled_revocation_at": grant.expires_at })).await?;
-        tx.set_job(&grant.id.to_string(), JobKind::ApplyGrant, now).await?;
+        tx.append(
+            now,
+            actor,
+            EventKind::GrantCreated,
+            &json!({ "grant": grant, "scheduled_revocation_at": grant.expires_at }),
+        )
+        .await?;
+        tx.set_job(&grant.id.to_string(), JobKind::ApplyGrant, now)
+            .await?;
         Ok(())
     }
 
     async fn pending_request(tx: &mut WriteTx<'_>, id: RequestId) -> Result<Request, EngineError> {
-        let request = tx.request(id).await?.ok_or_else(|| EngineError::not_found("request", id))?;
+        let request = tx
+            .request(id)
+            .await?
+            .ok_or_else(|| EngineError::not_found("request", id))?;
         if request.state != RequestState::PendingApproval {
-            return Err(EngineError::new(ErrorKind::Conflict, "not_pending", format!("request {id} is {}, not pending approval", request.state)));
+            return Err(EngineError::new(
+                ErrorKind::Conflict,
+                "not_pending",
+                format!("request {id} is {}, not pending approval", request.state),
+            ));
         }
         Ok(request)
     }
 
     /// Segregation of duties, then policy: may `caller` approve or reject `request`?
-    fn check_approver(&self, caller: &Caller, request: &Request, now: Timestamp) -> Result<(), EngineError> {
+    fn check_approver(
+        &self,
+        caller: &Caller,
+        request: &Request,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
         if caller.name == request.requester || caller.name == request.subject {
             return Err(EngineError::new(
                 ErrorKind::Forbidden,
@@ -174,39 +270,78 @@ impl Engine {
                 "the requester and the subject of a request can never approve or reject it",
             ));
         }
-        let evaluation = self.policy.may_approve(&ApproveFacts { actor: caller.name.as_str(), request, now });
+        let evaluation = self.policy.may_approve(&ApproveFacts {
+            actor: caller.name.as_str(),
+            request,
+            now,
+        });
         self.report_policy_errors("approve", &evaluation.errors);
         if !evaluation.value {
-            return Err(EngineError::new(ErrorKind::Forbidden, "not_an_approver", format!("no approve policy permits {} to approve this request", caller.name)));
+            return Err(EngineError::new(
+                ErrorKind::Forbidden,
+                "not_an_approver",
+                format!(
+                    "no approve policy permits {} to approve this request",
+                    caller.name
+                ),
+            ));
         }
         Ok(())
     }
 
-    pub async fn approve(&self, caller: &Caller, id: RequestId, comment: String) -> Result<Request, EngineError> {
+    pub async fn approve(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+        comment: String,
+    ) -> Result<Request, EngineError> {
         check_comment(&comment)?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let mut request = Self::pending_request(&mut tx, id).await?;
         self.check_approver(caller, &request, now)?;
         if request.has_approved(&caller.name) {
-            return Err(EngineError::new(ErrorKind::Conflict, "already_approved", format!("{} has already approved request {id}", caller.name)));
+            return Err(EngineError::new(
+                ErrorKind::Conflict,
+                "already_approved",
+                format!("{} has already approved request {id}", caller.name),
+            ));
         }
-        request.approvals.push(Approval { approver: caller.name.clone(), comment, at: now });
+        request.approvals.push(Approval {
+            approver: caller.name.clone(),
+            comment,
+            at: now,
+        });
         let actor = caller.name.as_str();
         let mut grant = None;
         if request.approvals_missing() == 0 {
-            request.state = request.state.transition(RequestEvent::Approve).map_err(|e| EngineError::new(ErrorKind::Conflict, "not_pending", e.to_string()))?;
+            request.state = request
+                .state
+                .transition(RequestEvent::Approve)
+                .map_err(|e| EngineError::new(ErrorKind::Conflict, "not_pending", e.to_string()))?;
             let new = self.new_grant(&request, now);
             request.grant_id = Some(new.id);
             request.pending_expires_at = None;
             tx.update_request(&request).await?;
-            tx.append(now, actor, EventKind::RequestApproved, &json!({ "request": request })).await?;
+            tx.append(
+                now,
+                actor,
+                EventKind::RequestApproved,
+                &json!({ "request": request }),
+            )
+            .await?;
             tx.delete_job(&request.id.to_string()).await?;
             self.record_new_grant(&mut tx, actor, &new, now).await?;
             grant = Some(new.id);
         } else {
             tx.update_request(&request).await?;
-            tx.append(now, actor, EventKind::RequestApprovalRecorded, &json!({ "request": request })).await?;
+            tx.append(
+                now,
+                actor,
+                EventKind::RequestApprovalRecorded,
+                &json!({ "request": request }),
+            )
+            .await?;
         }
         tx.commit().await?;
         tracing::info!(request = %id, approver = %caller.name, missing = request.approvals_missing(), "approval recorded");
@@ -217,13 +352,26 @@ impl Engine {
         Ok(request)
     }
 
-    pub async fn reject(&self, caller: &Caller, id: RequestId, comment: String) -> Result<Request, EngineError> {
+    pub async fn reject(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+        comment: String,
+    ) -> Result<Request, EngineError> {
         check_comment(&comment)?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let mut request = Self::pending_request(&mut tx, id).await?;
         self.check_approver(caller, &request, now)?;
-        self.close_request(&mut tx, &mut request, RequestEvent::Reject, caller.name.as_str(), comment, now).await?;
+        self.close_request(
+            &mut tx,
+            &mut request,
+            RequestEvent::Reject,
+            caller.name.as_str(),
+            comment,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(request)
     }
@@ -231,14 +379,33 @@ impl Engine {
     pub async fn cancel(&self, caller: &Caller, id: RequestId) -> Result<Request, EngineError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let mut request = tx.request(id).await?.ok_or_else(|| EngineError::not_found("request", id))?;
+        let mut request = tx
+            .request(id)
+            .await?
+            .ok_or_else(|| EngineError::not_found("request", id))?;
         if request.requester != caller.name {
-            return Err(EngineError::new(ErrorKind::Forbidden, "not_the_requester", "only the requester can cancel a request"));
+            return Err(EngineError::new(
+                ErrorKind::Forbidden,
+                "not_the_requester",
+                "only the requester can cancel a request",
+            ));
         }
         if request.state != RequestState::PendingApproval {
-            return Err(EngineError::new(ErrorKind::Conflict, "not_pending", format!("request {id} is {}, not pending approval", request.state)));
+            return Err(EngineError::new(
+                ErrorKind::Conflict,
+                "not_pending",
+                format!("request {id} is {}, not pending approval", request.state),
+            ));
         }
-        self.close_request(&mut tx, &mut request, RequestEvent::Cancel, caller.name.as_str(), String::new(), now).await?;
+        self.close_request(
+            &mut tx,
+            &mut request,
+            RequestEvent::Cancel,
+            caller.name.as_str(),
+            String::new(),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(request)
     }
@@ -252,7 +419,10 @@ impl Engine {
         comment: String,
         now: Timestamp,
     ) -> Result<(), EngineError> {
-        request.state = request.state.transition(event).map_err(|e| EngineError::new(ErrorKind::Conflict, "not_pending", e.to_string()))?;
+        request.state = request
+            .state
+            .transition(event)
+            .map_err(|e| EngineError::new(ErrorKind::Conflict, "not_pending", e.to_string()))?;
         request.closed_by = actor.parse().ok();
         request.close_comment = Some(comment).filter(|c| !c.is_empty());
         request.pending_expires_at = None;
@@ -263,7 +433,8 @@ impl Engine {
             RequestEvent::Approve => EventKind::RequestApproved,
         };
         tx.update_request(request).await?;
-        tx.append(now, actor, kind, &json!({ "request": request })).await?;
+        tx.append(now, actor, kind, &json!({ "request": request }))
+            .await?;
         tx.delete_job(&request.id.to_string()).await?;
         tracing::info!(request = %request.id, state = %request.state, by = actor, "request closed");
         Ok(())
@@ -277,8 +448,18 @@ impl Engine {
             tx.delete_job(&id.to_string()).await?;
             return tx.commit().await.map_err(Into::into);
         };
-        if request.state == RequestState::PendingApproval && request.pending_expires_at.is_some_and(|at| at <= now) {
-            self.close_request(&mut tx, &mut request, RequestEvent::Expire, "writ:scheduler", String::new(), now).await?;
+        if request.state == RequestState::PendingApproval
+            && request.pending_expires_at.is_some_and(|at| at <= now)
+        {
+            self.close_request(
+                &mut tx,
+                &mut request,
+                RequestEvent::Expire,
+                "writ:scheduler",
+                String::new(),
+                now,
+            )
+            .await?;
         } else if request.state != RequestState::PendingApproval {
             tx.delete_job(&id.to_string()).await?;
         }
@@ -287,11 +468,19 @@ impl Engine {
     }
 
     pub async fn request(&self, id: RequestId) -> Result<Request, EngineError> {
-        self.store.request(id).await?.ok_or_else(|| EngineError::not_found("request", id))
+        self.store
+            .request(id)
+            .await?
+            .ok_or_else(|| EngineError::not_found("request", id))
     }
 
     /// Lists requests; `approvable_by_me` keeps those `caller` could approve now.
-    pub async fn requests(&self, caller: &Caller, filter: RequestFilter, approvable_by_me: bool) -> Result<Vec<Request>, EngineError> {
+    pub async fn requests(
+        &self,
+        caller: &Caller,
+        filter: RequestFilter,
+        approvable_by_me: bool,
+    ) -> Result<Vec<Request>, EngineError> {
         let requests = self.store.requests(&filter).await?;
         if !approvable_by_me {
             return Ok(requests);
@@ -299,12 +488,19 @@ impl Engine {
         let now = self.clock.now();
         Ok(requests
             .into_iter()
-            .filter(|r| r.state == RequestState::PendingApproval && !r.has_approved(&caller.name) && self.check_approver(caller, r, now).is_ok())
+            .filter(|r| {
+                r.state == RequestState::PendingApproval
+                    && !r.has_approved(&caller.name)
+                    && self.check_approver(caller, r, now).is_ok()
+            })
             .collect())
     }
 
     pub async fn grant(&self, id: GrantId) -> Result<Grant, EngineError> {
-        self.store.grant(id).await?.ok_or_else(|| EngineError::not_found("grant", id))
+        self.store
+            .grant(id)
+            .await?
+            .ok_or_else(|| EngineError::not_found("grant", id))
     }
 
     pub async fn grants(&self, filter: GrantFilter) -> Result<Vec<Grant>, EngineError> {

@@ -21,15 +21,32 @@ impl Engine {
     /// Seconds to wait before attempt `attempts + 1`: 1, 2, 4, ... capped by config.
     pub(crate) fn backoff_seconds(&self, attempts: i64) -> i64 {
         let exponent = u32::try_from(attempts.clamp(0, 30)).unwrap_or(30);
-        2_i64.saturating_pow(exponent).min(self.config.retry_backoff_max_seconds).max(1)
+        2_i64
+            .saturating_pow(exponent)
+            .min(self.config.retry_backoff_max_seconds)
+            .max(1)
     }
 
-    fn target_of(&self, grant: &Grant) -> Result<(String, std::sync::Arc<dyn Connector>), EngineError> {
-        let entitlement = self.config.entitlement(grant.entitlement.as_str()).ok_or_else(|| {
-            EngineError::new(ErrorKind::Internal, "entitlement_removed", format!("entitlement {} is no longer configured", grant.entitlement))
-        })?;
+    fn target_of(
+        &self,
+        grant: &Grant,
+    ) -> Result<(String, std::sync::Arc<dyn Connector>), EngineError> {
+        let entitlement = self
+            .config
+            .entitlement(grant.entitlement.as_str())
+            .ok_or_else(|| {
+                EngineError::new(
+                    ErrorKind::Internal,
+                    "entitlement_removed",
+                    format!("entitlement {} is no longer configured", grant.entitlement),
+                )
+            })?;
         let connector = self.connectors.get(&entitlement.target).ok_or_else(|| {
-            EngineError::new(ErrorKind::Internal, "target_removed", format!("target {} is no longer configured", entitlement.target))
+            EngineError::new(
+                ErrorKind::Internal,
+                "target_removed",
+                format!("target {} is no longer configured", entitlement.target),
+            )
         })?;
         Ok((entitlement.role.clone(), connector.clone()))
     }
@@ -38,7 +55,13 @@ impl Engine {
         format!("{}\u{0}{}", grant.entitlement, grant.account)
     }
 
-    async fn record_attempt_failure(&self, grant: &Grant, kind: JobKind, error: &str, now: Timestamp) -> Result<(), EngineError> {
+    async fn record_attempt_failure(
+        &self,
+        grant: &Grant,
+        kind: JobKind,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
         let job = self.store.job(&grant.id.to_string()).await?.unwrap_or(Job {
             object_id: grant.id.to_string(),
             kind,
@@ -50,9 +73,18 @@ impl Engine {
         let mut tx = self.store.begin().await?;
         if kind == JobKind::RevokeGrant && grant.state == GrantState::Revoking {
             let mut failed = grant.clone();
-            failed.state = failed.state.transition(GrantEvent::RevokeFailed).map_err(illegal)?;
+            failed.state = failed
+                .state
+                .transition(GrantEvent::RevokeFailed)
+                .map_err(illegal)?;
             tx.update_grant(&failed).await?;
-            tx.append(now, SCHEDULER_ACTOR, EventKind::GrantRevokeFailed, &json!({ "grant": failed, "error": error })).await?;
+            tx.append(
+                now,
+                SCHEDULER_ACTOR,
+                EventKind::GrantRevokeFailed,
+                &json!({ "grant": failed, "error": error }),
+            )
+            .await?;
         }
         tx.retry_job(&job, due, error).await?;
         tx.commit().await?;
@@ -68,21 +100,39 @@ impl Engine {
     }
 
     async fn try_apply_grant(&self, id: GrantId) -> Result<(), EngineError> {
-        let Some(grant) = self.store.grant(id).await? else { return Ok(()) };
+        let Some(grant) = self.store.grant(id).await? else {
+            return Ok(());
+        };
         if grant.state != GrantState::Pending {
             return Ok(());
         }
         let now = self.clock.now();
         if grant.expires_at <= now {
             // It expired before it could be applied; a call may have landed, so revoke and verify.
-            self.begin_revoke(&grant, SCHEDULER_ACTOR, "expired before it was observed on the target".into(), now).await?;
+            self.begin_revoke(
+                &grant,
+                SCHEDULER_ACTOR,
+                "expired before it was observed on the target".into(),
+                now,
+            )
+            .await?;
             return self.execute_revoke(id).await;
         }
         let (role, connector) = self.target_of(&grant)?;
         let lock = self.holder_lock(Self::holder_key(&grant));
         let _held = lock.lock().await;
-        let Some(grant) = self.store.grant(id).await?.filter(|g| g.state == GrantState::Pending) else { return Ok(()) };
-        let access = Access { role: &role, account: &grant.account };
+        let Some(grant) = self
+            .store
+            .grant(id)
+            .await?
+            .filter(|g| g.state == GrantState::Pending)
+        else {
+            return Ok(());
+        };
+        let access = Access {
+            role: &role,
+            account: &grant.account,
+        };
         // Whatever the grant call returned, the read-back decides (an unknown outcome may have applied).
         let granted = connector.grant(access).await;
         let observed = connector.holds(access).await;
@@ -90,15 +140,27 @@ impl Engine {
         match (granted, observed) {
             (_, Ok(true)) => {
                 let mut tx = self.store.begin().await?;
-                let Some(mut current) = tx.grant(id).await? else { return Ok(()) };
+                let Some(mut current) = tx.grant(id).await? else {
+                    return Ok(());
+                };
                 if current.state != GrantState::Pending {
                     return Ok(());
                 }
-                current.state = current.state.transition(GrantEvent::Activate).map_err(illegal)?;
+                current.state = current
+                    .state
+                    .transition(GrantEvent::Activate)
+                    .map_err(illegal)?;
                 current.granted_at = Some(now);
                 tx.update_grant(&current).await?;
-                tx.append(now, SCHEDULER_ACTOR, EventKind::GrantActivated, &json!({ "grant": current })).await?;
-                tx.set_job(&id.to_string(), JobKind::RevokeGrant, current.expires_at).await?;
+                tx.append(
+                    now,
+                    SCHEDULER_ACTOR,
+                    EventKind::GrantActivated,
+                    &json!({ "grant": current }),
+                )
+                .await?;
+                tx.set_job(&id.to_string(), JobKind::RevokeGrant, current.expires_at)
+                    .await?;
                 tx.commit().await?;
                 self.wake.notify_one();
                 tracing::info!(grant = %id, subject = %current.subject, entitlement = %current.entitlement, expires_at = %current.expires_at, "grant active");
@@ -107,44 +169,76 @@ impl Engine {
             (granted, observed) => {
                 let error = match (granted, observed) {
                     (Err(e), _) | (Ok(()), Err(e)) => e.to_string(),
-                    (Ok(()), Ok(_)) => "the target does not show the access after granting it".to_string(),
+                    (Ok(()), Ok(_)) => {
+                        "the target does not show the access after granting it".to_string()
+                    }
                 };
                 metrics::counter!(metrics_names::GRANT_APPLY_FAILURES).increment(1);
                 tracing::warn!(grant = %id, %error, "grant not applied; will retry");
-                self.record_attempt_failure(&grant, JobKind::ApplyGrant, &error, now).await
+                self.record_attempt_failure(&grant, JobKind::ApplyGrant, &error, now)
+                    .await
             }
         }
     }
 
     /// Records that a lease is ending: `revoking`, with who and why. The target is
     /// touched only after this commits.
-    async fn begin_revoke(&self, grant: &Grant, actor: &str, reason: String, now: Timestamp) -> Result<Grant, EngineError> {
+    async fn begin_revoke(
+        &self,
+        grant: &Grant,
+        actor: &str,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Grant, EngineError> {
         let mut tx = self.store.begin().await?;
         let updated = Self::begin_revoke_in(&mut tx, grant, actor, reason, now).await?;
         tx.commit().await?;
         Ok(updated)
     }
 
-    async fn begin_revoke_in(tx: &mut WriteTx<'_>, grant: &Grant, actor: &str, reason: String, now: Timestamp) -> Result<Grant, EngineError> {
+    async fn begin_revoke_in(
+        tx: &mut WriteTx<'_>,
+        grant: &Grant,
+        actor: &str,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Grant, EngineError> {
         let mut grant = grant.clone();
-        grant.state = grant.state.transition(GrantEvent::BeginRevoke).map_err(illegal)?;
+        grant.state = grant
+            .state
+            .transition(GrantEvent::BeginRevoke)
+            .map_err(illegal)?;
         grant.revoked_at = Some(now);
         grant.revoke_reason = Some(reason);
         grant.revoked_by = actor.parse().ok();
         tx.update_grant(&grant).await?;
-        tx.append(now, actor, EventKind::GrantRevokeStarted, &json!({ "grant": grant })).await?;
-        tx.set_job(&grant.id.to_string(), JobKind::RevokeGrant, now).await?;
+        tx.append(
+            now,
+            actor,
+            EventKind::GrantRevokeStarted,
+            &json!({ "grant": grant }),
+        )
+        .await?;
+        tx.set_job(&grant.id.to_string(), JobKind::RevokeGrant, now)
+            .await?;
         Ok(grant)
     }
 
     /// Removes the access from the target (unless another live lease covers it) and
     /// records `revoked` only once the target is observed not to hold it.
     pub(crate) async fn execute_revoke(&self, id: GrantId) -> Result<(), EngineError> {
-        let Some(grant) = self.store.grant(id).await? else { return Ok(()) };
+        let Some(grant) = self.store.grant(id).await? else {
+            return Ok(());
+        };
         let (role, connector) = self.target_of(&grant)?;
         let lock = self.holder_lock(Self::holder_key(&grant));
         let _held = lock.lock().await;
-        let Some(grant) = self.store.grant(id).await?.filter(|g| matches!(g.state, GrantState::Revoking | GrantState::Failed)) else {
+        let Some(grant) = self
+            .store
+            .grant(id)
+            .await?
+            .filter(|g| matches!(g.state, GrantState::Revoking | GrantState::Failed))
+        else {
             return Ok(());
         };
         let now = self.clock.now();
@@ -152,19 +246,30 @@ impl Engine {
             let mut tx = self.store.begin().await?;
             if let Some(other) = tx.other_live_grant(&grant).await? {
                 let mut done = grant.clone();
-                done.state = done.state.transition(GrantEvent::ConfirmRevoked).map_err(illegal)?;
+                done.state = done
+                    .state
+                    .transition(GrantEvent::ConfirmRevoked)
+                    .map_err(illegal)?;
                 done.verified_at = Some(now);
                 done.retained_by = Some(other);
                 tx.update_grant(&done).await?;
-                tx.append(now, SCHEDULER_ACTOR, EventKind::GrantRevoked, &json!({ "grant": done, "target_access": "retained_by_overlapping_grant" }))
-                    .await?;
+                tx.append(
+                    now,
+                    SCHEDULER_ACTOR,
+                    EventKind::GrantRevoked,
+                    &json!({ "grant": done, "target_access": "retained_by_overlapping_grant" }),
+                )
+                .await?;
                 tx.delete_job(&id.to_string()).await?;
                 tx.commit().await?;
                 tracing::info!(grant = %id, retained_by = %other, "lease ended; an overlapping grant keeps the access");
                 return Ok(());
             }
         }
-        let access = Access { role: &role, account: &grant.account };
+        let access = Access {
+            role: &role,
+            account: &grant.account,
+        };
         let revoked = connector.revoke(access).await;
         let observed = connector.holds(access).await;
         let now = self.clock.now();
@@ -172,10 +277,19 @@ impl Engine {
             (_, Ok(false)) => {
                 let mut tx = self.store.begin().await?;
                 let mut done = grant.clone();
-                done.state = done.state.transition(GrantEvent::ConfirmRevoked).map_err(illegal)?;
+                done.state = done
+                    .state
+                    .transition(GrantEvent::ConfirmRevoked)
+                    .map_err(illegal)?;
                 done.verified_at = Some(now);
                 tx.update_grant(&done).await?;
-                tx.append(now, SCHEDULER_ACTOR, EventKind::GrantRevoked, &json!({ "grant": done, "target_access": "removed" })).await?;
+                tx.append(
+                    now,
+                    SCHEDULER_ACTOR,
+                    EventKind::GrantRevoked,
+                    &json!({ "grant": done, "target_access": "removed" }),
+                )
+                .await?;
                 tx.delete_job(&id.to_string()).await?;
                 tx.commit().await?;
                 if done.revoke_reason.as_deref() == Some("expired") {
@@ -188,39 +302,80 @@ impl Engine {
             (revoked, observed) => {
                 let error = match (revoked, observed) {
                     (Err(e), _) | (Ok(()), Err(e)) => e.to_string(),
-                    (Ok(()), Ok(_)) => ConnectorError::Failed("the target still shows the access after revoking it".into()).to_string(),
+                    (Ok(()), Ok(_)) => ConnectorError::Failed(
+                        "the target still shows the access after revoking it".into(),
+                    )
+                    .to_string(),
                 };
                 metrics::counter!(metrics_names::REVOCATION_FAILURES).increment(1);
                 tracing::warn!(grant = %id, %error, "revocation failed; will retry");
-                self.record_attempt_failure(&grant, JobKind::RevokeGrant, &error, now).await
+                self.record_attempt_failure(&grant, JobKind::RevokeGrant, &error, now)
+                    .await
             }
         }
     }
 
     /// Ends a lease early at a caller's request.
-    pub async fn revoke_grant(&self, caller: &Caller, id: GrantId, reason: String) -> Result<Grant, EngineError> {
+    pub async fn revoke_grant(
+        &self,
+        caller: &Caller,
+        id: GrantId,
+        reason: String,
+    ) -> Result<Grant, EngineError> {
         if reason.len() > COMMENT_LENGTH_MAX {
-            return Err(EngineError::new(ErrorKind::Unprocessable, "reason_too_long", format!("reasons are at most {COMMENT_LENGTH_MAX} bytes")));
+            return Err(EngineError::new(
+                ErrorKind::Unprocessable,
+                "reason_too_long",
+                format!("reasons are at most {COMMENT_LENGTH_MAX} bytes"),
+            ));
         }
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let grant = tx.grant(id).await?.ok_or_else(|| EngineError::not_found("grant", id))?;
+        let grant = tx
+            .grant(id)
+            .await?
+            .ok_or_else(|| EngineError::not_found("grant", id))?;
         if !grant.state.may_hold_access() {
-            return Err(EngineError::new(ErrorKind::Conflict, "not_active", format!("grant {id} is {}, already ending or ended", grant.state)));
+            return Err(EngineError::new(
+                ErrorKind::Conflict,
+                "not_active",
+                format!("grant {id} is {}, already ending or ended", grant.state),
+            ));
         }
-        let request = tx.request(grant.request_id).await?.ok_or_else(|| EngineError::not_found("request", grant.request_id))?;
+        let request = tx
+            .request(grant.request_id)
+            .await?
+            .ok_or_else(|| EngineError::not_found("request", grant.request_id))?;
         // Giving up access is always allowed to those it concerns; others need a revoke policy.
         let concerned = caller.name == grant.subject
             || caller.name == request.requester
-            || self.identity(grant.subject.as_str()).and_then(|s| s.owner.as_ref()) == Some(&caller.name);
+            || self
+                .identity(grant.subject.as_str())
+                .and_then(|s| s.owner.as_ref())
+                == Some(&caller.name);
         if !concerned {
-            let evaluation = self.policy.may_revoke(&ApproveFacts { actor: caller.name.as_str(), request: &request, now });
+            let evaluation = self.policy.may_revoke(&ApproveFacts {
+                actor: caller.name.as_str(),
+                request: &request,
+                now,
+            });
             self.report_policy_errors("revoke", &evaluation.errors);
             if !evaluation.value {
-                return Err(EngineError::new(ErrorKind::Forbidden, "not_a_revoker", format!("no revoke policy permits {} to revoke this grant", caller.name)));
+                return Err(EngineError::new(
+                    ErrorKind::Forbidden,
+                    "not_a_revoker",
+                    format!(
+                        "no revoke policy permits {} to revoke this grant",
+                        caller.name
+                    ),
+                ));
             }
         }
-        let reason = if reason.trim().is_empty() { format!("revoked by {}", caller.name) } else { reason };
+        let reason = if reason.trim().is_empty() {
+            format!("revoked by {}", caller.name)
+        } else {
+            reason
+        };
         Self::begin_revoke_in(&mut tx, &grant, caller.name.as_str(), reason, now).await?;
         tx.commit().await?;
         if let Err(error) = self.execute_revoke(id).await {
@@ -232,11 +387,14 @@ impl Engine {
 
     /// The scheduler's entry for a due revoke job.
     pub(crate) async fn revoke_due(&self, id: GrantId) -> Result<(), EngineError> {
-        let Some(grant) = self.store.grant(id).await? else { return Ok(()) };
+        let Some(grant) = self.store.grant(id).await? else {
+            return Ok(());
+        };
         let now = self.clock.now();
         match grant.state {
             GrantState::Active | GrantState::Pending if grant.expires_at <= now => {
-                self.begin_revoke(&grant, SCHEDULER_ACTOR, "expired".into(), now).await?;
+                self.begin_revoke(&grant, SCHEDULER_ACTOR, "expired".into(), now)
+                    .await?;
                 self.execute_revoke(id).await
             }
             GrantState::Revoking | GrantState::Failed => self.execute_revoke(id).await,

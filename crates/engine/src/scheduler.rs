@@ -31,7 +31,10 @@ impl Scheduler {
         let engine = &self.engine;
         let mut ran = 0;
         loop {
-            let jobs = engine.store.due_jobs(engine.clock.now(), BATCH_SIZE_MAX).await?;
+            let jobs = engine
+                .store
+                .due_jobs(engine.clock.now(), BATCH_SIZE_MAX)
+                .await?;
             if jobs.is_empty() {
                 return Ok(ran);
             }
@@ -53,7 +56,11 @@ impl Scheduler {
                 if let Err(error) = result {
                     tracing::error!(job = %job.object_id, kind = job.kind.as_str(), %error, "scheduled work failed; will retry");
                 }
-                let after = engine.store.job(&job.object_id).await?.map(|j| (j.due_at, j.attempts));
+                let after = engine
+                    .store
+                    .job(&job.object_id)
+                    .await?
+                    .map(|j| (j.due_at, j.attempts));
                 progressed |= after != Some(before);
                 ran += 1;
             }

@@ -22,37 +22,70 @@ fn token_hash(token: &str) -> String {
 
 /// Creates a token for a configured identity. Needs only the config and the store, so
 /// it works with the server stopped (and with a policy folder that does not load).
-pub async fn issue_token(config: &Config, store: &Store, now: Timestamp, identity: &str, ttl_seconds: i64) -> Result<String, EngineError> {
+pub async fn issue_token(
+    config: &Config,
+    store: &Store,
+    now: Timestamp,
+    identity: &str,
+    ttl_seconds: i64,
+) -> Result<String, EngineError> {
     {
-        let identity = config
-            .identity(identity)
-            .ok_or_else(|| EngineError::new(ErrorKind::Unprocessable, "unknown_identity", format!("no identity {identity:?} is configured")))?;
+        let identity = config.identity(identity).ok_or_else(|| {
+            EngineError::new(
+                ErrorKind::Unprocessable,
+                "unknown_identity",
+                format!("no identity {identity:?} is configured"),
+            )
+        })?;
         if !(1..=TOKEN_TTL_MAX_SECONDS).contains(&ttl_seconds) {
-            return Err(EngineError::new(ErrorKind::Unprocessable, "invalid_ttl", "a token lives between one second and 90 days"));
+            return Err(EngineError::new(
+                ErrorKind::Unprocessable,
+                "invalid_ttl",
+                "a token lives between one second and 90 days",
+            ));
         }
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| EngineError::new(ErrorKind::Internal, "no_randomness", e.to_string()))?;
-        let token = format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+        getrandom::fill(&mut secret)
+            .map_err(|e| EngineError::new(ErrorKind::Internal, "no_randomness", e.to_string()))?;
+        let token = format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+        );
         let hash = token_hash(&token);
         let expires_at = now.plus_seconds(ttl_seconds);
         let mut tx = store.begin().await?;
-        tx.insert_token(&hash, identity.name.as_str(), now, expires_at).await?;
+        tx.insert_token(&hash, identity.name.as_str(), now, expires_at)
+            .await?;
         // The ledger names the token by a prefix of its hash, never the secret.
-        let data = json!({ "identity": identity.name, "token_id": &hash[..16], "expires_at": expires_at });
-        tx.append(now, "writ:cli", EventKind::TokenIssued, &data).await?;
+        let data =
+            json!({ "identity": identity.name, "token_id": &hash[..16], "expires_at": expires_at });
+        tx.append(now, "writ:cli", EventKind::TokenIssued, &data)
+            .await?;
         tx.commit().await?;
         Ok(token)
     }
 }
 
 impl Engine {
-    pub async fn issue_token(&self, identity: &str, ttl_seconds: i64) -> Result<String, EngineError> {
-        issue_token(&self.config, &self.store, self.clock.now(), identity, ttl_seconds).await
+    pub async fn issue_token(
+        &self,
+        identity: &str,
+        ttl_seconds: i64,
+    ) -> Result<String, EngineError> {
+        issue_token(
+            &self.config,
+            &self.store,
+            self.clock.now(),
+            identity,
+            ttl_seconds,
+        )
+        .await
     }
 
     /// Resolves `Authorization: Bearer <token>` to a caller.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, EngineError> {
-        let rejected = || EngineError::unauthenticated("the bearer token is unknown, expired or malformed");
+        let rejected =
+            || EngineError::unauthenticated("the bearer token is unknown, expired or malformed");
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
             return Err(rejected());
         }
@@ -62,9 +95,16 @@ impl Engine {
             return Err(rejected());
         }
         if record.expires_at <= self.clock.now() {
-            return Err(EngineError::unauthenticated("the bearer token has expired; issue a new one with `writ token issue`"));
+            return Err(EngineError::unauthenticated(
+                "the bearer token has expired; issue a new one with `writ token issue`",
+            ));
         }
-        let identity = self.identity(&record.identity).ok_or_else(|| EngineError::unauthenticated("the token's identity is no longer configured"))?;
-        Ok(Caller { name: identity.name.clone(), kind: identity.kind })
+        let identity = self.identity(&record.identity).ok_or_else(|| {
+            EngineError::unauthenticated("the token's identity is no longer configured")
+        })?;
+        Ok(Caller {
+            name: identity.name.clone(),
+            kind: identity.kind,
+        })
     }
 }

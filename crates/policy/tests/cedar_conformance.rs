@@ -102,8 +102,9 @@ fn run_test(name: &str, test: &TestFile, files: &dyn Files, tally: &mut Tally) {
         .read(&test.entities)
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or(serde_json::Value::Null);
-    let entities =
-        Entities::from_json_value(entities_json.clone(), schema.as_ref()).ok().or_else(|| Entities::from_json_value(entities_json, None).ok());
+    let entities = Entities::from_json_value(entities_json.clone(), schema.as_ref())
+        .ok()
+        .or_else(|| Entities::from_json_value(entities_json, None).ok());
     let Some(entities) = entities else {
         tally.skipped += test.requests.len();
         return;

@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{Failure, client, init, offline, serve};
 
 #[derive(Debug, Parser)]
-#[command(name = "writ", version, about = "Access control plane: tickets ask, policy decides, every grant is a lease on the record.")]
+#[command(
+    name = "writ",
+    version,
+    about = "Access control plane: tickets ask, policy decides, every grant is a lease on the record."
+)]
 pub struct Cli {
     /// The configuration file.
     #[arg(long, global = true, default_value = "writ.toml", env = "WRIT_CONFIG")]
@@ -188,35 +192,89 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve { log_format } => serve::run(&config, log_format).await,
         Command::Init { dir } => init::run(&dir),
-        Command::Token(TokenCommand::Issue { identity, ttl }) => offline::issue_token(&config, &identity, &ttl).await,
+        Command::Token(TokenCommand::Issue { identity, ttl }) => {
+            offline::issue_token(&config, &identity, &ttl).await
+        }
         Command::Audit(AuditCommand::Verify) => offline::verify(&config).await,
-        Command::Audit(AuditCommand::Export { format, after }) => offline::export(&config, format, after).await,
-        Command::Audit(AuditCommand::Log { after, limit, client }) => client::Client::new(&config, &client)?.audit_log(after, limit).await,
+        Command::Audit(AuditCommand::Export { format, after }) => {
+            offline::export(&config, format, after).await
+        }
+        Command::Audit(AuditCommand::Log {
+            after,
+            limit,
+            client,
+        }) => {
+            client::Client::new(&config, &client)?
+                .audit_log(after, limit)
+                .await
+        }
         Command::Policy(PolicyCommand::Check) => offline::policy_check(&config),
         Command::Policy(PolicyCommand::Schema) => {
             print!("{}", writ_policy::SCHEMA_TEXT);
             Ok(())
         }
-        Command::Request { entitlement, subject, duration, justification, ticket, client } => {
-            client::Client::new(&config, &client)?.request(entitlement, subject, duration, justification, ticket).await
+        Command::Request {
+            entitlement,
+            subject,
+            duration,
+            justification,
+            ticket,
+            client,
+        } => {
+            client::Client::new(&config, &client)?
+                .request(entitlement, subject, duration, justification, ticket)
+                .await
         }
-        Command::Requests { id, state, subject, requester, inbox, client } => {
+        Command::Requests {
+            id,
+            state,
+            subject,
+            requester,
+            inbox,
+            client,
+        } => {
             let client = client::Client::new(&config, &client)?;
             match id {
                 Some(id) => client.show_request(&id).await,
                 None => client.list_requests(state, subject, requester, inbox).await,
             }
         }
-        Command::Approve { id, comment, client } => client::Client::new(&config, &client)?.decide(&id, "approve", comment).await,
-        Command::Reject { id, comment, client } => client::Client::new(&config, &client)?.decide(&id, "reject", comment).await,
+        Command::Approve {
+            id,
+            comment,
+            client,
+        } => {
+            client::Client::new(&config, &client)?
+                .decide(&id, "approve", comment)
+                .await
+        }
+        Command::Reject {
+            id,
+            comment,
+            client,
+        } => {
+            client::Client::new(&config, &client)?
+                .decide(&id, "reject", comment)
+                .await
+        }
         Command::Cancel { id, client } => client::Client::new(&config, &client)?.cancel(&id).await,
-        Command::Grants { id, subject, state, entitlement, client } => {
+        Command::Grants {
+            id,
+            subject,
+            state,
+            entitlement,
+            client,
+        } => {
             let client = client::Client::new(&config, &client)?;
             match id {
                 Some(id) => client.show_grant(&id).await,
                 None => client.list_grants(subject, state, entitlement).await,
             }
         }
-        Command::Revoke { id, reason, client } => client::Client::new(&config, &client)?.revoke(&id, reason).await,
+        Command::Revoke { id, reason, client } => {
+            client::Client::new(&config, &client)?
+                .revoke(&id, reason)
+                .await
+        }
     }
 }

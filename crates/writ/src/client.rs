@@ -21,42 +21,77 @@ impl Client {
         let server = match &args.server {
             Some(server) => server.trim_end_matches('/').to_string(),
             None => {
-                let config = crate::offline::load_config(config_path)
-                    .map_err(|f| Failure::usage(format!("no --server given and the config cannot tell: {}", f.message)))?;
+                let config = crate::offline::load_config(config_path).map_err(|f| {
+                    Failure::usage(format!(
+                        "no --server given and the config cannot tell: {}",
+                        f.message
+                    ))
+                })?;
                 format!("http://{}", config.listen)
             }
         };
-        let token = args
-            .token
-            .clone()
-            .ok_or_else(|| Failure::usage("no token: pass --token or set WRIT_TOKEN (get one with `writ token issue NAME`)"))?;
+        let token = args.token.clone().ok_or_else(|| {
+            Failure::usage(
+                "no token: pass --token or set WRIT_TOKEN (get one with `writ token issue NAME`)",
+            )
+        })?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .map_err(|e| Failure::failed(format!("cannot build an HTTP client: {e}")))?;
-        Ok(Self { http, server, token, json: args.json })
+        Ok(Self {
+            http,
+            server,
+            token,
+            json: args.json,
+        })
     }
 
-    async fn call(&self, method: Method, path: &str, query: &[(&str, String)], body: Option<Value>) -> Result<Value, Failure> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Value, Failure> {
         let url = format!("{}{path}", self.server);
-        let mut request = self.http.request(method, &url).bearer_auth(&self.token).query(query);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .bearer_auth(&self.token)
+            .query(query);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| Failure::failed(format!("cannot reach writ at {}: {e}", self.server)))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failure::failed(format!("cannot reach writ at {}: {e}", self.server)))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(body);
         }
-        let code = body.pointer("/error/code").and_then(Value::as_str).unwrap_or("error");
-        let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("no details");
-        Err(Failure::failed(format!("{code} ({}): {message}", status.as_u16())))
+        let code = body
+            .pointer("/error/code")
+            .and_then(Value::as_str)
+            .unwrap_or("error");
+        let message = body
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or("no details");
+        Err(Failure::failed(format!(
+            "{code} ({}): {message}",
+            status.as_u16()
+        )))
     }
 
     fn print(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
         } else {
             print!("{}", human(value));
         }
@@ -71,28 +106,45 @@ impl Client {
         ticket: Option<String>,
     ) -> Result<(), Failure> {
         let duration_seconds = duration
-            .map(|d| parse_duration_seconds(&d).map_err(|problem| Failure::usage(format!("--duration {d:?}: {problem}"))))
+            .map(|d| {
+                parse_duration_seconds(&d)
+                    .map_err(|problem| Failure::usage(format!("--duration {d:?}: {problem}")))
+            })
             .transpose()?;
         let ticket = ticket
             .map(|t| {
                 t.split_once(':')
                     .map(|(system, key)| json!({ "system": system, "key": key }))
-                    .ok_or_else(|| Failure::usage(format!("--ticket {t:?}: write SYSTEM:KEY, e.g. jira:OPS-42")))
+                    .ok_or_else(|| {
+                        Failure::usage(format!(
+                            "--ticket {t:?}: write SYSTEM:KEY, e.g. jira:OPS-42"
+                        ))
+                    })
             })
             .transpose()?;
         let body = json!({ "entitlement": entitlement, "subject": subject, "duration_seconds": duration_seconds, "justification": justification, "ticket": ticket });
-        let request = self.call(Method::POST, "/v1/requests", &[], Some(body)).await?;
+        let request = self
+            .call(Method::POST, "/v1/requests", &[], Some(body))
+            .await?;
         self.print(&request, output::request);
         Ok(())
     }
 
     pub async fn show_request(&self, id: &str) -> Result<(), Failure> {
-        let request = self.call(Method::GET, &format!("/v1/requests/{id}"), &[], None).await?;
+        let request = self
+            .call(Method::GET, &format!("/v1/requests/{id}"), &[], None)
+            .await?;
         self.print(&request, output::request);
         Ok(())
     }
 
-    pub async fn list_requests(&self, state: Option<String>, subject: Option<String>, requester: Option<String>, inbox: bool) -> Result<(), Failure> {
+    pub async fn list_requests(
+        &self,
+        state: Option<String>,
+        subject: Option<String>,
+        requester: Option<String>,
+        inbox: bool,
+    ) -> Result<(), Failure> {
         let mut query = Vec::new();
         if inbox {
             query.push(("state", "pending_approval".to_string()));
@@ -108,39 +160,80 @@ impl Client {
     }
 
     pub async fn decide(&self, id: &str, verb: &str, comment: String) -> Result<(), Failure> {
-        let request = self.call(Method::POST, &format!("/v1/requests/{id}/{verb}"), &[], Some(json!({ "comment": comment }))).await?;
+        let request = self
+            .call(
+                Method::POST,
+                &format!("/v1/requests/{id}/{verb}"),
+                &[],
+                Some(json!({ "comment": comment })),
+            )
+            .await?;
         self.print(&request, output::request);
         Ok(())
     }
 
     pub async fn cancel(&self, id: &str) -> Result<(), Failure> {
-        let request = self.call(Method::POST, &format!("/v1/requests/{id}/cancel"), &[], None).await?;
+        let request = self
+            .call(
+                Method::POST,
+                &format!("/v1/requests/{id}/cancel"),
+                &[],
+                None,
+            )
+            .await?;
         self.print(&request, output::request);
         Ok(())
     }
 
     pub async fn show_grant(&self, id: &str) -> Result<(), Failure> {
-        let grant = self.call(Method::GET, &format!("/v1/grants/{id}"), &[], None).await?;
+        let grant = self
+            .call(Method::GET, &format!("/v1/grants/{id}"), &[], None)
+            .await?;
         self.print(&grant, output::grant);
         Ok(())
     }
 
-    pub async fn list_grants(&self, subject: Option<String>, state: Option<String>, entitlement: Option<String>) -> Result<(), Failure> {
-        let query: Vec<(&str, String)> =
-            [("subject", subject), ("state", state), ("entitlement", entitlement)].into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+    pub async fn list_grants(
+        &self,
+        subject: Option<String>,
+        state: Option<String>,
+        entitlement: Option<String>,
+    ) -> Result<(), Failure> {
+        let query: Vec<(&str, String)> = [
+            ("subject", subject),
+            ("state", state),
+            ("entitlement", entitlement),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
         let list = self.call(Method::GET, "/v1/grants", &query, None).await?;
         self.print(&list, output::grant_list);
         Ok(())
     }
 
     pub async fn revoke(&self, id: &str, reason: String) -> Result<(), Failure> {
-        let grant = self.call(Method::POST, &format!("/v1/grants/{id}/revoke"), &[], Some(json!({ "reason": reason }))).await?;
+        let grant = self
+            .call(
+                Method::POST,
+                &format!("/v1/grants/{id}/revoke"),
+                &[],
+                Some(json!({ "reason": reason })),
+            )
+            .await?;
         self.print(&grant, output::grant);
         Ok(())
     }
 
     pub async fn audit_log(&self, after: i64, limit: i64) -> Result<(), Failure> {
-        let events = self.call(Method::GET, "/v1/audit", &[("after", after.to_string()), ("limit", limit.to_string())], None).await?;
+        let events = self
+            .call(
+                Method::GET,
+                "/v1/audit",
+                &[("after", after.to_string()), ("limit", limit.to_string())],
+                None,
+            )
+            .await?;
         self.print(&events, output::event_list);
         Ok(())
     }

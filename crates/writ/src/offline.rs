@@ -20,19 +20,26 @@ pub fn load_policy(config: &Config) -> Result<PolicyEngine, Failure> {
         PolicyLoadError::Invalid(diagnostics) => Failure::usage(format!(
             "{} problem(s) in the policies:\n{}",
             diagnostics.len(),
-            diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+            diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
         )),
         other => Failure::usage(other.to_string()),
     })
 }
 
 pub async fn open_store(config: &Config) -> Result<Store, Failure> {
-    Store::open(&config.storage_url).await.map_err(|error| Failure::failed(format!("{}: storage.url: {error}", config.path.display())))
+    Store::open(&config.storage_url).await.map_err(|error| {
+        Failure::failed(format!("{}: storage.url: {error}", config.path.display()))
+    })
 }
 
 pub async fn issue_token(config_path: &Path, identity: &str, ttl: &str) -> Result<(), Failure> {
     let config = load_config(config_path)?;
-    let ttl_seconds = parse_duration_seconds(ttl).map_err(|problem| Failure::usage(format!("--ttl {ttl:?}: {problem}")))?;
+    let ttl_seconds = parse_duration_seconds(ttl)
+        .map_err(|problem| Failure::usage(format!("--ttl {ttl:?}: {problem}")))?;
     let store = open_store(&config).await?;
     let token = writ_engine::issue_token(&config, &store, SystemClock.now(), identity, ttl_seconds)
         .await
@@ -56,26 +63,38 @@ pub async fn verify(config_path: &Path) -> Result<(), Failure> {
             Ok(())
         }
         Err(VerifyError::Ledger(error)) => {
-            let located = error.seq().map_or_else(String::new, |seq| format!(" at event {seq}"));
-            Err(Failure::failed(format!("ledger verification FAILED{located}: {error}")))
+            let located = error
+                .seq()
+                .map_or_else(String::new, |seq| format!(" at event {seq}"));
+            Err(Failure::failed(format!(
+                "ledger verification FAILED{located}: {error}"
+            )))
         }
-        Err(VerifyError::Store(error)) => Err(Failure::failed(format!("cannot read the ledger: {error}"))),
+        Err(VerifyError::Store(error)) => {
+            Err(Failure::failed(format!("cannot read the ledger: {error}")))
+        }
     }
 }
 
 pub async fn export(config_path: &Path, format: ExportFormat, after: i64) -> Result<(), Failure> {
     if matches!(format, ExportFormat::Ocsf) {
-        return Err(Failure::usage("OCSF export is not built yet (it comes with the ITSM integration); use --format jsonl"));
+        return Err(Failure::usage(
+            "OCSF export is not built yet (it comes with the ITSM integration); use --format jsonl",
+        ));
     }
     let config = load_config(config_path)?;
     let store = open_store(&config).await?;
     let mut after = after.max(0);
     loop {
-        let page = store.events(after, EVENT_PAGE_SIZE).await.map_err(|e| Failure::failed(e.to_string()))?;
+        let page = store
+            .events(after, EVENT_PAGE_SIZE)
+            .await
+            .map_err(|e| Failure::failed(e.to_string()))?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for event in &page {
-            let line = serde_json::to_string(&event.to_event()).map_err(|e| Failure::failed(e.to_string()))?;
+            let line = serde_json::to_string(&event.to_event())
+                .map_err(|e| Failure::failed(e.to_string()))?;
             println!("{line}");
         }
     }

@@ -10,27 +10,64 @@ fn as_request(value: &Value) -> Option<Request> {
 }
 
 pub fn request(value: &Value) -> String {
-    let Some(r) = as_request(value) else { return format!("{value}\n") };
+    let Some(r) = as_request(value) else {
+        return format!("{value}\n");
+    };
     let mut out = String::new();
     let _ = writeln!(out, "request {}  {}", r.id, r.state);
-    let _ = writeln!(out, "  {} asks for {} for {}, {}", r.requester, r.entitlement, r.subject, format_duration_seconds(r.duration_seconds));
+    let _ = writeln!(
+        out,
+        "  {} asks for {} for {}, {}",
+        r.requester,
+        r.entitlement,
+        r.subject,
+        format_duration_seconds(r.duration_seconds)
+    );
     if r.duration_seconds != r.requested_duration_seconds {
-        let _ = writeln!(out, "  (asked for {}, capped by policy)", format_duration_seconds(r.requested_duration_seconds));
+        let _ = writeln!(
+            out,
+            "  (asked for {}, capped by policy)",
+            format_duration_seconds(r.requested_duration_seconds)
+        );
     }
     let _ = writeln!(out, "  why: {}", r.justification);
     if let Some(ticket) = &r.ticket {
         let _ = writeln!(out, "  ticket: {}:{}", ticket.system, ticket.key);
     }
     let decision = &r.decision;
-    let policies = if decision.policies.is_empty() { "no policy".to_string() } else { decision.policies.join(", ") };
-    let _ = writeln!(out, "  decision: {:?} by {policies} (policy set {})", decision.outcome, &decision.policy_hash[..12.min(decision.policy_hash.len())]);
+    let policies = if decision.policies.is_empty() {
+        "no policy".to_string()
+    } else {
+        decision.policies.join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "  decision: {:?} by {policies} (policy set {})",
+        decision.outcome,
+        &decision.policy_hash[..12.min(decision.policy_hash.len())]
+    );
     for reason in &decision.reasons {
         let _ = writeln!(out, "    reason: {reason}");
     }
     if decision.approvals_required > 0 {
-        let _ = writeln!(out, "  approvals: {}/{}", r.approvals.len(), decision.approvals_required);
+        let _ = writeln!(
+            out,
+            "  approvals: {}/{}",
+            r.approvals.len(),
+            decision.approvals_required
+        );
         for approval in &r.approvals {
-            let _ = writeln!(out, "    {} at {}{}", approval.approver, approval.at, if approval.comment.is_empty() { String::new() } else { format!(": {}", approval.comment) });
+            let _ = writeln!(
+                out,
+                "    {} at {}{}",
+                approval.approver,
+                approval.at,
+                if approval.comment.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", approval.comment)
+                }
+            );
         }
     }
     if let Some(grant) = r.grant_id {
@@ -40,61 +77,128 @@ pub fn request(value: &Value) -> String {
 }
 
 pub fn request_list(value: &Value) -> String {
-    let requests: Vec<Request> = value.get("requests").and_then(|r| serde_json::from_value(r.clone()).ok()).unwrap_or_default();
+    let requests: Vec<Request> = value
+        .get("requests")
+        .and_then(|r| serde_json::from_value(r.clone()).ok())
+        .unwrap_or_default();
     if requests.is_empty() {
         return "no requests\n".to_string();
     }
-    let mut out = format!("{:<36}  {:<16}  {:<12}  {:<12}  {}\n", "ID", "STATE", "REQUESTER", "SUBJECT", "ENTITLEMENT");
+    let mut out = format!(
+        "{:<36}  {:<16}  {:<12}  {:<12}  {}\n",
+        "ID", "STATE", "REQUESTER", "SUBJECT", "ENTITLEMENT"
+    );
     for r in requests {
-        let _ = writeln!(out, "{:<36}  {:<16}  {:<12}  {:<12}  {}", r.id, r.state.as_str(), r.requester, r.subject, r.entitlement);
+        let _ = writeln!(
+            out,
+            "{:<36}  {:<16}  {:<12}  {:<12}  {}",
+            r.id,
+            r.state.as_str(),
+            r.requester,
+            r.subject,
+            r.entitlement
+        );
     }
     out
 }
 
 pub fn grant(value: &Value) -> String {
-    let Ok(g) = serde_json::from_value::<Grant>(value.clone()) else { return format!("{value}\n") };
+    let Ok(g) = serde_json::from_value::<Grant>(value.clone()) else {
+        return format!("{value}\n");
+    };
     let mut out = String::new();
     let _ = writeln!(out, "grant {}  {}", g.id, g.state);
-    let _ = writeln!(out, "  {} holds {} as account {:?}", g.subject, g.entitlement, g.account);
+    let _ = writeln!(
+        out,
+        "  {} holds {} as account {:?}",
+        g.subject, g.entitlement, g.account
+    );
     if let Some(at) = g.granted_at {
         let _ = writeln!(out, "  granted at  {at}");
     }
     let _ = writeln!(out, "  expires at  {}", g.expires_at);
     if let Some(at) = g.revoked_at {
-        let _ = writeln!(out, "  revoked at  {at} ({})", g.revoke_reason.as_deref().unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "  revoked at  {at} ({})",
+            g.revoke_reason.as_deref().unwrap_or("")
+        );
     }
     if let Some(at) = g.verified_at {
         let _ = writeln!(out, "  verified gone at {at}");
     }
     if let Some(other) = g.retained_by {
-        let _ = writeln!(out, "  the target keeps the access for overlapping grant {other}");
+        let _ = writeln!(
+            out,
+            "  the target keeps the access for overlapping grant {other}"
+        );
     }
     if let Some(error) = value.get("last_error").and_then(Value::as_str) {
         let attempts = value.get("attempts").and_then(Value::as_i64).unwrap_or(0);
-        let next = value.get("next_attempt_at").and_then(Value::as_str).unwrap_or("-");
-        let _ = writeln!(out, "  last error ({attempts} attempts, next at {next}): {error}");
+        let next = value
+            .get("next_attempt_at")
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        let _ = writeln!(
+            out,
+            "  last error ({attempts} attempts, next at {next}): {error}"
+        );
     }
     out
 }
 
 pub fn grant_list(value: &Value) -> String {
-    let grants: Vec<Grant> = value.get("grants").and_then(|g| serde_json::from_value(g.clone()).ok()).unwrap_or_default();
+    let grants: Vec<Grant> = value
+        .get("grants")
+        .and_then(|g| serde_json::from_value(g.clone()).ok())
+        .unwrap_or_default();
     if grants.is_empty() {
         return "no grants\n".to_string();
     }
-    let mut out = format!("{:<36}  {:<9}  {:<12}  {:<24}  {}\n", "ID", "STATE", "SUBJECT", "ENTITLEMENT", "EXPIRES");
+    let mut out = format!(
+        "{:<36}  {:<9}  {:<12}  {:<24}  {}\n",
+        "ID", "STATE", "SUBJECT", "ENTITLEMENT", "EXPIRES"
+    );
     for g in grants {
-        let _ = writeln!(out, "{:<36}  {:<9}  {:<12}  {:<24}  {}", g.id, g.state.as_str(), g.subject, g.entitlement, g.expires_at);
+        let _ = writeln!(
+            out,
+            "{:<36}  {:<9}  {:<12}  {:<24}  {}",
+            g.id,
+            g.state.as_str(),
+            g.subject,
+            g.entitlement,
+            g.expires_at
+        );
     }
     out
 }
 
 pub fn event_list(value: &Value) -> String {
-    let events = value.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
+    let events = value
+        .get("events")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut out = String::new();
     for event in events {
-        let field = |name: &str| event.get(name).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).unwrap_or_default();
-        let _ = writeln!(out, "{:>6}  {}  {:<26}  {}", field("seq"), field("at"), field("kind"), field("actor"));
+        let field = |name: &str| {
+            event
+                .get(name)
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .unwrap_or_default()
+        };
+        let _ = writeln!(
+            out,
+            "{:>6}  {}  {:<26}  {}",
+            field("seq"),
+            field("at"),
+            field("kind"),
+            field("actor")
+        );
     }
-    if out.is_empty() { "no events\n".to_string() } else { out }
+    if out.is_empty() {
+        "no events\n".to_string()
+    } else {
+        out
+    }
 }

@@ -16,7 +16,9 @@ use crate::offline::{load_config, load_policy, open_store};
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("WRIT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -27,10 +29,11 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -44,11 +47,18 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     init_tracing(log_format);
     let config = load_config(config_path)?;
     let policy = load_policy(&config)?;
-    let connectors = Connectors::from_config(&config).map_err(|e| Failure::usage(format!("{}: {e}", config.path.display())))?;
+    let connectors = Connectors::from_config(&config)
+        .map_err(|e| Failure::usage(format!("{}: {e}", config.path.display())))?;
     let store = open_store(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| Failure::failed(format!("{}: server.listen: cannot listen on {}: {e}", config.path.display(), config.listen)))?;
+        .map_err(|e| {
+            Failure::failed(format!(
+                "{}: server.listen: cannot listen on {}: {e}",
+                config.path.display(),
+                config.listen
+            ))
+        })?;
     tracing::info!(
         policies = policy.policy_count(),
         policy_hash = policy.policy_hash(),
@@ -57,12 +67,23 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         config.listen
     );
 
-    let engine = Arc::new(Engine::new(Arc::new(config), Arc::new(policy), store.clone(), connectors, Arc::new(SystemClock)));
-    let state = writ_api::AppState { engine: engine.clone(), metrics: writ_api::install_metrics_recorder() };
+    let engine = Arc::new(Engine::new(
+        Arc::new(config),
+        Arc::new(policy),
+        store.clone(),
+        connectors,
+        Arc::new(SystemClock),
+    ));
+    let state = writ_api::AppState {
+        engine: engine.clone(),
+        metrics: writ_api::install_metrics_recorder(),
+    };
     let (stop, stopped) = watch::channel(false);
     let scheduler = tokio::spawn(Scheduler::new(engine).run(stopped));
 
-    let served = axum::serve(listener, writ_api::router(state)).with_graceful_shutdown(shutdown_signal()).await;
+    let served = axum::serve(listener, writ_api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
     let _ = stop.send(true);
     let _ = scheduler.await;
     store.close().await;

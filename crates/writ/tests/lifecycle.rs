@@ -1,0 +1,466 @@
+//! End to end: the real `writ` binary, real HTTP, a real PostgreSQL target, and the
+//! ledger checked by `writ audit verify` after every scenario.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{PG_URL, TestDatabase, TestRoles, Writ, stderr, stdout};
+
+const POLICIES: &[(&str, &str)] = &[
+    (
+        "request.cedar",
+        r#"
+@id("low-auto")
+@max_duration("1h")
+permit (principal in Group::"engineers", action == Action::"request", resource)
+when { resource.sensitivity == "low" };
+
+@id("high-one-approval")
+@approvals("1")
+permit (principal in Group::"engineers", action == Action::"request", resource)
+when { resource.sensitivity == "high" };
+"#,
+    ),
+    (
+        "approve.cedar",
+        r#"
+@id("manager-approves")
+permit (principal, action == Action::"approve", resource)
+when { resource.subject has manager && principal == resource.subject.manager };
+"#,
+    ),
+];
+
+fn config(storage_url: &str, roles: &TestRoles, read_role: &str, admin_role: &str) -> String {
+    let p = &roles.prefix;
+    format!(
+        r#"
+[storage]
+url = "{storage_url}"
+
+[[target]]
+name = "pg"
+kind = "postgres"
+url = "{PG_URL}"
+
+[[entitlement]]
+id = "pg/read"
+target = "pg"
+role = "{read_role}"
+sensitivity = "low"
+max_duration = "8h"
+
+[[entitlement]]
+id = "pg/admin"
+target = "pg"
+role = "{admin_role}"
+sensitivity = "high"
+max_duration = "2h"
+
+[[user]]
+name = "alice"
+groups = ["engineers"]
+manager = "dave"
+accounts = {{ pg = "{p}_alice" }}
+
+[[user]]
+name = "bob"
+groups = ["engineers"]
+accounts = {{ pg = "{p}_bob" }}
+
+[[user]]
+name = "dave"
+groups = ["managers"]
+"#
+    )
+}
+
+struct Setup {
+    writ: Writ,
+    roles: TestRoles,
+    read_role: String,
+    admin_role: String,
+    alice_account: String,
+    database: Option<TestDatabase>,
+}
+
+async fn setup(on_postgres_storage: bool) -> Setup {
+    let mut roles = TestRoles::new().await;
+    let read_role = roles.create("read").await;
+    let admin_role = roles.create("admin").await;
+    let alice_account = roles.create("alice").await;
+    roles.create("bob").await;
+    let database = if on_postgres_storage {
+        Some(TestDatabase::create().await)
+    } else {
+        None
+    };
+    let storage = database
+        .as_ref()
+        .map_or("sqlite://writ.db".to_string(), |db| db.url.clone());
+    let writ = Writ::new(&config(&storage, &roles, &read_role, &admin_role), POLICIES);
+    Setup {
+        writ,
+        roles,
+        read_role,
+        admin_role,
+        alice_account,
+        database,
+    }
+}
+
+impl Setup {
+    async fn finish(mut self) {
+        let verify = self.writ.run(&["audit", "verify"]);
+        assert!(
+            verify.status.success(),
+            "audit verify: {}{}",
+            stdout(&verify),
+            stderr(&verify)
+        );
+        self.writ.stop();
+        self.roles.cleanup().await;
+        if let Some(db) = &self.database {
+            db.drop_now().await;
+        }
+    }
+}
+
+fn is_state(state: &'static str) -> impl Fn(&Value) -> bool {
+    move |grant| grant["state"] == state
+}
+
+async fn automatic_grant_is_applied_and_removed_at_expiry(on_postgres_storage: bool) {
+    let mut s = setup(on_postgres_storage).await;
+    s.writ.start().await;
+    let alice = s.writ.token("alice");
+
+    let (status, request) = s
+        .writ
+        .post("/v1/requests", &alice, json!({"entitlement": "pg/read", "duration_seconds": 2, "justification": "quarterly numbers", "ticket": {"system": "jira", "key": "OPS-42"}}))
+        .await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(request["state"], "approved");
+    assert_eq!(request["decision"]["outcome"], "auto");
+    assert_eq!(request["decision"]["policies"], json!(["low-auto"]));
+    let grant_id = request["grant_id"].as_str().expect("grant id").to_string();
+
+    let grant = s
+        .writ
+        .wait_for_grant(
+            &grant_id,
+            &alice,
+            Duration::from_secs(5),
+            is_state("active"),
+        )
+        .await;
+    assert_eq!(grant["state"], "active", "{grant}");
+    assert!(
+        s.roles.holds(&s.read_role, &s.alice_account).await,
+        "PostgreSQL should hold the grant while it is active"
+    );
+
+    let grant = s
+        .writ
+        .wait_for_grant(
+            &grant_id,
+            &alice,
+            Duration::from_secs(15),
+            is_state("revoked"),
+        )
+        .await;
+    assert_eq!(grant["state"], "revoked", "{grant}");
+    assert!(grant["verified_at"].is_string(), "{grant}");
+    assert_eq!(grant["revoke_reason"], "expired");
+    assert!(
+        !s.roles.holds(&s.read_role, &s.alice_account).await,
+        "PostgreSQL must not hold the grant after expiry"
+    );
+
+    // The events of the grant tell the whole story.
+    let (_, audit) = s.writ.get("/v1/audit?limit=1000", &alice).await;
+    let kinds: Vec<&str> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    for kind in [
+        "request.created",
+        "grant.created",
+        "grant.activated",
+        "grant.revoke_started",
+        "grant.revoked",
+    ] {
+        assert_eq!(
+            kinds.iter().filter(|k| **k == kind).count(),
+            1,
+            "{kind} in {kinds:?}"
+        );
+    }
+    let created = audit["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["kind"] == "request.created"))
+        .expect("request.created");
+    assert_eq!(created["data"]["request"]["ticket"]["key"], "OPS-42");
+    assert!(
+        created["data"]["request"]["decision"]["policy_hash"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64)
+    );
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn automatic_grant_on_postgres_target_with_sqlite_storage() {
+    automatic_grant_is_applied_and_removed_at_expiry(false).await;
+}
+
+#[tokio::test]
+async fn automatic_grant_on_postgres_target_with_postgres_storage() {
+    automatic_grant_is_applied_and_removed_at_expiry(true).await;
+}
+
+#[tokio::test]
+async fn approval_flow_refuses_self_approval_and_non_approvers() {
+    let mut s = setup(false).await;
+    s.writ.start().await;
+    let (alice, bob, dave) = (
+        s.writ.token("alice"),
+        s.writ.token("bob"),
+        s.writ.token("dave"),
+    );
+
+    let (status, request) =
+        s.writ.post("/v1/requests", &alice, json!({"entitlement": "pg/admin", "duration_seconds": 600, "justification": "incident 7"})).await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(request["state"], "pending_approval");
+    assert_eq!(request["decision"]["approvals_required"], 1);
+    let id = request["id"].as_str().expect("id").to_string();
+
+    let (status, inbox) = s
+        .writ
+        .get(
+            "/v1/requests?state=pending_approval&approvable_by_me=true",
+            &dave,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        inbox["requests"].as_array().map(Vec::len),
+        Some(1),
+        "{inbox}"
+    );
+    let (_, bob_inbox) = s
+        .writ
+        .get(
+            "/v1/requests?state=pending_approval&approvable_by_me=true",
+            &bob,
+        )
+        .await;
+    assert_eq!(
+        bob_inbox["requests"].as_array().map(Vec::len),
+        Some(0),
+        "{bob_inbox}"
+    );
+
+    let (status, error) = s
+        .writ
+        .post(
+            &format!("/v1/requests/{id}/approve"),
+            &alice,
+            json!({"comment": "me"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (403, Some("self_approval"))
+    );
+    let (status, error) = s
+        .writ
+        .post(&format!("/v1/requests/{id}/approve"), &bob, json!({}))
+        .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (403, Some("not_an_approver"))
+    );
+    assert!(!s.roles.holds(&s.admin_role, &s.alice_account).await);
+
+    let (status, approved) = s
+        .writ
+        .post(
+            &format!("/v1/requests/{id}/approve"),
+            &dave,
+            json!({"comment": "go"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["state"], "approved");
+    assert_eq!(approved["approvals"][0]["approver"], "dave");
+    let grant_id = approved["grant_id"].as_str().expect("grant").to_string();
+    let grant = s
+        .writ
+        .wait_for_grant(
+            &grant_id,
+            &alice,
+            Duration::from_secs(5),
+            is_state("active"),
+        )
+        .await;
+    assert_eq!(grant["state"], "active");
+    assert!(s.roles.holds(&s.admin_role, &s.alice_account).await);
+
+    let (status, error) = s
+        .writ
+        .post(&format!("/v1/requests/{id}/approve"), &dave, json!({}))
+        .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (409, Some("not_pending"))
+    );
+
+    // Early revocation by the subject, verified on the target.
+    let (status, revoked) = s
+        .writ
+        .post(
+            &format!("/v1/grants/{grant_id}/revoke"),
+            &alice,
+            json!({"reason": "done"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    let grant = s
+        .writ
+        .wait_for_grant(
+            &grant_id,
+            &alice,
+            Duration::from_secs(5),
+            is_state("revoked"),
+        )
+        .await;
+    assert_eq!(grant["revoke_reason"], "done");
+    assert!(!s.roles.holds(&s.admin_role, &s.alice_account).await);
+    let (status, _) = s
+        .writ
+        .post(&format!("/v1/grants/{grant_id}/revoke"), &alice, json!({}))
+        .await;
+    assert_eq!(status, 409);
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn overlapping_grants_are_independent_leases() {
+    let mut s = setup(false).await;
+    s.writ.start().await;
+    let alice = s.writ.token("alice");
+    let mut grants = Vec::new();
+    for _ in 0..2 {
+        let (status, request) = s.writ.post("/v1/requests", &alice, json!({"entitlement": "pg/read", "duration_seconds": 600, "justification": "two tasks"})).await;
+        assert_eq!(status, 201);
+        let id = request["grant_id"].as_str().expect("grant").to_string();
+        s.writ
+            .wait_for_grant(&id, &alice, Duration::from_secs(5), is_state("active"))
+            .await;
+        grants.push(id);
+    }
+    let (status, _) = s
+        .writ
+        .post(
+            &format!("/v1/grants/{}/revoke", grants[0]),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let first = s
+        .writ
+        .wait_for_grant(
+            &grants[0],
+            &alice,
+            Duration::from_secs(5),
+            is_state("revoked"),
+        )
+        .await;
+    assert_eq!(
+        first["retained_by"].as_str(),
+        Some(grants[1].as_str()),
+        "{first}"
+    );
+    assert!(
+        s.roles.holds(&s.read_role, &s.alice_account).await,
+        "the second lease still covers the access"
+    );
+
+    let (status, _) = s
+        .writ
+        .post(
+            &format!("/v1/grants/{}/revoke", grants[1]),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    s.writ
+        .wait_for_grant(
+            &grants[1],
+            &alice,
+            Duration::from_secs(5),
+            is_state("revoked"),
+        )
+        .await;
+    assert!(
+        !s.roles.holds(&s.read_role, &s.alice_account).await,
+        "no lease left: the access is gone"
+    );
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn a_grant_that_expires_while_writ_is_down_is_revoked_at_restart() {
+    let mut s = setup(false).await;
+    s.writ.start().await;
+    let alice = s.writ.token("alice");
+    let (_, request) = s
+        .writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({"entitlement": "pg/read", "duration_seconds": 2, "justification": "short"}),
+        )
+        .await;
+    let grant_id = request["grant_id"].as_str().expect("grant").to_string();
+    s.writ
+        .wait_for_grant(
+            &grant_id,
+            &alice,
+            Duration::from_secs(5),
+            is_state("active"),
+        )
+        .await;
+    assert!(s.roles.holds(&s.read_role, &s.alice_account).await);
+
+    s.writ.kill9();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        s.roles.holds(&s.read_role, &s.alice_account).await,
+        "nobody revoked it while writ was down"
+    );
+
+    let restarted = std::time::Instant::now();
+    s.writ.start().await;
+    let grant = s
+        .writ
+        .wait_for_grant(
+            &grant_id,
+            &alice,
+            Duration::from_secs(10),
+            is_state("revoked"),
+        )
+        .await;
+    assert_eq!(grant["state"], "revoked", "{grant}");
+    assert!(restarted.elapsed() < Duration::from_secs(10));
+    assert!(!s.roles.holds(&s.read_role, &s.alice_account).await);
+    s.finish().await;
+}
