@@ -1,0 +1,438 @@
+//! Bad input gets a precise error and changes nothing: not the target, not the ledger.
+//! Tampering with the stored record is caught and located by `writ audit verify`.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Writ, stderr, stdout};
+
+const CONFIG: &str = r#"
+[storage]
+url = "sqlite://writ.db"
+
+[[target]]
+name = "files"
+kind = "command"
+command = "./memberships.sh"
+
+[[entitlement]]
+id = "files/read"
+target = "files"
+role = "read"
+sensitivity = "low"
+max_duration = "1h"
+
+[[entitlement]]
+id = "files/admin"
+target = "files"
+role = "admin"
+sensitivity = "high"
+max_duration = "1h"
+
+[[user]]
+name = "alice"
+groups = ["engineers"]
+manager = "dave"
+
+[[user]]
+name = "dave"
+
+[[service]]
+name = "svc-report"
+owner = "dave"
+"#;
+
+const POLICY: &str = r#"
+@id("low-auto")
+permit (principal in Group::"engineers", action == Action::"request", resource)
+when { resource.sensitivity == "low" };
+
+@id("high-approval")
+@approvals("1")
+permit (principal in Group::"engineers", action == Action::"request", resource)
+when { resource.sensitivity == "high" };
+
+@id("manager-approves")
+permit (principal, action == Action::"approve", resource)
+when { resource.subject has manager && principal == resource.subject.manager };
+"#;
+
+const SCRIPT: &str = include_str!("../../../examples/quickstart/memberships.sh");
+
+fn writ() -> Writ {
+    let writ = Writ::new(CONFIG, &[("policy.cedar", POLICY)]);
+    let script = writ.path("memberships.sh");
+    std::fs::write(&script, SCRIPT).expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    writ
+}
+
+fn memberships(writ: &Writ) -> String {
+    std::fs::read_to_string(writ.path("memberships.txt")).unwrap_or_default()
+}
+
+async fn event_count(writ: &Writ, token: &str) -> usize {
+    let (_, audit) = writ.get("/v1/audit?limit=1000", token).await;
+    audit["events"].as_array().map_or(0, Vec::len)
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no code>")
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_precisely_and_change_nothing() {
+    let mut writ = writ();
+    writ.start().await;
+    let alice = writ.token("alice");
+    let before = event_count(&writ, &alice).await;
+
+    let raw = |body: &'static str| {
+        let writ = &writ;
+        let alice = alice.clone();
+        async move {
+            let response = writ
+                .http
+                .post(format!("{}/v1/requests", writ.base()))
+                .bearer_auth(alice)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("send");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = raw("{\"entitlement\": ").await;
+    assert_eq!((status, code(&body)), (400, "malformed_request"), "{body}");
+    let (status, body) = raw("{\"entitlement\": 5}").await;
+    assert_eq!((status, code(&body)), (400, "malformed_request"), "{body}");
+    let (status, body) =
+        raw("{\"entitlement\": \"files/read\", \"justification\": \"x\", \"surprise\": 1}").await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "malformed_request"),
+        "unknown fields are refused: {body}"
+    );
+
+    let cases = [
+        (
+            json!({"entitlement": "files/nope", "justification": "x"}),
+            422,
+            "unknown_entitlement",
+        ),
+        (
+            json!({"entitlement": "files/read", "subject": "mallory", "justification": "x"}),
+            422,
+            "unknown_identity",
+        ),
+        (
+            json!({"entitlement": "files/read", "duration_seconds": 0, "justification": "x"}),
+            422,
+            "invalid_duration",
+        ),
+        (
+            json!({"entitlement": "files/read", "duration_seconds": -5, "justification": "x"}),
+            422,
+            "invalid_duration",
+        ),
+        (
+            json!({"entitlement": "files/read", "justification": "   "}),
+            422,
+            "missing_justification",
+        ),
+        (
+            json!({"entitlement": "files/read", "subject": "svc-report", "justification": "x"}),
+            403,
+            "not_subject_owner",
+        ),
+    ];
+    for (body, expected_status, expected_code) in cases {
+        let (status, answer) = writ.post("/v1/requests", &alice, body.clone()).await;
+        assert_eq!(
+            (status, code(&answer)),
+            (expected_status, expected_code),
+            "{body} → {answer}"
+        );
+    }
+
+    let huge = "x".repeat(70 * 1024);
+    let (status, answer) = writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({"entitlement": "files/read", "justification": huge}),
+        )
+        .await;
+    assert_eq!((status, code(&answer)), (413, "body_too_large"));
+
+    for token in [
+        None,
+        Some("writ_forged0000000000000000000000000000000000000"),
+        Some("not-even-a-writ-token"),
+    ] {
+        let (status, answer) = writ
+            .call(reqwest::Method::GET, "/v1/grants", token, None)
+            .await;
+        assert_eq!(
+            (status, code(&answer)),
+            (401, "unauthenticated"),
+            "{token:?}"
+        );
+    }
+    let short_lived = {
+        let output = writ.run(&["token", "issue", "alice", "--ttl", "1s"]);
+        assert!(output.status.success());
+        stdout(&output).trim().to_string()
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, answer) = writ.get("/v1/grants", &short_lived).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired"))
+    );
+
+    let (status, answer) = writ
+        .post("/v1/requests/not-a-uuid/approve", &alice, json!({}))
+        .await;
+    assert_eq!((status, code(&answer)), (404, "not_found"));
+    let (status, _) = writ
+        .get("/v1/requests/01a22634-7402-70a7-8637-6c4f5d9df060", &alice)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = writ.get("/v1/grants?state=bogus", &alice).await;
+    assert_eq!(status, 400);
+
+    // Nothing above reached the target or the ledger (one event: the short-lived token).
+    assert_eq!(memberships(&writ), "");
+    assert_eq!(event_count(&writ, &alice).await, before + 1);
+    let (_, grants) = writ.get("/v1/grants", &alice).await;
+    assert_eq!(grants["grants"].as_array().map(Vec::len), Some(0));
+
+    // A denied request is still recorded, with its reasons.
+    let (status, denied) = writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({"entitlement": "files/read", "subject": "dave", "justification": "x"}),
+        )
+        .await;
+    assert_eq!((status, code(&denied)), (403, "not_subject_owner"));
+    let dave = writ.token("dave");
+    let (status, denied) = writ
+        .post(
+            "/v1/requests",
+            &dave,
+            json!({"entitlement": "files/read", "justification": "x"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(denied["state"], "denied");
+    assert_eq!(
+        denied["decision"]["reasons"],
+        json!(["no policy permits this request"])
+    );
+    assert!(denied["grant_id"].is_null());
+    assert_eq!(memberships(&writ), "");
+
+    // Approving something not pending is a conflict.
+    let (_, approved) = writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({"entitlement": "files/read", "justification": "x"}),
+        )
+        .await;
+    let (status, answer) = writ
+        .post(
+            &format!(
+                "/v1/requests/{}/approve",
+                approved["id"].as_str().unwrap_or_default()
+            ),
+            &dave,
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, code(&answer)), (409, "not_pending"));
+    writ.stop();
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+}
+
+/// Runs a scenario, stops writ, and returns the database file's bytes (to restore between tamperings).
+async fn recorded_history(writ: &mut Writ) -> Vec<u8> {
+    writ.start().await;
+    let alice = writ.token("alice");
+    let dave = writ.token("dave");
+    let (_, request) = writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({"entitlement": "files/admin", "justification": "fix"}),
+        )
+        .await;
+    let id = request["id"].as_str().expect("id").to_string();
+    let (status, _) = writ
+        .post(&format!("/v1/requests/{id}/approve"), &dave, json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (_, request) = writ.get(&format!("/v1/requests/{id}"), &alice).await;
+    let grant = request["grant_id"].as_str().expect("grant").to_string();
+    writ.wait_for_grant(&grant, &alice, Duration::from_secs(5), |g| {
+        g["state"] == "active"
+    })
+    .await;
+    writ.post(
+        &format!("/v1/grants/{grant}/revoke"),
+        &alice,
+        json!({"reason": "done"}),
+    )
+    .await;
+    writ.wait_for_grant(&grant, &alice, Duration::from_secs(5), |g| {
+        g["state"] == "revoked"
+    })
+    .await;
+    writ.stop();
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    // Fold the WAL into the main file so one copy holds everything.
+    sql(writ, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+    std::fs::read(writ.path("writ.db")).expect("database file")
+}
+
+async fn sql(writ: &Writ, statement: &str) {
+    let url = format!("sqlite://{}", writ.path("writ.db").display());
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open database");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
+        .execute(&pool)
+        .await
+        .expect("tamper");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn tampering_is_caught_and_located() {
+    let mut writ = writ();
+    let pristine = recorded_history(&mut writ).await;
+    let tamperings = [
+        (
+            "UPDATE events SET data = replace(data, '\"fix\"', '\"routine\"') WHERE kind = 'request.created'",
+            "event 3:",
+        ),
+        (
+            "UPDATE events SET actor = 'carol' WHERE seq = 5",
+            "event 5:",
+        ),
+        ("DELETE FROM events WHERE seq = 4", "event 5:"),
+        (
+            "DELETE FROM events WHERE seq = (SELECT MAX(seq) FROM events)",
+            "removed from the end",
+        ),
+        (
+            "UPDATE events SET seq = -seq WHERE seq IN (6, 7); UPDATE events SET seq = 13 + seq WHERE seq IN (-6, -7)",
+            "event 6:",
+        ),
+        ("UPDATE grants SET state = 'active'", "grants row"),
+        (
+            "UPDATE grants SET doc = replace(doc, '\"revoked\"', '\"active\"')",
+            "grants row",
+        ),
+        ("UPDATE requests SET subject = 'dave'", "requests row"),
+        ("DELETE FROM grants", "missing from the table"),
+    ];
+    for (statement, expected) in tamperings {
+        std::fs::write(writ.path("writ.db"), &pristine).expect("restore");
+        let _ = std::fs::remove_file(writ.path("writ.db-wal"));
+        let _ = std::fs::remove_file(writ.path("writ.db-shm"));
+        sql(&writ, statement).await;
+        let verify = writ.run(&["audit", "verify"]);
+        assert!(
+            !verify.status.success(),
+            "{statement} went unnoticed: {}",
+            stdout(&verify)
+        );
+        assert!(
+            stderr(&verify).contains(expected),
+            "{statement}: expected {expected:?} in {}",
+            stderr(&verify)
+        );
+    }
+}
+
+#[tokio::test]
+async fn config_and_policy_errors_refuse_to_start_and_name_the_place() {
+    let writ = writ();
+    std::fs::write(
+        &writ.config,
+        std::fs::read_to_string(&writ.config)
+            .expect("config")
+            .replace("sensitivity = \"high\"", "sensitivity = \"huge\""),
+    )
+    .expect("write");
+    let output = writ.run(&["serve"]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("writ.toml: entitlement[1].sensitivity"),
+        "{message}"
+    );
+
+    let writ = self::writ();
+    std::fs::write(
+        writ.path("policies/broken.cedar"),
+        "permit (principal, action, resource)\nwhen { resource.sensitivity == };\n",
+    )
+    .expect("write");
+    let output = writ.run(&["policy", "check"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("broken.cedar:2:"),
+        "{}",
+        stderr(&output)
+    );
+    let output = writ.run(&["serve"]);
+    assert_eq!(output.status.code(), Some(2));
+
+    let writ = self::writ();
+    std::fs::write(writ.path("policies/typo.cedar"), "permit (principal, action == Action::\"request\", resource)\nwhen { resource.sensitivty == \"low\" };\n")
+        .expect("write");
+    let output = writ.run(&["policy", "check"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "strict validation must catch the attribute typo"
+    );
+    assert!(
+        stderr(&output).contains("typo.cedar:2:"),
+        "{}",
+        stderr(&output)
+    );
+
+    let writ = self::writ();
+    std::fs::write(
+        &writ.config,
+        format!(
+            "{}\n[unknown_table]\nx = 1\n",
+            std::fs::read_to_string(&writ.config).expect("config")
+        ),
+    )
+    .expect("write");
+    let output = writ.run(&["token", "issue", "alice"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("unknown field `unknown_table`"),
+        "{}",
+        stderr(&output)
+    );
+}
