@@ -1,0 +1,223 @@
+//! An engine with a manual clock and a connector the test controls, on SQLite or on
+//! a PostgreSQL database of its own.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use writ_config::Config;
+use writ_connectors::{Access, Connector, ConnectorError, Connectors};
+use writ_domain::{IdentityKind, ManualClock, Timestamp};
+use writ_engine::{Caller, Engine, Scheduler};
+use writ_policy::PolicyEngine;
+use writ_store::Store;
+
+pub const CONFIG: &str = r#"
+[revocation]
+retry_backoff_max = "8s"
+
+[requests]
+pending_ttl = "1h"
+
+[[target]]
+name = "t"
+kind = "noop"
+
+[[entitlement]]
+id = "t/low"
+target = "t"
+role = "low"
+sensitivity = "low"
+max_duration = "1h"
+
+[[entitlement]]
+id = "t/high"
+target = "t"
+role = "high"
+sensitivity = "high"
+max_duration = "1h"
+
+[[user]]
+name = "alice"
+groups = ["engineers"]
+manager = "dave"
+
+[[user]]
+name = "bob"
+groups = ["engineers"]
+manager = "dave"
+
+[[user]]
+name = "dave"
+"#;
+
+pub const POLICY: &str = r#"
+@id("low-auto")
+@max_duration("30m")
+permit (principal in Group::"engineers", action == Action::"request", resource) when { resource.sensitivity == "low" };
+
+@id("high-approval")
+@approvals("1")
+permit (principal in Group::"engineers", action == Action::"request", resource) when { resource.sensitivity == "high" };
+
+@id("manager-approves")
+permit (principal, action == Action::"approve", resource) when { resource.subject has manager && principal == resource.subject.manager };
+"#;
+
+/// A target whose memberships the test can read and whose availability it can switch.
+#[derive(Debug, Default)]
+pub struct ControlledTarget {
+    pub held: Mutex<HashSet<(String, String)>>,
+    pub down: AtomicBool,
+}
+
+impl ControlledTarget {
+    fn check(&self) -> Result<(), ConnectorError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(ConnectorError::Failed("target unreachable (test)".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn holds_now(&self, role: &str, account: &str) -> bool {
+        self.held
+            .lock()
+            .map(|h| h.contains(&(role.to_string(), account.to_string())))
+            .unwrap_or(false)
+    }
+}
+
+#[async_trait]
+impl Connector for ControlledTarget {
+    async fn grant(&self, access: Access<'_>) -> Result<(), ConnectorError> {
+        self.check()?;
+        self.held
+            .lock()
+            .map_err(|_| ConnectorError::Failed("poisoned".into()))?
+            .insert((access.role.into(), access.account.into()));
+        Ok(())
+    }
+
+    async fn revoke(&self, access: Access<'_>) -> Result<(), ConnectorError> {
+        self.check()?;
+        self.held
+            .lock()
+            .map_err(|_| ConnectorError::Failed("poisoned".into()))?
+            .remove(&(access.role.into(), access.account.into()));
+        Ok(())
+    }
+
+    async fn holds(&self, access: Access<'_>) -> Result<bool, ConnectorError> {
+        self.check()?;
+        Ok(self.holds_now(access.role, access.account))
+    }
+}
+
+pub struct Harness {
+    pub engine: Arc<Engine>,
+    pub scheduler: Scheduler,
+    pub clock: Arc<ManualClock>,
+    pub target: Arc<ControlledTarget>,
+    pub store: Store,
+    _dir: tempfile::TempDir,
+    pg_database: Option<String>,
+}
+
+pub fn caller(name: &str) -> Caller {
+    Caller {
+        name: name.parse().expect("name"),
+        kind: IdentityKind::User,
+    }
+}
+
+pub enum Storage {
+    Sqlite,
+    Postgres,
+}
+
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+impl Harness {
+    pub async fn new(storage: Storage) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("policies")).expect("mkdir");
+        std::fs::write(dir.path().join("policies/p.cedar"), POLICY).expect("policy");
+        let config = Config::from_toml(&dir.path().join("writ.toml"), CONFIG).expect("config");
+        let policy =
+            PolicyEngine::load(&dir.path().join("policies"), &config).expect("policy loads");
+        let (url, pg_database) = match storage {
+            Storage::Sqlite => (
+                format!("sqlite://{}?mode=rwc", dir.path().join("writ.db").display()),
+                None,
+            ),
+            Storage::Postgres => {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let name = format!(
+                    "writ_engine_{}_{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::SeqCst)
+                );
+                let admin = sqlx::PgPool::connect(PG_ADMIN).await.expect("PostgreSQL");
+                for statement in [
+                    format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                    format!("CREATE DATABASE \"{name}\""),
+                ] {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                        .execute(&admin)
+                        .await
+                        .expect("create database");
+                }
+                admin.close().await;
+                (
+                    format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                    Some(name),
+                )
+            }
+        };
+        let store = Store::open(&url).await.expect("store");
+        let target = Arc::new(ControlledTarget::default());
+        let mut connectors = Connectors::default();
+        connectors.insert("t", target.clone());
+        let clock = Arc::new(ManualClock::new(Timestamp::from_unix_micros(
+            1_800_000_000_000_000,
+        )));
+        let engine = Arc::new(Engine::new(
+            Arc::new(config),
+            Arc::new(policy),
+            store.clone(),
+            connectors,
+            clock.clone(),
+        ));
+        Self {
+            scheduler: Scheduler::new(engine.clone()),
+            engine,
+            clock,
+            target,
+            store,
+            _dir: dir,
+            pg_database,
+        }
+    }
+
+    pub async fn advance(&self, seconds: i64) {
+        self.clock.advance_seconds(seconds);
+        self.scheduler.run_due().await.expect("scheduler pass");
+    }
+
+    pub async fn finish(self) {
+        self.store.verify().await.expect("the ledger verifies");
+        self.store.close().await;
+        if let Some(name) = &self.pg_database {
+            let admin = sqlx::PgPool::connect(PG_ADMIN).await.expect("PostgreSQL");
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await;
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Expiry, retries and pending-request expiry, with a manual clock, on both storage backends.
+
+mod harness;
+
+use harness::{Harness, Storage, caller};
+use writ_domain::lifecycle::{GrantState, RequestState};
+use writ_engine::NewRequest;
+
+fn low(seconds: i64) -> NewRequest {
+    NewRequest {
+        entitlement: "t/low".into(),
+        duration_seconds: Some(seconds),
+        justification: "test".into(),
+        ..NewRequest::default()
+    }
+}
+
+async fn expiry_revokes_and_verifies(storage: Storage) {
+    let h = Harness::new(storage).await;
+    let request = h
+        .engine
+        .create_request(&caller("alice"), low(60))
+        .await
+        .expect("request");
+    let grant_id = request.grant_id.expect("auto grant");
+    assert_eq!(
+        h.engine.grant(grant_id).await.expect("grant").state,
+        GrantState::Active
+    );
+    assert!(h.target.holds_now("low", "alice"));
+
+    h.advance(59).await;
+    assert_eq!(
+        h.engine.grant(grant_id).await.expect("grant").state,
+        GrantState::Active
+    );
+    h.advance(1).await;
+    let grant = h.engine.grant(grant_id).await.expect("grant");
+    assert_eq!(grant.state, GrantState::Revoked);
+    assert_eq!(
+        grant.verified_at,
+        Some(grant.expires_at),
+        "revoked the instant it expired (manual clock)"
+    );
+    assert!(!h.target.holds_now("low", "alice"));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn expiry_revokes_and_verifies_on_sqlite() {
+    expiry_revokes_and_verifies(Storage::Sqlite).await;
+}
+
+#[tokio::test]
+async fn expiry_revokes_and_verifies_on_postgres() {
+    expiry_revokes_and_verifies(Storage::Postgres).await;
+}
+
+async fn failed_revocations_are_retried_with_backoff_until_they_succeed(storage: Storage) {
+    let h = Harness::new(storage).await;
+    let grant_id = h
+        .engine
+        .create_request(&caller("alice"), low(10))
+        .await
+        .expect("request")
+        .grant_id
+        .expect("grant");
+    h.target
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    h.advance(10).await;
+    let grant = h.engine.grant(grant_id).await.expect("grant");
+    assert_eq!(grant.state, GrantState::Failed);
+    let job = h
+        .engine
+        .grant_job(grant_id)
+        .await
+        .expect("job")
+        .expect("a retry is scheduled");
+    assert_eq!(job.attempts, 1);
+    assert!(
+        job.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("unreachable")),
+        "{job:?}"
+    );
+
+    // Backoff 1s, 2s, 4s, 8s, then capped at 8s: attempts keep coming, none is dropped.
+    let mut attempts = 1;
+    for _ in 0..40 {
+        h.advance(1).await;
+        attempts = h
+            .engine
+            .grant_job(grant_id)
+            .await
+            .expect("job")
+            .expect("still scheduled")
+            .attempts;
+    }
+    assert!(
+        (6..=10).contains(&attempts),
+        "attempts after 40s with capped backoff: {attempts}"
+    );
+    assert_eq!(
+        h.engine.grant(grant_id).await.expect("grant").state,
+        GrantState::Failed
+    );
+
+    h.target
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    h.advance(8).await;
+    let grant = h.engine.grant(grant_id).await.expect("grant");
+    assert_eq!(grant.state, GrantState::Revoked);
+    assert!(!h.target.holds_now("low", "alice"));
+    assert!(h.engine.grant_job(grant_id).await.expect("job").is_none());
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn failed_revocations_retry_on_sqlite() {
+    failed_revocations_are_retried_with_backoff_until_they_succeed(Storage::Sqlite).await;
+}
+
+#[tokio::test]
+async fn failed_revocations_retry_on_postgres() {
+    failed_revocations_are_retried_with_backoff_until_they_succeed(Storage::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_grant_the_target_refuses_stays_pending_and_is_applied_when_it_recovers() {
+    let h = Harness::new(Storage::Sqlite).await;
+    h.target
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let grant_id = h
+        .engine
+        .create_request(&caller("alice"), low(600))
+        .await
+        .expect("request")
+        .grant_id
+        .expect("grant");
+    assert_eq!(
+        h.engine.grant(grant_id).await.expect("grant").state,
+        GrantState::Pending
+    );
+    h.target
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    h.advance(2).await;
+    assert_eq!(
+        h.engine.grant(grant_id).await.expect("grant").state,
+        GrantState::Active
+    );
+    assert!(h.target.holds_now("low", "alice"));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn pending_requests_expire_after_the_approval_window() {
+    let h = Harness::new(Storage::Sqlite).await;
+    let high = NewRequest {
+        entitlement: "t/high".into(),
+        duration_seconds: Some(60),
+        justification: "x".into(),
+        ..NewRequest::default()
+    };
+    let request = h
+        .engine
+        .create_request(&caller("alice"), high)
+        .await
+        .expect("request");
+    assert_eq!(request.state, RequestState::PendingApproval);
+    h.advance(3599).await;
+    assert_eq!(
+        h.engine.request(request.id).await.expect("request").state,
+        RequestState::PendingApproval
+    );
+    h.advance(1).await;
+    assert_eq!(
+        h.engine.request(request.id).await.expect("request").state,
+        RequestState::Expired
+    );
+    let refused = h
+        .engine
+        .approve(&caller("dave"), request.id, String::new())
+        .await;
+    assert_eq!(refused.map_err(|e| e.code), Err("not_pending"));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn policy_caps_the_duration() {
+    let h = Harness::new(Storage::Sqlite).await;
+    let request = h
+        .engine
+        .create_request(&caller("alice"), low(7200))
+        .await
+        .expect("request");
+    assert_eq!(request.requested_duration_seconds, 7200);
+    assert_eq!(
+        request.duration_seconds, 1800,
+        "@max_duration(\"30m\") is stricter than the entitlement's 1h"
+    );
+    h.finish().await;
+}
