@@ -233,7 +233,7 @@ impl PolicyEngine {
                     let other = sources[other].path.display();
                     diagnostics.push(source.locate(
                         offset,
-                        format!("policy id {id:?} is already used in {other}"),
+                        format!("policy id \"{id}\" is already used in {other}"),
                     ));
                     continue;
                 }
