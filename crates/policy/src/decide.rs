@@ -309,3 +309,55 @@ impl PolicyEngine {
         self.permits_on_request("revoke", facts)
     }
 }
+
+/// What a dry run over the configuration found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DryRun {
+    pub evaluated: usize,
+    /// Each distinct evaluation error, with one request that met it.
+    pub errors: std::collections::BTreeMap<String, String>,
+}
+
+impl PolicyEngine {
+    /// Evaluates a request for every identity and entitlement in `config` (with and
+    /// without a ticket, for the longest duration), so `writ policy check` can show
+    /// evaluation errors before a real request meets them.
+    pub fn dry_run(
+        &self,
+        config: &writ_config::Config,
+        now: Timestamp,
+        evaluations_max: usize,
+    ) -> DryRun {
+        let ticket = Ticket {
+            system: "dry-run".into(),
+            key: "CHECK-1".into(),
+        };
+        let mut run = DryRun::default();
+        'outer: for identity in config.identities.values() {
+            let requester = identity.owner.as_ref().unwrap_or(&identity.name);
+            for entitlement in config.entitlements.values() {
+                for ticket in [None, Some(&ticket)] {
+                    if run.evaluated >= evaluations_max {
+                        break 'outer;
+                    }
+                    let facts = RequestFacts {
+                        requester: requester.as_str(),
+                        subject: identity.name.as_str(),
+                        entitlement: entitlement.id.as_str(),
+                        duration_seconds: entitlement.max_duration_seconds,
+                        justification: "writ policy check",
+                        ticket,
+                        now,
+                    };
+                    run.evaluated += 1;
+                    for error in self.decide_request(&facts).errors {
+                        run.errors.entry(error).or_insert_with(|| {
+                            format!("{} for {} on {}", requester, identity.name, entitlement.id)
+                        });
+                    }
+                }
+            }
+        }
+        run
+    }
+}

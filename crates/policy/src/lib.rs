@@ -8,7 +8,7 @@ mod entities;
 mod load;
 mod slice;
 
-pub use decide::{ApproveFacts, Evaluation, RequestFacts};
+pub use decide::{ApproveFacts, DryRun, Evaluation, RequestFacts};
 pub use load::{PolicyDiagnostic, PolicyEngine, PolicyLoadError, SCHEMA_TEXT};
 pub use slice::SlicedPolicySet;
 

@@ -11,6 +11,9 @@ use writ_store::{EVENT_PAGE_SIZE, Store, VerifyError};
 use crate::Failure;
 use crate::cli::ExportFormat;
 
+/// `policy check` evaluates at most this many synthetic requests.
+const DRY_RUN_EVALUATIONS_MAX: usize = 100_000;
+
 pub fn load_config(path: &Path) -> Result<Config, Failure> {
     Config::load(path).map_err(|error| Failure::usage(error.to_string()))
 }
@@ -115,5 +118,20 @@ pub fn policy_check(config_path: &Path) -> Result<(), Failure> {
     for (id, effect) in policy.policy_ids() {
         println!("  {effect:<6} {id}");
     }
-    Ok(())
+    let dry_run = policy.dry_run(&config, SystemClock.now(), DRY_RUN_EVALUATIONS_MAX);
+    if dry_run.errors.is_empty() {
+        println!(
+            "dry run: {} requests (every identity × entitlement) evaluated without errors",
+            dry_run.evaluated
+        );
+        return Ok(());
+    }
+    for (error, example) in &dry_run.errors {
+        eprintln!("evaluation error ({example}): {error}");
+    }
+    Err(Failure::failed(format!(
+        "{} distinct evaluation error(s) in a dry run of {} requests; an erroring policy counts as not satisfied",
+        dry_run.errors.len(),
+        dry_run.evaluated
+    )))
 }

@@ -436,3 +436,25 @@ async fn config_and_policy_errors_refuse_to_start_and_name_the_place() {
         stderr(&output)
     );
 }
+
+#[tokio::test]
+async fn policy_check_shows_evaluation_errors_from_a_dry_run() {
+    let writ = writ();
+    std::fs::write(
+        writ.path("policies/overflow.cedar"),
+        "@id(\"overflowing\")\npermit (principal, action == Action::\"request\", resource)\nwhen { context.duration_seconds * 10000000000000000 > 0 };\n",
+    )
+    .expect("write");
+    let output = writ.run(&["policy", "check"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("integer overflow"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("`overflowing`"),
+        "{}",
+        stderr(&output)
+    );
+}
