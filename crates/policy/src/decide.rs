@@ -1,6 +1,7 @@
 //! One evaluation, one whole decision: deny with reasons, automatic, or N approvals,
 //! with the duration cap, the determining policies and the policy-set hash.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use cedar_policy::{
@@ -104,30 +105,40 @@ impl PolicyEngine {
         }
     }
 
-    /// The entities a decision about `facts` can look at, and the principal's uid.
+    /// The entities a decision about `facts` can look at, and the principal's uid. Without
+    /// an extra entity that is the catalog's prebuilt store; with one (the `Request` of an
+    /// approval), a small store of just the entities involved.
     fn entities_for(
         &self,
         actor: &str,
         facts: &RequestFacts<'_>,
         extra: Option<Entity>,
-    ) -> Result<(EntityUid, Entities, &str), String> {
+    ) -> Result<(EntityUid, Cow<'_, Entities>, &str), String> {
         let catalog = &self.catalog;
+        let unknown_identity = |name: &str| format!("unknown identity {name:?}");
         let actor_entities = catalog
             .identities
             .get(actor)
-            .ok_or_else(|| format!("unknown identity {actor:?}"))?;
+            .ok_or_else(|| unknown_identity(actor))?;
         let requester = catalog
             .identities
             .get(facts.requester)
-            .ok_or_else(|| format!("unknown identity {:?}", facts.requester))?;
+            .ok_or_else(|| unknown_identity(facts.requester))?;
         let subject = catalog
             .identities
             .get(facts.subject)
-            .ok_or_else(|| format!("unknown identity {:?}", facts.subject))?;
+            .ok_or_else(|| unknown_identity(facts.subject))?;
         let entitlement = catalog
             .entitlements
             .get(facts.entitlement)
             .ok_or_else(|| format!("unknown entitlement {:?}", facts.entitlement))?;
+        let Some(extra) = extra else {
+            return Ok((
+                actor_entities.principal.uid(),
+                Cow::Borrowed(&catalog.all),
+                subject.kind.as_str(),
+            ));
+        };
         let mut chosen: HashMap<EntityUid, Entity> = HashMap::with_capacity(8);
         for entity in [
             &actor_entities.principal,
@@ -140,14 +151,12 @@ impl PolicyEngine {
         ] {
             chosen.entry(entity.uid()).or_insert_with(|| entity.clone());
         }
-        if let Some(extra) = extra {
-            chosen.insert(extra.uid(), extra);
-        }
+        chosen.insert(extra.uid(), extra);
         let entities =
             Entities::from_entities(chosen.into_values(), None).map_err(|e| e.to_string())?;
         Ok((
             actor_entities.principal.uid(),
-            entities,
+            Cow::Owned(entities),
             subject.kind.as_str(),
         ))
     }

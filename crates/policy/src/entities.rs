@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
-use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use writ_config::{Config, Entitlement, Identity};
 use writ_domain::IdentityKind;
 
@@ -33,10 +33,13 @@ pub(crate) struct IdentityEntities {
     pub kind: IdentityKind,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct EntityCatalog {
     pub identities: HashMap<String, IdentityEntities>,
     pub entitlements: HashMap<String, Entity>,
+    /// Every entity above in one store, its transitive closure computed once at load,
+    /// so a `request` decision builds no entities at all.
+    pub all: Entities,
 }
 
 fn identity_entities(identity: &Identity) -> IdentityEntities {
@@ -107,18 +110,26 @@ fn entitlement_entity(entitlement: &Entitlement) -> Entity {
 }
 
 impl EntityCatalog {
-    pub fn build(config: &Config) -> Self {
-        Self {
-            identities: config
-                .identities
-                .values()
-                .map(|i| (i.name.to_string(), identity_entities(i)))
-                .collect(),
-            entitlements: config
-                .entitlements
-                .values()
-                .map(|e| (e.id.to_string(), entitlement_entity(e)))
-                .collect(),
-        }
+    pub fn build(config: &Config) -> Result<Self, String> {
+        let identities: HashMap<String, IdentityEntities> = config
+            .identities
+            .values()
+            .map(|i| (i.name.to_string(), identity_entities(i)))
+            .collect();
+        let entitlements: HashMap<String, Entity> = config
+            .entitlements
+            .values()
+            .map(|e| (e.id.to_string(), entitlement_entity(e)))
+            .collect();
+        let every = identities
+            .values()
+            .flat_map(|i| [i.principal.clone(), i.subject.clone()])
+            .chain(entitlements.values().cloned());
+        let all = Entities::from_entities(every, None).map_err(|e| e.to_string())?;
+        Ok(Self {
+            identities,
+            entitlements,
+            all,
+        })
     }
 }

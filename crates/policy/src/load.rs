@@ -267,7 +267,14 @@ impl PolicyEngine {
             return Err(PolicyLoadError::Invalid(diagnostics));
         }
 
-        let catalog = EntityCatalog::build(config);
+        let catalog = EntityCatalog::build(config).map_err(|problem| {
+            PolicyLoadError::Invalid(vec![PolicyDiagnostic {
+                file: config.path.clone(),
+                line: 1,
+                column: 1,
+                message: format!("cannot build Cedar entities: {problem}"),
+            }])
+        })?;
         Ok(Self {
             set: SlicedPolicySet::new(set),
             meta,

@@ -20,13 +20,15 @@ enum ScopeKey {
     Type(EntityTypeName),
 }
 
-type BucketKey = (ScopeKey, ScopeKey, ScopeKey);
+/// action key → principal key → resource key → policy indices. Nested so a lookup
+/// borrows its keys instead of building tuples.
+type Buckets = HashMap<ScopeKey, HashMap<ScopeKey, HashMap<ScopeKey, Vec<usize>>>>;
 
 #[derive(Debug)]
 pub struct SlicedPolicySet {
     whole: PolicySet,
     policies: Vec<Policy>,
-    buckets: HashMap<BucketKey, Vec<usize>>,
+    buckets: Buckets,
     /// Template-linked policies are not indexed; a set with any is evaluated whole.
     has_templates: bool,
     authorizer: Authorizer,
@@ -76,13 +78,17 @@ impl SlicedPolicySet {
     pub fn new(whole: PolicySet) -> Self {
         let has_templates = whole.templates().next().is_some();
         let policies: Vec<Policy> = whole.policies().cloned().collect();
-        let mut buckets: HashMap<BucketKey, Vec<usize>> = HashMap::new();
+        let mut buckets: Buckets = HashMap::new();
         for (index, policy) in policies.iter().enumerate() {
             let principal = principal_key(policy.principal_constraint());
             let resource = resource_key(policy.resource_constraint());
             for action in action_keys(policy.action_constraint()) {
                 let bucket = buckets
-                    .entry((action, principal.clone(), resource.clone()))
+                    .entry(action)
+                    .or_default()
+                    .entry(principal.clone())
+                    .or_default()
+                    .entry(resource.clone())
                     .or_default();
                 // `action in [A, A]` must not file the same policy twice.
                 if bucket.last() != Some(&index) {
@@ -111,16 +117,13 @@ impl SlicedPolicySet {
         let action_keys = lookup_keys(action, entities, false);
         let resource_keys = lookup_keys(resource, entities, true);
         let mut found = Vec::new();
-        for action in &action_keys {
-            for principal in &principal_keys {
-                for resource in &resource_keys {
-                    // Building the tuple key clones; the key sets are tiny (a handful each).
-                    if let Some(bucket) =
-                        self.buckets
-                            .get(&(action.clone(), principal.clone(), resource.clone()))
-                    {
-                        found.extend_from_slice(bucket);
-                    }
+        for by_principal in action_keys.iter().filter_map(|key| self.buckets.get(key)) {
+            for by_resource in principal_keys
+                .iter()
+                .filter_map(|key| by_principal.get(key))
+            {
+                for bucket in resource_keys.iter().filter_map(|key| by_resource.get(key)) {
+                    found.extend_from_slice(bucket);
                 }
             }
         }

@@ -1,0 +1,164 @@
+//! Audited, automatically approved requests per second through the HTTP API (real
+//! `writ serve`, SQLite with synchronous=FULL, a no-op connector) against the raw
+//! durable single-row commit rate of SQLite on the same disk, in the same run.
+//!
+//! cargo bench -p writ --bench throughput
+//! WRIT_BENCH_SECONDS (default 5) per measurement, WRIT_BENCH_CLIENTS (default 16)
+//! concurrent clients, median of WRIT_BENCH_RUNS (default 5) runs.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+const CONFIG: &str = r#"
+[storage]
+url = "sqlite://writ.db"
+
+[[target]]
+name = "noop"
+kind = "noop"
+
+[[entitlement]]
+id = "noop/read"
+target = "noop"
+role = "read"
+sensitivity = "low"
+max_duration = "8h"
+
+[[user]]
+name = "alice"
+groups = ["engineers"]
+"#;
+
+const POLICY: &str = r#"@id("auto") permit (principal in Group::"engineers", action == Action::"request", resource);"#;
+
+async fn raw_commit_rate(dir: &std::path::Path, seconds: u64) -> f64 {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    let options = SqliteConnectOptions::new()
+        .filename(dir.join("raw.db"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("raw sqlite");
+    sqlx::query("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        .execute(&pool)
+        .await
+        .expect("table");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut commits = 0u64;
+    while Instant::now() < deadline {
+        sqlx::query("INSERT INTO t (v) VALUES ($1)")
+            .bind("a row about the size of an event id")
+            .execute(&pool)
+            .await
+            .expect("insert");
+        commits += 1;
+    }
+    let rate = commits as f64 / started.elapsed().as_secs_f64();
+    pool.close().await;
+    rate
+}
+
+async fn writ_rate(base: &str, token: &str, seconds: u64, clients: u64) -> f64 {
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (done, base, token) = (done.clone(), base.to_string(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let body = serde_json::json!({"entitlement": "noop/read", "duration_seconds": 3600, "justification": "bench"});
+            while Instant::now() < deadline {
+                let response = http.post(format!("{base}/v1/requests")).bearer_auth(&token).json(&body).send().await.expect("request");
+                assert_eq!(response.status().as_u16(), 201);
+                let request: serde_json::Value = response.json().await.expect("json");
+                assert_eq!(request["state"], "approved");
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("client");
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds = env_number("WRIT_BENCH_SECONDS", 5);
+    let clients = env_number("WRIT_BENCH_CLIENTS", 16);
+    let runs = env_number("WRIT_BENCH_RUNS", 5);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    std::fs::write(
+        dir.path().join("writ.toml"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{CONFIG}"),
+    )
+    .expect("config");
+    std::fs::create_dir_all(dir.path().join("policies")).expect("mkdir");
+    std::fs::write(dir.path().join("policies/p.cedar"), POLICY).expect("policy");
+    let config = dir.path().join("writ.toml");
+    let writ = env!("CARGO_BIN_EXE_writ");
+    let token = Command::new(writ)
+        .args(["token", "issue", "alice", "--ttl", "1h", "--config"])
+        .arg(&config)
+        .output()
+        .expect("token");
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    let mut server = Command::new(writ)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("WRIT_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut raw = Vec::new();
+    let mut served = Vec::new();
+    for _ in 0..runs {
+        raw.push(raw_commit_rate(dir.path(), seconds).await);
+        served.push(writ_rate(&base, &token, seconds, clients).await);
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let (raw, served) = (median(raw), median(served));
+    println!(
+        "audited auto-approved requests through HTTP, {clients} clients, {seconds}s per measurement, median of {runs} runs"
+    );
+    println!("| measure | per second |");
+    println!("|---|---:|");
+    println!(
+        "| raw SQLite durable single-row commits (WAL, synchronous=FULL, one connection) | {raw:.0} |"
+    );
+    println!(
+        "| writ requests (decision + request, grant, 3 ledger events, target applied and activated) | {served:.0} |"
+    );
+    println!("ratio: {:.2}×", served / raw);
+}
