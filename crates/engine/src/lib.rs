@@ -15,6 +15,7 @@ mod scheduler;
 mod tokens;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use tokio::sync::{Mutex, Notify};
@@ -36,6 +37,11 @@ pub struct Caller {
     pub kind: IdentityKind,
 }
 
+/// A grant is applied inline right after it is recorded; its apply job becomes due
+/// this much later, so the scheduler takes over only if the inline attempt did not
+/// finish (a crash, a very slow target).
+pub const INLINE_APPLY_GRACE_SECONDS: i64 = 10;
+
 /// The longest justification writ stores.
 pub const JUSTIFICATION_LENGTH_MAX: usize = 4096;
 /// The longest approval, rejection or revocation comment writ stores.
@@ -49,6 +55,9 @@ pub struct Engine {
     pub(crate) clock: Arc<dyn Clock>,
     /// Wakes the scheduler when a new deadline may be earlier than the one it sleeps for.
     pub(crate) wake: Arc<Notify>,
+    /// When the scheduler will next look at its jobs (µs since the epoch; `i64::MAX`
+    /// while it is working). Only a job due earlier needs to wake it.
+    pub(crate) next_wake_at_us: AtomicI64,
     /// One target change at a time per (target, role, account), so that revoking one
     /// lease and applying an overlapping one cannot interleave.
     holder_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
@@ -77,6 +86,7 @@ impl Engine {
             connectors,
             clock,
             wake: Arc::new(Notify::new()),
+            next_wake_at_us: AtomicI64::new(i64::MAX),
             holder_locks: StdMutex::new(HashMap::new()),
         }
     }
@@ -107,6 +117,14 @@ impl Engine {
             locks.retain(|_, lock| Arc::strong_count(lock) > 1);
         }
         locks.entry(key).or_default().clone()
+    }
+
+    /// Tells the scheduler about a job due at `due`, waking it only if that is earlier
+    /// than it planned to look.
+    pub(crate) fn hint_due(&self, due: writ_domain::Timestamp) {
+        if due.unix_micros() < self.next_wake_at_us.load(Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
     }
 
     /// Records policy evaluation errors: logged and counted, never silently ignored.

@@ -10,8 +10,8 @@ use writ_policy::{ApproveFacts, RequestFacts};
 use writ_store::{GrantFilter, JobKind, RequestFilter, WriteTx};
 
 use crate::{
-    COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorKind, JUSTIFICATION_LENGTH_MAX,
-    metrics_names,
+    COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorKind, INLINE_APPLY_GRACE_SECONDS,
+    JUSTIFICATION_LENGTH_MAX, metrics_names,
 };
 
 /// A request as a caller submits it.
@@ -191,8 +191,11 @@ impl Engine {
             .increment(1);
         tracing::info!(request = %request.id, requester = %request.requester, subject = %request.subject, entitlement = %request.entitlement, state = %request.state, "request recorded");
 
-        self.wake.notify_one();
+        if let Some(expires_at) = request.pending_expires_at {
+            self.hint_due(expires_at);
+        }
         if let Some(grant) = grant {
+            self.hint_due(now.plus_seconds(INLINE_APPLY_GRACE_SECONDS));
             self.apply_grant(grant.id).await;
         }
         Ok(request)
@@ -236,8 +239,12 @@ impl Engine {
             &json!({ "grant": grant, "scheduled_revocation_at": grant.expires_at }),
         )
         .await?;
-        tx.set_job(&grant.id.to_string(), JobKind::ApplyGrant, now)
-            .await?;
+        tx.set_job(
+            &grant.id.to_string(),
+            JobKind::ApplyGrant,
+            now.plus_seconds(INLINE_APPLY_GRACE_SECONDS),
+        )
+        .await?;
         Ok(())
     }
 
@@ -346,7 +353,7 @@ impl Engine {
         tx.commit().await?;
         tracing::info!(request = %id, approver = %caller.name, missing = request.approvals_missing(), "approval recorded");
         if let Some(grant) = grant {
-            self.wake.notify_one();
+            self.hint_due(now.plus_seconds(INLINE_APPLY_GRACE_SECONDS));
             self.apply_grant(grant).await;
         }
         Ok(request)

@@ -88,6 +88,7 @@ impl Engine {
         }
         tx.retry_job(&job, due, error).await?;
         tx.commit().await?;
+        self.hint_due(due);
         Ok(())
     }
 
@@ -162,7 +163,7 @@ impl Engine {
                 tx.set_job(&id.to_string(), JobKind::RevokeGrant, current.expires_at)
                     .await?;
                 tx.commit().await?;
-                self.wake.notify_one();
+                self.hint_due(current.expires_at);
                 tracing::info!(grant = %id, subject = %current.subject, entitlement = %current.entitlement, expires_at = %current.expires_at, "grant active");
                 Ok(())
             }
@@ -381,7 +382,7 @@ impl Engine {
         if let Err(error) = self.execute_revoke(id).await {
             tracing::error!(grant = %id, %error, "revocation will be retried");
         }
-        self.wake.notify_one();
+
         self.grant(id).await
     }
 

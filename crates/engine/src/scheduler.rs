@@ -2,6 +2,7 @@
 //! is due. Overdue work (after a restart) is simply due at once.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -75,6 +76,11 @@ impl Scheduler {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let wake = self.engine.wake.clone();
         loop {
+            // While working, any new job wakes us again (a stored permit), so one added
+            // between our last look and the sleep below is not missed.
+            self.engine
+                .next_wake_at_us
+                .store(i64::MAX, Ordering::SeqCst);
             let pause = match self.run_due().await {
                 Ok(_) => self.until_next_deadline().await,
                 Err(error) => {
@@ -82,6 +88,14 @@ impl Scheduler {
                     STORAGE_RETRY
                 }
             };
+            let wake_at = self
+                .engine
+                .clock
+                .now()
+                .plus_millis(i64::try_from(pause.as_millis()).unwrap_or(i64::MAX));
+            self.engine
+                .next_wake_at_us
+                .store(wake_at.unix_micros(), Ordering::SeqCst);
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = wake.notified() => {}

@@ -31,10 +31,7 @@ impl<'s> WriteTx<'s> {
         let mut tx = store.pool.begin().await?;
         // Take the write lock first (row lock on PostgreSQL, RESERVED on SQLite), so
         // the head read next cannot be overtaken by another writer.
-        sqlx::query("UPDATE ledger_head SET seq = seq WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
-        let head = sqlx::query("SELECT seq, hash FROM ledger_head WHERE id = 1")
+        let head = sqlx::query("UPDATE ledger_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
             .fetch_one(&mut *tx)
             .await?;
         Ok(Self {
@@ -179,11 +176,10 @@ impl<'s> WriteTx<'s> {
         kind: JobKind,
         due_at: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM jobs WHERE object_id = $1")
-            .bind(object_id)
-            .execute(&mut *self.tx)
-            .await?;
-        sqlx::query("INSERT INTO jobs (object_id, kind, due_at_us, attempts, last_error) VALUES ($1, $2, $3, 0, NULL)")
+        sqlx::query(
+            "INSERT INTO jobs (object_id, kind, due_at_us, attempts, last_error) VALUES ($1, $2, $3, 0, NULL) \
+             ON CONFLICT (object_id) DO UPDATE SET kind = excluded.kind, due_at_us = excluded.due_at_us, attempts = 0, last_error = NULL",
+        )
             .bind(object_id)
             .bind(kind.as_str())
             .bind(due_at.unix_micros())

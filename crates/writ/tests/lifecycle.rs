@@ -464,3 +464,149 @@ async fn a_grant_that_expires_while_writ_is_down_is_revoked_at_restart() {
     assert!(!s.roles.holds(&s.read_role, &s.alice_account).await);
     s.finish().await;
 }
+
+#[tokio::test]
+async fn when_the_ledger_refuses_writes_no_access_is_granted() {
+    let mut s = setup(true).await;
+    s.writ.start().await;
+    let alice = s.writ.token("alice");
+    let database = s
+        .database
+        .as_ref()
+        .map(|db| db.url.clone())
+        .expect("postgres storage");
+    let storage = sqlx::PgPool::connect(&database)
+        .await
+        .expect("storage database");
+    // From now on every ledger append fails, as a full disk or a revoked privilege would.
+    sqlx::query("ALTER TABLE events ADD CONSTRAINT refuse_new_events CHECK (seq < 0) NOT VALID")
+        .execute(&storage)
+        .await
+        .expect("constraint");
+
+    let (status, answer) = s
+        .writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({"entitlement": "pg/read", "justification": "during an outage"}),
+        )
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "storage_unavailable");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("changed nothing")),
+        "{answer}"
+    );
+    assert!(
+        !s.roles.holds(&s.read_role, &s.alice_account).await,
+        "fail closed: nothing reached the target"
+    );
+    let requests: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests")
+        .fetch_one(&storage)
+        .await
+        .expect("count");
+    assert_eq!(requests, 0, "no half-applied request row");
+
+    sqlx::query("ALTER TABLE events DROP CONSTRAINT refuse_new_events")
+        .execute(&storage)
+        .await
+        .expect("drop constraint");
+    let (status, answer) = s
+        .writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({"entitlement": "pg/read", "justification": "after the outage"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    storage.close().await;
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn operational_endpoints_metrics_openapi_request_ids_and_graceful_shutdown() {
+    let mut s = setup(false).await;
+    s.writ.start().await;
+    let alice = s.writ.token("alice");
+    let (status, _) = s
+        .writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({"entitlement": "pg/read", "duration_seconds": 60, "justification": "metrics"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let (status, metrics) = s.writ.get("/metrics", &alice).await;
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    for expected in [
+        "writ_requests_total{outcome=\"approved\"} 1",
+        "writ_grants{state=\"active\"} 1",
+        "writ_failed_revocations 0",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing from:\n{metrics}"
+        );
+    }
+    let (status, _) = s
+        .writ
+        .call(reqwest::Method::GET, "/metrics", None, None)
+        .await;
+    assert_eq!(
+        status, 401,
+        "metrics need a token like every call but /healthz"
+    );
+
+    let (status, openapi) = s.writ.get("/openapi.json", &alice).await;
+    assert_eq!(status, 200);
+    for path in [
+        "/v1/requests",
+        "/v1/requests/{id}/approve",
+        "/v1/grants/{id}/revoke",
+        "/v1/audit/verify",
+    ] {
+        assert!(
+            openapi["paths"][path].is_object(),
+            "{path} missing from /openapi.json"
+        );
+    }
+    assert!(openapi["components"]["schemas"]["Request"].is_object());
+
+    let response = s
+        .writ
+        .http
+        .get(format!("{}/healthz", s.writ.base()))
+        .send()
+        .await
+        .expect("healthz");
+    assert!(
+        response
+            .headers()
+            .get("x-request-id")
+            .is_some_and(|id| id.len() >= 32),
+        "responses carry a request id"
+    );
+
+    let (status, missing) = s.writ.get("/v1/nothing-here", &alice).await;
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    let exit = s.writ.stop_and_wait();
+    assert_eq!(
+        exit,
+        Some(0),
+        "SIGTERM shuts down cleanly: {}",
+        s.writ.log()
+    );
+    assert!(s.writ.log().contains("writ stopped"));
+    s.finish().await;
+}

@@ -235,10 +235,14 @@ impl Writ {
 
     /// SIGTERM and wait: the graceful path.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            send_signal(child.id(), "TERM");
-            let _ = child.wait();
-        }
+        self.stop_and_wait();
+    }
+
+    /// SIGTERM, wait, and return the exit code (None if not running or killed by a signal).
+    pub fn stop_and_wait(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        send_signal(child.id(), "TERM");
+        child.wait().ok().and_then(|status| status.code())
     }
 
     pub async fn call(
