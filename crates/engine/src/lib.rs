@@ -61,6 +61,9 @@ pub struct Engine {
     /// One target change at a time per (target, role, account), so that revoking one
     /// lease and applying an overlapping one cannot interleave.
     holder_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Token hash → (record, cached until); see `TOKEN_CACHE_SECONDS`.
+    pub(crate) token_cache:
+        StdMutex<HashMap<String, (writ_store::TokenRecord, writ_domain::Timestamp)>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -88,6 +91,7 @@ impl Engine {
             wake: Arc::new(Notify::new()),
             next_wake_at_us: AtomicI64::new(i64::MAX),
             holder_locks: StdMutex::new(HashMap::new()),
+            token_cache: StdMutex::new(HashMap::new()),
         }
     }
 

@@ -196,7 +196,7 @@ impl Engine {
         }
         if let Some(grant) = grant {
             self.hint_due(now.plus_seconds(INLINE_APPLY_GRACE_SECONDS));
-            self.apply_grant(grant.id).await;
+            self.apply_grant_known(grant.id, Some(grant)).await;
         }
         Ok(request)
     }

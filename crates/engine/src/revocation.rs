@@ -95,14 +95,23 @@ impl Engine {
     /// Applies a pending grant on its target and activates it once it is observed there.
     /// Failures are recorded and retried by the scheduler; nothing is returned to a caller.
     pub(crate) async fn apply_grant(&self, id: GrantId) {
-        if let Err(error) = self.try_apply_grant(id).await {
+        self.apply_grant_known(id, None).await;
+    }
+
+    /// As `apply_grant`, for a caller that has just recorded the grant and so need not read it.
+    pub(crate) async fn apply_grant_known(&self, id: GrantId, known: Option<Grant>) {
+        if let Err(error) = self.try_apply_grant(id, known).await {
             tracing::error!(grant = %id, %error, "could not apply grant");
         }
     }
 
-    async fn try_apply_grant(&self, id: GrantId) -> Result<(), EngineError> {
-        let Some(grant) = self.store.grant(id).await? else {
-            return Ok(());
+    async fn try_apply_grant(&self, id: GrantId, known: Option<Grant>) -> Result<(), EngineError> {
+        let grant = match known {
+            Some(grant) => grant,
+            None => match self.store.grant(id).await? {
+                Some(grant) => grant,
+                None => return Ok(()),
+            },
         };
         if grant.state != GrantState::Pending {
             return Ok(());

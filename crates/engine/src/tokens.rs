@@ -7,11 +7,15 @@ use subtle::ConstantTimeEq;
 use writ_config::Config;
 use writ_domain::Timestamp;
 use writ_domain::ledger::EventKind;
-use writ_store::Store;
+use writ_store::{Store, TokenRecord};
 
 use crate::{Caller, Engine, EngineError, ErrorKind};
 
 pub const DEFAULT_TOKEN_TTL_SECONDS: i64 = 3600;
+/// A token found in the store is remembered this long, saving a read per API call.
+/// (Its expiry is still checked on every call.)
+pub const TOKEN_CACHE_SECONDS: i64 = 30;
+const TOKEN_CACHE_ENTRIES_MAX: usize = 10_000;
 /// Tokens live at most 90 days; longer-lived access is a new token, on the record.
 pub const TOKEN_TTL_MAX_SECONDS: i64 = 90 * 24 * 3600;
 const TOKEN_PREFIX: &str = "writ_";
@@ -90,11 +94,19 @@ impl Engine {
             return Err(rejected());
         }
         let hash = token_hash(token);
-        let record = self.store.token(&hash).await?.ok_or_else(rejected)?;
+        let now = self.clock.now();
+        let record = match self.cached_token(&hash, now) {
+            Some(record) => record,
+            None => {
+                let record = self.store.token(&hash).await?.ok_or_else(rejected)?;
+                self.cache_token(record.clone(), now);
+                record
+            }
+        };
         if !bool::from(record.hash.as_bytes().ct_eq(hash.as_bytes())) {
             return Err(rejected());
         }
-        if record.expires_at <= self.clock.now() {
+        if record.expires_at <= now {
             return Err(EngineError::unauthenticated(
                 "the bearer token has expired; issue a new one with `writ token issue`",
             ));
@@ -106,5 +118,30 @@ impl Engine {
             name: identity.name.clone(),
             kind: identity.kind,
         })
+    }
+
+    fn cached_token(&self, hash: &str, now: Timestamp) -> Option<TokenRecord> {
+        let cache = self
+            .token_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .get(hash)
+            .filter(|(_, until)| *until > now)
+            .map(|(record, _)| record.clone())
+    }
+
+    fn cache_token(&self, record: TokenRecord, now: Timestamp) {
+        let mut cache = self
+            .token_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= TOKEN_CACHE_ENTRIES_MAX {
+            cache.clear();
+        }
+        cache.insert(
+            record.hash.clone(),
+            (record, now.plus_seconds(TOKEN_CACHE_SECONDS)),
+        );
     }
 }
