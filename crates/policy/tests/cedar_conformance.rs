@@ -14,8 +14,18 @@ use writ_policy::cedar_policy::{
     Response, Schema,
 };
 
+/// The suite lives beside the repository, in `../shared/reference/` (never copied in);
+/// `WRIT_CEDAR_SUITE` overrides. Searched upwards so any clone location works.
 fn suite_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/cedar-integration-tests")
+    if let Some(path) = std::env::var_os("WRIT_CEDAR_SUITE") {
+        return PathBuf::from(path);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|dir| dir.join("shared/reference/cedar-integration-tests"))
+        .find(|candidate| candidate.is_dir())
+        .unwrap_or_else(|| panic!("Cedar's conformance suite not found in shared/reference/ above {}; set WRIT_CEDAR_SUITE", manifest.display()))
 }
 
 #[derive(Deserialize)]
