@@ -255,23 +255,7 @@ impl Engine {
         {
             let mut tx = self.store.begin().await?;
             if let Some(other) = tx.other_live_grant(&grant).await? {
-                let mut done = grant.clone();
-                done.state = done
-                    .state
-                    .transition(GrantEvent::ConfirmRevoked)
-                    .map_err(illegal)?;
-                done.verified_at = Some(now);
-                done.retained_by = Some(other);
-                tx.update_grant(&done).await?;
-                tx.append(
-                    now,
-                    SCHEDULER_ACTOR,
-                    EventKind::GrantRevoked,
-                    &json!({ "grant": done, "target_access": "retained_by_overlapping_grant" }),
-                )
-                .await?;
-                tx.delete_job(&id.to_string()).await?;
-                tx.commit().await?;
+                Self::record_revoked(tx, &grant, Some(other), now).await?;
                 tracing::info!(grant = %id, retained_by = %other, "lease ended; an overlapping grant keeps the access");
                 return Ok(());
             }
@@ -285,23 +269,8 @@ impl Engine {
         let now = self.clock.now();
         match (revoked, observed) {
             (_, Ok(false)) => {
-                let mut tx = self.store.begin().await?;
-                let mut done = grant.clone();
-                done.state = done
-                    .state
-                    .transition(GrantEvent::ConfirmRevoked)
-                    .map_err(illegal)?;
-                done.verified_at = Some(now);
-                tx.update_grant(&done).await?;
-                tx.append(
-                    now,
-                    SCHEDULER_ACTOR,
-                    EventKind::GrantRevoked,
-                    &json!({ "grant": done, "target_access": "removed" }),
-                )
-                .await?;
-                tx.delete_job(&id.to_string()).await?;
-                tx.commit().await?;
+                let tx = self.store.begin().await?;
+                let done = Self::record_revoked(tx, &grant, None, now).await?;
                 if done.revoke_reason.as_deref() == Some("expired") {
                     let lag_seconds = now.millis_since(done.expires_at) as f64 / 1000.0;
                     metrics::histogram!(metrics_names::REVOCATION_LAG).record(lag_seconds.max(0.0));
@@ -323,6 +292,39 @@ impl Engine {
                     .await
             }
         }
+    }
+
+    /// Records a revocation as done: verified gone from the target, or kept there by
+    /// the overlapping live grant `retained_by`.
+    async fn record_revoked(
+        mut tx: WriteTx<'_>,
+        grant: &Grant,
+        retained_by: Option<GrantId>,
+        now: Timestamp,
+    ) -> Result<Grant, EngineError> {
+        let mut done = grant.clone();
+        done.state = done
+            .state
+            .transition(GrantEvent::ConfirmRevoked)
+            .map_err(illegal)?;
+        done.verified_at = Some(now);
+        done.retained_by = retained_by;
+        let target_access = if retained_by.is_some() {
+            "retained_by_overlapping_grant"
+        } else {
+            "removed"
+        };
+        tx.update_grant(&done).await?;
+        tx.append(
+            now,
+            SCHEDULER_ACTOR,
+            EventKind::GrantRevoked,
+            &json!({ "grant": done, "target_access": target_access }),
+        )
+        .await?;
+        tx.delete_job(&grant.id.to_string()).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Ends a lease early at a caller's request.

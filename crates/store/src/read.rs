@@ -65,29 +65,39 @@ impl Store {
     }
 
     pub async fn requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
-        let (clause, values) = where_clause(&[
+        let conditions = [
             ("state", filter.state.map(|s| s.as_str().to_string())),
             ("requester", filter.requester.clone()),
             ("subject", filter.subject.clone()),
-        ]);
-        let limit = filter
-            .limit
-            .unwrap_or(LIST_LIMIT_MAX)
-            .clamp(1, LIST_LIMIT_MAX);
-        let sql = format!(
-            "SELECT id, doc FROM requests {clause} ORDER BY created_at_us DESC, id DESC LIMIT {limit}"
-        );
-        // Only column names writ chose and numbered placeholders are interpolated.
+        ];
+        let rows = self
+            .list(
+                "requests",
+                &conditions,
+                "created_at_us DESC, id DESC",
+                filter.limit,
+            )
+            .await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    /// `SELECT id, doc FROM <table> WHERE <conditions> ORDER BY <order> LIMIT <limit>`.
+    async fn list(
+        &self,
+        table: &str,
+        conditions: &[(&str, Option<String>)],
+        order: &str,
+        limit: Option<i64>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        let (clause, values) = where_clause(conditions);
+        let limit = limit.unwrap_or(LIST_LIMIT_MAX).clamp(1, LIST_LIMIT_MAX);
+        let sql = format!("SELECT id, doc FROM {table} {clause} ORDER BY {order} LIMIT {limit}");
+        // Only table and column names writ chose and numbered placeholders are interpolated.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for value in values {
             query = query.bind(value);
         }
-        query
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(request_from_row)
-            .collect()
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     pub async fn grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
@@ -99,27 +109,15 @@ impl Store {
     }
 
     pub async fn grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError> {
-        let (clause, values) = where_clause(&[
+        let conditions = [
             ("state", filter.state.map(|s| s.as_str().to_string())),
             ("subject", filter.subject.clone()),
             ("entitlement", filter.entitlement.clone()),
-        ]);
-        let limit = filter
-            .limit
-            .unwrap_or(LIST_LIMIT_MAX)
-            .clamp(1, LIST_LIMIT_MAX);
-        let sql = format!("SELECT id, doc FROM grants {clause} ORDER BY id DESC LIMIT {limit}");
-        // Only column names writ chose and numbered placeholders are interpolated.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in values {
-            query = query.bind(value);
-        }
-        query
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(grant_from_row)
-            .collect()
+        ];
+        let rows = self
+            .list("grants", &conditions, "id DESC", filter.limit)
+            .await?;
+        rows.iter().map(grant_from_row).collect()
     }
 
     /// Number of grants in each state, for metrics.

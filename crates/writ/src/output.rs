@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use serde_json::Value;
-use writ_domain::{Grant, Request, format_duration_seconds};
+use writ_domain::{DecisionOutcome, Grant, Request, format_duration_seconds};
 
 fn as_request(value: &Value) -> Option<Request> {
     serde_json::from_value(value.clone()).ok()
@@ -42,8 +42,12 @@ pub fn request(value: &Value) -> String {
     };
     let _ = writeln!(
         out,
-        "  decision: {:?} by {policies} (policy set {})",
-        decision.outcome,
+        "  decision: {} by {policies} (policy set {})",
+        match decision.outcome {
+            DecisionOutcome::Deny => "deny",
+            DecisionOutcome::Auto => "automatic",
+            DecisionOutcome::Approval => "approval needed",
+        },
         &decision.policy_hash[..12.min(decision.policy_hash.len())]
     );
     for reason in &decision.reasons {
