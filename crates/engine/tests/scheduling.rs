@@ -204,3 +204,35 @@ async fn policy_caps_the_duration() {
     );
     h.finish().await;
 }
+
+#[tokio::test]
+async fn calls_with_unknown_outcomes_are_rechecked_not_believed() {
+    let h = Harness::new(Storage::Sqlite).await;
+    h.target
+        .lose_answers
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let grant_id = h
+        .engine
+        .create_request(&caller("alice"), low(30))
+        .await
+        .expect("request")
+        .grant_id
+        .expect("grant");
+    let grant = h.engine.grant(grant_id).await.expect("grant");
+    assert_eq!(
+        grant.state,
+        GrantState::Active,
+        "the grant landed although its answer was lost; the read-back shows it"
+    );
+    assert!(grant.granted_at.is_some());
+
+    h.advance(30).await;
+    let grant = h.engine.grant(grant_id).await.expect("grant");
+    assert_eq!(
+        grant.state,
+        GrantState::Revoked,
+        "the revocation landed although its answer was lost"
+    );
+    assert!(!h.target.holds_now("low", "alice"));
+    h.finish().await;
+}

@@ -22,6 +22,8 @@ pub use write::WriteTx;
 
 /// How many events `audit verify` and exports read per query.
 pub const EVENT_PAGE_SIZE: i64 = 5_000;
+/// How long a caller waits for a database connection before the call fails (503).
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The most rows a list query returns.
 pub const LIST_LIMIT_MAX: i64 = 1_000;
 
@@ -160,10 +162,21 @@ impl Store {
         } else {
             options
         };
-        let pool = options.connect(url).await.map_err(|e| StoreError::Open {
+        let open_error = |e: sqlx::Error| StoreError::Open {
             url: redact(url),
             problem: e.to_string(),
-        })?;
+        };
+        // One plain connection first: a pool only says "timed out" after its acquire
+        // timeout, while this fails at once with the reason (refused, no such database, ...).
+        let probe = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+            .await
+            .map_err(open_error)?;
+        let _ = sqlx::Connection::close(probe).await;
+        let pool = options
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .map_err(open_error)?;
         migrate::run(&pool).await?;
         Ok(Self {
             pool,

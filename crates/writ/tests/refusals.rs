@@ -458,3 +458,25 @@ async fn policy_check_shows_evaluation_errors_from_a_dry_run() {
         stderr(&output)
     );
 }
+
+#[tokio::test]
+async fn unreachable_storage_is_reported_at_once_with_its_reason() {
+    let writ = writ();
+    let config = std::fs::read_to_string(&writ.config)
+        .expect("config")
+        .replace("sqlite://writ.db", "postgres://postgres@127.0.0.1:1/writ");
+    std::fs::write(&writ.config, config).expect("write");
+    let started = std::time::Instant::now();
+    let output = writ.run(&["serve"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("storage.url") && message.contains("Connection refused"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}

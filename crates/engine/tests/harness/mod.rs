@@ -72,12 +72,24 @@ permit (principal, action == Action::"approve", resource) when { resource.subjec
 pub struct ControlledTarget {
     pub held: Mutex<HashSet<(String, String)>>,
     pub down: AtomicBool,
+    /// Apply every change, then answer as if the connection dropped before the reply.
+    pub lose_answers: AtomicBool,
 }
 
 impl ControlledTarget {
     fn check(&self) -> Result<(), ConnectorError> {
         if self.down.load(Ordering::SeqCst) {
             Err(ConnectorError::Failed("target unreachable (test)".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn answer(&self) -> Result<(), ConnectorError> {
+        if self.lose_answers.load(Ordering::SeqCst) {
+            Err(ConnectorError::Unknown(
+                "connection lost before the reply (test)".into(),
+            ))
         } else {
             Ok(())
         }
@@ -99,7 +111,7 @@ impl Connector for ControlledTarget {
             .lock()
             .map_err(|_| ConnectorError::Failed("poisoned".into()))?
             .insert((access.role.into(), access.account.into()));
-        Ok(())
+        self.answer()
     }
 
     async fn revoke(&self, access: Access<'_>) -> Result<(), ConnectorError> {
@@ -108,7 +120,7 @@ impl Connector for ControlledTarget {
             .lock()
             .map_err(|_| ConnectorError::Failed("poisoned".into()))?
             .remove(&(access.role.into(), access.account.into()));
-        Ok(())
+        self.answer()
     }
 
     async fn holds(&self, access: Access<'_>) -> Result<bool, ConnectorError> {
