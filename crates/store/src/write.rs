@@ -1,5 +1,11 @@
 //! The write path: one transaction, the ledger head held from the first statement,
 //! state changes and their events committed together or not at all.
+//!
+//! Writes are buffered and sent together — before the next read in the transaction,
+//! and at commit — as one round trip: several statements in one query on SQLite
+//! (sqlx binds `$N` across them), one statement of data-modifying CTEs on PostgreSQL.
+//! On SQLite every round trip is a hand-off to the connection's worker thread, and
+//! those hand-offs, not the database, were most of a transaction's time.
 
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::MutexGuard;
@@ -7,13 +13,30 @@ use writ_domain::ledger::{self, EventKind, StoredEvent};
 use writ_domain::lifecycle::GrantState;
 use writ_domain::{Grant, GrantId, Request, RequestId, Timestamp};
 
-use crate::{Job, JobKind, Store, StoreError, grant_from_row, request_from_row};
+use crate::{Backend, Job, JobKind, Store, StoreError, grant_from_row, request_from_row};
+
+/// A value bound to a buffered statement.
+#[derive(Debug, Clone)]
+enum Arg {
+    Int(i64),
+    Text(String),
+    OptionalText(Option<String>),
+}
+
+/// A statement whose placeholders are numbered `$1..$n` for its own arguments.
+#[derive(Debug)]
+struct Pending {
+    sql: &'static str,
+    args: Vec<Arg>,
+}
 
 pub struct WriteTx<'s> {
     tx: Transaction<'static, Any>,
+    backend: Backend,
     seq: i64,
     hash: String,
     appended: bool,
+    pending: Vec<Pending>,
     _writer: MutexGuard<'s, ()>,
 }
 
@@ -25,12 +48,57 @@ fn doc(value: &impl serde::Serialize) -> Result<String, StoreError> {
     })
 }
 
+/// `sql` with every `$N` placeholder shifted by `offset`.
+fn renumber(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&digits),
+        }
+    }
+    out
+}
+
+/// The buffered statements as one query for `backend`, and their arguments in order.
+fn combine(backend: Backend, pending: &[Pending]) -> (String, Vec<Arg>) {
+    let mut args = Vec::new();
+    let mut parts = Vec::with_capacity(pending.len());
+    for statement in pending {
+        parts.push(renumber(statement.sql, args.len()));
+        args.extend(statement.args.iter().cloned());
+    }
+    let sql = match (backend, parts.len()) {
+        (_, 1) => parts.remove(0),
+        (Backend::Sqlite, _) => parts.join(";\n"),
+        (Backend::Postgres, _) => {
+            let ctes: Vec<String> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, part)| format!("w{i} AS ({part})"))
+                .collect();
+            format!("WITH {} SELECT 1", ctes.join(", "))
+        }
+    };
+    (sql, args)
+}
+
 impl<'s> WriteTx<'s> {
     pub(crate) async fn begin(store: &'s Store) -> Result<Self, StoreError> {
         let writer = store.writer.lock().await;
         let mut tx = store.pool.begin().await?;
         // Take the write lock first (row lock on PostgreSQL, RESERVED on SQLite), so
-        // the head read next cannot be overtaken by another writer.
+        // the head read cannot be overtaken by another writer.
         let head = sqlx::query("UPDATE ledger_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
             .fetch_one(&mut *tx)
             .await?;
@@ -38,9 +106,35 @@ impl<'s> WriteTx<'s> {
             seq: head.try_get("seq")?,
             hash: head.try_get("hash")?,
             tx,
+            backend: store.backend,
             appended: false,
+            pending: Vec::new(),
             _writer: writer,
         })
+    }
+
+    fn buffer(&mut self, sql: &'static str, args: Vec<Arg>) {
+        self.pending.push(Pending { sql, args });
+    }
+
+    /// Sends the buffered writes. Reads in this transaction call it first.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let (sql, args) = combine(self.backend, &self.pending);
+        self.pending.clear();
+        // The text is writ's own statements with renumbered placeholders; values are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for arg in args {
+            query = match arg {
+                Arg::Int(value) => query.bind(value),
+                Arg::Text(value) => query.bind(value),
+                Arg::OptionalText(value) => query.bind(value),
+            };
+        }
+        query.execute(&mut *self.tx).await?;
+        Ok(())
     }
 
     /// Appends an event to the chain, in this transaction.
@@ -52,16 +146,18 @@ impl<'s> WriteTx<'s> {
         data: &serde_json::Value,
     ) -> Result<StoredEvent, StoreError> {
         let event = ledger::seal(self.seq, &self.hash, at, actor, kind, data);
-        sqlx::query("INSERT INTO events (seq, at_us, actor, kind, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(event.seq)
-            .bind(event.at.unix_micros())
-            .bind(&event.actor)
-            .bind(&event.kind)
-            .bind(&event.data)
-            .bind(&event.prev_hash)
-            .bind(&event.hash)
-            .execute(&mut *self.tx)
-            .await?;
+        self.buffer(
+            "INSERT INTO events (seq, at_us, actor, kind, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            vec![
+                Arg::Int(event.seq),
+                Arg::Int(event.at.unix_micros()),
+                Arg::Text(event.actor.clone()),
+                Arg::Text(event.kind.clone()),
+                Arg::Text(event.data.clone()),
+                Arg::Text(event.prev_hash.clone()),
+                Arg::Text(event.hash.clone()),
+            ],
+        );
         self.seq = event.seq;
         self.hash.clone_from(&event.hash);
         self.appended = true;
@@ -70,67 +166,77 @@ impl<'s> WriteTx<'s> {
 
     pub async fn commit(mut self) -> Result<(), StoreError> {
         if self.appended {
-            sqlx::query("UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(self.seq)
-                .bind(&self.hash)
-                .execute(&mut *self.tx)
-                .await?;
+            let (seq, hash) = (self.seq, self.hash.clone());
+            self.buffer(
+                "UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1",
+                vec![Arg::Int(seq), Arg::Text(hash)],
+            );
         }
+        self.flush().await?;
         self.tx.commit().await?;
         Ok(())
     }
 
     pub async fn insert_request(&mut self, request: &Request) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO requests (id, state, requester, subject, entitlement, created_at_us, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(request.id.to_string())
-            .bind(request.state.as_str())
-            .bind(request.requester.as_str())
-            .bind(request.subject.as_str())
-            .bind(request.entitlement.as_str())
-            .bind(request.created_at.unix_micros())
-            .bind(doc(request)?)
-            .execute(&mut *self.tx)
-            .await?;
+        self.buffer(
+            "INSERT INTO requests (id, state, requester, subject, entitlement, created_at_us, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            vec![
+                Arg::Text(request.id.to_string()),
+                Arg::Text(request.state.as_str().to_string()),
+                Arg::Text(request.requester.to_string()),
+                Arg::Text(request.subject.to_string()),
+                Arg::Text(request.entitlement.to_string()),
+                Arg::Int(request.created_at.unix_micros()),
+                Arg::Text(doc(request)?),
+            ],
+        );
         Ok(())
     }
 
     pub async fn update_request(&mut self, request: &Request) -> Result<(), StoreError> {
-        sqlx::query("UPDATE requests SET state = $2, doc = $3 WHERE id = $1")
-            .bind(request.id.to_string())
-            .bind(request.state.as_str())
-            .bind(doc(request)?)
-            .execute(&mut *self.tx)
-            .await?;
+        self.buffer(
+            "UPDATE requests SET state = $2, doc = $3 WHERE id = $1",
+            vec![
+                Arg::Text(request.id.to_string()),
+                Arg::Text(request.state.as_str().to_string()),
+                Arg::Text(doc(request)?),
+            ],
+        );
         Ok(())
     }
 
     pub async fn insert_grant(&mut self, grant: &Grant) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO grants (id, request_id, subject, entitlement, account, state, expires_at_us, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(grant.id.to_string())
-            .bind(grant.request_id.to_string())
-            .bind(grant.subject.as_str())
-            .bind(grant.entitlement.as_str())
-            .bind(&grant.account)
-            .bind(grant.state.as_str())
-            .bind(grant.expires_at.unix_micros())
-            .bind(doc(grant)?)
-            .execute(&mut *self.tx)
-            .await?;
+        self.buffer(
+            "INSERT INTO grants (id, request_id, subject, entitlement, account, state, expires_at_us, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            vec![
+                Arg::Text(grant.id.to_string()),
+                Arg::Text(grant.request_id.to_string()),
+                Arg::Text(grant.subject.to_string()),
+                Arg::Text(grant.entitlement.to_string()),
+                Arg::Text(grant.account.clone()),
+                Arg::Text(grant.state.as_str().to_string()),
+                Arg::Int(grant.expires_at.unix_micros()),
+                Arg::Text(doc(grant)?),
+            ],
+        );
         Ok(())
     }
 
     pub async fn update_grant(&mut self, grant: &Grant) -> Result<(), StoreError> {
-        sqlx::query("UPDATE grants SET state = $2, doc = $3 WHERE id = $1")
-            .bind(grant.id.to_string())
-            .bind(grant.state.as_str())
-            .bind(doc(grant)?)
-            .execute(&mut *self.tx)
-            .await?;
+        self.buffer(
+            "UPDATE grants SET state = $2, doc = $3 WHERE id = $1",
+            vec![
+                Arg::Text(grant.id.to_string()),
+                Arg::Text(grant.state.as_str().to_string()),
+                Arg::Text(doc(grant)?),
+            ],
+        );
         Ok(())
     }
 
     /// The request as of this transaction (writers are serialised, so this is the latest).
     pub async fn request(&mut self, id: RequestId) -> Result<Option<Request>, StoreError> {
+        self.flush().await?;
         let row = sqlx::query("SELECT id, doc FROM requests WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&mut *self.tx)
@@ -139,6 +245,7 @@ impl<'s> WriteTx<'s> {
     }
 
     pub async fn grant(&mut self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        self.flush().await?;
         let row = sqlx::query("SELECT id, doc FROM grants WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&mut *self.tx)
@@ -148,6 +255,7 @@ impl<'s> WriteTx<'s> {
 
     /// Another lease that may still give `account` this entitlement on the target.
     pub async fn other_live_grant(&mut self, grant: &Grant) -> Result<Option<GrantId>, StoreError> {
+        self.flush().await?;
         let row = sqlx::query(
             "SELECT id FROM grants WHERE entitlement = $1 AND account = $2 AND id <> $3 AND state IN ($4, $5) ORDER BY expires_at_us DESC LIMIT 1",
         )
@@ -176,15 +284,11 @@ impl<'s> WriteTx<'s> {
         kind: JobKind,
         due_at: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        self.buffer(
             "INSERT INTO jobs (object_id, kind, due_at_us, attempts, last_error) VALUES ($1, $2, $3, 0, NULL) \
              ON CONFLICT (object_id) DO UPDATE SET kind = excluded.kind, due_at_us = excluded.due_at_us, attempts = 0, last_error = NULL",
-        )
-            .bind(object_id)
-            .bind(kind.as_str())
-            .bind(due_at.unix_micros())
-            .execute(&mut *self.tx)
-            .await?;
+            vec![Arg::Text(object_id.to_string()), Arg::Text(kind.as_str().to_string()), Arg::Int(due_at.unix_micros())],
+        );
         Ok(())
     }
 
@@ -195,20 +299,18 @@ impl<'s> WriteTx<'s> {
         due_at: Timestamp,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET due_at_us = $2, attempts = attempts + 1, last_error = $3 WHERE object_id = $1")
-            .bind(&job.object_id)
-            .bind(due_at.unix_micros())
-            .bind(error)
-            .execute(&mut *self.tx)
-            .await?;
+        self.buffer(
+            "UPDATE jobs SET due_at_us = $2, attempts = attempts + 1, last_error = $3 WHERE object_id = $1",
+            vec![Arg::Text(job.object_id.clone()), Arg::Int(due_at.unix_micros()), Arg::OptionalText(Some(error.to_string()))],
+        );
         Ok(())
     }
 
     pub async fn delete_job(&mut self, object_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM jobs WHERE object_id = $1")
-            .bind(object_id)
-            .execute(&mut *self.tx)
-            .await?;
+        self.buffer(
+            "DELETE FROM jobs WHERE object_id = $1",
+            vec![Arg::Text(object_id.to_string())],
+        );
         Ok(())
     }
 
@@ -219,13 +321,49 @@ impl<'s> WriteTx<'s> {
         created_at: Timestamp,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO tokens (hash, identity, created_at_us, expires_at_us) VALUES ($1, $2, $3, $4)")
-            .bind(hash)
-            .bind(identity)
-            .bind(created_at.unix_micros())
-            .bind(expires_at.unix_micros())
-            .execute(&mut *self.tx)
-            .await?;
+        self.buffer(
+            "INSERT INTO tokens (hash, identity, created_at_us, expires_at_us) VALUES ($1, $2, $3, $4)",
+            vec![Arg::Text(hash.to_string()), Arg::Text(identity.to_string()), Arg::Int(created_at.unix_micros()), Arg::Int(expires_at.unix_micros())],
+        );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_shifted_past_earlier_statements() {
+        assert_eq!(
+            renumber("UPDATE t SET a = $2 WHERE id = $1 AND b = $10", 7),
+            "UPDATE t SET a = $9 WHERE id = $8 AND b = $17"
+        );
+        assert_eq!(renumber("SELECT 1", 3), "SELECT 1");
+    }
+
+    #[test]
+    fn statements_combine_per_backend() {
+        let pending = [
+            Pending {
+                sql: "DELETE FROM jobs WHERE object_id = $1",
+                args: vec![Arg::Text("a".into())],
+            },
+            Pending {
+                sql: "UPDATE jobs SET due_at_us = $2 WHERE object_id = $1",
+                args: vec![Arg::Text("b".into()), Arg::Int(5)],
+            },
+        ];
+        let (sqlite, args) = combine(Backend::Sqlite, &pending);
+        assert_eq!(
+            sqlite,
+            "DELETE FROM jobs WHERE object_id = $1;\nUPDATE jobs SET due_at_us = $3 WHERE object_id = $2"
+        );
+        assert_eq!(args.len(), 3);
+        let (postgres, _) = combine(Backend::Postgres, &pending);
+        assert_eq!(
+            postgres,
+            "WITH w0 AS (DELETE FROM jobs WHERE object_id = $1), w1 AS (UPDATE jobs SET due_at_us = $3 WHERE object_id = $2) SELECT 1"
+        );
     }
 }
