@@ -7,3 +7,7 @@ pub const REVOCATION_FAILURES: &str = "writ_revocation_failures_total";
 pub const GRANT_APPLY_FAILURES: &str = "writ_grant_apply_failures_total";
 pub const GRANTS: &str = "writ_grants";
 pub const FAILED_REVOCATIONS: &str = "writ_failed_revocations";
+/// Write transactions committed since start, and the database commits that carried
+/// them (fewer when group commit batched them).
+pub const WRITE_TRANSACTIONS: &str = "writ_write_transactions";
+pub const DATABASE_COMMITS: &str = "writ_database_commits";

@@ -236,3 +236,49 @@ async fn calls_with_unknown_outcomes_are_rechecked_not_believed() {
     assert!(!h.target.holds_now("low", "alice"));
     h.finish().await;
 }
+
+async fn concurrent_writers_share_commits_and_keep_one_chain(storage: Storage) {
+    let h = Harness::new(storage).await;
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let engine = h.engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = if i % 2 == 0 { "alice" } else { "bob" };
+            engine.create_request(&caller(user), low(600)).await
+        }));
+    }
+    for task in tasks {
+        let request = task
+            .await
+            .expect("task")
+            .expect("every concurrent request is recorded");
+        assert_eq!(request.state, RequestState::Approved);
+    }
+    let grants = h
+        .engine
+        .grants(writ_store::GrantFilter::default())
+        .await
+        .expect("grants");
+    assert_eq!(grants.len(), 200);
+    assert!(grants.iter().all(|g| g.state == GrantState::Active));
+    // 200 × (request.created, grant.created, grant.activated), one unbroken chain.
+    let report = h.store.verify().await.expect("the ledger verifies");
+    assert_eq!(report.events, 600);
+    let (writes, commits) = h.store.commit_counts();
+    assert!(writes >= 400, "{writes} write transactions");
+    assert!(
+        commits < writes,
+        "queued writers share database commits: {commits} commits for {writes} writes"
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_on_sqlite() {
+    concurrent_writers_share_commits_and_keep_one_chain(Storage::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_on_postgres() {
+    concurrent_writers_share_commits_and_keep_one_chain(Storage::Postgres).await;
+}

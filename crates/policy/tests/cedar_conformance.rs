@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::Deserialize;
@@ -20,7 +20,8 @@ fn suite_root() -> PathBuf {
     if let Some(path) = std::env::var_os("WRIT_CEDAR_SUITE") {
         return PathBuf::from(path);
     }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest_dir = manifest_dir();
+    let manifest = manifest_dir.as_path();
     manifest
         .ancestors()
         .map(|dir| dir.join("shared/reference/cedar-integration-tests"))
@@ -251,4 +252,12 @@ fn sliced_evaluation_matches_the_generated_corpus() {
         tally.requests > 10 * tally.skipped,
         "too many skipped: {tally:?}"
     );
+}
+
+/// Read at run time, not baked in at build time: a build shared between two checkouts
+/// (one target directory) must read the files of the checkout under test.
+fn manifest_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
 }

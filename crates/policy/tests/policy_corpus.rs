@@ -2,7 +2,7 @@
 //! `cases.json` (requests with the decision expected) or `expect.json` (the load error
 //! expected). Identities and entitlements come from `tests/corpus/common.toml`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use writ_config::Config;
@@ -53,7 +53,7 @@ fn justification() -> String {
 }
 
 fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+    manifest_dir().join("tests/corpus")
 }
 
 fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
@@ -245,4 +245,12 @@ fn every_corpus_case_decides_as_expected() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(cases_run >= 20, "only {cases_run} cases ran");
+}
+
+/// Read at run time, not baked in at build time: a build shared between two checkouts
+/// (one target directory) must read the files of the checkout under test.
+fn manifest_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
 }

@@ -37,6 +37,10 @@ pub enum StoreError {
         id: String,
         problem: String,
     },
+    #[error("the write was part of a group commit that failed: {0}")]
+    GroupCommit(String),
+    #[error("the write transaction was already finished")]
+    Closed,
     #[error("cannot open storage {url}: {problem}")]
     Open { url: String, problem: String },
 }
@@ -112,9 +116,14 @@ pub struct TokenRecord {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// One write transaction at a time per process: the ledger is a single chain, so
-    /// writers serialise anyway; queueing here avoids spinning on SQLite's busy lock.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// One writer at a time per process (the ledger is a single chain, so writers
+    /// serialise anyway; queueing here avoids spinning on SQLite's busy lock), and the
+    /// database transaction that queued writers share (group commit, see `write`).
+    writer: Arc<tokio::sync::Mutex<write::Batch>>,
+    /// Writers queued for `writer`: while there are some, a commit is left to the last.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// Write transactions committed, and database commits that carried them.
+    commits: Arc<[std::sync::atomic::AtomicU64; 2]>,
 }
 
 fn decode_doc<T: serde::de::DeserializeOwned>(
@@ -181,7 +190,12 @@ impl Store {
         Ok(Self {
             pool,
             backend,
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            writer: Arc::new(tokio::sync::Mutex::new(write::Batch::default())),
+            waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            commits: Arc::new([
+                std::sync::atomic::AtomicU64::new(0),
+                std::sync::atomic::AtomicU64::new(0),
+            ]),
         })
     }
 
@@ -192,6 +206,13 @@ impl Store {
     /// Starts a write transaction holding the ledger head.
     pub async fn begin(&self) -> Result<WriteTx<'_>, StoreError> {
         WriteTx::begin(self).await
+    }
+
+    /// (write transactions committed, database commits that carried them) since start:
+    /// their ratio is what group commit saves.
+    pub fn commit_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.commits[0].load(Relaxed), self.commits[1].load(Relaxed))
     }
 
     pub async fn close(&self) {

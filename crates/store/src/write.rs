@@ -7,8 +7,10 @@
 //! On SQLite every round trip is a hand-off to the connection's worker thread, and
 //! those hand-offs, not the database, were most of a transaction's time.
 
+use std::sync::atomic::Ordering;
+
 use sqlx::{Any, Row, Transaction};
-use tokio::sync::MutexGuard;
+use tokio::sync::{OwnedMutexGuard, watch};
 use writ_domain::ledger::{self, EventKind, StoredEvent};
 use writ_domain::lifecycle::GrantState;
 use writ_domain::{Grant, GrantId, Request, RequestId, Timestamp};
@@ -30,14 +32,48 @@ struct Pending {
     args: Vec<Arg>,
 }
 
-pub struct WriteTx<'s> {
+/// Writes that share one database transaction: group commit. A writer that finishes
+/// while others are queued leaves the transaction open for them; the last one of the
+/// group commits it, and every member returns only once that commit is durable (or
+/// failed, which fails them all: nobody acts on a change that is not on the record).
+#[derive(Default)]
+pub struct Batch {
+    open: Option<OpenBatch>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("members", &self.open.as_ref().map(|open| open.members))
+            .finish()
+    }
+}
+
+struct OpenBatch {
     tx: Transaction<'static, Any>,
+    /// The ledger head after the batch's last member.
+    seq: i64,
+    hash: String,
+    appended: bool,
+    members: usize,
+    done: watch::Sender<Option<Result<(), String>>>,
+}
+
+/// The most writers one database transaction carries before it is committed.
+pub const GROUP_COMMIT_MEMBERS_MAX: usize = 64;
+
+pub struct WriteTx<'s> {
+    store: &'s Store,
+    /// `None` once committed or handed on.
+    guard: Option<OwnedMutexGuard<Batch>>,
     backend: Backend,
     seq: i64,
     hash: String,
     appended: bool,
     pending: Vec<Pending>,
-    _writer: MutexGuard<'s, ()>,
+    /// Whether this writer sent statements to the shared transaction (so abandoning it
+    /// must abandon the whole batch).
+    sent: bool,
 }
 
 fn doc(value: &impl serde::Serialize) -> Result<String, StoreError> {
@@ -93,24 +129,83 @@ fn combine(backend: Backend, pending: &[Pending]) -> (String, Vec<Arg>) {
     (sql, args)
 }
 
+async fn commit_batch(open: OpenBatch) -> Result<(), StoreError> {
+    let OpenBatch {
+        mut tx,
+        seq,
+        hash,
+        appended,
+        done,
+        ..
+    } = open;
+    let result = async {
+        if appended {
+            sqlx::query("UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1")
+                .bind(seq)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+    .await;
+    let _ = done.send(Some(
+        result.as_ref().map(|_| ()).map_err(ToString::to_string),
+    ));
+    result.map_err(StoreError::from)
+}
+
+fn abandon_batch(open: OpenBatch, why: &str) {
+    // Dropping the transaction rolls it back; every member learns its change is not on the record.
+    let _ = open.done.send(Some(Err(format!(
+        "the shared transaction was abandoned: {why}"
+    ))));
+}
+
 impl<'s> WriteTx<'s> {
     pub(crate) async fn begin(store: &'s Store) -> Result<Self, StoreError> {
-        let writer = store.writer.lock().await;
-        let mut tx = store.pool.begin().await?;
-        // Take the write lock first (row lock on PostgreSQL, RESERVED on SQLite), so
-        // the head read cannot be overtaken by another writer.
-        let head = sqlx::query("UPDATE ledger_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *tx)
-            .await?;
+        store.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut guard = store.writer.clone().lock_owned().await;
+        store.waiting.fetch_sub(1, Ordering::SeqCst);
+        if guard.open.is_none() {
+            let mut tx = store.pool.begin().await?;
+            // Take the write lock first (row lock on PostgreSQL, RESERVED on SQLite), so
+            // the head read cannot be overtaken by another writer or process.
+            let head =
+                sqlx::query("UPDATE ledger_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            guard.open = Some(OpenBatch {
+                seq: head.try_get("seq")?,
+                hash: head.try_get("hash")?,
+                tx,
+                appended: false,
+                members: 0,
+                done: watch::channel(None).0,
+            });
+        }
+        let (seq, hash) = guard
+            .open
+            .as_ref()
+            .map(|open| (open.seq, open.hash.clone()))
+            .unwrap_or_default();
         Ok(Self {
-            seq: head.try_get("seq")?,
-            hash: head.try_get("hash")?,
-            tx,
+            store,
+            guard: Some(guard),
             backend: store.backend,
+            seq,
+            hash,
             appended: false,
             pending: Vec::new(),
-            _writer: writer,
+            sent: false,
         })
+    }
+
+    fn open(&mut self) -> Result<&mut OpenBatch, StoreError> {
+        self.guard
+            .as_mut()
+            .and_then(|guard| guard.open.as_mut())
+            .ok_or(StoreError::Closed)
     }
 
     fn buffer(&mut self, sql: &'static str, args: Vec<Arg>) {
@@ -124,6 +219,7 @@ impl<'s> WriteTx<'s> {
         }
         let (sql, args) = combine(self.backend, &self.pending);
         self.pending.clear();
+        self.sent = true;
         // The text is writ's own statements with renumbered placeholders; values are bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for arg in args {
@@ -133,8 +229,12 @@ impl<'s> WriteTx<'s> {
                 Arg::OptionalText(value) => query.bind(value),
             };
         }
-        query.execute(&mut *self.tx).await?;
+        query.execute(&mut *self.open()?.tx).await?;
         Ok(())
+    }
+
+    fn tx(&mut self) -> Result<&mut Transaction<'static, Any>, StoreError> {
+        Ok(&mut self.open()?.tx)
     }
 
     /// Appends an event to the chain, in this transaction.
@@ -164,17 +264,38 @@ impl<'s> WriteTx<'s> {
         Ok(event)
     }
 
+    /// Returns once the change is durably committed, alone or with its group.
     pub async fn commit(mut self) -> Result<(), StoreError> {
-        if self.appended {
-            let (seq, hash) = (self.seq, self.hash.clone());
-            self.buffer(
-                "UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1",
-                vec![Arg::Int(seq), Arg::Text(hash)],
-            );
-        }
         self.flush().await?;
-        self.tx.commit().await?;
-        Ok(())
+        let (seq, hash, appended) = (self.seq, self.hash.clone(), self.appended);
+        let open = self.open()?;
+        open.seq = seq;
+        open.hash = hash;
+        open.appended |= appended;
+        open.members += 1;
+        let mut done = open.done.subscribe();
+        let members = open.members;
+        let mut guard = self.guard.take().ok_or(StoreError::Closed)?;
+        self.store.commits[0].fetch_add(1, Ordering::Relaxed);
+        if self.store.waiting.load(Ordering::SeqCst) == 0 || members >= GROUP_COMMIT_MEMBERS_MAX {
+            let open = guard.open.take().ok_or(StoreError::Closed)?;
+            drop(guard);
+            self.store.commits[1].fetch_add(1, Ordering::Relaxed);
+            return commit_batch(open).await;
+        }
+        // Others are queued: the last of them commits for all of us.
+        drop(guard);
+        let outcome = done
+            .wait_for(Option::is_some)
+            .await
+            .map(|outcome| outcome.clone());
+        match outcome {
+            Ok(Some(Ok(()))) => Ok(()),
+            Ok(Some(Err(problem))) => Err(StoreError::GroupCommit(problem)),
+            _ => Err(StoreError::GroupCommit(
+                "the shared transaction ended without an outcome".into(),
+            )),
+        }
     }
 
     pub async fn insert_request(&mut self, request: &Request) -> Result<(), StoreError> {
@@ -239,7 +360,7 @@ impl<'s> WriteTx<'s> {
         self.flush().await?;
         let row = sqlx::query("SELECT id, doc FROM requests WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(&mut **self.tx()?)
             .await?;
         row.as_ref().map(request_from_row).transpose()
     }
@@ -248,7 +369,7 @@ impl<'s> WriteTx<'s> {
         self.flush().await?;
         let row = sqlx::query("SELECT id, doc FROM grants WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(&mut **self.tx()?)
             .await?;
         row.as_ref().map(grant_from_row).transpose()
     }
@@ -264,7 +385,7 @@ impl<'s> WriteTx<'s> {
         .bind(grant.id.to_string())
         .bind(GrantState::Pending.as_str())
         .bind(GrantState::Active.as_str())
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(&mut **self.tx()?)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let id: String = row.try_get("id")?;
@@ -326,6 +447,43 @@ impl<'s> WriteTx<'s> {
             vec![Arg::Text(hash.to_string()), Arg::Text(identity.to_string()), Arg::Int(created_at.unix_micros()), Arg::Int(expires_at.unix_micros())],
         );
         Ok(())
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    /// A writer that ends without committing: if it sent nothing, the batch goes on
+    /// without it; if it did, the whole batch is abandoned (rolled back, members told).
+    /// Either way a batch nobody is queued for is finished, so no member waits forever.
+    fn drop(&mut self) {
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        if self.sent {
+            if let Some(open) = guard.open.take() {
+                abandon_batch(open, "a writer stopped half-way");
+            }
+            return;
+        }
+        let unfinished = guard.open.as_ref().is_some_and(|open| open.members > 0);
+        if unfinished && self.store.waiting.load(Ordering::SeqCst) == 0 {
+            if let Some(open) = guard.open.take() {
+                drop(guard);
+                self.store.commits[1].fetch_add(1, Ordering::Relaxed);
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        runtime.spawn(async move {
+                            if let Err(error) = commit_batch(open).await {
+                                tracing::error!(%error, "group commit failed");
+                            }
+                        });
+                    }
+                    Err(_) => abandon_batch(open, "no runtime to commit it"),
+                }
+            }
+        } else if !unfinished {
+            // Nothing of anyone's is in it: roll it back now rather than hold the lock.
+            guard.open = None;
+        }
     }
 }
 

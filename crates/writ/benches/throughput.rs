@@ -146,6 +146,28 @@ async fn main() {
         raw.push(raw_commit_rate(dir.path(), seconds).await);
         served.push(writ_rate(&base, &token, seconds, clients).await);
     }
+    let metrics = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let (writes, commits) = (
+        gauge("writ_write_transactions "),
+        gauge("writ_database_commits "),
+    );
     let _ = server.kill();
     let _ = server.wait();
     let (raw, served) = (median(raw), median(served));
@@ -161,4 +183,8 @@ async fn main() {
         "| writ requests (decision + request, grant, 3 ledger events, target applied and activated) | {served:.0} |"
     );
     println!("ratio: {:.2}×", served / raw);
+    println!(
+        "group commit: {writes:.0} write transactions in {commits:.0} database commits ({:.1} per commit)",
+        writes / commits.max(1.0)
+    );
 }

@@ -38,8 +38,7 @@ async fn init_then_serve_then_request_from_the_cli() {
     assert!(!again.status.success(), "init must never overwrite");
 
     // The committed quickstart and `writ init` are the same files.
-    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/quickstart/writ.toml");
+    let committed = manifest_dir().join("../../examples/quickstart/writ.toml");
     assert_eq!(
         std::fs::read_to_string(committed).expect("quickstart"),
         std::fs::read_to_string(dir.path().join("writ.toml")).expect("init")
@@ -137,4 +136,12 @@ async fn init_then_serve_then_request_from_the_cli() {
         "{}",
         stdout(&verify)
     );
+}
+
+/// Read at run time, not baked in at build time: a build shared between two checkouts
+/// (one target directory) must read the files of the checkout under test.
+fn manifest_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
 }
