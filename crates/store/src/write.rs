@@ -233,6 +233,14 @@ impl<'s> WriteTx<'s> {
         Ok(())
     }
 
+    /// Marks the shared transaction as touched for the duration of a read: a failed
+    /// statement can leave it unusable (PostgreSQL aborts it, and would then turn a
+    /// COMMIT into a silent ROLLBACK), so a read that fails abandons the batch.
+    /// Returns the previous mark, restored by the caller once the read succeeded.
+    fn reading(&mut self) -> bool {
+        std::mem::replace(&mut self.sent, true)
+    }
+
     fn tx(&mut self) -> Result<&mut Transaction<'static, Any>, StoreError> {
         Ok(&mut self.open()?.tx)
     }
@@ -358,25 +366,30 @@ impl<'s> WriteTx<'s> {
     /// The request as of this transaction (writers are serialised, so this is the latest).
     pub async fn request(&mut self, id: RequestId) -> Result<Option<Request>, StoreError> {
         self.flush().await?;
+        let sent = self.reading();
         let row = sqlx::query("SELECT id, doc FROM requests WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&mut **self.tx()?)
             .await?;
+        self.sent = sent;
         row.as_ref().map(request_from_row).transpose()
     }
 
     pub async fn grant(&mut self, id: GrantId) -> Result<Option<Grant>, StoreError> {
         self.flush().await?;
+        let sent = self.reading();
         let row = sqlx::query("SELECT id, doc FROM grants WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&mut **self.tx()?)
             .await?;
+        self.sent = sent;
         row.as_ref().map(grant_from_row).transpose()
     }
 
     /// Another lease that may still give `account` this entitlement on the target.
     pub async fn other_live_grant(&mut self, grant: &Grant) -> Result<Option<GrantId>, StoreError> {
         self.flush().await?;
+        let sent = self.reading();
         let row = sqlx::query(
             "SELECT id FROM grants WHERE entitlement = $1 AND account = $2 AND id <> $3 AND state IN ($4, $5) ORDER BY expires_at_us DESC LIMIT 1",
         )
@@ -387,6 +400,7 @@ impl<'s> WriteTx<'s> {
         .bind(GrantState::Active.as_str())
         .fetch_optional(&mut **self.tx()?)
         .await?;
+        self.sent = sent;
         let Some(row) = row else { return Ok(None) };
         let id: String = row.try_get("id")?;
         id.parse()
@@ -523,5 +537,130 @@ mod tests {
             postgres,
             "WITH w0 AS (DELETE FROM jobs WHERE object_id = $1), w1 AS (UPDATE jobs SET due_at_us = $3 WHERE object_id = $2) SELECT 1"
         );
+    }
+
+    async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+        Store::open(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("w.db").display()
+        ))
+        .await
+        .expect("store")
+    }
+
+    fn at() -> Timestamp {
+        Timestamp::from_unix_micros(1_800_000_000_000_000)
+    }
+
+    /// Waits until `n` writers are queued behind the current one.
+    async fn queued(store: &Store, n: usize) {
+        while store.waiting.load(Ordering::SeqCst) < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writers_share_one_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite_store(&dir).await;
+        let mut first = store.begin().await.expect("begin");
+        first
+            .insert_token("h1", "alice", at(), at())
+            .await
+            .expect("buffer");
+        first
+            .append(
+                at(),
+                "t",
+                EventKind::TokenIssued,
+                &serde_json::json!({"n": 1}),
+            )
+            .await
+            .expect("append");
+        let second = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.expect("begin");
+                tx.insert_token("h2", "alice", at(), at())
+                    .await
+                    .expect("buffer");
+                tx.append(
+                    at(),
+                    "t",
+                    EventKind::TokenIssued,
+                    &serde_json::json!({"n": 2}),
+                )
+                .await
+                .expect("append");
+                tx.commit().await
+            })
+        };
+        queued(&store, 1).await;
+        first
+            .commit()
+            .await
+            .expect("committed together with the second writer");
+        second.await.expect("task").expect("second commit");
+        assert_eq!(
+            store.commit_counts(),
+            (2, 1),
+            "two writes, one database commit"
+        );
+        assert!(
+            store.token("h1").await.expect("read").is_some()
+                && store.token("h2").await.expect("read").is_some()
+        );
+        assert_eq!(store.verify_chain().await.expect("chain").events, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_failing_writer_fails_its_whole_group_and_records_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite_store(&dir).await;
+        let mut first = store.begin().await.expect("begin");
+        first
+            .insert_token("same", "alice", at(), at())
+            .await
+            .expect("buffer");
+        first
+            .append(
+                at(),
+                "t",
+                EventKind::TokenIssued,
+                &serde_json::json!({"n": 1}),
+            )
+            .await
+            .expect("append");
+        let second = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.expect("begin");
+                // The same primary key: this writer's statements fail in the shared transaction.
+                tx.insert_token("same", "bob", at(), at())
+                    .await
+                    .expect("buffer");
+                tx.commit().await
+            })
+        };
+        queued(&store, 1).await;
+        let first_result = first.commit().await;
+        let second_result = second.await.expect("task");
+        assert!(second_result.is_err(), "the failing writer fails");
+        assert!(
+            matches!(first_result, Err(StoreError::GroupCommit(_))),
+            "and so does its group: {first_result:?}"
+        );
+        assert!(
+            store.token("same").await.expect("read").is_none(),
+            "nothing of the group was recorded"
+        );
+        assert_eq!(store.verify_chain().await.expect("chain").events, 0);
+
+        let mut after = store.begin().await.expect("begin");
+        after
+            .insert_token("later", "alice", at(), at())
+            .await
+            .expect("buffer");
+        after.commit().await.expect("the store works on");
     }
 }
