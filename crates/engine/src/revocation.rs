@@ -397,6 +397,23 @@ impl Engine {
         self.grant(id).await
     }
 
+    /// Puts off a due job that made no progress (see `Scheduler::run_due`).
+    pub(crate) async fn defer_job(&self, job: &Job) {
+        let due = self
+            .clock
+            .now()
+            .plus_seconds(self.backoff_seconds(job.attempts));
+        let deferred = async {
+            let mut tx = self.store.begin().await?;
+            tx.retry_job(job, due, "the job made no progress; deferred")
+                .await?;
+            tx.commit().await
+        };
+        if let Err(error) = deferred.await {
+            tracing::error!(job = %job.object_id, %error, "cannot defer a job");
+        }
+    }
+
     /// The scheduler's entry for a due revoke job.
     pub(crate) async fn revoke_due(&self, id: GrantId) -> Result<(), EngineError> {
         let Some(grant) = self.store.grant(id).await? else {

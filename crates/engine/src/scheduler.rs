@@ -29,6 +29,11 @@ impl Scheduler {
 
     /// Runs every job due now; returns how many ran.
     pub async fn run_due(&self) -> Result<usize, crate::EngineError> {
+        self.run_due_pass().await.map(|(ran, _)| ran)
+    }
+
+    /// As `run_due`, and whether it stopped with due work that would not move.
+    async fn run_due_pass(&self) -> Result<(usize, bool), crate::EngineError> {
         let engine = &self.engine;
         let mut ran = 0;
         loop {
@@ -37,7 +42,7 @@ impl Scheduler {
                 .due_jobs(engine.clock.now(), BATCH_SIZE_MAX)
                 .await?;
             if jobs.is_empty() {
-                return Ok(ran);
+                return Ok((ran, false));
             }
             let mut progressed = false;
             for job in &jobs {
@@ -62,12 +67,19 @@ impl Scheduler {
                     .job(&job.object_id)
                     .await?
                     .map(|j| (j.due_at, j.attempts));
-                progressed |= after != Some(before);
+                if after == Some(before) {
+                    // The job is still due exactly as before: put it off, so a job that
+                    // cannot move (say, its grant was already revoked) never makes the
+                    // scheduler spin. Its last error says why.
+                    engine.defer_job(job).await;
+                } else {
+                    progressed = true;
+                }
                 ran += 1;
             }
             if !progressed {
                 // Nothing moved (e.g. storage refuses writes): let the caller back off.
-                return Ok(ran);
+                return Ok((ran, true));
             }
         }
     }
@@ -81,8 +93,9 @@ impl Scheduler {
             self.engine
                 .next_wake_at_us
                 .store(i64::MAX, Ordering::SeqCst);
-            let pause = match self.run_due().await {
-                Ok(_) => self.until_next_deadline().await,
+            let pause = match self.run_due_pass().await {
+                Ok((_, false)) => self.until_next_deadline().await,
+                Ok((_, true)) => STORAGE_RETRY,
                 Err(error) => {
                     tracing::error!(%error, "scheduler cannot read its work; retrying");
                     STORAGE_RETRY

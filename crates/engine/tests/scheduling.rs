@@ -282,3 +282,48 @@ async fn concurrent_writers_on_sqlite() {
 async fn concurrent_writers_on_postgres() {
     concurrent_writers_share_commits_and_keep_one_chain(Storage::Postgres).await;
 }
+
+#[tokio::test]
+async fn a_job_that_cannot_move_is_deferred_not_spun_on() {
+    let h = Harness::new(Storage::Sqlite).await;
+    let grant_id = h
+        .engine
+        .create_request(&caller("alice"), low(10))
+        .await
+        .expect("request")
+        .grant_id
+        .expect("grant");
+    h.advance(10).await;
+    assert_eq!(
+        h.engine.grant(grant_id).await.expect("grant").state,
+        GrantState::Revoked
+    );
+    // A stale job for a grant that is already revoked (as a bug or a hand edit might leave).
+    let mut tx = h.store.begin().await.expect("begin");
+    tx.set_job(
+        &grant_id.to_string(),
+        writ_store::JobKind::RevokeGrant,
+        writ_domain::Clock::now(h.clock.as_ref()),
+    )
+    .await
+    .expect("job");
+    tx.commit().await.expect("commit");
+    h.advance(1).await;
+    let job = h
+        .engine
+        .grant_job(grant_id)
+        .await
+        .expect("job")
+        .expect("still there, put off");
+    assert_eq!(job.attempts, 1);
+    assert!(
+        job.due_at > writ_domain::Clock::now(h.clock.as_ref()),
+        "deferred into the future"
+    );
+    assert!(
+        job.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no progress"))
+    );
+    h.finish().await;
+}
