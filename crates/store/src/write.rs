@@ -287,9 +287,13 @@ impl<'s> WriteTx<'s> {
         self.store.commits[0].fetch_add(1, Ordering::Relaxed);
         if self.store.waiting.load(Ordering::SeqCst) == 0 || members >= GROUP_COMMIT_MEMBERS_MAX {
             let open = guard.open.take().ok_or(StoreError::Closed)?;
-            drop(guard);
             self.store.commits[1].fetch_add(1, Ordering::Relaxed);
-            return commit_batch(open).await;
+            // Commit while still holding the writer lock: the next writer would
+            // otherwise meet SQLite's busy lock, whose retry sleeps (1 ms and up) are far
+            // longer than a commit. Writers arriving meanwhile queue and form the next group.
+            let result = commit_batch(open).await;
+            drop(guard);
+            return result;
         }
         // Others are queued: the last of them commits for all of us.
         drop(guard);
@@ -481,7 +485,6 @@ impl Drop for WriteTx<'_> {
         let unfinished = guard.open.as_ref().is_some_and(|open| open.members > 0);
         if unfinished && self.store.waiting.load(Ordering::SeqCst) == 0 {
             if let Some(open) = guard.open.take() {
-                drop(guard);
                 self.store.commits[1].fetch_add(1, Ordering::Relaxed);
                 match tokio::runtime::Handle::try_current() {
                     Ok(runtime) => {
@@ -489,6 +492,7 @@ impl Drop for WriteTx<'_> {
                             if let Err(error) = commit_batch(open).await {
                                 tracing::error!(%error, "group commit failed");
                             }
+                            drop(guard);
                         });
                     }
                     Err(_) => abandon_batch(open, "no runtime to commit it"),
