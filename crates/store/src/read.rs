@@ -220,6 +220,14 @@ impl Store {
         Ok(events)
     }
 
+    /// The highest sequence number in the events table (0 when empty).
+    pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("last")?)
+    }
+
     /// The sequence number and hash of the last event, as the head row records them.
     pub async fn head(&self) -> Result<(i64, String), StoreError> {
         let row = sqlx::query("SELECT seq, hash FROM ledger_head WHERE id = 1")

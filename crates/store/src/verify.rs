@@ -38,6 +38,9 @@ fn mismatch(table: &'static str, id: String, problem: impl Into<String>) -> Veri
     })
 }
 
+/// Pages read ahead while one is verified (each on its own connection).
+const PAGES_IN_FLIGHT: usize = 2;
+
 impl Store {
     /// Recomputes the chain only (no replay): the cheap check, and the one benchmarked
     /// against raw SHA-256.
@@ -53,19 +56,35 @@ impl Store {
 
     async fn walk_chain(&self, replay: bool) -> Result<ChainVerifier, VerifyError> {
         let mut verifier = ChainVerifier::default();
-        let mut after = 0;
+        // Pages are read ahead on another task while this one hashes the current page.
+        // They are fetched by position (`seq > k × page`), so a missing event makes
+        // neighbouring pages overlap; the first error is still the first bad event.
+        let last = self.last_event_seq().await?;
+        let fetch = |after: i64| {
+            let store = self.clone();
+            tokio::spawn(async move { store.events(after, EVENT_PAGE_SIZE).await })
+        };
+        let mut requested = 0;
+        let mut in_flight = std::collections::VecDeque::new();
         loop {
-            let page = self.events(after, EVENT_PAGE_SIZE).await?;
+            while in_flight.len() < PAGES_IN_FLIGHT && requested < last {
+                in_flight.push_back(fetch(requested));
+                requested += EVENT_PAGE_SIZE;
+            }
+            let Some(page) = in_flight.pop_front() else {
+                break;
+            };
+            let page = page.await.map_err(|e| StoreError::Corrupt {
+                what: "event page",
+                id: "read-ahead".into(),
+                problem: e.to_string(),
+            })??;
             for event in &page {
                 if replay {
                     verifier.push(event)?
                 } else {
                     verifier.check_link(event)?
                 }
-            }
-            match page.last() {
-                Some(last) => after = last.seq,
-                None => break,
             }
         }
         let (head_seq, head_hash) = self.head().await?;
