@@ -327,3 +327,152 @@ async fn a_job_that_cannot_move_is_deferred_not_spun_on() {
     );
     h.finish().await;
 }
+
+fn ask(entitlement: &str) -> NewRequest {
+    NewRequest {
+        entitlement: entitlement.into(),
+        duration_seconds: Some(600),
+        justification: "test".into(),
+        ..NewRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn each_approver_counts_once_and_never_for_their_own_request() {
+    let h = Harness::new(Storage::Sqlite).await;
+    let request = h
+        .engine
+        .create_request(&caller("alice"), ask("t/critical"))
+        .await
+        .expect("request");
+    assert_eq!(request.decision.approvals_required, 2);
+    let code = |result: Result<writ_domain::Request, writ_engine::EngineError>| {
+        result.map(|r| r.state).map_err(|e| e.code)
+    };
+
+    assert_eq!(
+        code(
+            h.engine
+                .approve(&caller("alice"), request.id, String::new())
+                .await
+        ),
+        Err("self_approval")
+    );
+    assert_eq!(
+        code(
+            h.engine
+                .approve(&caller("bob"), request.id, String::new())
+                .await
+        ),
+        Err("not_an_approver")
+    );
+    assert_eq!(
+        code(
+            h.engine
+                .approve(&caller("dave"), request.id, "manager".into())
+                .await
+        ),
+        Ok(RequestState::PendingApproval)
+    );
+    assert_eq!(
+        code(
+            h.engine
+                .approve(&caller("dave"), request.id, "again".into())
+                .await
+        ),
+        Err("already_approved")
+    );
+    assert!(
+        !h.target.holds_now("critical", "alice"),
+        "one approval of two grants nothing"
+    );
+    let approved = h
+        .engine
+        .approve(&caller("erin"), request.id, "owner".into())
+        .await
+        .expect("second approval");
+    assert_eq!(approved.state, RequestState::Approved);
+    assert_eq!(
+        approved
+            .approvals
+            .iter()
+            .map(|a| a.approver.to_string())
+            .collect::<Vec<_>>(),
+        ["dave", "erin"]
+    );
+    assert!(h.target.holds_now("critical", "alice"));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn rejection_and_cancellation_close_a_request_without_access() {
+    let h = Harness::new(Storage::Sqlite).await;
+    let rejected = h
+        .engine
+        .create_request(&caller("alice"), ask("t/high"))
+        .await
+        .expect("request");
+    assert_eq!(
+        h.engine
+            .reject(&caller("alice"), rejected.id, String::new())
+            .await
+            .map_err(|e| e.code)
+            .err(),
+        Some("self_approval")
+    );
+    let closed = h
+        .engine
+        .reject(&caller("dave"), rejected.id, "not now".into())
+        .await
+        .expect("reject");
+    assert_eq!(closed.state, RequestState::Rejected);
+    assert_eq!(closed.close_comment.as_deref(), Some("not now"));
+    assert_eq!(
+        h.engine
+            .approve(&caller("dave"), rejected.id, String::new())
+            .await
+            .map_err(|e| e.code)
+            .err(),
+        Some("not_pending")
+    );
+
+    let cancelled = h
+        .engine
+        .create_request(&caller("alice"), ask("t/high"))
+        .await
+        .expect("request");
+    assert_eq!(
+        h.engine
+            .cancel(&caller("bob"), cancelled.id)
+            .await
+            .map_err(|e| e.code)
+            .err(),
+        Some("not_the_requester")
+    );
+    assert_eq!(
+        h.engine
+            .cancel(&caller("alice"), cancelled.id)
+            .await
+            .expect("cancel")
+            .state,
+        RequestState::Cancelled
+    );
+    assert_eq!(
+        h.engine
+            .cancel(&caller("alice"), cancelled.id)
+            .await
+            .map_err(|e| e.code)
+            .err(),
+        Some("not_pending")
+    );
+
+    assert!(!h.target.holds_now("high", "alice"));
+    assert!(
+        h.engine
+            .grants(writ_store::GrantFilter::default())
+            .await
+            .expect("grants")
+            .is_empty()
+    );
+    h.finish().await;
+}

@@ -40,6 +40,18 @@ role = "high"
 sensitivity = "high"
 max_duration = "1h"
 
+[[entitlement]]
+id = "t/critical"
+target = "t"
+role = "critical"
+sensitivity = "critical"
+max_duration = "1h"
+owners = "sec"
+
+[[user]]
+name = "erin"
+groups = ["sec"]
+
 [[user]]
 name = "alice"
 groups = ["engineers"]
@@ -62,6 +74,13 @@ permit (principal in Group::"engineers", action == Action::"request", resource) 
 @id("high-approval")
 @approvals("1")
 permit (principal in Group::"engineers", action == Action::"request", resource) when { resource.sensitivity == "high" };
+
+@id("critical-two-approvals")
+@approvals("2")
+permit (principal in Group::"engineers", action == Action::"request", resource) when { resource.sensitivity == "critical" };
+
+@id("owners-approve")
+permit (principal, action == Action::"approve", resource) when { resource.entitlement has owners && principal in resource.entitlement.owners };
 
 @id("manager-approves")
 permit (principal, action == Action::"approve", resource) when { resource.subject has manager && principal == resource.subject.manager };
