@@ -174,6 +174,16 @@ async fn automatic_grant_is_applied_and_removed_at_expiry(on_postgres_storage: b
     assert_eq!(grant["state"], "revoked", "{grant}");
     assert!(grant["verified_at"].is_string(), "{grant}");
     assert_eq!(grant["revoke_reason"], "expired");
+    let (_, metrics) = s.writ.get("/metrics", &alice).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("writ_revocation_lag_seconds_count 1"),
+        "the expiry's lag is measured:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("writ_grants{state=\"revoked\"} 1"),
+        "{metrics}"
+    );
     assert!(
         !s.roles.holds(&s.read_role, &s.alice_account).await,
         "PostgreSQL must not hold the grant after expiry"
