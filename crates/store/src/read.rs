@@ -171,18 +171,23 @@ impl Store {
 
     /// Events with `seq > after`, oldest first.
     ///
-    /// A page comes back as one JSON array built by the database, not one row per
-    /// event: each row is a hand-off between sqlx's worker thread and the caller, and
-    /// for `audit verify` those hand-offs, not hashing, were the cost. JSON strings
-    /// round-trip text exactly, so the bytes the hashes cover are unchanged.
+    /// A page comes back as one text built by the database, not one row per event:
+    /// each row is a hand-off between sqlx's worker thread and the caller, and for
+    /// `audit verify` those hand-offs, not hashing, were the cost. Each event is a
+    /// header of byte lengths followed by the raw texts (see `parse_event_page`), so
+    /// the bytes the hashes cover come back exactly, with no escaping to undo.
     pub async fn events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         let sql = match self.backend {
             Backend::Sqlite => {
-                "SELECT json_group_array(json_array(seq, at_us, actor, kind, data, prev_hash, hash)) AS page \
+                "SELECT group_concat(seq || ',' || at_us || ',' || length(CAST(actor AS BLOB)) || ',' || length(CAST(kind AS BLOB)) \
+                 || ',' || length(CAST(data AS BLOB)) || ',' || length(CAST(prev_hash AS BLOB)) || ',' || length(CAST(hash AS BLOB)) \
+                 || ';' || actor || kind || data || prev_hash || hash, '') AS page \
                  FROM (SELECT seq, at_us, actor, kind, data, prev_hash, hash FROM events WHERE seq > $1 ORDER BY seq LIMIT $2)"
             }
             Backend::Postgres => {
-                "SELECT json_agg(json_build_array(seq, at_us, actor, kind, data, prev_hash, hash) ORDER BY seq)::text AS page \
+                "SELECT string_agg(seq || ',' || at_us || ',' || octet_length(actor) || ',' || octet_length(kind) \
+                 || ',' || octet_length(data) || ',' || octet_length(prev_hash) || ',' || octet_length(hash) \
+                 || ';' || actor || kind || data || prev_hash || hash, '' ORDER BY seq) AS page \
                  FROM (SELECT seq, at_us, actor, kind, data, prev_hash, hash FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) AS page_events"
             }
         };
@@ -194,27 +199,11 @@ impl Store {
         let Some(page) = row.try_get::<Option<String>, _>("page")? else {
             return Ok(Vec::new());
         };
-        type Columns = (i64, i64, String, String, String, String, String);
-        let columns: Vec<Columns> =
-            serde_json::from_str(&page).map_err(|e| StoreError::Corrupt {
-                what: "event page",
-                id: format!("after {after}"),
-                problem: e.to_string(),
-            })?;
-        let mut events: Vec<StoredEvent> = columns
-            .into_iter()
-            .map(
-                |(seq, at_us, actor, kind, data, prev_hash, hash)| StoredEvent {
-                    seq,
-                    at: Timestamp::from_unix_micros(at_us),
-                    actor,
-                    kind,
-                    data,
-                    prev_hash,
-                    hash,
-                },
-            )
-            .collect();
+        let mut events = parse_event_page(&page).map_err(|problem| StoreError::Corrupt {
+            what: "event page",
+            id: format!("after {after}"),
+            problem,
+        })?;
         // SQLite keeps the subquery's order in practice; the contract is ours to keep.
         events.sort_by_key(|event| event.seq);
         Ok(events)
@@ -234,5 +223,84 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok((row.try_get("seq")?, row.try_get("hash")?))
+    }
+}
+
+/// Splits a page of events: per event `seq,at_us,len,len,len,len,len;` then actor,
+/// kind, data, prev_hash and hash, each exactly `len` bytes.
+fn parse_event_page(page: &str) -> Result<Vec<StoredEvent>, String> {
+    let mut events = Vec::new();
+    let mut rest = page;
+    while !rest.is_empty() {
+        let (header, body) = rest.split_once(';').ok_or("an event header has no end")?;
+        let numbers: Vec<i64> = header
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("bad header {header:?}: {e}"))?;
+        let [seq, at_us, lengths @ ..] = numbers.as_slice() else {
+            return Err(format!("bad header {header:?}"));
+        };
+        let [actor, kind, data, prev_hash, hash] = lengths else {
+            return Err(format!("bad header {header:?}"));
+        };
+        let mut body = body;
+        let mut take = |length: i64| -> Result<String, String> {
+            let length = usize::try_from(length).map_err(|_| "negative length".to_string())?;
+            let text = body
+                .get(..length)
+                .ok_or_else(|| format!("event {seq} is cut short"))?;
+            body = &body[length..];
+            Ok(text.to_string())
+        };
+        events.push(StoredEvent {
+            seq: *seq,
+            at: Timestamp::from_unix_micros(*at_us),
+            actor: take(*actor)?,
+            kind: take(*kind)?,
+            data: take(*data)?,
+            prev_hash: take(*prev_hash)?,
+            hash: take(*hash)?,
+        });
+        rest = body;
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_pages_split_on_byte_lengths_not_separators() {
+        let page = "1,5,1,3,12,2,2;a;,k{\"x\":\"é;,\"}p1h12,6,0,1,2,2,2;k{}h1h2";
+        let events = parse_event_page(page).expect("parses");
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            (
+                events[0].seq,
+                events[0].actor.as_str(),
+                events[0].kind.as_str()
+            ),
+            (1, "a", ";,k")
+        );
+        assert_eq!(events[0].data, "{\"x\":\"é;,\"}");
+        assert_eq!(
+            (events[0].prev_hash.as_str(), events[0].hash.as_str()),
+            ("p1", "h1")
+        );
+        assert_eq!(
+            (
+                events[1].actor.as_str(),
+                events[1].data.as_str(),
+                events[1].hash.as_str()
+            ),
+            ("", "{}", "h2")
+        );
+        assert!(
+            parse_event_page("1,5,1,3,12,2,2;a").is_err(),
+            "a cut-short page is refused"
+        );
+        assert!(parse_event_page("1,5,1;abc").is_err());
     }
 }

@@ -39,7 +39,7 @@ fn mismatch(table: &'static str, id: String, problem: impl Into<String>) -> Veri
 }
 
 /// Pages read ahead while one is verified (each on its own connection).
-const PAGES_IN_FLIGHT: usize = 2;
+const PAGES_IN_FLIGHT: usize = 3;
 
 impl Store {
     /// Recomputes the chain only (no replay): the cheap check, and the one benchmarked
