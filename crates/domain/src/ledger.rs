@@ -235,16 +235,6 @@ impl ChainVerifier {
 
     /// Verifies the hash chain only (no replay): the cheap, streaming check.
     pub fn check_link(&mut self, event: &StoredEvent) -> Result<(), LedgerError> {
-        let expected = self.last_seq + 1;
-        if event.seq != expected {
-            return Err(LedgerError::Gap {
-                seq: event.seq,
-                expected,
-            });
-        }
-        if event.prev_hash != self.last_hash {
-            return Err(LedgerError::BrokenLink { seq: event.seq });
-        }
         let hash = event_hash(
             event.seq,
             event.at,
@@ -253,11 +243,30 @@ impl ChainVerifier {
             &event.data,
             &event.prev_hash,
         );
-        if hash != event.hash {
-            return Err(LedgerError::BadHash { seq: event.seq });
+        self.check_hashed(event.seq, &event.prev_hash, &event.hash, hash == event.hash)
+    }
+
+    /// The link check for an event whose hash was already recomputed elsewhere (say,
+    /// on another thread): `hash_matches` says whether it equals the stored `hash`.
+    pub fn check_hashed(
+        &mut self,
+        seq: i64,
+        prev_hash: &str,
+        hash: &str,
+        hash_matches: bool,
+    ) -> Result<(), LedgerError> {
+        let expected = self.last_seq + 1;
+        if seq != expected {
+            return Err(LedgerError::Gap { seq, expected });
         }
-        self.last_seq = event.seq;
-        self.last_hash = hash;
+        if prev_hash != self.last_hash {
+            return Err(LedgerError::BrokenLink { seq });
+        }
+        if !hash_matches {
+            return Err(LedgerError::BadHash { seq });
+        }
+        self.last_seq = seq;
+        self.last_hash = hash.to_string();
         Ok(())
     }
 

@@ -169,19 +169,19 @@ impl Store {
         .transpose()
     }
 
-    /// Events with `seq > after`, oldest first.
+    /// The text of a page of events with `seq > after` (see `parse_event_page`).
     ///
     /// A page comes back as one text built by the database, not one row per event:
     /// each row is a hand-off between sqlx's worker thread and the caller, and for
     /// `audit verify` those hand-offs, not hashing, were the cost. Each event is a
     /// header of byte lengths followed by the raw texts (see `parse_event_page`), so
     /// the bytes the hashes cover come back exactly, with no escaping to undo.
-    pub async fn events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+    pub(crate) async fn event_page(&self, after: i64, limit: i64) -> Result<String, StoreError> {
         let sql = match self.backend {
             Backend::Sqlite => {
-                "SELECT group_concat(seq || ',' || at_us || ',' || length(CAST(actor AS BLOB)) || ',' || length(CAST(kind AS BLOB)) \
-                 || ',' || length(CAST(data AS BLOB)) || ',' || length(CAST(prev_hash AS BLOB)) || ',' || length(CAST(hash AS BLOB)) \
-                 || ';' || actor || kind || data || prev_hash || hash, '') AS page \
+                "SELECT group_concat(printf('%d,%d,%d,%d,%d,%d,%d;%s%s%s%s%s', seq, at_us, length(CAST(actor AS BLOB)), \
+                 length(CAST(kind AS BLOB)), length(CAST(data AS BLOB)), length(CAST(prev_hash AS BLOB)), length(CAST(hash AS BLOB)), \
+                 actor, kind, data, prev_hash, hash), '') AS page \
                  FROM (SELECT seq, at_us, actor, kind, data, prev_hash, hash FROM events WHERE seq > $1 ORDER BY seq LIMIT $2)"
             }
             Backend::Postgres => {
@@ -196,17 +196,20 @@ impl Store {
             .bind(limit)
             .fetch_one(&self.pool)
             .await?;
-        let Some(page) = row.try_get::<Option<String>, _>("page")? else {
-            return Ok(Vec::new());
-        };
-        let mut events = parse_event_page(&page).map_err(|problem| StoreError::Corrupt {
+        Ok(row
+            .try_get::<Option<String>, _>("page")?
+            .unwrap_or_default())
+    }
+
+    /// Events with `seq > after`, oldest first.
+    pub async fn events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let page = self.event_page(after, limit).await?;
+        let raw = parse_event_page(&page).map_err(|problem| StoreError::Corrupt {
             what: "event page",
             id: format!("after {after}"),
             problem,
         })?;
-        // SQLite keeps the subquery's order in practice; the contract is ours to keep.
-        events.sort_by_key(|event| event.seq);
-        Ok(events)
+        Ok(raw.into_iter().map(RawEvent::to_owned).collect())
     }
 
     /// The highest sequence number in the events table (0 when empty).
@@ -226,9 +229,35 @@ impl Store {
     }
 }
 
-/// Splits a page of events: per event `seq,at_us,len,len,len,len,len;` then actor,
-/// kind, data, prev_hash and hash, each exactly `len` bytes.
-fn parse_event_page(page: &str) -> Result<Vec<StoredEvent>, String> {
+/// One event of a page, borrowing its texts from the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawEvent<'a> {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub actor: &'a str,
+    pub kind: &'a str,
+    pub data: &'a str,
+    pub prev_hash: &'a str,
+    pub hash: &'a str,
+}
+
+impl RawEvent<'_> {
+    pub fn to_owned(self) -> StoredEvent {
+        StoredEvent {
+            seq: self.seq,
+            at: self.at,
+            actor: self.actor.to_string(),
+            kind: self.kind.to_string(),
+            data: self.data.to_string(),
+            prev_hash: self.prev_hash.to_string(),
+            hash: self.hash.to_string(),
+        }
+    }
+}
+
+/// Splits a page of events, oldest first: per event `seq,at_us,len,len,len,len,len;`
+/// then actor, kind, data, prev_hash and hash, each exactly `len` bytes.
+pub(crate) fn parse_event_page(page: &str) -> Result<Vec<RawEvent<'_>>, String> {
     let mut events = Vec::new();
     let mut rest = page;
     while !rest.is_empty() {
@@ -245,15 +274,15 @@ fn parse_event_page(page: &str) -> Result<Vec<StoredEvent>, String> {
             return Err(format!("bad header {header:?}"));
         };
         let mut body = body;
-        let mut take = |length: i64| -> Result<String, String> {
+        let mut take = |length: i64| -> Result<&str, String> {
             let length = usize::try_from(length).map_err(|_| "negative length".to_string())?;
             let text = body
                 .get(..length)
                 .ok_or_else(|| format!("event {seq} is cut short"))?;
             body = &body[length..];
-            Ok(text.to_string())
+            Ok(text)
         };
-        events.push(StoredEvent {
+        events.push(RawEvent {
             seq: *seq,
             at: Timestamp::from_unix_micros(*at_us),
             actor: take(*actor)?,
@@ -264,6 +293,8 @@ fn parse_event_page(page: &str) -> Result<Vec<StoredEvent>, String> {
         });
         rest = body;
     }
+    // SQLite keeps the subquery's order in practice; the contract is ours to keep.
+    events.sort_by_key(|event| event.seq);
     Ok(events)
 }
 
@@ -277,24 +308,13 @@ mod tests {
         let events = parse_event_page(page).expect("parses");
         assert_eq!(events.len(), 2);
         assert_eq!(
-            (
-                events[0].seq,
-                events[0].actor.as_str(),
-                events[0].kind.as_str()
-            ),
+            (events[0].seq, events[0].actor, events[0].kind),
             (1, "a", ";,k")
         );
         assert_eq!(events[0].data, "{\"x\":\"é;,\"}");
+        assert_eq!((events[0].prev_hash, events[0].hash), ("p1", "h1"));
         assert_eq!(
-            (events[0].prev_hash.as_str(), events[0].hash.as_str()),
-            ("p1", "h1")
-        );
-        assert_eq!(
-            (
-                events[1].actor.as_str(),
-                events[1].data.as_str(),
-                events[1].hash.as_str()
-            ),
+            (events[1].actor, events[1].data, events[1].hash),
             ("", "{}", "h2")
         );
         assert!(

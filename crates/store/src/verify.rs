@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use sqlx::Row;
-use writ_domain::ledger::{ChainVerifier, LedgerError};
+use writ_domain::ledger::{ChainVerifier, LedgerError, StoredEvent, event_hash};
 
+use crate::read::{RawEvent, parse_event_page};
 use crate::{EVENT_PAGE_SIZE, Store, StoreError, grant_from_row, request_from_row};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,54 @@ fn mismatch(table: &'static str, id: String, problem: impl Into<String>) -> Veri
     })
 }
 
+/// A page made ready for the verifier on a read-ahead task: whole events to replay,
+/// or, for the chain-only check, just the links with each hash already recomputed
+/// (so hashing runs on the read-ahead tasks, in parallel).
+enum CheckedPage {
+    Events(Vec<StoredEvent>),
+    Hashed(Vec<Link>),
+}
+
+struct Link {
+    seq: i64,
+    prev_hash: String,
+    hash: String,
+    hash_matches: bool,
+}
+
+impl Store {
+    async fn checked_page(&self, after: i64, replay: bool) -> Result<CheckedPage, StoreError> {
+        let page = self.event_page(after, EVENT_PAGE_SIZE).await?;
+        let raw = parse_event_page(&page).map_err(|problem| StoreError::Corrupt {
+            what: "event page",
+            id: format!("after {after}"),
+            problem,
+        })?;
+        if replay {
+            return Ok(CheckedPage::Events(
+                raw.into_iter().map(RawEvent::to_owned).collect(),
+            ));
+        }
+        let links = raw
+            .into_iter()
+            .map(|event| Link {
+                seq: event.seq,
+                prev_hash: event.prev_hash.to_string(),
+                hash: event.hash.to_string(),
+                hash_matches: event_hash(
+                    event.seq,
+                    event.at,
+                    event.actor,
+                    event.kind,
+                    event.data,
+                    event.prev_hash,
+                ) == event.hash,
+            })
+            .collect();
+        Ok(CheckedPage::Hashed(links))
+    }
+}
+
 /// Pages read ahead while one is verified (each on its own connection).
 const PAGES_IN_FLIGHT: usize = 3;
 
@@ -62,7 +111,7 @@ impl Store {
         let last = self.last_event_seq().await?;
         let fetch = |after: i64| {
             let store = self.clone();
-            tokio::spawn(async move { store.events(after, EVENT_PAGE_SIZE).await })
+            tokio::spawn(async move { store.checked_page(after, replay).await })
         };
         let mut requested = 0;
         let mut in_flight = std::collections::VecDeque::new();
@@ -79,11 +128,19 @@ impl Store {
                 id: "read-ahead".into(),
                 problem: e.to_string(),
             })??;
-            for event in &page {
-                if replay {
-                    verifier.push(event)?
-                } else {
-                    verifier.check_link(event)?
+            match page {
+                CheckedPage::Events(events) => {
+                    events.iter().try_for_each(|event| verifier.push(event))?
+                }
+                CheckedPage::Hashed(links) => {
+                    links.iter().try_for_each(|link| {
+                        verifier.check_hashed(
+                            link.seq,
+                            &link.prev_hash,
+                            &link.hash,
+                            link.hash_matches,
+                        )
+                    })?;
                 }
             }
         }
@@ -204,5 +261,65 @@ impl Store {
             requests: request_count,
             grants: grant_count,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use writ_domain::Timestamp;
+    use writ_domain::ledger::EventKind;
+
+    use super::*;
+
+    async fn store_with_events(dir: &tempfile::TempDir, events: i64) -> Store {
+        let store = Store::open(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("v.db").display()
+        ))
+        .await
+        .expect("store");
+        for n in 0..events {
+            let mut tx = store.begin().await.expect("begin");
+            let at = Timestamp::from_unix_micros(1_800_000_000_000_000 + n);
+            tx.append(
+                at,
+                "alice",
+                EventKind::TokenIssued,
+                &serde_json::json!({ "n": n, "text": "é;,|" }),
+            )
+            .await
+            .expect("append");
+            tx.commit().await.expect("commit");
+        }
+        store
+    }
+
+    async fn tamper(store: &Store, sql: &'static str) {
+        sqlx::raw_sql(sql)
+            .execute(&store.pool)
+            .await
+            .expect("tamper");
+    }
+
+    #[tokio::test]
+    async fn the_chain_check_and_the_full_check_locate_the_same_first_bad_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with_events(&dir, 12).await;
+        assert_eq!(store.verify_chain().await.expect("intact").events, 12);
+        assert_eq!(store.verify().await.expect("intact").events, 12);
+        let first_bad = |result: Result<VerifyReport, VerifyError>| match result {
+            Err(VerifyError::Ledger(error)) => error.seq(),
+            other => panic!("expected a ledger error, got {other:?}"),
+        };
+        tamper(&store, "UPDATE events SET actor = 'mallory' WHERE seq = 4").await;
+        assert_eq!(first_bad(store.verify_chain().await), Some(4));
+        assert_eq!(first_bad(store.verify().await), Some(4));
+        tamper(
+            &store,
+            "UPDATE events SET actor = 'alice' WHERE seq = 4; DELETE FROM events WHERE seq = 7",
+        )
+        .await;
+        assert_eq!(first_bad(store.verify_chain().await), Some(8));
+        assert_eq!(first_bad(store.verify().await), Some(8));
     }
 }
