@@ -246,8 +246,8 @@ impl ChainVerifier {
         self.check_hashed(event.seq, &event.prev_hash, &event.hash, hash == event.hash)
     }
 
-    /// The link check for an event whose hash was already recomputed elsewhere (say,
-    /// on another thread): `hash_matches` says whether it equals the stored `hash`.
+    /// The link check for an event whose hash was already recomputed elsewhere:
+    /// `hash_matches` says whether it equals the stored `hash`.
     pub fn check_hashed(
         &mut self,
         seq: i64,
@@ -255,6 +255,19 @@ impl ChainVerifier {
         hash: &str,
         hash_matches: bool,
     ) -> Result<(), LedgerError> {
+        self.check_joins(seq, prev_hash)?;
+        if !hash_matches {
+            return Err(LedgerError::BadHash { seq });
+        }
+        self.last_seq = seq;
+        // Reuse the buffer: this runs once per event.
+        self.last_hash.clear();
+        self.last_hash.push_str(hash);
+        Ok(())
+    }
+
+    /// Whether an event numbered `seq` that names `prev_hash` follows the last one.
+    fn check_joins(&self, seq: i64, prev_hash: &str) -> Result<(), LedgerError> {
         let expected = self.last_seq + 1;
         if seq != expected {
             return Err(LedgerError::Gap { seq, expected });
@@ -262,11 +275,31 @@ impl ChainVerifier {
         if prev_hash != self.last_hash {
             return Err(LedgerError::BrokenLink { seq });
         }
-        if !hash_matches {
-            return Err(LedgerError::BadHash { seq });
+        Ok(())
+    }
+
+    /// A verifier for a stretch of the chain that starts after event `last_seq` with
+    /// hash `last_hash`, so stretches can be checked apart (in parallel) and joined.
+    pub fn resume(last_seq: i64, last_hash: &str) -> Self {
+        Self {
+            last_seq,
+            last_hash: last_hash.to_string(),
+            ..Self::default()
         }
-        self.last_seq = seq;
-        self.last_hash = hash.to_string();
+    }
+
+    /// Joins a stretch checked by a `resume`d verifier: its first event (`first_seq`,
+    /// naming `first_prev_hash`) must follow this verifier's last one. Afterwards this
+    /// verifier stands at the stretch's end.
+    pub fn join(
+        &mut self,
+        first_seq: i64,
+        first_prev_hash: &str,
+        stretch: &ChainVerifier,
+    ) -> Result<(), LedgerError> {
+        self.check_joins(first_seq, first_prev_hash)?;
+        self.last_seq = stretch.last_seq;
+        self.last_hash.clone_from(&stretch.last_hash);
         Ok(())
     }
 

@@ -40,18 +40,19 @@ fn mismatch(table: &'static str, id: String, problem: impl Into<String>) -> Veri
 }
 
 /// A page made ready for the verifier on a read-ahead task: whole events to replay,
-/// or, for the chain-only check, just the links with each hash already recomputed
-/// (so hashing runs on the read-ahead tasks, in parallel).
+/// or, for the chain-only check, the page already checked as a stretch of the chain
+/// (hashes and the links inside it), so only its first link is left to join.
 enum CheckedPage {
     Events(Vec<StoredEvent>),
-    Hashed(Vec<Link>),
+    Stretch(Option<Stretch>),
 }
 
-struct Link {
-    seq: i64,
-    prev_hash: String,
-    hash: String,
-    hash_matches: bool,
+struct Stretch {
+    first_seq: i64,
+    first_prev_hash: String,
+    checked: ChainVerifier,
+    /// The first bad event inside the page, if any.
+    error: Option<LedgerError>,
 }
 
 impl Store {
@@ -67,23 +68,33 @@ impl Store {
                 raw.into_iter().map(RawEvent::to_owned).collect(),
             ));
         }
-        let links = raw
-            .into_iter()
-            .map(|event| Link {
-                seq: event.seq,
-                prev_hash: event.prev_hash.to_string(),
-                hash: event.hash.to_string(),
-                hash_matches: event_hash(
-                    event.seq,
-                    event.at,
-                    event.actor,
-                    event.kind,
-                    event.data,
-                    event.prev_hash,
-                ) == event.hash,
-            })
-            .collect();
-        Ok(CheckedPage::Hashed(links))
+        let Some(first) = raw.first() else {
+            return Ok(CheckedPage::Stretch(None));
+        };
+        let mut checked = ChainVerifier::resume(first.seq - 1, first.prev_hash);
+        let mut error = None;
+        for event in &raw {
+            let hash_matches = event_hash(
+                event.seq,
+                event.at,
+                event.actor,
+                event.kind,
+                event.data,
+                event.prev_hash,
+            ) == event.hash;
+            if let Err(bad) =
+                checked.check_hashed(event.seq, event.prev_hash, event.hash, hash_matches)
+            {
+                error = Some(bad);
+                break;
+            }
+        }
+        Ok(CheckedPage::Stretch(Some(Stretch {
+            first_seq: first.seq,
+            first_prev_hash: first.prev_hash.to_string(),
+            checked,
+            error,
+        })))
     }
 }
 
@@ -132,15 +143,16 @@ impl Store {
                 CheckedPage::Events(events) => {
                     events.iter().try_for_each(|event| verifier.push(event))?
                 }
-                CheckedPage::Hashed(links) => {
-                    links.iter().try_for_each(|link| {
-                        verifier.check_hashed(
-                            link.seq,
-                            &link.prev_hash,
-                            &link.hash,
-                            link.hash_matches,
-                        )
-                    })?;
+                CheckedPage::Stretch(None) => {}
+                CheckedPage::Stretch(Some(stretch)) => {
+                    verifier.join(
+                        stretch.first_seq,
+                        &stretch.first_prev_hash,
+                        &stretch.checked,
+                    )?;
+                    if let Some(error) = stretch.error {
+                        return Err(error.into());
+                    }
                 }
             }
         }
@@ -321,5 +333,89 @@ mod tests {
         .await;
         assert_eq!(first_bad(store.verify_chain().await), Some(8));
         assert_eq!(first_bad(store.verify().await), Some(8));
+    }
+
+    #[tokio::test]
+    async fn stretches_checked_apart_join_at_page_boundaries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("p.db").display()
+        ))
+        .await
+        .expect("store");
+        let total = 2 * EVENT_PAGE_SIZE + 50;
+        let mut written = 0;
+        while written < total {
+            let mut tx = store.begin().await.expect("begin");
+            for _ in 0..1_000.min(total - written) {
+                written += 1;
+                tx.append(
+                    Timestamp::from_unix_micros(written),
+                    "a",
+                    EventKind::TokenIssued,
+                    &serde_json::json!({ "n": written }),
+                )
+                .await
+                .expect("append");
+            }
+            tx.commit().await.expect("commit");
+        }
+        assert_eq!(store.verify_chain().await.expect("intact").events, total);
+        let boundary = EVENT_PAGE_SIZE + 1;
+        let first_bad = |result: Result<VerifyReport, VerifyError>| match result {
+            Err(VerifyError::Ledger(error)) => error.seq(),
+            other => panic!("expected a ledger error, got {other:?}"),
+        };
+        let run = |statement: String| {
+            let pool = store.pool.clone();
+            async move {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                    .execute(&pool)
+                    .await
+                    .expect("tamper")
+            }
+        };
+        let original_prev: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT prev_hash FROM events WHERE seq = {boundary}"
+        )))
+        .fetch_one(&store.pool)
+        .await
+        .expect("prev_hash");
+        // Each tampering touches the first event of the second page (or the last of the
+        // first), and each is located there; each is undone before the next.
+        run(format!(
+            "UPDATE events SET actor = 'b' WHERE seq = {boundary}"
+        ))
+        .await;
+        assert_eq!(
+            first_bad(store.verify_chain().await),
+            Some(boundary),
+            "altered event"
+        );
+        run(format!(
+            "UPDATE events SET actor = 'a' WHERE seq = {boundary}"
+        ))
+        .await;
+        run(format!(
+            "UPDATE events SET prev_hash = hash WHERE seq = {boundary}"
+        ))
+        .await;
+        assert_eq!(
+            first_bad(store.verify_chain().await),
+            Some(boundary),
+            "broken link across pages"
+        );
+        run(format!(
+            "UPDATE events SET prev_hash = '{original_prev}' WHERE seq = {boundary}"
+        ))
+        .await;
+        assert_eq!(store.verify_chain().await.expect("restored").events, total);
+        run(format!("DELETE FROM events WHERE seq = {}", boundary - 1)).await;
+        assert_eq!(
+            first_bad(store.verify_chain().await),
+            Some(boundary),
+            "removed event"
+        );
     }
 }
