@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -312,18 +312,10 @@ fn send_signal(pid: u32, signal: &str) {
         .status();
 }
 
-pub fn sqlite_file(writ: &Writ) -> PathBuf {
-    writ.path("writ.db")
-}
-
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-pub fn exists(path: &Path) -> bool {
-    path.exists()
 }
