@@ -38,10 +38,15 @@ role = "read"
 sensitivity = "low"
 max_duration = "8h"
 
-[[user]]
-name = "alice"
-groups = ["engineers"]
 "#;
+
+/// One user per client: each client's grants are leases on its own account, as with
+/// real requesters (writ serialises changes to one account's access on purpose).
+fn users(clients: u64) -> String {
+    (0..clients)
+        .map(|n| format!("\n[[user]]\nname = \"user{n}\"\ngroups = [\"engineers\"]\n"))
+        .collect()
+}
 
 const POLICY: &str = r#"@id("auto") permit (principal in Group::"engineers", action == Action::"request", resource);"#;
 
@@ -75,13 +80,13 @@ async fn raw_commit_rate(dir: &std::path::Path, seconds: u64) -> f64 {
     rate
 }
 
-async fn writ_rate(base: &str, token: &str, seconds: u64, clients: u64) -> f64 {
+async fn writ_rate(base: &str, tokens: &[String], seconds: u64) -> f64 {
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (done, base, token) = (done.clone(), base.to_string(), token.to_string());
+    for token in tokens {
+        let (done, base, token) = (done.clone(), base.to_string(), token.clone());
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             let body = serde_json::json!({"entitlement": "noop/read", "duration_seconds": 3600, "justification": "bench"});
@@ -112,19 +117,39 @@ async fn main() {
         .expect("port");
     std::fs::write(
         dir.path().join("writ.toml"),
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{CONFIG}"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{CONFIG}{}",
+            users(clients)
+        ),
     )
     .expect("config");
     std::fs::create_dir_all(dir.path().join("policies")).expect("mkdir");
     std::fs::write(dir.path().join("policies/p.cedar"), POLICY).expect("policy");
     let config = dir.path().join("writ.toml");
     let writ = env!("CARGO_BIN_EXE_writ");
-    let token = Command::new(writ)
-        .args(["token", "issue", "alice", "--ttl", "1h", "--config"])
-        .arg(&config)
-        .output()
-        .expect("token");
-    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    let tokens: Vec<String> = (0..clients)
+        .map(|n| {
+            let output = Command::new(writ)
+                .args([
+                    "token",
+                    "issue",
+                    &format!("user{n}"),
+                    "--ttl",
+                    "1h",
+                    "--config",
+                ])
+                .arg(&config)
+                .output()
+                .expect("token");
+            assert!(
+                output.status.success(),
+                "token issue: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).trim().to_string()
+        })
+        .collect();
+    let token = tokens[0].clone();
     let mut server = Command::new(writ)
         .args(["serve", "--config"])
         .arg(&config)
@@ -144,7 +169,7 @@ async fn main() {
     let mut served = Vec::new();
     for _ in 0..runs {
         raw.push(raw_commit_rate(dir.path(), seconds).await);
-        served.push(writ_rate(&base, &token, seconds, clients).await);
+        served.push(writ_rate(&base, &tokens, seconds).await);
     }
     let metrics = reqwest::Client::new()
         .get(format!("{base}/metrics"))

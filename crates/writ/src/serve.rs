@@ -81,6 +81,12 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let (stop, stopped) = watch::channel(false);
     let scheduler = tokio::spawn(Scheduler::new(engine).run(stopped));
 
+    // Answers are small; without TCP_NODELAY they can wait on delayed ACKs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, writ_api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;
