@@ -207,7 +207,7 @@ pub async fn list_requests(
         state: request_state,
         requester: params.requester,
         subject: params.subject,
-        limit: params.limit.map(|l| l.min(LIST_LIMIT_MAX)),
+        limit: params.limit,
     };
     let requests = state
         .engine

@@ -334,11 +334,14 @@ impl ChainVerifier {
     fn replay_request(&mut self, kind: EventKind, request: Request) -> Result<(), String> {
         let previous = self.requests.get(&request.id).map(|r| r.state);
         let legal = match (previous, kind) {
-            (None, EventKind::RequestCreated) => true,
+            // A request is born decided: denied, waiting for approvals, or approved.
+            (None, EventKind::RequestCreated) => matches!(
+                request.state,
+                RequestState::Denied | RequestState::PendingApproval | RequestState::Approved
+            ),
             (Some(from), EventKind::RequestApprovalRecorded) => {
                 from == RequestState::PendingApproval && request.state == from
             }
-            (Some(from), _) if from == request.state => matches!(kind, EventKind::GrantCreated),
             (Some(from), _) => {
                 use crate::lifecycle::RequestEvent as E;
                 let event = match kind {

@@ -296,17 +296,29 @@ impl Engine {
         Ok(())
     }
 
+    /// The common start of approving and rejecting: a transaction holding the request,
+    /// which must be pending, and a caller who may decide on it.
+    async fn open_for_decision(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+        comment: &str,
+    ) -> Result<(WriteTx<'_>, Request, Timestamp), EngineError> {
+        check_comment(comment)?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let request = Self::pending_request(&mut tx, id).await?;
+        self.check_approver(caller, &request, now)?;
+        Ok((tx, request, now))
+    }
+
     pub async fn approve(
         &self,
         caller: &Caller,
         id: RequestId,
         comment: String,
     ) -> Result<Request, EngineError> {
-        check_comment(&comment)?;
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let mut request = Self::pending_request(&mut tx, id).await?;
-        self.check_approver(caller, &request, now)?;
+        let (mut tx, mut request, now) = self.open_for_decision(caller, id, &comment).await?;
         if request.has_approved(&caller.name) {
             return Err(EngineError::new(
                 ErrorKind::Conflict,
@@ -365,11 +377,7 @@ impl Engine {
         id: RequestId,
         comment: String,
     ) -> Result<Request, EngineError> {
-        check_comment(&comment)?;
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let mut request = Self::pending_request(&mut tx, id).await?;
-        self.check_approver(caller, &request, now)?;
+        let (mut tx, mut request, now) = self.open_for_decision(caller, id, &comment).await?;
         self.close_request(
             &mut tx,
             &mut request,

@@ -563,48 +563,51 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn queued_writers_share_one_commit() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = sqlite_store(&dir).await;
-        let mut first = store.begin().await.expect("begin");
-        first
-            .insert_token("h1", "alice", at(), at())
+    /// Buffers a token and an event in `tx`.
+    async fn write_token(tx: &mut WriteTx<'_>, hash: &str, n: i64) {
+        tx.insert_token(hash, "alice", at(), at())
             .await
             .expect("buffer");
-        first
-            .append(
-                at(),
-                "t",
-                EventKind::TokenIssued,
-                &serde_json::json!({"n": 1}),
-            )
-            .await
-            .expect("append");
+        tx.append(
+            at(),
+            "t",
+            EventKind::TokenIssued,
+            &serde_json::json!({ "n": n }),
+        )
+        .await
+        .expect("append");
+    }
+
+    /// A first writer holding the writer lock with `first_hash` written, and a second
+    /// one, writing `second_hash`, queued behind it: returns the first's commit result
+    /// and the second's.
+    async fn two_queued_writers(
+        store: &Store,
+        first_hash: &str,
+        second_hash: &'static str,
+    ) -> (Result<(), StoreError>, Result<(), StoreError>) {
+        let mut first = store.begin().await.expect("begin");
+        write_token(&mut first, first_hash, 1).await;
         let second = {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut tx = store.begin().await.expect("begin");
-                tx.insert_token("h2", "alice", at(), at())
-                    .await
-                    .expect("buffer");
-                tx.append(
-                    at(),
-                    "t",
-                    EventKind::TokenIssued,
-                    &serde_json::json!({"n": 2}),
-                )
-                .await
-                .expect("append");
+                write_token(&mut tx, second_hash, 2).await;
                 tx.commit().await
             })
         };
-        queued(&store, 1).await;
-        first
-            .commit()
-            .await
-            .expect("committed together with the second writer");
-        second.await.expect("task").expect("second commit");
+        queued(store, 1).await;
+        let first_result = first.commit().await;
+        (first_result, second.await.expect("task"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writers_share_one_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite_store(&dir).await;
+        let (first, second) = two_queued_writers(&store, "h1", "h2").await;
+        first.expect("committed together with the second writer");
+        second.expect("second commit");
         assert_eq!(
             store.commit_counts(),
             (2, 1),
@@ -621,38 +624,12 @@ mod tests {
     async fn one_failing_writer_fails_its_whole_group_and_records_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = sqlite_store(&dir).await;
-        let mut first = store.begin().await.expect("begin");
-        first
-            .insert_token("same", "alice", at(), at())
-            .await
-            .expect("buffer");
-        first
-            .append(
-                at(),
-                "t",
-                EventKind::TokenIssued,
-                &serde_json::json!({"n": 1}),
-            )
-            .await
-            .expect("append");
-        let second = {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let mut tx = store.begin().await.expect("begin");
-                // The same primary key: this writer's statements fail in the shared transaction.
-                tx.insert_token("same", "bob", at(), at())
-                    .await
-                    .expect("buffer");
-                tx.commit().await
-            })
-        };
-        queued(&store, 1).await;
-        let first_result = first.commit().await;
-        let second_result = second.await.expect("task");
-        assert!(second_result.is_err(), "the failing writer fails");
+        // The same primary key twice: the second writer's statements fail in the shared transaction.
+        let (first, second) = two_queued_writers(&store, "same", "same").await;
+        assert!(second.is_err(), "the failing writer fails");
         assert!(
-            matches!(first_result, Err(StoreError::GroupCommit(_))),
-            "and so does its group: {first_result:?}"
+            matches!(first, Err(StoreError::GroupCommit(_))),
+            "and so does its group: {first:?}"
         );
         assert!(
             store.token("same").await.expect("read").is_none(),
@@ -661,10 +638,7 @@ mod tests {
         assert_eq!(store.verify_chain().await.expect("chain").events, 0);
 
         let mut after = store.begin().await.expect("begin");
-        after
-            .insert_token("later", "alice", at(), at())
-            .await
-            .expect("buffer");
+        write_token(&mut after, "later", 3).await;
         after.commit().await.expect("the store works on");
     }
 }
