@@ -179,8 +179,8 @@ impl Store {
     pub(crate) async fn event_page(&self, after: i64, limit: i64) -> Result<String, StoreError> {
         let sql = match self.backend {
             Backend::Sqlite => {
-                "SELECT group_concat(printf('%d,%d,%d,%d,%d,%d,%d;%s%s%s%s%s', seq, at_us, length(CAST(actor AS BLOB)), \
-                 length(CAST(kind AS BLOB)), length(CAST(data AS BLOB)), length(CAST(prev_hash AS BLOB)), length(CAST(hash AS BLOB)), \
+                "SELECT group_concat(printf('%d,%d,%d,%d,%d,%d,%d;%s%s%s%s%s', seq, at_us, octet_length(actor), \
+                 octet_length(kind), octet_length(data), octet_length(prev_hash), octet_length(hash), \
                  actor, kind, data, prev_hash, hash), '') AS page \
                  FROM (SELECT seq, at_us, actor, kind, data, prev_hash, hash FROM events WHERE seq > $1 ORDER BY seq LIMIT $2)"
             }

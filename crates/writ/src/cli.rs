@@ -41,7 +41,9 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
+    /// writ's own events, one JSON object per line (as `GET /v1/audit`).
     Jsonl,
+    /// OCSF 1.8.0 events, one per line (see docs/audit.md for the classes).
     Ocsf,
 }
 
@@ -160,7 +162,7 @@ pub enum TokenCommand {
 pub enum AuditCommand {
     /// Recompute the hash chain, replay it, and check the state tables against it.
     Verify,
-    /// Print events, oldest first.
+    /// Print events, oldest first, for shipping to a SIEM (incrementally with --after).
     Export {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,

@@ -80,11 +80,6 @@ pub async fn verify(config_path: &Path) -> Result<(), Failure> {
 }
 
 pub async fn export(config_path: &Path, format: ExportFormat, after: i64) -> Result<(), Failure> {
-    if matches!(format, ExportFormat::Ocsf) {
-        return Err(Failure::usage(
-            "OCSF export is not built yet (it comes with the ITSM integration); use --format jsonl",
-        ));
-    }
     let config = load_config(config_path)?;
     let store = open_store(&config).await?;
     let mut after = after.max(0);
@@ -96,8 +91,15 @@ pub async fn export(config_path: &Path, format: ExportFormat, after: i64) -> Res
         let Some(last) = page.last() else { break };
         after = last.seq;
         for event in &page {
-            let line = serde_json::to_string(&event.to_event())
-                .map_err(|e| Failure::failed(e.to_string()))?;
+            let event = event.to_event();
+            let line = match format {
+                ExportFormat::Jsonl => serde_json::to_string(&event),
+                ExportFormat::Ocsf => serde_json::to_string(&writ_export::ocsf::to_ocsf(
+                    &event,
+                    env!("CARGO_PKG_VERSION"),
+                )),
+            }
+            .map_err(|e| Failure::failed(e.to_string()))?;
             println!("{line}");
         }
     }

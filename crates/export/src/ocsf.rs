@@ -1,0 +1,438 @@
+//! Ledger events as OCSF 1.8.0 events (https://schema.ocsf.io/1.8.0), for SIEMs.
+//!
+//! Classes, all in category 3 "Identity & Access Management":
+//! - the lease taking and losing effect on the target (`grant.activated`,
+//!   `grant.revoked`) → **3005 User Access Management**, activities 1 Assign Privileges
+//!   and 2 Revoke Privileges: `user` is the subject, `privileges` the entitlement;
+//! - the life of requests, grants and tokens as records (created, approved, rejected,
+//!   revocation started or failed, ...) → **3004 Entity Management**, with the record as
+//!   `entity` (OCSF has no approval class).
+//!
+//! The policy decision rides on the `security_control` profile attributes (`action_id`,
+//! `disposition_id`, `policy` with the determining policy ids and the policy-set hash as
+//! its version). Nothing of the ledger is lost: `metadata.uid` is the event's hash,
+//! `metadata.sequence` its sequence number, and `unmapped.writ` carries kind, hashes and
+//! the full event data, so an exported event can be matched to `writ audit verify`.
+
+use serde_json::{Map, Value, json};
+use writ_domain::ledger::{Event, EventKind};
+
+pub const OCSF_VERSION: &str = "1.8.0";
+
+const CATEGORY_IAM: i64 = 3;
+const ENTITY_MANAGEMENT: (i64, &str) = (3004, "Entity Management");
+const USER_ACCESS_MANAGEMENT: (i64, &str) = (3005, "User Access Management");
+
+/// Actors that are writ itself (the scheduler, offline CLI commands).
+const SYSTEM_ACTOR_PREFIX: &str = "writ:";
+
+/// OCSF `action_id` / `disposition_id` pairs (security_control profile).
+#[derive(Clone, Copy)]
+struct Control {
+    action: (i64, &'static str),
+    disposition: (i64, &'static str),
+}
+
+const ALLOWED: Control = Control {
+    action: (1, "Allowed"),
+    disposition: (1, "Allowed"),
+};
+const DENIED: Control = Control {
+    action: (2, "Denied"),
+    disposition: (2, "Blocked"),
+};
+const AWAITING_APPROVAL: Control = Control {
+    action: (99, "Other"),
+    disposition: (99, "Awaiting approval"),
+};
+const APPROVED: Control = Control {
+    action: (1, "Allowed"),
+    disposition: (8, "Approved"),
+};
+const REJECTED: Control = Control {
+    action: (2, "Denied"),
+    disposition: (25, "Rejected"),
+};
+const REVOKED: Control = Control {
+    action: (2, "Denied"),
+    disposition: (24, "Access Revoked"),
+};
+
+struct Mapping {
+    class: (i64, &'static str),
+    activity: (i64, &'static str),
+    failed: bool,
+    control: Option<Control>,
+}
+
+fn mapping(kind: Option<EventKind>, data: &Value) -> Mapping {
+    use EventKind as K;
+    let entity = |activity, control| Mapping {
+        class: ENTITY_MANAGEMENT,
+        activity,
+        failed: false,
+        control,
+    };
+    match kind {
+        Some(K::RequestCreated) => {
+            let control = match data["request"]["decision"]["outcome"].as_str() {
+                Some("deny") => DENIED,
+                Some("auto") => ALLOWED,
+                _ => AWAITING_APPROVAL,
+            };
+            entity((1, "Create"), Some(control))
+        }
+        Some(K::RequestApprovalRecorded) => entity((3, "Update"), None),
+        Some(K::RequestApproved) => entity((3, "Update"), Some(APPROVED)),
+        Some(K::RequestRejected) => entity((11, "Deactivate"), Some(REJECTED)),
+        Some(K::RequestCancelled | K::RequestExpired) => entity((11, "Deactivate"), None),
+        Some(K::GrantCreated | K::TokenIssued) => entity((1, "Create"), None),
+        Some(K::GrantRevokeStarted) => entity((11, "Deactivate"), None),
+        Some(K::GrantRevokeFailed) => Mapping {
+            failed: true,
+            ..entity((3, "Update"), None)
+        },
+        Some(K::GrantActivated) => Mapping {
+            class: USER_ACCESS_MANAGEMENT,
+            activity: (1, "Assign Privileges"),
+            failed: false,
+            control: Some(ALLOWED),
+        },
+        Some(K::GrantRevoked) => Mapping {
+            class: USER_ACCESS_MANAGEMENT,
+            activity: (2, "Revoke Privileges"),
+            failed: false,
+            control: Some(REVOKED),
+        },
+        None => entity((99, "Other"), None),
+    }
+}
+
+fn user(name: &str) -> Value {
+    let mut user = json!({ "name": name, "uid": name });
+    if name.starts_with(SYSTEM_ACTOR_PREFIX) {
+        user["type_id"] = json!(3);
+        user["type"] = json!("System");
+    }
+    user
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
+/// The record an event is about: its entity, the request it belongs to, and a message.
+fn subject_of(event: &Event) -> (Value, Option<String>, String) {
+    let data = &event.data;
+    if let Some(request) = data.get("request") {
+        let id = text(&request["id"]).to_string();
+        let message = format!(
+            "{}: {} asked for {} for {} ({})",
+            event.kind,
+            text(&request["requester"]),
+            text(&request["entitlement"]),
+            text(&request["subject"]),
+            text(&request["state"]),
+        );
+        let entity = json!({ "uid": id, "type": "writ.request", "name": format!("request {id}"), "data": request });
+        return (entity, Some(id), message);
+    }
+    if let Some(grant) = data.get("grant") {
+        let id = text(&grant["id"]).to_string();
+        let message = format!(
+            "{}: {} on {} (account {}), expires {}",
+            event.kind,
+            text(&grant["subject"]),
+            text(&grant["entitlement"]),
+            text(&grant["account"]),
+            text(&grant["expires_at"]),
+        );
+        let entity = json!({ "uid": id, "type": "writ.grant", "name": format!("grant {id}"), "data": grant });
+        let request = grant["request_id"].as_str().map(str::to_string);
+        return (entity, request, message);
+    }
+    let id = text(&data["token_id"]).to_string();
+    let message = format!(
+        "{}: for {}, expires {}",
+        event.kind,
+        text(&data["identity"]),
+        text(&data["expires_at"])
+    );
+    let entity = json!({ "uid": id, "type": "writ.token", "name": format!("token {id}") });
+    (entity, None, message)
+}
+
+/// The policy decision behind a request event, as an OCSF `policy` object.
+fn policy_of(data: &Value) -> Option<Value> {
+    let decision = data.get("request")?.get("decision")?;
+    let ids: Vec<&str> = decision["policies"]
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    Some(json!({
+        "uid": ids.join(","),
+        "name": if ids.is_empty() { "default deny".to_string() } else { ids.join(", ") },
+        "version": text(&decision["policy_hash"]),
+        "is_applied": true,
+        "desc": decision["reasons"].as_array().map(|reasons| reasons.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")).unwrap_or_default(),
+    }))
+}
+
+/// One ledger event as an OCSF 1.8.0 event. `product_version` is writ's version.
+pub fn to_ocsf(event: &Event, product_version: &str) -> Value {
+    let kind = EventKind::parse(&event.kind);
+    let Mapping {
+        class: (class_uid, class_name),
+        activity: (activity_id, activity_name),
+        failed,
+        control,
+    } = mapping(kind, &event.data);
+    let (entity, request_id, message) = subject_of(event);
+    let mut out = Map::new();
+    let mut put = |key: &str, value: Value| {
+        out.insert(key.to_string(), value);
+    };
+    put("category_uid", json!(CATEGORY_IAM));
+    put("category_name", json!("Identity & Access Management"));
+    put("class_uid", json!(class_uid));
+    put("class_name", json!(class_name));
+    put("activity_id", json!(activity_id));
+    put("activity_name", json!(activity_name));
+    put("type_uid", json!(class_uid * 100 + activity_id));
+    put("type_name", json!(format!("{class_name}: {activity_name}")));
+    put("time", json!(event.at.unix_micros().div_euclid(1000)));
+    put("time_dt", json!(event.at.to_string()));
+    put("severity_id", json!(if failed { 3 } else { 1 }));
+    put(
+        "severity",
+        json!(if failed { "Medium" } else { "Informational" }),
+    );
+    put("status_id", json!(if failed { 2 } else { 1 }));
+    put("status", json!(if failed { "Failure" } else { "Success" }));
+    if failed {
+        put("status_detail", json!(text(&event.data["error"])));
+    }
+    put("message", json!(message));
+    let mut metadata = json!({
+        "version": OCSF_VERSION,
+        "uid": event.hash,
+        "sequence": event.seq,
+        "log_name": "writ-ledger",
+        "product": { "name": "writ", "vendor_name": "writ", "version": product_version },
+    });
+    if let Some(request_id) = &request_id {
+        metadata["correlation_uid"] = json!(request_id);
+    }
+    put("metadata", metadata);
+    put("actor", json!({ "user": user(&event.actor) }));
+    if class_uid == USER_ACCESS_MANAGEMENT.0 {
+        let grant = &event.data["grant"];
+        let mut subject = user(text(&grant["subject"]));
+        subject["account"] =
+            json!({ "name": text(&grant["account"]), "uid": text(&grant["account"]) });
+        put("user", subject);
+        put("privileges", json!([text(&grant["entitlement"])]));
+        put(
+            "resource",
+            json!({ "uid": text(&grant["entitlement"]), "type": "writ.entitlement" }),
+        );
+    } else {
+        let comment = event.data["request"]["close_comment"]
+            .as_str()
+            .or_else(|| {
+                event.data["request"]["approvals"]
+                    .as_array()
+                    .and_then(|approvals| approvals.last())
+                    .and_then(|approval| approval["comment"].as_str())
+            })
+            .or_else(|| event.data["grant"]["revoke_reason"].as_str());
+        if let Some(comment) = comment {
+            put("comment", json!(comment));
+        }
+        put("entity", entity);
+    }
+    if let Some(control) = control {
+        put("action_id", json!(control.action.0));
+        put("action", json!(control.action.1));
+        put("disposition_id", json!(control.disposition.0));
+        put("disposition", json!(control.disposition.1));
+        if let Some(policy) = policy_of(&event.data) {
+            put("policy", policy);
+        }
+    }
+    put(
+        "unmapped",
+        json!({ "writ": {
+            "seq": event.seq, "kind": event.kind, "prev_hash": event.prev_hash, "hash": event.hash, "data": event.data,
+        }}),
+    );
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use writ_domain::Timestamp;
+
+    fn event(kind: &str, actor: &str, data: Value) -> Event {
+        Event {
+            seq: 7,
+            at: Timestamp::from_unix_micros(1_795_000_000_123_456),
+            actor: actor.into(),
+            kind: kind.into(),
+            data,
+            prev_hash: "aa".repeat(32),
+            hash: "bb".repeat(32),
+        }
+    }
+
+    fn request(outcome: &str, state: &str) -> Value {
+        json!({ "request": {
+            "id": "r-1", "state": state, "requester": "alice", "subject": "bob", "entitlement": "pg/read",
+            "decision": { "outcome": outcome, "policies": ["p1", "p2"], "reasons": [], "policy_hash": "ph" },
+            "approvals": [{ "approver": "carol", "comment": "ok for Q4", "at": "2026-11-29T00:00:00Z" }],
+            "close_comment": null,
+        }})
+    }
+
+    fn grant(state: &str) -> Value {
+        json!({ "grant": {
+            "id": "g-1", "request_id": "r-1", "subject": "bob", "entitlement": "pg/read", "account": "bob_db",
+            "state": state, "expires_at": "2026-11-29T01:00:00Z", "revoke_reason": null,
+        }})
+    }
+
+    /// The attributes OCSF requires of every event, and the ledger's own ids kept.
+    fn assert_base(ocsf: &Value, source: &Event) {
+        for key in [
+            "category_uid",
+            "class_uid",
+            "activity_id",
+            "type_uid",
+            "severity_id",
+            "time",
+        ] {
+            assert!(ocsf[key].is_i64(), "{key} missing in {ocsf}");
+        }
+        assert_eq!(
+            ocsf["type_uid"].as_i64(),
+            Some(
+                ocsf["class_uid"].as_i64().unwrap_or(0) * 100
+                    + ocsf["activity_id"].as_i64().unwrap_or(0)
+            )
+        );
+        assert_eq!(ocsf["time"], 1_795_000_000_123i64);
+        assert_eq!(ocsf["metadata"]["version"], OCSF_VERSION);
+        assert_eq!(ocsf["metadata"]["product"]["name"], "writ");
+        assert_eq!(ocsf["metadata"]["uid"], source.hash.as_str());
+        assert_eq!(ocsf["metadata"]["sequence"], 7);
+        assert_eq!(ocsf["unmapped"]["writ"]["data"], source.data);
+        assert_eq!(
+            ocsf["unmapped"]["writ"]["prev_hash"],
+            source.prev_hash.as_str()
+        );
+    }
+
+    #[test]
+    fn leases_on_the_target_are_user_access_management() {
+        let activated = event("grant.activated", "writ:scheduler", grant("active"));
+        let ocsf = to_ocsf(&activated, "0.1.0");
+        assert_base(&ocsf, &activated);
+        assert_eq!(
+            (ocsf["class_uid"].as_i64(), ocsf["type_uid"].as_i64()),
+            (Some(3005), Some(300501))
+        );
+        assert_eq!(ocsf["user"]["name"], "bob");
+        assert_eq!(ocsf["user"]["account"]["name"], "bob_db");
+        assert_eq!(ocsf["privileges"], json!(["pg/read"]));
+        assert_eq!(
+            ocsf["actor"]["user"]["type_id"], 3,
+            "writ itself is a system actor"
+        );
+        assert_eq!(ocsf["metadata"]["correlation_uid"], "r-1");
+
+        let revoked = event("grant.revoked", "writ:scheduler", grant("revoked"));
+        let ocsf = to_ocsf(&revoked, "0.1.0");
+        assert_base(&ocsf, &revoked);
+        assert_eq!(ocsf["type_uid"], 300502);
+        assert_eq!(ocsf["disposition_id"], 24);
+    }
+
+    #[test]
+    fn decisions_carry_outcome_policies_and_policy_hash() {
+        for (outcome, action, disposition) in [("auto", 1, 1), ("deny", 2, 2), ("approval", 99, 99)]
+        {
+            let created = event("request.created", "alice", request(outcome, "approved"));
+            let ocsf = to_ocsf(&created, "0.1.0");
+            assert_base(&ocsf, &created);
+            assert_eq!(ocsf["type_uid"], 300401);
+            assert_eq!(
+                (ocsf["action_id"].as_i64(), ocsf["disposition_id"].as_i64()),
+                (Some(action), Some(disposition)),
+                "{outcome}"
+            );
+            assert_eq!(ocsf["policy"]["uid"], "p1,p2");
+            assert_eq!(ocsf["policy"]["version"], "ph");
+            assert_eq!(ocsf["entity"]["uid"], "r-1");
+            assert!(
+                ocsf["actor"]["user"].get("type_id").is_none(),
+                "a person is not a system actor"
+            );
+        }
+        let approved = to_ocsf(
+            &event("request.approved", "carol", request("approval", "approved")),
+            "0.1.0",
+        );
+        assert_eq!(
+            (
+                approved["type_uid"].as_i64(),
+                approved["disposition_id"].as_i64()
+            ),
+            (Some(300403), Some(8))
+        );
+        assert_eq!(approved["comment"], "ok for Q4");
+        let rejected = to_ocsf(
+            &event("request.rejected", "carol", request("approval", "rejected")),
+            "0.1.0",
+        );
+        assert_eq!(
+            (
+                rejected["type_uid"].as_i64(),
+                rejected["disposition_id"].as_i64()
+            ),
+            (Some(300411), Some(25))
+        );
+    }
+
+    #[test]
+    fn failures_and_records_without_a_request() {
+        let mut data = grant("failed");
+        data["error"] = json!("connection refused");
+        let failed = to_ocsf(
+            &event("grant.revoke_failed", "writ:scheduler", data),
+            "0.1.0",
+        );
+        assert_eq!(
+            (failed["status_id"].as_i64(), failed["severity_id"].as_i64()),
+            (Some(2), Some(3))
+        );
+        assert_eq!(failed["status_detail"], "connection refused");
+
+        let token = event(
+            "token.issued",
+            "writ:cli",
+            json!({ "identity": "alice", "token_id": "abcd", "expires_at": "x" }),
+        );
+        let ocsf = to_ocsf(&token, "0.1.0");
+        assert_base(&ocsf, &token);
+        assert_eq!(ocsf["entity"]["type"], "writ.token");
+        assert!(ocsf["metadata"].get("correlation_uid").is_none());
+
+        let unknown = to_ocsf(&event("something.new", "x", json!({})), "0.1.0");
+        assert_eq!(
+            unknown["type_uid"], 300499,
+            "an unknown kind is still exported, as Other"
+        );
+    }
+}
