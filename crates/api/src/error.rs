@@ -35,6 +35,7 @@ impl From<EngineError> for ApiError {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => {
                 // Details go to the log under an id; the caller gets the id only.
                 let operation_id = uuid::Uuid::now_v7();

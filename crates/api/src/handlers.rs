@@ -1,13 +1,16 @@
 //! One handler per route: parse, call the engine, shape the answer.
 
+use std::collections::HashMap;
+
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use writ_domain::ledger::Event;
 use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_domain::{Grant, GrantId, Request, RequestId, Ticket, Timestamp};
-use writ_engine::NewRequest;
+use writ_engine::{NewRequest, WebhookAction, WebhookOutcome};
 use writ_store::{GrantFilter, LIST_LIMIT_MAX, RequestFilter, VerifyError};
 
 use crate::AppState;
@@ -58,7 +61,18 @@ pub struct CreateRequestBody {
     pub duration_seconds: Option<i64>,
     #[serde(default)]
     pub justification: String,
-    pub ticket: Option<Ticket>,
+    /// The ticket this request is for. In a ticketing system configured in writ it is
+    /// read and checked (state, requester, change window) before the decision.
+    pub ticket: Option<TicketRef>,
+}
+
+/// A ticket as a caller cites it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketRef {
+    /// A configured ITSM's name (e.g. `jira`), or any label for a ticket writ cannot check.
+    pub system: String,
+    pub key: String,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -179,7 +193,11 @@ pub async fn create_request(
         subject: body.subject,
         duration_seconds: body.duration_seconds,
         justification: body.justification,
-        ticket: body.ticket,
+        ticket: body.ticket.map(|t| Ticket {
+            system: t.system,
+            key: t.key,
+            verified: None,
+        }),
     };
     Ok((
         StatusCode::CREATED,
@@ -369,4 +387,35 @@ pub async fn audit_verify(
         }
         Err(VerifyError::Store(error)) => Err(writ_engine::EngineError::from(error).into()),
     }
+}
+
+/// Webhook bodies may carry a whole ticket; they get a larger limit than API calls.
+pub const WEBHOOK_BODY_SIZE_MAX_BYTES: usize = 1024 * 1024;
+
+#[utoipa::path(post, path = "/v1/itsm/{name}/webhook",
+    params(("name" = String, Path, description = "the `[[itsm]]` entry's name")),
+    request_body(content = Object, description = "the ticketing system's webhook payload, signed (Jira: X-Hub-Signature; ServiceNow: X-Writ-Timestamp and X-Writ-Signature)"),
+    security(()),
+    responses((status = 201, body = WebhookOutcome, description = "a request was made from the ticket"),
+        (status = 200, body = WebhookOutcome, description = "a duplicate delivery, or a ticket not (yet) in a requesting state"),
+        (status = 401, description = "unsigned, forged or stale; the rejection is on the ledger"),
+        (status = 404), (status = 422), (status = 503, description = "the ticketing system did not answer; nothing was recorded")))]
+pub async fn itsm_webhook(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<WebhookOutcome>), ApiError> {
+    let headers: HashMap<String, String> = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect();
+    let outcome = state.engine.take_webhook(&name, &headers, &body).await?;
+    let status = match outcome.action {
+        WebhookAction::Created => StatusCode::CREATED,
+        WebhookAction::Duplicate | WebhookAction::Ignored => StatusCode::OK,
+    };
+    Ok((status, Json(outcome)))
 }

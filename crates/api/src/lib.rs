@@ -47,6 +47,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grants/{id}/revoke", post(handlers::revoke_grant))
         .route("/v1/audit", get(handlers::audit))
         .route("/v1/audit/verify", get(handlers::audit_verify))
+        .route(
+            "/v1/itsm/{name}/webhook",
+            post(handlers::itsm_webhook)
+                .layer(DefaultBodyLimit::max(handlers::WEBHOOK_BODY_SIZE_MAX_BYTES)),
+        )
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -20,6 +20,7 @@ use crate::handlers;
         handlers::revoke_grant,
         handlers::audit,
         handlers::audit_verify,
+        handlers::itsm_webhook,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -3,6 +3,7 @@
 //! and produces the typed [`Config`] the rest of writ uses. Nothing reads the file twice.
 
 mod env;
+mod itsm;
 mod raw;
 mod validate;
 
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use writ_domain::{EntitlementId, IdentityKind, IdentityName, Sensitivity};
 
+pub use itsm::{DEFAULT_WEBHOOK_MAX_AGE_SECONDS, Itsm, ItsmAuth, ItsmKind, TicketFields};
 pub use validate::DEFAULT_PENDING_TTL_SECONDS;
 
 /// A configuration error: which file, where, and what is wrong.
@@ -45,6 +47,8 @@ pub struct Config {
     /// The longest pause between two attempts to revoke the same grant.
     pub retry_backoff_max_seconds: i64,
     pub targets: BTreeMap<String, Target>,
+    /// Ticketing systems, by name.
+    pub itsms: BTreeMap<String, Itsm>,
     pub entitlements: BTreeMap<EntitlementId, Entitlement>,
     pub identities: BTreeMap<IdentityName, Identity>,
 }
@@ -78,6 +82,8 @@ pub struct Entitlement {
     pub sensitivity: Sensitivity,
     pub max_duration_seconds: i64,
     pub owners: Option<String>,
+    /// Requests must carry a ticket from a configured ITSM, which writ checks.
+    pub ticket_required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +94,8 @@ pub struct Identity {
     pub manager: Option<IdentityName>,
     /// Services and agents: the accountable user.
     pub owner: Option<IdentityName>,
-    /// Target name → account on that target.
+    /// Target or ITSM name → this identity's account there (on an ITSM: the user id
+    /// its API reports, e.g. a Jira accountId or a ServiceNow sys_user sys_id).
     pub accounts: BTreeMap<String, String>,
 }
 
@@ -124,6 +131,13 @@ impl Config {
         name.parse::<IdentityName>()
             .ok()
             .and_then(|name| self.identities.get(&name))
+    }
+
+    /// The identity whose account on `system` (a target or ITSM) is `account`.
+    pub fn identity_by_account(&self, system: &str, account: &str) -> Option<&Identity> {
+        self.identities
+            .values()
+            .find(|identity| identity.accounts.get(system).is_some_and(|a| a == account))
     }
 
     pub fn entitlement(&self, id: &str) -> Option<&Entitlement> {

@@ -29,6 +29,8 @@ pub struct RawConfig {
     pub services: Vec<RawIdentity>,
     #[serde(default, rename = "agent")]
     pub agents: Vec<RawIdentity>,
+    #[serde(default, rename = "itsm")]
+    pub itsms: Vec<RawItsm>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +84,7 @@ pub struct RawEntitlement {
     pub sensitivity: EnvString,
     pub max_duration: EnvString,
     pub owners: Option<EnvString>,
+    pub ticket_required: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,4 +97,30 @@ pub struct RawIdentity {
     pub owner: Option<EnvString>,
     #[serde(default)]
     pub accounts: BTreeMap<String, EnvString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawItsm {
+    pub name: EnvString,
+    pub kind: EnvString,
+    pub url: EnvString,
+    pub user: Option<EnvString>,
+    pub password: Option<EnvString>,
+    pub bearer: Option<EnvString>,
+    pub webhook_secret: EnvString,
+    pub webhook_max_age: Option<EnvString>,
+    #[serde(default)]
+    pub request_states: Vec<EnvString>,
+    pub fields: RawTicketFields,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTicketFields {
+    pub entitlement: EnvString,
+    pub subject: Option<EnvString>,
+    pub duration: Option<EnvString>,
+    pub justification: Option<EnvString>,
+    pub window_end: Option<EnvString>,
 }

@@ -16,13 +16,17 @@ const DEFAULT_POLICY_DIR: &str = "policies";
 const DEFAULT_COMMAND_TIMEOUT_SECONDS: u64 = 10;
 const DEFAULT_RETRY_BACKOFF_MAX_SECONDS: i64 = 300;
 
-struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     path: &'a Path,
     base: PathBuf,
 }
 
 impl Checker<'_> {
-    fn invalid(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    pub(crate) fn invalid(
+        &self,
+        key: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             key: key.into(),
@@ -30,7 +34,7 @@ impl Checker<'_> {
         }
     }
 
-    fn duration(&self, key: &str, text: &str) -> Result<i64, ConfigError> {
+    pub(crate) fn duration(&self, key: &str, text: &str) -> Result<i64, ConfigError> {
         parse_duration_seconds(text).map_err(|problem| {
             self.invalid(
                 key,
@@ -46,6 +50,18 @@ impl Checker<'_> {
         } else {
             self.base.join(path)
         }
+    }
+
+    /// A target or ITSM name: letters, digits, `_ - .`.
+    pub(crate) fn system_name(&self, key: &str, name: String) -> Result<String, ConfigError> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(self.invalid(key, format!("{name:?} must be letters, digits, _ - . only")));
+        }
+        Ok(name)
     }
 
     fn identity_name(&self, key: &str, text: &str) -> Result<IdentityName, ConfigError> {
@@ -106,6 +122,18 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         targets.insert(target.name.clone(), target);
     }
 
+    let mut itsms = BTreeMap::new();
+    for (index, raw) in raw.itsms.into_iter().enumerate() {
+        let itsm = crate::itsm::validate_itsm(&check, index, raw)?;
+        if targets.contains_key(&itsm.name) || itsms.contains_key(&itsm.name) {
+            return Err(check.invalid(
+                format!("itsm[{index}].name"),
+                format!("{:?} is already the name of a target or ITSM; names are unique across both (identities' accounts are keyed by them)", itsm.name),
+            ));
+        }
+        itsms.insert(itsm.name.clone(), itsm);
+    }
+
     let mut entitlements = BTreeMap::new();
     for (index, raw) in raw.entitlements.into_iter().enumerate() {
         let key = |field: &str| format!("entitlement[{index}].{field}");
@@ -155,11 +183,17 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
                 sensitivity,
                 max_duration_seconds,
                 owners,
+                ticket_required: raw.ticket_required.unwrap_or(false),
             },
         );
     }
 
-    let identities = validate_identities(&check, &targets, raw.users, raw.services, raw.agents)?;
+    let systems: BTreeSet<&str> = targets
+        .keys()
+        .chain(itsms.keys())
+        .map(String::as_str)
+        .collect();
+    let identities = validate_identities(&check, &systems, raw.users, raw.services, raw.agents)?;
 
     Ok(Config {
         path: path.to_path_buf(),
@@ -169,6 +203,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         pending_ttl_seconds,
         retry_backoff_max_seconds,
         targets,
+        itsms,
         entitlements,
         identities,
     })
@@ -210,17 +245,7 @@ fn validate_target(
     raw: RawTarget,
 ) -> Result<Target, ConfigError> {
     let key = |field: &str| format!("target[{index}].{field}");
-    let name = raw.name.0;
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        return Err(check.invalid(
-            key("name"),
-            format!("{name:?} must be letters, digits, _ - . only"),
-        ));
-    }
+    let name = check.system_name(&key("name"), raw.name.0)?;
     let unused = |field: &str, value: bool| -> Result<(), ConfigError> {
         if value {
             Err(check.invalid(
@@ -286,7 +311,7 @@ fn validate_target(
 
 fn validate_identities(
     check: &Checker<'_>,
-    targets: &BTreeMap<String, Target>,
+    systems: &BTreeSet<&str>,
     users: Vec<RawIdentity>,
     services: Vec<RawIdentity>,
     agents: Vec<RawIdentity>,
@@ -344,10 +369,10 @@ fn validate_identities(
         }
         let mut accounts = BTreeMap::new();
         for (target, account) in raw.accounts {
-            if !targets.contains_key(&target) {
+            if !systems.contains(target.as_str()) {
                 return Err(check.invalid(
                     key(&format!("accounts.{target}")),
-                    format!("unknown target {target:?}"),
+                    format!("unknown target or ITSM {target:?}"),
                 ));
             }
             if account.0.is_empty() {

@@ -33,10 +33,12 @@ pub enum EventKind {
     GrantRevokeFailed,
     GrantRevoked,
     TokenIssued,
+    /// A webhook delivery that failed authentication (bad or missing signature, stale).
+    ItsmWebhookRejected,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
         Self::RequestApproved,
@@ -49,6 +51,7 @@ impl EventKind {
         Self::GrantRevokeFailed,
         Self::GrantRevoked,
         Self::TokenIssued,
+        Self::ItsmWebhookRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +68,7 @@ impl EventKind {
             Self::GrantRevokeFailed => "grant.revoke_failed",
             Self::GrantRevoked => "grant.revoked",
             Self::TokenIssued => "token.issued",
+            Self::ItsmWebhookRejected => "itsm.webhook_rejected",
         }
     }
 

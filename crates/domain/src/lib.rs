@@ -13,7 +13,7 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use ids::{
     EntitlementId, GrantId, IdentityKind, IdentityName, InvalidId, RequestId, Sensitivity,
 };
-pub use records::{Approval, Decision, DecisionOutcome, Grant, Request, Ticket};
+pub use records::{Approval, Decision, DecisionOutcome, Grant, Request, Ticket, TicketCheck};
 
 /// Parses a human duration such as `"8h"` or `"90m"` into whole seconds.
 pub fn parse_duration_seconds(text: &str) -> Result<i64, String> {

@@ -5,10 +5,27 @@ use serde::{Deserialize, Serialize};
 use crate::lifecycle::{GrantState, RequestState};
 use crate::{EntitlementId, GrantId, IdentityName, RequestId, Timestamp};
 
+/// The ticket a request cites.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ticket {
     pub system: String,
     pub key: String,
+    /// What writ read from the ticketing system when `system` is one configured in
+    /// writ; absent for a ticket writ cannot check (then it is only a reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<TicketCheck>,
+}
+
+/// A ticket as writ found it in its ticketing system when the request was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TicketCheck {
+    /// The ticket's state (Jira status name, ServiceNow state value).
+    pub state: String,
+    /// Jira issue type, ServiceNow table.
+    pub ticket_type: String,
+    /// The end of the ticket's change window; the grant ends no later.
+    pub window_end: Option<Timestamp>,
+    pub checked_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -9,6 +9,8 @@ pub enum ErrorKind {
     NotFound,
     Conflict,
     Unprocessable,
+    /// A system writ depends on (a ticketing system) did not answer: nothing was changed.
+    Unavailable,
     /// Storage failed: nothing was changed (fail closed).
     Internal,
 }

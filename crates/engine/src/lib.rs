@@ -8,10 +8,12 @@
 //! - `now` comes from the injected [`Clock`], never from the system directly.
 
 mod error;
+mod intake;
 mod lifecycle;
 pub mod metrics_names;
 mod revocation;
 mod scheduler;
+mod tickets;
 mod tokens;
 
 use std::collections::HashMap;
@@ -22,10 +24,12 @@ use tokio::sync::{Mutex, Notify};
 use writ_config::{Config, Identity};
 use writ_connectors::Connectors;
 use writ_domain::{Clock, IdentityKind, IdentityName};
+use writ_itsm::TicketSystems;
 use writ_policy::PolicyEngine;
 use writ_store::Store;
 
 pub use error::{EngineError, ErrorKind};
+pub use intake::{WebhookAction, WebhookOutcome};
 pub use lifecycle::NewRequest;
 pub use scheduler::Scheduler;
 pub use tokens::{DEFAULT_TOKEN_TTL_SECONDS, TOKEN_TTL_MAX_SECONDS, issue_token};
@@ -52,6 +56,8 @@ pub struct Engine {
     pub(crate) policy: Arc<PolicyEngine>,
     pub(crate) store: Store,
     pub(crate) connectors: Connectors,
+    /// Configured ticketing systems (empty unless `[[itsm]]` is set).
+    pub(crate) tickets: TicketSystems,
     pub(crate) clock: Arc<dyn Clock>,
     /// Wakes the scheduler when a new deadline may be earlier than the one it sleeps for.
     pub(crate) wake: Arc<Notify>,
@@ -87,12 +93,20 @@ impl Engine {
             policy,
             store,
             connectors,
+            tickets: TicketSystems::default(),
             clock,
             wake: Arc::new(Notify::new()),
             next_wake_at_us: AtomicI64::new(i64::MAX),
             holder_locks: StdMutex::new(HashMap::new()),
             token_cache: StdMutex::new(HashMap::new()),
         }
+    }
+
+    /// Uses these ticketing systems to check cited tickets and take in webhooks.
+    #[must_use]
+    pub fn with_ticket_systems(mut self, tickets: TicketSystems) -> Self {
+        self.tickets = tickets;
+        self
     }
 
     pub fn config(&self) -> &Config {

@@ -9,6 +9,7 @@ use writ_domain::{
 use writ_policy::{ApproveFacts, RequestFacts};
 use writ_store::{GrantFilter, JobKind, RequestFilter, WriteTx};
 
+use crate::intake::{Created, Intake};
 use crate::{
     COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorKind, INLINE_APPLY_GRACE_SECONDS,
     JUSTIFICATION_LENGTH_MAX, metrics_names,
@@ -115,15 +116,54 @@ impl Engine {
         caller: &Caller,
         new: NewRequest,
     ) -> Result<Request, EngineError> {
+        match self
+            .create_request_with(caller, new, Intake::default())
+            .await?
+        {
+            Created::Request(request) => Ok(*request),
+            Created::TicketTaken(_) | Created::DeliverySeen => Err(EngineError::new(
+                ErrorKind::Internal,
+                "intake_outcome",
+                "a direct request came back as a webhook outcome",
+            )),
+        }
+    }
+
+    /// As `create_request`, for a request that a webhook delivery brought in.
+    pub(crate) async fn create_request_with(
+        &self,
+        caller: &Caller,
+        new: NewRequest,
+        intake: Intake,
+    ) -> Result<Created, EngineError> {
         let (subject, requested, entitlement_max) = self.validate_new(caller, &new)?;
         let now = self.clock.now();
+        let entitlement = self.config.entitlement(&new.entitlement).ok_or_else(|| {
+            unprocessable(
+                "unknown_entitlement",
+                format!("no entitlement {:?} is configured", new.entitlement),
+            )
+        })?;
+        let checked = self
+            .check_ticket(
+                &caller.name,
+                entitlement,
+                new.ticket,
+                intake.prefetched,
+                now,
+            )
+            .await?;
+        // A change window caps the grant: it ends no later than the window does.
+        let window_seconds = checked
+            .ends_by
+            .map(|end| end.millis_since(now).div_euclid(1000));
         let evaluation = self.policy.decide_request(&RequestFacts {
             requester: caller.name.as_str(),
             subject: subject.as_str(),
             entitlement: &new.entitlement,
             duration_seconds: requested,
             justification: &new.justification,
-            ticket: new.ticket.as_ref(),
+            ticket: checked.ticket.as_ref(),
             now,
         });
         self.report_policy_errors("request", &evaluation.errors);
@@ -132,6 +172,7 @@ impl Engine {
             Some(requested),
             Some(entitlement_max),
             decision.max_duration_seconds,
+            window_seconds,
         ]
         .into_iter()
         .flatten()
@@ -154,7 +195,7 @@ impl Engine {
                     unprocessable("unknown_entitlement", e.to_string())
                 })?,
             justification: new.justification,
-            ticket: new.ticket,
+            ticket: checked.ticket,
             requested_duration_seconds: requested,
             duration_seconds,
             decision,
@@ -170,6 +211,24 @@ impl Engine {
         request.grant_id = grant.as_ref().map(|g| g.id);
 
         let mut tx = self.store.begin().await?;
+        // Reads first: a writer that returns before sending anything leaves the shared
+        // transaction untouched.
+        let cited = request.ticket.as_ref().filter(|t| t.verified.is_some());
+        if intake.exclusive_ticket
+            && let Some(ticket) = cited
+            && let Some(existing) = tx.ticket_request(&ticket.system, &ticket.key).await?
+        {
+            return Ok(Created::TicketTaken(existing));
+        }
+        if let Some((system, delivery)) = &intake.delivery
+            && !tx.record_delivery(system, delivery, now).await?
+        {
+            return Ok(Created::DeliverySeen);
+        }
+        if let Some(ticket) = cited {
+            tx.link_ticket(&ticket.system, &ticket.key, request.id)
+                .await?;
+        }
         tx.insert_request(&request).await?;
         tx.append(
             now,
@@ -198,7 +257,7 @@ impl Engine {
             self.hint_due(now.plus_seconds(INLINE_APPLY_GRACE_SECONDS));
             self.apply_grant_known(grant.id, Some(grant)).await;
         }
-        Ok(request)
+        Ok(Created::Request(Box::new(request)))
     }
 
     fn new_grant(&self, request: &Request, now: Timestamp) -> Grant {

@@ -104,6 +104,10 @@ fn mapping(kind: Option<EventKind>, data: &Value) -> Mapping {
             failed: false,
             control: Some(REVOKED),
         },
+        Some(K::ItsmWebhookRejected) => Mapping {
+            failed: true,
+            ..entity((99, "Other"), Some(DENIED))
+        },
         None => entity((99, "Other"), None),
     }
 }
@@ -150,6 +154,17 @@ fn subject_of(event: &Event) -> (Value, Option<String>, String) {
         let entity = json!({ "uid": id, "type": "writ.grant", "name": format!("grant {id}"), "data": grant });
         let request = grant["request_id"].as_str().map(str::to_string);
         return (entity, request, message);
+    }
+    if let Some(itsm) = data.get("itsm") {
+        let delivery = text(&data["delivery"]).to_string();
+        let message = format!(
+            "{}: {} delivery {delivery}: {}",
+            event.kind,
+            text(itsm),
+            text(&data["reason"])
+        );
+        let entity = json!({ "uid": delivery, "type": "writ.webhook_delivery", "name": format!("{} webhook", text(itsm)) });
+        return (entity, None, message);
     }
     let id = text(&data["token_id"]).to_string();
     let message = format!(
@@ -211,7 +226,8 @@ pub fn to_ocsf(event: &Event, product_version: &str) -> Value {
     put("status_id", json!(if failed { 2 } else { 1 }));
     put("status", json!(if failed { "Failure" } else { "Success" }));
     if failed {
-        put("status_detail", json!(text(&event.data["error"])));
+        let detail = event.data.get("error").or_else(|| event.data.get("reason"));
+        put("status_detail", json!(detail.map(text).unwrap_or_default()));
     }
     put("message", json!(message));
     let mut metadata = json!({

@@ -48,7 +48,30 @@ fn context(facts: &RequestFacts<'_>, subject_kind: &str) -> Result<Context, Stri
         Some(ticket) => (true, ticket.system.clone(), ticket.key.clone()),
         None => (false, String::new(), String::new()),
     };
-    Context::from_pairs([
+    let check = facts.ticket.and_then(|ticket| ticket.verified.as_ref());
+    let window_end = check.and_then(|check| check.window_end).map(|end| {
+        (
+            "window_end".to_string(),
+            RestrictedExpression::new_datetime(end.to_cedar_datetime()),
+        )
+    });
+    let ticket_facts = [
+        (
+            "ticket_verified".to_string(),
+            RestrictedExpression::new_bool(check.is_some()),
+        ),
+        (
+            "ticket_state".to_string(),
+            RestrictedExpression::new_string(check.map(|c| c.state.clone()).unwrap_or_default()),
+        ),
+        (
+            "ticket_type".to_string(),
+            RestrictedExpression::new_string(
+                check.map(|c| c.ticket_type.clone()).unwrap_or_default(),
+            ),
+        ),
+    ];
+    Context::from_pairs(ticket_facts.into_iter().chain(window_end).chain([
         (
             "now".to_string(),
             RestrictedExpression::new_datetime(facts.now.to_cedar_datetime()),
@@ -81,7 +104,7 @@ fn context(facts: &RequestFacts<'_>, subject_kind: &str) -> Result<Context, Stri
             "ticket_key".to_string(),
             RestrictedExpression::new_string(key),
         ),
-    ])
+    ]))
     .map_err(|e| e.to_string())
 }
 
@@ -340,6 +363,12 @@ impl PolicyEngine {
         let ticket = Ticket {
             system: "dry-run".into(),
             key: "CHECK-1".into(),
+            verified: Some(writ_domain::TicketCheck {
+                state: "Approved".into(),
+                ticket_type: "Service Request".into(),
+                window_end: Some(now.plus_seconds(3600)),
+                checked_at: now,
+            }),
         };
         let mut run = DryRun::default();
         'outer: for identity in config.identities.values() {

@@ -4,7 +4,10 @@ use sqlx::{AnyPool, Row};
 
 use crate::StoreError;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (2, include_str!("../migrations/0002_tickets.sql")),
+];
 
 pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {
     sqlx::query("CREATE TABLE IF NOT EXISTS writ_schema (version BIGINT PRIMARY KEY)")

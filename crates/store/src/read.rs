@@ -169,6 +169,43 @@ impl Store {
         .transpose()
     }
 
+    /// Whether a webhook delivery was acted on before.
+    pub async fn delivery_seen(&self, system: &str, delivery_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS seen FROM itsm_deliveries WHERE system = $1 AND delivery_id = $2",
+        )
+        .bind(system)
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// The first request that cites a ticket.
+    pub async fn ticket_request(
+        &self,
+        system: &str,
+        ticket_key: &str,
+    ) -> Result<Option<RequestId>, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_id FROM ticket_links WHERE system = $1 AND ticket_key = $2 ORDER BY request_id LIMIT 1",
+        )
+        .bind(system)
+        .bind(ticket_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let id: String = row.try_get("request_id")?;
+            id.parse()
+                .map_err(|e: writ_domain::InvalidId| StoreError::Corrupt {
+                    what: "ticket link",
+                    id,
+                    problem: e.to_string(),
+                })
+        })
+        .transpose()
+    }
+
     /// The text of a page of events with `seq > after` (see `parse_event_page`).
     ///
     /// A page comes back as one text built by the database, not one row per event:

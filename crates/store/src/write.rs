@@ -416,6 +416,84 @@ impl<'s> WriteTx<'s> {
             })
     }
 
+    /// Records that `request` cites `ticket_key` in `system` (checked there).
+    pub async fn link_ticket(
+        &mut self,
+        system: &str,
+        ticket_key: &str,
+        request: RequestId,
+    ) -> Result<(), StoreError> {
+        self.buffer(
+            "INSERT INTO ticket_links (system, ticket_key, request_id) VALUES ($1, $2, $3)",
+            vec![
+                Arg::Text(system.to_string()),
+                Arg::Text(ticket_key.to_string()),
+                Arg::Text(request.to_string()),
+            ],
+        );
+        Ok(())
+    }
+
+    /// The first request that cites this ticket, as of this transaction.
+    pub async fn ticket_request(
+        &mut self,
+        system: &str,
+        ticket_key: &str,
+    ) -> Result<Option<RequestId>, StoreError> {
+        self.flush().await?;
+        let sent = self.reading();
+        let row = sqlx::query(
+            "SELECT request_id FROM ticket_links WHERE system = $1 AND ticket_key = $2 ORDER BY request_id LIMIT 1",
+        )
+        .bind(system)
+        .bind(ticket_key)
+        .fetch_optional(&mut **self.tx()?)
+        .await?;
+        self.sent = sent;
+        row.map(|row| {
+            let id: String = row.try_get("request_id")?;
+            id.parse()
+                .map_err(|e: writ_domain::InvalidId| StoreError::Corrupt {
+                    what: "ticket link",
+                    id,
+                    problem: e.to_string(),
+                })
+        })
+        .transpose()
+    }
+
+    /// Records a webhook delivery as acted on. Returns false if it already was (then
+    /// nothing is written).
+    pub async fn record_delivery(
+        &mut self,
+        system: &str,
+        delivery_id: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.flush().await?;
+        let sent = self.reading();
+        let seen = sqlx::query(
+            "SELECT 1 AS seen FROM itsm_deliveries WHERE system = $1 AND delivery_id = $2",
+        )
+        .bind(system)
+        .bind(delivery_id)
+        .fetch_optional(&mut **self.tx()?)
+        .await?;
+        self.sent = sent;
+        if seen.is_some() {
+            return Ok(false);
+        }
+        self.buffer(
+            "INSERT INTO itsm_deliveries (system, delivery_id, received_at_us) VALUES ($1, $2, $3)",
+            vec![
+                Arg::Text(system.to_string()),
+                Arg::Text(delivery_id.to_string()),
+                Arg::Int(at.unix_micros()),
+            ],
+        );
+        Ok(true)
+    }
+
     /// Schedules (or reschedules) the one job an object has.
     pub async fn set_job(
         &mut self,

@@ -107,6 +107,7 @@ async fn writ_rate(base: &str, tokens: &[String], seconds: u64) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    writ_itsm::install_crypto_provider();
     let seconds = env_number("WRIT_BENCH_SECONDS", 5);
     let clients = env_number("WRIT_BENCH_CLIENTS", 16);
     let runs = env_number("WRIT_BENCH_RUNS", 5);

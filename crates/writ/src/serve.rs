@@ -49,6 +49,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let policy = load_policy(&config)?;
     let connectors = Connectors::from_config(&config)
         .map_err(|e| Failure::usage(format!("{}: {e}", config.path.display())))?;
+    let tickets = writ_itsm::TicketSystems::from_config(&config)
+        .map_err(|e| Failure::usage(format!("{}: itsm: {e}", config.path.display())))?;
     let store = open_store(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -67,13 +69,16 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         config.listen
     );
 
-    let engine = Arc::new(Engine::new(
-        Arc::new(config),
-        Arc::new(policy),
-        store.clone(),
-        connectors,
-        Arc::new(SystemClock),
-    ));
+    let engine = Arc::new(
+        Engine::new(
+            Arc::new(config),
+            Arc::new(policy),
+            store.clone(),
+            connectors,
+            Arc::new(SystemClock),
+        )
+        .with_ticket_systems(tickets),
+    );
     let state = writ_api::AppState {
         engine: engine.clone(),
         metrics: writ_api::install_metrics_recorder(),

@@ -60,6 +60,7 @@ async fn init_then_serve_then_request_from_the_cli() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("serve");
+    writ_itsm::install_crypto_provider();
     let client = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..200 {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_jira;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -145,7 +147,10 @@ impl Writ {
             config,
             port,
             child: None,
-            http: reqwest::Client::new(),
+            http: {
+                writ_itsm::install_crypto_provider();
+                reqwest::Client::new()
+            },
         }
     }
 

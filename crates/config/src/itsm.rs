@@ -1,0 +1,273 @@
+//! `[[itsm]]`: the ticketing systems writ reads tickets from and writes evidence to.
+
+use std::fmt;
+
+use crate::ConfigError;
+use crate::raw::RawItsm;
+use crate::validate::Checker;
+
+/// How long after it was sent a signed webhook is still accepted, by default.
+pub const DEFAULT_WEBHOOK_MAX_AGE_SECONDS: i64 = 15 * 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItsmKind {
+    /// Jira Cloud / Jira Service Management (REST v3).
+    Jira,
+    /// ServiceNow (Table API, `sc_req_item`).
+    ServiceNow,
+}
+
+impl ItsmKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jira => "jira",
+            Self::ServiceNow => "servicenow",
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum ItsmAuth {
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+impl fmt::Debug for ItsmAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets never reach logs.
+        match self {
+            Self::Basic { user, .. } => write!(f, "Basic({user}, ***)"),
+            Self::Bearer(_) => f.write_str("Bearer(***)"),
+        }
+    }
+}
+
+/// Which ticket fields carry what writ needs. Values are field ids as the ITSM's API
+/// names them (`customfield_10050`, `summary`, `variables.duration`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketFields {
+    pub entitlement: String,
+    /// Defaults to the ticket's requester.
+    pub subject: Option<String>,
+    /// Seconds, or a duration such as "4h". Defaults to the entitlement's maximum.
+    pub duration: Option<String>,
+    /// Defaults to the ticket's summary / short description.
+    pub justification: Option<String>,
+    /// The end of the ticket's change window, when it has one.
+    pub window_end: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Itsm {
+    pub name: String,
+    pub kind: ItsmKind,
+    /// Base URL without a trailing slash, e.g. `https://acme.atlassian.net`.
+    pub url: String,
+    pub auth: ItsmAuth,
+    pub webhook_secret: String,
+    pub webhook_max_age_seconds: i64,
+    /// Ticket states (Jira status names, ServiceNow state values) in which a ticket may
+    /// back a request.
+    pub request_states: Vec<String>,
+    pub fields: TicketFields,
+}
+
+impl fmt::Debug for Itsm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Itsm")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.url)
+            .field("auth", &self.auth)
+            .field("request_states", &self.request_states)
+            .field("fields", &self.fields)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn validate_itsm(
+    check: &Checker<'_>,
+    index: usize,
+    raw: RawItsm,
+) -> Result<Itsm, ConfigError> {
+    let key = |field: &str| format!("itsm[{index}].{field}");
+    let name = check.system_name(&key("name"), raw.name.0)?;
+    let kind = match raw.kind.0.as_str() {
+        "jira" => ItsmKind::Jira,
+        "servicenow" => ItsmKind::ServiceNow,
+        other => {
+            return Err(check.invalid(
+                key("kind"),
+                format!("unknown kind {other:?}; expected jira or servicenow"),
+            ));
+        }
+    };
+    let url = raw.url.0.trim_end_matches('/').to_string();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(check.invalid(key("url"), format!("{url:?} is not an http(s) URL")));
+    }
+    let auth = match (raw.user, raw.password, raw.bearer) {
+        (Some(user), Some(password), None) => ItsmAuth::Basic {
+            user: user.0,
+            password: password.0,
+        },
+        (None, None, Some(token)) => ItsmAuth::Bearer(token.0),
+        _ => {
+            return Err(check.invalid(
+                key("user"),
+                "give either user and password (basic auth; for Jira Cloud an email and an API token) or bearer (an OAuth token), not both",
+            ));
+        }
+    };
+    if raw.webhook_secret.0.len() < 16 {
+        return Err(check.invalid(
+            key("webhook_secret"),
+            "must be at least 16 characters (it authenticates webhooks)",
+        ));
+    }
+    let webhook_max_age_seconds = match raw.webhook_max_age {
+        Some(text) => check.duration(&key("webhook_max_age"), &text.0)?,
+        None => DEFAULT_WEBHOOK_MAX_AGE_SECONDS,
+    };
+    if raw.request_states.is_empty() {
+        return Err(check.invalid(
+            key("request_states"),
+            "name the ticket states in which a ticket may back a request, e.g. [\"Approved\"]",
+        ));
+    }
+    let field =
+        |text: Option<crate::env::EnvString>, name: &str| -> Result<Option<String>, ConfigError> {
+            match text {
+                Some(value) if value.0.is_empty() => {
+                    Err(check.invalid(key(&format!("fields.{name}")), "must not be empty"))
+                }
+                other => Ok(other.map(|v| v.0)),
+            }
+        };
+    let fields = TicketFields {
+        entitlement: field(Some(raw.fields.entitlement), "entitlement")?.unwrap_or_default(),
+        subject: field(raw.fields.subject, "subject")?,
+        duration: field(raw.fields.duration, "duration")?,
+        justification: field(raw.fields.justification, "justification")?,
+        window_end: field(raw.fields.window_end, "window_end")?,
+    };
+    Ok(Itsm {
+        name,
+        kind,
+        url,
+        auth,
+        webhook_secret: raw.webhook_secret.0,
+        webhook_max_age_seconds,
+        request_states: raw.request_states.into_iter().map(|s| s.0).collect(),
+        fields,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::{Config, ItsmAuth, ItsmKind};
+
+    const BASE: &str = r#"
+[[target]]
+name = "pg"
+kind = "noop"
+
+[[entitlement]]
+id = "pg/read"
+target = "pg"
+role = "read"
+sensitivity = "low"
+max_duration = "8h"
+ticket_required = true
+
+[[user]]
+name = "alice"
+accounts = { pg = "alice_db", jira = "5b10ac8d82e05b22cc7d4ef5" }
+"#;
+
+    const JIRA: &str = r#"
+[[itsm]]
+name = "jira"
+kind = "jira"
+url = "https://acme.atlassian.net/"
+user = "writ@acme.example"
+password = "api-token"
+webhook_secret = "0123456789abcdef0123"
+request_states = ["Approved"]
+fields = { entitlement = "customfield_10050", duration = "customfield_10052", window_end = "customfield_10053" }
+"#;
+
+    fn load(text: &str) -> Result<Config, String> {
+        Config::from_toml(Path::new("/etc/writ/writ.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_itsm_validates_and_identities_map_to_its_users() {
+        let config = load(&format!("{BASE}{JIRA}")).expect("valid");
+        let jira = &config.itsms["jira"];
+        assert_eq!(jira.kind, ItsmKind::Jira);
+        assert_eq!(jira.url, "https://acme.atlassian.net", "no trailing slash");
+        assert!(matches!(&jira.auth, ItsmAuth::Basic { user, .. } if user == "writ@acme.example"));
+        assert_eq!(jira.webhook_max_age_seconds, 15 * 60);
+        assert_eq!(jira.fields.window_end.as_deref(), Some("customfield_10053"));
+        assert!(
+            !format!("{jira:?}").contains("api-token"),
+            "secrets stay out of Debug"
+        );
+        assert!(
+            config
+                .entitlement("pg/read")
+                .is_some_and(|e| e.ticket_required)
+        );
+        let alice = config.identity_by_account("jira", "5b10ac8d82e05b22cc7d4ef5");
+        assert_eq!(alice.map(|i| i.name.as_str()), Some("alice"));
+    }
+
+    #[test]
+    fn itsm_errors_name_the_key() {
+        let cases = [
+            (
+                JIRA.replace("kind = \"jira\"", "kind = \"remedy\""),
+                "itsm[0].kind: unknown kind \"remedy\"",
+            ),
+            (
+                JIRA.replace("https://acme.atlassian.net/", "acme"),
+                "itsm[0].url",
+            ),
+            (
+                JIRA.replace("password = \"api-token\"", "bearer = \"t\""),
+                "itsm[0].user: give either",
+            ),
+            (
+                JIRA.replace("0123456789abcdef0123", "short"),
+                "itsm[0].webhook_secret: must be at least 16",
+            ),
+            (
+                JIRA.replace("[\"Approved\"]", "[]"),
+                "itsm[0].request_states",
+            ),
+            (
+                JIRA.replace("name = \"jira\"", "name = \"pg\""),
+                "itsm[0].name: \"pg\" is already the name",
+            ),
+            (
+                JIRA.replace("fields = {", "fields = { colour = \"x\","),
+                "unknown field `colour`",
+            ),
+        ];
+        for (itsm, expected) in cases {
+            let error = load(&format!("{BASE}{itsm}")).expect_err(expected);
+            assert!(
+                error.contains(expected),
+                "{error} should contain {expected}"
+            );
+        }
+        let error = load(BASE).expect_err("accounts on an unknown system");
+        assert!(
+            error.contains("user[0].accounts.jira: unknown target or ITSM"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! Tickets that become requests: a signed webhook names a ticket, writ re-reads the
+//! ticket from the ticketing system, checks it, and makes the request its requester
+//! would have made — once per ticket, whatever the number of deliveries.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::json;
+use writ_domain::ledger::EventKind;
+use writ_domain::{Request, RequestId, Ticket, parse_duration_seconds};
+use writ_itsm::TicketInfo;
+use writ_itsm::webhook::{self, JIRA_DELIVERY};
+
+use crate::tickets::itsm_error;
+use crate::{Caller, Engine, EngineError, ErrorKind, NewRequest};
+
+/// The actor of ledger events about deliveries nobody authenticated.
+const WEBHOOK_ACTOR: &str = "writ:webhook";
+
+/// How a request is being made, beyond what its caller asked.
+#[derive(Debug, Default)]
+pub(crate) struct Intake {
+    /// The ticket as just read from its system, so it is not read twice.
+    pub prefetched: Option<TicketInfo>,
+    /// (system, delivery id): recorded with the request, so a replay changes nothing.
+    pub delivery: Option<(String, String)>,
+    /// The ticket may back only one request.
+    pub exclusive_ticket: bool,
+}
+
+pub(crate) enum Created {
+    Request(Box<Request>),
+    /// The ticket already backs this request.
+    TicketTaken(RequestId),
+    /// This delivery was acted on before.
+    DeliverySeen,
+}
+
+/// What writ did with an authentic delivery.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookAction {
+    /// A request was made from the ticket (`request` shows its decision).
+    Created,
+    /// The delivery was seen before, or the ticket already backs a request.
+    Duplicate,
+    /// The ticket is not (yet) in a state that may back a request.
+    Ignored,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WebhookOutcome {
+    pub action: WebhookAction,
+    pub ticket: String,
+    /// The request the ticket backs, when there is one.
+    pub request_id: Option<RequestId>,
+    pub request: Option<Request>,
+    pub reason: Option<String>,
+}
+
+fn unprocessable(code: &'static str, message: impl Into<String>) -> EngineError {
+    EngineError::new(ErrorKind::Unprocessable, code, message)
+}
+
+/// Seconds, or a duration such as "4h".
+fn ticket_duration(key: &str, text: &str) -> Result<i64, EngineError> {
+    text.parse::<i64>()
+        .or_else(|_| parse_duration_seconds(text))
+        .map_err(|_| {
+            unprocessable(
+                "bad_ticket_duration",
+                format!("ticket {key} asks for a duration writ cannot read: {text:?}"),
+            )
+        })
+}
+
+impl Engine {
+    /// Takes a webhook delivery from the ticketing system `system`. `headers` are keyed
+    /// by lower-case name; `body` is the raw body the signature covers.
+    pub async fn take_webhook(
+        &self,
+        system: &str,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Result<WebhookOutcome, EngineError> {
+        let Some((config, tickets)) = self.tickets.get(system) else {
+            return Err(EngineError::not_found("ticketing system", system));
+        };
+        let now = self.clock.now();
+        let delivery = match webhook::verify(
+            config.kind,
+            &config.webhook_secret,
+            config.webhook_max_age_seconds,
+            headers,
+            body,
+            now,
+        ) {
+            Ok(delivery) => delivery,
+            Err(error) => {
+                let claimed = headers.get(JIRA_DELIVERY).cloned().unwrap_or_default();
+                self.record_rejected_delivery(system, &claimed, &error.to_string())
+                    .await?;
+                tracing::warn!(system, %error, "webhook rejected");
+                return Err(EngineError::new(
+                    ErrorKind::Unauthenticated,
+                    "bad_webhook",
+                    error.to_string(),
+                ));
+            }
+        };
+        let outcome = |action, request_id, reason: Option<String>| WebhookOutcome {
+            action,
+            ticket: delivery.ticket_key.clone(),
+            request_id,
+            request: None,
+            reason,
+        };
+        if self.store.delivery_seen(system, &delivery.id).await? {
+            return Ok(outcome(
+                WebhookAction::Duplicate,
+                None,
+                Some(format!("delivery {} was taken before", delivery.id)),
+            ));
+        }
+        // The body only named the ticket; what counts is what the system says now.
+        let info = tickets
+            .ticket(&delivery.ticket_key)
+            .await
+            .map_err(itsm_error)?;
+        if let Some(existing) = self.store.ticket_request(system, &info.key).await? {
+            return Ok(outcome(
+                WebhookAction::Duplicate,
+                Some(existing),
+                Some(format!(
+                    "ticket {} already backs request {existing}",
+                    info.key
+                )),
+            ));
+        }
+        if !config.request_states.contains(&info.state) {
+            return Ok(outcome(
+                WebhookAction::Ignored,
+                None,
+                Some(format!(
+                    "ticket {} is {:?}; requests are made from tickets in {:?}",
+                    info.key, info.state, config.request_states
+                )),
+            ));
+        }
+        let requester_id = info.requester.clone().unwrap_or_default();
+        let requester = self
+            .config
+            .identity_by_account(system, &requester_id)
+            .ok_or_else(|| {
+                unprocessable(
+                    "unknown_requester",
+                    format!(
+                        "the requester of ticket {} ({system} user {requester_id:?}) is not a writ identity; set accounts.{system} on the identity",
+                        info.key
+                    ),
+                )
+            })?;
+        let entitlement = info.entitlement.clone().ok_or_else(|| {
+            unprocessable(
+                "missing_entitlement",
+                format!(
+                    "ticket {} does not name an entitlement (field {})",
+                    info.key, config.fields.entitlement
+                ),
+            )
+        })?;
+        let duration_seconds = info
+            .duration
+            .as_deref()
+            .map(|text| ticket_duration(&info.key, text))
+            .transpose()?;
+        let justification = info
+            .justification
+            .clone()
+            .filter(|j| !j.trim().is_empty())
+            .unwrap_or_else(|| format!("{}: {}", info.key, info.summary));
+        let caller = Caller {
+            name: requester.name.clone(),
+            kind: requester.kind,
+        };
+        let new = NewRequest {
+            entitlement,
+            subject: info.subject.clone(),
+            duration_seconds,
+            justification,
+            ticket: Some(Ticket {
+                system: system.to_string(),
+                key: info.key.clone(),
+                verified: None,
+            }),
+        };
+        let intake = Intake {
+            prefetched: Some(info),
+            delivery: Some((system.to_string(), delivery.id.clone())),
+            exclusive_ticket: true,
+        };
+        Ok(
+            match self.create_request_with(&caller, new, intake).await? {
+                Created::Request(request) => WebhookOutcome {
+                    action: WebhookAction::Created,
+                    ticket: delivery.ticket_key.clone(),
+                    request_id: Some(request.id),
+                    request: Some(*request),
+                    reason: None,
+                },
+                Created::TicketTaken(existing) => outcome(
+                    WebhookAction::Duplicate,
+                    Some(existing),
+                    Some("the ticket already backs a request".into()),
+                ),
+                Created::DeliverySeen => outcome(
+                    WebhookAction::Duplicate,
+                    None,
+                    Some(format!("delivery {} was taken before", delivery.id)),
+                ),
+            },
+        )
+    }
+
+    /// Puts a rejected delivery on the record: forged or stale webhooks are evidence too.
+    async fn record_rejected_delivery(
+        &self,
+        system: &str,
+        delivery: &str,
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        let mut tx = self.store.begin().await?;
+        tx.append(
+            self.clock.now(),
+            WEBHOOK_ACTOR,
+            EventKind::ItsmWebhookRejected,
+            &json!({ "itsm": system, "delivery": delivery, "reason": reason }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

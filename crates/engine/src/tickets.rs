@@ -1,0 +1,163 @@
+//! Tickets as evidence: a request that cites a ticket in a configured ticketing system
+//! is checked against what that system's API says, before any decision.
+
+use writ_config::Entitlement;
+use writ_domain::{IdentityName, Ticket, TicketCheck, Timestamp};
+use writ_itsm::{ItsmError, TicketInfo, ticket::parse_time};
+
+use crate::{Engine, EngineError, ErrorKind};
+
+fn unprocessable(code: &'static str, message: impl Into<String>) -> EngineError {
+    EngineError::new(ErrorKind::Unprocessable, code, message)
+}
+
+pub(crate) fn itsm_error(error: ItsmError) -> EngineError {
+    match error {
+        ItsmError::NotFound { .. } => unprocessable("unknown_ticket", error.to_string()),
+        ItsmError::BadKey(_) => unprocessable("bad_ticket_key", error.to_string()),
+        ItsmError::Unreachable { .. } | ItsmError::Refused { .. } | ItsmError::Malformed { .. } => {
+            EngineError::new(
+                ErrorKind::Unavailable,
+                "itsm_unavailable",
+                format!("{error}; nothing was recorded, try again"),
+            )
+        }
+    }
+}
+
+/// A cited ticket, checked.
+pub(crate) struct CheckedTicket {
+    pub ticket: Option<Ticket>,
+    /// The grant must end by then (the ticket's change window).
+    pub ends_by: Option<Timestamp>,
+}
+
+impl Engine {
+    /// Reads the ticket from its system and checks it may back a request by `requester`:
+    /// it exists, is in an allowed state, `requester` is its requester or assignee, and
+    /// its change window (if any) has not ended. A ticket from a system writ does not
+    /// know is kept as a reference, unverified, unless the entitlement requires a ticket.
+    pub(crate) async fn check_ticket(
+        &self,
+        requester: &IdentityName,
+        entitlement: &Entitlement,
+        ticket: Option<Ticket>,
+        prefetched: Option<TicketInfo>,
+        now: Timestamp,
+    ) -> Result<CheckedTicket, EngineError> {
+        let Some(mut ticket) = ticket else {
+            if entitlement.ticket_required {
+                return Err(unprocessable(
+                    "ticket_required",
+                    format!(
+                        "{} requires a ticket from a configured ticketing system",
+                        entitlement.id
+                    ),
+                ));
+            }
+            return Ok(CheckedTicket {
+                ticket: None,
+                ends_by: None,
+            });
+        };
+        // Whatever a caller claims about the ticket, only writ's own reading counts.
+        ticket.verified = None;
+        let Some((config, system)) = self.tickets.get(&ticket.system) else {
+            if entitlement.ticket_required {
+                return Err(unprocessable(
+                    "ticket_required",
+                    format!(
+                        "{} requires a ticket from a configured ticketing system; {:?} is not one",
+                        entitlement.id, ticket.system
+                    ),
+                ));
+            }
+            return Ok(CheckedTicket {
+                ticket: Some(ticket),
+                ends_by: None,
+            });
+        };
+        let info = match prefetched.filter(|info| info.key == ticket.key) {
+            Some(info) => info,
+            None => system.ticket(&ticket.key).await.map_err(itsm_error)?,
+        };
+        let account = self
+            .identity(requester.as_str())
+            .and_then(|identity| identity.accounts.get(&ticket.system));
+        Self::check_ticket_facts(&info, &config.request_states, now)?;
+        let named = |field: &Option<String>| account.is_some() && field.as_ref() == account;
+        if !(named(&info.requester) || named(&info.assignee)) {
+            return Err(unprocessable(
+                "ticket_mismatch",
+                format!(
+                    "{requester} is neither the requester nor the assignee of {} {}{}",
+                    ticket.system,
+                    info.key,
+                    if account.is_none() {
+                        format!(
+                            " (no account on {} is configured for {requester}: set accounts.{} on the identity)",
+                            ticket.system, ticket.system
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
+        let window_end = Self::window_end(&info)?;
+        ticket.key = info.key.clone();
+        ticket.verified = Some(TicketCheck {
+            state: info.state.clone(),
+            ticket_type: info.ticket_type.clone(),
+            window_end,
+            checked_at: now,
+        });
+        Ok(CheckedTicket {
+            ticket: Some(ticket),
+            ends_by: window_end,
+        })
+    }
+
+    /// State and change window: the checks that do not depend on who asks.
+    pub(crate) fn check_ticket_facts(
+        info: &TicketInfo,
+        request_states: &[String],
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        if !request_states.iter().any(|state| state == &info.state) {
+            return Err(unprocessable(
+                "ticket_state",
+                format!(
+                    "ticket {} is {:?}; a request needs it to be one of {:?}",
+                    info.key, info.state, request_states
+                ),
+            ));
+        }
+        if let Some(end) = Self::window_end(info)?
+            && end <= now
+        {
+            return Err(unprocessable(
+                "change_window_ended",
+                format!("the change window of ticket {} ended at {end}", info.key),
+            ));
+        }
+        Ok(())
+    }
+
+    fn window_end(info: &TicketInfo) -> Result<Option<Timestamp>, EngineError> {
+        info.window_end
+            .as_deref()
+            .map(|text| {
+                parse_time(text).ok_or_else(|| {
+                    unprocessable(
+                        "bad_change_window",
+                        format!(
+                            "ticket {} has a change window end writ cannot read: {text:?}",
+                            info.key
+                        ),
+                    )
+                })
+            })
+            .transpose()
+    }
+}

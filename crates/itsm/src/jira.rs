@@ -1,0 +1,89 @@
+//! Jira Cloud REST v3. Shapes follow developer.atlassian.com/cloud/jira/platform/rest/v3:
+//! `GET /rest/api/3/issue/{issueIdOrKey}?fields=...` ("Get issue"), whose `fields`
+//! object holds `summary`, `status` (`name`, `statusCategory.key`), `issuetype.name`,
+//! `reporter` / `assignee` (`accountId`; assignee may be null) and custom fields under
+//! their `customfield_NNNNN` ids.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use writ_config::Itsm;
+
+use crate::ticket::{TicketInfo, field_text};
+use crate::{Client, ItsmError, TicketSystem};
+
+pub struct Jira {
+    client: Client,
+}
+
+impl Jira {
+    pub fn new(config: &Itsm) -> Result<Self, ItsmError> {
+        Ok(Self {
+            client: Client::new(config)?,
+        })
+    }
+
+    fn ticket_from(&self, key: &str, issue: &Value) -> Result<TicketInfo, ItsmError> {
+        let fields = &issue["fields"];
+        let malformed = |what: &str| ItsmError::Malformed {
+            system: self.client.name.clone(),
+            problem: format!("issue {key} has no {what}"),
+        };
+        let mapped =
+            |id: &Option<String>| id.as_ref().and_then(|id| field_text(&fields[id.as_str()]));
+        let mapping = &self.client.config.fields;
+        Ok(TicketInfo {
+            key: issue["key"]
+                .as_str()
+                .ok_or_else(|| malformed("key"))?
+                .to_string(),
+            id: issue["id"]
+                .as_str()
+                .ok_or_else(|| malformed("id"))?
+                .to_string(),
+            state: fields["status"]["name"]
+                .as_str()
+                .ok_or_else(|| malformed("fields.status.name"))?
+                .to_string(),
+            closed: fields["status"]["statusCategory"]["key"].as_str() == Some("done"),
+            ticket_type: fields["issuetype"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            summary: fields["summary"].as_str().unwrap_or_default().to_string(),
+            requester: fields["reporter"]["accountId"].as_str().map(str::to_string),
+            assignee: fields["assignee"]["accountId"].as_str().map(str::to_string),
+            entitlement: mapped(&Some(mapping.entitlement.clone())),
+            subject: mapped(&mapping.subject),
+            duration: mapped(&mapping.duration),
+            justification: mapped(&mapping.justification),
+            window_end: mapped(&mapping.window_end),
+        })
+    }
+}
+
+#[async_trait]
+impl TicketSystem for Jira {
+    async fn ticket(&self, key: &str) -> Result<TicketInfo, ItsmError> {
+        let mapping = &self.client.config.fields;
+        let mut fields = vec!["summary", "status", "issuetype", "reporter", "assignee"];
+        fields.extend(
+            [
+                Some(&mapping.entitlement),
+                mapping.subject.as_ref(),
+                mapping.duration.as_ref(),
+                mapping.justification.as_ref(),
+                mapping.window_end.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(String::as_str),
+        );
+        crate::check_key(key)?;
+        let path = format!("/rest/api/3/issue/{key}");
+        let issue = self
+            .client
+            .get(&path, &[("fields", fields.join(","))], key)
+            .await?;
+        self.ticket_from(key, &issue)
+    }
+}

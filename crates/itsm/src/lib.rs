@@ -1,0 +1,185 @@
+//! Ticketing systems. writ treats a ticket as evidence, never as authority: a webhook
+//! only names a ticket (after its signature is checked), and writ re-reads the ticket
+//! from the system's API before deciding anything.
+
+pub mod jira;
+pub mod servicenow;
+pub mod ticket;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use writ_config::{Config, Itsm, ItsmAuth, ItsmKind};
+
+pub use ticket::TicketInfo;
+
+/// How long one call to a ticketing system may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ItsmError {
+    #[error("{system}: ticket {key} does not exist")]
+    NotFound { system: String, key: String },
+    #[error("{system} is unreachable: {problem}")]
+    Unreachable { system: String, problem: String },
+    #[error("{system} answered {status}: {body}")]
+    Refused {
+        system: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{system} answered something writ cannot read: {problem}")]
+    Malformed { system: String, problem: String },
+    #[error("{0:?} is not a ticket key")]
+    BadKey(String),
+}
+
+/// What writ needs from a ticketing system.
+#[async_trait]
+pub trait TicketSystem: Send + Sync {
+    /// The ticket as the system's API shows it now.
+    async fn ticket(&self, key: &str) -> Result<TicketInfo, ItsmError>;
+}
+
+/// An HTTP client for one configured system: base URL, credentials, timeout.
+pub(crate) struct Client {
+    name: String,
+    config: Itsm,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(config: &Itsm) -> Result<Self, ItsmError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(|e| ItsmError::Unreachable {
+                system: config.name.clone(),
+                problem: e.to_string(),
+            })?;
+        Ok(Self {
+            name: config.name.clone(),
+            config: config.clone(),
+            http,
+        })
+    }
+
+    fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let request = request.header("Accept", "application/json");
+        match &self.config.auth {
+            ItsmAuth::Basic { user, password } => request.basic_auth(user, Some(password)),
+            ItsmAuth::Bearer(token) => request.bearer_auth(token),
+        }
+    }
+
+    async fn answer(
+        &self,
+        response: Result<reqwest::Response, reqwest::Error>,
+        key: &str,
+    ) -> Result<Value, ItsmError> {
+        let unreachable = |e: reqwest::Error| ItsmError::Unreachable {
+            system: self.name.clone(),
+            problem: e.to_string(),
+        };
+        let response = response.map_err(unreachable)?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(ItsmError::NotFound {
+                system: self.name.clone(),
+                key: key.to_string(),
+            });
+        }
+        let body = response.text().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(ItsmError::Refused {
+                system: self.name.clone(),
+                status: status.as_u16(),
+                body: body.chars().take(300).collect(),
+            });
+        }
+        if body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&body).map_err(|e| ItsmError::Malformed {
+            system: self.name.clone(),
+            problem: e.to_string(),
+        })
+    }
+
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        key: &str,
+    ) -> Result<Value, ItsmError> {
+        let request = self.authorised(
+            self.http
+                .get(format!("{}{path}", self.config.url))
+                .query(query),
+        );
+        self.answer(request.send().await, key).await
+    }
+}
+
+/// rustls needs one process-wide crypto provider; writ uses ring. Call before building
+/// any HTTP client (the workspace's reqwest has TLS without a default provider).
+pub fn install_crypto_provider() {
+    // Err means one is installed already, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Checks a ticket key before it goes into a URL or a ServiceNow encoded query: letters,
+/// digits, `-` and `_` (`ITSM-42`, `RITM0010001`).
+pub fn check_key(key: &str) -> Result<(), ItsmError> {
+    if key.is_empty()
+        || key.len() > 64
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return Err(ItsmError::BadKey(key.to_string()));
+    }
+    Ok(())
+}
+
+/// The configured ticketing systems, by name.
+#[derive(Clone, Default)]
+pub struct TicketSystems {
+    systems: BTreeMap<String, (Itsm, Arc<dyn TicketSystem>)>,
+}
+
+impl std::fmt::Debug for TicketSystems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.systems.keys()).finish()
+    }
+}
+
+impl TicketSystems {
+    pub fn from_config(config: &Config) -> Result<Self, ItsmError> {
+        let mut systems = Self::default();
+        for itsm in config.itsms.values() {
+            let system: Arc<dyn TicketSystem> = match itsm.kind {
+                ItsmKind::Jira => Arc::new(jira::Jira::new(itsm)?),
+                ItsmKind::ServiceNow => Arc::new(servicenow::ServiceNow::new(itsm)?),
+            };
+            systems.insert(itsm.clone(), system);
+        }
+        Ok(systems)
+    }
+
+    /// Registers a system (tests use this to put a fake in place of a client).
+    pub fn insert(&mut self, config: Itsm, system: Arc<dyn TicketSystem>) {
+        self.systems.insert(config.name.clone(), (config, system));
+    }
+
+    pub fn get(&self, name: &str) -> Option<(&Itsm, &Arc<dyn TicketSystem>)> {
+        self.systems
+            .get(name)
+            .map(|(config, system)| (config, system))
+    }
+}

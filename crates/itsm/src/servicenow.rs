@@ -1,0 +1,93 @@
+//! ServiceNow Table API (docs.servicenow.com, "Table API"): `GET
+//! /api/now/table/sc_req_item?sysparm_query=number=<RITM>` answers `{"result": [...]}`
+//! where every value is a string, empty fields are `""`, and references are plain
+//! sys_ids with `sysparm_exclude_reference_link=true`. Catalog variables are read by
+//! dot-walking (`variables.duration`) in `sysparm_fields`.
+
+use async_trait::async_trait;
+use writ_config::Itsm;
+
+use crate::ticket::{TicketInfo, field_text};
+use crate::{Client, ItsmError, TicketSystem};
+
+/// Requested items: what a catalog request for access creates.
+const TABLE: &str = "sc_req_item";
+
+pub struct ServiceNow {
+    client: Client,
+}
+
+impl ServiceNow {
+    pub fn new(config: &Itsm) -> Result<Self, ItsmError> {
+        Ok(Self {
+            client: Client::new(config)?,
+        })
+    }
+}
+
+#[async_trait]
+impl TicketSystem for ServiceNow {
+    async fn ticket(&self, key: &str) -> Result<TicketInfo, ItsmError> {
+        crate::check_key(key)?;
+        let mapping = &self.client.config.fields;
+        let mut fields = vec![
+            "sys_id",
+            "number",
+            "state",
+            "active",
+            "sys_class_name",
+            "short_description",
+            "opened_by",
+            "requested_for",
+        ];
+        fields.extend(
+            [
+                Some(&mapping.entitlement),
+                mapping.subject.as_ref(),
+                mapping.duration.as_ref(),
+                mapping.justification.as_ref(),
+                mapping.window_end.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(String::as_str),
+        );
+        let query = [
+            ("sysparm_query", format!("number={key}")),
+            ("sysparm_fields", fields.join(",")),
+            ("sysparm_exclude_reference_link", "true".to_string()),
+            ("sysparm_limit", "1".to_string()),
+        ];
+        let answer = self
+            .client
+            .get(&format!("/api/now/table/{TABLE}"), &query, key)
+            .await?;
+        let record = answer["result"]
+            .as_array()
+            .and_then(|records| records.first())
+            .ok_or_else(|| ItsmError::NotFound {
+                system: self.client.name.clone(),
+                key: key.to_string(),
+            })?;
+        let text = |name: &str| field_text(&record[name]);
+        let mapped = |id: Option<&String>| id.and_then(|id| text(id));
+        Ok(TicketInfo {
+            key: text("number").unwrap_or_else(|| key.to_string()),
+            id: text("sys_id").ok_or_else(|| ItsmError::Malformed {
+                system: self.client.name.clone(),
+                problem: format!("{key} has no sys_id"),
+            })?,
+            state: text("state").unwrap_or_default(),
+            closed: record["active"] == "false",
+            ticket_type: text("sys_class_name").unwrap_or_else(|| TABLE.to_string()),
+            summary: text("short_description").unwrap_or_default(),
+            requester: text("opened_by"),
+            assignee: text("requested_for"),
+            entitlement: mapped(Some(&mapping.entitlement)),
+            subject: mapped(mapping.subject.as_ref()),
+            duration: mapped(mapping.duration.as_ref()),
+            justification: mapped(mapping.justification.as_ref()),
+            window_end: mapped(mapping.window_end.as_ref()),
+        })
+    }
+}

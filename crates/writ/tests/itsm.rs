@@ -1,0 +1,490 @@
+//! End to end with a ticketing system: the real `writ` binary, a fake Jira shaped like
+//! Jira Cloud's REST v3, signed webhooks, and a real PostgreSQL target.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::fake_jira::{self, FakeJira, issue};
+use support::{PG_URL, TestRoles, Writ};
+use writ_config::ItsmKind;
+use writ_itsm::webhook::{JIRA_DELIVERY, JIRA_SIGNATURE, sign};
+
+const ALICE_JIRA: &str = "5b10ac8d82e05b22cc7d4ef5";
+const BOB_JIRA: &str = "5b10ac8d82e05b22cc7d4ef6";
+
+const POLICIES: &[(&str, &str)] = &[(
+    "request.cedar",
+    r#"
+@id("read-auto")
+permit (principal in Group::"engineers", action == Action::"request", resource)
+when { resource.sensitivity == "low" };
+
+// Critical access only with a ticket writ checked and found approved.
+@id("admin-with-approved-ticket")
+permit (principal in Group::"engineers", action == Action::"request", resource)
+when { resource.sensitivity == "critical" && context.ticket_verified && context.ticket_state == "Approved" };
+"#,
+)];
+
+fn config(jira: &FakeJira, roles: &TestRoles, read_role: &str, admin_role: &str) -> String {
+    let p = &roles.prefix;
+    format!(
+        r#"
+[storage]
+url = "sqlite://writ.db"
+
+[[target]]
+name = "pg"
+kind = "postgres"
+url = "{PG_URL}"
+
+[[itsm]]
+name = "jira"
+kind = "jira"
+url = "{url}"
+user = "{user}"
+password = "{token}"
+webhook_secret = "{secret}"
+request_states = ["Approved"]
+fields = {{ entitlement = "customfield_10050", duration = "customfield_10052", window_end = "customfield_10053" }}
+
+[[entitlement]]
+id = "pg/read"
+target = "pg"
+role = "{read_role}"
+sensitivity = "low"
+max_duration = "8h"
+
+[[entitlement]]
+id = "pg/admin"
+target = "pg"
+role = "{admin_role}"
+sensitivity = "critical"
+max_duration = "2h"
+ticket_required = true
+
+[[user]]
+name = "alice"
+groups = ["engineers"]
+accounts = {{ pg = "{p}_alice", jira = "{ALICE_JIRA}" }}
+
+[[user]]
+name = "bob"
+groups = ["engineers"]
+accounts = {{ pg = "{p}_bob", jira = "{BOB_JIRA}" }}
+"#,
+        url = jira.url,
+        user = fake_jira::USER,
+        token = fake_jira::API_TOKEN,
+        secret = fake_jira::WEBHOOK_SECRET,
+    )
+}
+
+struct Setup {
+    writ: Writ,
+    jira: FakeJira,
+    roles: TestRoles,
+    read_role: String,
+    admin_role: String,
+    alice_account: String,
+}
+
+async fn setup() -> Setup {
+    let jira = FakeJira::start().await;
+    let mut roles = TestRoles::new().await;
+    let read_role = roles.create("read").await;
+    let admin_role = roles.create("admin").await;
+    let alice_account = roles.create("alice").await;
+    roles.create("bob").await;
+    let mut writ = Writ::new(&config(&jira, &roles, &read_role, &admin_role), POLICIES);
+    writ.start().await;
+    Setup {
+        writ,
+        jira,
+        roles,
+        read_role,
+        admin_role,
+        alice_account,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// Jira's date-time format, `minutes` from now.
+fn jira_time(minutes: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes);
+    at.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
+    ))
+    .unwrap_or_default()
+}
+
+impl Setup {
+    /// POSTs a webhook body with the given signature and delivery id.
+    async fn deliver(&self, body: &[u8], signature: Option<&str>, delivery: &str) -> (u16, Value) {
+        let mut request = self
+            .writ
+            .http
+            .post(format!("{}/v1/itsm/jira/webhook", self.writ.base()))
+            .header("content-type", "application/json")
+            .header(JIRA_DELIVERY, delivery)
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header(JIRA_SIGNATURE, signature);
+        }
+        let response = request.send().await.expect("webhook call");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// A correctly signed, fresh delivery about `key`.
+    async fn deliver_signed(&self, key: &str, delivery: &str) -> (u16, Value) {
+        let body = self.jira.webhook_body(key, now_ms());
+        let signature = sign(ItsmKind::Jira, fake_jira::WEBHOOK_SECRET, &body, 0);
+        self.deliver(&body, Some(&signature), delivery).await
+    }
+
+    async fn requests(&self, token: &str) -> Vec<Value> {
+        let (status, list) = self.writ.get("/v1/requests", token).await;
+        assert_eq!(status, 200, "{list}");
+        list["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn events_of_kind(&self, token: &str, kind: &str) -> Vec<Value> {
+        let (_, audit) = self.writ.get("/v1/audit?limit=1000", token).await;
+        audit["events"]
+            .as_array()
+            .map(|events| {
+                events
+                    .iter()
+                    .filter(|e| e["kind"] == kind)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn finish(mut self) {
+        let verify = self.writ.run(&["audit", "verify"]);
+        assert!(
+            verify.status.success(),
+            "audit verify: {}",
+            support::stderr(&verify)
+        );
+        self.writ.stop();
+        self.roles.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_signed_webhook_for_an_approved_ticket_becomes_one_request_and_a_lease() {
+    let s = setup().await;
+    let alice = s.writ.token("alice");
+    // Approved, asks for 4h of pg/read, inside a change window that ends in 30 minutes.
+    s.jira.put_issue(issue(
+        "OPS-1",
+        "Approved",
+        ALICE_JIRA,
+        json!({
+            "customfield_10050": { "self": "x", "value": "pg/read", "id": "10100" },
+            "customfield_10052": 14400,
+            "customfield_10053": jira_time(30),
+            // A large field: webhook bodies may exceed the API's 64 KiB limit.
+            "description": "x".repeat(70 * 1024),
+        }),
+    ));
+
+    let (status, outcome) = s.deliver_signed("OPS-1", "delivery-1").await;
+    assert_eq!(status, 201, "{outcome}");
+    assert_eq!(outcome["action"], "created");
+    let request = &outcome["request"];
+    assert_eq!(request["state"], "approved");
+    assert_eq!(request["requester"], "alice");
+    assert_eq!(request["ticket"]["key"], "OPS-1");
+    assert_eq!(request["ticket"]["verified"]["state"], "Approved");
+    assert_eq!(
+        request["ticket"]["verified"]["ticket_type"],
+        "Service Request"
+    );
+    let duration = request["duration_seconds"].as_i64().expect("duration");
+    assert!(
+        (1700..=1800).contains(&duration),
+        "capped by the change window: {duration}"
+    );
+    assert!(
+        s.jira
+            .calls()
+            .contains(&"GET /rest/api/3/issue/OPS-1".to_string()),
+        "the ticket is re-read from Jira, not taken from the body"
+    );
+
+    let grant_id = request["grant_id"].as_str().expect("grant").to_string();
+    let grant = s
+        .writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
+            g["state"] == "active"
+        })
+        .await;
+    assert_eq!(grant["state"], "active", "{grant}");
+    assert!(s.roles.holds(&s.read_role, &s.alice_account).await);
+
+    // The same delivery retried, and a second delivery about the same ticket: one request.
+    let (status, again) = s.deliver_signed("OPS-1", "delivery-1").await;
+    assert_eq!(
+        (status, again["action"].as_str()),
+        (200, Some("duplicate")),
+        "{again}"
+    );
+    let (status, other) = s.deliver_signed("OPS-1", "delivery-2").await;
+    assert_eq!(
+        (status, other["action"].as_str()),
+        (200, Some("duplicate")),
+        "{other}"
+    );
+    assert_eq!(other["request_id"], request["id"]);
+    assert_eq!(s.requests(&alice).await.len(), 1);
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn forged_unsigned_and_stale_deliveries_are_refused_and_recorded() {
+    let s = setup().await;
+    let alice = s.writ.token("alice");
+    s.jira.put_issue(issue(
+        "OPS-2",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+    let body = s.jira.webhook_body("OPS-2", now_ms());
+
+    let forged = sign(ItsmKind::Jira, "not-the-secret-at-all", &body, 0);
+    let (status, error) = s.deliver(&body, Some(&forged), "d-forged").await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (401, Some("bad_webhook")),
+        "{error}"
+    );
+
+    let (status, error) = s.deliver(&body, None, "d-unsigned").await;
+    assert_eq!(status, 401, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not signed")),
+        "{error}"
+    );
+
+    let mut tampered = body.clone();
+    let signature = sign(ItsmKind::Jira, fake_jira::WEBHOOK_SECRET, &body, 0);
+    tampered.extend(b"\n");
+    let (status, _) = s.deliver(&tampered, Some(&signature), "d-tampered").await;
+    assert_eq!(status, 401);
+
+    let stale = s.jira.webhook_body("OPS-2", now_ms() - 16 * 60 * 1000);
+    let signature = sign(ItsmKind::Jira, fake_jira::WEBHOOK_SECRET, &stale, 0);
+    let (status, error) = s.deliver(&stale, Some(&signature), "d-stale").await;
+    assert_eq!(status, 401, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("stale")),
+        "{error}"
+    );
+
+    assert!(s.requests(&alice).await.is_empty(), "nothing was requested");
+    assert!(
+        s.jira.calls().is_empty(),
+        "an unauthenticated delivery never reaches Jira"
+    );
+    let rejections = s.events_of_kind(&alice, "itsm.webhook_rejected").await;
+    assert_eq!(rejections.len(), 4, "{rejections:?}");
+    assert_eq!(rejections[0]["data"]["delivery"], "d-forged");
+    assert!(!s.roles.holds(&s.read_role, &s.alice_account).await);
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn tickets_in_the_wrong_state_window_or_hands_make_no_request() {
+    let s = setup().await;
+    let alice = s.writ.token("alice");
+    let bob = s.writ.token("bob");
+    s.jira.put_issue(issue(
+        "OPS-3",
+        "Waiting for approval",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+    s.jira.put_issue(issue(
+        "OPS-4",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read", "customfield_10053": jira_time(-5) }),
+    ));
+    s.jira.put_issue(issue(
+        "OPS-5",
+        "Approved",
+        "557058:stranger",
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+
+    let (status, outcome) = s.deliver_signed("OPS-3", "d-3").await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("ignored")),
+        "{outcome}"
+    );
+    let (status, error) = s.deliver_signed("OPS-4", "d-4").await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("change_window_ended")),
+        "{error}"
+    );
+    let (status, error) = s.deliver_signed("OPS-5", "d-5").await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("unknown_requester")),
+        "{error}"
+    );
+
+    // Once the ticket is approved in Jira, the next delivery makes the request.
+    s.jira.put_issue(issue(
+        "OPS-3",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+    let (status, outcome) = s.deliver_signed("OPS-3", "d-3b").await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (201, Some("created")),
+        "{outcome}"
+    );
+
+    // Through the API: the ticket must be one the caller asked for or is assigned.
+    let body = |key: &str| json!({ "entitlement": "pg/read", "justification": "j", "ticket": { "system": "jira", "key": key } });
+    let (status, error) = s.writ.post("/v1/requests", &bob, body("OPS-3")).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("ticket_mismatch")),
+        "{error}"
+    );
+    let (status, error) = s.writ.post("/v1/requests", &alice, body("OPS-404")).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("unknown_ticket")),
+        "{error}"
+    );
+    let (status, error) = s
+        .writ
+        .post("/v1/requests", &alice, body("OPS-1 OR 1=1"))
+        .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("bad_ticket_key")),
+        "{error}"
+    );
+    // A caller cannot vouch for its own ticket.
+    let forged = json!({ "entitlement": "pg/admin", "justification": "j",
+        "ticket": { "system": "jira", "key": "OPS-3", "verified": { "state": "Approved" } } });
+    let (status, _) = s.writ.post("/v1/requests", &alice, forged).await;
+    assert_eq!(status, 400, "unknown fields in a ticket are refused");
+
+    assert_eq!(
+        s.requests(&alice).await.len(),
+        1,
+        "only OPS-3, once approved"
+    );
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn policy_sees_the_checked_ticket_and_jira_down_changes_nothing() {
+    let s = setup().await;
+    let alice = s.writ.token("alice");
+    s.jira.put_issue(issue(
+        "OPS-6",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/admin" }),
+    ));
+    s.jira.put_issue(issue(
+        "OPS-7",
+        "In Progress",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/admin" }),
+    ));
+    let body = |key: Option<&str>| {
+        let mut body = json!({ "entitlement": "pg/admin", "justification": "incident 7", "duration_seconds": 600 });
+        if let Some(key) = key {
+            body["ticket"] = json!({ "system": "jira", "key": key });
+        }
+        body
+    };
+
+    let (status, error) = s.writ.post("/v1/requests", &alice, body(None)).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("ticket_required")),
+        "{error}"
+    );
+
+    s.jira.set_failing(Some(503));
+    let (status, error) = s
+        .writ
+        .post("/v1/requests", &alice, body(Some("OPS-6")))
+        .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (503, Some("itsm_unavailable")),
+        "{error}"
+    );
+    assert!(
+        s.requests(&alice).await.is_empty(),
+        "nothing recorded while Jira is down"
+    );
+    s.jira.set_failing(None);
+
+    // OPS-7 is a real ticket but not approved: writ's config refuses it before policy.
+    let (status, error) = s
+        .writ
+        .post("/v1/requests", &alice, body(Some("OPS-7")))
+        .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("ticket_state")),
+        "{error}"
+    );
+
+    let (status, request) = s
+        .writ
+        .post("/v1/requests", &alice, body(Some("OPS-6")))
+        .await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(request["state"], "approved", "{request}");
+    assert_eq!(
+        request["decision"]["policies"],
+        json!(["admin-with-approved-ticket"])
+    );
+    let grant_id = request["grant_id"].as_str().expect("grant").to_string();
+    let grant = s
+        .writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
+            g["state"] == "active"
+        })
+        .await;
+    assert_eq!(grant["state"], "active", "{grant}");
+    assert!(s.roles.holds(&s.admin_role, &s.alice_account).await);
+    s.finish().await;
+}

@@ -1,0 +1,153 @@
+//! A fake Jira Cloud for end-to-end tests: just the endpoints writ uses, shaped as
+//! Jira's REST v3 answers them (developer.atlassian.com/cloud/jira/platform/rest/v3,
+//! "Get issue"), with basic auth checked. Tests edit its issues and see its calls.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+pub const USER: &str = "writ@acme.example";
+pub const API_TOKEN: &str = "jira-api-token";
+pub const WEBHOOK_SECRET: &str = "a-webhook-secret-of-some-length";
+
+#[derive(Default)]
+struct Inner {
+    issues: BTreeMap<String, Value>,
+    /// Every call as "METHOD path".
+    calls: Vec<String>,
+    /// Answer every call with this status (an outage).
+    failing: Option<u16>,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeJira {
+    inner: Arc<Mutex<Inner>>,
+    pub url: String,
+}
+
+/// An issue as `GET /rest/api/3/issue/{key}` returns it. `fields` holds the custom fields.
+pub fn issue(key: &str, status: &str, reporter: &str, custom: Value) -> Value {
+    let id = 10_000 + key.bytes().map(u64::from).sum::<u64>();
+    let mut fields = json!({
+        "summary": format!("Access for {key}"),
+        "status": { "self": "https://acme.atlassian.net/rest/api/3/status/3", "id": "3", "name": status,
+                    "statusCategory": { "id": 4, "key": if status == "Done" { "done" } else { "indeterminate" }, "name": "In Progress" } },
+        "issuetype": { "id": "10004", "name": "Service Request", "subtask": false },
+        "reporter": { "accountId": reporter, "displayName": reporter, "active": true },
+        "assignee": null,
+    });
+    if let (Some(fields), Some(custom)) = (fields.as_object_mut(), custom.as_object()) {
+        fields.extend(custom.clone());
+    }
+    json!({ "expand": "renderedFields,names", "id": id.to_string(), "self": format!("https://acme.atlassian.net/rest/api/3/issue/{id}"), "key": key, "fields": fields })
+}
+
+impl FakeJira {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let fake = Self {
+            inner: Arc::default(),
+            url,
+        };
+        let app = axum::Router::new()
+            .route("/rest/api/3/issue/{key}", get(get_issue))
+            .with_state(fake.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        fake
+    }
+
+    pub fn put_issue(&self, issue: Value) {
+        let key = issue["key"].as_str().unwrap_or_default().to_string();
+        self.lock().issues.insert(key, issue);
+    }
+
+    pub fn set_failing(&self, status: Option<u16>) {
+        self.lock().failing = status;
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A `jira:issue_updated` webhook body for `key`, sent at `timestamp_ms`.
+    pub fn webhook_body(&self, key: &str, timestamp_ms: i64) -> Vec<u8> {
+        let issue = self
+            .lock()
+            .issues
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| json!({ "key": key }));
+        serde_json::to_vec(&json!({
+            "timestamp": timestamp_ms, "webhookEvent": "jira:issue_updated", "issue_event_type_name": "issue_generic",
+            "user": { "accountId": "557058:f00", "displayName": "Jira Automation" },
+            "issue": issue,
+            "changelog": { "id": "10500", "items": [{ "field": "status", "fieldtype": "jira", "fieldId": "status", "from": "10005", "fromString": "Open", "to": "10006", "toString": "Approved" }] },
+        }))
+        .unwrap_or_default()
+    }
+}
+
+fn authorised(headers: &HeaderMap) -> bool {
+    use base64::Engine as _;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{API_TOKEN}"))
+    );
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+}
+
+async fn get_issue(
+    State(fake): State<FakeJira>,
+    Path(key): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    let mut inner = fake.lock();
+    inner.calls.push(format!("GET /rest/api/3/issue/{key}"));
+    if let Some(status) = inner.failing {
+        return (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Json(json!({ "errorMessages": ["Internal server error"], "errors": {} })),
+        );
+    }
+    if !authorised(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(
+                json!({ "errorMessages": ["You are not authenticated. Authentication required to perform this operation."], "errors": {} }),
+            ),
+        );
+    }
+    let Some(mut issue) = inner.issues.get(&key).cloned() else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(
+                json!({ "errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {} }),
+            ),
+        );
+    };
+    // Jira returns only the fields asked for.
+    if let Some(wanted) = query.get("fields") {
+        let wanted: Vec<&str> = wanted.split(',').collect();
+        if let Some(fields) = issue["fields"].as_object_mut() {
+            fields.retain(|name, _| wanted.contains(&name.as_str()));
+        }
+    }
+    (StatusCode::OK, Json(issue))
+}
