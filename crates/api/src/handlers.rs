@@ -11,7 +11,7 @@ use writ_domain::ledger::Event;
 use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_domain::{Grant, GrantId, Request, RequestId, Ticket, Timestamp};
 use writ_engine::{NewRequest, WebhookAction, WebhookOutcome};
-use writ_store::{GrantFilter, LIST_LIMIT_MAX, RequestFilter, VerifyError};
+use writ_store::{GrantFilter, LIST_LIMIT_MAX, OutboxEntry, RequestFilter, VerifyError};
 
 use crate::AppState;
 use crate::auth::Authenticated;
@@ -418,4 +418,28 @@ pub async fn itsm_webhook(
         WebhookAction::Duplicate | WebhookAction::Ignored => StatusCode::OK,
     };
     Ok((status, Json(outcome)))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OutboxView {
+    /// Evidence waiting for delivery.
+    pub backlog: i64,
+    /// The oldest undelivered entries (at most 1,000), with attempts and the last error.
+    pub entries: Vec<OutboxEntry>,
+}
+
+#[utoipa::path(get, path = "/v1/itsm/outbox", responses((status = 200, body = OutboxView), (status = 401)))]
+pub async fn itsm_outbox(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+) -> Result<Json<OutboxView>, ApiError> {
+    let store = state.engine.store();
+    let storage = |e: writ_store::StoreError| ApiError::from(writ_engine::EngineError::from(e));
+    Ok(Json(OutboxView {
+        backlog: store.outbox_backlog().await.map_err(storage)?,
+        entries: store
+            .undelivered_outbox(LIST_LIMIT_MAX)
+            .await
+            .map_err(storage)?,
+    }))
 }

@@ -66,6 +66,11 @@ pub async fn metrics(
         .find(|(s, _)| s == GrantState::Failed.as_str())
         .map_or(0, |(_, n)| *n);
     metrics::gauge!(metrics_names::FAILED_REVOCATIONS).set(failed as f64);
+    let backlog = store
+        .outbox_backlog()
+        .await
+        .map_err(writ_engine::EngineError::from)?;
+    metrics::gauge!(metrics_names::OUTBOX_BACKLOG).set(backlog as f64);
     let (writes, commits) = store.commit_counts();
     metrics::gauge!(metrics_names::WRITE_TRANSACTIONS).set(writes as f64);
     metrics::gauge!(metrics_names::DATABASE_COMMITS).set(commits as f64);

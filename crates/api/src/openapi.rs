@@ -21,6 +21,7 @@ use crate::handlers;
         handlers::audit,
         handlers::audit_verify,
         handlers::itsm_webhook,
+        handlers::itsm_outbox,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -69,6 +69,9 @@ pub struct Itsm {
     /// Ticket states (Jira status names, ServiceNow state values) in which a ticket may
     /// back a request.
     pub request_states: Vec<String>,
+    /// How writ closes a ticket once the access is verified gone: a Jira transition
+    /// name (default "Done"), a ServiceNow state value (default "3", Closed Complete).
+    pub close_state: String,
     pub fields: TicketFields,
 }
 
@@ -159,6 +162,13 @@ pub(crate) fn validate_itsm(
         webhook_secret: raw.webhook_secret.0,
         webhook_max_age_seconds,
         request_states: raw.request_states.into_iter().map(|s| s.0).collect(),
+        close_state: raw.close_state.map_or_else(
+            || match kind {
+                ItsmKind::Jira => "Done".to_string(),
+                ItsmKind::ServiceNow => "3".to_string(),
+            },
+            |state| state.0,
+        ),
         fields,
     })
 }
@@ -211,6 +221,7 @@ fields = { entitlement = "customfield_10050", duration = "customfield_10052", wi
         assert_eq!(jira.url, "https://acme.atlassian.net", "no trailing slash");
         assert!(matches!(&jira.auth, ItsmAuth::Basic { user, .. } if user == "writ@acme.example"));
         assert_eq!(jira.webhook_max_age_seconds, 15 * 60);
+        assert_eq!(jira.close_state, "Done");
         assert_eq!(jira.fields.window_end.as_deref(), Some("customfield_10053"));
         assert!(
             !format!("{jira:?}").contains("api-token"),

@@ -112,6 +112,7 @@ pub struct RawItsm {
     pub webhook_max_age: Option<EnvString>,
     #[serde(default)]
     pub request_states: Vec<EnvString>,
+    pub close_state: Option<EnvString>,
     pub fields: RawTicketFields,
 }
 

@@ -19,6 +19,9 @@ pub struct Ticket {
 /// A ticket as writ found it in its ticketing system when the request was made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TicketCheck {
+    /// The id the system's API uses for the ticket (Jira issue id, ServiceNow sys_id).
+    #[serde(default)]
+    pub id: String,
     /// The ticket's state (Jira status name, ServiceNow state value).
     pub state: String,
     /// Jira issue type, ServiceNow table.

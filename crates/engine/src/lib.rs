@@ -8,6 +8,7 @@
 //! - `now` comes from the injected [`Clock`], never from the system directly.
 
 mod error;
+mod evidence;
 mod intake;
 mod lifecycle;
 pub mod metrics_names;
@@ -29,6 +30,7 @@ use writ_policy::PolicyEngine;
 use writ_store::Store;
 
 pub use error::{EngineError, ErrorKind};
+pub use evidence::EvidenceCourier;
 pub use intake::{WebhookAction, WebhookOutcome};
 pub use lifecycle::NewRequest;
 pub use scheduler::Scheduler;
@@ -59,6 +61,8 @@ pub struct Engine {
     /// Configured ticketing systems (empty unless `[[itsm]]` is set).
     pub(crate) tickets: TicketSystems,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Wakes the evidence courier when notes for tickets were committed.
+    pub(crate) evidence_queued: Arc<Notify>,
     /// Wakes the scheduler when a new deadline may be earlier than the one it sleeps for.
     pub(crate) wake: Arc<Notify>,
     /// When the scheduler will next look at its jobs (µs since the epoch; `i64::MAX`
@@ -96,6 +100,7 @@ impl Engine {
             tickets: TicketSystems::default(),
             clock,
             wake: Arc::new(Notify::new()),
+            evidence_queued: Arc::new(Notify::new()),
             next_wake_at_us: AtomicI64::new(i64::MAX),
             holder_locks: StdMutex::new(HashMap::new()),
             token_cache: StdMutex::new(HashMap::new()),
@@ -142,6 +147,13 @@ impl Engine {
     pub(crate) fn hint_due(&self, due: writ_domain::Timestamp) {
         if due.unix_micros() < self.next_wake_at_us.load(Ordering::SeqCst) {
             self.wake.notify_one();
+        }
+    }
+
+    /// Tells the evidence courier that a transaction that may have queued notes committed.
+    pub(crate) fn evidence_committed(&self) {
+        if !self.tickets.is_empty() {
+            self.evidence_queued.notify_one();
         }
     }
 

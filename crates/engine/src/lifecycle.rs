@@ -230,13 +230,15 @@ impl Engine {
                 .await?;
         }
         tx.insert_request(&request).await?;
-        tx.append(
-            now,
-            caller.name.as_str(),
-            EventKind::RequestCreated,
-            &json!({ "request": request }),
-        )
-        .await?;
+        let event = tx
+            .append(
+                now,
+                caller.name.as_str(),
+                EventKind::RequestCreated,
+                &json!({ "request": request }),
+            )
+            .await?;
+        self.request_evidence(&mut tx, &request, &event).await?;
         if let Some(grant) = &grant {
             self.record_new_grant(&mut tx, caller.name.as_str(), grant, now)
                 .await?;
@@ -246,6 +248,7 @@ impl Engine {
                 .await?;
         }
         tx.commit().await?;
+        self.evidence_committed();
         metrics::counter!(metrics_names::REQUESTS, "outcome" => request.state.as_str())
             .increment(1);
         tracing::info!(request = %request.id, requester = %request.requester, subject = %request.subject, entitlement = %request.entitlement, state = %request.state, "request recorded");
@@ -401,27 +404,32 @@ impl Engine {
             request.grant_id = Some(new.id);
             request.pending_expires_at = None;
             tx.update_request(&request).await?;
-            tx.append(
-                now,
-                actor,
-                EventKind::RequestApproved,
-                &json!({ "request": request }),
-            )
-            .await?;
+            let event = tx
+                .append(
+                    now,
+                    actor,
+                    EventKind::RequestApproved,
+                    &json!({ "request": request }),
+                )
+                .await?;
+            self.request_evidence(&mut tx, &request, &event).await?;
             tx.delete_job(&request.id.to_string()).await?;
             self.record_new_grant(&mut tx, actor, &new, now).await?;
             grant = Some(new.id);
         } else {
             tx.update_request(&request).await?;
-            tx.append(
-                now,
-                actor,
-                EventKind::RequestApprovalRecorded,
-                &json!({ "request": request }),
-            )
-            .await?;
+            let event = tx
+                .append(
+                    now,
+                    actor,
+                    EventKind::RequestApprovalRecorded,
+                    &json!({ "request": request }),
+                )
+                .await?;
+            self.request_evidence(&mut tx, &request, &event).await?;
         }
         tx.commit().await?;
+        self.evidence_committed();
         tracing::info!(request = %id, approver = %caller.name, missing = request.approvals_missing(), "approval recorded");
         if let Some(grant) = grant {
             self.hint_due(now.plus_seconds(INLINE_APPLY_GRACE_SECONDS));
@@ -447,6 +455,7 @@ impl Engine {
         )
         .await?;
         tx.commit().await?;
+        self.evidence_committed();
         Ok(request)
     }
 
@@ -481,6 +490,7 @@ impl Engine {
         )
         .await?;
         tx.commit().await?;
+        self.evidence_committed();
         Ok(request)
     }
 
@@ -507,8 +517,10 @@ impl Engine {
             RequestEvent::Approve => EventKind::RequestApproved,
         };
         tx.update_request(request).await?;
-        tx.append(now, actor, kind, &json!({ "request": request }))
+        let event = tx
+            .append(now, actor, kind, &json!({ "request": request }))
             .await?;
+        self.request_evidence(tx, request, &event).await?;
         tx.delete_job(&request.id.to_string()).await?;
         tracing::info!(request = %request.id, state = %request.state, by = actor, "request closed");
         Ok(())
@@ -538,6 +550,7 @@ impl Engine {
             tx.delete_job(&id.to_string()).await?;
         }
         tx.commit().await?;
+        self.evidence_committed();
         Ok(())
     }
 

@@ -11,3 +11,9 @@ pub const FAILED_REVOCATIONS: &str = "writ_failed_revocations";
 /// them (fewer when group commit batched them).
 pub const WRITE_TRANSACTIONS: &str = "writ_write_transactions";
 pub const DATABASE_COMMITS: &str = "writ_database_commits";
+/// Evidence notes delivered to ticketing systems, by action (note, close).
+pub const EVIDENCE_DELIVERED: &str = "writ_evidence_delivered_total";
+/// Failed attempts to deliver evidence (each is retried).
+pub const EVIDENCE_FAILURES: &str = "writ_evidence_delivery_failures_total";
+/// Evidence waiting in the outbox (gauge, read at scrape).
+pub const OUTBOX_BACKLOG: &str = "writ_outbox_backlog";

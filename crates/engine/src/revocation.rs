@@ -162,16 +162,19 @@ impl Engine {
                     .map_err(illegal)?;
                 current.granted_at = Some(now);
                 tx.update_grant(&current).await?;
-                tx.append(
-                    now,
-                    SCHEDULER_ACTOR,
-                    EventKind::GrantActivated,
-                    &json!({ "grant": current }),
-                )
-                .await?;
+                let event = tx
+                    .append(
+                        now,
+                        SCHEDULER_ACTOR,
+                        EventKind::GrantActivated,
+                        &json!({ "grant": current }),
+                    )
+                    .await?;
+                self.grant_evidence(&mut tx, &current, &event).await?;
                 tx.set_job(&id.to_string(), JobKind::RevokeGrant, current.expires_at)
                     .await?;
                 tx.commit().await?;
+                self.evidence_committed();
                 self.hint_due(current.expires_at);
                 tracing::info!(grant = %id, subject = %current.subject, entitlement = %current.entitlement, expires_at = %current.expires_at, "grant active");
                 Ok(())
@@ -255,7 +258,7 @@ impl Engine {
         {
             let mut tx = self.store.begin().await?;
             if let Some(other) = tx.other_live_grant(&grant).await? {
-                Self::record_revoked(tx, &grant, Some(other), now).await?;
+                self.record_revoked(tx, &grant, Some(other), now).await?;
                 tracing::info!(grant = %id, retained_by = %other, "lease ended; an overlapping grant keeps the access");
                 return Ok(());
             }
@@ -270,7 +273,7 @@ impl Engine {
         match (revoked, observed) {
             (_, Ok(false)) => {
                 let tx = self.store.begin().await?;
-                let done = Self::record_revoked(tx, &grant, None, now).await?;
+                let done = self.record_revoked(tx, &grant, None, now).await?;
                 if done.revoke_reason.as_deref() == Some("expired") {
                     let lag_seconds = now.millis_since(done.expires_at) as f64 / 1000.0;
                     metrics::histogram!(metrics_names::REVOCATION_LAG).record(lag_seconds.max(0.0));
@@ -297,6 +300,7 @@ impl Engine {
     /// Records a revocation as done: verified gone from the target, or kept there by
     /// the overlapping live grant `retained_by`.
     async fn record_revoked(
+        &self,
         mut tx: WriteTx<'_>,
         grant: &Grant,
         retained_by: Option<GrantId>,
@@ -315,15 +319,18 @@ impl Engine {
             "removed"
         };
         tx.update_grant(&done).await?;
-        tx.append(
-            now,
-            SCHEDULER_ACTOR,
-            EventKind::GrantRevoked,
-            &json!({ "grant": done, "target_access": target_access }),
-        )
-        .await?;
+        let event = tx
+            .append(
+                now,
+                SCHEDULER_ACTOR,
+                EventKind::GrantRevoked,
+                &json!({ "grant": done, "target_access": target_access }),
+            )
+            .await?;
+        self.grant_evidence(&mut tx, &done, &event).await?;
         tx.delete_job(&grant.id.to_string()).await?;
         tx.commit().await?;
+        self.evidence_committed();
         Ok(done)
     }
 

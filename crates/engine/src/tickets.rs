@@ -107,6 +107,7 @@ impl Engine {
         let window_end = Self::window_end(&info)?;
         ticket.key = info.key.clone();
         ticket.verified = Some(TicketCheck {
+            id: info.id.clone(),
             state: info.state.clone(),
             ticket_type: info.ticket_type.clone(),
             window_end,

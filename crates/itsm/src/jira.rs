@@ -5,7 +5,8 @@
 //! their `customfield_NNNNN` ids.
 
 use async_trait::async_trait;
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 use writ_config::Itsm;
 
 use crate::ticket::{TicketInfo, field_text};
@@ -61,6 +62,21 @@ impl Jira {
     }
 }
 
+/// Text as an Atlassian Document (ADF): one paragraph per line.
+pub fn adf(text: &str) -> Value {
+    let paragraphs: Vec<Value> = text
+        .lines()
+        .map(|line| {
+            if line.is_empty() {
+                json!({ "type": "paragraph", "content": [] })
+            } else {
+                json!({ "type": "paragraph", "content": [{ "type": "text", "text": line }] })
+            }
+        })
+        .collect();
+    json!({ "type": "doc", "version": 1, "content": paragraphs })
+}
+
 #[async_trait]
 impl TicketSystem for Jira {
     async fn ticket(&self, key: &str) -> Result<TicketInfo, ItsmError> {
@@ -85,5 +101,77 @@ impl TicketSystem for Jira {
             .get(&path, &[("fields", fields.join(","))], key)
             .await?;
         self.ticket_from(key, &issue)
+    }
+
+    /// `POST /rest/api/3/issue/{key}/comment` (201) with an ADF body, marked internal
+    /// for Jira Service Management through the `sd.public.comment` property.
+    async fn add_note(&self, key: &str, _id: &str, text: &str) -> Result<(), ItsmError> {
+        crate::check_key(key)?;
+        let body = json!({
+            "body": adf(text),
+            "properties": [{ "key": "sd.public.comment", "value": { "internal": true } }],
+        });
+        self.client
+            .send_json(
+                Method::POST,
+                &format!("/rest/api/3/issue/{key}/comment"),
+                &body,
+                key,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Finds the transition named `close_state` among `GET .../transitions` and posts it
+    /// (`POST /rest/api/3/issue/{key}/transitions`, 204) with the evidence as a comment.
+    async fn close(&self, key: &str, id: &str, text: &str) -> Result<(), ItsmError> {
+        crate::check_key(key)?;
+        let status = self
+            .client
+            .get(
+                &format!("/rest/api/3/issue/{key}"),
+                &[("fields", "status".to_string())],
+                key,
+            )
+            .await?;
+        if status["fields"]["status"]["statusCategory"]["key"].as_str() == Some("done") {
+            return self.add_note(key, id, text).await;
+        }
+        let wanted = &self.client.config.close_state;
+        let transitions = self
+            .client
+            .get(&format!("/rest/api/3/issue/{key}/transitions"), &[], key)
+            .await?;
+        let transition = transitions["transitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| {
+                [&t["name"], &t["to"]["name"]].iter().any(|name| {
+                    name.as_str()
+                        .is_some_and(|name| name.eq_ignore_ascii_case(wanted))
+                })
+            })
+            .and_then(|t| t["id"].as_str())
+            .ok_or_else(|| ItsmError::Refused {
+                system: self.client.name.clone(),
+                status: 409,
+                body: format!(
+                    "issue {key} has no transition named {wanted:?} from its current status"
+                ),
+            })?;
+        let body = json!({
+            "transition": { "id": transition },
+            "update": { "comment": [{ "add": { "body": adf(text) } }] },
+        });
+        self.client
+            .send_json(
+                Method::POST,
+                &format!("/rest/api/3/issue/{key}/transitions"),
+                &body,
+                key,
+            )
+            .await
+            .map(|_| ())
     }
 }

@@ -43,6 +43,14 @@ pub enum ItsmError {
 pub trait TicketSystem: Send + Sync {
     /// The ticket as the system's API shows it now.
     async fn ticket(&self, key: &str) -> Result<TicketInfo, ItsmError>;
+
+    /// Adds an internal note (Jira internal comment, ServiceNow work note). `id` is the
+    /// ticket's API id as `ticket` reported it.
+    async fn add_note(&self, key: &str, id: &str, text: &str) -> Result<(), ItsmError>;
+
+    /// Closes the ticket with `text` as the closing evidence; a ticket already closed
+    /// only gets the note.
+    async fn close(&self, key: &str, id: &str, text: &str) -> Result<(), ItsmError>;
 }
 
 /// An HTTP client for one configured system: base URL, credentials, timeout.
@@ -124,6 +132,21 @@ impl Client {
         );
         self.answer(request.send().await, key).await
     }
+
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        key: &str,
+    ) -> Result<Value, ItsmError> {
+        let request = self.authorised(
+            self.http
+                .request(method, format!("{}{path}", self.config.url))
+                .json(body),
+        );
+        self.answer(request.send().await, key).await
+    }
 }
 
 /// rustls needs one process-wide crypto provider; writ uses ring. Call before building
@@ -175,6 +198,10 @@ impl TicketSystems {
     /// Registers a system (tests use this to put a fake in place of a client).
     pub fn insert(&mut self, config: Itsm, system: Arc<dyn TicketSystem>) {
         self.systems.insert(config.name.clone(), (config, system));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.systems.is_empty()
     }
 
     pub fn get(&self, name: &str) -> Option<(&Itsm, &Arc<dyn TicketSystem>)> {

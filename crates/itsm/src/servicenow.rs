@@ -5,6 +5,8 @@
 //! dot-walking (`variables.duration`) in `sysparm_fields`.
 
 use async_trait::async_trait;
+use reqwest::Method;
+use serde_json::json;
 use writ_config::Itsm;
 
 use crate::ticket::{TicketInfo, field_text};
@@ -89,5 +91,47 @@ impl TicketSystem for ServiceNow {
             justification: mapped(mapping.justification.as_ref()),
             window_end: mapped(mapping.window_end.as_ref()),
         })
+    }
+
+    /// `PATCH /api/now/table/sc_req_item/{sys_id}` with `work_notes` (journal input:
+    /// each write appends an entry).
+    async fn add_note(&self, key: &str, id: &str, text: &str) -> Result<(), ItsmError> {
+        crate::check_key(id)?;
+        self.client
+            .send_json(
+                Method::PATCH,
+                &format!("/api/now/table/{TABLE}/{id}"),
+                &json!({ "work_notes": text }),
+                key,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets `state` to `close_state` with the evidence as `close_notes` and a work note;
+    /// an item no longer active only gets the note.
+    async fn close(&self, key: &str, id: &str, text: &str) -> Result<(), ItsmError> {
+        crate::check_key(id)?;
+        let current = self
+            .client
+            .get(
+                &format!("/api/now/table/{TABLE}/{id}"),
+                &[("sysparm_fields", "active,state".to_string())],
+                key,
+            )
+            .await?;
+        if current["result"]["active"] == "false" {
+            return self.add_note(key, id, text).await;
+        }
+        let body = json!({ "state": self.client.config.close_state, "close_notes": text, "work_notes": text });
+        self.client
+            .send_json(
+                Method::PATCH,
+                &format!("/api/now/table/{TABLE}/{id}"),
+                &body,
+                key,
+            )
+            .await
+            .map(|_| ())
     }
 }

@@ -364,6 +364,7 @@ impl PolicyEngine {
             system: "dry-run".into(),
             key: "CHECK-1".into(),
             verified: Some(writ_domain::TicketCheck {
+                id: "10001".into(),
                 state: "Approved".into(),
                 ticket_type: "Service Request".into(),
                 window_end: Some(now.plus_seconds(3600)),

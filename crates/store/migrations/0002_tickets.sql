@@ -15,3 +15,21 @@ CREATE TABLE itsm_deliveries (
     received_at_us BIGINT NOT NULL,
     PRIMARY KEY (system, delivery_id)
 );
+
+-- Evidence for ticketing systems (transactional outbox): written in the transaction of
+-- the ledger event it reports, delivered by a worker in `seq` order per ticket, with
+-- retries; nothing is lost while a ticketing system is down.
+CREATE TABLE outbox (
+    seq BIGINT PRIMARY KEY,
+    system TEXT NOT NULL,
+    ticket_key TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_at_us BIGINT NOT NULL,
+    last_error TEXT,
+    delivered_at_us BIGINT
+);
+CREATE INDEX outbox_undelivered ON outbox (delivered_at_us, seq);

@@ -6,6 +6,7 @@
 //! [`WriteTx`], which appends the matching ledger event in the same transaction.
 
 mod migrate;
+mod outbox;
 mod read;
 mod verify;
 mod write;
@@ -16,6 +17,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use writ_domain::{Grant, Request, Timestamp};
 
+pub use outbox::{NewOutboxEntry, OutboxAction, OutboxEntry};
 pub use read::{GrantFilter, RequestFilter};
 pub use verify::{VerifyError, VerifyReport};
 pub use write::WriteTx;

@@ -19,7 +19,7 @@ use crate::{Backend, Job, JobKind, Store, StoreError, grant_from_row, request_fr
 
 /// A value bound to a buffered statement.
 #[derive(Debug, Clone)]
-enum Arg {
+pub(crate) enum Arg {
     Int(i64),
     Text(String),
     OptionalText(Option<String>),
@@ -210,6 +210,11 @@ impl<'s> WriteTx<'s> {
 
     fn buffer(&mut self, sql: &'static str, args: Vec<Arg>) {
         self.pending.push(Pending { sql, args });
+    }
+
+    /// Buffers a statement from another module of the store.
+    pub(crate) fn buffer_statement(&mut self, sql: &'static str, args: Vec<Arg>) {
+        self.buffer(sql, args);
     }
 
     /// Sends the buffered writes. Reads in this transaction call it first.

@@ -488,3 +488,188 @@ async fn policy_sees_the_checked_ticket_and_jira_down_changes_nothing() {
     assert!(s.roles.holds(&s.admin_role, &s.alice_account).await);
     s.finish().await;
 }
+
+/// Polls until `done` holds or `timeout` passes.
+async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done()
+}
+
+#[tokio::test]
+async fn the_ticket_gets_the_evidence_and_closes_only_after_verified_revocation() {
+    let s = setup().await;
+    let alice = s.writ.token("alice");
+    s.jira.put_issue(issue(
+        "OPS-8",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read", "customfield_10052": "3s" }),
+    ));
+    let (status, outcome) = s.deliver_signed("OPS-8", "d-8").await;
+    assert_eq!(status, 201, "{outcome}");
+    let request_id = outcome["request_id"].as_str().expect("request").to_string();
+    let grant_id = outcome["request"]["grant_id"]
+        .as_str()
+        .expect("grant")
+        .to_string();
+
+    // While the lease runs: the decision and the activation are on the ticket, not closed.
+    assert!(
+        eventually(Duration::from_secs(10), || s.jira.comments("OPS-8").len()
+            >= 2)
+        .await,
+        "{:?}",
+        s.jira.comments("OPS-8")
+    );
+    let comments = s.jira.comments("OPS-8");
+    assert!(
+        comments[0].contains(&request_id)
+            && comments[0].contains("approved automatically by policy"),
+        "{}",
+        comments[0]
+    );
+    assert!(
+        comments[0].contains("read-auto") && comments[0].contains("policy set"),
+        "{}",
+        comments[0]
+    );
+    assert!(
+        comments[1].contains("ACTIVE") && comments[1].contains(&grant_id),
+        "{}",
+        comments[1]
+    );
+    assert_eq!(
+        s.jira.status("OPS-8"),
+        "Approved",
+        "open while access is held"
+    );
+
+    // After expiry: revoked on PostgreSQL, verified, and only then the ticket is closed.
+    let grant = s
+        .writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(15), |g| {
+            g["state"] == "revoked"
+        })
+        .await;
+    assert!(grant["verified_at"].is_string(), "{grant}");
+    assert!(!s.roles.holds(&s.read_role, &s.alice_account).await);
+    assert!(
+        eventually(Duration::from_secs(10), || s.jira.status("OPS-8") == "Done").await,
+        "closed after revocation"
+    );
+    let comments = s.jira.comments("OPS-8");
+    assert_eq!(comments.len(), 3, "{comments:?}");
+    assert!(
+        comments[2].contains("REVOKED") && comments[2].contains("verified gone"),
+        "{}",
+        comments[2]
+    );
+    assert!(
+        comments[2].contains(grant["verified_at"].as_str().unwrap_or("?")),
+        "{}",
+        comments[2]
+    );
+    // Delivery is recorded right after Jira answers.
+    let mut outbox = Value::Null;
+    for _ in 0..50 {
+        outbox = s.writ.get("/v1/itsm/outbox", &alice).await.1;
+        if outbox["backlog"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(outbox["backlog"], 0, "{outbox}");
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn evidence_waits_out_a_jira_outage_and_arrives_in_order_once() {
+    let s = setup().await;
+    let alice = s.writ.token("alice");
+    s.jira.put_issue(issue(
+        "OPS-9",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+    let body = json!({ "entitlement": "pg/read", "justification": "report", "duration_seconds": 3600, "ticket": { "system": "jira", "key": "OPS-9" } });
+    let (status, request) = s.writ.post("/v1/requests", &alice, body).await;
+    assert_eq!(status, 201, "{request}");
+    let grant_id = request["grant_id"].as_str().expect("grant").to_string();
+    s.writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
+            g["state"] == "active"
+        })
+        .await;
+    assert!(
+        eventually(Duration::from_secs(10), || s.jira.comments("OPS-9").len()
+            == 2)
+        .await
+    );
+
+    // Jira goes down; the lease is ended early; writ revokes regardless and keeps the notes.
+    s.jira.set_failing(Some(503));
+    let (status, grant) = s
+        .writ
+        .post(
+            &format!("/v1/grants/{grant_id}/revoke"),
+            &alice,
+            json!({ "reason": "done early" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{grant}");
+    s.writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
+            g["state"] == "revoked"
+        })
+        .await;
+    assert!(
+        !s.roles.holds(&s.read_role, &s.alice_account).await,
+        "revocation does not wait for Jira"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, outbox) = s.writ.get("/v1/itsm/outbox", &alice).await;
+    assert_eq!(outbox["backlog"], 1, "{outbox}");
+    assert!(
+        outbox["entries"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("503")),
+        "{outbox}"
+    );
+    assert!(
+        outbox["entries"][0]["attempts"]
+            .as_i64()
+            .is_some_and(|n| n >= 1),
+        "{outbox}"
+    );
+    let (_, metrics) = s
+        .writ
+        .call(reqwest::Method::GET, "/metrics", Some(&alice), None)
+        .await;
+    assert!(
+        metrics
+            .as_str()
+            .is_some_and(|m| m.contains("writ_outbox_backlog 1")),
+        "{metrics}"
+    );
+
+    s.jira.set_failing(None);
+    assert!(
+        eventually(Duration::from_secs(15), || s.jira.status("OPS-9") == "Done").await,
+        "delivered once Jira is back"
+    );
+    let comments = s.jira.comments("OPS-9");
+    assert_eq!(comments.len(), 3, "each note once: {comments:?}");
+    assert!(
+        comments[2].contains("REVOKED") && comments[2].contains("done early"),
+        "{}",
+        comments[2]
+    );
+    s.finish().await;
+}

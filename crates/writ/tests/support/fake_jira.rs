@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 pub const USER: &str = "writ@acme.example";
@@ -22,7 +22,15 @@ struct Inner {
     calls: Vec<String>,
     /// Answer every call with this status (an outage).
     failing: Option<u16>,
+    /// Comments per issue key, as plain text, in the order they were added.
+    comments: BTreeMap<String, Vec<String>>,
 }
+
+/// Workflow transitions every issue offers, as `GET .../transitions` lists them.
+const TRANSITIONS: &[(&str, &str, &str)] = &[
+    ("21", "In Progress", "indeterminate"),
+    ("31", "Done", "done"),
+];
 
 #[derive(Clone, Default)]
 pub struct FakeJira {
@@ -59,6 +67,11 @@ impl FakeJira {
         };
         let app = axum::Router::new()
             .route("/rest/api/3/issue/{key}", get(get_issue))
+            .route("/rest/api/3/issue/{key}/comment", post(add_comment))
+            .route(
+                "/rest/api/3/issue/{key}/transitions",
+                get(list_transitions).post(do_transition),
+            )
             .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -73,6 +86,18 @@ impl FakeJira {
 
     pub fn set_failing(&self, status: Option<u16>) {
         self.lock().failing = status;
+    }
+
+    pub fn comments(&self, key: &str) -> Vec<String> {
+        self.lock().comments.get(key).cloned().unwrap_or_default()
+    }
+
+    pub fn status(&self, key: &str) -> String {
+        self.lock()
+            .issues
+            .get(key)
+            .and_then(|i| i["fields"]["status"]["name"].as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 
     pub fn calls(&self) -> Vec<String> {
@@ -150,4 +175,149 @@ async fn get_issue(
         }
     }
     (StatusCode::OK, Json(issue))
+}
+
+/// The text of an ADF document, one line per paragraph.
+fn adf_text(doc: &Value) -> String {
+    doc["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|paragraph| {
+            paragraph["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["text"].as_str())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Checks auth, outage and existence shared by every endpoint; records the call.
+fn guard(
+    inner: &mut Inner,
+    call: String,
+    headers: &HeaderMap,
+    key: &str,
+) -> Result<(), (StatusCode, Json<Value>)> {
+    inner.calls.push(call);
+    if let Some(status) = inner.failing {
+        return Err((
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Json(json!({ "errorMessages": ["Internal server error"], "errors": {} })),
+        ));
+    }
+    if !authorised(headers) {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "errorMessages": ["You are not authenticated."], "errors": {} })),
+        ));
+    }
+    if !inner.issues.contains_key(key) {
+        return Err((
+            StatusCode::NOT_FOUND,
+            Json(
+                json!({ "errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {} }),
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /rest/api/3/issue/{key}/comment`: 201 with the comment. The body must be ADF.
+async fn add_comment(
+    State(fake): State<FakeJira>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let mut inner = fake.lock();
+    if let Err(error) = guard(
+        &mut inner,
+        format!("POST /rest/api/3/issue/{key}/comment"),
+        &headers,
+        &key,
+    ) {
+        return error;
+    }
+    if body["body"]["type"] != "doc" || body["body"]["version"] != 1 {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "errorMessages": ["Comment body is not valid!"], "errors": {} })),
+        );
+    }
+    let text = adf_text(&body["body"]);
+    let comments = inner.comments.entry(key).or_default();
+    comments.push(text);
+    let id = 10_000 + comments.len();
+    (
+        StatusCode::CREATED,
+        Json(json!({ "id": id.to_string(), "body": body["body"], "jsdPublic": false })),
+    )
+}
+
+async fn list_transitions(
+    State(fake): State<FakeJira>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    let mut inner = fake.lock();
+    if let Err(error) = guard(
+        &mut inner,
+        format!("GET /rest/api/3/issue/{key}/transitions"),
+        &headers,
+        &key,
+    ) {
+        return error;
+    }
+    let transitions: Vec<Value> = TRANSITIONS
+        .iter()
+        .map(|(id, name, category)| json!({ "id": id, "name": name, "to": { "id": format!("100{id}"), "name": name,
+            "statusCategory": { "id": 3, "key": category, "name": name } }, "hasScreen": false, "isGlobal": true,
+            "isInitial": false, "isAvailable": true, "isConditional": false, "looped": false }))
+        .collect();
+    (
+        StatusCode::OK,
+        Json(json!({ "expand": "transitions", "transitions": transitions })),
+    )
+}
+
+/// `POST /rest/api/3/issue/{key}/transitions`: 204; moves the issue and adds the comment.
+async fn do_transition(
+    State(fake): State<FakeJira>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let mut inner = fake.lock();
+    if let Err(error) = guard(
+        &mut inner,
+        format!("POST /rest/api/3/issue/{key}/transitions"),
+        &headers,
+        &key,
+    ) {
+        return error;
+    }
+    let Some((_, name, category)) = TRANSITIONS
+        .iter()
+        .find(|(id, _, _)| body["transition"]["id"] == *id)
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "errorMessages": ["Transition id is not valid"], "errors": {} })),
+        );
+    };
+    if let Some(issue) = inner.issues.get_mut(&key) {
+        issue["fields"]["status"]["name"] = json!(name);
+        issue["fields"]["status"]["statusCategory"]["key"] = json!(category);
+    }
+    if let Some(comments) = body["update"]["comment"].as_array() {
+        for comment in comments {
+            let text = adf_text(&comment["add"]["body"]);
+            inner.comments.entry(key.clone()).or_default().push(text);
+        }
+    }
+    (StatusCode::NO_CONTENT, Json(Value::Null))
 }

@@ -1,0 +1,320 @@
+//! Evidence on tickets: each lifecycle change of a request that cites a checked ticket
+//! queues a note in the outbox, in the same transaction as its ledger event; the
+//! `EvidenceCourier` delivers them in order per ticket, retrying while the ticketing
+//! system is down. After the verified revocation the note closes the ticket.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use writ_domain::ledger::{EventKind, StoredEvent};
+use writ_domain::{Grant, Request, Timestamp};
+use writ_store::{NewOutboxEntry, OutboxAction, OutboxEntry, WriteTx};
+
+use crate::{Engine, EngineError, metrics_names};
+
+/// First retry after a failed delivery; doubles up to `DELIVERY_BACKOFF_MAX_SECONDS`.
+const DELIVERY_BACKOFF_FIRST_SECONDS: i64 = 1;
+const DELIVERY_BACKOFF_MAX_SECONDS: i64 = 300;
+/// Entries looked at per pass.
+const DELIVERY_BATCH: i64 = 256;
+/// Look again at least this often (entries written by another process, retries).
+const IDLE_SLEEP: Duration = Duration::from_secs(5);
+
+fn short(hash: &str) -> &str {
+    hash.get(..16).unwrap_or(hash)
+}
+
+fn request_note(kind: EventKind, request: &Request, event: &StoredEvent) -> Option<String> {
+    let decision = &request.decision;
+    let head = format!(
+        "[writ] request {} — {} for {} ({} s)",
+        request.id, request.entitlement, request.subject, request.duration_seconds
+    );
+    let text = match kind {
+        EventKind::RequestCreated => {
+            let outcome = match decision.outcome {
+                writ_domain::DecisionOutcome::Deny => {
+                    format!("DENIED: {}", decision.reasons.join("; "))
+                }
+                writ_domain::DecisionOutcome::Auto => {
+                    "approved automatically by policy".to_string()
+                }
+                writ_domain::DecisionOutcome::Approval => {
+                    format!("needs {} approval(s)", decision.approvals_required)
+                }
+            };
+            format!(
+                "{head}\nRequested by {} with justification: {}\nDecision: {outcome}\nPolicies: {}; policy set {}",
+                request.requester,
+                request.justification,
+                if decision.policies.is_empty() {
+                    "none (default deny)".to_string()
+                } else {
+                    decision.policies.join(", ")
+                },
+                decision.policy_hash
+            )
+        }
+        EventKind::RequestApprovalRecorded | EventKind::RequestApproved => {
+            let approvers: Vec<String> = request
+                .approvals
+                .iter()
+                .map(|a| format!("{} at {} ({})", a.approver, a.at, a.comment))
+                .collect();
+            let state = if kind == EventKind::RequestApproved {
+                "APPROVED"
+            } else {
+                "approval recorded"
+            };
+            format!("{head}\n{state}: {}", approvers.join("; "))
+        }
+        EventKind::RequestRejected | EventKind::RequestCancelled | EventKind::RequestExpired => {
+            format!(
+                "{head}\n{} by {}: {}",
+                request.state.as_str().to_uppercase(),
+                request
+                    .closed_by
+                    .as_ref()
+                    .map_or("writ", |who| who.as_str()),
+                request.close_comment.as_deref().unwrap_or("")
+            )
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "{text}\nLedger event {} ({})",
+        event.seq,
+        short(&event.hash)
+    ))
+}
+
+fn grant_note(
+    kind: EventKind,
+    grant: &Grant,
+    event: &StoredEvent,
+) -> Option<(OutboxAction, String)> {
+    let head = format!(
+        "[writ] grant {} — {} for {} (account {})",
+        grant.id, grant.entitlement, grant.subject, grant.account
+    );
+    let (action, text) = match kind {
+        EventKind::GrantActivated => (
+            OutboxAction::Note,
+            format!(
+                "{head}\nACTIVE: verified on the target at {}; revocation scheduled at {}",
+                grant.granted_at.map(|t| t.to_string()).unwrap_or_default(),
+                grant.expires_at
+            ),
+        ),
+        EventKind::GrantRevoked => (
+            OutboxAction::Close,
+            format!(
+                "{head}\nREVOKED at {} ({}), by {}; verified gone from the target at {}{}\nThe access this ticket asked for has ended; writ closes the ticket.",
+                grant.revoked_at.map(|t| t.to_string()).unwrap_or_default(),
+                grant.revoke_reason.as_deref().unwrap_or("expired"),
+                grant.revoked_by.as_ref().map_or("writ", |who| who.as_str()),
+                grant.verified_at.map(|t| t.to_string()).unwrap_or_default(),
+                grant
+                    .retained_by
+                    .map(|other| format!(
+                        " (the account keeps the role through overlapping grant {other})"
+                    ))
+                    .unwrap_or_default(),
+            ),
+        ),
+        _ => return None,
+    };
+    Some((
+        action,
+        format!(
+            "{text}\nLedger event {} ({})",
+            event.seq,
+            short(&event.hash)
+        ),
+    ))
+}
+
+impl Engine {
+    async fn queue_evidence(
+        &self,
+        tx: &mut WriteTx<'_>,
+        request: &Request,
+        event: &StoredEvent,
+        action: OutboxAction,
+        body: &str,
+    ) -> Result<(), EngineError> {
+        let Some(ticket) = &request.ticket else {
+            return Ok(());
+        };
+        let Some(check) = &ticket.verified else {
+            return Ok(());
+        };
+        if self.tickets.get(&ticket.system).is_none() {
+            return Ok(());
+        }
+        let entry = NewOutboxEntry {
+            seq: event.seq,
+            system: &ticket.system,
+            ticket_key: &ticket.key,
+            ticket_id: &check.id,
+            action,
+            body,
+        };
+        tx.queue_outbox(entry, event.at).await?;
+        Ok(())
+    }
+
+    /// Evidence for a request event (the decision, approvals, closing of the request).
+    pub(crate) async fn request_evidence(
+        &self,
+        tx: &mut WriteTx<'_>,
+        request: &Request,
+        event: &StoredEvent,
+    ) -> Result<(), EngineError> {
+        let Some(kind) = EventKind::parse(&event.kind) else {
+            return Ok(());
+        };
+        match request_note(kind, request, event) {
+            Some(text) => {
+                self.queue_evidence(tx, request, event, OutboxAction::Note, &text)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Evidence for a grant event (access granted; access removed, which closes the ticket).
+    pub(crate) async fn grant_evidence(
+        &self,
+        tx: &mut WriteTx<'_>,
+        grant: &Grant,
+        event: &StoredEvent,
+    ) -> Result<(), EngineError> {
+        if self.tickets.is_empty() {
+            return Ok(());
+        }
+        let Some(kind) = EventKind::parse(&event.kind) else {
+            return Ok(());
+        };
+        let Some((action, text)) = grant_note(kind, grant, event) else {
+            return Ok(());
+        };
+        let Some(request) = tx.request(grant.request_id).await? else {
+            return Ok(());
+        };
+        self.queue_evidence(tx, &request, event, action, &text)
+            .await
+    }
+
+    /// Delivers what is due, oldest first; an entry waits while an older one for the
+    /// same ticket is undelivered, so notes arrive in order. Returns the next retry time.
+    pub async fn deliver_evidence(&self) -> Result<Option<Timestamp>, EngineError> {
+        let now = self.clock.now();
+        let entries = self.store.undelivered_outbox(DELIVERY_BATCH).await?;
+        let mut blocked: HashSet<(String, String)> = HashSet::new();
+        let mut next_retry: Option<Timestamp> = None;
+        for entry in entries {
+            let ticket = (entry.system.clone(), entry.ticket_key.clone());
+            if blocked.contains(&ticket) {
+                continue;
+            }
+            if entry.next_attempt_at > now {
+                blocked.insert(ticket);
+                next_retry = Some(
+                    next_retry.map_or(entry.next_attempt_at, |t| t.min(entry.next_attempt_at)),
+                );
+                continue;
+            }
+            if let Err(retry_at) = self.deliver_one(&entry, now).await? {
+                blocked.insert(ticket);
+                next_retry = Some(next_retry.map_or(retry_at, |t| t.min(retry_at)));
+            }
+        }
+        Ok(next_retry)
+    }
+
+    /// `Ok(Ok(()))` delivered, `Ok(Err(retry_at))` failed and rescheduled.
+    async fn deliver_one(
+        &self,
+        entry: &OutboxEntry,
+        now: Timestamp,
+    ) -> Result<Result<(), Timestamp>, EngineError> {
+        let result = match self.tickets.get(&entry.system) {
+            None => Err(format!(
+                "no ticketing system {:?} is configured any more",
+                entry.system
+            )),
+            Some((_, system)) => match entry.action {
+                OutboxAction::Note => {
+                    system
+                        .add_note(&entry.ticket_key, &entry.ticket_id, &entry.body)
+                        .await
+                }
+                OutboxAction::Close => {
+                    system
+                        .close(&entry.ticket_key, &entry.ticket_id, &entry.body)
+                        .await
+                }
+            }
+            .map_err(|e| e.to_string()),
+        };
+        let mut tx = self.store.begin().await?;
+        let outcome = match result {
+            Ok(()) => {
+                tx.outbox_delivered(entry.seq, now).await?;
+                metrics::counter!(metrics_names::EVIDENCE_DELIVERED, "action" => entry.action.as_str()).increment(1);
+                tracing::info!(system = %entry.system, ticket = %entry.ticket_key, seq = entry.seq, action = entry.action.as_str(), "evidence delivered");
+                Ok(())
+            }
+            Err(error) => {
+                let exponent = u32::try_from(entry.attempts.clamp(0, 20)).unwrap_or(20);
+                let backoff = DELIVERY_BACKOFF_FIRST_SECONDS
+                    .saturating_mul(2_i64.saturating_pow(exponent))
+                    .min(DELIVERY_BACKOFF_MAX_SECONDS);
+                let retry_at = now.plus_seconds(backoff);
+                tx.outbox_failed(entry.seq, retry_at, &error).await?;
+                metrics::counter!(metrics_names::EVIDENCE_FAILURES).increment(1);
+                tracing::warn!(system = %entry.system, ticket = %entry.ticket_key, seq = entry.seq, %error, "evidence not delivered; will retry");
+                Err(retry_at)
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}
+
+/// Delivers the outbox until shutdown: wakes when evidence is queued, when a retry is
+/// due, and every few seconds regardless.
+pub struct EvidenceCourier {
+    engine: Arc<Engine>,
+}
+
+impl EvidenceCourier {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let queued: Arc<Notify> = self.engine.evidence_queued.clone();
+        loop {
+            let pause = match self.engine.deliver_evidence().await {
+                Ok(Some(retry_at)) => {
+                    let millis = retry_at.millis_since(self.engine.clock.now()).max(0);
+                    Duration::from_millis(u64::try_from(millis).unwrap_or(0)).min(IDLE_SLEEP)
+                }
+                Ok(None) => IDLE_SLEEP,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the outbox; retrying");
+                    IDLE_SLEEP
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = queued.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
