@@ -415,7 +415,9 @@ pub async fn itsm_webhook(
     let outcome = state.engine.take_webhook(&name, &headers, &body).await?;
     let status = match outcome.action {
         WebhookAction::Created => StatusCode::CREATED,
-        WebhookAction::Duplicate | WebhookAction::Ignored => StatusCode::OK,
+        WebhookAction::Duplicate | WebhookAction::Ignored | WebhookAction::Revoked => {
+            StatusCode::OK
+        }
     };
     Ok((status, Json(outcome)))
 }

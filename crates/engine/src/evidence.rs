@@ -111,7 +111,7 @@ fn grant_note(
         EventKind::GrantRevoked => (
             OutboxAction::Close,
             format!(
-                "{head}\nREVOKED at {} ({}), by {}; verified gone from the target at {}{}\nThe access this ticket asked for has ended; writ closes the ticket.",
+                "{head}\nREVOKED at {} ({}), by {}; verified gone from the target at {}{}\nThe access this ticket asked for has ended.",
                 grant.revoked_at.map(|t| t.to_string()).unwrap_or_default(),
                 grant.revoke_reason.as_deref().unwrap_or("expired"),
                 grant.revoked_by.as_ref().map_or("writ", |who| who.as_str()),

@@ -46,6 +46,8 @@ pub enum WebhookAction {
     Duplicate,
     /// The ticket is not (yet) in a state that may back a request.
     Ignored,
+    /// The ticket was closed while its access was active: the access was revoked.
+    Revoked,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -128,6 +130,15 @@ impl Engine {
             .await
             .map_err(itsm_error)?;
         if let Some(existing) = self.store.ticket_request(system, &info.key).await? {
+            if info.closed
+                && let Some(reason) = self.close_early(system, &info, existing).await?
+            {
+                return Ok(outcome(
+                    WebhookAction::Revoked,
+                    Some(existing),
+                    Some(reason),
+                ));
+            }
             return Ok(outcome(
                 WebhookAction::Duplicate,
                 Some(existing),
@@ -220,6 +231,30 @@ impl Engine {
                 ),
             },
         )
+    }
+
+    /// A ticket closed in its system while the access it backs is active: that is a
+    /// revoke. Returns the reason when a lease was ended.
+    async fn close_early(
+        &self,
+        system: &str,
+        info: &TicketInfo,
+        request: RequestId,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(grant_id) = self.store.request(request).await?.and_then(|r| r.grant_id) else {
+            return Ok(None);
+        };
+        let reason = format!(
+            "ticket {} was closed in {system} ({}) while the access was active",
+            info.key, info.state
+        );
+        let revoked = self
+            .revoke_for_closed_ticket(grant_id, reason.clone())
+            .await?;
+        if revoked.is_some() {
+            tracing::info!(ticket = %info.key, grant = %grant_id, "ticket closed early; access revoked");
+        }
+        Ok(revoked.map(|_| reason))
     }
 
     /// Puts a rejected delivery on the record: forged or stale webhooks are evidence too.

@@ -12,6 +12,8 @@ use crate::{COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorKind, metrics_
 
 /// The actor name the ledger shows for work writ does on its own.
 pub(crate) const SCHEDULER_ACTOR: &str = "writ:scheduler";
+/// The actor of revocations caused by a ticket closed in its ticketing system.
+pub(crate) const TICKET_ACTOR: &str = "writ:itsm";
 
 fn illegal(error: writ_domain::lifecycle::IllegalTransition) -> EngineError {
     EngineError::new(ErrorKind::Conflict, "wrong_state", error.to_string())
@@ -402,6 +404,26 @@ impl Engine {
         }
 
         self.grant(id).await
+    }
+
+    /// Ends a lease because the ticket behind it was closed in its ticketing system.
+    /// Returns the grant, or `None` if it was not holding access any more.
+    pub(crate) async fn revoke_for_closed_ticket(
+        &self,
+        id: GrantId,
+        reason: String,
+    ) -> Result<Option<Grant>, EngineError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let Some(grant) = tx.grant(id).await?.filter(|g| g.state.may_hold_access()) else {
+            return Ok(None);
+        };
+        Self::begin_revoke_in(&mut tx, &grant, TICKET_ACTOR, reason, now).await?;
+        tx.commit().await?;
+        if let Err(error) = self.execute_revoke(id).await {
+            tracing::error!(grant = %id, %error, "revocation will be retried");
+        }
+        self.grant(id).await.map(Some)
     }
 
     /// Puts off a due job that made no progress (see `Scheduler::run_due`).

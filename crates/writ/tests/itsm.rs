@@ -673,3 +673,93 @@ async fn evidence_waits_out_a_jira_outage_and_arrives_in_order_once() {
     );
     s.finish().await;
 }
+
+#[tokio::test]
+async fn a_ticket_closed_while_access_is_active_is_a_revoke() {
+    let s = setup().await;
+    let alice = s.writ.token("alice");
+    s.jira.put_issue(issue(
+        "OPS-10",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+    let (status, outcome) = s.deliver_signed("OPS-10", "d-10").await;
+    assert_eq!(status, 201, "{outcome}");
+    let grant_id = outcome["request"]["grant_id"]
+        .as_str()
+        .expect("grant")
+        .to_string();
+    s.writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
+            g["state"] == "active"
+        })
+        .await;
+    assert!(s.roles.holds(&s.read_role, &s.alice_account).await);
+
+    // Someone resolves the ticket in Jira while the lease still has hours to run.
+    s.jira.put_issue(issue(
+        "OPS-10",
+        "Done",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+    let (status, outcome) = s.deliver_signed("OPS-10", "d-10-closed").await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("revoked")),
+        "{outcome}"
+    );
+    let grant = s
+        .writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
+            g["state"] == "revoked"
+        })
+        .await;
+    assert!(grant["verified_at"].is_string(), "{grant}");
+    let started = s.events_of_kind(&alice, "grant.revoke_started").await;
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(
+        started[0]["actor"], "writ:itsm",
+        "the ledger says the ticket's closing ended it"
+    );
+    assert!(
+        grant["revoke_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("closed in jira")),
+        "{grant}"
+    );
+    assert!(
+        !s.roles.holds(&s.read_role, &s.alice_account).await,
+        "access is gone from PostgreSQL"
+    );
+
+    // The ticket gets the evidence of the early close, and is not transitioned again.
+    assert!(
+        eventually(Duration::from_secs(10), || s.jira.comments("OPS-10").len()
+            == 3)
+        .await,
+        "{:?}",
+        s.jira.comments("OPS-10")
+    );
+    let last = s.jira.comments("OPS-10").pop().unwrap_or_default();
+    assert!(
+        last.contains("REVOKED") && last.contains("closed in jira"),
+        "{last}"
+    );
+    assert!(
+        !s.jira
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("POST /rest/api/3/issue/OPS-10/transitions"))
+    );
+
+    // A replay of the closing delivery changes nothing more.
+    let (status, again) = s.deliver_signed("OPS-10", "d-10-closed-2").await;
+    assert_eq!(
+        (status, again["action"].as_str()),
+        (200, Some("duplicate")),
+        "{again}"
+    );
+    s.finish().await;
+}
