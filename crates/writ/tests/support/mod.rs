@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_jira;
+pub mod fake_servicenow;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,174 @@
+//! End to end with ServiceNow: the Business Rule's signed webhook (base64 HMAC over
+//! timestamp + body), the Table API on `sc_req_item`, work notes and closing.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::fake_servicenow::{self, FakeServiceNow, item};
+use support::{PG_URL, TestRoles, Writ};
+use writ_config::ItsmKind;
+use writ_itsm::webhook::{SERVICENOW_SIGNATURE, SERVICENOW_TIMESTAMP, sign};
+
+const ALICE_SYS_ID: &str = "62826bf03710200044e0bfc8bcbe5df1";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+async fn deliver(writ: &Writ, body: &[u8], sent_ms: i64, secret: &str) -> (u16, Value) {
+    let signature = sign(ItsmKind::ServiceNow, secret, body, sent_ms);
+    let response = writ
+        .http
+        .post(format!("{}/v1/itsm/snow/webhook", writ.base()))
+        .header("content-type", "application/json")
+        .header(SERVICENOW_TIMESTAMP, sent_ms.to_string())
+        .header(SERVICENOW_SIGNATURE, signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("webhook call");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revocation() {
+    let snow = FakeServiceNow::start().await;
+    let mut roles = TestRoles::new().await;
+    let read_role = roles.create("read").await;
+    let alice_account = roles.create("alice").await;
+    let config = format!(
+        r#"
+[storage]
+url = "sqlite://writ.db"
+
+[[target]]
+name = "pg"
+kind = "postgres"
+url = "{PG_URL}"
+
+[[itsm]]
+name = "snow"
+kind = "servicenow"
+url = "{url}"
+user = "{user}"
+password = "{password}"
+webhook_secret = "{secret}"
+request_states = ["2"]
+fields = {{ entitlement = "variables.entitlement", duration = "variables.duration" }}
+
+[[entitlement]]
+id = "pg/read"
+target = "pg"
+role = "{read_role}"
+sensitivity = "low"
+max_duration = "8h"
+
+[[user]]
+name = "alice"
+groups = ["engineers"]
+accounts = {{ pg = "{alice_account}", snow = "{ALICE_SYS_ID}" }}
+"#,
+        url = snow.url,
+        user = fake_servicenow::USER,
+        password = fake_servicenow::PASSWORD,
+        secret = fake_servicenow::WEBHOOK_SECRET,
+    );
+    let policy =
+        r#"permit (principal in Group::"engineers", action == Action::"request", resource);"#;
+    let mut writ = Writ::new(&config, &[("request.cedar", policy)]);
+    writ.start().await;
+    let alice = writ.token("alice");
+    let sys_id = "aeed229047801200e0ef563dbb9a71c2";
+    snow.put_item(item(
+        "RITM0010001",
+        sys_id,
+        "2",
+        ALICE_SYS_ID,
+        &[
+            ("variables.entitlement", "pg/read"),
+            ("variables.duration", "3"),
+        ],
+    ));
+
+    // Forged and stale deliveries are refused before ServiceNow is asked anything.
+    let body = snow.webhook_body(sys_id);
+    let (status, _) = deliver(&writ, &body, now_ms(), "not-the-servicenow-secret").await;
+    assert_eq!(status, 401);
+    let (status, error) = deliver(
+        &writ,
+        &body,
+        now_ms() - 20 * 60 * 1000,
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(status, 401, "{error}");
+    assert!(snow.calls().is_empty(), "{:?}", snow.calls());
+
+    let (status, outcome) = deliver(&writ, &body, now_ms(), fake_servicenow::WEBHOOK_SECRET).await;
+    assert_eq!(status, 201, "{outcome}");
+    assert_eq!(
+        outcome["request"]["ticket"]["verified"]["ticket_type"],
+        "sc_req_item"
+    );
+    assert_eq!(outcome["request"]["ticket"]["verified"]["id"], sys_id);
+    assert!(
+        snow.calls()
+            .iter()
+            .any(|c| c == "GET sc_req_item?number=RITM0010001"),
+        "{:?}",
+        snow.calls()
+    );
+    let grant_id = outcome["request"]["grant_id"]
+        .as_str()
+        .expect("grant")
+        .to_string();
+
+    let grant = writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(15), |g| {
+            g["state"] == "revoked"
+        })
+        .await;
+    assert!(grant["verified_at"].is_string(), "{grant}");
+    assert!(!roles.holds(&read_role, &alice_account).await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while snow.field(sys_id, "state") != "3" && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        snow.field(sys_id, "state"),
+        "3",
+        "Closed Complete after the verified revocation"
+    );
+    assert!(
+        snow.field(sys_id, "close_notes").contains("verified gone"),
+        "{}",
+        snow.field(sys_id, "close_notes")
+    );
+    let notes = snow.work_notes(sys_id);
+    assert_eq!(
+        notes.len(),
+        3,
+        "decision, activation, revocation: {notes:?}"
+    );
+    assert!(
+        notes[0].contains("approved automatically")
+            && notes[1].contains("ACTIVE")
+            && notes[2].contains("REVOKED"),
+        "{notes:?}"
+    );
+
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", support::stderr(&verify));
+    writ.stop();
+    roles.cleanup().await;
+}
