@@ -415,9 +415,10 @@ pub async fn itsm_webhook(
     let outcome = state.engine.take_webhook(&name, &headers, &body).await?;
     let status = match outcome.action {
         WebhookAction::Created => StatusCode::CREATED,
-        WebhookAction::Duplicate | WebhookAction::Ignored | WebhookAction::Revoked => {
-            StatusCode::OK
-        }
+        WebhookAction::Duplicate
+        | WebhookAction::Ignored
+        | WebhookAction::Revoked
+        | WebhookAction::Approvals => StatusCode::OK,
     };
     Ok((status, Json(outcome)))
 }

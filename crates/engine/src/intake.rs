@@ -48,6 +48,9 @@ pub enum WebhookAction {
     Ignored,
     /// The ticket was closed while its access was active: the access was revoked.
     Revoked,
+    /// Approvals recorded in the ticketing system were taken as approvals of the
+    /// request (`reason` says which counted and which did not, and why).
+    Approvals,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -135,6 +138,15 @@ impl Engine {
             {
                 return Ok(outcome(
                     WebhookAction::Revoked,
+                    Some(existing),
+                    Some(reason),
+                ));
+            }
+            if !info.closed
+                && let Some(reason) = self.take_itsm_approvals(system, &info, existing).await?
+            {
+                return Ok(outcome(
+                    WebhookAction::Approvals,
                     Some(existing),
                     Some(reason),
                 ));
@@ -255,6 +267,60 @@ impl Engine {
             tracing::info!(ticket = %info.key, grant = %grant_id, "ticket closed early; access revoked");
         }
         Ok(revoked.map(|_| reason))
+    }
+
+    /// Approvals given in the ticketing system, for a request still pending approval.
+    /// Each approver counts only as writ's own approval would: a writ identity that an
+    /// approve policy permits, neither requester nor subject, once. Returns a summary,
+    /// or `None` when the request is not pending.
+    async fn take_itsm_approvals(
+        &self,
+        system: &str,
+        info: &TicketInfo,
+        request_id: RequestId,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(request) = self.store.request(request_id).await? else {
+            return Ok(None);
+        };
+        if request.state != writ_domain::lifecycle::RequestState::PendingApproval {
+            return Ok(None);
+        }
+        let Some((_, tickets)) = self.tickets.get(system) else {
+            return Ok(None);
+        };
+        let approvers = tickets
+            .approvers(&info.key, &info.id)
+            .await
+            .map_err(itsm_error)?;
+        let mut counted = Vec::new();
+        let mut refused = Vec::new();
+        for account in approvers {
+            let Some(identity) = self.config.identity_by_account(system, &account) else {
+                refused.push(format!("{account} (not a writ identity)"));
+                continue;
+            };
+            if request.has_approved(&identity.name) {
+                continue;
+            }
+            let caller = Caller {
+                name: identity.name.clone(),
+                kind: identity.kind,
+            };
+            let comment = format!("approved in {system} on ticket {}", info.key);
+            match self.approve(&caller, request_id, comment).await {
+                Ok(_) => counted.push(identity.name.to_string()),
+                Err(error) if matches!(error.kind, ErrorKind::Forbidden | ErrorKind::Conflict) => {
+                    tracing::warn!(ticket = %info.key, approver = %identity.name, %error, "ITSM approval not counted");
+                    refused.push(format!("{} ({})", identity.name, error.code));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(Some(format!(
+            "counted: [{}]; not counted: [{}]",
+            counted.join(", "),
+            refused.join(", ")
+        )))
     }
 
     /// Puts a rejected delivery on the record: forged or stale webhooks are evidence too.

@@ -174,4 +174,30 @@ impl TicketSystem for Jira {
             .await
             .map(|_| ())
     }
+
+    /// `GET /rest/servicedeskapi/request/{key}/approval` (JSM, `PagedApproval`): every
+    /// approver whose `approverDecision` is `approved`, in any approval of the request.
+    async fn approvers(&self, key: &str, _id: &str) -> Result<Vec<String>, ItsmError> {
+        crate::check_key(key)?;
+        let page = self
+            .client
+            .get(
+                &format!("/rest/servicedeskapi/request/{key}/approval"),
+                &[("limit", "50".to_string())],
+                key,
+            )
+            .await?;
+        Ok(page["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|approval| approval["approvers"].as_array().into_iter().flatten())
+            .filter(|approver| approver["approverDecision"] == "approved")
+            .filter_map(|approver| {
+                approver["approver"]["accountId"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect())
+    }
 }

@@ -51,6 +51,9 @@ pub trait TicketSystem: Send + Sync {
     /// Closes the ticket with `text` as the closing evidence; a ticket already closed
     /// only gets the note.
     async fn close(&self, key: &str, id: &str, text: &str) -> Result<(), ItsmError>;
+
+    /// The user ids (as in `accounts.<itsm>`) who approved the ticket in the system.
+    async fn approvers(&self, key: &str, id: &str) -> Result<Vec<String>, ItsmError>;
 }
 
 /// An HTTP client for one configured system: base URL, credentials, timeout.
@@ -78,7 +81,12 @@ impl Client {
     }
 
     fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let request = request.header("Accept", "application/json");
+        let mut request = request.header("Accept", "application/json");
+        if self.config.kind == ItsmKind::Jira {
+            // Several Jira Service Management endpoints (approvals) are flagged
+            // experimental and need this opt-in; other endpoints ignore it.
+            request = request.header("X-ExperimentalApi", "opt-in");
+        }
         match &self.config.auth {
             ItsmAuth::Basic { user, password } => request.basic_auth(user, Some(password)),
             ItsmAuth::Bearer(token) => request.bearer_auth(token),

@@ -134,4 +134,26 @@ impl TicketSystem for ServiceNow {
             .await
             .map(|_| ())
     }
+
+    /// `GET /api/now/table/sysapproval_approver?sysparm_query=sysapproval=<sys_id>^state=approved`:
+    /// the approvers (sys_user sys_ids) of the item's approval records in state approved.
+    async fn approvers(&self, key: &str, id: &str) -> Result<Vec<String>, ItsmError> {
+        crate::check_key(id)?;
+        let query = [
+            ("sysparm_query", format!("sysapproval={id}^state=approved")),
+            ("sysparm_fields", "approver,state".to_string()),
+            ("sysparm_exclude_reference_link", "true".to_string()),
+        ];
+        let answer = self
+            .client
+            .get("/api/now/table/sysapproval_approver", &query, key)
+            .await?;
+        Ok(answer["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|record| record["state"] == "approved")
+            .filter_map(|record| field_text(&record["approver"]))
+            .collect())
+    }
 }

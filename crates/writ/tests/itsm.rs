@@ -13,6 +13,7 @@ use writ_itsm::webhook::{JIRA_DELIVERY, JIRA_SIGNATURE, sign};
 
 const ALICE_JIRA: &str = "5b10ac8d82e05b22cc7d4ef5";
 const BOB_JIRA: &str = "5b10ac8d82e05b22cc7d4ef6";
+const CAROL_JIRA: &str = "5b10ac8d82e05b22cc7d4ef7";
 
 const POLICIES: &[(&str, &str)] = &[(
     "request.cedar",
@@ -25,6 +26,14 @@ when { resource.sensitivity == "low" };
 @id("admin-with-approved-ticket")
 permit (principal in Group::"engineers", action == Action::"request", resource)
 when { resource.sensitivity == "critical" && context.ticket_verified && context.ticket_state == "Approved" };
+
+@id("high-one-approval")
+@approvals("1")
+permit (principal in Group::"engineers", action == Action::"request", resource)
+when { resource.sensitivity == "high" };
+
+@id("managers-approve")
+permit (principal in Group::"managers", action == Action::"approve", resource);
 "#,
 )];
 
@@ -74,6 +83,18 @@ accounts = {{ pg = "{p}_alice", jira = "{ALICE_JIRA}" }}
 name = "bob"
 groups = ["engineers"]
 accounts = {{ pg = "{p}_bob", jira = "{BOB_JIRA}" }}
+
+[[user]]
+name = "carol"
+groups = ["managers", "engineers"]
+accounts = {{ jira = "{CAROL_JIRA}" }}
+
+[[entitlement]]
+id = "pg/ops"
+target = "pg"
+role = "{read_role}"
+sensitivity = "high"
+max_duration = "1h"
 "#,
         url = jira.url,
         user = fake_jira::USER,
@@ -761,5 +782,97 @@ async fn a_ticket_closed_while_access_is_active_is_a_revoke() {
         (200, Some("duplicate")),
         "{again}"
     );
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn approvals_in_jira_count_only_for_eligible_approvers() {
+    let s = setup().await;
+    let alice = s.writ.token("alice");
+    s.jira.put_issue(issue(
+        "OPS-11",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/ops" }),
+    ));
+    let (status, outcome) = s.deliver_signed("OPS-11", "d-11").await;
+    assert_eq!(status, 201, "{outcome}");
+    assert_eq!(outcome["request"]["state"], "pending_approval", "{outcome}");
+    let request_id = outcome["request_id"].as_str().expect("request").to_string();
+
+    // The requester herself, a non-manager and someone unknown to writ approve in Jira: none counts.
+    s.jira.set_approvers(
+        "OPS-11",
+        &[
+            (ALICE_JIRA, "approved"),
+            (BOB_JIRA, "approved"),
+            ("557058:nobody", "approved"),
+            (CAROL_JIRA, "pending"),
+        ],
+    );
+    let (status, outcome) = s.deliver_signed("OPS-11", "d-11-a").await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("approvals")),
+        "{outcome}"
+    );
+    let reason = outcome["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("alice (self_approval)")
+            && reason.contains("bob (not_an_approver)")
+            && reason.contains("557058:nobody"),
+        "{reason}"
+    );
+    let (_, request) = s
+        .writ
+        .get(&format!("/v1/requests/{request_id}"), &alice)
+        .await;
+    assert_eq!(request["state"], "pending_approval", "{request}");
+    assert!(
+        request["approvals"].as_array().is_some_and(Vec::is_empty),
+        "{request}"
+    );
+
+    // A manager approves in Jira: that counts, once, and the lease starts.
+    s.jira.set_approvers(
+        "OPS-11",
+        &[(BOB_JIRA, "approved"), (CAROL_JIRA, "approved")],
+    );
+    let (status, outcome) = s.deliver_signed("OPS-11", "d-11-b").await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("approvals")),
+        "{outcome}"
+    );
+    let (_, request) = s
+        .writ
+        .get(&format!("/v1/requests/{request_id}"), &alice)
+        .await;
+    assert_eq!(request["state"], "approved", "{request}");
+    assert_eq!(request["approvals"][0]["approver"], "carol");
+    assert!(
+        request["approvals"][0]["comment"]
+            .as_str()
+            .is_some_and(|c| c.contains("approved in jira on ticket OPS-11")),
+        "{request}"
+    );
+    let grant_id = request["grant_id"].as_str().expect("grant").to_string();
+    let grant = s
+        .writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
+            g["state"] == "active"
+        })
+        .await;
+    assert_eq!(grant["state"], "active", "{grant}");
+    assert!(s.roles.holds(&s.read_role, &s.alice_account).await);
+
+    // Another delivery once approved changes nothing.
+    let (status, again) = s.deliver_signed("OPS-11", "d-11-c").await;
+    assert_eq!(
+        (status, again["action"].as_str()),
+        (200, Some("duplicate")),
+        "{again}"
+    );
+    assert_eq!(s.events_of_kind(&alice, "request.approved").await.len(), 1);
     s.finish().await;
 }

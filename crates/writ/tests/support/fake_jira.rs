@@ -24,6 +24,8 @@ struct Inner {
     failing: Option<u16>,
     /// Comments per issue key, as plain text, in the order they were added.
     comments: BTreeMap<String, Vec<String>>,
+    /// JSM approvers per issue key: (accountId, approverDecision).
+    approvals: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// Workflow transitions every issue offers, as `GET .../transitions` lists them.
@@ -72,6 +74,10 @@ impl FakeJira {
                 "/rest/api/3/issue/{key}/transitions",
                 get(list_transitions).post(do_transition),
             )
+            .route(
+                "/rest/servicedeskapi/request/{key}/approval",
+                get(list_approvals),
+            )
             .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -86,6 +92,15 @@ impl FakeJira {
 
     pub fn set_failing(&self, status: Option<u16>) {
         self.lock().failing = status;
+    }
+
+    /// Sets the JSM approval's approvers and their decisions (`approved`, `declined`, `pending`).
+    pub fn set_approvers(&self, key: &str, approvers: &[(&str, &str)]) {
+        let approvers = approvers
+            .iter()
+            .map(|(a, d)| ((*a).to_string(), (*d).to_string()))
+            .collect();
+        self.lock().approvals.insert(key.to_string(), approvers);
     }
 
     pub fn comments(&self, key: &str) -> Vec<String> {
@@ -320,4 +335,65 @@ async fn do_transition(
         }
     }
     (StatusCode::NO_CONTENT, Json(Value::Null))
+}
+
+/// `GET /rest/servicedeskapi/request/{key}/approval`: a `PagedApproval` with one approval.
+async fn list_approvals(
+    State(fake): State<FakeJira>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    let mut inner = fake.lock();
+    if let Err(error) = guard(
+        &mut inner,
+        format!("GET /rest/servicedeskapi/request/{key}/approval"),
+        &headers,
+        &key,
+    ) {
+        return error;
+    }
+    if headers
+        .get("x-experimentalapi")
+        .and_then(|v| v.to_str().ok())
+        != Some("opt-in")
+    {
+        return (
+            StatusCode::PRECONDITION_FAILED,
+            Json(
+                json!({ "errorMessage": "This API is experimental. Experimental APIs are not guaranteed to be stable within the preview period. You must set the header 'X-ExperimentalApi: opt-in' to opt into using this API." }),
+            ),
+        );
+    }
+    let approvers: Vec<Value> = inner
+        .approvals
+        .get(&key)
+        .into_iter()
+        .flatten()
+        .map(|(account, decision)| json!({ "approver": { "accountId": account, "displayName": account, "active": true }, "approverDecision": decision }))
+        .collect();
+    let final_decision = if approvers
+        .iter()
+        .any(|a| a["approverDecision"] == "approved")
+    {
+        "approved"
+    } else {
+        "pending"
+    };
+    let values = if approvers.is_empty() {
+        vec![]
+    } else {
+        vec![
+            json!({ "id": "1", "name": "Please approve this request", "finalDecision": final_decision, "canAnswerApproval": false,
+            "approvers": approvers, "createdDate": { "iso8601": "2026-11-20T09:15:02+0000", "epochMillis": 1_763_630_102_097_i64 },
+            "completedDate": null, "_links": { "self": format!("https://acme.atlassian.net/rest/servicedeskapi/request/{key}/approval/1") } }),
+        ]
+    };
+    let size = values.len();
+    (
+        StatusCode::OK,
+        Json(
+            json!({ "size": size, "start": 0, "limit": 50, "isLastPage": true, "values": values,
+        "_links": { "self": "x", "base": "https://acme.atlassian.net", "context": "" } }),
+        ),
+    )
 }
