@@ -11,7 +11,9 @@ use writ_domain::ledger::Event;
 use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_domain::{Grant, GrantId, Request, RequestId, Ticket, Timestamp};
 use writ_engine::{NewRequest, WebhookAction, WebhookOutcome};
-use writ_store::{GrantFilter, LIST_LIMIT_MAX, OutboxEntry, RequestFilter, VerifyError};
+use writ_store::{
+    GrantFilter, LIST_LIMIT_MAX, NotifyCursor, OutboxEntry, RequestFilter, VerifyError,
+};
 
 use crate::AppState;
 use crate::auth::Authenticated;
@@ -429,6 +431,16 @@ pub struct OutboxView {
     pub backlog: i64,
     /// The oldest undelivered entries (at most 1,000), with attempts and the last error.
     pub entries: Vec<OutboxEntry>,
+    /// Notification sinks: how far each is through the ledger.
+    pub sinks: Vec<SinkView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SinkView {
+    #[serde(flatten)]
+    pub cursor: NotifyCursor,
+    /// Ledger events after the cursor (some may be filtered out rather than sent).
+    pub behind: i64,
 }
 
 #[utoipa::path(get, path = "/v1/itsm/outbox", responses((status = 200, body = OutboxView), (status = 401)))]
@@ -438,11 +450,23 @@ pub async fn itsm_outbox(
 ) -> Result<Json<OutboxView>, ApiError> {
     let store = state.engine.store();
     let storage = |e: writ_store::StoreError| ApiError::from(writ_engine::EngineError::from(e));
+    let head = store.last_event_seq().await.map_err(storage)?;
+    let sinks = store
+        .notify_cursors()
+        .await
+        .map_err(storage)?
+        .into_iter()
+        .map(|cursor| SinkView {
+            behind: (head - cursor.last_seq).max(0),
+            cursor,
+        })
+        .collect();
     Ok(Json(OutboxView {
         backlog: store.outbox_backlog().await.map_err(storage)?,
         entries: store
             .undelivered_outbox(LIST_LIMIT_MAX)
             .await
             .map_err(storage)?,
+        sinks,
     }))
 }

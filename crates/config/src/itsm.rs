@@ -88,6 +88,88 @@ impl fmt::Debug for Itsm {
     }
 }
 
+/// A URL that receives every ledger event (or those named) as a CloudEvent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Notify {
+    pub name: String,
+    pub url: String,
+    /// Signs each delivery (`X-Writ-Signature: sha256=<hex HMAC>`) when set.
+    pub secret: Option<String>,
+    /// Event kinds to send (`grant.revoked`, or `grant.*`); empty = all.
+    pub events: Vec<String>,
+    /// A new sink starts from the first event instead of from now.
+    pub from_start: bool,
+}
+
+impl Notify {
+    pub fn wants(&self, kind: &str) -> bool {
+        self.events.is_empty()
+            || self
+                .events
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => kind.starts_with(prefix),
+                    None => kind == pattern,
+                })
+    }
+}
+
+impl fmt::Debug for Notify {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notify")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("signed", &self.secret.is_some())
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn validate_notify(
+    check: &Checker<'_>,
+    index: usize,
+    raw: crate::raw::RawNotify,
+) -> Result<Notify, ConfigError> {
+    let key = |field: &str| format!("notify[{index}].{field}");
+    let name = check.system_name(&key("name"), raw.name.0)?;
+    let url = raw.url.0;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(check.invalid(key("url"), format!("{url:?} is not an http(s) URL")));
+    }
+    if let Some(secret) = &raw.secret
+        && secret.0.len() < 16
+    {
+        return Err(check.invalid(key("secret"), "must be at least 16 characters"));
+    }
+    let mut events = Vec::new();
+    for (i, pattern) in raw.events.into_iter().enumerate() {
+        let known = writ_domain::ledger::EventKind::ALL.iter().any(|kind| {
+            let kind = kind.as_str();
+            match pattern.0.strip_suffix('*') {
+                Some(prefix) => kind.starts_with(prefix),
+                None => kind == pattern.0,
+            }
+        });
+        if !known {
+            return Err(check.invalid(
+                key(&format!("events[{i}]")),
+                format!(
+                    "{:?} matches no event kind (e.g. \"grant.revoked\" or \"grant.*\")",
+                    pattern.0
+                ),
+            ));
+        }
+        events.push(pattern.0);
+    }
+    Ok(Notify {
+        name,
+        url,
+        secret: raw.secret.map(|s| s.0),
+        events,
+        from_start: raw.from_start.unwrap_or(false),
+    })
+}
+
 pub(crate) fn validate_itsm(
     check: &Checker<'_>,
     index: usize,
@@ -234,6 +316,30 @@ fields = { entitlement = "customfield_10050", duration = "customfield_10052", wi
         );
         let alice = config.identity_by_account("jira", "5b10ac8d82e05b22cc7d4ef5");
         assert_eq!(alice.map(|i| i.name.as_str()), Some("alice"));
+    }
+
+    #[test]
+    fn notification_sinks_validate_and_filter_kinds() {
+        let sink = "\n[[notify]]\nname = \"siem\"\nurl = \"https://hooks.example/writ\"\nsecret = \"0123456789abcdef\"\nevents = [\"grant.*\", \"request.created\"]\n";
+        let config = load(&format!("{BASE}{JIRA}{sink}")).expect("valid");
+        let siem = &config.notify["siem"];
+        assert!(siem.wants("grant.revoked") && siem.wants("request.created"));
+        assert!(!siem.wants("request.approved") && !siem.from_start);
+        let error = load(&format!(
+            "{BASE}{JIRA}{}",
+            sink.replace("grant.*", "grants.*")
+        ))
+        .expect_err("unknown kind");
+        assert!(
+            error.contains("notify[0].events[0]: \"grants.*\" matches no event kind"),
+            "{error}"
+        );
+        let error = load(&format!(
+            "{BASE}{JIRA}{}",
+            sink.replace("0123456789abcdef", "short")
+        ))
+        .expect_err("short secret");
+        assert!(error.contains("notify[0].secret"), "{error}");
     }
 
     #[test]

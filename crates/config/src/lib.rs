@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use writ_domain::{EntitlementId, IdentityKind, IdentityName, Sensitivity};
 
-pub use itsm::{DEFAULT_WEBHOOK_MAX_AGE_SECONDS, Itsm, ItsmAuth, ItsmKind, TicketFields};
+pub use itsm::{DEFAULT_WEBHOOK_MAX_AGE_SECONDS, Itsm, ItsmAuth, ItsmKind, Notify, TicketFields};
 pub use validate::DEFAULT_PENDING_TTL_SECONDS;
 
 /// A configuration error: which file, where, and what is wrong.
@@ -49,6 +49,8 @@ pub struct Config {
     pub targets: BTreeMap<String, Target>,
     /// Ticketing systems, by name.
     pub itsms: BTreeMap<String, Itsm>,
+    /// Where ledger events are sent as CloudEvents, by sink name.
+    pub notify: BTreeMap<String, Notify>,
     pub entitlements: BTreeMap<EntitlementId, Entitlement>,
     pub identities: BTreeMap<IdentityName, Identity>,
 }

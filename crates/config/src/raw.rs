@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub agents: Vec<RawIdentity>,
     #[serde(default, rename = "itsm")]
     pub itsms: Vec<RawItsm>,
+    #[serde(default, rename = "notify")]
+    pub notify: Vec<RawNotify>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,4 +126,15 @@ pub struct RawTicketFields {
     pub duration: Option<EnvString>,
     pub justification: Option<EnvString>,
     pub window_end: Option<EnvString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub name: EnvString,
+    pub url: EnvString,
+    pub secret: Option<EnvString>,
+    #[serde(default)]
+    pub events: Vec<EnvString>,
+    pub from_start: Option<bool>,
 }

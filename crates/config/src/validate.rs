@@ -134,6 +134,18 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         itsms.insert(itsm.name.clone(), itsm);
     }
 
+    let mut notify: BTreeMap<String, crate::Notify> = BTreeMap::new();
+    for (index, raw) in raw.notify.into_iter().enumerate() {
+        let sink = crate::itsm::validate_notify(&check, index, raw)?;
+        if notify.contains_key(&sink.name) {
+            return Err(check.invalid(
+                format!("notify[{index}].name"),
+                format!("notify {:?} is defined twice", sink.name),
+            ));
+        }
+        notify.insert(sink.name.clone(), sink);
+    }
+
     let mut entitlements = BTreeMap::new();
     for (index, raw) in raw.entitlements.into_iter().enumerate() {
         let key = |field: &str| format!("entitlement[{index}].{field}");
@@ -204,6 +216,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         retry_backoff_max_seconds,
         targets,
         itsms,
+        notify,
         entitlements,
         identities,
     })

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use writ_domain::ledger::{EventKind, StoredEvent};
 use writ_domain::{Grant, Request, Timestamp};
+use writ_itsm::notify::Notifier;
 use writ_store::{NewOutboxEntry, OutboxAction, OutboxEntry, WriteTx};
 
 use crate::{Engine, EngineError, metrics_names};
@@ -269,11 +270,7 @@ impl Engine {
                 Ok(())
             }
             Err(error) => {
-                let exponent = u32::try_from(entry.attempts.clamp(0, 20)).unwrap_or(20);
-                let backoff = DELIVERY_BACKOFF_FIRST_SECONDS
-                    .saturating_mul(2_i64.saturating_pow(exponent))
-                    .min(DELIVERY_BACKOFF_MAX_SECONDS);
-                let retry_at = now.plus_seconds(backoff);
+                let retry_at = now.plus_seconds(backoff_seconds(entry.attempts));
                 tx.outbox_failed(entry.seq, retry_at, &error).await?;
                 metrics::counter!(metrics_names::EVIDENCE_FAILURES).increment(1);
                 tracing::warn!(system = %entry.system, ticket = %entry.ticket_key, seq = entry.seq, %error, "evidence not delivered; will retry");
@@ -282,6 +279,128 @@ impl Engine {
         };
         tx.commit().await?;
         Ok(outcome)
+    }
+}
+
+/// Events read per page when catching a notification sink up.
+const NOTIFY_PAGE: i64 = 100;
+
+fn backoff_seconds(attempts: i64) -> i64 {
+    let exponent = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    DELIVERY_BACKOFF_FIRST_SECONDS
+        .saturating_mul(2_i64.saturating_pow(exponent))
+        .min(DELIVERY_BACKOFF_MAX_SECONDS)
+}
+
+impl Engine {
+    /// The CloudEvents `source` of this deployment.
+    fn event_source(&self) -> String {
+        format!("urn:writ:{}", self.config.listen)
+    }
+
+    /// Sends each sink the events after its cursor, in ledger order, as CloudEvents.
+    /// Returns when a failed sink should be tried again.
+    pub async fn deliver_notifications(&self) -> Result<Option<Timestamp>, EngineError> {
+        let notifiers = self.tickets.notifiers();
+        if notifiers.is_empty() {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let mut cursors = self.store.notify_cursors().await?;
+        let missing: Vec<&Arc<Notifier>> = notifiers
+            .iter()
+            .filter(|n| !cursors.iter().any(|c| c.sink == n.config().name))
+            .collect();
+        if !missing.is_empty() {
+            let head = self.store.last_event_seq().await?;
+            let mut tx = self.store.begin().await?;
+            for notifier in missing {
+                let start = if notifier.config().from_start {
+                    0
+                } else {
+                    head
+                };
+                tx.start_cursor(&notifier.config().name, start, now).await?;
+            }
+            tx.commit().await?;
+            cursors = self.store.notify_cursors().await?;
+        }
+        let mut next_retry: Option<Timestamp> = None;
+        for notifier in notifiers {
+            let name = &notifier.config().name;
+            let Some(cursor) = cursors.iter().find(|c| &c.sink == name) else {
+                continue;
+            };
+            if cursor.attempts > 0 && cursor.next_attempt_at > now {
+                next_retry = Some(
+                    next_retry.map_or(cursor.next_attempt_at, |t| t.min(cursor.next_attempt_at)),
+                );
+                continue;
+            }
+            if let Err(retry_at) = self
+                .catch_up(notifier, cursor.last_seq, cursor.attempts, now)
+                .await?
+            {
+                next_retry = Some(next_retry.map_or(retry_at, |t| t.min(retry_at)));
+            }
+        }
+        Ok(next_retry)
+    }
+
+    /// Sends everything after `last_seq`; `Ok(Err(retry_at))` when a send failed.
+    async fn catch_up(
+        &self,
+        notifier: &Notifier,
+        mut last_seq: i64,
+        attempts: i64,
+        now: Timestamp,
+    ) -> Result<Result<(), Timestamp>, EngineError> {
+        let name = &notifier.config().name;
+        let source = self.event_source();
+        loop {
+            let events = self.store.events(last_seq, NOTIFY_PAGE).await?;
+            if events.is_empty() {
+                return Ok(Ok(()));
+            }
+            let mut skipped_to = None;
+            for stored in events {
+                if !notifier.config().wants(&stored.kind) {
+                    skipped_to = Some(stored.seq);
+                    last_seq = stored.seq;
+                    continue;
+                }
+                let envelope = writ_export::cloudevents::to_cloudevent(&stored.to_event(), &source);
+                let body = serde_json::to_vec(&envelope).unwrap_or_default();
+                let sent = notifier
+                    .send(body, writ_export::cloudevents::CONTENT_TYPE)
+                    .await;
+                let mut tx = self.store.begin().await?;
+                if let Some(seq) = skipped_to.take() {
+                    tx.advance_cursor(name, seq).await?;
+                }
+                match sent {
+                    Ok(()) => {
+                        tx.advance_cursor(name, stored.seq).await?;
+                        tx.commit().await?;
+                        metrics::counter!(metrics_names::NOTIFICATIONS_SENT, "sink" => name.clone()).increment(1);
+                        last_seq = stored.seq;
+                    }
+                    Err(error) => {
+                        let retry_at = now.plus_seconds(backoff_seconds(attempts));
+                        tx.cursor_failed(name, retry_at, &error.to_string()).await?;
+                        tx.commit().await?;
+                        metrics::counter!(metrics_names::NOTIFICATION_FAILURES, "sink" => name.clone()).increment(1);
+                        tracing::warn!(sink = %name, seq = stored.seq, %error, "notification not delivered; will retry");
+                        return Ok(Err(retry_at));
+                    }
+                }
+            }
+            if let Some(seq) = skipped_to {
+                let mut tx = self.store.begin().await?;
+                tx.advance_cursor(name, seq).await?;
+                tx.commit().await?;
+            }
+        }
     }
 }
 
@@ -299,14 +418,20 @@ impl EvidenceCourier {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let queued: Arc<Notify> = self.engine.evidence_queued.clone();
         loop {
-            let pause = match self.engine.deliver_evidence().await {
+            let evidence = self.engine.deliver_evidence().await;
+            let notifications = self.engine.deliver_notifications().await;
+            let next = match (evidence, notifications) {
+                (Ok(a), Ok(b)) => Ok(a.into_iter().chain(b).min()),
+                (Err(error), _) | (_, Err(error)) => Err(error),
+            };
+            let pause = match next {
                 Ok(Some(retry_at)) => {
                     let millis = retry_at.millis_since(self.engine.clock.now()).max(0);
                     Duration::from_millis(u64::try_from(millis).unwrap_or(0)).min(IDLE_SLEEP)
                 }
                 Ok(None) => IDLE_SLEEP,
                 Err(error) => {
-                    tracing::error!(%error, "cannot read the outbox; retrying");
+                    tracing::error!(%error, "cannot read the outbox or the ledger; retrying");
                     IDLE_SLEEP
                 }
             };

@@ -152,7 +152,7 @@ impl Engine {
 
     /// Tells the evidence courier that a transaction that may have queued notes committed.
     pub(crate) fn evidence_committed(&self) {
-        if !self.tickets.is_empty() {
+        if !self.tickets.is_empty() || !self.tickets.notifiers().is_empty() {
             self.evidence_queued.notify_one();
         }
     }

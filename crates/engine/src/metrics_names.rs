@@ -17,3 +17,7 @@ pub const EVIDENCE_DELIVERED: &str = "writ_evidence_delivered_total";
 pub const EVIDENCE_FAILURES: &str = "writ_evidence_delivery_failures_total";
 /// Evidence waiting in the outbox (gauge, read at scrape).
 pub const OUTBOX_BACKLOG: &str = "writ_outbox_backlog";
+/// CloudEvents delivered to notification sinks, by sink.
+pub const NOTIFICATIONS_SENT: &str = "writ_notifications_sent_total";
+/// Failed attempts to deliver a notification (each is retried), by sink.
+pub const NOTIFICATION_FAILURES: &str = "writ_notification_failures_total";

@@ -3,6 +3,7 @@
 //! from the system's API before deciding anything.
 
 pub mod jira;
+pub mod notify;
 pub mod servicenow;
 pub mod ticket;
 pub mod webhook;
@@ -18,7 +19,7 @@ use writ_config::{Config, Itsm, ItsmAuth, ItsmKind};
 pub use ticket::TicketInfo;
 
 /// How long one call to a ticketing system may take.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ItsmError {
@@ -178,10 +179,11 @@ pub fn check_key(key: &str) -> Result<(), ItsmError> {
     Ok(())
 }
 
-/// The configured ticketing systems, by name.
+/// The configured ticketing systems and notification sinks, by name.
 #[derive(Clone, Default)]
 pub struct TicketSystems {
     systems: BTreeMap<String, (Itsm, Arc<dyn TicketSystem>)>,
+    notifiers: Vec<Arc<notify::Notifier>>,
 }
 
 impl std::fmt::Debug for TicketSystems {
@@ -200,6 +202,11 @@ impl TicketSystems {
             };
             systems.insert(itsm.clone(), system);
         }
+        for sink in config.notify.values() {
+            systems
+                .notifiers
+                .push(Arc::new(notify::Notifier::new(sink)?));
+        }
         Ok(systems)
     }
 
@@ -208,8 +215,13 @@ impl TicketSystems {
         self.systems.insert(config.name.clone(), (config, system));
     }
 
+    /// No ticketing system is configured.
     pub fn is_empty(&self) -> bool {
         self.systems.is_empty()
+    }
+
+    pub fn notifiers(&self) -> &[Arc<notify::Notifier>] {
+        &self.notifiers
     }
 
     pub fn get(&self, name: &str) -> Option<(&Itsm, &Arc<dyn TicketSystem>)> {

@@ -33,3 +33,13 @@ CREATE TABLE outbox (
     delivered_at_us BIGINT
 );
 CREATE INDEX outbox_undelivered ON outbox (delivered_at_us, seq);
+
+-- Notification sinks read the ledger itself as their outbox: each keeps the sequence
+-- number of the last event it was sent, and its retry state.
+CREATE TABLE notify_cursors (
+    sink TEXT PRIMARY KEY,
+    last_seq BIGINT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_at_us BIGINT NOT NULL,
+    last_error TEXT
+);

@@ -17,7 +17,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use writ_domain::{Grant, Request, Timestamp};
 
-pub use outbox::{NewOutboxEntry, OutboxAction, OutboxEntry};
+pub use outbox::{NewOutboxEntry, NotifyCursor, OutboxAction, OutboxEntry};
 pub use read::{GrantFilter, RequestFilter};
 pub use verify::{VerifyError, VerifyReport};
 pub use write::WriteTx;

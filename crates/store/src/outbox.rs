@@ -1,5 +1,6 @@
 //! The outbox: evidence for ticketing systems, written with the ledger event it reports
-//! and delivered later, in order per ticket, at least once.
+//! and delivered later, in order per ticket, at least once; and the cursors of
+//! notification sinks, for which the ledger itself is the outbox.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -169,5 +170,76 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("n")?)
+    }
+}
+
+/// Where a notification sink is in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct NotifyCursor {
+    pub sink: String,
+    /// The last event sent (or skipped as not wanted).
+    pub last_seq: i64,
+    /// Failed attempts since the last success.
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+}
+
+impl WriteTx<'_> {
+    /// Starts a sink at `seq` unless it has a cursor already.
+    pub async fn start_cursor(
+        &mut self,
+        sink: &str,
+        seq: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.buffer_statement(
+            "INSERT INTO notify_cursors (sink, last_seq, attempts, next_attempt_at_us, last_error) VALUES ($1, $2, 0, $3, NULL) \
+             ON CONFLICT (sink) DO NOTHING",
+            vec![Arg::Text(sink.to_string()), Arg::Int(seq), Arg::Int(now.unix_micros())],
+        );
+        Ok(())
+    }
+
+    pub async fn advance_cursor(&mut self, sink: &str, seq: i64) -> Result<(), StoreError> {
+        self.buffer_statement(
+            "UPDATE notify_cursors SET last_seq = $2, attempts = 0, last_error = NULL WHERE sink = $1 AND last_seq < $2",
+            vec![Arg::Text(sink.to_string()), Arg::Int(seq)],
+        );
+        Ok(())
+    }
+
+    pub async fn cursor_failed(
+        &mut self,
+        sink: &str,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.buffer_statement(
+            "UPDATE notify_cursors SET attempts = attempts + 1, next_attempt_at_us = $2, last_error = $3 WHERE sink = $1",
+            vec![Arg::Text(sink.to_string()), Arg::Int(next_attempt_at.unix_micros()), Arg::OptionalText(Some(error.to_string()))],
+        );
+        Ok(())
+    }
+}
+
+impl Store {
+    pub async fn notify_cursors(&self) -> Result<Vec<NotifyCursor>, StoreError> {
+        let rows = sqlx::query("SELECT sink, last_seq, attempts, next_attempt_at_us, last_error FROM notify_cursors ORDER BY sink")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(NotifyCursor {
+                    sink: row.try_get("sink")?,
+                    last_seq: row.try_get("last_seq")?,
+                    attempts: row.try_get("attempts")?,
+                    next_attempt_at: Timestamp::from_unix_micros(
+                        row.try_get("next_attempt_at_us")?,
+                    ),
+                    last_error: row.try_get("last_error")?,
+                })
+            })
+            .collect()
     }
 }
