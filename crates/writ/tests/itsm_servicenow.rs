@@ -40,8 +40,31 @@ async fn deliver(writ: &Writ, body: &[u8], sent_ms: i64, secret: &str) -> (u16, 
     )
 }
 
-#[tokio::test]
-async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revocation() {
+const CAROL_SYS_ID: &str = "62826bf03710200044e0bfc8bcbe5df2";
+
+const POLICY: &str = r#"
+@id("auto")
+permit (principal in Group::"engineers", action == Action::"request", resource)
+when { resource.sensitivity == "low" };
+
+@id("one-approval")
+@approvals("1")
+permit (principal in Group::"engineers", action == Action::"request", resource)
+when { resource.sensitivity == "high" };
+
+@id("managers-approve")
+permit (principal in Group::"managers", action == Action::"approve", resource);
+"#;
+
+struct Setup {
+    snow: FakeServiceNow,
+    roles: TestRoles,
+    read_role: String,
+    alice_account: String,
+    writ: Writ,
+}
+
+async fn setup() -> Setup {
     let snow = FakeServiceNow::start().await;
     let mut roles = TestRoles::new().await;
     let read_role = roles.create("read").await;
@@ -73,20 +96,48 @@ role = "{read_role}"
 sensitivity = "low"
 max_duration = "8h"
 
+[[entitlement]]
+id = "pg/ops"
+target = "pg"
+role = "{read_role}"
+sensitivity = "high"
+max_duration = "8h"
+
 [[user]]
 name = "alice"
 groups = ["engineers"]
 accounts = {{ pg = "{alice_account}", snow = "{ALICE_SYS_ID}" }}
+
+[[user]]
+name = "carol"
+groups = ["managers"]
+accounts = {{ snow = "{CAROL_SYS_ID}" }}
 "#,
         url = snow.url,
         user = fake_servicenow::USER,
         password = fake_servicenow::PASSWORD,
         secret = fake_servicenow::WEBHOOK_SECRET,
     );
-    let policy =
-        r#"permit (principal in Group::"engineers", action == Action::"request", resource);"#;
-    let mut writ = Writ::new(&config, &[("request.cedar", policy)]);
+    let mut writ = Writ::new(&config, &[("request.cedar", POLICY)]);
     writ.start().await;
+    Setup {
+        snow,
+        roles,
+        read_role,
+        alice_account,
+        writ,
+    }
+}
+
+#[tokio::test]
+async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revocation() {
+    let Setup {
+        snow,
+        roles,
+        read_role,
+        alice_account,
+        mut writ,
+    } = setup().await;
     let alice = writ.token("alice");
     let sys_id = "aeed229047801200e0ef563dbb9a71c2";
     snow.put_item(item(
@@ -166,6 +217,130 @@ accounts = {{ pg = "{alice_account}", snow = "{ALICE_SYS_ID}" }}
             && notes[2].contains("REVOKED"),
         "{notes:?}"
     );
+
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", support::stderr(&verify));
+    writ.stop();
+    roles.cleanup().await;
+}
+
+#[tokio::test]
+async fn approvals_in_servicenow_count_for_eligible_approvers_and_closing_the_item_revokes() {
+    let Setup {
+        snow,
+        roles,
+        read_role,
+        alice_account,
+        mut writ,
+    } = setup().await;
+    let alice = writ.token("alice");
+    let sys_id = "beed229047801200e0ef563dbb9a71c3";
+    snow.put_item(item(
+        "RITM0010002",
+        sys_id,
+        "2",
+        ALICE_SYS_ID,
+        &[("variables.entitlement", "pg/ops")],
+    ));
+    let (status, outcome) = deliver(
+        &writ,
+        &snow.webhook_body(sys_id),
+        now_ms(),
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(status, 201, "{outcome}");
+    assert_eq!(outcome["request"]["state"], "pending_approval", "{outcome}");
+    let request_id = outcome["request_id"].as_str().expect("request").to_string();
+
+    // The requester's own approval record does not count; the manager's does.
+    snow.add_approval(sys_id, ALICE_SYS_ID, "approved");
+    snow.add_approval(sys_id, CAROL_SYS_ID, "requested");
+    // Each update of the item bumps sys_mod_count, which names the delivery.
+    snow.put_item(item(
+        "RITM0010002",
+        sys_id,
+        "2",
+        ALICE_SYS_ID,
+        &[("variables.entitlement", "pg/ops"), ("sys_mod_count", "3")],
+    ));
+    let (status, outcome) = deliver(
+        &writ,
+        &snow.webhook_body(sys_id),
+        now_ms(),
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("approvals")),
+        "{outcome}"
+    );
+    assert!(
+        outcome["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("alice (self_approval)")),
+        "{outcome}"
+    );
+    snow.add_approval(sys_id, CAROL_SYS_ID, "approved");
+    snow.put_item(item(
+        "RITM0010002",
+        sys_id,
+        "2",
+        ALICE_SYS_ID,
+        &[("variables.entitlement", "pg/ops"), ("sys_mod_count", "4")],
+    ));
+    let (status, outcome) = deliver(
+        &writ,
+        &snow.webhook_body(sys_id),
+        now_ms(),
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("approvals")),
+        "{outcome}"
+    );
+    let (_, request) = writ
+        .get(&format!("/v1/requests/{request_id}"), &alice)
+        .await;
+    assert_eq!(request["state"], "approved", "{request}");
+    assert_eq!(request["approvals"][0]["approver"], "carol");
+    let grant_id = request["grant_id"].as_str().expect("grant").to_string();
+    writ.wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
+        g["state"] == "active"
+    })
+    .await;
+    assert!(roles.holds(&read_role, &alice_account).await);
+
+    // Someone closes the item in ServiceNow: writ revokes and verifies.
+    snow.put_item(item(
+        "RITM0010002",
+        sys_id,
+        "3",
+        ALICE_SYS_ID,
+        &[("variables.entitlement", "pg/ops"), ("sys_mod_count", "5")],
+    ));
+    let (status, outcome) = deliver(
+        &writ,
+        &snow.webhook_body(sys_id),
+        now_ms(),
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("revoked")),
+        "{outcome}"
+    );
+    let grant = writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
+            g["state"] == "revoked"
+        })
+        .await;
+    assert!(grant["verified_at"].is_string(), "{grant}");
+    assert!(!roles.holds(&read_role, &alice_account).await);
 
     let verify = writ.run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", support::stderr(&verify));

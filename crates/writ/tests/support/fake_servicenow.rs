@@ -23,6 +23,8 @@ struct Inner {
     /// Work notes by sys_id, in order.
     work_notes: BTreeMap<String, Vec<String>>,
     calls: Vec<String>,
+    /// `sysapproval_approver` records: (sysapproval = item sys_id, approver sys_id, state).
+    approvals: Vec<(String, String, String)>,
 }
 
 #[derive(Clone)]
@@ -78,6 +80,7 @@ impl FakeServiceNow {
                 "/api/now/table/sc_req_item/{sys_id}",
                 get(get_item).patch(patch_item),
             )
+            .route("/api/now/table/sysapproval_approver", get(list_approvals))
             .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -112,6 +115,13 @@ impl FakeServiceNow {
             .get(sys_id)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Adds an approval record for the item `sys_id`.
+    pub fn add_approval(&self, sys_id: &str, approver: &str, state: &str) {
+        self.lock()
+            .approvals
+            .push((sys_id.to_string(), approver.to_string(), state.to_string()));
     }
 
     pub fn calls(&self) -> Vec<String> {
@@ -255,4 +265,45 @@ async fn patch_item(
     }
     inner.items.insert(sys_id, record.clone());
     (StatusCode::OK, Json(json!({ "result": record })))
+}
+
+/// `GET /api/now/table/sysapproval_approver?sysparm_query=sysapproval=<sys_id>^state=approved`.
+async fn list_approvals(
+    State(fake): State<FakeServiceNow>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    let mut inner = fake.lock();
+    let encoded = query.get("sysparm_query").cloned().unwrap_or_default();
+    inner
+        .calls
+        .push(format!("GET sysapproval_approver?{encoded}"));
+    if !authorised(&headers) {
+        return unauthorised();
+    }
+    // Encoded query: conditions joined by ^, each name=value.
+    let conditions: Vec<(&str, &str)> = encoded
+        .split('^')
+        .filter_map(|c| c.split_once('='))
+        .collect();
+    let result: Vec<Value> = inner
+        .approvals
+        .iter()
+        .filter(|(item, _, state)| {
+            conditions.iter().all(|(name, value)| match *name {
+                "sysapproval" => item == value,
+                "state" => state == value,
+                _ => true,
+            })
+        })
+        .map(|(item, approver, state)| {
+            let mut record = Map::new();
+            record.insert("sysapproval".into(), json!(item));
+            record.insert("approver".into(), json!(approver));
+            record.insert("state".into(), json!(state));
+            record.insert("source_table".into(), json!("sc_req_item"));
+            project(&record, &query)
+        })
+        .collect();
+    (StatusCode::OK, Json(json!({ "result": result })))
 }
