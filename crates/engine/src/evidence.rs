@@ -109,6 +109,27 @@ fn grant_note(
                 grant.expires_at
             ),
         ),
+        EventKind::GrantRevokeStarted => (
+            OutboxAction::Note,
+            format!(
+                "{head}\nREVOKING since {} ({}), by {}",
+                grant.revoked_at.map(|t| t.to_string()).unwrap_or_default(),
+                grant.revoke_reason.as_deref().unwrap_or("expired"),
+                grant.revoked_by.as_ref().map_or("writ", |who| who.as_str()),
+            ),
+        ),
+        EventKind::GrantRevokeFailed => {
+            let error = serde_json::from_str::<serde_json::Value>(&event.data)
+                .ok()
+                .and_then(|data| data["error"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            (
+                OutboxAction::Note,
+                format!(
+                    "{head}\nREVOCATION FAILING on the target: {error}\nwrit keeps retrying until the access is verified gone."
+                ),
+            )
+        }
         EventKind::GrantRevoked => (
             OutboxAction::Close,
             format!(

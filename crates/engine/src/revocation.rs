@@ -80,16 +80,19 @@ impl Engine {
                 .transition(GrantEvent::RevokeFailed)
                 .map_err(illegal)?;
             tx.update_grant(&failed).await?;
-            tx.append(
-                now,
-                SCHEDULER_ACTOR,
-                EventKind::GrantRevokeFailed,
-                &json!({ "grant": failed, "error": error }),
-            )
-            .await?;
+            let event = tx
+                .append(
+                    now,
+                    SCHEDULER_ACTOR,
+                    EventKind::GrantRevokeFailed,
+                    &json!({ "grant": failed, "error": error }),
+                )
+                .await?;
+            self.grant_evidence(&mut tx, &failed, &event).await?;
         }
         tx.retry_job(&job, due, error).await?;
         tx.commit().await?;
+        self.evidence_committed();
         self.hint_due(due);
         Ok(())
     }
@@ -206,12 +209,16 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Grant, EngineError> {
         let mut tx = self.store.begin().await?;
-        let updated = Self::begin_revoke_in(&mut tx, grant, actor, reason, now).await?;
+        let updated = self
+            .begin_revoke_in(&mut tx, grant, actor, reason, now)
+            .await?;
         tx.commit().await?;
+        self.evidence_committed();
         Ok(updated)
     }
 
     async fn begin_revoke_in(
+        &self,
         tx: &mut WriteTx<'_>,
         grant: &Grant,
         actor: &str,
@@ -227,13 +234,15 @@ impl Engine {
         grant.revoke_reason = Some(reason);
         grant.revoked_by = actor.parse().ok();
         tx.update_grant(&grant).await?;
-        tx.append(
-            now,
-            actor,
-            EventKind::GrantRevokeStarted,
-            &json!({ "grant": grant }),
-        )
-        .await?;
+        let event = tx
+            .append(
+                now,
+                actor,
+                EventKind::GrantRevokeStarted,
+                &json!({ "grant": grant }),
+            )
+            .await?;
+        self.grant_evidence(tx, &grant, &event).await?;
         tx.set_job(&grant.id.to_string(), JobKind::RevokeGrant, now)
             .await?;
         Ok(grant)
@@ -397,8 +406,10 @@ impl Engine {
         } else {
             reason
         };
-        Self::begin_revoke_in(&mut tx, &grant, caller.name.as_str(), reason, now).await?;
+        self.begin_revoke_in(&mut tx, &grant, caller.name.as_str(), reason, now)
+            .await?;
         tx.commit().await?;
+        self.evidence_committed();
         if let Err(error) = self.execute_revoke(id).await {
             tracing::error!(grant = %id, %error, "revocation will be retried");
         }
@@ -418,8 +429,10 @@ impl Engine {
         let Some(grant) = tx.grant(id).await?.filter(|g| g.state.may_hold_access()) else {
             return Ok(None);
         };
-        Self::begin_revoke_in(&mut tx, &grant, TICKET_ACTOR, reason, now).await?;
+        self.begin_revoke_in(&mut tx, &grant, TICKET_ACTOR, reason, now)
+            .await?;
         tx.commit().await?;
+        self.evidence_committed();
         if let Err(error) = self.execute_revoke(id).await {
             tracing::error!(grant = %id, %error, "revocation will be retried");
         }

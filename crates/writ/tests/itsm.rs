@@ -585,16 +585,21 @@ async fn the_ticket_gets_the_evidence_and_closes_only_after_verified_revocation(
         "closed after revocation"
     );
     let comments = s.jira.comments("OPS-8");
-    assert_eq!(comments.len(), 3, "{comments:?}");
+    assert_eq!(comments.len(), 4, "{comments:?}");
     assert!(
-        comments[2].contains("REVOKED") && comments[2].contains("verified gone"),
+        comments[2].contains("REVOKING") && comments[2].contains("expired"),
         "{}",
         comments[2]
     );
     assert!(
-        comments[2].contains(grant["verified_at"].as_str().unwrap_or("?")),
+        comments[3].contains("REVOKED") && comments[3].contains("verified gone"),
         "{}",
-        comments[2]
+        comments[3]
+    );
+    assert!(
+        comments[3].contains(grant["verified_at"].as_str().unwrap_or("?")),
+        "{}",
+        comments[3]
     );
     // Delivery is recorded right after Jira answers.
     let mut outbox = Value::Null;
@@ -656,7 +661,10 @@ async fn evidence_waits_out_a_jira_outage_and_arrives_in_order_once() {
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, outbox) = s.writ.get("/v1/itsm/outbox", &alice).await;
-    assert_eq!(outbox["backlog"], 1, "{outbox}");
+    assert_eq!(
+        outbox["backlog"], 2,
+        "revocation started and done: {outbox}"
+    );
     assert!(
         outbox["entries"][0]["last_error"]
             .as_str()
@@ -676,7 +684,7 @@ async fn evidence_waits_out_a_jira_outage_and_arrives_in_order_once() {
     assert!(
         metrics
             .as_str()
-            .is_some_and(|m| m.contains("writ_outbox_backlog 1")),
+            .is_some_and(|m| m.contains("writ_outbox_backlog 2")),
         "{metrics}"
     );
 
@@ -686,11 +694,16 @@ async fn evidence_waits_out_a_jira_outage_and_arrives_in_order_once() {
         "delivered once Jira is back"
     );
     let comments = s.jira.comments("OPS-9");
-    assert_eq!(comments.len(), 3, "each note once: {comments:?}");
+    assert_eq!(comments.len(), 4, "each note once: {comments:?}");
     assert!(
-        comments[2].contains("REVOKED") && comments[2].contains("done early"),
-        "{}",
+        comments[2].contains("REVOKING") && comments[2].contains("done early"),
+        "in order: {}",
         comments[2]
+    );
+    assert!(
+        comments[3].contains("REVOKED") && comments[3].contains("done early"),
+        "{}",
+        comments[3]
     );
     s.finish().await;
 }
@@ -758,7 +771,7 @@ async fn a_ticket_closed_while_access_is_active_is_a_revoke() {
     // The ticket gets the evidence of the early close, and is not transitioned again.
     assert!(
         eventually(Duration::from_secs(10), || s.jira.comments("OPS-10").len()
-            == 3)
+            == 4)
         .await,
         "{:?}",
         s.jira.comments("OPS-10")

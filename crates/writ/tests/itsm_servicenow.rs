@@ -208,13 +208,14 @@ async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revoc
     let notes = snow.work_notes(sys_id);
     assert_eq!(
         notes.len(),
-        3,
-        "decision, activation, revocation: {notes:?}"
+        4,
+        "decision, activation, revocation started and done: {notes:?}"
     );
     assert!(
         notes[0].contains("approved automatically")
             && notes[1].contains("ACTIVE")
-            && notes[2].contains("REVOKED"),
+            && notes[2].contains("REVOKING")
+            && notes[3].contains("REVOKED"),
         "{notes:?}"
     );
 
