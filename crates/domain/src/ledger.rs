@@ -137,6 +137,18 @@ pub fn event_hash(
     data: &str,
     prev_hash: &str,
 ) -> String {
+    hex::encode(event_digest(seq, at, actor, kind, data, prev_hash))
+}
+
+/// The SHA-256 digest behind `event_hash`, as bytes.
+pub fn event_digest(
+    seq: i64,
+    at: Timestamp,
+    actor: &str,
+    kind: &str,
+    data: &str,
+    prev_hash: &str,
+) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(DOMAIN_TAG);
     hasher.update(seq.to_be_bytes());
@@ -145,7 +157,14 @@ pub fn event_hash(
     put_bytes(&mut hasher, kind.as_bytes());
     put_bytes(&mut hasher, data.as_bytes());
     put_bytes(&mut hasher, prev_hash.as_bytes());
-    hex::encode(hasher.finalize())
+    hasher.finalize().into()
+}
+
+/// Whether `hash` is `digest` in lowercase hex (as `event_hash` writes it), without
+/// allocating: verification compares one per event.
+pub fn digest_matches(digest: &[u8; 32], hash: &str) -> bool {
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(digest, &mut hex).is_ok() && hex.as_slice() == hash.as_bytes()
 }
 
 /// The next link of the chain after `head`.
@@ -429,6 +448,21 @@ mod tests {
             ));
         }
         events
+    }
+
+    #[test]
+    fn a_digest_matches_exactly_its_own_hex() {
+        let at = Timestamp::from_unix_micros(1_700_000_000_000_000);
+        let digest = event_digest(1, at, "alice", "request.created", "{}", GENESIS_HASH);
+        let hash = event_hash(1, at, "alice", "request.created", "{}", GENESIS_HASH);
+        assert!(digest_matches(&digest, &hash));
+        assert!(
+            !digest_matches(&digest, &hash.to_uppercase()),
+            "hashes are lowercase hex"
+        );
+        assert!(!digest_matches(&digest, &hash[1..]));
+        let other = event_digest(1, at, "alice", "request.created", "{ }", GENESIS_HASH);
+        assert!(!digest_matches(&other, &hash));
     }
 
     fn verify(events: &[StoredEvent]) -> Result<(), LedgerError> {

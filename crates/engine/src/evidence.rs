@@ -195,7 +195,11 @@ impl Engine {
         request: &Request,
         event: &StoredEvent,
     ) -> Result<(), EngineError> {
-        let Some(kind) = EventKind::parse(&event.kind) else {
+        let checked = request
+            .ticket
+            .as_ref()
+            .is_some_and(|t| t.verified.is_some());
+        let Some(kind) = EventKind::parse(&event.kind).filter(|_| checked) else {
             return Ok(());
         };
         match request_note(kind, request, event) {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use sqlx::Row;
-use writ_domain::ledger::{ChainVerifier, LedgerError, StoredEvent, event_hash};
+use writ_domain::ledger::{ChainVerifier, LedgerError, StoredEvent, digest_matches, event_digest};
 
 use crate::read::{RawEvent, parse_event_page};
 use crate::{EVENT_PAGE_SIZE, Store, StoreError, grant_from_row, request_from_row};
@@ -74,14 +74,15 @@ impl Store {
         let mut checked = ChainVerifier::resume(first.seq - 1, first.prev_hash);
         let mut error = None;
         for event in &raw {
-            let hash_matches = event_hash(
+            let digest = event_digest(
                 event.seq,
                 event.at,
                 event.actor,
                 event.kind,
                 event.data,
                 event.prev_hash,
-            ) == event.hash;
+            );
+            let hash_matches = digest_matches(&digest, event.hash);
             if let Err(bad) =
                 checked.check_hashed(event.seq, event.prev_hash, event.hash, hash_matches)
             {
