@@ -1,8 +1,13 @@
 //! PostgreSQL: an entitlement is a role; granting is `GRANT role TO account`.
 //!
-//! "Revoked" here means the account is no longer a member of the role, as read back
-//! from `pg_auth_members`. (Open sessions that already use the role keep it until
-//! they reconnect; ending them is part of deep revocation, a later issue.)
+//! "Revoked" here means: the account is no longer a member of the role (read back from
+//! `pg_auth_members`), **and** every session the account had open when the role was
+//! revoked has ended. PostgreSQL checks membership at each statement, but a session
+//! that ran `SET ROLE <role>` keeps acting as the role after the membership is gone, and
+//! `pg_stat_activity` cannot tell which sessions did; so writ ends them all with
+//! `pg_terminate_backend` and waits until they are gone. This needs writ's connection
+//! to be a superuser or a member of `pg_signal_backend`; without it the revocation fails
+//! with that message and is retried, never silently skipped.
 
 use std::time::Duration;
 
@@ -14,6 +19,8 @@ use crate::{Access, Connector, ConnectorError};
 
 /// How long writ waits for a connection to the target before calling it down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long terminated sessions may take to exit before the revocation counts as failed.
+const SESSION_EXIT_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct PostgresConnector {
@@ -54,6 +61,48 @@ impl PostgresConnector {
         Ok(Self { pool })
     }
 
+    /// Ends every open session of `account` and waits until they have exited.
+    async fn end_sessions(&self, account: &str) -> Result<(), ConnectorError> {
+        // The sessions are chosen first (a materialised CTE): in one WHERE clause the
+        // planner may call pg_terminate_backend on rows before the account filter.
+        let pids: Vec<i32> = sqlx::query_scalar(
+            "WITH sessions AS MATERIALIZED ( \
+                SELECT pid FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()) \
+             SELECT pid FROM sessions WHERE pg_terminate_backend(pid)",
+        )
+        .bind(account)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| match classify(error) {
+            ConnectorError::Failed(message) => ConnectorError::Failed(format!(
+                "cannot end the open sessions of {account}: {message} (writ's connection needs superuser or pg_signal_backend)"
+            )),
+            other => other,
+        })?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + SESSION_EXIT_WAIT;
+        loop {
+            let alive: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                    .bind(&pids)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(classify)?;
+            if alive == 0 {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ConnectorError::Failed(format!(
+                    "{alive} session(s) of {account} still open {} s after pg_terminate_backend",
+                    SESSION_EXIT_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn execute(&self, sql: String) -> Result<(), ConnectorError> {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&self.pool)
@@ -86,7 +135,9 @@ impl Connector for PostgresConnector {
         match result {
             // A dropped account or role holds nothing: the read-back decides.
             Err(ConnectorError::Failed(message)) if message.contains("does not exist") => Ok(()),
-            other => other,
+            Err(error) => Err(error),
+            // Sessions that took the role on (SET ROLE) must not outlive the lease.
+            Ok(()) => self.end_sessions(access.account).await,
         }
     }
 

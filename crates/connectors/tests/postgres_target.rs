@@ -1,6 +1,6 @@
 //! The postgres connector against the real PostgreSQL at 127.0.0.1:5432.
 
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use writ_connectors::{Access, Connector, ConnectorError, PostgresConnector, quote_identifier};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -96,4 +96,65 @@ async fn an_unreachable_target_is_a_failure_not_a_hang() {
         })
         .await;
     assert!(result.is_err(), "{result:?}");
+}
+
+/// Deep revocation: a session that took the role on with `SET ROLE` would keep it after
+/// `REVOKE`; revoking ends the account's open sessions and waits until they are gone.
+#[tokio::test]
+async fn revoking_ends_the_accounts_open_sessions() {
+    let admin = PgPool::connect(ADMIN_URL)
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432");
+    let suffix = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
+    let role = format!("deep_role_{suffix}");
+    let account = format!("deep_account_{suffix}");
+    create_role(&admin, &role).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE \"{account}\" LOGIN"
+    )))
+    .execute(&admin)
+    .await
+    .expect("login role");
+    let connector = PostgresConnector::new(ADMIN_URL).expect("connector");
+    let access = Access {
+        role: &role,
+        account: &account,
+    };
+    connector.grant(access).await.expect("grant");
+
+    // The subject connects and takes the role on for the session.
+    let mut session =
+        sqlx::PgConnection::connect(&format!("postgres://{account}@127.0.0.1:5432/test"))
+            .await
+            .expect("the account can log in");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET ROLE \"{role}\"")))
+        .execute(&mut session)
+        .await
+        .expect("set role");
+    let acting_as: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut session)
+        .await
+        .expect("query");
+    assert_eq!(acting_as, role);
+
+    connector.revoke(access).await.expect("revoke");
+    assert!(!connector.holds(access).await.expect("check"));
+    let after = sqlx::query_scalar::<_, String>("SELECT current_user::text")
+        .fetch_one(&mut session)
+        .await;
+    assert!(
+        after.is_err(),
+        "the session that held the role was ended: {after:?}"
+    );
+    let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE usename = $1")
+        .bind(&account)
+        .fetch_one(&admin)
+        .await
+        .expect("query");
+    assert_eq!(open, 0);
+
+    // Revoking again (nothing held, nothing open) is harmless.
+    connector.revoke(access).await.expect("revoke twice");
+    drop_role(&admin, &account).await;
+    drop_role(&admin, &role).await;
 }
