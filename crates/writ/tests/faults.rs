@@ -1,0 +1,175 @@
+//! Faults end to end: the PostgreSQL target is reached through a TCP proxy the test
+//! controls, and cut around a grant's expiry.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use support::{TestRoles, Writ};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Forwards connections to PostgreSQL while `up`; cutting it closes every open
+/// connection and refuses new ones, as a network partition would.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, _) = watch::channel(0u64);
+        let (accept_up, accept_cut) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if !accept_up.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let mut cut = accept_cut.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await else {
+                        return;
+                    };
+                    let mut client = client;
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            self.cut.send_modify(|generation| *generation += 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_target_down_at_expiry_leaves_the_grant_failed_then_revoked_once_it_returns() {
+    let proxy = Proxy::start().await;
+    let mut roles = TestRoles::new().await;
+    let role = roles.create("read").await;
+    let account = roles.create("alice").await;
+    let config = format!(
+        r#"
+[revocation]
+retry_backoff_max = "1s"
+
+[[target]]
+name = "pg"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:{port}/test"
+
+[[entitlement]]
+id = "pg/read"
+target = "pg"
+role = "{role}"
+sensitivity = "low"
+max_duration = "1h"
+
+[[user]]
+name = "alice"
+groups = ["engineers"]
+accounts = {{ pg = "{account}" }}
+"#,
+        port = proxy.port
+    );
+    let policy =
+        r#"permit (principal in Group::"engineers", action == Action::"request", resource);"#;
+    let mut writ = Writ::new(&config, &[("request.cedar", policy)]);
+    writ.start().await;
+    let alice = writ.token("alice");
+
+    let (status, request) = writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({ "entitlement": "pg/read", "justification": "j", "duration_seconds": 2 }),
+        )
+        .await;
+    assert_eq!(status, 201, "{request}");
+    let grant_id = request["grant_id"].as_str().expect("grant").to_string();
+    let grant = writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
+            g["state"] == "active"
+        })
+        .await;
+    assert_eq!(grant["state"], "active", "{grant}");
+    assert!(roles.holds(&role, &account).await);
+
+    // The network to the target goes away before the lease expires.
+    proxy.set_up(false);
+    let failed = writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(15), |g| {
+            g["state"] == "failed"
+        })
+        .await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        failed["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "the error is shown: {failed}"
+    );
+    let first_attempts = failed["attempts"].as_i64().unwrap_or(0);
+    assert!(
+        roles.holds(&role, &account).await,
+        "the target could not be reached, so it still holds the role"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, still) = writ.get(&format!("/v1/grants/{grant_id}"), &alice).await;
+    assert!(
+        still["attempts"].as_i64().unwrap_or(0) > first_attempts,
+        "retries continue: {still}"
+    );
+    let (_, metrics) = writ
+        .call(reqwest::Method::GET, "/metrics", Some(&alice), None)
+        .await;
+    assert!(
+        metrics
+            .as_str()
+            .is_some_and(|m| m.contains("writ_failed_revocations 1")),
+        "{metrics}"
+    );
+
+    // The target returns: within seconds the grant is revoked and verified gone.
+    proxy.set_up(true);
+    let revoked = writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
+            g["state"] == "revoked"
+        })
+        .await;
+    assert_eq!(revoked["state"], "revoked", "{revoked}");
+    assert!(revoked["verified_at"].is_string(), "{revoked}");
+    assert!(
+        !roles.holds(&role, &account).await,
+        "the role is gone from PostgreSQL"
+    );
+
+    let (_, audit) = writ.get("/v1/audit?limit=1000", &alice).await;
+    let kinds: Vec<&str> = audit["events"]
+        .as_array()
+        .map(|events| events.iter().filter_map(|e| e["kind"].as_str()).collect())
+        .unwrap_or_default();
+    let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count();
+    assert_eq!(
+        (count("grant.revoke_failed"), count("grant.revoked")),
+        (1, 1),
+        "{kinds:?}"
+    );
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", support::stderr(&verify));
+    writ.stop();
+    roles.cleanup().await;
+}
