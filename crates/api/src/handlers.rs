@@ -66,6 +66,8 @@ pub struct CreateRequestBody {
     /// The ticket this request is for. In a ticketing system configured in writ it is
     /// read and checked (state, requester, change window) before the decision.
     pub ticket: Option<TicketRef>,
+    /// Agents only, and required for them: the user the agent acts for.
+    pub on_behalf_of: Option<String>,
 }
 
 /// A ticket as a caller cites it.
@@ -200,6 +202,7 @@ pub async fn create_request(
             key: t.key,
             verified: None,
         }),
+        on_behalf_of: body.on_behalf_of,
     };
     Ok((
         StatusCode::CREATED,

@@ -69,6 +69,9 @@ pub struct Request {
     pub entitlement: EntitlementId,
     pub justification: String,
     pub ticket: Option<Ticket>,
+    /// For a request made by an agent: the user it acts for. Never an approver of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<IdentityName>,
     pub requested_duration_seconds: i64,
     pub duration_seconds: i64,
     pub decision: Decision,

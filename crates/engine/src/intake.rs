@@ -216,6 +216,7 @@ impl Engine {
                 key: info.key.clone(),
                 verified: None,
             }),
+            on_behalf_of: None,
         };
         let intake = Intake {
             prefetched: Some(info),

@@ -25,6 +25,8 @@ pub struct NewRequest {
     pub duration_seconds: Option<i64>,
     pub justification: String,
     pub ticket: Option<Ticket>,
+    /// Agents only (and then required): the user the agent acts for.
+    pub on_behalf_of: Option<String>,
 }
 
 fn unprocessable(code: &'static str, message: impl Into<String>) -> EngineError {
@@ -144,6 +146,7 @@ impl Engine {
                 format!("no entitlement {:?} is configured", new.entitlement),
             )
         })?;
+        let on_behalf_of = self.check_on_behalf_of(caller, new.on_behalf_of.as_deref())?;
         let checked = self
             .check_ticket(
                 &caller.name,
@@ -164,6 +167,7 @@ impl Engine {
             duration_seconds: requested,
             justification: &new.justification,
             ticket: checked.ticket.as_ref(),
+            on_behalf_of: on_behalf_of.as_ref().map(|u| u.as_str()),
             now,
         });
         self.report_policy_errors("request", &evaluation.errors);
@@ -196,6 +200,7 @@ impl Engine {
                 })?,
             justification: new.justification,
             ticket: checked.ticket,
+            on_behalf_of,
             requested_duration_seconds: requested,
             duration_seconds,
             decision,
@@ -326,17 +331,51 @@ impl Engine {
     }
 
     /// Segregation of duties, then policy: may `caller` approve or reject `request`?
+    /// An agent says which user it acts for; nobody else may.
+    fn check_on_behalf_of(
+        &self,
+        caller: &Caller,
+        on_behalf_of: Option<&str>,
+    ) -> Result<Option<IdentityName>, EngineError> {
+        match (caller.kind, on_behalf_of) {
+            (writ_domain::IdentityKind::Agent, None) => Err(unprocessable(
+                "on_behalf_of_required",
+                format!(
+                    "{} is an agent: say which user it acts for (on_behalf_of)",
+                    caller.name
+                ),
+            )),
+            (writ_domain::IdentityKind::Agent, Some(user)) => match self.identity(user) {
+                Some(identity) if identity.kind == writ_domain::IdentityKind::User => {
+                    Ok(Some(identity.name.clone()))
+                }
+                _ => Err(unprocessable(
+                    "unknown_identity",
+                    format!("on_behalf_of: no user {user:?} is configured"),
+                )),
+            },
+            (_, Some(_)) => Err(unprocessable(
+                "on_behalf_of_not_agent",
+                "only agents say on whose behalf they act",
+            )),
+            (_, None) => Ok(None),
+        }
+    }
+
     fn check_approver(
         &self,
         caller: &Caller,
         request: &Request,
         now: Timestamp,
     ) -> Result<(), EngineError> {
-        if caller.name == request.requester || caller.name == request.subject {
+        if caller.name == request.requester
+            || caller.name == request.subject
+            || request.on_behalf_of.as_ref() == Some(&caller.name)
+        {
             return Err(EngineError::new(
                 ErrorKind::Forbidden,
                 "self_approval",
-                "the requester and the subject of a request can never approve or reject it",
+                "the requester, the subject and the user an agent acts for can never approve or reject a request",
             ));
         }
         let evaluation = self.policy.may_approve(&ApproveFacts {

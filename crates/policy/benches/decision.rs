@@ -134,6 +134,7 @@ fn measure(engine: &PolicyEngine, whole: &PolicySet, config: &Config, seed: u64)
             duration_seconds: 3600,
             justification: "bench",
             ticket: None,
+            on_behalf_of: None,
             now,
         };
         std::hint::black_box(engine.decide_request(&facts));
@@ -147,6 +148,7 @@ fn measure(engine: &PolicyEngine, whole: &PolicySet, config: &Config, seed: u64)
             duration_seconds: 3600,
             justification: "bench",
             ticket: None,
+            on_behalf_of: None,
             now,
         };
         let started = Instant::now();

@@ -22,6 +22,8 @@ pub struct RequestFacts<'a> {
     pub duration_seconds: i64,
     pub justification: &'a str,
     pub ticket: Option<&'a Ticket>,
+    /// The user an agent acts for.
+    pub on_behalf_of: Option<&'a str>,
     pub now: Timestamp,
 }
 
@@ -71,40 +73,52 @@ fn context(facts: &RequestFacts<'_>, subject_kind: &str) -> Result<Context, Stri
             ),
         ),
     ];
-    Context::from_pairs(ticket_facts.into_iter().chain(window_end).chain([
+    let on_behalf_of = facts.on_behalf_of.map(|user| {
         (
-            "now".to_string(),
-            RestrictedExpression::new_datetime(facts.now.to_cedar_datetime()),
-        ),
-        (
-            "subject".to_string(),
-            RestrictedExpression::new_entity_uid(uid("Subject", facts.subject)),
-        ),
-        (
-            "subject_kind".to_string(),
-            RestrictedExpression::new_string(subject_kind.to_string()),
-        ),
-        (
-            "duration_seconds".to_string(),
-            RestrictedExpression::new_long(facts.duration_seconds),
-        ),
-        (
-            "justification".to_string(),
-            RestrictedExpression::new_string(facts.justification.to_string()),
-        ),
-        (
-            "has_ticket".to_string(),
-            RestrictedExpression::new_bool(has_ticket),
-        ),
-        (
-            "ticket_system".to_string(),
-            RestrictedExpression::new_string(system),
-        ),
-        (
-            "ticket_key".to_string(),
-            RestrictedExpression::new_string(key),
-        ),
-    ]))
+            "on_behalf_of".to_string(),
+            RestrictedExpression::new_entity_uid(uid("User", user)),
+        )
+    });
+    Context::from_pairs(
+        ticket_facts
+            .into_iter()
+            .chain(window_end)
+            .chain(on_behalf_of)
+            .chain([
+                (
+                    "now".to_string(),
+                    RestrictedExpression::new_datetime(facts.now.to_cedar_datetime()),
+                ),
+                (
+                    "subject".to_string(),
+                    RestrictedExpression::new_entity_uid(uid("Subject", facts.subject)),
+                ),
+                (
+                    "subject_kind".to_string(),
+                    RestrictedExpression::new_string(subject_kind.to_string()),
+                ),
+                (
+                    "duration_seconds".to_string(),
+                    RestrictedExpression::new_long(facts.duration_seconds),
+                ),
+                (
+                    "justification".to_string(),
+                    RestrictedExpression::new_string(facts.justification.to_string()),
+                ),
+                (
+                    "has_ticket".to_string(),
+                    RestrictedExpression::new_bool(has_ticket),
+                ),
+                (
+                    "ticket_system".to_string(),
+                    RestrictedExpression::new_string(system),
+                ),
+                (
+                    "ticket_key".to_string(),
+                    RestrictedExpression::new_string(key),
+                ),
+            ]),
+    )
     .map_err(|e| e.to_string())
 }
 
@@ -309,6 +323,7 @@ impl PolicyEngine {
             duration_seconds: request.duration_seconds,
             justification: &request.justification,
             ticket: request.ticket.as_ref(),
+            on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
             now: facts.now,
         };
         let resource = uid("Request", &request.id.to_string());
@@ -386,6 +401,7 @@ impl PolicyEngine {
                         duration_seconds: entitlement.max_duration_seconds,
                         justification: "writ policy check",
                         ticket,
+                        on_behalf_of: identity.owner.as_ref().map(|o| o.as_str()),
                         now,
                     };
                     run.evaluated += 1;

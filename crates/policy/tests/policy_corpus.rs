@@ -23,6 +23,7 @@ struct Case {
     #[serde(default = "justification")]
     justification: String,
     ticket: Option<Ticket>,
+    on_behalf_of: Option<String>,
     now: Option<String>,
     expect: Expect,
 }
@@ -72,6 +73,7 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
         duration_seconds: case.duration_seconds,
         justification: &case.justification,
         ticket: case.ticket.as_ref(),
+        on_behalf_of: case.on_behalf_of.as_deref(),
         now,
     };
     let mut check = |what: &str, ok: bool, detail: String| {
@@ -89,6 +91,10 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
             entitlement: case.entitlement.parse().expect("entitlement"),
             justification: case.justification.clone(),
             ticket: case.ticket.clone(),
+            on_behalf_of: case
+                .on_behalf_of
+                .as_ref()
+                .map(|u| u.parse().expect("on_behalf_of")),
             requested_duration_seconds: case.duration_seconds,
             duration_seconds: case.duration_seconds,
             decision,

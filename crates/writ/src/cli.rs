@@ -83,6 +83,9 @@ pub enum Command {
         /// The ticket, as SYSTEM:KEY (e.g. jira:OPS-42).
         #[arg(long)]
         ticket: Option<String>,
+        /// Agents: the user you act for (required for agents).
+        #[arg(long)]
+        on_behalf_of: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -221,10 +224,18 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             duration,
             justification,
             ticket,
+            on_behalf_of,
             client,
         } => {
             client::Client::new(&config, &client)?
-                .request(entitlement, subject, duration, justification, ticket)
+                .request(
+                    entitlement,
+                    subject,
+                    duration,
+                    justification,
+                    ticket,
+                    on_behalf_of,
+                )
                 .await
         }
         Command::Requests {

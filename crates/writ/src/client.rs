@@ -104,6 +104,7 @@ impl Client {
         duration: Option<String>,
         justification: String,
         ticket: Option<String>,
+        on_behalf_of: Option<String>,
     ) -> Result<(), Failure> {
         let duration_seconds = duration
             .map(|d| {
@@ -122,7 +123,7 @@ impl Client {
                     })
             })
             .transpose()?;
-        let body = json!({ "entitlement": entitlement, "subject": subject, "duration_seconds": duration_seconds, "justification": justification, "ticket": ticket });
+        let body = json!({ "entitlement": entitlement, "subject": subject, "duration_seconds": duration_seconds, "justification": justification, "ticket": ticket, "on_behalf_of": on_behalf_of });
         let request = self
             .call(Method::POST, "/v1/requests", &[], Some(body))
             .await?;

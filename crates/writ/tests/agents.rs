@@ -1,0 +1,139 @@
+//! Agents end to end: an agent says which user it acts for, policy sees it, the ledger
+//! keeps the chain agent → human → approver, and that human never approves it.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::Writ;
+
+const CONFIG: &str = r#"
+[[target]]
+name = "noop"
+kind = "noop"
+
+[[entitlement]]
+id = "noop/admin"
+target = "noop"
+role = "admin"
+sensitivity = "high"
+max_duration = "1h"
+
+[[user]]
+name = "alice"
+groups = ["engineers", "managers"]
+
+[[user]]
+name = "eve"
+groups = ["managers"]
+
+[[service]]
+name = "svc-report"
+owner = "alice"
+
+[[agent]]
+name = "bot"
+owner = "alice"
+groups = ["agents"]
+"#;
+
+const POLICY: &str = r#"
+@id("agents-for-their-owner")
+@approvals("1")
+permit (principal is Agent, action == Action::"request", resource)
+when { context has on_behalf_of && principal.owner == context.on_behalf_of };
+
+@id("managers-approve")
+permit (principal in Group::"managers", action == Action::"approve", resource);
+"#;
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_agent_acts_for_a_user_who_then_cannot_approve() {
+    let mut writ = Writ::new(CONFIG, &[("policy.cedar", POLICY)]);
+    let (bot, alice, eve) = (writ.token("bot"), writ.token("alice"), writ.token("eve"));
+    writ.start().await;
+    let ask = |on_behalf_of: Option<&str>| {
+        let mut body = json!({ "entitlement": "noop/admin", "justification": "triage incident 7", "duration_seconds": 600 });
+        if let Some(user) = on_behalf_of {
+            body["on_behalf_of"] = json!(user);
+        }
+        body
+    };
+
+    let (status, error) = writ.post("/v1/requests", &bot, ask(None)).await;
+    assert_eq!(
+        (status, code(&error)),
+        (422, "on_behalf_of_required"),
+        "{error}"
+    );
+    let (status, error) = writ
+        .post("/v1/requests", &bot, ask(Some("svc-report")))
+        .await;
+    assert_eq!((status, code(&error)), (422, "unknown_identity"), "{error}");
+    let (status, error) = writ.post("/v1/requests", &alice, ask(Some("eve"))).await;
+    assert_eq!(
+        (status, code(&error)),
+        (422, "on_behalf_of_not_agent"),
+        "{error}"
+    );
+    // Policy sees for whom: acting for someone other than its owner is denied.
+    let (status, denied) = writ.post("/v1/requests", &bot, ask(Some("eve"))).await;
+    assert_eq!(
+        (status, denied["state"].as_str()),
+        (201, Some("denied")),
+        "{denied}"
+    );
+
+    let (status, request) = writ.post("/v1/requests", &bot, ask(Some("alice"))).await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(request["state"], "pending_approval", "{request}");
+    assert_eq!(
+        (
+            request["requester"].as_str(),
+            request["on_behalf_of"].as_str()
+        ),
+        (Some("bot"), Some("alice"))
+    );
+    let id = request["id"].as_str().expect("id").to_string();
+
+    // Alice is a manager, but the agent acts for her: she cannot approve its request.
+    let (status, error) = writ
+        .post(
+            &format!("/v1/requests/{id}/approve"),
+            &alice,
+            json!({ "comment": "mine" }),
+        )
+        .await;
+    assert_eq!((status, code(&error)), (403, "self_approval"), "{error}");
+    let (status, approved) = writ
+        .post(
+            &format!("/v1/requests/{id}/approve"),
+            &eve,
+            json!({ "comment": "ok" }),
+        )
+        .await;
+    assert_eq!(
+        (status, approved["state"].as_str()),
+        (200, Some("approved")),
+        "{approved}"
+    );
+
+    // The ledger keeps the chain: agent → human → approver.
+    let (_, audit) = writ.get("/v1/audit?limit=100", &eve).await;
+    let approved_event = audit["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["kind"] == "request.approved"))
+        .cloned()
+        .unwrap_or_default();
+    let recorded = &approved_event["data"]["request"];
+    assert_eq!(recorded["requester"], "bot");
+    assert_eq!(recorded["on_behalf_of"], "alice");
+    assert_eq!(recorded["approvals"][0]["approver"], "eve");
+    assert_eq!(approved_event["actor"], "eve");
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", support::stderr(&verify));
+    writ.stop();
+}
