@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grants/{id}/revoke", post(handlers::revoke_grant))
         .route("/v1/audit", get(handlers::audit))
         .route("/v1/audit/verify", get(handlers::audit_verify))
+        .route("/v1/identities", get(handlers::list_identities))
         .route("/v1/itsm/outbox", get(handlers::itsm_outbox))
         .route(
             "/v1/itsm/{name}/webhook",

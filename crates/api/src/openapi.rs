@@ -22,6 +22,7 @@ use crate::handlers;
         handlers::audit_verify,
         handlers::itsm_webhook,
         handlers::itsm_outbox,
+        handlers::list_identities,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

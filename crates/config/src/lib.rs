@@ -96,6 +96,8 @@ pub struct Identity {
     pub manager: Option<IdentityName>,
     /// Services and agents: the accountable user.
     pub owner: Option<IdentityName>,
+    /// A disabled identity cannot authenticate; services and agents it owns are orphaned.
+    pub disabled: bool,
     /// Target or ITSM name → this identity's account there (on an ITSM: the user id
     /// its API reports, e.g. a Jira accountId or a ServiceNow sys_user sys_id).
     pub accounts: BTreeMap<String, String>,
@@ -133,6 +135,18 @@ impl Config {
         name.parse::<IdentityName>()
             .ok()
             .and_then(|name| self.identities.get(&name))
+    }
+
+    /// Services and agents without an accountable owner: the owner is disabled (an
+    /// owner that is not a configured user is refused when the file is loaded).
+    pub fn orphaned(&self) -> impl Iterator<Item = &Identity> {
+        self.identities.values().filter(|identity| {
+            identity.owner.as_ref().is_some_and(|owner| {
+                self.identities
+                    .get(owner)
+                    .is_none_or(|owner| owner.disabled)
+            })
+        })
     }
 
     /// The identity whose account on `system` (a target or ITSM) is `account`.

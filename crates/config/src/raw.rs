@@ -99,6 +99,7 @@ pub struct RawIdentity {
     pub owner: Option<EnvString>,
     #[serde(default)]
     pub accounts: BTreeMap<String, EnvString>,
+    pub disabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -405,6 +405,7 @@ fn validate_identities(
                 manager,
                 owner,
                 accounts,
+                disabled: raw.disabled.unwrap_or(false),
             },
         );
     }

@@ -41,6 +41,13 @@ pub async fn issue_token(
                 format!("no identity {identity:?} is configured"),
             )
         })?;
+        if identity.disabled {
+            return Err(EngineError::new(
+                ErrorKind::Unprocessable,
+                "identity_disabled",
+                format!("{} is disabled in the configuration", identity.name),
+            ));
+        }
         if !(1..=TOKEN_TTL_MAX_SECONDS).contains(&ttl_seconds) {
             return Err(EngineError::new(
                 ErrorKind::Unprocessable,
@@ -113,6 +120,9 @@ impl Engine {
         }
         let identity = self.identity(&record.identity).ok_or_else(|| {
             EngineError::unauthenticated("the token's identity is no longer configured")
+        })?;
+        let identity = Some(identity).filter(|i| !i.disabled).ok_or_else(|| {
+            EngineError::unauthenticated(format!("identity {} is disabled", record.identity))
         })?;
         Ok(Caller {
             name: identity.name.clone(),

@@ -140,6 +140,14 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// List identities (users, services, agents) from a running server.
+    Identities {
+        /// Only services and agents whose owner is disabled.
+        #[arg(long)]
+        orphaned: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// End a grant now.
     Revoke {
         id: String,
@@ -283,6 +291,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 Some(id) => client.show_grant(&id).await,
                 None => client.list_grants(subject, state, entitlement).await,
             }
+        }
+        Command::Identities { orphaned, client } => {
+            client::Client::new(&config, &client)?
+                .list_identities(orphaned)
+                .await
         }
         Command::Revoke { id, reason, client } => {
             client::Client::new(&config, &client)?

@@ -213,6 +213,19 @@ impl Client {
         Ok(())
     }
 
+    pub async fn list_identities(&self, orphaned: bool) -> Result<(), Failure> {
+        let query: Vec<(&str, String)> = if orphaned {
+            vec![("orphaned", "true".to_string())]
+        } else {
+            Vec::new()
+        };
+        let list = self
+            .call(Method::GET, "/v1/identities", &query, None)
+            .await?;
+        self.print(&list, output::identity_list);
+        Ok(())
+    }
+
     pub async fn revoke(&self, id: &str, reason: String) -> Result<(), Failure> {
         let grant = self
             .call(

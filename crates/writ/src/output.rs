@@ -177,6 +177,33 @@ pub fn grant_list(value: &Value) -> String {
     out
 }
 
+pub fn identity_list(value: &Value) -> String {
+    let identities = value["identities"].as_array().cloned().unwrap_or_default();
+    if identities.is_empty() {
+        return "no identities\n".to_string();
+    }
+    let mut out = format!(
+        "{:<20}  {:<8}  {:<16}  {}\n",
+        "NAME", "KIND", "OWNER", "STATUS"
+    );
+    for i in identities {
+        let text = |key: &str| i[key].as_str().unwrap_or("-").to_string();
+        let status = match (i["disabled"].as_bool(), i["orphaned"].as_bool()) {
+            (Some(true), _) => "disabled",
+            (_, Some(true)) => "ORPHANED (owner disabled)",
+            _ => "ok",
+        };
+        let _ = writeln!(
+            out,
+            "{:<20}  {:<8}  {:<16}  {status}",
+            text("name"),
+            text("kind"),
+            text("owner")
+        );
+    }
+    out
+}
+
 pub fn event_list(value: &Value) -> String {
     let events = value
         .get("events")

@@ -137,3 +137,43 @@ async fn an_agent_acts_for_a_user_who_then_cannot_approve() {
     assert!(verify.status.success(), "{}", support::stderr(&verify));
     writ.stop();
 }
+
+#[tokio::test]
+async fn services_and_agents_of_a_disabled_owner_are_orphaned() {
+    let config = CONFIG.replace(
+        "[[user]]\nname = \"eve\"\ngroups = [\"managers\"]\n",
+        "[[user]]\nname = \"eve\"\ngroups = [\"managers\"]\n\n[[user]]\nname = \"mallory\"\ndisabled = true\n\n[[agent]]\nname = \"old-bot\"\nowner = \"mallory\"\n",
+    );
+    let mut writ = Writ::new(&config, &[("policy.cedar", POLICY)]);
+    let eve = writ.token("eve");
+    let refused = writ.run(&["token", "issue", "mallory"]);
+    assert!(
+        !refused.status.success(),
+        "no tokens for a disabled identity"
+    );
+    assert!(
+        support::stderr(&refused).contains("disabled"),
+        "{}",
+        support::stderr(&refused)
+    );
+    writ.start().await;
+
+    let (status, list) = writ.get("/v1/identities?orphaned=true", &eve).await;
+    assert_eq!(status, 200, "{list}");
+    let names: Vec<&str> = list["identities"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(|i| i["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["old-bot"], "{list}");
+    let (_, all) = writ.get("/v1/identities", &eve).await;
+    assert_eq!(all["identities"].as_array().map(Vec::len), Some(6), "{all}");
+
+    let output = writ.run(&["identities", "--orphaned", "--token", &eve]);
+    assert!(output.status.success(), "{}", support::stderr(&output));
+    let text = support::stdout(&output);
+    assert!(
+        text.contains("old-bot") && text.contains("ORPHANED") && !text.contains("svc-report"),
+        "{text}"
+    );
+    writ.stop();
+}
