@@ -57,6 +57,22 @@ pub struct TicketFields {
     pub window_end: Option<String>,
 }
 
+impl TicketFields {
+    /// Every mapped field id, to ask the ITSM's API for.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        [
+            Some(&self.entitlement),
+            self.subject.as_ref(),
+            self.duration.as_ref(),
+            self.justification.as_ref(),
+            self.window_end.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+    }
+}
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Itsm {
     pub name: String,

@@ -29,9 +29,6 @@ impl Jira {
             system: self.client.name.clone(),
             problem: format!("issue {key} has no {what}"),
         };
-        let mapped =
-            |id: &Option<String>| id.as_ref().and_then(|id| field_text(&fields[id.as_str()]));
-        let mapping = &self.client.config.fields;
         Ok(TicketInfo {
             key: issue["key"]
                 .as_str()
@@ -53,12 +50,9 @@ impl Jira {
             summary: fields["summary"].as_str().unwrap_or_default().to_string(),
             requester: fields["reporter"]["accountId"].as_str().map(str::to_string),
             assignee: fields["assignee"]["accountId"].as_str().map(str::to_string),
-            entitlement: mapped(&Some(mapping.entitlement.clone())),
-            subject: mapped(&mapping.subject),
-            duration: mapped(&mapping.duration),
-            justification: mapped(&mapping.justification),
-            window_end: mapped(&mapping.window_end),
-        })
+            ..TicketInfo::default()
+        }
+        .with_mapped(&self.client.config.fields, |id| field_text(&fields[id])))
     }
 }
 
@@ -82,18 +76,7 @@ impl TicketSystem for Jira {
     async fn ticket(&self, key: &str) -> Result<TicketInfo, ItsmError> {
         let mapping = &self.client.config.fields;
         let mut fields = vec!["summary", "status", "issuetype", "reporter", "assignee"];
-        fields.extend(
-            [
-                Some(&mapping.entitlement),
-                mapping.subject.as_ref(),
-                mapping.duration.as_ref(),
-                mapping.justification.as_ref(),
-                mapping.window_end.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .map(String::as_str),
-        );
+        fields.extend(mapping.ids());
         crate::check_key(key)?;
         let path = format!("/rest/api/3/issue/{key}");
         let issue = self

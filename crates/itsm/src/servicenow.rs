@@ -42,18 +42,7 @@ impl TicketSystem for ServiceNow {
             "opened_by",
             "requested_for",
         ];
-        fields.extend(
-            [
-                Some(&mapping.entitlement),
-                mapping.subject.as_ref(),
-                mapping.duration.as_ref(),
-                mapping.justification.as_ref(),
-                mapping.window_end.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .map(String::as_str),
-        );
+        fields.extend(mapping.ids());
         let query = [
             ("sysparm_query", format!("number={key}")),
             ("sysparm_fields", fields.join(",")),
@@ -72,7 +61,6 @@ impl TicketSystem for ServiceNow {
                 key: key.to_string(),
             })?;
         let text = |name: &str| field_text(&record[name]);
-        let mapped = |id: Option<&String>| id.and_then(|id| text(id));
         Ok(TicketInfo {
             key: text("number").unwrap_or_else(|| key.to_string()),
             id: text("sys_id").ok_or_else(|| ItsmError::Malformed {
@@ -85,12 +73,9 @@ impl TicketSystem for ServiceNow {
             summary: text("short_description").unwrap_or_default(),
             requester: text("opened_by"),
             assignee: text("requested_for"),
-            entitlement: mapped(Some(&mapping.entitlement)),
-            subject: mapped(mapping.subject.as_ref()),
-            duration: mapped(mapping.duration.as_ref()),
-            justification: mapped(mapping.justification.as_ref()),
-            window_end: mapped(mapping.window_end.as_ref()),
-        })
+            ..TicketInfo::default()
+        }
+        .with_mapped(mapping, text))
     }
 
     /// `PATCH /api/now/table/sc_req_item/{sys_id}` with `work_notes` (journal input:

@@ -32,6 +32,23 @@ pub struct TicketInfo {
     pub window_end: Option<String>,
 }
 
+impl TicketInfo {
+    /// Fills the mapped fields, reading each field id with `read`.
+    pub fn with_mapped(
+        mut self,
+        mapping: &writ_config::TicketFields,
+        read: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        let mapped = |id: Option<&String>| id.and_then(|id| read(id));
+        self.entitlement = mapped(Some(&mapping.entitlement));
+        self.subject = mapped(mapping.subject.as_ref());
+        self.duration = mapped(mapping.duration.as_ref());
+        self.justification = mapped(mapping.justification.as_ref());
+        self.window_end = mapped(mapping.window_end.as_ref());
+        self
+    }
+}
+
 /// A field's value as text: strings as they are, numbers printed, select options by
 /// value, users by account id, references by sys_id, Atlassian documents by their text.
 pub fn field_text(value: &Value) -> Option<String> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::fake_jira::{self, FakeJira, issue};
-use support::{PG_URL, TestRoles, Writ};
+use support::{PG_URL, TestRoles, Writ, now_ms};
 use writ_config::ItsmKind;
 use writ_itsm::webhook::{JIRA_DELIVERY, JIRA_SIGNATURE, sign};
 
@@ -129,13 +129,6 @@ async fn setup() -> Setup {
         admin_role,
         alice_account,
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 /// Jira's date-time format, `minutes` from now.

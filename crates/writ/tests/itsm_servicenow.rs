@@ -7,18 +7,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::fake_servicenow::{self, FakeServiceNow, item};
-use support::{PG_URL, TestRoles, Writ};
+use support::{PG_URL, TestRoles, Writ, now_ms};
 use writ_config::ItsmKind;
 use writ_itsm::webhook::{SERVICENOW_SIGNATURE, SERVICENOW_TIMESTAMP, sign};
 
 const ALICE_SYS_ID: &str = "62826bf03710200044e0bfc8bcbe5df1";
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
 
 async fn deliver(writ: &Writ, body: &[u8], sent_ms: i64, secret: &str) -> (u16, Value) {
     let signature = sign(ItsmKind::ServiceNow, secret, body, sent_ms);

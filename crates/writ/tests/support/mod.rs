@@ -318,6 +318,14 @@ fn send_signal(pid: u32, signal: &str) {
         .status();
 }
 
+/// Milliseconds since the epoch, as webhook senders stamp their deliveries.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
