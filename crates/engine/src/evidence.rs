@@ -441,6 +441,11 @@ impl EvidenceCourier {
     }
 
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        if self.engine.tickets.is_empty() && self.engine.tickets.notifiers().is_empty() {
+            // Nothing to deliver to: no ticketing system and no sink is configured.
+            let _ = shutdown.changed().await;
+            return;
+        }
         let queued: Arc<Notify> = self.engine.evidence_queued.clone();
         loop {
             let evidence = self.engine.deliver_evidence().await;
