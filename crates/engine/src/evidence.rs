@@ -188,27 +188,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Evidence for a request event (the decision, approvals, closing of the request).
-    pub(crate) async fn request_evidence(
+    /// Appends a request event (the whole record as data) and, for a request that cites
+    /// a checked ticket, queues its note in the same transaction: every request event
+    /// goes through here, so none can miss its evidence.
+    pub(crate) async fn append_request_event(
         &self,
         tx: &mut WriteTx<'_>,
+        now: Timestamp,
+        actor: &str,
+        kind: EventKind,
         request: &Request,
-        event: &StoredEvent,
-    ) -> Result<(), EngineError> {
+    ) -> Result<StoredEvent, EngineError> {
+        let event = tx
+            .append(now, actor, kind, &serde_json::json!({ "request": request }))
+            .await?;
         let checked = request
             .ticket
             .as_ref()
             .is_some_and(|t| t.verified.is_some());
-        let Some(kind) = EventKind::parse(&event.kind).filter(|_| checked) else {
-            return Ok(());
-        };
-        match request_note(kind, request, event) {
-            Some(text) => {
-                self.queue_evidence(tx, request, event, OutboxAction::Note, &text)
-                    .await
-            }
-            None => Ok(()),
+        if checked && let Some(text) = request_note(kind, request, &event) {
+            self.queue_evidence(tx, request, &event, OutboxAction::Note, &text)
+                .await?;
         }
+        Ok(event)
     }
 
     /// Evidence for a grant event (access granted; access removed, which closes the ticket).

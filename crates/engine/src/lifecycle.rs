@@ -235,15 +235,14 @@ impl Engine {
                 .await?;
         }
         tx.insert_request(&request).await?;
-        let event = tx
-            .append(
-                now,
-                caller.name.as_str(),
-                EventKind::RequestCreated,
-                &json!({ "request": request }),
-            )
-            .await?;
-        self.request_evidence(&mut tx, &request, &event).await?;
+        self.append_request_event(
+            &mut tx,
+            now,
+            caller.name.as_str(),
+            EventKind::RequestCreated,
+            &request,
+        )
+        .await?;
         if let Some(grant) = &grant {
             self.record_new_grant(&mut tx, caller.name.as_str(), grant, now)
                 .await?;
@@ -443,29 +442,21 @@ impl Engine {
             request.grant_id = Some(new.id);
             request.pending_expires_at = None;
             tx.update_request(&request).await?;
-            let event = tx
-                .append(
-                    now,
-                    actor,
-                    EventKind::RequestApproved,
-                    &json!({ "request": request }),
-                )
+            self.append_request_event(&mut tx, now, actor, EventKind::RequestApproved, &request)
                 .await?;
-            self.request_evidence(&mut tx, &request, &event).await?;
             tx.delete_job(&request.id.to_string()).await?;
             self.record_new_grant(&mut tx, actor, &new, now).await?;
             grant = Some(new.id);
         } else {
             tx.update_request(&request).await?;
-            let event = tx
-                .append(
-                    now,
-                    actor,
-                    EventKind::RequestApprovalRecorded,
-                    &json!({ "request": request }),
-                )
-                .await?;
-            self.request_evidence(&mut tx, &request, &event).await?;
+            self.append_request_event(
+                &mut tx,
+                now,
+                actor,
+                EventKind::RequestApprovalRecorded,
+                &request,
+            )
+            .await?;
         }
         tx.commit().await?;
         self.evidence_committed();
@@ -556,10 +547,8 @@ impl Engine {
             RequestEvent::Approve => EventKind::RequestApproved,
         };
         tx.update_request(request).await?;
-        let event = tx
-            .append(now, actor, kind, &json!({ "request": request }))
+        self.append_request_event(tx, now, actor, kind, request)
             .await?;
-        self.request_evidence(tx, request, &event).await?;
         tx.delete_job(&request.id.to_string()).await?;
         tracing::info!(request = %request.id, state = %request.state, by = actor, "request closed");
         Ok(())
