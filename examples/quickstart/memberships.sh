@@ -14,6 +14,9 @@ case "$WRIT_ACTION" in
     mv "$state.tmp" "$state" ;;
   check)
     if grep -qxF "$line" "$state"; then echo '{"held": true}'; else echo '{"held": false}'; fi ;;
+  list)
+    # Every account holding the role, as {"accounts": [...]} (names have no spaces or quotes here).
+    awk -v role="$WRIT_ROLE" 'BEGIN { printf "{\"accounts\": [" } $1 == role { printf "%s\"%s\"", (n++ ? ", " : ""), $2 } END { print "]}" }' "$state" ;;
   *)
     echo "unknown action: $WRIT_ACTION" >&2; exit 2 ;;
 esac

@@ -156,7 +156,7 @@ pub struct AuditQuery {
     limit: Option<i64>,
 }
 
-fn query<T>(
+pub(crate) fn query<T>(
     query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
 ) -> Result<T, ApiError> {
     query

@@ -5,6 +5,7 @@
 
 mod auth;
 mod error;
+mod findings;
 mod handlers;
 mod json;
 mod metrics_route;
@@ -48,6 +49,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(handlers::audit))
         .route("/v1/audit/verify", get(handlers::audit_verify))
         .route("/v1/identities", get(handlers::list_identities))
+        .route("/v1/reconcile", post(findings::reconcile))
+        .route("/v1/findings", get(findings::list_findings))
+        .route("/v1/findings/{id}", get(findings::get_finding))
+        .route("/v1/findings/{id}/accept", post(findings::accept_finding))
         .route("/v1/itsm/outbox", get(handlers::itsm_outbox))
         .route(
             "/v1/itsm/{name}/webhook",

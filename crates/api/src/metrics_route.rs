@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use writ_domain::lifecycle::GrantState;
+use writ_domain::{FindingKind, FindingState};
 use writ_engine::metrics_names;
 
 use crate::AppState;
@@ -71,6 +72,20 @@ pub async fn metrics(
         .await
         .map_err(writ_engine::EngineError::from)?;
     metrics::gauge!(metrics_names::OUTBOX_BACKLOG).set(backlog as f64);
+    let findings = store
+        .finding_counts()
+        .await
+        .map_err(writ_engine::EngineError::from)?;
+    for kind in FindingKind::ALL {
+        for finding_state in FindingState::ALL {
+            let count = findings
+                .iter()
+                .find(|(k, s, _)| k == kind.as_str() && s == finding_state.as_str())
+                .map_or(0, |(_, _, n)| *n);
+            metrics::gauge!(metrics_names::FINDINGS, "kind" => kind.as_str(), "state" => finding_state.as_str())
+                .set(count as f64);
+        }
+    }
     let (writes, commits) = store.commit_counts();
     metrics::gauge!(metrics_names::WRITE_TRANSACTIONS).set(writes as f64);
     metrics::gauge!(metrics_names::DATABASE_COMMITS).set(commits as f64);

@@ -23,6 +23,10 @@ use crate::handlers;
         handlers::itsm_webhook,
         handlers::itsm_outbox,
         handlers::list_identities,
+        crate::findings::reconcile,
+        crate::findings::list_findings,
+        crate::findings::get_finding,
+        crate::findings::accept_finding,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

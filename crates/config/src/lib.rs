@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use writ_domain::{EntitlementId, IdentityKind, IdentityName, Sensitivity};
+use writ_domain::{
+    DriftAction, EntitlementId, FindingKind, IdentityKind, IdentityName, Sensitivity,
+};
 
 pub use itsm::{DEFAULT_WEBHOOK_MAX_AGE_SECONDS, Itsm, ItsmAuth, ItsmKind, Notify, TicketFields};
 pub use validate::DEFAULT_PENDING_TTL_SECONDS;
@@ -59,6 +61,40 @@ pub struct Config {
 pub struct Target {
     pub name: String,
     pub connector: ConnectorConfig,
+    /// How often `writ serve` reconciles the target with the grants; `None`: never
+    /// on its own (`writ reconcile` still does).
+    pub reconcile_every_seconds: Option<i64>,
+}
+
+/// How often a target is reconciled unless its `reconcile_every` says otherwise.
+pub const DEFAULT_RECONCILE_EVERY_SECONDS: i64 = 3600;
+
+/// What reconciliation does about each kind of finding on an entitlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriftPolicy {
+    pub unmanaged: DriftAction,
+    pub lingering: DriftAction,
+    pub missing: DriftAction,
+}
+
+impl Default for DriftPolicy {
+    fn default() -> Self {
+        Self {
+            unmanaged: FindingKind::Unmanaged.default_action(),
+            lingering: FindingKind::Lingering.default_action(),
+            missing: FindingKind::Missing.default_action(),
+        }
+    }
+}
+
+impl DriftPolicy {
+    pub fn action(&self, kind: FindingKind) -> DriftAction {
+        match kind {
+            FindingKind::Unmanaged => self.unmanaged,
+            FindingKind::Lingering => self.lingering,
+            FindingKind::Missing => self.missing,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +122,8 @@ pub struct Entitlement {
     pub owners: Option<String>,
     /// Requests must carry a ticket from a configured ITSM, which writ checks.
     pub ticket_required: bool,
+    /// What reconciliation does about differences on the target.
+    pub drift: DriftPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -75,6 +75,7 @@ pub struct RawTarget {
     #[serde(default)]
     pub args: Vec<EnvString>,
     pub timeout: Option<EnvString>,
+    pub reconcile_every: Option<EnvString>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +88,9 @@ pub struct RawEntitlement {
     pub max_duration: EnvString,
     pub owners: Option<EnvString>,
     pub ticket_required: Option<bool>,
+    pub on_unmanaged: Option<EnvString>,
+    pub on_lingering: Option<EnvString>,
+    pub on_missing: Option<EnvString>,
 }
 
 #[derive(Debug, Deserialize)]

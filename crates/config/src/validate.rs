@@ -4,10 +4,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use writ_domain::{EntitlementId, IdentityKind, IdentityName, Sensitivity, parse_duration_seconds};
+use writ_domain::{
+    DriftAction, EntitlementId, FindingKind, IdentityKind, IdentityName, Sensitivity,
+    parse_duration_seconds,
+};
 
+use crate::env::EnvString;
 use crate::raw::{RawConfig, RawIdentity, RawTarget};
-use crate::{Config, ConfigError, ConnectorConfig, Entitlement, Identity, Target};
+use crate::{
+    Config, ConfigError, ConnectorConfig, DEFAULT_RECONCILE_EVERY_SECONDS, DriftPolicy,
+    Entitlement, Identity, Target,
+};
 
 pub const DEFAULT_PENDING_TTL_SECONDS: i64 = 24 * 3600;
 const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
@@ -183,6 +190,33 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
                 })?;
         let max_duration_seconds = check.duration(&key("max_duration"), &raw.max_duration.0)?;
         let owners = raw.owners.map(|owners| owners.0);
+        let drift_action = |field: &str, kind: FindingKind, value: Option<EnvString>| {
+            let Some(text) = value else {
+                return Ok(kind.default_action());
+            };
+            match DriftAction::parse(&text.0) {
+                Some(action) if kind.allows(action) => Ok(action),
+                _ => {
+                    let allowed = if kind == FindingKind::Missing {
+                        "report or reapply"
+                    } else {
+                        "report or revoke"
+                    };
+                    Err(check.invalid(
+                        key(field),
+                        format!(
+                            "{:?} is not an action for {} access; expected {allowed}",
+                            text.0, kind
+                        ),
+                    ))
+                }
+            }
+        };
+        let drift = DriftPolicy {
+            unmanaged: drift_action("on_unmanaged", FindingKind::Unmanaged, raw.on_unmanaged)?,
+            lingering: drift_action("on_lingering", FindingKind::Lingering, raw.on_lingering)?,
+            missing: drift_action("on_missing", FindingKind::Missing, raw.on_missing)?,
+        };
         if entitlements.contains_key(&id) {
             return Err(check.invalid(key("id"), format!("entitlement {id} is defined twice")));
         }
@@ -196,6 +230,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
                 max_duration_seconds,
                 owners,
                 ticket_required: raw.ticket_required.unwrap_or(false),
+                drift,
             },
         );
     }
@@ -319,7 +354,16 @@ fn validate_target(
             ));
         }
     };
-    Ok(Target { name, connector })
+    let reconcile_every_seconds = match raw.reconcile_every {
+        None => Some(DEFAULT_RECONCILE_EVERY_SECONDS),
+        Some(text) if text.0 == "off" => None,
+        Some(text) => Some(check.duration(&key("reconcile_every"), &text.0)?),
+    };
+    Ok(Target {
+        name,
+        connector,
+        reconcile_every_seconds,
+    })
 }
 
 fn validate_identities(

@@ -4,7 +4,8 @@
 //! `{"action": "grant"|"revoke"|"check", "target": "...", "role": "...", "account": "..."}`,
 //! and the same values in the environment (`WRIT_ACTION`, `WRIT_TARGET`, `WRIT_ROLE`,
 //! `WRIT_ACCOUNT`). Exit status 0 means done. For `check` it prints `{"held": true}` or
-//! `{"held": false}` on stdout. Any other exit status is a failure and its stderr the
+//! `{"held": false}` on stdout. For `list` (reconciliation; `account` is empty) it prints
+//! `{"accounts": ["...", ...]}`: every account holding `role`. Any other exit status is a failure and its stderr the
 //! reason. A program that outlives the timeout is killed and the outcome is unknown.
 
 use std::path::PathBuf;
@@ -31,6 +32,11 @@ pub struct CommandConnector {
 #[derive(serde::Deserialize)]
 struct CheckOutput {
     held: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct ListOutput {
+    accounts: Vec<String>,
 }
 
 impl CommandConnector {
@@ -101,6 +107,24 @@ impl CommandConnector {
     }
 }
 
+impl CommandConnector {
+    fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        action: &str,
+        stdout: &[u8],
+        expected: &str,
+    ) -> Result<T, ConnectorError> {
+        serde_json::from_slice(stdout).map_err(|e| {
+            let mut printed = String::from_utf8_lossy(stdout).into_owned();
+            printed.truncate(ERROR_TEXT_MAX);
+            ConnectorError::Failed(format!(
+                "{} {action} printed {printed:?}, expected {expected}: {e}",
+                self.program.display()
+            ))
+        })
+    }
+}
+
 #[async_trait]
 impl Connector for CommandConnector {
     async fn grant(&self, access: Access<'_>) -> Result<(), ConnectorError> {
@@ -113,14 +137,13 @@ impl Connector for CommandConnector {
 
     async fn holds(&self, access: Access<'_>) -> Result<bool, ConnectorError> {
         let stdout = self.run("check", access).await?;
-        serde_json::from_slice::<CheckOutput>(&stdout)
+        self.parse::<CheckOutput>("check", &stdout, r#"{"held": true|false}"#)
             .map(|out| out.held)
-            .map_err(|e| {
-                ConnectorError::Failed(format!(
-                    "{} check printed {:?}, expected {{\"held\": true|false}}: {e}",
-                    self.program.display(),
-                    String::from_utf8_lossy(&stdout)
-                ))
-            })
+    }
+
+    async fn members(&self, role: &str) -> Result<Vec<String>, ConnectorError> {
+        let stdout = self.run("list", Access { role, account: "" }).await?;
+        self.parse::<ListOutput>("list", &stdout, r#"{"accounts": [...]}"#)
+            .map(|out| out.accounts)
     }
 }

@@ -43,6 +43,8 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     async fn revoke(&self, access: Access<'_>) -> Result<(), ConnectorError>;
     /// Whether the target holds the access right now.
     async fn holds(&self, access: Access<'_>) -> Result<bool, ConnectorError>;
+    /// Every account that holds `role` on the target right now (reconciliation).
+    async fn members(&self, role: &str) -> Result<Vec<String>, ConnectorError>;
 }
 
 /// The connector of each configured target.

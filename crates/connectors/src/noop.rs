@@ -41,4 +41,13 @@ impl Connector for NoopConnector {
     async fn holds(&self, access: Access<'_>) -> Result<bool, ConnectorError> {
         self.with(|held| held.contains(&(access.role.to_string(), access.account.to_string())))
     }
+
+    async fn members(&self, role: &str) -> Result<Vec<String>, ConnectorError> {
+        self.with(|held| {
+            held.iter()
+                .filter(|(held_role, _)| held_role == role)
+                .map(|(_, account)| account.clone())
+                .collect()
+        })
+    }
 }

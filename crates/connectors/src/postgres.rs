@@ -153,4 +153,17 @@ impl Connector for PostgresConnector {
         .await
         .map_err(classify)
     }
+
+    /// Direct members of the role (what `GRANT role TO account` creates).
+    async fn members(&self, role: &str) -> Result<Vec<String>, ConnectorError> {
+        sqlx::query_scalar::<_, String>(
+            "SELECT a.rolname::text FROM pg_auth_members m \
+             JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member \
+             WHERE r.rolname = $1",
+        )
+        .bind(role)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)
+    }
 }

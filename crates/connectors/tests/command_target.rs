@@ -21,6 +21,7 @@ case "$WRIT_ACTION" in
   grant) grep -qxF "$line" "$state" || echo "$line" >> "$state" ;;
   revoke) grep -vxF "$line" "$state" > "$state.new"; mv "$state.new" "$state" ;;
   check) if grep -qxF "$line" "$state"; then echo '{"held": true}'; else echo '{"held": false}'; fi ;;
+  list) awk -v role="$WRIT_ROLE" 'BEGIN { printf "{\"accounts\": [" } $1 == role { printf "%s\"%s\"", (n++ ? ", " : ""), $2 } END { print "]}" }' "$state" ;;
   *) echo "unknown action $WRIT_ACTION" >&2; exit 2 ;;
 esac
 "#;
@@ -36,8 +37,18 @@ async fn runs_the_documented_protocol() {
     assert!(!connector.holds(access).await.expect("check"));
     connector.grant(access).await.expect("grant");
     assert!(connector.holds(access).await.expect("check"));
+    let other = Access {
+        role: "readers",
+        account: "bob",
+    };
+    connector.grant(other).await.expect("grant");
+    let mut members = connector.members("readers").await.expect("list");
+    members.sort();
+    assert_eq!(members, ["alice", "bob"]);
+    assert!(connector.members("writers").await.expect("list").is_empty());
     connector.revoke(access).await.expect("revoke");
     assert!(!connector.holds(access).await.expect("check"));
+    assert_eq!(connector.members("readers").await.expect("list"), ["bob"]);
 }
 
 #[tokio::test]

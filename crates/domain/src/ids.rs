@@ -60,6 +60,7 @@ macro_rules! uuid_id {
 
 uuid_id!(RequestId, "request id");
 uuid_id!(GrantId, "grant id");
+uuid_id!(FindingId, "finding id");
 
 /// The longest name writ accepts for an identity, group, target or entitlement part.
 pub const NAME_LENGTH_MAX: usize = 128;

@@ -10,8 +10,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::finding::{FindingEvent, FindingState};
 use crate::lifecycle::{GrantState, RequestState};
-use crate::{Grant, GrantId, Request, RequestId, Timestamp};
+use crate::{Finding, FindingId, Grant, GrantId, Request, RequestId, Timestamp};
 
 /// The hash that precedes the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -35,10 +36,16 @@ pub enum EventKind {
     TokenIssued,
     /// A webhook delivery that failed authentication (bad or missing signature, stale).
     ItsmWebhookRejected,
+    /// Reconciliation found a difference between a target and the grants.
+    FindingOpened,
+    FindingAccepted,
+    /// A finding's exception expired.
+    FindingReopened,
+    FindingResolved,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 17] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
         Self::RequestApproved,
@@ -52,6 +59,10 @@ impl EventKind {
         Self::GrantRevoked,
         Self::TokenIssued,
         Self::ItsmWebhookRejected,
+        Self::FindingOpened,
+        Self::FindingAccepted,
+        Self::FindingReopened,
+        Self::FindingResolved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +80,10 @@ impl EventKind {
             Self::GrantRevoked => "grant.revoked",
             Self::TokenIssued => "token.issued",
             Self::ItsmWebhookRejected => "itsm.webhook_rejected",
+            Self::FindingOpened => "finding.opened",
+            Self::FindingAccepted => "finding.accepted",
+            Self::FindingReopened => "finding.reopened",
+            Self::FindingResolved => "finding.resolved",
         }
     }
 
@@ -234,6 +249,7 @@ pub struct ChainVerifier {
     last_hash: String,
     pub requests: HashMap<RequestId, Request>,
     pub grants: HashMap<GrantId, Grant>,
+    pub findings: HashMap<FindingId, Finding>,
 }
 
 impl Default for ChainVerifier {
@@ -243,6 +259,7 @@ impl Default for ChainVerifier {
             last_hash: GENESIS_HASH.to_string(),
             requests: HashMap::new(),
             grants: HashMap::new(),
+            findings: HashMap::new(),
         }
     }
 }
@@ -351,6 +368,37 @@ impl ChainVerifier {
                 .map_err(|e| format!("grant snapshot: {e}"))?;
             self.replay_grant(kind, grant)?;
         }
+        if let Some(finding) = data.get("finding") {
+            let finding: Finding = serde_json::from_value(finding.clone())
+                .map_err(|e| format!("finding snapshot: {e}"))?;
+            self.replay_finding(kind, finding)?;
+        }
+        Ok(())
+    }
+
+    fn replay_finding(&mut self, kind: EventKind, finding: Finding) -> Result<(), String> {
+        let previous = self.findings.get(&finding.id).map(|f| f.state);
+        let event = match kind {
+            EventKind::FindingAccepted => Some(FindingEvent::Accept),
+            EventKind::FindingReopened => Some(FindingEvent::Reopen),
+            EventKind::FindingResolved => Some(FindingEvent::Resolve),
+            _ => None,
+        };
+        let legal = match (previous, kind, event) {
+            (None, EventKind::FindingOpened, _) => finding.state == FindingState::Open,
+            (Some(from), _, Some(event)) => from.transition(event) == Ok(finding.state),
+            _ => false,
+        };
+        if !legal {
+            return Err(format!(
+                "{} moves finding {} from {} to {}, which the lifecycle does not allow",
+                kind,
+                finding.id,
+                previous.map_or("nothing", FindingState::as_str),
+                finding.state
+            ));
+        }
+        self.findings.insert(finding.id, finding);
         Ok(())
     }
 

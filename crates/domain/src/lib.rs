@@ -4,14 +4,19 @@
 //! Cedar or connectors. Time comes in as a parameter (see [`Clock`]).
 
 mod clock;
+pub mod finding;
 mod ids;
 pub mod ledger;
 pub mod lifecycle;
 mod records;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use finding::{
+    DriftAction, Exception, Finding, FindingEvent, FindingKind, FindingReport, FindingState,
+};
 pub use ids::{
-    EntitlementId, GrantId, IdentityKind, IdentityName, InvalidId, RequestId, Sensitivity,
+    EntitlementId, FindingId, GrantId, IdentityKind, IdentityName, InvalidId, RequestId,
+    Sensitivity,
 };
 pub use records::{Approval, Decision, DecisionOutcome, Grant, Request, Ticket, TicketCheck};
 

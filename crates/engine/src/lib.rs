@@ -9,9 +9,11 @@
 
 mod error;
 mod evidence;
+mod exceptions;
 mod intake;
 mod lifecycle;
 pub mod metrics_names;
+mod reconcile;
 mod revocation;
 mod scheduler;
 mod tickets;
@@ -31,8 +33,10 @@ use writ_store::Store;
 
 pub use error::{EngineError, ErrorKind};
 pub use evidence::EvidenceCourier;
+pub use exceptions::{EXCEPTION_DURATION_MAX_SECONDS, NewException};
 pub use intake::{WebhookAction, WebhookOutcome};
 pub use lifecycle::NewRequest;
+pub use reconcile::{ReconcileReport, Reconciler};
 pub use scheduler::Scheduler;
 pub use tokens::{DEFAULT_TOKEN_TTL_SECONDS, TOKEN_TTL_MAX_SECONDS, issue_token};
 

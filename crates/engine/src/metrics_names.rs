@@ -21,3 +21,9 @@ pub const OUTBOX_BACKLOG: &str = "writ_outbox_backlog";
 pub const NOTIFICATIONS_SENT: &str = "writ_notifications_sent_total";
 /// Failed attempts to deliver a notification (each is retried), by sink.
 pub const NOTIFICATION_FAILURES: &str = "writ_notification_failures_total";
+/// Findings opened by reconciliation, by kind.
+pub const FINDINGS_OPENED: &str = "writ_findings_opened_total";
+/// Findings by kind and state (gauge, read at scrape).
+pub const FINDINGS: &str = "writ_findings";
+/// Failed attempts to revoke or reapply drifted access (each is retried next pass).
+pub const FINDING_ACTION_FAILURES: &str = "writ_finding_action_failures_total";

@@ -54,7 +54,7 @@ impl Engine {
     }
 
     fn holder_key(grant: &Grant) -> String {
-        format!("{}\u{0}{}", grant.entitlement, grant.account)
+        crate::reconcile::holder_key(grant.entitlement.as_str(), &grant.account)
     }
 
     async fn record_attempt_failure(

@@ -57,6 +57,10 @@ impl Scheduler {
                         Ok(id) => engine.expire_request(id).await,
                         Err(_) => Ok(()),
                     },
+                    (JobKind::ExpireException, _) => match job.object_id.parse() {
+                        Ok(id) => engine.expire_exception(id).await,
+                        Err(_) => Ok(()),
+                    },
                     (_, Err(_)) => Ok(()),
                 };
                 if let Err(error) = result {

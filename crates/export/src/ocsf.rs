@@ -108,6 +108,9 @@ fn mapping(kind: Option<EventKind>, data: &Value) -> Mapping {
             failed: true,
             ..entity((99, "Other"), Some(DENIED))
         },
+        Some(K::FindingOpened) => entity((1, "Create"), None),
+        Some(K::FindingAccepted | K::FindingReopened) => entity((3, "Update"), None),
+        Some(K::FindingResolved) => entity((11, "Deactivate"), None),
         None => entity((99, "Other"), None),
     }
 }
@@ -154,6 +157,20 @@ fn subject_of(event: &Event) -> (Value, Option<String>, String) {
         let entity = json!({ "uid": id, "type": "writ.grant", "name": format!("grant {id}"), "data": grant });
         let request = grant["request_id"].as_str().map(str::to_string);
         return (entity, request, message);
+    }
+    if let Some(finding) = data.get("finding") {
+        let id = text(&finding["id"]).to_string();
+        let message = format!(
+            "{}: {} access {} on {} for account {} ({})",
+            event.kind,
+            text(&finding["kind"]),
+            text(&finding["entitlement"]),
+            text(&finding["target"]),
+            text(&finding["account"]),
+            text(&finding["state"]),
+        );
+        let entity = json!({ "uid": id, "type": "writ.finding", "name": format!("finding {id}"), "data": finding });
+        return (entity, None, message);
     }
     if let Some(itsm) = data.get("itsm") {
         let delivery = text(&data["delivery"]).to_string();

@@ -5,6 +5,7 @@
 //! ARCHITECTURE.md for why), and every state change it writes goes through a
 //! [`WriteTx`], which appends the matching ledger event in the same transaction.
 
+mod findings;
 mod migrate;
 mod outbox;
 mod read;
@@ -17,6 +18,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use writ_domain::{Grant, Request, Timestamp};
 
+pub use findings::{FindingFilter, LiveGrant};
 pub use outbox::{NewOutboxEntry, NotifyCursor, OutboxAction, OutboxEntry};
 pub use read::{GrantFilter, RequestFilter};
 pub use verify::{VerifyError, VerifyReport};
@@ -59,6 +61,8 @@ pub enum JobKind {
     ApplyGrant,
     RevokeGrant,
     ExpireRequest,
+    /// Reopen a finding whose exception ran out.
+    ExpireException,
 }
 
 impl JobKind {
@@ -67,13 +71,19 @@ impl JobKind {
             Self::ApplyGrant => "grant.apply",
             Self::RevokeGrant => "grant.revoke",
             Self::ExpireRequest => "request.expire",
+            Self::ExpireException => "exception.expire",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Self::ApplyGrant, Self::RevokeGrant, Self::ExpireRequest]
-            .into_iter()
-            .find(|k| k.as_str() == text)
+        [
+            Self::ApplyGrant,
+            Self::RevokeGrant,
+            Self::ExpireRequest,
+            Self::ExpireException,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
     }
 }
 
@@ -147,6 +157,10 @@ pub(crate) fn request_from_row(row: &AnyRow) -> Result<Request, StoreError> {
 
 pub(crate) fn grant_from_row(row: &AnyRow) -> Result<Grant, StoreError> {
     decode_doc("grant", row)
+}
+
+pub(crate) fn finding_from_row(row: &AnyRow) -> Result<writ_domain::Finding, StoreError> {
+    decode_doc("finding", row)
 }
 
 impl Store {

@@ -7,6 +7,7 @@ use crate::StoreError;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_tickets.sql")),
+    (3, include_str!("../migrations/0003_findings.sql")),
 ];
 
 pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {

@@ -26,7 +26,7 @@ pub struct GrantFilter {
 }
 
 /// `WHERE a = $1 AND b = $2 ...` for the conditions that are set.
-fn where_clause(conditions: &[(&str, Option<String>)]) -> (String, Vec<String>) {
+pub(crate) fn where_clause(conditions: &[(&str, Option<String>)]) -> (String, Vec<String>) {
     let mut clauses = Vec::new();
     let mut values = Vec::new();
     for (column, value) in conditions {

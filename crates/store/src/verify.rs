@@ -1,13 +1,18 @@
 //! `audit verify`: recompute the hash chain, replay every event, and check that the
-//! request and grant tables say exactly what the ledger says.
+//! request, grant and finding tables say exactly what the ledger says.
 
 use std::collections::HashMap;
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 use writ_domain::ledger::{ChainVerifier, LedgerError, StoredEvent, digest_matches, event_digest};
 
 use crate::read::{RawEvent, parse_event_page};
-use crate::{EVENT_PAGE_SIZE, Store, StoreError, grant_from_row, request_from_row};
+use writ_domain::{Finding, Grant, Request};
+
+use crate::{
+    EVENT_PAGE_SIZE, Store, StoreError, finding_from_row, grant_from_row, request_from_row,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -15,6 +20,7 @@ pub struct VerifyReport {
     pub head: String,
     pub requests: usize,
     pub grants: usize,
+    pub findings: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +50,7 @@ fn mismatch(table: &'static str, id: String, problem: impl Into<String>) -> Veri
 /// (hashes and the links inside it), so only its first link is left to join.
 enum CheckedPage {
     Events(Vec<StoredEvent>),
-    Stretch(Option<Stretch>),
+    Stretch(Option<Box<Stretch>>),
 }
 
 struct Stretch {
@@ -90,12 +96,12 @@ impl Store {
                 break;
             }
         }
-        Ok(CheckedPage::Stretch(Some(Stretch {
+        Ok(CheckedPage::Stretch(Some(Box::new(Stretch {
             first_seq: first.seq,
             first_prev_hash: first.prev_hash.to_string(),
             checked,
             error,
-        })))
+        }))))
     }
 }
 
@@ -112,6 +118,7 @@ impl Store {
             head: verifier.head().to_string(),
             requests: 0,
             grants: 0,
+            findings: 0,
         })
     }
 
@@ -184,97 +191,116 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let request_count = rows.len();
-        let mut replayed = std::mem::take(&mut verifier.requests);
-        for row in &rows {
-            let id: String = row.try_get("id")?;
-            let request = request_from_row(row).map_err(VerifyError::Store)?;
-            let columns_agree = request.id.to_string() == id
-                && row.try_get::<String, _>("state")? == request.state.as_str()
-                && row.try_get::<String, _>("requester")? == request.requester.as_str()
-                && row.try_get::<String, _>("subject")? == request.subject.as_str()
-                && row.try_get::<String, _>("entitlement")? == request.entitlement.as_str()
-                && row.try_get::<i64, _>("created_at_us")? == request.created_at.unix_micros();
-            if !columns_agree {
-                return Err(mismatch(
-                    "requests",
-                    id,
-                    "its columns disagree with its record",
-                ));
-            }
-            match replayed.remove(&request.id) {
-                None => return Err(mismatch("requests", id, "is not on the ledger")),
-                Some(expected) if expected != request => {
-                    return Err(mismatch(
-                        "requests",
-                        id,
-                        format!(
-                            "differs from the ledger (ledger: {}, table: {})",
-                            expected.state, request.state
-                        ),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        if let Some(id) = replayed.keys().next() {
-            return Err(mismatch(
-                "requests",
-                id.to_string(),
-                "is on the ledger but missing from the table",
-            ));
-        }
+        let requests = compare_table(
+            "requests",
+            &rows,
+            std::mem::take(&mut verifier.requests),
+            request_from_row,
+            |row, request: &Request| {
+                Ok(row.try_get::<String, _>("state")? == request.state.as_str()
+                    && row.try_get::<String, _>("requester")? == request.requester.as_str()
+                    && row.try_get::<String, _>("subject")? == request.subject.as_str()
+                    && row.try_get::<String, _>("entitlement")? == request.entitlement.as_str()
+                    && row.try_get::<i64, _>("created_at_us")? == request.created_at.unix_micros())
+            },
+            |request| (request.id, request.state.as_str()),
+        )?;
 
         let rows = sqlx::query("SELECT id, request_id, subject, entitlement, account, state, expires_at_us, doc FROM grants").fetch_all(&self.pool).await?;
-        let grant_count = rows.len();
-        let mut replayed: HashMap<_, _> = std::mem::take(&mut verifier.grants);
-        for row in &rows {
-            let id: String = row.try_get("id")?;
-            let grant = grant_from_row(row).map_err(VerifyError::Store)?;
-            let columns_agree = grant.id.to_string() == id
-                && row.try_get::<String, _>("request_id")? == grant.request_id.to_string()
-                && row.try_get::<String, _>("state")? == grant.state.as_str()
-                && row.try_get::<String, _>("subject")? == grant.subject.as_str()
-                && row.try_get::<String, _>("entitlement")? == grant.entitlement.as_str()
-                && row.try_get::<String, _>("account")? == grant.account
-                && row.try_get::<i64, _>("expires_at_us")? == grant.expires_at.unix_micros();
-            if !columns_agree {
-                return Err(mismatch(
-                    "grants",
-                    id,
-                    "its columns disagree with its record",
-                ));
-            }
-            match replayed.remove(&grant.id) {
-                None => return Err(mismatch("grants", id, "is not on the ledger")),
-                Some(expected) if expected != grant => {
-                    return Err(mismatch(
-                        "grants",
-                        id,
-                        format!(
-                            "differs from the ledger (ledger: {}, table: {})",
-                            expected.state, grant.state
-                        ),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        if let Some(id) = replayed.keys().next() {
-            return Err(mismatch(
-                "grants",
-                id.to_string(),
-                "is on the ledger but missing from the table",
-            ));
-        }
+        let grants = compare_table(
+            "grants",
+            &rows,
+            std::mem::take(&mut verifier.grants),
+            grant_from_row,
+            |row, grant: &Grant| {
+                Ok(
+                    row.try_get::<String, _>("request_id")? == grant.request_id.to_string()
+                        && row.try_get::<String, _>("state")? == grant.state.as_str()
+                        && row.try_get::<String, _>("subject")? == grant.subject.as_str()
+                        && row.try_get::<String, _>("entitlement")? == grant.entitlement.as_str()
+                        && row.try_get::<String, _>("account")? == grant.account
+                        && row.try_get::<i64, _>("expires_at_us")?
+                            == grant.expires_at.unix_micros(),
+                )
+            },
+            |grant| (grant.id, grant.state.as_str()),
+        )?;
+
+        let rows = sqlx::query(
+            "SELECT id, target, entitlement, account, kind, state, first_seen_at_us, doc FROM findings",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let findings = compare_table(
+            "findings",
+            &rows,
+            std::mem::take(&mut verifier.findings),
+            finding_from_row,
+            |row, finding: &Finding| {
+                Ok(row.try_get::<String, _>("target")? == finding.target
+                    && row.try_get::<String, _>("entitlement")? == finding.entitlement.as_str()
+                    && row.try_get::<String, _>("account")? == finding.account
+                    && row.try_get::<String, _>("kind")? == finding.kind.as_str()
+                    && row.try_get::<String, _>("state")? == finding.state.as_str()
+                    && row.try_get::<i64, _>("first_seen_at_us")?
+                        == finding.first_seen_at.unix_micros())
+            },
+            |finding| (finding.id, finding.state.as_str()),
+        )?;
 
         Ok(VerifyReport {
             events: verifier.events(),
             head: verifier.head().to_string(),
-            requests: request_count,
-            grants: grant_count,
+            requests,
+            grants,
+            findings,
         })
     }
+}
+
+/// Checks that a state table holds exactly the records the ledger replay produced:
+/// each row's columns agree with its record, each record equals the replayed one, and
+/// no replayed record is missing. Returns the number of rows.
+fn compare_table<Id, T>(
+    table: &'static str,
+    rows: &[AnyRow],
+    mut replayed: HashMap<Id, T>,
+    decode: impl Fn(&AnyRow) -> Result<T, StoreError>,
+    columns_agree: impl Fn(&AnyRow, &T) -> Result<bool, sqlx::Error>,
+    id_and_state: impl Fn(&T) -> (Id, &str),
+) -> Result<usize, VerifyError>
+where
+    Id: std::hash::Hash + Eq + std::fmt::Display,
+    T: PartialEq,
+{
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let record = decode(row).map_err(VerifyError::Store)?;
+        let (record_id, state) = id_and_state(&record);
+        if record_id.to_string() != id || !columns_agree(row, &record)? {
+            return Err(mismatch(table, id, "its columns disagree with its record"));
+        }
+        match replayed.remove(&record_id) {
+            None => return Err(mismatch(table, id, "is not on the ledger")),
+            Some(expected) if expected != record => {
+                let (_, ledger_state) = id_and_state(&expected);
+                return Err(mismatch(
+                    table,
+                    id,
+                    format!("differs from the ledger (ledger: {ledger_state}, table: {state})"),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(id) = replayed.keys().next() {
+        return Err(mismatch(
+            table,
+            id.to_string(),
+            "is on the ledger but missing from the table",
+        ));
+    }
+    Ok(rows.len())
 }
 
 #[cfg(test)]

@@ -73,10 +73,10 @@ pub struct WriteTx<'s> {
     pending: Vec<Pending>,
     /// Whether this writer sent statements to the shared transaction (so abandoning it
     /// must abandon the whole batch).
-    sent: bool,
+    pub(crate) sent: bool,
 }
 
-fn doc(value: &impl serde::Serialize) -> Result<String, StoreError> {
+pub(crate) fn doc(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
         what: "record",
         id: String::new(),
@@ -218,7 +218,7 @@ impl<'s> WriteTx<'s> {
     }
 
     /// Sends the buffered writes. Reads in this transaction call it first.
-    async fn flush(&mut self) -> Result<(), StoreError> {
+    pub(crate) async fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -242,11 +242,11 @@ impl<'s> WriteTx<'s> {
     /// statement can leave it unusable (PostgreSQL aborts it, and would then turn a
     /// COMMIT into a silent ROLLBACK), so a read that fails abandons the batch.
     /// Returns the previous mark, restored by the caller once the read succeeded.
-    fn reading(&mut self) -> bool {
+    pub(crate) fn reading(&mut self) -> bool {
         std::mem::replace(&mut self.sent, true)
     }
 
-    fn tx(&mut self) -> Result<&mut Transaction<'static, Any>, StoreError> {
+    pub(crate) fn tx(&mut self) -> Result<&mut Transaction<'static, Any>, StoreError> {
         Ok(&mut self.open()?.tx)
     }
 

@@ -148,6 +148,30 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Compare the targets with the grants now (on a running server); print what was
+    /// found and done.
+    Reconcile {
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List reconciliation findings, show one, or accept one as an exception.
+    Findings {
+        #[command(subcommand)]
+        action: Option<FindingsCommand>,
+        /// open, accepted or resolved (default: open).
+        #[arg(long, default_value = "open")]
+        state: String,
+        /// unmanaged, lingering or missing.
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// End a grant now.
     Revoke {
         id: String,
@@ -155,6 +179,24 @@ pub enum Command {
         reason: String,
         #[command(flatten)]
         client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FindingsCommand {
+    /// Show one finding.
+    Show { id: String },
+    /// Accept an open finding as an exception (entitlement owners only).
+    Accept {
+        id: String,
+        /// The user who answers for the exception.
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        reason: String,
+        /// When it ends: a duration from now (30d, 12h) or an RFC 3339 time.
+        #[arg(long)]
+        expires: String,
     },
 }
 
@@ -296,6 +338,30 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             client::Client::new(&config, &client)?
                 .list_identities(orphaned)
                 .await
+        }
+        Command::Reconcile { target, client } => {
+            client::Client::new(&config, &client)?
+                .reconcile(target)
+                .await
+        }
+        Command::Findings {
+            action,
+            state,
+            kind,
+            target,
+            client,
+        } => {
+            let client = client::Client::new(&config, &client)?;
+            match action {
+                None => client.list_findings(state, kind, target).await,
+                Some(FindingsCommand::Show { id }) => client.show_finding(&id).await,
+                Some(FindingsCommand::Accept {
+                    id,
+                    owner,
+                    reason,
+                    expires,
+                }) => client.accept_finding(&id, owner, reason, &expires).await,
+            }
         }
         Command::Revoke { id, reason, client } => {
             client::Client::new(&config, &client)?

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use writ_domain::parse_duration_seconds;
+use writ_domain::{Clock, SystemClock, Timestamp, parse_duration_seconds};
 
 use crate::cli::ClientArgs;
 use crate::{Failure, output};
@@ -249,6 +249,73 @@ impl Client {
             )
             .await?;
         self.print(&events, output::event_list);
+        Ok(())
+    }
+
+    pub async fn reconcile(&self, target: Option<String>) -> Result<(), Failure> {
+        let result = self
+            .call(
+                Method::POST,
+                "/v1/reconcile",
+                &[],
+                Some(json!({ "target": target })),
+            )
+            .await?;
+        self.print(&result, output::reconcile_reports);
+        Ok(())
+    }
+
+    pub async fn list_findings(
+        &self,
+        state: String,
+        kind: Option<String>,
+        target: Option<String>,
+    ) -> Result<(), Failure> {
+        let query: Vec<(&str, String)> =
+            [("state", Some(state)), ("kind", kind), ("target", target)]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect();
+        let list = self.call(Method::GET, "/v1/findings", &query, None).await?;
+        self.print(&list, output::finding_list);
+        Ok(())
+    }
+
+    pub async fn show_finding(&self, id: &str) -> Result<(), Failure> {
+        let finding = self
+            .call(Method::GET, &format!("/v1/findings/{id}"), &[], None)
+            .await?;
+        self.print(&finding, output::finding);
+        Ok(())
+    }
+
+    pub async fn accept_finding(
+        &self,
+        id: &str,
+        owner: String,
+        reason: String,
+        expires: &str,
+    ) -> Result<(), Failure> {
+        let expires_at = match Timestamp::parse_rfc3339(expires) {
+            Ok(at) => at,
+            Err(_) => {
+                let seconds = parse_duration_seconds(expires).map_err(|problem| {
+                    Failure::usage(format!(
+                        "--expires {expires:?} is neither a duration (30d, 12h) nor an RFC 3339 time: {problem}"
+                    ))
+                })?;
+                SystemClock.now().plus_seconds(seconds)
+            }
+        };
+        let finding = self
+            .call(
+                Method::POST,
+                &format!("/v1/findings/{id}/accept"),
+                &[],
+                Some(json!({ "owner": owner, "reason": reason, "expires_at": expires_at })),
+            )
+            .await?;
+        self.print(&finding, output::finding);
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use serde_json::Value;
-use writ_domain::{DecisionOutcome, Grant, Request, format_duration_seconds};
+use writ_domain::{DecisionOutcome, FindingReport, Grant, Request, format_duration_seconds};
 
 fn as_request(value: &Value) -> Option<Request> {
     serde_json::from_value(value.clone()).ok()
@@ -232,4 +232,89 @@ pub fn event_list(value: &Value) -> String {
     } else {
         out
     }
+}
+
+pub fn reconcile_reports(value: &Value) -> String {
+    let reports = value["reports"].as_array().cloned().unwrap_or_default();
+    let mut out = String::new();
+    for r in reports {
+        let count = |key: &str| r[key].as_u64().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "{}: {} entitlements, {} memberships read; {} findings opened, {} resolved, {} unresolved",
+            r["target"].as_str().unwrap_or("-"),
+            count("entitlements"),
+            count("memberships"),
+            count("opened"),
+            count("resolved"),
+            count("unresolved"),
+        );
+        for error in r["errors"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "  error: {}", error.as_str().unwrap_or_default());
+        }
+    }
+    if out.is_empty() {
+        "no targets\n".to_string()
+    } else {
+        out
+    }
+}
+
+pub fn finding_list(value: &Value) -> String {
+    let findings: Vec<FindingReport> = value
+        .get("findings")
+        .and_then(|f| serde_json::from_value(f.clone()).ok())
+        .unwrap_or_default();
+    if findings.is_empty() {
+        return "no findings\n".to_string();
+    }
+    let mut out = format!(
+        "{:<36}  {:<9}  {:<8}  {:<24}  {:<16}  {:<7}  {}\n",
+        "ID", "KIND", "STATE", "ENTITLEMENT", "ACCOUNT", "ACTION", "LAST SEEN"
+    );
+    for report in findings {
+        let f = &report.finding;
+        let _ = writeln!(
+            out,
+            "{:<36}  {:<9}  {:<8}  {:<24}  {:<16}  {:<7}  {}",
+            f.id, f.kind, f.state, f.entitlement, f.account, f.action, report.last_seen_at
+        );
+    }
+    out
+}
+
+pub fn finding(value: &Value) -> String {
+    let Ok(report) = serde_json::from_value::<FindingReport>(value.clone()) else {
+        return format!("{value}\n");
+    };
+    let f = &report.finding;
+    let mut out = format!(
+        "finding {}\n  {} access: {} on {} for account {}\n  state       {}\n  action      {}\n  first seen  {}\n  last seen   {}\n",
+        f.id,
+        f.kind,
+        f.entitlement,
+        f.target,
+        f.account,
+        f.state,
+        f.action,
+        f.first_seen_at,
+        report.last_seen_at
+    );
+    if let Some(grant) = f.grant_id {
+        let _ = writeln!(out, "  grant       {grant}");
+    }
+    if let Some(e) = &f.exception {
+        let _ = writeln!(
+            out,
+            "  exception   owner {}, until {}, accepted by {} at {}: {}",
+            e.owner, e.expires_at, e.accepted_by, e.accepted_at, e.reason
+        );
+    }
+    if let (Some(at), Some(how)) = (f.resolved_at, &f.resolution) {
+        let _ = writeln!(out, "  resolved    {at} ({how})");
+    }
+    if let Some(error) = &report.last_error {
+        let _ = writeln!(out, "  last error  {error}");
+    }
+    out
 }

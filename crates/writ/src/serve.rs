@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 use writ_connectors::Connectors;
 use writ_domain::SystemClock;
-use writ_engine::{Engine, EvidenceCourier, Scheduler};
+use writ_engine::{Engine, EvidenceCourier, Reconciler, Scheduler};
 
 use crate::Failure;
 use crate::cli::LogFormat;
@@ -85,6 +85,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     };
     let (stop, stopped) = watch::channel(false);
     let courier = tokio::spawn(EvidenceCourier::new(engine.clone()).run(stopped.clone()));
+    let reconciler = tokio::spawn(Reconciler::new(engine.clone()).run(stopped.clone()));
     let scheduler = tokio::spawn(Scheduler::new(engine).run(stopped));
 
     // Answers are small; without TCP_NODELAY they can wait on delayed ACKs.
@@ -99,6 +100,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let _ = stop.send(true);
     let _ = scheduler.await;
     let _ = courier.await;
+    let _ = reconciler.await;
     store.close().await;
     tracing::info!("writ stopped");
     served.map_err(|e| Failure::failed(format!("server error: {e}")))

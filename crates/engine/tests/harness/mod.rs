@@ -39,6 +39,8 @@ target = "t"
 role = "high"
 sensitivity = "high"
 max_duration = "1h"
+on_unmanaged = "revoke"
+on_missing = "report"
 
 [[entitlement]]
 id = "t/critical"
@@ -114,6 +116,18 @@ impl ControlledTarget {
         }
     }
 
+    /// Changes the target behind writ's back, as an administrator would.
+    pub fn set_out_of_band(&self, role: &str, account: &str, held: bool) {
+        if let Ok(mut set) = self.held.lock() {
+            let key = (role.to_string(), account.to_string());
+            if held {
+                set.insert(key);
+            } else {
+                set.remove(&key);
+            }
+        }
+    }
+
     pub fn holds_now(&self, role: &str, account: &str) -> bool {
         self.held
             .lock()
@@ -145,6 +159,19 @@ impl Connector for ControlledTarget {
     async fn holds(&self, access: Access<'_>) -> Result<bool, ConnectorError> {
         self.check()?;
         Ok(self.holds_now(access.role, access.account))
+    }
+
+    async fn members(&self, role: &str) -> Result<Vec<String>, ConnectorError> {
+        self.check()?;
+        let held = self
+            .held
+            .lock()
+            .map_err(|_| ConnectorError::Failed("poisoned".into()))?;
+        Ok(held
+            .iter()
+            .filter(|(held_role, _)| held_role == role)
+            .map(|(_, account)| account.clone())
+            .collect())
     }
 }
 

@@ -1,0 +1,153 @@
+//! Reconciliation and findings: `POST /v1/reconcile`, `GET /v1/findings`,
+//! `GET /v1/findings/{id}`, `POST /v1/findings/{id}/accept`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use writ_domain::{FindingId, FindingKind, FindingReport, FindingState, IdentityKind, Timestamp};
+use writ_engine::{NewException, ReconcileReport};
+use writ_store::FindingFilter;
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::handlers::query;
+use crate::json::JsonBody;
+
+fn finding_id(text: &str) -> Result<FindingId, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no finding {text} (ids are UUIDs)"),
+        )
+    })
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileBody {
+    /// Only this target; all targets when absent.
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReconcileResult {
+    pub reports: Vec<ReconcileReport>,
+}
+
+#[utoipa::path(post, path = "/v1/reconcile", request_body = ReconcileBody,
+    responses((status = 200, body = ReconcileResult), (status = 403), (status = 404)))]
+pub async fn reconcile(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(body): JsonBody<ReconcileBody>,
+) -> Result<Json<ReconcileResult>, ApiError> {
+    // A pass may change targets (revoke, reapply): people start it, not automation.
+    if caller.kind != IdentityKind::User {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only users may start a reconciliation pass",
+        ));
+    }
+    let reports = state
+        .engine
+        .reconcile_targets(body.target.as_deref())
+        .await?;
+    Ok(Json(ReconcileResult { reports }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FindingQuery {
+    /// `open`, `accepted` or `resolved`; all when absent.
+    pub state: Option<String>,
+    pub target: Option<String>,
+    /// `unmanaged`, `lingering` or `missing`.
+    pub kind: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FindingList {
+    pub findings: Vec<FindingReport>,
+}
+
+#[utoipa::path(get, path = "/v1/findings", params(FindingQuery),
+    responses((status = 200, body = FindingList), (status = 400)))]
+pub async fn list_findings(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+    params: Result<Query<FindingQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<FindingList>, ApiError> {
+    let params = query(params)?;
+    let finding_state = params
+        .state
+        .map(|s| {
+            FindingState::parse(&s).ok_or_else(|| {
+                ApiError::malformed(format!(
+                    "unknown finding state {s:?}; expected open, accepted or resolved"
+                ))
+            })
+        })
+        .transpose()?;
+    let kind = params
+        .kind
+        .map(|k| {
+            FindingKind::parse(&k).ok_or_else(|| {
+                ApiError::malformed(format!(
+                    "unknown finding kind {k:?}; expected unmanaged, lingering or missing"
+                ))
+            })
+        })
+        .transpose()?;
+    let filter = FindingFilter {
+        state: finding_state,
+        target: params.target,
+        kind,
+        limit: params.limit,
+    };
+    let findings = state.engine.findings(filter).await?;
+    Ok(Json(FindingList { findings }))
+}
+
+#[utoipa::path(get, path = "/v1/findings/{id}", responses((status = 200, body = FindingReport), (status = 404)))]
+pub async fn get_finding(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<FindingReport>, ApiError> {
+    Ok(Json(state.engine.finding(finding_id(&id)?).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptBody {
+    /// The user who answers for the exception.
+    pub owner: String,
+    pub reason: String,
+    /// When the exception ends and the finding reopens (RFC 3339); required.
+    pub expires_at: Timestamp,
+}
+
+#[utoipa::path(post, path = "/v1/findings/{id}/accept", request_body = AcceptBody,
+    responses((status = 200, body = FindingReport), (status = 403), (status = 404), (status = 409), (status = 422)))]
+pub async fn accept_finding(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<AcceptBody>,
+) -> Result<Json<FindingReport>, ApiError> {
+    let exception = NewException {
+        owner: body.owner,
+        reason: body.reason,
+        expires_at: body.expires_at,
+    };
+    let report = state
+        .engine
+        .accept_finding(&caller, finding_id(&id)?, exception)
+        .await?;
+    Ok(Json(report))
+}

@@ -1,0 +1,224 @@
+//! Findings: differences reconciliation found between a target and writ's grants.
+//!
+//! A finding is `open` while the difference stands and nobody has accepted it,
+//! `accepted` while an exception (with an owner and an expiry) covers it, and
+//! `resolved` once the difference is gone, by writ's action or otherwise. An expired
+//! exception puts the finding back to `open`. Every change is ledgered like a grant's.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::IllegalTransition;
+use crate::{EntitlementId, FindingId, GrantId, IdentityName, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// The target holds the access and no grant explains it (a manual or out-of-band grant).
+    Unmanaged,
+    /// The access outlived its grant: the grant was revoked, yet the target holds it.
+    Lingering,
+    /// An active grant's access is not on the target.
+    Missing,
+}
+
+/// What reconciliation does about a kind of finding on an entitlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftAction {
+    /// Record the finding; change nothing on the target.
+    Report,
+    /// Remove the access from the target (unmanaged, lingering).
+    Revoke,
+    /// Put the grant's access back on the target (missing).
+    Reapply,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingState {
+    Open,
+    /// Covered by an exception until it expires.
+    Accepted,
+    Resolved,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingEvent {
+    Accept,
+    /// The exception expired while the difference still stands.
+    Reopen,
+    /// The difference is gone.
+    Resolve,
+}
+
+/// An accepted finding: who answers for it, why, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Exception {
+    pub owner: IdentityName,
+    pub reason: String,
+    pub expires_at: Timestamp,
+    pub accepted_by: IdentityName,
+    pub accepted_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Finding {
+    pub id: FindingId,
+    pub target: String,
+    pub entitlement: EntitlementId,
+    pub account: String,
+    pub kind: FindingKind,
+    pub state: FindingState,
+    /// What reconciliation does about it (from the entitlement's configuration).
+    pub action: DriftAction,
+    /// The grant involved: the revoked one (lingering) or the active one (missing).
+    pub grant_id: Option<GrantId>,
+    pub first_seen_at: Timestamp,
+    /// The current exception, or the last one once it expired.
+    pub exception: Option<Exception>,
+    pub resolved_at: Option<Timestamp>,
+    /// How it was resolved: `revoked`, `reapplied` or `gone` (the target changed by itself).
+    pub resolution: Option<String>,
+}
+
+/// A finding as the API shows it: the ledgered record plus what the latest passes saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FindingReport {
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// The last reconciliation pass that saw the difference.
+    pub last_seen_at: Timestamp,
+    /// Why writ's action on it (revoke, reapply) last failed, while it keeps trying.
+    pub last_error: Option<String>,
+}
+
+impl FindingKind {
+    pub const ALL: [Self; 3] = [Self::Unmanaged, Self::Lingering, Self::Missing];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unmanaged => "unmanaged",
+            Self::Lingering => "lingering",
+            Self::Missing => "missing",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// Whether `action` makes sense for this kind: access that should not be there can
+    /// only be revoked, access that should be there only reapplied.
+    pub fn allows(self, action: DriftAction) -> bool {
+        match action {
+            DriftAction::Report => true,
+            DriftAction::Revoke => self != Self::Missing,
+            DriftAction::Reapply => self == Self::Missing,
+        }
+    }
+
+    /// The default: report unmanaged, revoke lingering, reapply missing.
+    pub fn default_action(self) -> DriftAction {
+        match self {
+            Self::Unmanaged => DriftAction::Report,
+            Self::Lingering => DriftAction::Revoke,
+            Self::Missing => DriftAction::Reapply,
+        }
+    }
+}
+
+impl DriftAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Report => "report",
+            Self::Revoke => "revoke",
+            Self::Reapply => "reapply",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Report, Self::Revoke, Self::Reapply]
+            .into_iter()
+            .find(|action| action.as_str() == text)
+    }
+}
+
+impl FindingState {
+    pub const ALL: [Self; 3] = [Self::Open, Self::Accepted, Self::Resolved];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Accepted => "accepted",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+
+    pub fn transition(self, event: FindingEvent) -> Result<Self, IllegalTransition> {
+        use FindingEvent as E;
+        match (self, event) {
+            (Self::Open, E::Accept) => Ok(Self::Accepted),
+            (Self::Accepted, E::Reopen) => Ok(Self::Open),
+            (Self::Open | Self::Accepted, E::Resolve) => Ok(Self::Resolved),
+            (from, event) => Err(IllegalTransition {
+                kind: "finding",
+                from: from.as_str().to_string(),
+                event: format!("{event:?}").to_lowercase(),
+            }),
+        }
+    }
+}
+
+macro_rules! display_as_str {
+    ($($name:ty),*) => {$(
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(FindingKind, FindingState, DriftAction);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resolved_finding_stays_resolved() {
+        for event in [
+            FindingEvent::Accept,
+            FindingEvent::Reopen,
+            FindingEvent::Resolve,
+        ] {
+            assert!(FindingState::Resolved.transition(event).is_err());
+        }
+        assert!(FindingState::Open.transition(FindingEvent::Reopen).is_err());
+        assert!(
+            FindingState::Accepted
+                .transition(FindingEvent::Accept)
+                .is_err()
+        );
+        assert_eq!(
+            FindingState::Accepted.transition(FindingEvent::Reopen),
+            Ok(FindingState::Open)
+        );
+    }
+
+    #[test]
+    fn actions_fit_their_kinds() {
+        for kind in FindingKind::ALL {
+            assert!(kind.allows(kind.default_action()));
+            assert!(kind.allows(DriftAction::Report));
+            assert_eq!(FindingKind::parse(kind.as_str()), Some(kind));
+        }
+        assert!(!FindingKind::Missing.allows(DriftAction::Revoke));
+        assert!(!FindingKind::Unmanaged.allows(DriftAction::Reapply));
+    }
+}

@@ -1,0 +1,537 @@
+//! Reconciliation: read what each managed entitlement really holds on its target,
+//! compare it with the grants, and record each difference as a finding; then do what
+//! the entitlement's configuration says (report, revoke, reapply).
+//!
+//! A pass reads the target and the grants at slightly different moments, so a grant
+//! applied or revoked in between could look like drift. Every difference is therefore
+//! confirmed before it is acted on or recorded: under the same per-account lock that
+//! applies and revokes take, writ re-reads the account's grants and asks the target
+//! about that one account. Only what survives that check is a finding.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use writ_config::Entitlement;
+use writ_connectors::{Access, Connector};
+use writ_domain::finding::FindingEvent;
+use writ_domain::ledger::EventKind;
+use writ_domain::lifecycle::GrantState;
+use writ_domain::{
+    DriftAction, Finding, FindingId, FindingKind, FindingReport, FindingState, GrantId,
+};
+use writ_store::FindingFilter;
+
+use crate::{Engine, EngineError, ErrorKind, metrics_names};
+
+/// The actor of every change reconciliation makes.
+pub(crate) const RECONCILE_ACTOR: &str = "writ:reconcile";
+
+/// What one pass over one target found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReconcileReport {
+    pub target: String,
+    pub entitlements: usize,
+    /// Accounts found holding a managed role on the target.
+    pub memberships: usize,
+    pub opened: usize,
+    pub resolved: usize,
+    /// Findings still open or accepted after the pass.
+    pub unresolved: usize,
+    /// Entitlements that could not be read, and actions that failed (retried next pass).
+    pub errors: Vec<String>,
+}
+
+/// A difference between the target and the grants, for one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Drift {
+    kind: FindingKind,
+    grant: Option<GrantId>,
+}
+
+type FindingKey = (String, String, FindingKind);
+
+impl Engine {
+    pub async fn finding(&self, id: FindingId) -> Result<FindingReport, EngineError> {
+        self.store
+            .finding(id)
+            .await?
+            .ok_or_else(|| EngineError::not_found("finding", id))
+    }
+
+    pub async fn findings(&self, filter: FindingFilter) -> Result<Vec<FindingReport>, EngineError> {
+        Ok(self.store.findings(&filter).await?)
+    }
+
+    /// Reconciles every target, or the one named; in name order.
+    pub async fn reconcile_targets(
+        &self,
+        target: Option<&str>,
+    ) -> Result<Vec<ReconcileReport>, EngineError> {
+        let names: Vec<String> = match target {
+            Some(name) => vec![name.to_string()],
+            None => self.config.targets.keys().cloned().collect(),
+        };
+        let mut reports = Vec::with_capacity(names.len());
+        for name in names {
+            reports.push(self.reconcile(&name).await?);
+        }
+        Ok(reports)
+    }
+
+    /// Reconciles every entitlement of `target` once.
+    pub async fn reconcile(&self, target: &str) -> Result<ReconcileReport, EngineError> {
+        let connector = self.connectors.get(target).cloned().ok_or_else(|| {
+            EngineError::new(
+                ErrorKind::NotFound,
+                "unknown_target",
+                format!("no target {target:?} is configured"),
+            )
+        })?;
+        // One pass per target at a time.
+        let pass_lock = self.holder_lock(format!("reconcile\u{0}{target}"));
+        let _pass = pass_lock.lock().await;
+        let mut report = ReconcileReport {
+            target: target.to_string(),
+            ..ReconcileReport::default()
+        };
+        let mut unresolved: HashMap<FindingKey, FindingReport> = self
+            .store
+            .unresolved_findings(target)
+            .await?
+            .into_iter()
+            .map(|report| {
+                let f = &report.finding;
+                (
+                    (f.entitlement.to_string(), f.account.clone(), f.kind),
+                    report,
+                )
+            })
+            .collect();
+        let mut seen: Vec<(FindingId, Option<String>)> = Vec::new();
+        let entitlements: Vec<&Entitlement> = self
+            .config
+            .entitlements
+            .values()
+            .filter(|entitlement| entitlement.target == target)
+            .collect();
+        report.entitlements = entitlements.len();
+        let mut unreadable: HashSet<String> = HashSet::new();
+        for entitlement in entitlements {
+            let drifts = match self.observe(entitlement, connector.as_ref()).await {
+                Ok((held, drifts)) => {
+                    report.memberships += held;
+                    drifts
+                }
+                Err(message) => {
+                    report.errors.push(format!("{}: {message}", entitlement.id));
+                    unreadable.insert(entitlement.id.to_string());
+                    continue;
+                }
+            };
+            for (account, drift) in drifts {
+                let key = (entitlement.id.to_string(), account.clone(), drift.kind);
+                let existing = unresolved.remove(&key).map(|r| r.finding);
+                match self
+                    .settle(entitlement, connector.as_ref(), &account, drift, existing)
+                    .await
+                {
+                    Ok(Settled::Seen(id, error)) => {
+                        if let Some(error) = &error {
+                            report.errors.push(format!("{}: {error}", entitlement.id));
+                        }
+                        seen.push((id, error));
+                    }
+                    Ok(Settled::Opened(id, error)) => {
+                        report.opened += 1;
+                        if let Some(error) = &error {
+                            report.errors.push(format!("{}: {error}", entitlement.id));
+                        }
+                        seen.push((id, error));
+                    }
+                    Ok(Settled::OpenedAndResolved) => {
+                        report.opened += 1;
+                        report.resolved += 1;
+                    }
+                    Ok(Settled::Resolved) => report.resolved += 1,
+                    Ok(Settled::Nothing) => {}
+                    Err(error) => report.errors.push(format!("{}: {error}", entitlement.id)),
+                }
+            }
+        }
+        // Findings the pass did not see again: gone, once confirmed.
+        for ((entitlement_id, account, _), stale) in unresolved {
+            if unreadable.contains(&entitlement_id) {
+                continue;
+            }
+            let Some(entitlement) = self.config.entitlement(&entitlement_id) else {
+                continue;
+            };
+            let lock = self.holder_lock(holder_key(&entitlement_id, &account));
+            let _held = lock.lock().await;
+            match self
+                .confirm(entitlement, connector.as_ref(), &account)
+                .await
+            {
+                Ok(Some(drift)) if drift.kind == stale.finding.kind => {
+                    seen.push((stale.finding.id, None));
+                }
+                Ok(_) => {
+                    self.resolve(stale.finding, "gone").await?;
+                    report.resolved += 1;
+                }
+                Err(error) => report.errors.push(format!("{entitlement_id}: {error}")),
+            }
+        }
+        if !seen.is_empty() {
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            for (id, error) in &seen {
+                tx.finding_seen(*id, now, error.as_deref()).await?;
+            }
+            tx.commit().await?;
+        }
+        report.unresolved = seen.len();
+        if !report.errors.is_empty() {
+            tracing::warn!(target, errors = ?report.errors, "reconciliation pass had errors");
+        }
+        Ok(report)
+    }
+
+    /// Reads the target and the grants of one entitlement; returns how many accounts
+    /// hold it and the candidate differences (not yet confirmed).
+    async fn observe(
+        &self,
+        entitlement: &Entitlement,
+        connector: &dyn Connector,
+    ) -> Result<(usize, Vec<(String, Drift)>), String> {
+        let held: HashSet<String> = connector
+            .members(&entitlement.role)
+            .await
+            .map_err(|e| format!("cannot list the members of {}: {e}", entitlement.role))?
+            .into_iter()
+            .collect();
+        let live = self
+            .store
+            .live_grants(entitlement.id.as_str())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut by_account: HashMap<&str, Vec<(GrantId, GrantState)>> = HashMap::new();
+        for grant in &live {
+            by_account
+                .entry(grant.account.as_str())
+                .or_default()
+                .push((grant.id, grant.state));
+        }
+        let mut drifts = Vec::new();
+        for account in &held {
+            if !by_account.contains_key(account.as_str()) {
+                let drift = self.unexplained(entitlement, account).await?;
+                drifts.push((account.clone(), drift));
+            }
+        }
+        for (account, grants) in &by_account {
+            if held.contains(*account) {
+                continue;
+            }
+            if let Some((id, _)) = grants.iter().find(|(_, s)| *s == GrantState::Active) {
+                let drift = Drift {
+                    kind: FindingKind::Missing,
+                    grant: Some(*id),
+                };
+                drifts.push(((*account).to_string(), drift));
+            }
+        }
+        Ok((held.len(), drifts))
+    }
+
+    /// Access held with no live grant: lingering if a grant for it was revoked,
+    /// unmanaged otherwise.
+    async fn unexplained(&self, entitlement: &Entitlement, account: &str) -> Result<Drift, String> {
+        let revoked = self
+            .store
+            .last_revoked_grant(entitlement.id.as_str(), account)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Drift {
+            kind: if revoked.is_some() {
+                FindingKind::Lingering
+            } else {
+                FindingKind::Unmanaged
+            },
+            grant: revoked,
+        })
+    }
+
+    /// The difference for one account right now, read under its lock: the grants from
+    /// the store, the access from the target.
+    async fn confirm(
+        &self,
+        entitlement: &Entitlement,
+        connector: &dyn Connector,
+        account: &str,
+    ) -> Result<Option<Drift>, String> {
+        let live = self
+            .store
+            .live_grants_of(entitlement.id.as_str(), account)
+            .await
+            .map_err(|e| e.to_string())?;
+        let held = connector
+            .holds(Access {
+                role: &entitlement.role,
+                account,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if held && live.is_empty() {
+            return self.unexplained(entitlement, account).await.map(Some);
+        }
+        if !held && let Some(grant) = live.iter().find(|g| g.state == GrantState::Active) {
+            return Ok(Some(Drift {
+                kind: FindingKind::Missing,
+                grant: Some(grant.id),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Confirms one candidate difference and records and acts on it.
+    async fn settle(
+        &self,
+        entitlement: &Entitlement,
+        connector: &dyn Connector,
+        account: &str,
+        candidate: Drift,
+        existing: Option<Finding>,
+    ) -> Result<Settled, EngineError> {
+        let lock = self.holder_lock(holder_key(entitlement.id.as_str(), account));
+        let _held = lock.lock().await;
+        let confirmed = self
+            .confirm(entitlement, connector, account)
+            .await
+            .map_err(|e| EngineError::new(ErrorKind::Unavailable, "target_unavailable", e))?;
+        let drift = match confirmed {
+            Some(drift) if drift.kind == candidate.kind => drift,
+            // It changed while we looked: an existing finding is gone, a new one is not one.
+            _ => {
+                return match existing {
+                    Some(finding) => {
+                        self.resolve(finding, "gone").await?;
+                        Ok(Settled::Resolved)
+                    }
+                    None => Ok(Settled::Nothing),
+                };
+            }
+        };
+        let (finding, opened) = match existing {
+            Some(finding) => (finding, false),
+            None => (self.open_finding(entitlement, account, drift).await?, true),
+        };
+        if finding.state != FindingState::Open || finding.action == DriftAction::Report {
+            return Ok(if opened {
+                Settled::Opened(finding.id, None)
+            } else {
+                Settled::Seen(finding.id, None)
+            });
+        }
+        match act(connector, entitlement, account, finding.action).await {
+            Ok(()) => {
+                let resolution = match finding.action {
+                    DriftAction::Reapply => "reapplied",
+                    _ => "revoked",
+                };
+                self.resolve(finding, resolution).await?;
+                Ok(if opened {
+                    Settled::OpenedAndResolved
+                } else {
+                    Settled::Resolved
+                })
+            }
+            Err(error) => {
+                metrics::counter!(metrics_names::FINDING_ACTION_FAILURES, "action" => finding.action.as_str()).increment(1);
+                Ok(if opened {
+                    Settled::Opened(finding.id, Some(error))
+                } else {
+                    Settled::Seen(finding.id, Some(error))
+                })
+            }
+        }
+    }
+
+    /// Records a new finding. Committed before writ acts on it, so the ledger says
+    /// what writ is about to change on the target (fail closed).
+    async fn open_finding(
+        &self,
+        entitlement: &Entitlement,
+        account: &str,
+        drift: Drift,
+    ) -> Result<Finding, EngineError> {
+        let now = self.clock.now();
+        let finding = Finding {
+            id: FindingId::generate(),
+            target: entitlement.target.clone(),
+            entitlement: entitlement.id.clone(),
+            account: account.to_string(),
+            kind: drift.kind,
+            state: FindingState::Open,
+            action: entitlement.drift.action(drift.kind),
+            grant_id: drift.grant,
+            first_seen_at: now,
+            exception: None,
+            resolved_at: None,
+            resolution: None,
+        };
+        let mut tx = self.store.begin().await?;
+        tx.insert_finding(&finding).await?;
+        tx.append(
+            now,
+            RECONCILE_ACTOR,
+            EventKind::FindingOpened,
+            &serde_json::json!({ "finding": finding }),
+        )
+        .await?;
+        tx.commit().await?;
+        metrics::counter!(metrics_names::FINDINGS_OPENED, "kind" => drift.kind.as_str())
+            .increment(1);
+        tracing::warn!(finding = %finding.id, kind = %finding.kind, entitlement = %finding.entitlement, account, action = %finding.action, "drift found");
+        Ok(finding)
+    }
+
+    async fn resolve(&self, finding: Finding, resolution: &str) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let mut finding = finding;
+        finding.state = transition(finding.state, FindingEvent::Resolve)?;
+        finding.resolved_at = Some(now);
+        finding.resolution = Some(resolution.to_string());
+        let mut tx = self.store.begin().await?;
+        tx.update_finding(&finding).await?;
+        tx.delete_job(&finding.id.to_string()).await?;
+        tx.append(
+            now,
+            RECONCILE_ACTOR,
+            EventKind::FindingResolved,
+            &serde_json::json!({ "finding": finding }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// What settling one difference came to.
+enum Settled {
+    /// An existing finding still stands (with the error if writ's action failed).
+    Seen(FindingId, Option<String>),
+    Opened(FindingId, Option<String>),
+    /// Found, and writ's action removed the difference at once.
+    OpenedAndResolved,
+    Resolved,
+    /// A candidate that was not a difference after all.
+    Nothing,
+}
+
+pub(crate) fn holder_key(entitlement: &str, account: &str) -> String {
+    format!("{entitlement}\u{0}{account}")
+}
+
+pub(crate) fn transition(
+    state: FindingState,
+    event: FindingEvent,
+) -> Result<FindingState, EngineError> {
+    state
+        .transition(event)
+        .map_err(|e| EngineError::new(ErrorKind::Conflict, "illegal_transition", e.to_string()))
+}
+
+/// Revokes or reapplies the access, then reads it back.
+async fn act(
+    connector: &dyn Connector,
+    entitlement: &Entitlement,
+    account: &str,
+    action: DriftAction,
+) -> Result<(), String> {
+    let access = Access {
+        role: &entitlement.role,
+        account,
+    };
+    let want_held = match action {
+        DriftAction::Report => return Ok(()),
+        DriftAction::Revoke => {
+            connector.revoke(access).await.map_err(|e| e.to_string())?;
+            false
+        }
+        DriftAction::Reapply => {
+            connector.grant(access).await.map_err(|e| e.to_string())?;
+            true
+        }
+    };
+    match connector.holds(access).await {
+        Ok(held) if held == want_held => Ok(()),
+        Ok(_) => Err(format!(
+            "{} of {} for {account} reported success but the target reads back otherwise",
+            action, entitlement.role
+        )),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The periodic pass inside `writ serve`: each target with a `reconcile_every` is
+/// reconciled at that interval, the first time shortly after start-up.
+pub struct Reconciler {
+    engine: std::sync::Arc<Engine>,
+}
+
+/// How long after start-up the first periodic pass runs (unless the interval is shorter).
+const FIRST_PASS_DELAY: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Reconciler {
+    pub fn new(engine: std::sync::Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    /// Runs until `shutdown` changes.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        use tokio::time::Instant;
+        let start = Instant::now();
+        let mut schedule: Vec<(String, std::time::Duration, Instant)> = self
+            .engine
+            .config
+            .targets
+            .values()
+            .filter_map(|target| {
+                let every = std::time::Duration::from_secs(
+                    u64::try_from(target.reconcile_every_seconds?).ok()?,
+                );
+                Some((
+                    target.name.clone(),
+                    every,
+                    start + every.min(FIRST_PASS_DELAY),
+                ))
+            })
+            .collect();
+        loop {
+            let Some(next) = schedule.iter_mut().min_by_key(|(_, _, at)| *at) else {
+                let _ = shutdown.changed().await;
+                return;
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(next.2) => {}
+                _ = shutdown.changed() => return,
+            }
+            match self.engine.reconcile(&next.0).await {
+                Ok(report) => tracing::info!(
+                    target = %report.target,
+                    memberships = report.memberships,
+                    opened = report.opened,
+                    resolved = report.resolved,
+                    unresolved = report.unresolved,
+                    errors = report.errors.len(),
+                    "reconciliation pass"
+                ),
+                Err(error) => {
+                    tracing::error!(target = %next.0, %error, "reconciliation pass failed")
+                }
+            }
+            next.2 = Instant::now() + next.1;
+        }
+    }
+}
