@@ -98,6 +98,19 @@ impl TestRoles {
         name
     }
 
+    /// `GRANT` or `REVOKE` behind writ's back, as an administrator would.
+    pub async fn set_by_hand(&self, role: &str, account: &str, held: bool) {
+        let statement = if held {
+            format!("GRANT \"{role}\" TO \"{account}\"")
+        } else {
+            format!("REVOKE \"{role}\" FROM \"{account}\"")
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&self.admin)
+            .await
+            .expect("grant or revoke by hand");
+    }
+
     pub async fn holds(&self, role: &str, account: &str) -> bool {
         sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member WHERE r.rolname = $1 AND a.rolname = $2)",
