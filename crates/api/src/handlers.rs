@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use writ_domain::ledger::Event;
 use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_domain::{Grant, GrantId, Request, RequestId, Ticket, Timestamp};
-use writ_engine::{NewRequest, WebhookAction, WebhookOutcome};
+use writ_engine::{IssuedCredential, NewRequest, WebhookAction, WebhookOutcome};
 use writ_store::{
     GrantFilter, LIST_LIMIT_MAX, NotifyCursor, OutboxEntry, RequestFilter, VerifyError,
 };
@@ -186,12 +186,12 @@ async fn grant_view(state: &AppState, grant: Grant) -> Result<GrantView, ApiErro
 }
 
 #[utoipa::path(post, path = "/v1/requests", request_body = CreateRequestBody,
-    responses((status = 201, body = Request), (status = 400), (status = 401), (status = 403), (status = 422)))]
+    responses((status = 201, body = CreatedRequest), (status = 400), (status = 401), (status = 403), (status = 422)))]
 pub async fn create_request(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     JsonBody(body): JsonBody<CreateRequestBody>,
-) -> Result<(StatusCode, Json<Request>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedRequest>), ApiError> {
     let new = NewRequest {
         entitlement: body.entitlement,
         subject: body.subject,
@@ -204,10 +204,44 @@ pub async fn create_request(
         }),
         on_behalf_of: body.on_behalf_of,
     };
+    let (request, credential) = state.engine.create_request_issuing(&caller, new).await?;
     Ok((
         StatusCode::CREATED,
-        Json(state.engine.create_request(&caller, new).await?),
+        Json(CreatedRequest {
+            request,
+            credential,
+        }),
     ))
+}
+
+/// A new request; for a credential entitlement granted on the spot, also the
+/// credential, whose password is shown only here.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedRequest {
+    #[serde(flatten)]
+    pub request: Request,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<IssuedCredential>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CollectedCredential {
+    pub grant: Grant,
+    pub credential: IssuedCredential,
+}
+
+#[utoipa::path(post, path = "/v1/grants/{id}/credential",
+    responses((status = 200, body = CollectedCredential), (status = 403), (status = 404), (status = 409), (status = 503)))]
+pub async fn collect_credential(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<CollectedCredential>, ApiError> {
+    let (grant, credential) = state
+        .engine
+        .issue_credential(&caller, grant_id(&id)?)
+        .await?;
+    Ok(Json(CollectedCredential { grant, credential }))
 }
 
 #[utoipa::path(get, path = "/v1/requests", params(("state" = Option<String>, Query), ("requester" = Option<String>, Query),

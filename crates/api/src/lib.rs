@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grants", get(handlers::list_grants))
         .route("/v1/grants/{id}", get(handlers::get_grant))
         .route("/v1/grants/{id}/revoke", post(handlers::revoke_grant))
+        .route("/v1/grants/{id}/credential", post(handlers::collect_credential))
         .route("/v1/audit", get(handlers::audit))
         .route("/v1/audit/verify", get(handlers::audit_verify))
         .route("/v1/identities", get(handlers::list_identities))

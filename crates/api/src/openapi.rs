@@ -18,6 +18,7 @@ use crate::handlers;
         handlers::list_grants,
         handlers::get_grant,
         handlers::revoke_grant,
+        handlers::collect_credential,
         handlers::audit,
         handlers::audit_verify,
         handlers::itsm_webhook,

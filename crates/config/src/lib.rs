@@ -124,6 +124,9 @@ pub struct Entitlement {
     pub ticket_required: bool,
     /// What reconciliation does about differences on the target.
     pub drift: DriftPolicy,
+    /// Grants issue a short-lived login of their own (PostgreSQL targets; services and
+    /// agents only) instead of giving the role to the subject's account.
+    pub credential: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

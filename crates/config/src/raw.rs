@@ -91,6 +91,7 @@ pub struct RawEntitlement {
     pub on_unmanaged: Option<EnvString>,
     pub on_lingering: Option<EnvString>,
     pub on_missing: Option<EnvString>,
+    pub credential: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

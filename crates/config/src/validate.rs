@@ -212,10 +212,33 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
                 }
             }
         };
+        let credential = raw.credential.unwrap_or(false);
+        if credential
+            && !matches!(
+                targets.get(&raw.target.0).map(|t| &t.connector),
+                Some(ConnectorConfig::Postgres { .. })
+            )
+        {
+            return Err(check.invalid(
+                key("credential"),
+                "short-lived credentials can only be issued on postgres targets",
+            ));
+        }
+        // A credential's secret is handed over once; writ cannot put a lost one back.
+        let missing = match (credential, raw.on_missing) {
+            (true, Some(text)) if text.0 != "report" => {
+                return Err(check.invalid(
+                    key("on_missing"),
+                    "a credential cannot be reapplied (its secret was handed over once); use \"report\"",
+                ));
+            }
+            (true, _) => DriftAction::Report,
+            (false, value) => drift_action("on_missing", FindingKind::Missing, value)?,
+        };
         let drift = DriftPolicy {
             unmanaged: drift_action("on_unmanaged", FindingKind::Unmanaged, raw.on_unmanaged)?,
             lingering: drift_action("on_lingering", FindingKind::Lingering, raw.on_lingering)?,
-            missing: drift_action("on_missing", FindingKind::Missing, raw.on_missing)?,
+            missing,
         };
         if entitlements.contains_key(&id) {
             return Err(check.invalid(key("id"), format!("entitlement {id} is defined twice")));
@@ -231,6 +254,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
                 owners,
                 ticket_required: raw.ticket_required.unwrap_or(false),
                 drift,
+                credential,
             },
         );
     }

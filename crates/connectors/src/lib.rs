@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use writ_config::{Config, ConnectorConfig};
+use writ_domain::Timestamp;
 
 pub use command::CommandConnector;
 pub use noop::NoopConnector;
-pub use postgres::{PostgresConnector, quote_identifier};
+pub use postgres::{PostgresConnector, quote_identifier, scram_sha256_verifier};
 
 /// One entitlement for one account: what a connector changes or reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,33 @@ pub struct Access<'a> {
     pub role: &'a str,
     /// The account on the target.
     pub account: &'a str,
+}
+
+/// A login made for one grant: an account that can sign in until `valid_until`, holding
+/// `role`. The password is the caller's to hand over once; connectors never log it.
+#[derive(Clone, Copy)]
+pub struct Credential<'a> {
+    pub role: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
+    pub valid_until: Timestamp,
+    /// Where it came from (grant, subject, ticket), kept on the target next to the login.
+    pub comment: &'a str,
+}
+
+impl std::fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("role", &self.role)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("valid_until", &self.valid_until)
+            .finish()
+    }
+}
+
+fn no_credentials() -> ConnectorError {
+    ConnectorError::Failed("this kind of target cannot issue credentials".into())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +73,23 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     async fn holds(&self, access: Access<'_>) -> Result<bool, ConnectorError>;
     /// Every account that holds `role` on the target right now (reconciliation).
     async fn members(&self, role: &str) -> Result<Vec<String>, ConnectorError>;
+
+    /// Creates the login (or, if it already exists, resets its password and expiry) and
+    /// gives it the role. Idempotent like every other call.
+    async fn issue_credential(&self, credential: Credential<'_>) -> Result<(), ConnectorError> {
+        let _ = credential;
+        Err(no_credentials())
+    }
+    /// Ends the login's sessions and removes it; nothing to do if it is gone.
+    async fn drop_credential(&self, username: &str) -> Result<(), ConnectorError> {
+        let _ = username;
+        Err(no_credentials())
+    }
+    /// Whether the login exists on the target.
+    async fn credential_exists(&self, username: &str) -> Result<bool, ConnectorError> {
+        let _ = username;
+        Err(no_credentials())
+    }
 }
 
 /// The connector of each configured target.

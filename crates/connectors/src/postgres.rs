@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::{Access, Connector, ConnectorError};
+use crate::{Access, Connector, ConnectorError, Credential};
 
 /// How long writ waits for a connection to the target before calling it down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,6 +36,45 @@ pub fn quote_identifier(name: &str) -> Result<String, ConnectorError> {
         )));
     }
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
+/// Quotes a PostgreSQL string literal (standard_conforming_strings: only `'` is special).
+fn quote_literal(text: &str) -> Result<String, ConnectorError> {
+    if text.contains('\0') {
+        return Err(ConnectorError::Failed(
+            "a NUL byte cannot be sent to PostgreSQL".into(),
+        ));
+    }
+    Ok(format!("'{}'", text.replace('\'', "''")))
+}
+
+/// Iterations PostgreSQL itself uses for SCRAM-SHA-256 (`scram_iterations`' default).
+const SCRAM_ITERATIONS: u32 = 4096;
+
+/// The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5803 form, as
+/// `pg_authid.rolpassword` holds it). Sending this instead of the password means the
+/// clear password never reaches the server, its logs or `pg_stat_statements`.
+pub fn scram_sha256_verifier(password: &str, salt: &[u8]) -> String {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    use sha2::{Digest, Sha256};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, SCRAM_ITERATIONS, &mut salted);
+    let hmac = |message: &[u8]| -> Vec<u8> {
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&salted)
+            .expect("HMAC takes a key of any length");
+        mac.update(message);
+        mac.finalize().into_bytes().to_vec()
+    };
+    let stored_key = Sha256::digest(hmac(b"Client Key"));
+    let server_key = hmac(b"Server Key");
+    format!(
+        "SCRAM-SHA-256${SCRAM_ITERATIONS}:{}${}:{}",
+        b64.encode(salt),
+        b64.encode(stored_key),
+        b64.encode(server_key)
+    )
 }
 
 fn classify(error: sqlx::Error) -> ConnectorError {
@@ -103,6 +142,14 @@ impl PostgresConnector {
         }
     }
 
+    async fn role_exists(&self, name: &str) -> Result<bool, ConnectorError> {
+        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
     async fn execute(&self, sql: String) -> Result<(), ConnectorError> {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&self.pool)
@@ -152,6 +199,59 @@ impl Connector for PostgresConnector {
         .fetch_one(&self.pool)
         .await
         .map_err(classify)
+    }
+
+    async fn issue_credential(&self, credential: Credential<'_>) -> Result<(), ConnectorError> {
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt)
+            .map_err(|e| ConnectorError::Failed(format!("no randomness for a salt: {e}")))?;
+        let user = quote_identifier(credential.username)?;
+        let login = format!(
+            "LOGIN PASSWORD {} VALID UNTIL {}",
+            quote_literal(&scram_sha256_verifier(credential.password, &salt))?,
+            quote_literal(&credential.valid_until.to_rfc3339())?
+        );
+        // One statement each, so a retry after an unknown outcome converges: the login
+        // is created or, if an earlier attempt made it, given this password instead.
+        let create = if self.role_exists(credential.username).await? {
+            format!("ALTER ROLE {user} {login}")
+        } else {
+            format!("CREATE ROLE {user} {login}")
+        };
+        self.execute(create).await?;
+        self.execute(format!(
+            "GRANT {} TO {user}",
+            quote_identifier(credential.role)?
+        ))
+        .await?;
+        self.execute(format!(
+            "COMMENT ON ROLE {user} IS {}",
+            quote_literal(credential.comment)?
+        ))
+        .await
+    }
+
+    async fn drop_credential(&self, username: &str) -> Result<(), ConnectorError> {
+        if !self.role_exists(username).await? {
+            return Ok(());
+        }
+        let user = quote_identifier(username)?;
+        // No new sessions, then none left, then nothing it owns in this database, then the login.
+        self.execute(format!("ALTER ROLE {user} NOLOGIN")).await?;
+        self.end_sessions(username).await?;
+        self.execute(format!("REASSIGN OWNED BY {user} TO CURRENT_USER"))
+            .await?;
+        self.execute(format!("DROP OWNED BY {user}")).await?;
+        match self.execute(format!("DROP ROLE IF EXISTS {user}")).await {
+            Err(ConnectorError::Failed(message)) => Err(ConnectorError::Failed(format!(
+                "cannot drop login {username}: {message} (it may own objects in another database)"
+            ))),
+            other => other,
+        }
+    }
+
+    async fn credential_exists(&self, username: &str) -> Result<bool, ConnectorError> {
+        self.role_exists(username).await
     }
 
     /// Direct members of the role (what `GRANT role TO account` creates).

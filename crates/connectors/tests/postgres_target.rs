@@ -1,7 +1,10 @@
 //! The postgres connector against the real PostgreSQL at 127.0.0.1:5432.
 
 use sqlx::{Connection, PgPool};
-use writ_connectors::{Access, Connector, ConnectorError, PostgresConnector, quote_identifier};
+use writ_connectors::{
+    Access, Connector, ConnectorError, Credential, PostgresConnector, quote_identifier,
+    scram_sha256_verifier,
+};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -156,5 +159,145 @@ async fn revoking_ends_the_accounts_open_sessions() {
     // Revoking again (nothing held, nothing open) is harmless.
     connector.revoke(access).await.expect("revoke twice");
     drop_role(&admin, &account).await;
+    drop_role(&admin, &role).await;
+}
+
+/// The salt inside a stored SCRAM-SHA-256 verifier (`SCRAM-SHA-256$<iter>:<salt>$...`).
+fn salt_of(verifier: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let salt = verifier
+        .split('$')
+        .nth(1)
+        .and_then(|part| part.split(':').nth(1))
+        .expect("a SCRAM verifier");
+    base64::engine::general_purpose::STANDARD
+        .decode(salt)
+        .expect("base64 salt")
+}
+
+async fn stored_password(admin: &PgPool, name: &str) -> String {
+    sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+        .bind(name)
+        .fetch_one(admin)
+        .await
+        .expect("pg_authid")
+}
+
+#[tokio::test]
+async fn the_scram_verifier_is_the_one_postgresql_computes() {
+    let admin = PgPool::connect(ADMIN_URL)
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432");
+    let suffix = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
+    let name = format!("scram_check_{suffix}");
+    let password = "Xy9_-correct horse battery staple";
+    // PostgreSQL hashes this one itself, with a salt of its choosing.
+    let mut conn = admin.acquire().await.expect("connection");
+    sqlx::raw_sql("SET password_encryption = 'scram-sha-256'")
+        .execute(&mut *conn)
+        .await
+        .expect("set");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE \"{name}\" PASSWORD '{password}'"
+    )))
+    .execute(&mut *conn)
+    .await
+    .expect("create role");
+    drop(conn);
+    let stored = stored_password(&admin, &name).await;
+    assert_eq!(
+        scram_sha256_verifier(password, &salt_of(&stored)),
+        stored,
+        "same password and salt, same verifier"
+    );
+    assert_ne!(scram_sha256_verifier("other", &salt_of(&stored)), stored);
+    drop_role(&admin, &name).await;
+}
+
+#[tokio::test]
+async fn a_credential_is_created_with_its_expiry_and_dropped_with_its_sessions() {
+    let admin = PgPool::connect(ADMIN_URL)
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432");
+    let suffix = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
+    let role = format!("cred_role_{suffix}");
+    let login = format!("writ_cred_{suffix}");
+    create_role(&admin, &role).await;
+    let connector = PostgresConnector::new(ADMIN_URL).expect("connector");
+    let valid_until = writ_domain::Timestamp::from_unix_micros(4_102_444_800_000_000); // 2100-01-01
+    let credential = Credential {
+        role: &role,
+        username: &login,
+        password: "first-secret",
+        valid_until,
+        comment: "writ grant g1 for svc-report",
+    };
+    assert!(!connector.credential_exists(&login).await.expect("check"));
+    connector.issue_credential(credential).await.expect("issue");
+    assert!(connector.credential_exists(&login).await.expect("check"));
+    let access = Access {
+        role: &role,
+        account: &login,
+    };
+    assert!(connector.holds(access).await.expect("member of the role"));
+    let (can_login, until, comment): (bool, String, Option<String>) = sqlx::query_as(
+        "SELECT rolcanlogin, to_char(rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD'), shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(&login)
+    .fetch_one(&admin)
+    .await
+    .expect("pg_roles");
+    assert!(can_login);
+    assert_eq!(until, "2100-01-01");
+    assert_eq!(comment.as_deref(), Some("writ grant g1 for svc-report"));
+    let stored = stored_password(&admin, &login).await;
+    assert!(
+        stored.starts_with("SCRAM-SHA-256$"),
+        "only a verifier is stored"
+    );
+    assert_eq!(
+        scram_sha256_verifier("first-secret", &salt_of(&stored)),
+        stored
+    );
+
+    // Issuing again (a retry after an unknown outcome) sets the new password.
+    connector
+        .issue_credential(Credential {
+            password: "second-secret",
+            ..credential
+        })
+        .await
+        .expect("issue again");
+    let stored = stored_password(&admin, &login).await;
+    assert_eq!(
+        scram_sha256_verifier("second-secret", &salt_of(&stored)),
+        stored
+    );
+
+    // The login is used: a session, and a table it owns.
+    let mut session =
+        sqlx::PgConnection::connect(&format!("postgres://{login}@127.0.0.1:5432/test"))
+            .await
+            .expect("the credential can log in");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET ROLE \"{role}\"; RESET ROLE; CREATE TEMP TABLE scratch (x int)"
+    )))
+    .execute(&mut session)
+    .await
+    .expect("use the login");
+
+    connector.drop_credential(&login).await.expect("drop");
+    assert!(!connector.credential_exists(&login).await.expect("check"));
+    assert!(
+        sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(&mut session)
+            .await
+            .is_err(),
+        "the credential's session was ended"
+    );
+    connector
+        .drop_credential(&login)
+        .await
+        .expect("dropping twice is harmless");
     drop_role(&admin, &role).await;
 }

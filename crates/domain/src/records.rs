@@ -119,4 +119,8 @@ pub struct Grant {
     pub verified_at: Option<Timestamp>,
     /// Set when the target keeps the access because another active grant covers it.
     pub retained_by: Option<GrantId>,
+    /// The grant is a login of its own (`account`), issued once to the caller and
+    /// dropped at expiry, rather than the role given to the subject's account.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub credential: bool,
 }

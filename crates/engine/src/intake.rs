@@ -2,6 +2,7 @@
 //! ticket from the ticketing system, checks it, and makes the request its requester
 //! would have made — once per ticket, whatever the number of deliveries.
 
+use crate::IssuedCredential;
 use std::collections::HashMap;
 
 use serde::Serialize;
@@ -29,7 +30,8 @@ pub(crate) struct Intake {
 }
 
 pub(crate) enum Created {
-    Request(Box<Request>),
+    /// The request, and the credential issued for it there and then, if any.
+    Request(Box<Request>, Option<IssuedCredential>),
     /// The ticket already backs this request.
     TicketTaken(RequestId),
     /// This delivery was acted on before.
@@ -225,7 +227,7 @@ impl Engine {
         };
         Ok(
             match self.create_request_with(&caller, new, intake).await? {
-                Created::Request(request) => WebhookOutcome {
+                Created::Request(request, _) => WebhookOutcome {
                     action: WebhookAction::Created,
                     ticket: delivery.ticket_key.clone(),
                     request_id: Some(request.id),

@@ -7,6 +7,7 @@
 //!   touched, so a failure to record means no access is granted (fail closed);
 //! - `now` comes from the injected [`Clock`], never from the system directly.
 
+mod credentials;
 mod error;
 mod evidence;
 mod exceptions;
@@ -31,6 +32,7 @@ use writ_itsm::TicketSystems;
 use writ_policy::PolicyEngine;
 use writ_store::Store;
 
+pub use credentials::IssuedCredential;
 pub use error::{EngineError, ErrorKind};
 pub use evidence::EvidenceCourier;
 pub use exceptions::{EXCEPTION_DURATION_MAX_SECONDS, NewException};

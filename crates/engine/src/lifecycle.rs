@@ -9,6 +9,7 @@ use writ_domain::{
 use writ_policy::{ApproveFacts, RequestFacts};
 use writ_store::{GrantFilter, JobKind, RequestFilter, WriteTx};
 
+use crate::credentials::{IssuedCredential, credential_username};
 use crate::intake::{Created, Intake};
 use crate::{
     COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorKind, INLINE_APPLY_GRACE_SECONDS,
@@ -118,11 +119,23 @@ impl Engine {
         caller: &Caller,
         new: NewRequest,
     ) -> Result<Request, EngineError> {
+        self.create_request_issuing(caller, new)
+            .await
+            .map(|(request, _)| request)
+    }
+
+    /// As `create_request`, and the credential issued at once when the request was
+    /// granted on the spot for a credential entitlement (its only chance to be shown).
+    pub async fn create_request_issuing(
+        &self,
+        caller: &Caller,
+        new: NewRequest,
+    ) -> Result<(Request, Option<IssuedCredential>), EngineError> {
         match self
             .create_request_with(caller, new, Intake::default())
             .await?
         {
-            Created::Request(request) => Ok(*request),
+            Created::Request(request, credential) => Ok((*request, credential)),
             Created::TicketTaken(_) | Created::DeliverySeen => Err(EngineError::new(
                 ErrorKind::Internal,
                 "intake_outcome",
@@ -146,6 +159,7 @@ impl Engine {
                 format!("no entitlement {:?} is configured", new.entitlement),
             )
         })?;
+        self.check_credential_subject(entitlement, subject.as_str())?;
         let on_behalf_of = self.check_on_behalf_of(caller, new.on_behalf_of.as_deref())?;
         let checked = self
             .check_ticket(
@@ -260,21 +274,45 @@ impl Engine {
         if let Some(expires_at) = request.pending_expires_at {
             self.hint_due(expires_at);
         }
-        if let Some(grant) = grant {
-            self.hint_due(now.plus_seconds(INLINE_APPLY_GRACE_SECONDS));
-            self.apply_grant_known(grant.id, Some(grant)).await;
+        let mut credential = None;
+        match grant {
+            // A webhook has nobody to hand a secret to: it waits to be collected.
+            Some(grant) if grant.credential => {
+                self.hint_due(grant.expires_at);
+                if intake.delivery.is_none() {
+                    match self.issue_now(&grant).await {
+                        Ok((_, issued)) => credential = Some(issued),
+                        Err(error) => {
+                            tracing::warn!(grant = %grant.id, %error, "credential not issued; it can be collected later");
+                        }
+                    }
+                }
+            }
+            Some(grant) => {
+                self.hint_due(now.plus_seconds(INLINE_APPLY_GRACE_SECONDS));
+                self.apply_grant_known(grant.id, Some(grant)).await;
+            }
+            None => {}
         }
-        Ok(Created::Request(Box::new(request)))
+        Ok(Created::Request(Box::new(request), credential))
     }
 
     fn new_grant(&self, request: &Request, now: Timestamp) -> Grant {
+        let id = GrantId::generate();
+        let credential = self
+            .config
+            .entitlement(request.entitlement.as_str())
+            .is_some_and(|e| e.credential);
         let target = request.entitlement.target();
-        let account = self
-            .identity(request.subject.as_str())
-            .map_or(request.subject.as_str(), |i| i.account_on(target))
-            .to_string();
+        let account = if credential {
+            credential_username(id)
+        } else {
+            self.identity(request.subject.as_str())
+                .map_or(request.subject.as_str(), |i| i.account_on(target))
+                .to_string()
+        };
         Grant {
-            id: GrantId::generate(),
+            id,
             request_id: request.id,
             subject: request.subject.clone(),
             entitlement: request.entitlement.clone(),
@@ -287,6 +325,7 @@ impl Engine {
             revoked_at: None,
             verified_at: None,
             retained_by: None,
+            credential,
         }
     }
 
@@ -305,12 +344,17 @@ impl Engine {
             &json!({ "grant": grant, "scheduled_revocation_at": grant.expires_at }),
         )
         .await?;
-        tx.set_job(
-            &grant.id.to_string(),
-            JobKind::ApplyGrant,
-            now.plus_seconds(INLINE_APPLY_GRACE_SECONDS),
-        )
-        .await?;
+        // A credential is applied only when someone collects it; until then the only
+        // work owed is ending it at expiry.
+        let (kind, due) = if grant.credential {
+            (JobKind::RevokeGrant, grant.expires_at)
+        } else {
+            (
+                JobKind::ApplyGrant,
+                now.plus_seconds(INLINE_APPLY_GRACE_SECONDS),
+            )
+        };
+        tx.set_job(&grant.id.to_string(), kind, due).await?;
         Ok(())
     }
 
@@ -462,6 +506,7 @@ impl Engine {
         self.evidence_committed();
         tracing::info!(request = %id, approver = %caller.name, missing = request.approvals_missing(), "approval recorded");
         if let Some(grant) = grant {
+            // A credential grant waits for its requester to collect it.
             self.hint_due(now.plus_seconds(INLINE_APPLY_GRACE_SECONDS));
             self.apply_grant(grant).await;
         }

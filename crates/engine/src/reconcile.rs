@@ -215,12 +215,13 @@ impl Engine {
             .live_grants(entitlement.id.as_str())
             .await
             .map_err(|e| e.to_string())?;
-        let mut by_account: HashMap<&str, Vec<(GrantId, GrantState)>> = HashMap::new();
+        // Per account with a live grant: its active grant, if it has one.
+        let mut by_account: HashMap<&str, Option<GrantId>> = HashMap::with_capacity(live.len());
         for grant in &live {
-            by_account
-                .entry(grant.account.as_str())
-                .or_default()
-                .push((grant.id, grant.state));
+            let active = by_account.entry(grant.account.as_str()).or_default();
+            if grant.state == GrantState::Active && active.is_none() {
+                *active = Some(grant.id);
+            }
         }
         let mut drifts = Vec::new();
         for account in &held {
@@ -229,11 +230,10 @@ impl Engine {
                 drifts.push((account.clone(), drift));
             }
         }
-        for (account, grants) in &by_account {
-            if held.contains(*account) {
-                continue;
-            }
-            if let Some((id, _)) = grants.iter().find(|(_, s)| *s == GrantState::Active) {
+        for (account, active) in &by_account {
+            if let Some(id) = active
+                && !held.contains(*account)
+            {
                 let drift = Drift {
                     kind: FindingKind::Missing,
                     grant: Some(*id),
@@ -442,6 +442,12 @@ pub(crate) fn transition(
         .map_err(|e| EngineError::new(ErrorKind::Conflict, "illegal_transition", e.to_string()))
 }
 
+fn is_credential_username(account: &str) -> bool {
+    account
+        .strip_prefix("writ_")
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Revokes or reapplies the access, then reads it back.
 async fn act(
     connector: &dyn Connector,
@@ -453,8 +459,17 @@ async fn act(
         role: &entitlement.role,
         account,
     };
+    // A login writ made for a credential grant goes entirely, not just its role.
+    let writ_login = entitlement.credential && is_credential_username(account);
     let want_held = match action {
         DriftAction::Report => return Ok(()),
+        DriftAction::Revoke if writ_login => {
+            connector
+                .drop_credential(account)
+                .await
+                .map_err(|e| e.to_string())?;
+            false
+        }
         DriftAction::Revoke => {
             connector.revoke(access).await.map_err(|e| e.to_string())?;
             false

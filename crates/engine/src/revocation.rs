@@ -29,7 +29,7 @@ impl Engine {
             .max(1)
     }
 
-    fn target_of(
+    pub(crate) fn target_of(
         &self,
         grant: &Grant,
     ) -> Result<(String, std::sync::Arc<dyn Connector>), EngineError> {
@@ -53,7 +53,7 @@ impl Engine {
         Ok((entitlement.role.clone(), connector.clone()))
     }
 
-    fn holder_key(grant: &Grant) -> String {
+    pub(crate) fn holder_key(grant: &Grant) -> String {
         crate::reconcile::holder_key(grant.entitlement.as_str(), &grant.account)
     }
 
@@ -118,7 +118,9 @@ impl Engine {
                 None => return Ok(()),
             },
         };
-        if grant.state != GrantState::Pending {
+        // A credential is issued only to a caller there to receive its secret
+        // (`issue_credential`); its revocation job at expiry covers one never collected.
+        if grant.state != GrantState::Pending || grant.credential {
             return Ok(());
         }
         let now = self.clock.now();
@@ -154,34 +156,7 @@ impl Engine {
         let now = self.clock.now();
         match (granted, observed) {
             (_, Ok(true)) => {
-                let mut tx = self.store.begin().await?;
-                let Some(mut current) = tx.grant(id).await? else {
-                    return Ok(());
-                };
-                if current.state != GrantState::Pending {
-                    return Ok(());
-                }
-                current.state = current
-                    .state
-                    .transition(GrantEvent::Activate)
-                    .map_err(illegal)?;
-                current.granted_at = Some(now);
-                tx.update_grant(&current).await?;
-                let event = tx
-                    .append(
-                        now,
-                        SCHEDULER_ACTOR,
-                        EventKind::GrantActivated,
-                        &json!({ "grant": current }),
-                    )
-                    .await?;
-                self.grant_evidence(&mut tx, &current, &event).await?;
-                tx.set_job(&id.to_string(), JobKind::RevokeGrant, current.expires_at)
-                    .await?;
-                tx.commit().await?;
-                self.evidence_committed();
-                self.hint_due(current.expires_at);
-                tracing::info!(grant = %id, subject = %current.subject, entitlement = %current.entitlement, expires_at = %current.expires_at, "grant active");
+                self.record_activated(id, now).await?;
                 Ok(())
             }
             (granted, observed) => {
@@ -197,6 +172,44 @@ impl Engine {
                     .await
             }
         }
+    }
+
+    /// Records that the target was observed holding a pending grant's access: `active`,
+    /// with its revocation scheduled at expiry. `None` if it was no longer pending.
+    pub(crate) async fn record_activated(
+        &self,
+        id: GrantId,
+        now: Timestamp,
+    ) -> Result<Option<Grant>, EngineError> {
+        let mut tx = self.store.begin().await?;
+        let Some(mut current) = tx.grant(id).await? else {
+            return Ok(None);
+        };
+        if current.state != GrantState::Pending {
+            return Ok(None);
+        }
+        current.state = current
+            .state
+            .transition(GrantEvent::Activate)
+            .map_err(illegal)?;
+        current.granted_at = Some(now);
+        tx.update_grant(&current).await?;
+        let event = tx
+            .append(
+                now,
+                SCHEDULER_ACTOR,
+                EventKind::GrantActivated,
+                &json!({ "grant": current }),
+            )
+            .await?;
+        self.grant_evidence(&mut tx, &current, &event).await?;
+        tx.set_job(&id.to_string(), JobKind::RevokeGrant, current.expires_at)
+            .await?;
+        tx.commit().await?;
+        self.evidence_committed();
+        self.hint_due(current.expires_at);
+        tracing::info!(grant = %id, subject = %current.subject, entitlement = %current.entitlement, expires_at = %current.expires_at, "grant active");
+        Ok(Some(current))
     }
 
     /// Records that a lease is ending: `revoking`, with who and why. The target is
@@ -266,7 +279,7 @@ impl Engine {
             return Ok(());
         };
         let now = self.clock.now();
-        {
+        if !grant.credential {
             let mut tx = self.store.begin().await?;
             if let Some(other) = tx.other_live_grant(&grant).await? {
                 self.record_revoked(tx, &grant, Some(other), now).await?;
@@ -278,8 +291,17 @@ impl Engine {
             role: &role,
             account: &grant.account,
         };
-        let revoked = connector.revoke(access).await;
-        let observed = connector.holds(access).await;
+        let (revoked, observed) = if grant.credential {
+            (
+                connector.drop_credential(&grant.account).await,
+                connector.credential_exists(&grant.account).await,
+            )
+        } else {
+            (
+                connector.revoke(access).await,
+                connector.holds(access).await,
+            )
+        };
         let now = self.clock.now();
         match (revoked, observed) {
             (_, Ok(false)) => {

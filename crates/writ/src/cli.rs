@@ -172,6 +172,12 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Collect the short-lived credential of a grant (its password is shown once).
+    Credential {
+        grant: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// End a grant now.
     Revoke {
         id: String,
@@ -337,6 +343,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Identities { orphaned, client } => {
             client::Client::new(&config, &client)?
                 .list_identities(orphaned)
+                .await
+        }
+        Command::Credential { grant, client } => {
+            client::Client::new(&config, &client)?
+                .collect_credential(&grant)
                 .await
         }
         Command::Reconcile { target, client } => {

@@ -252,6 +252,19 @@ impl Client {
         Ok(())
     }
 
+    pub async fn collect_credential(&self, grant: &str) -> Result<(), Failure> {
+        let collected = self
+            .call(
+                Method::POST,
+                &format!("/v1/grants/{grant}/credential"),
+                &[],
+                None,
+            )
+            .await?;
+        self.print(&collected, output::collected_credential);
+        Ok(())
+    }
+
     pub async fn reconcile(&self, target: Option<String>) -> Result<(), Failure> {
         let result = self
             .call(

@@ -10,6 +10,33 @@ fn as_request(value: &Value) -> Option<Request> {
 }
 
 pub fn request(value: &Value) -> String {
+    let mut out = request_text(value);
+    out.push_str(&credential(&value["credential"]));
+    out
+}
+
+/// A credential's secret, when the answer carries one (it is shown only once).
+pub fn credential(value: &Value) -> String {
+    let text = |key: &str| value[key].as_str().unwrap_or("-").to_string();
+    if value.is_null() {
+        return String::new();
+    }
+    format!(
+        "credential (shown once; writ keeps no copy)\n  username  {}\n  password  {}\n  expires   {}\n",
+        text("username"),
+        text("password"),
+        text("expires_at")
+    )
+}
+
+/// A collected credential and its grant.
+pub fn collected_credential(value: &Value) -> String {
+    let mut out = grant(&value["grant"]);
+    out.push_str(&credential(&value["credential"]));
+    out
+}
+
+fn request_text(value: &Value) -> String {
     let Some(r) = as_request(value) else {
         return format!("{value}\n");
     };
