@@ -107,6 +107,9 @@ pub struct GrantView {
     pub last_error: Option<String>,
     pub attempts: i64,
     pub next_attempt_at: Option<Timestamp>,
+    /// When a revocation that kept failing was escalated (`revocation.escalate_after`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalated_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -180,6 +183,7 @@ async fn grant_view(state: &AppState, grant: Grant) -> Result<GrantView, ApiErro
     Ok(GrantView {
         last_error: job.as_ref().and_then(|j| j.last_error.clone()),
         attempts: job.as_ref().map_or(0, |j| j.attempts),
+        escalated_at: job.as_ref().and_then(|j| j.escalated_at),
         next_attempt_at: job.map(|j| j.due_at),
         grant,
     })

@@ -86,6 +86,11 @@ pub async fn metrics(
                 .set(count as f64);
         }
     }
+    let escalated = store
+        .escalated_jobs()
+        .await
+        .map_err(writ_engine::EngineError::from)?;
+    metrics::gauge!(metrics_names::ESCALATED_REVOCATIONS).set(escalated as f64);
     let (writes, commits) = store.commit_counts();
     metrics::gauge!(metrics_names::WRITE_TRANSACTIONS).set(writes as f64);
     metrics::gauge!(metrics_names::DATABASE_COMMITS).set(commits as f64);

@@ -48,6 +48,8 @@ pub struct Config {
     pub pending_ttl_seconds: i64,
     /// The longest pause between two attempts to revoke the same grant.
     pub retry_backoff_max_seconds: i64,
+    /// A revocation still failing this long after it started is escalated (once).
+    pub escalate_after_seconds: i64,
     pub targets: BTreeMap<String, Target>,
     /// Ticketing systems, by name.
     pub itsms: BTreeMap<String, Itsm>,

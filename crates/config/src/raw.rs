@@ -63,6 +63,7 @@ pub struct RawRequests {
 #[serde(deny_unknown_fields)]
 pub struct RawRevocation {
     pub retry_backoff_max: Option<EnvString>,
+    pub escalate_after: Option<EnvString>,
 }
 
 #[derive(Debug, Deserialize)]

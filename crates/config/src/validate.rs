@@ -21,6 +21,7 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 const DEFAULT_STORAGE_URL: &str = "sqlite://writ.db";
 const DEFAULT_POLICY_DIR: &str = "policies";
 const DEFAULT_COMMAND_TIMEOUT_SECONDS: u64 = 10;
+const DEFAULT_ESCALATE_AFTER_SECONDS: i64 = 15 * 60;
 const DEFAULT_RETRY_BACKOFF_MAX_SECONDS: i64 = 300;
 
 pub(crate) struct Checker<'a> {
@@ -115,6 +116,10 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let retry_backoff_max_seconds = match raw.revocation.retry_backoff_max {
         Some(text) => check.duration("revocation.retry_backoff_max", &text.0)?,
         None => DEFAULT_RETRY_BACKOFF_MAX_SECONDS,
+    };
+    let escalate_after_seconds = match raw.revocation.escalate_after {
+        Some(text) => check.duration("revocation.escalate_after", &text.0)?,
+        None => DEFAULT_ESCALATE_AFTER_SECONDS,
     };
 
     let mut targets = BTreeMap::new();
@@ -273,6 +278,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         policy_dir,
         pending_ttl_seconds,
         retry_backoff_max_seconds,
+        escalate_after_seconds,
         targets,
         itsms,
         notify,

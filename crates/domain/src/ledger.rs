@@ -33,6 +33,8 @@ pub enum EventKind {
     GrantRevokeStarted,
     GrantRevokeFailed,
     GrantRevoked,
+    /// A revocation still failing `revocation.escalate_after` after it started.
+    GrantRevokeEscalated,
     TokenIssued,
     /// A webhook delivery that failed authentication (bad or missing signature, stale).
     ItsmWebhookRejected,
@@ -45,7 +47,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 18] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
         Self::RequestApproved,
@@ -57,6 +59,7 @@ impl EventKind {
         Self::GrantRevokeStarted,
         Self::GrantRevokeFailed,
         Self::GrantRevoked,
+        Self::GrantRevokeEscalated,
         Self::TokenIssued,
         Self::ItsmWebhookRejected,
         Self::FindingOpened,
@@ -78,6 +81,7 @@ impl EventKind {
             Self::GrantRevokeStarted => "grant.revoke_started",
             Self::GrantRevokeFailed => "grant.revoke_failed",
             Self::GrantRevoked => "grant.revoked",
+            Self::GrantRevokeEscalated => "grant.revoke_escalated",
             Self::TokenIssued => "token.issued",
             Self::ItsmWebhookRejected => "itsm.webhook_rejected",
             Self::FindingOpened => "finding.opened",

@@ -27,3 +27,7 @@ pub const FINDINGS_OPENED: &str = "writ_findings_opened_total";
 pub const FINDINGS: &str = "writ_findings";
 /// Failed attempts to revoke or reapply drifted access (each is retried next pass).
 pub const FINDING_ACTION_FAILURES: &str = "writ_finding_action_failures_total";
+/// Revocations escalated because they kept failing (`revocation.escalate_after`).
+pub const REVOCATIONS_ESCALATED: &str = "writ_revocations_escalated_total";
+/// Escalated revocations still failing (gauge, read at scrape).
+pub const ESCALATED_REVOCATIONS: &str = "writ_escalated_revocations";

@@ -70,9 +70,27 @@ impl Engine {
             due_at: now,
             attempts: 0,
             last_error: None,
+            escalated_at: None,
         });
         let due = now.plus_seconds(self.backoff_seconds(job.attempts));
         let mut tx = self.store.begin().await?;
+        let failing_since = grant.revoked_at.unwrap_or(grant.expires_at);
+        let escalate = kind == JobKind::RevokeGrant
+            && job.escalated_at.is_none()
+            && now.millis_since(failing_since) >= self.config.escalate_after_seconds * 1000;
+        if escalate {
+            tx.append(
+                now,
+                SCHEDULER_ACTOR,
+                EventKind::GrantRevokeEscalated,
+                &json!({
+                    "grant_id": grant.id, "subject": grant.subject, "entitlement": grant.entitlement,
+                    "account": grant.account, "failing_since": failing_since,
+                    "attempts": job.attempts + 1, "error": error,
+                }),
+            )
+            .await?;
+        }
         if kind == JobKind::RevokeGrant && grant.state == GrantState::Revoking {
             let mut failed = grant.clone();
             failed.state = failed
@@ -90,8 +108,13 @@ impl Engine {
                 .await?;
             self.grant_evidence(&mut tx, &failed, &event).await?;
         }
-        tx.retry_job(&job, due, error).await?;
+        tx.retry_job(&job, due, error, escalate.then_some(now))
+            .await?;
         tx.commit().await?;
+        if escalate {
+            metrics::counter!(metrics_names::REVOCATIONS_ESCALATED).increment(1);
+            tracing::error!(grant = %grant.id, account = %grant.account, entitlement = %grant.entitlement, %error, "revocation still failing after revocation.escalate_after; escalated");
+        }
         self.evidence_committed();
         self.hint_due(due);
         Ok(())
@@ -469,7 +492,7 @@ impl Engine {
             .plus_seconds(self.backoff_seconds(job.attempts));
         let deferred = async {
             let mut tx = self.store.begin().await?;
-            tx.retry_job(job, due, "the job made no progress; deferred")
+            tx.retry_job(job, due, "the job made no progress; deferred", None)
                 .await?;
             tx.commit().await
         };

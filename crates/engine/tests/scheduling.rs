@@ -86,17 +86,40 @@ async fn failed_revocations_are_retried_with_backoff_until_they_succeed(storage:
     );
 
     // Backoff 1s, 2s, 4s, 8s, then capped at 8s: attempts keep coming, none is dropped.
+    // Still failing 30 s after it started (escalate_after), it is escalated, once.
     let mut attempts = 1;
-    for _ in 0..40 {
+    let mut escalated_at = None;
+    for second in 1..=40 {
         h.advance(1).await;
-        attempts = h
+        let job = h
             .engine
             .grant_job(grant_id)
             .await
             .expect("job")
-            .expect("still scheduled")
-            .attempts;
+            .expect("still scheduled");
+        attempts = job.attempts;
+        if second < 30 {
+            assert_eq!(job.escalated_at, None, "not yet escalated at {second}s");
+        } else if escalated_at.is_none() {
+            escalated_at = job.escalated_at;
+        }
     }
+    let escalated_at = escalated_at.expect("escalated after 30 s of failing");
+    let escalations: Vec<_> = h
+        .store
+        .events(0, 1000)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.kind == "grant.revoke_escalated")
+        .collect();
+    assert_eq!(escalations.len(), 1, "escalated once, whatever the retries");
+    assert_eq!(escalations[0].at, escalated_at);
+    assert!(
+        escalations[0].data.contains("unreachable"),
+        "{:?}",
+        escalations[0]
+    );
     assert!(
         (6..=10).contains(&attempts),
         "attempts after 40s with capped backoff: {attempts}"

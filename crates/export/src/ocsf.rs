@@ -88,7 +88,7 @@ fn mapping(kind: Option<EventKind>, data: &Value) -> Mapping {
         Some(K::RequestCancelled | K::RequestExpired) => entity((11, "Deactivate"), None),
         Some(K::GrantCreated | K::TokenIssued) => entity((1, "Create"), None),
         Some(K::GrantRevokeStarted) => entity((11, "Deactivate"), None),
-        Some(K::GrantRevokeFailed) => Mapping {
+        Some(K::GrantRevokeFailed | K::GrantRevokeEscalated) => Mapping {
             failed: true,
             ..entity((3, "Update"), None)
         },

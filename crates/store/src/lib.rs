@@ -94,6 +94,8 @@ pub struct Job {
     pub due_at: Timestamp,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// When a failing revocation was escalated, if it was.
+    pub escalated_at: Option<Timestamp>,
 }
 
 impl Job {
@@ -111,6 +113,9 @@ impl Job {
             due_at: Timestamp::from_unix_micros(row.try_get("due_at_us")?),
             attempts: row.try_get("attempts")?,
             last_error: row.try_get("last_error")?,
+            escalated_at: row
+                .try_get::<Option<i64>, _>("escalated_at_us")?
+                .map(Timestamp::from_unix_micros),
         })
     }
 }

@@ -8,6 +8,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_tickets.sql")),
     (3, include_str!("../migrations/0003_findings.sql")),
+    (4, include_str!("../migrations/0004_escalation.sql")),
 ];
 
 pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {

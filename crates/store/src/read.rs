@@ -119,7 +119,7 @@ impl Store {
     }
 
     pub async fn job(&self, object_id: &str) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query("SELECT object_id, kind, due_at_us, attempts, last_error FROM jobs WHERE object_id = $1")
+        let row = sqlx::query("SELECT object_id, kind, due_at_us, attempts, last_error, escalated_at_us FROM jobs WHERE object_id = $1")
             .bind(object_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -128,7 +128,7 @@ impl Store {
 
     /// Jobs due at `now`, oldest deadline first.
     pub async fn due_jobs(&self, now: Timestamp, limit: i64) -> Result<Vec<Job>, StoreError> {
-        let rows = sqlx::query("SELECT object_id, kind, due_at_us, attempts, last_error FROM jobs WHERE due_at_us <= $1 ORDER BY due_at_us LIMIT $2")
+        let rows = sqlx::query("SELECT object_id, kind, due_at_us, attempts, last_error, escalated_at_us FROM jobs WHERE due_at_us <= $1 ORDER BY due_at_us LIMIT $2")
             .bind(now.unix_micros())
             .bind(limit)
             .fetch_all(&self.pool)
@@ -144,6 +144,14 @@ impl Store {
         Ok(row
             .try_get::<Option<i64>, _>("due")?
             .map(Timestamp::from_unix_micros))
+    }
+
+    /// Failing revocations that were escalated and still fail, for metrics.
+    pub async fn escalated_jobs(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE escalated_at_us IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// Jobs that have failed at least once, for metrics and the API.

@@ -23,6 +23,7 @@ pub(crate) enum Arg {
     Int(i64),
     Text(String),
     OptionalText(Option<String>),
+    OptionalInt(Option<i64>),
 }
 
 /// A statement whose placeholders are numbered `$1..$n` for its own arguments.
@@ -232,6 +233,7 @@ impl<'s> WriteTx<'s> {
                 Arg::Int(value) => query.bind(value),
                 Arg::Text(value) => query.bind(value),
                 Arg::OptionalText(value) => query.bind(value),
+                Arg::OptionalInt(value) => query.bind(value),
             };
         }
         query.execute(&mut *self.open()?.tx).await?;
@@ -508,22 +510,26 @@ impl<'s> WriteTx<'s> {
     ) -> Result<(), StoreError> {
         self.buffer(
             "INSERT INTO jobs (object_id, kind, due_at_us, attempts, last_error) VALUES ($1, $2, $3, 0, NULL) \
-             ON CONFLICT (object_id) DO UPDATE SET kind = excluded.kind, due_at_us = excluded.due_at_us, attempts = 0, last_error = NULL",
+             ON CONFLICT (object_id) DO UPDATE SET kind = excluded.kind, due_at_us = excluded.due_at_us, attempts = 0, last_error = NULL, escalated_at_us = NULL",
             vec![Arg::Text(object_id.to_string()), Arg::Text(kind.as_str().to_string()), Arg::Int(due_at.unix_micros())],
         );
         Ok(())
     }
 
-    /// Records a failed attempt and when to try again.
+    /// Records a failed attempt and when to try again; `escalated_at` marks the job as
+    /// escalated (kept once set). One statement: PostgreSQL's data-modifying CTEs must
+    /// not update the same row twice.
     pub async fn retry_job(
         &mut self,
         job: &Job,
         due_at: Timestamp,
         error: &str,
+        escalated_at: Option<Timestamp>,
     ) -> Result<(), StoreError> {
         self.buffer(
-            "UPDATE jobs SET due_at_us = $2, attempts = attempts + 1, last_error = $3 WHERE object_id = $1",
-            vec![Arg::Text(job.object_id.clone()), Arg::Int(due_at.unix_micros()), Arg::OptionalText(Some(error.to_string()))],
+            "UPDATE jobs SET due_at_us = $2, attempts = attempts + 1, last_error = $3, escalated_at_us = COALESCE(escalated_at_us, $4) WHERE object_id = $1",
+            vec![Arg::Text(job.object_id.clone()), Arg::Int(due_at.unix_micros()), Arg::OptionalText(Some(error.to_string())),
+                Arg::OptionalInt(escalated_at.map(Timestamp::unix_micros))],
         );
         Ok(())
     }

@@ -57,9 +57,31 @@ impl Proxy {
     }
 }
 
+/// Collects the `type` of every CloudEvent posted to it: the on-call webhook.
+async fn start_pager() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let received: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/page", listener.local_addr().expect("addr"));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/page",
+        axum::routing::post(move |body: axum::Json<serde_json::Value>| async move {
+            if let Ok(mut types) = sink.lock() {
+                types.push(body["type"].as_str().unwrap_or_default().to_string());
+            }
+            axum::http::StatusCode::ACCEPTED
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, received)
+}
+
 #[tokio::test]
 async fn a_target_down_at_expiry_leaves_the_grant_failed_then_revoked_once_it_returns() {
     let proxy = Proxy::start().await;
+    let (pager_url, paged) = start_pager().await;
     let mut roles = TestRoles::new().await;
     let role = roles.create("read").await;
     let account = roles.create("alice").await;
@@ -67,6 +89,12 @@ async fn a_target_down_at_expiry_leaves_the_grant_failed_then_revoked_once_it_re
         r#"
 [revocation]
 retry_backoff_max = "1s"
+escalate_after = "2s"
+
+[[notify]]
+name = "on-call"
+url = "{pager_url}"
+events = ["grant.revoke_escalated"]
 
 [[target]]
 name = "pg"
@@ -133,13 +161,26 @@ accounts = {{ pg = "{account}" }}
         still["attempts"].as_i64().unwrap_or(0) > first_attempts,
         "retries continue: {still}"
     );
+    // Failing for longer than escalate_after: escalated once, and the on-call webhook told.
+    assert!(still["escalated_at"].is_string(), "{still}");
+    for _ in 0..50 {
+        if paged.lock().map(|p| !p.is_empty()).unwrap_or(false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        paged.lock().map(|p| p.clone()).unwrap_or_default(),
+        ["dev.writ.grant.revoke_escalated.v1"]
+    );
     let (_, metrics) = writ
         .call(reqwest::Method::GET, "/metrics", Some(&alice), None)
         .await;
     assert!(
         metrics
             .as_str()
-            .is_some_and(|m| m.contains("writ_failed_revocations 1")),
+            .is_some_and(|m| m.contains("writ_failed_revocations 1")
+                && m.contains("writ_escalated_revocations 1")),
         "{metrics}"
     );
 
@@ -164,8 +205,12 @@ accounts = {{ pg = "{account}" }}
         .unwrap_or_default();
     let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count();
     assert_eq!(
-        (count("grant.revoke_failed"), count("grant.revoked")),
-        (1, 1),
+        (
+            count("grant.revoke_failed"),
+            count("grant.revoke_escalated"),
+            count("grant.revoked")
+        ),
+        (1, 1, 1),
         "{kinds:?}"
     );
     let verify = writ.run(&["audit", "verify"]);

@@ -18,6 +18,7 @@ use writ_store::Store;
 pub const CONFIG: &str = r#"
 [revocation]
 retry_backoff_max = "8s"
+escalate_after = "30s"
 
 [requests]
 pending_ttl = "1h"
