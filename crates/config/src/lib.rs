@@ -66,6 +66,14 @@ pub struct Target {
     /// How often `writ serve` reconciles the target with the grants; `None`: never
     /// on its own (`writ reconcile` still does).
     pub reconcile_every_seconds: Option<i64>,
+    /// The most calls writ makes to the target at once.
+    pub max_concurrency: usize,
+    /// The most calls per second, when limited.
+    pub max_rate_per_second: Option<u32>,
+    /// Calls failing in a row that open the circuit breaker ...
+    pub circuit_failures: u32,
+    /// ... for this long.
+    pub circuit_cooldown_seconds: i64,
 }
 
 /// How often a target is reconciled unless its `reconcile_every` says otherwise.

@@ -77,6 +77,10 @@ pub struct RawTarget {
     pub args: Vec<EnvString>,
     pub timeout: Option<EnvString>,
     pub reconcile_every: Option<EnvString>,
+    pub max_concurrency: Option<u32>,
+    pub max_rate: Option<u32>,
+    pub circuit_failures: Option<u32>,
+    pub circuit_cooldown: Option<EnvString>,
 }
 
 #[derive(Debug, Deserialize)]

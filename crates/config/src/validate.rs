@@ -22,6 +22,9 @@ const DEFAULT_STORAGE_URL: &str = "sqlite://writ.db";
 const DEFAULT_POLICY_DIR: &str = "policies";
 const DEFAULT_COMMAND_TIMEOUT_SECONDS: u64 = 10;
 const DEFAULT_ESCALATE_AFTER_SECONDS: i64 = 15 * 60;
+const DEFAULT_MAX_CONCURRENCY: usize = 16;
+const DEFAULT_CIRCUIT_FAILURES: u32 = 5;
+const DEFAULT_CIRCUIT_COOLDOWN_SECONDS: i64 = 10;
 const DEFAULT_RETRY_BACKOFF_MAX_SECONDS: i64 = 300;
 
 pub(crate) struct Checker<'a> {
@@ -389,10 +392,36 @@ fn validate_target(
         Some(text) if text.0 == "off" => None,
         Some(text) => Some(check.duration(&key("reconcile_every"), &text.0)?),
     };
+    let max_concurrency = match raw.max_concurrency {
+        None => DEFAULT_MAX_CONCURRENCY,
+        Some(0) => return Err(check.invalid(key("max_concurrency"), "must be at least 1")),
+        Some(n) => usize::try_from(n).unwrap_or(DEFAULT_MAX_CONCURRENCY),
+    };
+    let max_rate_per_second = match raw.max_rate {
+        Some(0) => {
+            return Err(check.invalid(
+                key("max_rate"),
+                "must be at least 1 (calls per second); leave it out for no limit",
+            ));
+        }
+        other => other,
+    };
+    let circuit_failures = match raw.circuit_failures {
+        Some(0) => return Err(check.invalid(key("circuit_failures"), "must be at least 1")),
+        other => other.unwrap_or(DEFAULT_CIRCUIT_FAILURES),
+    };
+    let circuit_cooldown_seconds = match raw.circuit_cooldown {
+        Some(text) => check.duration(&key("circuit_cooldown"), &text.0)?,
+        None => DEFAULT_CIRCUIT_COOLDOWN_SECONDS,
+    };
     Ok(Target {
         name,
         connector,
         reconcile_every_seconds,
+        max_concurrency,
+        max_rate_per_second,
+        circuit_failures,
+        circuit_cooldown_seconds,
     })
 }
 

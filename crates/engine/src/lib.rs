@@ -8,6 +8,7 @@
 //! - `now` comes from the injected [`Clock`], never from the system directly.
 
 mod credentials;
+mod dispatch;
 mod error;
 mod evidence;
 mod exceptions;
@@ -17,6 +18,7 @@ pub mod metrics_names;
 mod reconcile;
 mod revocation;
 mod scheduler;
+mod target_guard;
 mod tickets;
 mod tokens;
 
@@ -64,6 +66,8 @@ pub struct Engine {
     pub(crate) policy: Arc<PolicyEngine>,
     pub(crate) store: Store,
     pub(crate) connectors: Connectors,
+    /// Per target: concurrency and rate limits and the circuit breaker.
+    pub(crate) guards: HashMap<String, Arc<target_guard::TargetGuard>>,
     /// Configured ticketing systems (empty unless `[[itsm]]` is set).
     pub(crate) tickets: TicketSystems,
     pub(crate) clock: Arc<dyn Clock>,
@@ -98,11 +102,22 @@ impl Engine {
         connectors: Connectors,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let guards = config
+            .targets
+            .values()
+            .map(|target| {
+                (
+                    target.name.clone(),
+                    Arc::new(target_guard::TargetGuard::new(target)),
+                )
+            })
+            .collect();
         Self {
             config,
             policy,
             store,
             connectors,
+            guards,
             tickets: TicketSystems::default(),
             clock,
             wake: Arc::new(Notify::new()),
@@ -146,6 +161,15 @@ impl Engine {
             locks.retain(|_, lock| Arc::strong_count(lock) > 1);
         }
         locks.entry(key).or_default().clone()
+    }
+
+    /// The limits and breaker of a target (a default one for a target not configured,
+    /// which only tests build).
+    pub(crate) fn guard(&self, target: &str) -> Arc<target_guard::TargetGuard> {
+        self.guards
+            .get(target)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(target_guard::TargetGuard::unconfigured()))
     }
 
     /// Tells the scheduler about a job due at `due`, waking it only if that is earlier

@@ -15,6 +15,21 @@ pub(crate) const SCHEDULER_ACTOR: &str = "writ:scheduler";
 /// The actor of revocations caused by a ticket closed in its ticketing system.
 pub(crate) const TICKET_ACTOR: &str = "writ:itsm";
 
+/// What a revocation attempt on the target came to.
+pub(crate) enum RevokeOutcome {
+    /// Another live lease on the same account keeps the access; nothing was changed.
+    Retained(GrantId),
+    /// Read back as gone.
+    Removed,
+    Failed(String),
+}
+
+/// A failed attempt as recorded: when it is retried, and whether it was escalated.
+pub(crate) struct RecordedFailure {
+    due: Timestamp,
+    escalated: bool,
+}
+
 fn illegal(error: writ_domain::lifecycle::IllegalTransition) -> EngineError {
     EngineError::new(ErrorKind::Conflict, "wrong_state", error.to_string())
 }
@@ -72,13 +87,31 @@ impl Engine {
             last_error: None,
             escalated_at: None,
         });
-        let due = now.plus_seconds(self.backoff_seconds(job.attempts));
         let mut tx = self.store.begin().await?;
+        let failure = self
+            .record_failure_in(&mut tx, grant, &job, error, now)
+            .await?;
+        tx.commit().await?;
+        self.failure_committed(grant, &failure, error);
+        Ok(())
+    }
+
+    /// Records a failed attempt in `tx`: `failed` (for a revocation), the retry with
+    /// backoff, and the escalation if the revocation has failed for too long.
+    pub(crate) async fn record_failure_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        grant: &Grant,
+        job: &Job,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<RecordedFailure, EngineError> {
+        let due = now.plus_seconds(self.backoff_seconds(job.attempts));
         let failing_since = grant.revoked_at.unwrap_or(grant.expires_at);
-        let escalate = kind == JobKind::RevokeGrant
+        let escalated = job.kind == JobKind::RevokeGrant
             && job.escalated_at.is_none()
             && now.millis_since(failing_since) >= self.config.escalate_after_seconds * 1000;
-        if escalate {
+        if escalated {
             tx.append(
                 now,
                 SCHEDULER_ACTOR,
@@ -91,7 +124,7 @@ impl Engine {
             )
             .await?;
         }
-        if kind == JobKind::RevokeGrant && grant.state == GrantState::Revoking {
+        if job.kind == JobKind::RevokeGrant && grant.state == GrantState::Revoking {
             let mut failed = grant.clone();
             failed.state = failed
                 .state
@@ -106,18 +139,21 @@ impl Engine {
                     &json!({ "grant": failed, "error": error }),
                 )
                 .await?;
-            self.grant_evidence(&mut tx, &failed, &event).await?;
+            self.grant_evidence(tx, &failed, &event).await?;
         }
-        tx.retry_job(&job, due, error, escalate.then_some(now))
+        tx.retry_job(job, due, error, escalated.then_some(now))
             .await?;
-        tx.commit().await?;
-        if escalate {
+        Ok(RecordedFailure { due, escalated })
+    }
+
+    /// What follows a committed failure: the escalation's metric and log, the wake-ups.
+    pub(crate) fn failure_committed(&self, grant: &Grant, failure: &RecordedFailure, error: &str) {
+        if failure.escalated {
             metrics::counter!(metrics_names::REVOCATIONS_ESCALATED).increment(1);
             tracing::error!(grant = %grant.id, account = %grant.account, entitlement = %grant.entitlement, %error, "revocation still failing after revocation.escalate_after; escalated");
         }
         self.evidence_committed();
-        self.hint_due(due);
-        Ok(())
+        self.hint_due(failure.due);
     }
 
     /// Applies a pending grant on its target and activates it once it is observed there.
@@ -174,8 +210,9 @@ impl Engine {
             account: &grant.account,
         };
         // Whatever the grant call returned, the read-back decides (an unknown outcome may have applied).
-        let granted = connector.grant(access).await;
-        let observed = connector.holds(access).await;
+        let guard = self.guard(grant.entitlement.target());
+        let granted = guard.call(now, connector.grant(access)).await;
+        let observed = guard.call(now, connector.holds(access)).await;
         let now = self.clock.now();
         match (granted, observed) {
             (_, Ok(true)) => {
@@ -253,7 +290,7 @@ impl Engine {
         Ok(updated)
     }
 
-    async fn begin_revoke_in(
+    pub(crate) async fn begin_revoke_in(
         &self,
         tx: &mut WriteTx<'_>,
         grant: &Grant,
@@ -301,42 +338,78 @@ impl Engine {
         else {
             return Ok(());
         };
+        let outcome = self
+            .revoke_on_target(&grant, &role, connector.as_ref())
+            .await?;
         let now = self.clock.now();
-        if !grant.credential {
-            let mut tx = self.store.begin().await?;
-            if let Some(other) = tx.other_live_grant(&grant).await? {
+        match outcome {
+            RevokeOutcome::Retained(other) => {
+                let tx = self.store.begin().await?;
                 self.record_revoked(tx, &grant, Some(other), now).await?;
                 tracing::info!(grant = %id, retained_by = %other, "lease ended; an overlapping grant keeps the access");
-                return Ok(());
+                Ok(())
+            }
+            RevokeOutcome::Removed => {
+                let tx = self.store.begin().await?;
+                let done = self.record_revoked(tx, &grant, None, now).await?;
+                tracing::info!(grant = %id, subject = %done.subject, entitlement = %done.entitlement, "revoked and verified");
+                Ok(())
+            }
+            RevokeOutcome::Failed(error) => {
+                self.record_attempt_failure(&grant, JobKind::RevokeGrant, &error, now)
+                    .await
             }
         }
+    }
+
+    /// Ends the grant's access on its target, within the target's limits, and reads it
+    /// back. The caller holds the account's lock, so the check for an overlapping live
+    /// grant and the change on the target cannot interleave with applying one.
+    pub(crate) async fn revoke_on_target(
+        &self,
+        grant: &Grant,
+        role: &str,
+        connector: &dyn Connector,
+    ) -> Result<RevokeOutcome, EngineError> {
+        if !grant.credential
+            && let Some(other) = self.store.other_live_grant(grant).await?
+        {
+            return Ok(RevokeOutcome::Retained(other));
+        }
+        Ok(self.remove_on_target(grant, role, connector).await)
+    }
+
+    /// Takes the access (or the credential's login) off the target, within the
+    /// target's limits, and reads it back.
+    pub(crate) async fn remove_on_target(
+        &self,
+        grant: &Grant,
+        role: &str,
+        connector: &dyn Connector,
+    ) -> RevokeOutcome {
+        let guard = self.guard(grant.entitlement.target());
+        let now = self.clock.now();
         let access = Access {
-            role: &role,
+            role,
             account: &grant.account,
         };
         let (revoked, observed) = if grant.credential {
             (
-                connector.drop_credential(&grant.account).await,
-                connector.credential_exists(&grant.account).await,
+                guard
+                    .call(now, connector.drop_credential(&grant.account))
+                    .await,
+                guard
+                    .call(now, connector.credential_exists(&grant.account))
+                    .await,
             )
         } else {
             (
-                connector.revoke(access).await,
-                connector.holds(access).await,
+                guard.call(now, connector.revoke(access)).await,
+                guard.call(now, connector.holds(access)).await,
             )
         };
-        let now = self.clock.now();
         match (revoked, observed) {
-            (_, Ok(false)) => {
-                let tx = self.store.begin().await?;
-                let done = self.record_revoked(tx, &grant, None, now).await?;
-                if done.revoke_reason.as_deref() == Some("expired") {
-                    let lag_seconds = now.millis_since(done.expires_at) as f64 / 1000.0;
-                    metrics::histogram!(metrics_names::REVOCATION_LAG).record(lag_seconds.max(0.0));
-                }
-                tracing::info!(grant = %id, subject = %done.subject, entitlement = %done.entitlement, "revoked and verified");
-                Ok(())
-            }
+            (_, Ok(false)) => RevokeOutcome::Removed,
             (revoked, observed) => {
                 let error = match (revoked, observed) {
                     (Err(e), _) | (Ok(()), Err(e)) => e.to_string(),
@@ -346,9 +419,8 @@ impl Engine {
                     .to_string(),
                 };
                 metrics::counter!(metrics_names::REVOCATION_FAILURES).increment(1);
-                tracing::warn!(grant = %id, %error, "revocation failed; will retry");
-                self.record_attempt_failure(&grant, JobKind::RevokeGrant, &error, now)
-                    .await
+                tracing::warn!(grant = %grant.id, %error, "revocation failed; will retry");
+                RevokeOutcome::Failed(error)
             }
         }
     }
@@ -358,6 +430,21 @@ impl Engine {
     async fn record_revoked(
         &self,
         mut tx: WriteTx<'_>,
+        grant: &Grant,
+        retained_by: Option<GrantId>,
+        now: Timestamp,
+    ) -> Result<Grant, EngineError> {
+        let done = self
+            .record_revoked_in(&mut tx, grant, retained_by, now)
+            .await?;
+        tx.commit().await?;
+        self.revoked_committed(&done, now);
+        Ok(done)
+    }
+
+    pub(crate) async fn record_revoked_in(
+        &self,
+        tx: &mut WriteTx<'_>,
         grant: &Grant,
         retained_by: Option<GrantId>,
         now: Timestamp,
@@ -383,11 +470,18 @@ impl Engine {
                 &json!({ "grant": done, "target_access": target_access }),
             )
             .await?;
-        self.grant_evidence(&mut tx, &done, &event).await?;
+        self.grant_evidence(tx, &done, &event).await?;
         tx.delete_job(&grant.id.to_string()).await?;
-        tx.commit().await?;
-        self.evidence_committed();
         Ok(done)
+    }
+
+    /// What follows a committed revocation: the lag metric (for expiries), the courier.
+    pub(crate) fn revoked_committed(&self, done: &Grant, now: Timestamp) {
+        if done.revoke_reason.as_deref() == Some("expired") {
+            let lag_seconds = now.millis_since(done.expires_at) as f64 / 1000.0;
+            metrics::histogram!(metrics_names::REVOCATION_LAG).record(lag_seconds.max(0.0));
+        }
+        self.evidence_committed();
     }
 
     /// Ends a lease early at a caller's request.
@@ -498,23 +592,6 @@ impl Engine {
         };
         if let Err(error) = deferred.await {
             tracing::error!(job = %job.object_id, %error, "cannot defer a job");
-        }
-    }
-
-    /// The scheduler's entry for a due revoke job.
-    pub(crate) async fn revoke_due(&self, id: GrantId) -> Result<(), EngineError> {
-        let Some(grant) = self.store.grant(id).await? else {
-            return Ok(());
-        };
-        let now = self.clock.now();
-        match grant.state {
-            GrantState::Active | GrantState::Pending if grant.expires_at <= now => {
-                self.begin_revoke(&grant, SCHEDULER_ACTOR, "expired".into(), now)
-                    .await?;
-                self.execute_revoke(id).await
-            }
-            GrantState::Revoking | GrantState::Failed => self.execute_revoke(id).await,
-            _ => Ok(()),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Reads. None of these take the writer lock.
 
+use std::collections::BTreeSet;
+
 use sqlx::Row;
 use writ_domain::ledger::StoredEvent;
 use writ_domain::lifecycle::{GrantState, RequestState};
@@ -94,6 +96,79 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(grant_from_row).transpose()
+    }
+
+    /// These grants (those that exist), in no particular order.
+    pub async fn grants_by_ids(&self, ids: &[GrantId]) -> Result<Vec<Grant>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        // Only numbered placeholders are interpolated.
+        let sql = format!(
+            "SELECT id, doc FROM grants WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
+    /// The leases that may give these (entitlement, account) holders access now
+    /// (pending or active), as (entitlement, account, grant); may include other pairs
+    /// of the same entitlements and accounts. One query for a whole batch.
+    pub async fn live_leases_of(
+        &self,
+        holders: &[(&str, &str)],
+    ) -> Result<Vec<(String, String, GrantId)>, StoreError> {
+        if holders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let entitlements: BTreeSet<&str> = holders.iter().map(|(e, _)| *e).collect();
+        let accounts: BTreeSet<&str> = holders.iter().map(|(_, a)| *a).collect();
+        let numbered = |from: usize, count: usize| -> String {
+            (from..from + count)
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // Only numbered placeholders are interpolated. Entitlement and account both
+        // constrained, so the (entitlement, account, state) index answers it.
+        let sql = format!(
+            "SELECT id, entitlement, account FROM grants WHERE entitlement IN ({}) AND account IN ({}) AND state IN (${}, ${})",
+            numbered(1, entitlements.len()),
+            numbered(entitlements.len() + 1, accounts.len()),
+            entitlements.len() + accounts.len() + 1,
+            entitlements.len() + accounts.len() + 2,
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in entitlements.iter().chain(accounts.iter()) {
+            query = query.bind(value.to_string());
+        }
+        query = query
+            .bind(GrantState::Pending.as_str())
+            .bind(GrantState::Active.as_str());
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let id = crate::write::other_live_grant_id(Some(row.clone()))?
+                    .ok_or(StoreError::Closed)?;
+                Ok((row.try_get("entitlement")?, row.try_get("account")?, id))
+            })
+            .collect()
+    }
+
+    /// Another lease that may still give the grant's account its entitlement. Read
+    /// outside any write transaction: callers hold the account's lock, under which
+    /// grants for that account are applied and committed.
+    pub async fn other_live_grant(&self, grant: &Grant) -> Result<Option<GrantId>, StoreError> {
+        let row = crate::write::other_live_grant_query(grant)
+            .fetch_optional(&self.pool)
+            .await?;
+        crate::write::other_live_grant_id(row)
     }
 
     pub async fn grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError> {

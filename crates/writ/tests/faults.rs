@@ -100,6 +100,7 @@ events = ["grant.revoke_escalated"]
 name = "pg"
 kind = "postgres"
 url = "postgres://postgres@127.0.0.1:{port}/test"
+circuit_cooldown = "2s"
 
 [[entitlement]]
 id = "pg/read"

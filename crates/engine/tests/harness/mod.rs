@@ -26,6 +26,7 @@ pending_ttl = "1h"
 [[target]]
 name = "t"
 kind = "noop"
+circuit_cooldown = "5s"
 
 [[entitlement]]
 id = "t/low"
@@ -96,10 +97,13 @@ pub struct ControlledTarget {
     pub down: AtomicBool,
     /// Apply every change, then answer as if the connection dropped before the reply.
     pub lose_answers: AtomicBool,
+    /// Calls that reached the target, failed or not.
+    pub calls: std::sync::atomic::AtomicUsize,
 }
 
 impl ControlledTarget {
     fn check(&self) -> Result<(), ConnectorError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             Err(ConnectorError::Failed("target unreachable (test)".into()))
         } else {

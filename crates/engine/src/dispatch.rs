@@ -1,0 +1,194 @@
+//! Revocations in batches: what the scheduler finds due is revoked together, in three
+//! steps, so a burst of expiries costs two database commits per batch instead of two
+//! per grant:
+//!
+//! 1. one transaction records every due lease as `revoking` (`grant.revoke_started`);
+//!    nothing is touched on a target until it commits (fail closed);
+//! 2. the targets are called concurrently, each within its own limits (concurrency,
+//!    rate, circuit breaker: `TargetGuard`), each account under its lock;
+//! 3. one transaction records every outcome: `revoked` (verified or retained by an
+//!    overlapping lease) or `failed` with its retry.
+//!
+//! Every grant still gets its own ledger events, exactly as one at a time would.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::StreamExt;
+use writ_domain::lifecycle::GrantState;
+use writ_domain::{Grant, GrantId};
+use writ_store::Job;
+
+use crate::revocation::{RevokeOutcome, SCHEDULER_ACTOR};
+use crate::{Engine, EngineError};
+
+/// The most target calls in flight for one batch, across targets (each target also
+/// has its own `max_concurrency`).
+const BATCH_CONCURRENCY: usize = 64;
+
+impl Engine {
+    /// Revokes the grants of these due revocation jobs. Returns the jobs whose grant
+    /// needed nothing (gone, already revoked, not yet expired), for the scheduler to
+    /// put off.
+    pub(crate) async fn revoke_due_batch<'j>(
+        &self,
+        jobs: &'j [Job],
+    ) -> Result<Vec<&'j Job>, EngineError> {
+        let ids: Vec<_> = jobs
+            .iter()
+            .filter_map(|j| j.object_id.parse().ok())
+            .collect();
+        let now = self.clock.now();
+        let mut to_begin = Vec::new();
+        let mut to_execute = Vec::new();
+        let mut holders = HashSet::new();
+        let mut moved = HashSet::new();
+        for grant in self.store.grants_by_ids(&ids).await? {
+            let due = match grant.state {
+                GrantState::Active | GrantState::Pending => grant.expires_at <= now,
+                GrantState::Revoking | GrantState::Failed => true,
+                GrantState::Revoked => false,
+            };
+            if !due {
+                continue;
+            }
+            moved.insert(grant.id.to_string());
+            // One lease per account per batch: each account's lock is held until the
+            // batch is recorded, and a batch must not wait for itself. The others stay
+            // due and go in the next batch.
+            if !holders.insert(Self::holder_key(&grant)) {
+                continue;
+            }
+            if grant.state.may_hold_access() {
+                to_begin.push(grant);
+            } else {
+                to_execute.push(grant);
+            }
+        }
+        let untouched = jobs
+            .iter()
+            .filter(|job| !moved.contains(&job.object_id))
+            .collect();
+        if !to_begin.is_empty() {
+            let mut tx = self.store.begin().await?;
+            for grant in &to_begin {
+                to_execute.push(
+                    self.begin_revoke_in(&mut tx, grant, SCHEDULER_ACTOR, "expired".into(), now)
+                        .await?,
+                );
+            }
+            tx.commit().await?;
+            self.evidence_committed();
+        }
+        if to_execute.is_empty() {
+            return Ok(untouched);
+        }
+
+        // Every account's lock (one lease per account here, so the batch never waits for
+        // itself), held until the outcomes are on the record, as for one at a time.
+        let mut held_locks = Vec::with_capacity(to_execute.len());
+        for grant in &to_execute {
+            held_locks.push(self.holder_lock(Self::holder_key(grant)).lock_owned().await);
+        }
+        // Under the locks, in two queries for the whole batch: which are still being
+        // revoked (another path may have finished one), and which accounts another live
+        // lease keeps.
+        let ids: Vec<_> = to_execute.iter().map(|g| g.id).collect();
+        let current: HashMap<_, _> = self
+            .store
+            .grants_by_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|g| (g.id, g))
+            .collect();
+        let to_execute: Vec<Grant> = to_execute
+            .into_iter()
+            .filter_map(|g| current.get(&g.id).cloned())
+            .filter(|g| matches!(g.state, GrantState::Revoking | GrantState::Failed))
+            .collect();
+        let holders: Vec<(&str, &str)> = to_execute
+            .iter()
+            .map(|g| (g.entitlement.as_str(), g.account.as_str()))
+            .collect();
+        let mut keeping: HashMap<(String, String), GrantId> = HashMap::new();
+        for (entitlement, account, id) in self.store.live_leases_of(&holders).await? {
+            keeping.insert((entitlement, account), id);
+        }
+
+        let outcomes: Vec<(Grant, Result<RevokeOutcome, EngineError>)> =
+            futures_util::stream::iter(to_execute)
+                .map(|grant| {
+                    let kept = keeping
+                        .get(&(grant.entitlement.to_string(), grant.account.clone()))
+                        .copied();
+                    async move {
+                        let outcome = match kept {
+                            Some(other) if !grant.credential => Ok(RevokeOutcome::Retained(other)),
+                            _ => match self.target_of(&grant) {
+                                Ok((role, connector)) => Ok(self
+                                    .remove_on_target(&grant, &role, connector.as_ref())
+                                    .await),
+                                Err(error) => Err(error),
+                            },
+                        };
+                        (grant, outcome)
+                    }
+                })
+                .buffer_unordered(BATCH_CONCURRENCY)
+                .collect()
+                .await;
+
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let mut revoked = Vec::new();
+        let mut failed = Vec::new();
+        for (grant, outcome) in outcomes {
+            match outcome {
+                Ok(RevokeOutcome::Removed) => {
+                    revoked.push(self.record_revoked_in(&mut tx, &grant, None, now).await?);
+                }
+                Ok(RevokeOutcome::Retained(other)) => {
+                    revoked.push(
+                        self.record_revoked_in(&mut tx, &grant, Some(other), now)
+                            .await?,
+                    );
+                }
+                Ok(RevokeOutcome::Failed(error)) => {
+                    let job = jobs
+                        .iter()
+                        .find(|job| job.object_id == grant.id.to_string())
+                        .cloned()
+                        .unwrap_or_else(|| Job {
+                            object_id: grant.id.to_string(),
+                            kind: writ_store::JobKind::RevokeGrant,
+                            due_at: now,
+                            attempts: 0,
+                            last_error: None,
+                            escalated_at: None,
+                        });
+                    let recorded = self
+                        .record_failure_in(&mut tx, &grant, &job, &error, now)
+                        .await?;
+                    failed.push((grant, recorded, error));
+                }
+                // Its entitlement is no longer configured: its job stays due, the error logged.
+                Err(error) => {
+                    tracing::error!(grant = %grant.id, %error, "revocation not attempted; will retry");
+                }
+            }
+        }
+        tx.commit().await?;
+        drop(held_locks);
+        for done in &revoked {
+            self.revoked_committed(done, now);
+        }
+        for (grant, recorded, error) in &failed {
+            self.failure_committed(grant, recorded, error);
+        }
+        tracing::debug!(
+            revoked = revoked.len(),
+            failed = failed.len(),
+            "revocation batch"
+        );
+        Ok(untouched)
+    }
+}
