@@ -110,8 +110,8 @@ impl Engine {
             .map(|g| (g.entitlement.as_str(), g.account.as_str()))
             .collect();
         let mut keeping: HashMap<(String, String), GrantId> = HashMap::new();
-        for (entitlement, account, id) in self.store.live_leases_of(&holders).await? {
-            keeping.insert((entitlement, account), id);
+        for lease in self.store.live_leases_of(&holders).await? {
+            keeping.insert((lease.entitlement, lease.account), lease.id);
         }
 
         let outcomes: Vec<(Grant, Result<RevokeOutcome, EngineError>)> =

@@ -15,6 +15,7 @@ mod exceptions;
 mod intake;
 mod lifecycle;
 pub mod metrics_names;
+mod outage;
 mod reconcile;
 mod revocation;
 mod scheduler;
@@ -68,6 +69,8 @@ pub struct Engine {
     pub(crate) connectors: Connectors,
     /// Per target: concurrency and rate limits and the circuit breaker.
     pub(crate) guards: HashMap<String, Arc<target_guard::TargetGuard>>,
+    /// Revocations due soon, kept at hand for when the ledger cannot be written.
+    pub(crate) lookahead: outage::Lookahead,
     /// Configured ticketing systems (empty unless `[[itsm]]` is set).
     pub(crate) tickets: TicketSystems,
     pub(crate) clock: Arc<dyn Clock>,
@@ -118,6 +121,7 @@ impl Engine {
             store,
             connectors,
             guards,
+            lookahead: outage::Lookahead::default(),
             tickets: TicketSystems::default(),
             clock,
             wake: Arc::new(Notify::new()),

@@ -337,6 +337,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), EngineError> {
         tx.insert_grant(grant).await?;
+        self.lookahead.note_new_lease(grant);
         tx.append(
             now,
             actor,

@@ -265,6 +265,8 @@ impl Engine {
         self.grant_evidence(&mut tx, &current, &event).await?;
         tx.set_job(&id.to_string(), JobKind::RevokeGrant, current.expires_at)
             .await?;
+        // Its revocation is scheduled now: the lookahead must learn of it.
+        self.lookahead.note_new_lease(&current);
         tx.commit().await?;
         self.evidence_committed();
         self.hint_due(current.expires_at);
@@ -461,14 +463,13 @@ impl Engine {
         } else {
             "removed"
         };
+        let mut data = json!({ "grant": done, "target_access": target_access });
+        if let Some(at) = self.lookahead.removed_at(grant.id) {
+            data["removed_while_ledger_unavailable_at"] = json!(at);
+        }
         tx.update_grant(&done).await?;
         let event = tx
-            .append(
-                now,
-                SCHEDULER_ACTOR,
-                EventKind::GrantRevoked,
-                &json!({ "grant": done, "target_access": target_access }),
-            )
+            .append(now, SCHEDULER_ACTOR, EventKind::GrantRevoked, &data)
             .await?;
         self.grant_evidence(tx, &done, &event).await?;
         tx.delete_job(&grant.id.to_string()).await?;
@@ -477,6 +478,7 @@ impl Engine {
 
     /// What follows a committed revocation: the lag metric (for expiries), the courier.
     pub(crate) fn revoked_committed(&self, done: &Grant, now: Timestamp) {
+        self.lookahead.forget_removed(done.id);
         if done.revoke_reason.as_deref() == Some("expired") {
             let lag_seconds = now.millis_since(done.expires_at) as f64 / 1000.0;
             metrics::histogram!(metrics_names::REVOCATION_LAG).record(lag_seconds.max(0.0));

@@ -18,6 +18,17 @@ const STORAGE_RETRY: Duration = Duration::from_secs(1);
 /// process (e.g. `writ token issue`, another node) added without waking us.
 const IDLE_SLEEP_MAX: Duration = Duration::from_secs(60);
 
+/// How a pass over due work ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Nothing due is left.
+    Done,
+    /// Due work would not move.
+    Stalled,
+    /// The database failed a write.
+    StorageFailed,
+}
+
 pub struct Scheduler {
     engine: Arc<Engine>,
 }
@@ -32,8 +43,8 @@ impl Scheduler {
         self.run_due_pass().await.map(|(ran, _)| ran)
     }
 
-    /// As `run_due`, and whether it stopped with due work that would not move.
-    async fn run_due_pass(&self) -> Result<(usize, bool), crate::EngineError> {
+    /// As `run_due`, and how it ended.
+    async fn run_due_pass(&self) -> Result<(usize, Ended), crate::EngineError> {
         let engine = &self.engine;
         let mut ran = 0;
         loop {
@@ -42,7 +53,7 @@ impl Scheduler {
                 .due_jobs(engine.clock.now(), BATCH_SIZE_MAX)
                 .await?;
             if jobs.is_empty() {
-                return Ok((ran, false));
+                return Ok((ran, Ended::Done));
             }
             let mut progressed = false;
             let (revocations, others): (Vec<_>, Vec<_>) = jobs
@@ -61,6 +72,9 @@ impl Scheduler {
                     }
                     Err(error) => {
                         tracing::error!(%error, "revocation batch failed; will retry");
+                        if error.kind == crate::ErrorKind::Internal {
+                            return Ok((ran, Ended::StorageFailed));
+                        }
                     }
                 }
             }
@@ -100,8 +114,8 @@ impl Scheduler {
                 ran += 1;
             }
             if !progressed {
-                // Nothing moved (e.g. storage refuses writes): let the caller back off.
-                return Ok((ran, true));
+                // Nothing moved: let the caller back off.
+                return Ok((ran, Ended::Stalled));
             }
         }
     }
@@ -116,10 +130,20 @@ impl Scheduler {
                 .next_wake_at_us
                 .store(i64::MAX, Ordering::SeqCst);
             let pause = match self.run_due_pass().await {
-                Ok((_, false)) => self.until_next_deadline().await,
-                Ok((_, true)) => STORAGE_RETRY,
+                Ok((_, Ended::Done)) => {
+                    self.engine.refresh_lookahead().await;
+                    self.until_next_deadline().await
+                }
+                Ok((_, Ended::Stalled)) => STORAGE_RETRY,
+                // The database refuses writes, or cannot be reached: leases due now are
+                // still taken off their targets (see `outage`), recorded once it is back.
+                Ok((_, Ended::StorageFailed)) => {
+                    self.engine.revoke_during_outage().await;
+                    STORAGE_RETRY
+                }
                 Err(error) => {
                     tracing::error!(%error, "scheduler cannot read its work; retrying");
+                    self.engine.revoke_during_outage().await;
                     STORAGE_RETRY
                 }
             };

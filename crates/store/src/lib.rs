@@ -20,7 +20,7 @@ use writ_domain::{Grant, Request, Timestamp};
 
 pub use findings::{FindingFilter, LiveGrant};
 pub use outbox::{NewOutboxEntry, NotifyCursor, OutboxAction, OutboxEntry};
-pub use read::{GrantFilter, RequestFilter};
+pub use read::{GrantFilter, LiveLease, RequestFilter};
 pub use verify::{VerifyError, VerifyReport};
 pub use write::WriteTx;
 

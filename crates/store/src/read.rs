@@ -11,6 +11,15 @@ use crate::{
     Backend, Job, LIST_LIMIT_MAX, Store, StoreError, TokenRecord, grant_from_row, request_from_row,
 };
 
+/// A lease that may give its account access now (pending or active).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveLease {
+    pub id: GrantId,
+    pub entitlement: String,
+    pub account: String,
+    pub expires_at: Timestamp,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
     pub state: Option<RequestState>,
@@ -117,13 +126,32 @@ impl Store {
         rows.iter().map(grant_from_row).collect()
     }
 
+    /// The grants whose revocation is due by `until` (nearest first, at most `limit`):
+    /// what writ keeps at hand to revoke while its ledger cannot be written.
+    pub async fn upcoming_revocations(
+        &self,
+        until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Grant>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.id, g.doc FROM jobs j JOIN grants g ON g.id = j.object_id \
+             WHERE j.kind = $1 AND j.due_at_us <= $2 ORDER BY j.due_at_us LIMIT $3",
+        )
+        .bind(crate::JobKind::RevokeGrant.as_str())
+        .bind(until.unix_micros())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
     /// The leases that may give these (entitlement, account) holders access now
-    /// (pending or active), as (entitlement, account, grant); may include other pairs
-    /// of the same entitlements and accounts. One query for a whole batch.
+    /// (pending or active); may include other pairs of the same entitlements and
+    /// accounts. One query for a whole batch.
     pub async fn live_leases_of(
         &self,
         holders: &[(&str, &str)],
-    ) -> Result<Vec<(String, String, GrantId)>, StoreError> {
+    ) -> Result<Vec<LiveLease>, StoreError> {
         if holders.is_empty() {
             return Ok(Vec::new());
         }
@@ -138,7 +166,7 @@ impl Store {
         // Only numbered placeholders are interpolated. Entitlement and account both
         // constrained, so the (entitlement, account, state) index answers it.
         let sql = format!(
-            "SELECT id, entitlement, account FROM grants WHERE entitlement IN ({}) AND account IN ({}) AND state IN (${}, ${})",
+            "SELECT id, entitlement, account, expires_at_us FROM grants WHERE entitlement IN ({}) AND account IN ({}) AND state IN (${}, ${})",
             numbered(1, entitlements.len()),
             numbered(entitlements.len() + 1, accounts.len()),
             entitlements.len() + accounts.len() + 1,
@@ -156,7 +184,12 @@ impl Store {
             .map(|row| {
                 let id = crate::write::other_live_grant_id(Some(row.clone()))?
                     .ok_or(StoreError::Closed)?;
-                Ok((row.try_get("entitlement")?, row.try_get("account")?, id))
+                Ok(LiveLease {
+                    id,
+                    entitlement: row.try_get("entitlement")?,
+                    account: row.try_get("account")?,
+                    expires_at: Timestamp::from_unix_micros(row.try_get("expires_at_us")?),
+                })
             })
             .collect()
     }

@@ -4,58 +4,11 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use support::{TestRoles, Writ};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-
-/// Forwards connections to PostgreSQL while `up`; cutting it closes every open
-/// connection and refuses new ones, as a network partition would.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    cut: watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let up = Arc::new(AtomicBool::new(true));
-        let (cut, _) = watch::channel(0u64);
-        let (accept_up, accept_cut) = (up.clone(), cut.clone());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if !accept_up.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let mut cut = accept_cut.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await else {
-                        return;
-                    };
-                    let mut client = client;
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        Self { port, up, cut }
-    }
-
-    fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
-        if !up {
-            self.cut.send_modify(|generation| *generation += 1);
-        }
-    }
-}
+use support::{Proxy, TestRoles, Writ};
+use tokio::net::TcpListener;
 
 /// Collects the `type` of every CloudEvent posted to it: the on-call webhook.
 async fn start_pager() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
