@@ -337,9 +337,10 @@ async fn main() {
         bench.clear_revoked().await;
     }
     println!(
-        "restart to first revocation with {active} active grants: {:.2} s; memory per active grant: {:.0} bytes (RSS delta / grants)",
+        "restart to first revocation with {active} active grants: {:.2} s; memory per active grant: {:.1} bytes (RSS delta across the restart / grants); whole process RSS {:.0} MiB",
         median(restarts),
-        median(rss_per_grant)
+        median(rss_per_grant),
+        rss_bytes() as f64 / 1_048_576.0
     );
 
     // A burst: `burst` grants expiring in the same second.
