@@ -180,13 +180,24 @@ impl Engine {
             )
         };
         // Only a call that surely ran with this password may hand this password out.
-        if let Err(error) = connector.issue_credential(credential).await {
-            if let Err(cleanup) = connector.drop_credential(&grant.account).await {
+        let guard = self.guard(grant.entitlement.target());
+        let now = self.clock.now();
+        if let Err(error) = guard
+            .call(now, connector.issue_credential(credential))
+            .await
+        {
+            if let Err(cleanup) = guard
+                .call(now, connector.drop_credential(&grant.account))
+                .await
+            {
                 tracing::warn!(grant = %grant.id, error = %cleanup, "could not remove a half-issued login; its expiry still ends it");
             }
             return Err(unavailable(error.to_string()));
         }
-        match connector.credential_exists(&grant.account).await {
+        match guard
+            .call(now, connector.credential_exists(&grant.account))
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 return Err(unavailable(

@@ -152,7 +152,9 @@ impl Engine {
                             .await?,
                     );
                 }
-                Ok(RevokeOutcome::Failed(error)) => {
+                // A refusal from the target, or no target to ask (its entitlement is no
+                // longer configured): `failed`, retried with backoff, never dropped.
+                Ok(RevokeOutcome::Failed(error)) | Err(EngineError { message: error, .. }) => {
                     let job = jobs
                         .iter()
                         .find(|job| job.object_id == grant.id.to_string())
@@ -169,10 +171,6 @@ impl Engine {
                         .record_failure_in(&mut tx, &grant, &job, &error, now)
                         .await?;
                     failed.push((grant, recorded, error));
-                }
-                // Its entitlement is no longer configured: its job stays due, the error logged.
-                Err(error) => {
-                    tracing::error!(grant = %grant.id, %error, "revocation not attempted; will retry");
                 }
             }
         }

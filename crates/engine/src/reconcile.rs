@@ -21,6 +21,7 @@ use writ_domain::{
 };
 use writ_store::FindingFilter;
 
+use crate::target_guard::TargetGuard;
 use crate::{Engine, EngineError, ErrorKind, metrics_names};
 
 /// The actor of every change reconciliation makes.
@@ -204,8 +205,9 @@ impl Engine {
         entitlement: &Entitlement,
         connector: &dyn Connector,
     ) -> Result<(usize, Vec<(String, Drift)>), String> {
-        let held: HashSet<String> = connector
-            .members(&entitlement.role)
+        let guard = self.guard(&entitlement.target);
+        let held: HashSet<String> = guard
+            .call(self.clock.now(), connector.members(&entitlement.role))
             .await
             .map_err(|e| format!("cannot list the members of {}: {e}", entitlement.role))?
             .into_iter()
@@ -275,11 +277,13 @@ impl Engine {
             .live_grants_of(entitlement.id.as_str(), account)
             .await
             .map_err(|e| e.to_string())?;
-        let held = connector
-            .holds(Access {
-                role: &entitlement.role,
-                account,
-            })
+        let access = Access {
+            role: &entitlement.role,
+            account,
+        };
+        let held = self
+            .guard(&entitlement.target)
+            .call(self.clock.now(), connector.holds(access))
             .await
             .map_err(|e| e.to_string())?;
         if held && live.is_empty() {
@@ -333,7 +337,13 @@ impl Engine {
                 Settled::Seen(finding.id, None)
             });
         }
-        match act(connector, entitlement, account, finding.action).await {
+        let guard = self.guard(&entitlement.target);
+        let calls = TargetCalls {
+            connector,
+            guard: &guard,
+            now: self.clock.now(),
+        };
+        match act(calls, entitlement, account, finding.action).await {
             Ok(()) => {
                 let resolution = match finding.action {
                     DriftAction::Reapply => "reapplied",
@@ -448,13 +458,25 @@ fn is_credential_username(account: &str) -> bool {
         .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// A connector behind its target's guard (limits and circuit breaker).
+struct TargetCalls<'a> {
+    connector: &'a dyn Connector,
+    guard: &'a TargetGuard,
+    now: writ_domain::Timestamp,
+}
+
 /// Revokes or reapplies the access, then reads it back.
 async fn act(
-    connector: &dyn Connector,
+    target: TargetCalls<'_>,
     entitlement: &Entitlement,
     account: &str,
     action: DriftAction,
 ) -> Result<(), String> {
+    let TargetCalls {
+        connector,
+        guard,
+        now,
+    } = target;
     let access = Access {
         role: &entitlement.role,
         account,
@@ -464,22 +486,28 @@ async fn act(
     let want_held = match action {
         DriftAction::Report => return Ok(()),
         DriftAction::Revoke if writ_login => {
-            connector
-                .drop_credential(account)
+            guard
+                .call(now, connector.drop_credential(account))
                 .await
                 .map_err(|e| e.to_string())?;
             false
         }
         DriftAction::Revoke => {
-            connector.revoke(access).await.map_err(|e| e.to_string())?;
+            guard
+                .call(now, connector.revoke(access))
+                .await
+                .map_err(|e| e.to_string())?;
             false
         }
         DriftAction::Reapply => {
-            connector.grant(access).await.map_err(|e| e.to_string())?;
+            guard
+                .call(now, connector.grant(access))
+                .await
+                .map_err(|e| e.to_string())?;
             true
         }
     };
-    match connector.holds(access).await {
+    match guard.call(now, connector.holds(access)).await {
         Ok(held) if held == want_held => Ok(()),
         Ok(_) => Err(format!(
             "{} of {} for {account} reported success but the target reads back otherwise",
