@@ -161,8 +161,15 @@ impl Engine {
             ));
         }
         let password = new_password()?;
+        let ticket = self
+            .store
+            .request(grant.request_id)
+            .await?
+            .and_then(|request| request.ticket)
+            .map(|ticket| format!(", ticket {}:{}", ticket.system, ticket.key))
+            .unwrap_or_default();
         let comment = format!(
-            "writ grant {} (request {}) for {}, until {}",
+            "writ grant {} (request {}{ticket}) for {}, until {}",
             grant.id, grant.request_id, grant.subject, grant.expires_at
         );
         let credential = Credential {

@@ -96,7 +96,8 @@ owner = "alice"
         .post(
             "/v1/requests",
             &alice,
-            json!({ "entitlement": "pg/report_db", "subject": "svc-report", "justification": "nightly report", "duration_seconds": 3 }),
+            json!({ "entitlement": "pg/report_db", "subject": "svc-report", "justification": "nightly report", "duration_seconds": 3,
+                    "ticket": { "system": "jira", "key": "OPS-77" } }),
         )
         .await;
     assert_eq!(status, 201, "{created}");
