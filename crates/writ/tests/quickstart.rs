@@ -128,6 +128,51 @@ async fn init_then_serve_then_request_from_the_cli() {
         serde_json::json!(["AI agents may not hold high or critical access"])
     );
 
+    // Someone edits the target by hand: reconciliation (the script's `list`) finds it,
+    // and an owner of prod_admin (carol, sre-leads) accepts it for a week.
+    let mut memberships =
+        std::fs::read_to_string(dir.path().join("memberships.txt")).unwrap_or_default();
+    memberships.push_str("prod_admin mallory\n");
+    std::fs::write(dir.path().join("memberships.txt"), memberships).expect("edit by hand");
+    let output = writ(dir.path(), &["reconcile"], Some(&token));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("1 findings opened, 0 resolved, 1 unresolved"),
+        "{}",
+        stdout(&output)
+    );
+    let output = writ(dir.path(), &["findings", "--json"], Some(&token));
+    let findings: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let finding = &findings["findings"][0];
+    assert_eq!(
+        (&finding["account"], &finding["kind"]),
+        (
+            &serde_json::json!("mallory"),
+            &serde_json::json!("unmanaged")
+        )
+    );
+    let carol = stdout(&writ(dir.path(), &["token", "issue", "carol"], None))
+        .trim()
+        .to_string();
+    let id = finding["id"].as_str().expect("id");
+    let output = writ(
+        dir.path(),
+        &[
+            "findings",
+            "accept",
+            id,
+            "--owner",
+            "carol",
+            "--reason",
+            "vendor access, OPS-50",
+            "--expires",
+            "7d",
+        ],
+        Some(&carol),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("accepted"), "{}", stdout(&output));
+
     let _ = server.kill();
     let _ = server.wait();
     let verify = writ(dir.path(), &["audit", "verify"], None);
