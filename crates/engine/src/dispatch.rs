@@ -70,7 +70,11 @@ impl Engine {
             .collect();
         if !to_begin.is_empty() {
             let mut tx = self.store.begin().await?;
-            for grant in &to_begin {
+            // Read again inside the writer: an early revocation may have recorded
+            // `revoking` since the read above, and must not be recorded twice.
+            let ids: Vec<_> = to_begin.iter().map(|g| g.id).collect();
+            let still_live = tx.grants_by_ids(&ids).await?;
+            for grant in still_live.iter().filter(|g| g.state.may_hold_access()) {
                 to_execute.push(
                     self.begin_revoke_in(&mut tx, grant, SCHEDULER_ACTOR, "expired".into(), now)
                         .await?,

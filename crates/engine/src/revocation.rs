@@ -284,8 +284,20 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Grant, EngineError> {
         let mut tx = self.store.begin().await?;
+        // As of the writer: another path may have begun revoking it since `grant` was read.
+        let current = tx
+            .grant(grant.id)
+            .await?
+            .filter(|g| g.state.may_hold_access())
+            .ok_or_else(|| {
+                EngineError::new(
+                    ErrorKind::Conflict,
+                    "not_active",
+                    format!("grant {} is already ending or ended", grant.id),
+                )
+            })?;
         let updated = self
-            .begin_revoke_in(&mut tx, grant, actor, reason, now)
+            .begin_revoke_in(&mut tx, &current, actor, reason, now)
             .await?;
         tx.commit().await?;
         self.evidence_committed();

@@ -11,6 +11,23 @@ use crate::{
     Backend, Job, LIST_LIMIT_MAX, Store, StoreError, TokenRecord, grant_from_row, request_from_row,
 };
 
+/// `SELECT id, doc FROM grants WHERE id IN (...)` for these ids (at least one).
+pub(crate) fn grants_by_ids_query(
+    ids: &[GrantId],
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    // Only numbered placeholders are interpolated.
+    let sql = format!(
+        "SELECT id, doc FROM grants WHERE id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    query
+}
+
 /// A lease that may give its account access now (pending or active).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveLease {
@@ -112,17 +129,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-        // Only numbered placeholders are interpolated.
-        let sql = format!(
-            "SELECT id, doc FROM grants WHERE id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in ids {
-            query = query.bind(id.to_string());
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = grants_by_ids_query(ids).fetch_all(&self.pool).await?;
         rows.iter().map(grant_from_row).collect()
     }
 

@@ -424,6 +424,20 @@ impl<'s> WriteTx<'s> {
         row.as_ref().map(grant_from_row).transpose()
     }
 
+    /// These grants as of this transaction (those that exist), in no particular order.
+    pub async fn grants_by_ids(&mut self, ids: &[GrantId]) -> Result<Vec<Grant>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.flush().await?;
+        let sent = self.reading();
+        let rows = crate::read::grants_by_ids_query(ids)
+            .fetch_all(&mut **self.tx()?)
+            .await?;
+        self.sent = sent;
+        rows.iter().map(grant_from_row).collect()
+    }
+
     /// Another lease that may still give `account` this entitlement on the target.
     pub async fn other_live_grant(&mut self, grant: &Grant) -> Result<Option<GrantId>, StoreError> {
         self.flush().await?;
