@@ -221,4 +221,72 @@ mod tests {
         assert!(!FindingKind::Missing.allows(DriftAction::Revoke));
         assert!(!FindingKind::Unmanaged.allows(DriftAction::Reapply));
     }
+
+    fn finding(state: FindingState) -> Finding {
+        Finding {
+            id: "01a22634-7402-70a7-8637-000000000001".parse().expect("id"),
+            target: "pg".into(),
+            entitlement: "pg/read".parse().expect("entitlement"),
+            account: "mallory".into(),
+            kind: FindingKind::Unmanaged,
+            state,
+            action: DriftAction::Report,
+            grant_id: None,
+            first_seen_at: Timestamp::from_unix_micros(1_800_000_000_000_000),
+            exception: None,
+            resolved_at: None,
+            resolution: None,
+        }
+    }
+
+    fn event_kind(event: FindingEvent) -> crate::ledger::EventKind {
+        use crate::ledger::EventKind as K;
+        match event {
+            FindingEvent::Accept => K::FindingAccepted,
+            FindingEvent::Reopen => K::FindingReopened,
+            FindingEvent::Resolve => K::FindingResolved,
+        }
+    }
+
+    proptest::proptest! {
+        /// Any sequence of events: the state machine and the ledger replay agree on
+        /// every step, a resolved finding never moves again, and a ledger that records
+        /// an illegal step is caught at that event.
+        #[test]
+        fn the_ledger_replays_exactly_the_legal_finding_changes(
+            events in proptest::collection::vec(0..3u8, 0..20)
+        ) {
+            use crate::ledger::{ChainVerifier, EventKind, GENESIS_HASH, seal};
+            let at = Timestamp::from_unix_micros(1_800_000_000_000_000);
+            let mut verifier = ChainVerifier::default();
+            let mut state = FindingState::Open;
+            let mut prev = (0, GENESIS_HASH.to_string());
+            let opened = seal(prev.0, &prev.1, at, "writ:reconcile", EventKind::FindingOpened,
+                &serde_json::json!({ "finding": finding(state) }));
+            proptest::prop_assert!(verifier.push(&opened).is_ok());
+            prev = (opened.seq, opened.hash.clone());
+            for code in events {
+                let event = [FindingEvent::Accept, FindingEvent::Reopen, FindingEvent::Resolve][usize::from(code)];
+                let next = state.transition(event);
+                // Record the step the ledger would carry: the legal next state, or (for an
+                // illegal step) the state a forger would claim.
+                let claimed = next.clone().unwrap_or(match event {
+                    FindingEvent::Accept => FindingState::Accepted,
+                    FindingEvent::Reopen => FindingState::Open,
+                    FindingEvent::Resolve => FindingState::Resolved,
+                });
+                let sealed = seal(prev.0, &prev.1, at, "x", event_kind(event),
+                    &serde_json::json!({ "finding": finding(claimed) }));
+                let replayed = verifier.push(&sealed);
+                proptest::prop_assert_eq!(replayed.is_ok(), next.is_ok(), "{:?} from {:?}", event, state);
+                if next.is_err() {
+                    proptest::prop_assert_eq!(replayed.err().and_then(|e| e.seq()), Some(sealed.seq));
+                    break;
+                }
+                proptest::prop_assert!(state != FindingState::Resolved);
+                state = claimed;
+                prev = (sealed.seq, sealed.hash.clone());
+            }
+        }
+    }
 }
