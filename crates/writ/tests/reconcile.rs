@@ -220,5 +220,23 @@ groups = ["dba"]
     writ.stop();
     let verify = writ.run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", support::stderr(&verify));
+
+    // The findings table is checked against the ledger like the others.
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", writ.path("writ.db").display()))
+        .await
+        .expect("writ's database");
+    sqlx::query("UPDATE findings SET state = 'resolved' WHERE id = $1")
+        .bind(&id)
+        .execute(&db)
+        .await
+        .expect("tamper");
+    db.close().await;
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(!verify.status.success());
+    let problem = support::stderr(&verify);
+    assert!(
+        problem.contains("findings row") && problem.contains(&id),
+        "{problem}"
+    );
     roles.cleanup().await;
 }
