@@ -9,7 +9,8 @@
 //! For that the scheduler keeps a **lookahead** in memory: the grants whose revocation
 //! is due within the next 10 minutes (at most 10,000, nearest first), each with how
 //! long another live lease of the same account keeps the access (`covered_until`).
-//! It is refreshed from the database every 30 s and whenever a grant was made since.
+//! It is refreshed from the database every 30 s, and within a second after a grant was
+//! made (at most once a second, so a busy writ does not reload it per request).
 //! When the database fails, due entries are revoked on their targets (under the
 //! account's lock and the target's guard) unless another lease still covers them, and
 //! remembered; once the database is back the normal path records them — the target
@@ -35,6 +36,8 @@ const LOOKAHEAD_SECONDS: i64 = 600;
 const LOOKAHEAD_MAX: i64 = 10_000;
 /// How stale it may get before a pass refreshes it.
 const REFRESH_SECONDS: i64 = 30;
+/// After a grant was made, how soon a pass may reload it again.
+const DIRTY_REFRESH_MS: i64 = 1_000;
 
 #[derive(Debug, Default)]
 pub(crate) struct Lookahead {
@@ -86,29 +89,35 @@ impl Lookahead {
 }
 
 impl Engine {
-    /// Reloads the lookahead if it is stale or a grant was made since.
-    pub(crate) async fn refresh_lookahead(&self) {
+    /// Reloads the lookahead if it is stale, or a grant was made since and the last load
+    /// is at least a second old (so a busy writ reloads it at most once a second).
+    /// Returns how soon to call again when a reload is owed but was put off.
+    pub(crate) async fn refresh_lookahead(&self) -> Option<std::time::Duration> {
         let now = self.clock.now();
         {
             let state = self.lookahead.state();
-            let fresh = state
-                .refreshed_at
-                .is_some_and(|at| now.millis_since(at) < REFRESH_SECONDS * 1000);
+            let age_ms = state.refreshed_at.map(|at| now.millis_since(at));
+            let fresh = age_ms.is_some_and(|age| age < REFRESH_SECONDS * 1000);
             if fresh && state.dirty.is_empty() {
-                return;
+                return None;
+            }
+            if let Some(age) = age_ms.filter(|age| fresh && *age < DIRTY_REFRESH_MS) {
+                let wait = u64::try_from(DIRTY_REFRESH_MS - age).unwrap_or(0);
+                return Some(std::time::Duration::from_millis(wait));
             }
         }
         let upcoming = match self.load_upcoming(now).await {
             Ok(upcoming) => upcoming,
             Err(error) => {
                 tracing::warn!(%error, "cannot refresh the revocation lookahead");
-                return;
+                return None;
             }
         };
         let mut state = self.lookahead.state();
         state.upcoming = upcoming;
         state.refreshed_at = Some(now);
         state.dirty.clear();
+        None
     }
 
     async fn load_upcoming(&self, now: Timestamp) -> Result<Vec<Upcoming>, writ_store::StoreError> {

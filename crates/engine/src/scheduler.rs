@@ -131,8 +131,9 @@ impl Scheduler {
                 .store(i64::MAX, Ordering::SeqCst);
             let pause = match self.run_due_pass().await {
                 Ok((_, Ended::Done)) => {
-                    self.engine.refresh_lookahead().await;
-                    self.until_next_deadline().await
+                    let owed = self.engine.refresh_lookahead().await;
+                    let next = self.until_next_deadline().await;
+                    owed.map_or(next, |owed| owed.min(next))
                 }
                 Ok((_, Ended::Stalled)) => STORAGE_RETRY,
                 // The database refuses writes, or cannot be reached: leases due now are

@@ -71,8 +71,9 @@ accounts = {{ pg = "{bob_account}" }}
     })
     .await;
     assert!(roles.holds(&role, &alice_account).await);
-    // Let the scheduler take the new lease into its lookahead before the outage.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the scheduler take the new lease into its lookahead before the outage (it
+    // reloads at most once a second while grants are being made).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // The database goes away.
     proxy.set_up(false);
