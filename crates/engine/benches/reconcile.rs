@@ -8,9 +8,12 @@
 //! the grants are written straight into SQLite (as `active` rows) because building a
 //! million through the API would take most of an hour and measure something else.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
+use common::{env_number, median};
 use writ_config::Config;
 use writ_connectors::{Access, Connector, Connectors, NoopConnector};
 use writ_domain::SystemClock;
@@ -34,29 +37,12 @@ max_duration = "8h"
 name = "alice"
 "#;
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
     let memberships = env_number("WRIT_BENCH_MEMBERSHIPS", 1_000_000);
     let runs = env_number("WRIT_BENCH_RUNS", 5);
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("policies")).expect("policies");
-    std::fs::write(
-        dir.path().join("policies/p.cedar"),
-        "permit (principal, action == Action::\"request\", resource);\n",
-    )
-    .expect("policy");
+    common::write_permissive_policies(dir.path());
     let config = Config::from_toml(&dir.path().join("writ.toml"), CONFIG).expect("config");
     let policy = PolicyEngine::load(&dir.path().join("policies"), &config).expect("policy");
     let url = format!(

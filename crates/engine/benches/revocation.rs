@@ -16,9 +16,12 @@
 //! rows with their revocation jobs, as writ would have left them: making a million
 //! through the API would take most of an hour and measure request throughput instead.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{env_number, median};
 use tokio::sync::watch;
 use writ_config::Config;
 use writ_connectors::{Connectors, NoopConnector};
@@ -43,18 +46,6 @@ max_duration = "8h"
 [[user]]
 name = "alice"
 "#;
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -89,12 +80,7 @@ struct Running {
 impl Bench {
     async fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(dir.path().join("policies")).expect("policies");
-        std::fs::write(
-            dir.path().join("policies/p.cedar"),
-            "permit (principal, action == Action::\"request\", resource);\n",
-        )
-        .expect("policy");
+        common::write_permissive_policies(dir.path());
         let url = format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("bench.db").display()

@@ -141,6 +141,10 @@ impl Engine {
                 .collect()
                 .await;
 
+        let jobs_by_id: HashMap<&str, &Job> = jobs
+            .iter()
+            .map(|job| (job.object_id.as_str(), job))
+            .collect();
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let mut revoked = Vec::new();
@@ -159,10 +163,9 @@ impl Engine {
                 // A refusal from the target, or no target to ask (its entitlement is no
                 // longer configured): `failed`, retried with backoff, never dropped.
                 Ok(RevokeOutcome::Failed(error)) | Err(EngineError { message: error, .. }) => {
-                    let job = jobs
-                        .iter()
-                        .find(|job| job.object_id == grant.id.to_string())
-                        .cloned()
+                    let job = jobs_by_id
+                        .get(grant.id.to_string().as_str())
+                        .map(|job| (*job).clone())
                         .unwrap_or_else(|| Job {
                             object_id: grant.id.to_string(),
                             kind: writ_store::JobKind::RevokeGrant,

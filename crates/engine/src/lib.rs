@@ -52,6 +52,12 @@ pub struct Caller {
     pub kind: IdentityKind,
 }
 
+/// The key of the lock that serialises changes to one account's access to one
+/// entitlement (applying, revoking, reconciling).
+pub(crate) fn holder_key(entitlement: &str, account: &str) -> String {
+    format!("{entitlement}\u{0}{account}")
+}
+
 /// A grant is applied inline right after it is recorded; its apply job becomes due
 /// this much later, so the scheduler takes over only if the inline attempt did not
 /// finish (a crash, a very slow target).

@@ -167,7 +167,7 @@ impl Engine {
             let Some(entitlement) = self.config.entitlement(&entitlement_id) else {
                 continue;
             };
-            let lock = self.holder_lock(holder_key(&entitlement_id, &account));
+            let lock = self.holder_lock(crate::holder_key(&entitlement_id, &account));
             let _held = lock.lock().await;
             match self
                 .confirm(entitlement, connector.as_ref(), &account)
@@ -307,7 +307,7 @@ impl Engine {
         candidate: Drift,
         existing: Option<Finding>,
     ) -> Result<Settled, EngineError> {
-        let lock = self.holder_lock(holder_key(entitlement.id.as_str(), account));
+        let lock = self.holder_lock(crate::holder_key(entitlement.id.as_str(), account));
         let _held = lock.lock().await;
         let confirmed = self
             .confirm(entitlement, connector, account)
@@ -437,10 +437,6 @@ enum Settled {
     Resolved,
     /// A candidate that was not a difference after all.
     Nothing,
-}
-
-pub(crate) fn holder_key(entitlement: &str, account: &str) -> String {
-    format!("{entitlement}\u{0}{account}")
 }
 
 pub(crate) fn transition(

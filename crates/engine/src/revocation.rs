@@ -69,7 +69,7 @@ impl Engine {
     }
 
     pub(crate) fn holder_key(grant: &Grant) -> String {
-        crate::reconcile::holder_key(grant.entitlement.as_str(), &grant.account)
+        crate::holder_key(grant.entitlement.as_str(), &grant.account)
     }
 
     async fn record_attempt_failure(

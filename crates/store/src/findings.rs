@@ -9,7 +9,7 @@ use writ_domain::{
 
 use crate::read::where_clause;
 use crate::write::{Arg, doc};
-use crate::{LIST_LIMIT_MAX, Store, StoreError, WriteTx, finding_from_row};
+use crate::{LIST_LIMIT_MAX, Store, StoreError, WriteTx, finding_from_row, parse_grant_id};
 
 #[derive(Debug, Clone, Default)]
 pub struct FindingFilter {
@@ -36,15 +36,6 @@ fn report_from_row(row: &AnyRow) -> Result<FindingReport, StoreError> {
         last_seen_at: Timestamp::from_unix_micros(row.try_get("last_seen_at_us")?),
         last_error: row.try_get("last_error")?,
     })
-}
-
-fn parse_grant_id(id: String) -> Result<GrantId, StoreError> {
-    id.parse()
-        .map_err(|e: writ_domain::InvalidId| StoreError::Corrupt {
-            what: "grant",
-            id,
-            problem: e.to_string(),
-        })
 }
 
 impl Store {

@@ -164,6 +164,16 @@ pub(crate) fn grant_from_row(row: &AnyRow) -> Result<Grant, StoreError> {
     decode_doc("grant", row)
 }
 
+/// A grant id read from a row; an unparsable one is a corrupt row.
+pub(crate) fn parse_grant_id(id: String) -> Result<writ_domain::GrantId, StoreError> {
+    id.parse()
+        .map_err(|e: writ_domain::InvalidId| StoreError::Corrupt {
+            what: "grant",
+            id,
+            problem: e.to_string(),
+        })
+}
+
 pub(crate) fn finding_from_row(row: &AnyRow) -> Result<writ_domain::Finding, StoreError> {
     decode_doc("finding", row)
 }

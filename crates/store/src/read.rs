@@ -8,7 +8,8 @@ use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_domain::{Grant, GrantId, Request, RequestId, Timestamp};
 
 use crate::{
-    Backend, Job, LIST_LIMIT_MAX, Store, StoreError, TokenRecord, grant_from_row, request_from_row,
+    Backend, Job, LIST_LIMIT_MAX, Store, StoreError, TokenRecord, grant_from_row, parse_grant_id,
+    request_from_row,
 };
 
 /// `SELECT id, doc FROM grants WHERE id IN (...)` for these ids (at least one).
@@ -189,10 +190,8 @@ impl Store {
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
-                let id = crate::write::other_live_grant_id(Some(row.clone()))?
-                    .ok_or(StoreError::Closed)?;
                 Ok(LiveLease {
-                    id,
+                    id: parse_grant_id(row.try_get("id")?)?,
                     entitlement: row.try_get("entitlement")?,
                     account: row.try_get("account")?,
                     expires_at: Timestamp::from_unix_micros(row.try_get("expires_at_us")?),
@@ -205,10 +204,18 @@ impl Store {
     /// outside any write transaction: callers hold the account's lock, under which
     /// grants for that account are applied and committed.
     pub async fn other_live_grant(&self, grant: &Grant) -> Result<Option<GrantId>, StoreError> {
-        let row = crate::write::other_live_grant_query(grant)
-            .fetch_optional(&self.pool)
-            .await?;
-        crate::write::other_live_grant_id(row)
+        let row = sqlx::query(
+            "SELECT id FROM grants WHERE entitlement = $1 AND account = $2 AND id <> $3 AND state IN ($4, $5) ORDER BY expires_at_us DESC LIMIT 1",
+        )
+        .bind(grant.entitlement.as_str())
+        .bind(&grant.account)
+        .bind(grant.id.to_string())
+        .bind(GrantState::Pending.as_str())
+        .bind(GrantState::Active.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| parse_grant_id(row.try_get("id")?))
+            .transpose()
     }
 
     pub async fn grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError> {

@@ -12,37 +12,9 @@ use std::sync::atomic::Ordering;
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::{OwnedMutexGuard, watch};
 use writ_domain::ledger::{self, EventKind, StoredEvent};
-use writ_domain::lifecycle::GrantState;
 use writ_domain::{Grant, GrantId, Request, RequestId, Timestamp};
 
 use crate::{Backend, Job, JobKind, Store, StoreError, grant_from_row, request_from_row};
-
-pub(crate) fn other_live_grant_query(
-    grant: &Grant,
-) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments> {
-    sqlx::query(
-        "SELECT id FROM grants WHERE entitlement = $1 AND account = $2 AND id <> $3 AND state IN ($4, $5) ORDER BY expires_at_us DESC LIMIT 1",
-    )
-    .bind(grant.entitlement.to_string())
-    .bind(grant.account.clone())
-    .bind(grant.id.to_string())
-    .bind(GrantState::Pending.as_str())
-    .bind(GrantState::Active.as_str())
-}
-
-pub(crate) fn other_live_grant_id(
-    row: Option<sqlx::any::AnyRow>,
-) -> Result<Option<GrantId>, StoreError> {
-    let Some(row) = row else { return Ok(None) };
-    let id: String = row.try_get("id")?;
-    id.parse()
-        .map(Some)
-        .map_err(|e: writ_domain::InvalidId| StoreError::Corrupt {
-            what: "grant",
-            id,
-            problem: e.to_string(),
-        })
-}
 
 /// A value bound to a buffered statement.
 #[derive(Debug, Clone)]
@@ -436,17 +408,6 @@ impl<'s> WriteTx<'s> {
             .await?;
         self.sent = sent;
         rows.iter().map(grant_from_row).collect()
-    }
-
-    /// Another lease that may still give `account` this entitlement on the target.
-    pub async fn other_live_grant(&mut self, grant: &Grant) -> Result<Option<GrantId>, StoreError> {
-        self.flush().await?;
-        let sent = self.reading();
-        let row = other_live_grant_query(grant)
-            .fetch_optional(&mut **self.tx()?)
-            .await?;
-        self.sent = sent;
-        other_live_grant_id(row)
     }
 
     /// Records that `request` cites `ticket_key` in `system` (checked there).
