@@ -9,6 +9,7 @@ mod findings;
 mod migrate;
 mod outbox;
 mod read;
+mod scan;
 mod verify;
 mod write;
 
@@ -47,6 +48,8 @@ pub enum StoreError {
     Closed,
     #[error("cannot open storage {url}: {problem}")]
     Open { url: String, problem: String },
+    #[error("reading the ledger file: {0}")]
+    Scan(#[from] rusqlite::Error),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +136,8 @@ pub struct TokenRecord {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite database file, when there is one, for read-only scans (see `scan`).
+    sqlite_file: Option<Arc<std::path::Path>>,
     /// One writer at a time per process (the ledger is a single chain, so writers
     /// serialise anyway; queueing here avoids spinning on SQLite's busy lock), and the
     /// database transaction that queued writers share (group commit, see `write`).
@@ -221,6 +226,9 @@ impl Store {
         Ok(Self {
             pool,
             backend,
+            sqlite_file: (backend == Backend::Sqlite)
+                .then(|| sqlite_file(url))
+                .flatten(),
             writer: Arc::new(tokio::sync::Mutex::new(write::Batch::default())),
             waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             commits: Arc::new([
@@ -249,6 +257,14 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The file behind a SQLite URL, if it is one (not an in-memory database).
+fn sqlite_file(url: &str) -> Option<Arc<std::path::Path>> {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    path.is_file().then(|| Arc::from(path))
 }
 
 /// Hides a password in a database URL before it is shown.

@@ -343,7 +343,7 @@ impl Store {
     /// `audit verify` those hand-offs, not hashing, were the cost. Each event is a
     /// header of byte lengths followed by the raw texts (see `parse_event_page`), so
     /// the bytes the hashes cover come back exactly, with no escaping to undo.
-    pub(crate) async fn event_page(&self, after: i64, limit: i64) -> Result<String, StoreError> {
+    pub(crate) async fn event_page(&self, after: i64, limit: i64) -> Result<EventPage, StoreError> {
         let sql = match self.backend {
             Backend::Sqlite => {
                 "SELECT group_concat(printf('%d,%d,%d,%d,%d,%d,%d;%s%s%s%s%s', seq, at_us, octet_length(actor), \
@@ -363,15 +363,13 @@ impl Store {
             .bind(limit)
             .fetch_one(&self.pool)
             .await?;
-        Ok(row
-            .try_get::<Option<String>, _>("page")?
-            .unwrap_or_default())
+        Ok(EventPage(row))
     }
 
     /// Events with `seq > after`, oldest first.
     pub async fn events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         let page = self.event_page(after, limit).await?;
-        let raw = parse_event_page(&page).map_err(|problem| StoreError::Corrupt {
+        let raw = parse_event_page(page.text()?).map_err(|problem| StoreError::Corrupt {
             what: "event page",
             id: format!("after {after}"),
             problem,
@@ -393,6 +391,19 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok((row.try_get("seq")?, row.try_get("hash")?))
+    }
+}
+
+/// A page of events as the database built it (see `parse_event_page`). The row is kept
+/// and its text borrowed: a page is megabytes, and copying it out was measurable.
+pub(crate) struct EventPage(sqlx::any::AnyRow);
+
+impl EventPage {
+    pub(crate) fn text(&self) -> Result<&str, StoreError> {
+        Ok(self
+            .0
+            .try_get::<Option<&str>, _>("page")?
+            .unwrap_or_default())
     }
 }
 
@@ -429,17 +440,20 @@ pub(crate) fn parse_event_page(page: &str) -> Result<Vec<RawEvent<'_>>, String> 
     let mut rest = page;
     while !rest.is_empty() {
         let (header, body) = rest.split_once(';').ok_or("an event header has no end")?;
-        let numbers: Vec<i64> = header
-            .split(',')
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("bad header {header:?}: {e}"))?;
-        let [seq, at_us, lengths @ ..] = numbers.as_slice() else {
+        let mut numbers = [0i64; 7];
+        let mut fields = header.split(',');
+        for number in &mut numbers {
+            let field = fields
+                .next()
+                .ok_or_else(|| format!("bad header {header:?}"))?;
+            *number = field
+                .parse()
+                .map_err(|e| format!("bad header {header:?}: {e}"))?;
+        }
+        if fields.next().is_some() {
             return Err(format!("bad header {header:?}"));
-        };
-        let [actor, kind, data, prev_hash, hash] = lengths else {
-            return Err(format!("bad header {header:?}"));
-        };
+        }
+        let [seq, at_us, actor, kind, data, prev_hash, hash] = &numbers;
         let mut body = body;
         let mut take = |length: i64| -> Result<&str, String> {
             let length = usize::try_from(length).map_err(|_| "negative length".to_string())?;
@@ -461,7 +475,9 @@ pub(crate) fn parse_event_page(page: &str) -> Result<Vec<RawEvent<'_>>, String> 
         rest = body;
     }
     // SQLite keeps the subquery's order in practice; the contract is ours to keep.
-    events.sort_by_key(|event| event.seq);
+    if !events.is_sorted_by_key(|event| event.seq) {
+        events.sort_by_key(|event| event.seq);
+    }
     Ok(events)
 }
 

@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use writ_domain::ledger::{ChainVerifier, LedgerError, StoredEvent, digest_matches, event_digest};
 
 use crate::read::{RawEvent, parse_event_page};
+use crate::scan;
 use writ_domain::{Finding, Grant, Request};
 
 use crate::{
@@ -53,18 +54,70 @@ enum CheckedPage {
     Stretch(Option<Box<Stretch>>),
 }
 
-struct Stretch {
+/// A stretch of the chain checked apart from the rest.
+pub(crate) struct Stretch {
     first_seq: i64,
     first_prev_hash: String,
     checked: ChainVerifier,
-    /// The first bad event inside the page, if any.
+    /// The first bad event inside the stretch, if any.
     error: Option<LedgerError>,
+}
+
+/// Checks consecutive events as a stretch of the chain: each hash, and each link after
+/// the first (which only the stretch before can confirm).
+#[derive(Default)]
+pub(crate) struct StretchCheck(Option<Stretch>);
+
+impl StretchCheck {
+    /// Checks the next event; false once an error is found (the rest need not be read).
+    pub(crate) fn push(&mut self, event: &RawEvent<'_>) -> bool {
+        let stretch = self.0.get_or_insert_with(|| Stretch {
+            first_seq: event.seq,
+            first_prev_hash: event.prev_hash.to_string(),
+            checked: ChainVerifier::resume(event.seq - 1, event.prev_hash),
+            error: None,
+        });
+        if stretch.error.is_some() {
+            return false;
+        }
+        let digest = event_digest(
+            event.seq,
+            event.at,
+            event.actor,
+            event.kind,
+            event.data,
+            event.prev_hash,
+        );
+        let hash_matches = digest_matches(&digest, event.hash);
+        match stretch
+            .checked
+            .check_hashed(event.seq, event.prev_hash, event.hash, hash_matches)
+        {
+            Ok(()) => true,
+            Err(bad) => {
+                stretch.error = Some(bad);
+                false
+            }
+        }
+    }
+
+    pub(crate) fn finish(self) -> Option<Stretch> {
+        self.0
+    }
+}
+
+impl Stretch {
+    /// Joins this stretch to the chain checked so far.
+    fn join_to(self, verifier: &mut ChainVerifier) -> Result<(), LedgerError> {
+        verifier.join(self.first_seq, &self.first_prev_hash, &self.checked)?;
+        self.error.map_or(Ok(()), Err)
+    }
 }
 
 impl Store {
     async fn checked_page(&self, after: i64, replay: bool) -> Result<CheckedPage, StoreError> {
         let page = self.event_page(after, EVENT_PAGE_SIZE).await?;
-        let raw = parse_event_page(&page).map_err(|problem| StoreError::Corrupt {
+        let raw = parse_event_page(page.text()?).map_err(|problem| StoreError::Corrupt {
             what: "event page",
             id: format!("after {after}"),
             problem,
@@ -74,34 +127,44 @@ impl Store {
                 raw.into_iter().map(RawEvent::to_owned).collect(),
             ));
         }
-        let Some(first) = raw.first() else {
-            return Ok(CheckedPage::Stretch(None));
-        };
-        let mut checked = ChainVerifier::resume(first.seq - 1, first.prev_hash);
-        let mut error = None;
+        let mut check = StretchCheck::default();
         for event in &raw {
-            let digest = event_digest(
-                event.seq,
-                event.at,
-                event.actor,
-                event.kind,
-                event.data,
-                event.prev_hash,
-            );
-            let hash_matches = digest_matches(&digest, event.hash);
-            if let Err(bad) =
-                checked.check_hashed(event.seq, event.prev_hash, event.hash, hash_matches)
-            {
-                error = Some(bad);
+            if !check.push(event) {
                 break;
             }
         }
-        Ok(CheckedPage::Stretch(Some(Box::new(Stretch {
-            first_seq: first.seq,
-            first_prev_hash: first.prev_hash.to_string(),
-            checked,
-            error,
-        }))))
+        Ok(CheckedPage::Stretch(check.finish().map(Box::new)))
+    }
+
+    /// The chain check of a SQLite ledger file in `stretches` stretches, each read and
+    /// hashed on its own thread (see `scan`), joined in order.
+    async fn scan_chain(
+        &self,
+        file: &std::path::Path,
+        stretches: i64,
+    ) -> Result<ChainVerifier, VerifyError> {
+        let last = self.last_event_seq().await?;
+        let stretches = stretches.clamp(1, last.max(1));
+        let length = (last + stretches - 1) / stretches;
+        let tasks: Vec<_> = (0..stretches)
+            .map(|k| {
+                let file = file.to_path_buf();
+                let (after, up_to) = (k * length, ((k + 1) * length).min(last));
+                tokio::task::spawn_blocking(move || scan::check_range(&file, after, up_to))
+            })
+            .collect();
+        let mut verifier = ChainVerifier::default();
+        for task in tasks {
+            let stretch = task.await.map_err(|e| StoreError::Corrupt {
+                what: "ledger scan",
+                id: String::new(),
+                problem: e.to_string(),
+            })??;
+            if let Some(stretch) = stretch {
+                stretch.join_to(&mut verifier)?;
+            }
+        }
+        Ok(verifier)
     }
 }
 
@@ -123,6 +186,23 @@ impl Store {
     }
 
     async fn walk_chain(&self, replay: bool) -> Result<ChainVerifier, VerifyError> {
+        let verifier = match &self.sqlite_file {
+            Some(file) if !replay => {
+                // One stretch per core, none shorter than this.
+                const EVENTS_PER_STRETCH_MIN: i64 = 10_000;
+                let cores = std::thread::available_parallelism().map_or(1, usize::from) as i64;
+                let last = self.last_event_seq().await?;
+                let stretches = (last / EVENTS_PER_STRETCH_MIN).clamp(1, cores);
+                self.scan_chain(file, stretches).await?
+            }
+            _ => self.read_chain(replay).await?,
+        };
+        self.check_head(&verifier).await?;
+        Ok(verifier)
+    }
+
+    /// The chain read through sqlx in pages, for PostgreSQL and for the replay.
+    async fn read_chain(&self, replay: bool) -> Result<ChainVerifier, VerifyError> {
         let mut verifier = ChainVerifier::default();
         // Pages are read ahead on another task while this one hashes the current page.
         // They are fetched by position (`seq > k × page`), so a missing event makes
@@ -152,18 +232,14 @@ impl Store {
                     events.iter().try_for_each(|event| verifier.push(event))?
                 }
                 CheckedPage::Stretch(None) => {}
-                CheckedPage::Stretch(Some(stretch)) => {
-                    verifier.join(
-                        stretch.first_seq,
-                        &stretch.first_prev_hash,
-                        &stretch.checked,
-                    )?;
-                    if let Some(error) = stretch.error {
-                        return Err(error.into());
-                    }
-                }
+                CheckedPage::Stretch(Some(stretch)) => stretch.join_to(&mut verifier)?,
             }
         }
+        Ok(verifier)
+    }
+
+    /// Whether the head row names the chain's last event.
+    async fn check_head(&self, verifier: &ChainVerifier) -> Result<(), VerifyError> {
         let (head_seq, head_hash) = self.head().await?;
         if verifier.events() < head_seq {
             return Err(LedgerError::Truncated {
@@ -179,7 +255,7 @@ impl Store {
             }
             .into());
         }
-        Ok(verifier)
+        Ok(())
     }
 
     /// Full verification: chain, replay, and the state tables against the replay.
@@ -362,8 +438,34 @@ mod tests {
         assert_eq!(first_bad(store.verify().await), Some(8));
     }
 
-    #[tokio::test]
-    async fn stretches_checked_apart_join_at_page_boundaries() {
+    /// The chain check as `read` reads it: pages through sqlx, or the file scanned in
+    /// `n` stretches.
+    #[derive(Debug, Clone, Copy)]
+    enum Read {
+        Pages,
+        Scan(i64),
+    }
+
+    async fn chain_by(store: &Store, read: Read) -> Result<VerifyReport, VerifyError> {
+        let verifier = match read {
+            Read::Pages => store.read_chain(false).await?,
+            Read::Scan(stretches) => {
+                let file = store.sqlite_file.clone().expect("a SQLite file");
+                store.scan_chain(&file, stretches).await?
+            }
+        };
+        store.check_head(&verifier).await?;
+        Ok(VerifyReport {
+            events: verifier.events(),
+            head: verifier.head().to_string(),
+            requests: 0,
+            grants: 0,
+            findings: 0,
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stretches_checked_apart_join_at_their_boundaries() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&format!(
             "sqlite://{}?mode=rwc",
@@ -388,11 +490,22 @@ mod tests {
             }
             tx.commit().await.expect("commit");
         }
-        assert_eq!(store.verify_chain().await.expect("intact").events, total);
-        let boundary = EVENT_PAGE_SIZE + 1;
+        // Each read path with its first boundary: the first event of a page, or of the
+        // second of three stretches.
+        for (read, boundary) in [
+            (Read::Pages, EVENT_PAGE_SIZE + 1),
+            (Read::Scan(3), (total + 2) / 3 + 1),
+        ] {
+            tampering_is_located_at(&store, read, boundary, total).await;
+        }
+    }
+
+    /// Tampers with the events around `boundary` one way after another, checks that
+    /// `read` locates each at the boundary, and undoes each.
+    async fn tampering_is_located_at(store: &Store, read: Read, boundary: i64, total: i64) {
         let first_bad = |result: Result<VerifyReport, VerifyError>| match result {
             Err(VerifyError::Ledger(error)) => error.seq(),
-            other => panic!("expected a ledger error, got {other:?}"),
+            other => panic!("{read:?}: expected a ledger error, got {other:?}"),
         };
         let run = |statement: String| {
             let pool = store.pool.clone();
@@ -403,46 +516,47 @@ mod tests {
                     .expect("tamper")
             }
         };
-        let original_prev: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT prev_hash FROM events WHERE seq = {boundary}"
-        )))
-        .fetch_one(&store.pool)
-        .await
-        .expect("prev_hash");
-        // Each tampering touches the first event of the second page (or the last of the
-        // first), and each is located there; each is undone before the next.
+        assert_eq!(chain_by(store, read).await.expect("intact").events, total);
         run(format!(
             "UPDATE events SET actor = 'b' WHERE seq = {boundary}"
         ))
         .await;
         assert_eq!(
-            first_bad(store.verify_chain().await),
+            first_bad(chain_by(store, read).await),
             Some(boundary),
-            "altered event"
+            "{read:?}: altered event"
         );
         run(format!(
             "UPDATE events SET actor = 'a' WHERE seq = {boundary}"
         ))
         .await;
         run(format!(
-            "UPDATE events SET prev_hash = hash WHERE seq = {boundary}"
+            "CREATE TABLE saved AS SELECT * FROM events WHERE seq IN ({boundary}, {}); \
+             UPDATE events SET prev_hash = hash WHERE seq = {boundary}",
+            boundary - 1
         ))
         .await;
         assert_eq!(
-            first_bad(store.verify_chain().await),
+            first_bad(chain_by(store, read).await),
             Some(boundary),
-            "broken link across pages"
+            "{read:?}: broken link across the boundary"
         );
         run(format!(
-            "UPDATE events SET prev_hash = '{original_prev}' WHERE seq = {boundary}"
+            "UPDATE events SET prev_hash = (SELECT prev_hash FROM saved WHERE seq = {boundary}) WHERE seq = {boundary}"
         ))
         .await;
-        assert_eq!(store.verify_chain().await.expect("restored").events, total);
+        assert_eq!(chain_by(store, read).await.expect("restored").events, total);
         run(format!("DELETE FROM events WHERE seq = {}", boundary - 1)).await;
         assert_eq!(
-            first_bad(store.verify_chain().await),
+            first_bad(chain_by(store, read).await),
             Some(boundary),
-            "removed event"
+            "{read:?}: removed event"
         );
+        run(format!(
+            "INSERT INTO events SELECT * FROM saved WHERE seq = {}; DROP TABLE saved",
+            boundary - 1
+        ))
+        .await;
+        assert_eq!(chain_by(store, read).await.expect("restored").events, total);
     }
 }
