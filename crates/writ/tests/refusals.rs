@@ -325,33 +325,44 @@ async fn sql(writ: &Writ, statement: &str) {
 async fn tampering_is_caught_and_located() {
     let mut writ = writ();
     let pristine = recorded_history(&mut writ).await;
+    // (statement, expected in the error, whether it touches the ledger itself: only
+    // those are the chain check's to find; the table ones need the replay)
     let tamperings = [
         (
             "UPDATE events SET data = replace(data, '\"fix\"', '\"routine\"') WHERE kind = 'request.created'",
             "event 3:",
+            true,
         ),
         (
             "UPDATE events SET actor = 'carol' WHERE seq = 5",
             "event 5:",
+            true,
         ),
-        ("DELETE FROM events WHERE seq = 4", "event 5:"),
+        ("DELETE FROM events WHERE seq = 4", "event 5:", true),
         (
             "DELETE FROM events WHERE seq = (SELECT MAX(seq) FROM events)",
             "removed from the end",
+            true,
         ),
         (
             "UPDATE events SET seq = -seq WHERE seq IN (6, 7); UPDATE events SET seq = 13 + seq WHERE seq IN (-6, -7)",
             "event 6:",
+            true,
         ),
-        ("UPDATE grants SET state = 'active'", "grants row"),
+        ("UPDATE grants SET state = 'active'", "grants row", false),
         (
             "UPDATE grants SET doc = replace(doc, '\"revoked\"', '\"active\"')",
             "grants row",
+            false,
         ),
-        ("UPDATE requests SET subject = 'dave'", "requests row"),
-        ("DELETE FROM grants", "missing from the table"),
+        (
+            "UPDATE requests SET subject = 'dave'",
+            "requests row",
+            false,
+        ),
+        ("DELETE FROM grants", "missing from the table", false),
     ];
-    for (statement, expected) in tamperings {
+    for (statement, expected, in_ledger) in tamperings {
         std::fs::write(writ.path("writ.db"), &pristine).expect("restore");
         let _ = std::fs::remove_file(writ.path("writ.db-wal"));
         let _ = std::fs::remove_file(writ.path("writ.db-shm"));
@@ -367,6 +378,21 @@ async fn tampering_is_caught_and_located() {
             "{statement}: expected {expected:?} in {}",
             stderr(&verify)
         );
+        let chain = writ.run(&["audit", "verify", "--chain-only"]);
+        if in_ledger {
+            assert!(
+                !chain.status.success() && stderr(&chain).contains(expected),
+                "{statement}: the chain check should fail with {expected:?}: {}{}",
+                stdout(&chain),
+                stderr(&chain)
+            );
+        } else {
+            assert!(
+                chain.status.success() && stdout(&chain).contains("ledger chain intact"),
+                "{statement} leaves the chain intact: {}",
+                stderr(&chain)
+            );
+        }
     }
 }
 
