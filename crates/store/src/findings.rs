@@ -178,14 +178,21 @@ impl Store {
 impl WriteTx<'_> {
     /// The finding as of this transaction (writers are serialised, so this is the latest).
     pub async fn finding(&mut self, id: FindingId) -> Result<Option<Finding>, StoreError> {
-        self.flush().await?;
-        let sent = self.reading();
-        let row = sqlx::query("SELECT id, doc FROM findings WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut **self.tx()?)
+        let sql = "SELECT id, doc FROM findings WHERE id = $1";
+        let rows = self
+            .read_texts(sql.into(), vec![Arg::Text(id.to_string())], 2)
             .await?;
-        self.sent = sent;
-        row.as_ref().map(finding_from_row).transpose()
+        rows.into_iter()
+            .next()
+            .map(|row| match row.as_slice() {
+                [Some(id), Some(doc)] => crate::decode_doc_text("finding", id, doc),
+                _ => Err(StoreError::Corrupt {
+                    what: "finding",
+                    id: id.to_string(),
+                    problem: "a row without id or doc".into(),
+                }),
+            })
+            .transpose()
     }
 
     pub async fn insert_finding(&mut self, finding: &Finding) -> Result<(), StoreError> {

@@ -10,6 +10,7 @@ mod migrate;
 mod outbox;
 mod read;
 mod scan;
+mod sqlite_writer;
 mod verify;
 mod write;
 
@@ -152,11 +153,20 @@ fn decode_doc<T: serde::de::DeserializeOwned>(
     what: &'static str,
     row: &AnyRow,
 ) -> Result<T, StoreError> {
-    let id: String = row.try_get("id")?;
-    let doc: String = row.try_get("doc")?;
-    serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt {
+    let id: &str = row.try_get("id")?;
+    let doc: &str = row.try_get("doc")?;
+    decode_doc_text(what, id, doc)
+}
+
+/// A stored record from its JSON document; `id` names it if the document is unreadable.
+pub(crate) fn decode_doc_text<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    id: &str,
+    doc: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt {
         what,
-        id,
+        id: id.to_string(),
         problem: e.to_string(),
     })
 }
@@ -223,13 +233,23 @@ impl Store {
             .await
             .map_err(open_error)?;
         migrate::run(&pool).await?;
+        let sqlite_file = (backend == Backend::Sqlite)
+            .then(|| sqlite_file(url))
+            .flatten();
+        let batch = match &sqlite_file {
+            Some(file) => write::Batch::with_sqlite_writer(
+                sqlite_writer::SqliteWriter::open(file).map_err(|e| StoreError::Open {
+                    url: redact(url),
+                    problem: e.to_string(),
+                })?,
+            ),
+            None => write::Batch::default(),
+        };
         Ok(Self {
             pool,
             backend,
-            sqlite_file: (backend == Backend::Sqlite)
-                .then(|| sqlite_file(url))
-                .flatten(),
-            writer: Arc::new(tokio::sync::Mutex::new(write::Batch::default())),
+            sqlite_file,
+            writer: Arc::new(tokio::sync::Mutex::new(batch)),
             waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             commits: Arc::new([
                 std::sync::atomic::AtomicU64::new(0),

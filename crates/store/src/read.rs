@@ -13,16 +13,20 @@ use crate::{
 };
 
 /// `SELECT id, doc FROM grants WHERE id IN (...)` for these ids (at least one).
+/// `SELECT id, doc FROM grants WHERE id IN ($1, ..., $count)`.
+pub(crate) fn grants_by_ids_sql(count: usize) -> String {
+    let placeholders: Vec<String> = (1..=count).map(|n| format!("${n}")).collect();
+    format!(
+        "SELECT id, doc FROM grants WHERE id IN ({})",
+        placeholders.join(", ")
+    )
+}
+
 pub(crate) fn grants_by_ids_query(
     ids: &[GrantId],
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
-    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
     // Only numbered placeholders are interpolated.
-    let sql = format!(
-        "SELECT id, doc FROM grants WHERE id IN ({})",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(grants_by_ids_sql(ids.len())));
     for id in ids {
         query = query.bind(id.to_string());
     }

@@ -2,10 +2,9 @@
 //! state changes and their events committed together or not at all.
 //!
 //! Writes are buffered and sent together — before the next read in the transaction,
-//! and at commit — as one round trip: several statements in one query on SQLite
-//! (sqlx binds `$N` across them), one statement of data-modifying CTEs on PostgreSQL.
-//! On SQLite every round trip is a hand-off to the connection's worker thread, and
-//! those hand-offs, not the database, were most of a transaction's time.
+//! and at commit. On PostgreSQL that is one round trip, one statement of data-modifying
+//! CTEs. On SQLite the writer drives its own connection in place (`sqlite_writer`), so
+//! buffered statements cost no round trip at all.
 
 use std::sync::atomic::Ordering;
 
@@ -14,7 +13,8 @@ use tokio::sync::{OwnedMutexGuard, watch};
 use writ_domain::ledger::{self, EventKind, StoredEvent};
 use writ_domain::{Grant, GrantId, Request, RequestId, Timestamp};
 
-use crate::{Backend, Job, JobKind, Store, StoreError, grant_from_row, request_from_row};
+use crate::sqlite_writer::{SqliteWriter, TextRow};
+use crate::{Backend, Job, JobKind, Store, StoreError, decode_doc_text};
 
 /// A value bound to a buffered statement.
 #[derive(Debug, Clone)]
@@ -39,6 +39,17 @@ struct Pending {
 #[derive(Default)]
 pub struct Batch {
     open: Option<OpenBatch>,
+    /// On SQLite, the writer's own connection (its transaction is the open batch's).
+    sqlite: Option<SqliteWriter>,
+}
+
+impl Batch {
+    pub(crate) fn with_sqlite_writer(writer: SqliteWriter) -> Self {
+        Self {
+            open: None,
+            sqlite: Some(writer),
+        }
+    }
 }
 
 impl std::fmt::Debug for Batch {
@@ -49,8 +60,16 @@ impl std::fmt::Debug for Batch {
     }
 }
 
+/// Where an open batch's database transaction lives.
+enum Session {
+    /// A transaction on a pooled sqlx connection (PostgreSQL).
+    Pooled(Transaction<'static, Any>),
+    /// The transaction open on the batch's SQLite writer connection.
+    Sqlite,
+}
+
 struct OpenBatch {
-    tx: Transaction<'static, Any>,
+    session: Session,
     /// The ledger head after the batch's last member.
     seq: i64,
     hash: String,
@@ -129,34 +148,74 @@ fn combine(backend: Backend, pending: &[Pending]) -> (String, Vec<Arg>) {
     (sql, args)
 }
 
-async fn commit_batch(open: OpenBatch) -> Result<(), StoreError> {
+/// `query` with `args` bound in order.
+fn bind_all(
+    mut query: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+    args: Vec<Arg>,
+) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
+    for arg in args {
+        query = match arg {
+            Arg::Int(value) => query.bind(value),
+            Arg::Text(value) => query.bind(value),
+            Arg::OptionalText(value) => query.bind(value),
+            Arg::OptionalInt(value) => query.bind(value),
+        };
+    }
+    query
+}
+
+/// A column of a pooled read as text (integers written out).
+fn text_column(row: &sqlx::any::AnyRow, column: usize) -> Result<Option<String>, StoreError> {
+    match row.try_get::<Option<String>, _>(column) {
+        Ok(text) => Ok(text),
+        Err(_) => Ok(row
+            .try_get::<Option<i64>, _>(column)?
+            .map(|value| value.to_string())),
+    }
+}
+
+/// Commits a batch: the ledger head (if events were appended), then the transaction.
+/// Every member learns the outcome.
+async fn commit_batch(
+    open: OpenBatch,
+    sqlite: Option<&mut SqliteWriter>,
+) -> Result<(), StoreError> {
     let OpenBatch {
-        mut tx,
+        session,
         seq,
         hash,
         appended,
         done,
         ..
     } = open;
-    let result = async {
-        if appended {
-            sqlx::query("UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(seq)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
+    let result = match (session, sqlite) {
+        (Session::Sqlite, Some(writer)) => writer.commit(appended.then_some((seq, hash.as_str()))),
+        (Session::Sqlite, None) => Err(StoreError::Closed),
+        (Session::Pooled(mut tx), _) => async {
+            if appended {
+                sqlx::query("UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1")
+                    .bind(seq)
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await
-    }
-    .await;
+        .await
+        .map_err(StoreError::from),
+    };
     let _ = done.send(Some(
         result.as_ref().map(|_| ()).map_err(ToString::to_string),
     ));
-    result.map_err(StoreError::from)
+    result
 }
 
-fn abandon_batch(open: OpenBatch, why: &str) {
-    // Dropping the transaction rolls it back; every member learns its change is not on the record.
+/// Rolls a batch back; every member learns its change is not on the record.
+fn abandon_batch(open: OpenBatch, sqlite: Option<&mut SqliteWriter>, why: &str) {
+    if let (Session::Sqlite, Some(writer)) = (&open.session, sqlite) {
+        writer.rollback();
+    }
+    // A pooled transaction rolls back when dropped.
     let _ = open.done.send(Some(Err(format!(
         "the shared transaction was abandoned: {why}"
     ))));
@@ -168,17 +227,31 @@ impl<'s> WriteTx<'s> {
         let mut guard = store.writer.clone().lock_owned().await;
         store.waiting.fetch_sub(1, Ordering::SeqCst);
         if guard.open.is_none() {
-            let mut tx = store.pool.begin().await?;
             // Take the write lock first (row lock on PostgreSQL, RESERVED on SQLite), so
             // the head read cannot be overtaken by another writer or process.
-            let head =
-                sqlx::query("UPDATE ledger_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+            let (session, seq, hash) = match guard.sqlite.as_mut() {
+                Some(writer) => {
+                    let (seq, hash) = writer.begin()?;
+                    (Session::Sqlite, seq, hash)
+                }
+                None => {
+                    let mut tx = store.pool.begin().await?;
+                    let head = sqlx::query(
+                        "UPDATE ledger_head SET seq = seq WHERE id = 1 RETURNING seq, hash",
+                    )
                     .fetch_one(&mut *tx)
                     .await?;
+                    (
+                        Session::Pooled(tx),
+                        head.try_get("seq")?,
+                        head.try_get("hash")?,
+                    )
+                }
+            };
             guard.open = Some(OpenBatch {
-                seq: head.try_get("seq")?,
-                hash: head.try_get("hash")?,
-                tx,
+                seq,
+                hash,
+                session,
                 appended: false,
                 members: 0,
                 done: watch::channel(None).0,
@@ -222,33 +295,88 @@ impl<'s> WriteTx<'s> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let (sql, args) = combine(self.backend, &self.pending);
-        self.pending.clear();
         self.sent = true;
-        // The text is writ's own statements with renumbered placeholders; values are bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for arg in args {
-            query = match arg {
-                Arg::Int(value) => query.bind(value),
-                Arg::Text(value) => query.bind(value),
-                Arg::OptionalText(value) => query.bind(value),
-                Arg::OptionalInt(value) => query.bind(value),
-            };
+        let pending = std::mem::take(&mut self.pending);
+        let guard = self.guard.as_mut().ok_or(StoreError::Closed)?;
+        let batch = &mut **guard;
+        match (
+            batch.open.as_mut().map(|open| &mut open.session),
+            batch.sqlite.as_mut(),
+        ) {
+            (Some(Session::Sqlite), Some(writer)) => {
+                for statement in &pending {
+                    writer.execute(statement.sql, &statement.args)?;
+                }
+                Ok(())
+            }
+            (Some(Session::Pooled(tx)), _) => {
+                let (sql, args) = combine(self.backend, &pending);
+                // The text is writ's own statements with renumbered placeholders; values are bound.
+                bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+            _ => Err(StoreError::Closed),
         }
-        query.execute(&mut *self.open()?.tx).await?;
-        Ok(())
     }
 
-    /// Marks the shared transaction as touched for the duration of a read: a failed
-    /// statement can leave it unusable (PostgreSQL aborts it, and would then turn a
-    /// COMMIT into a silent ROLLBACK), so a read that fails abandons the batch.
-    /// Returns the previous mark, restored by the caller once the read succeeded.
-    pub(crate) fn reading(&mut self) -> bool {
-        std::mem::replace(&mut self.sent, true)
+    /// Rows of a read in this transaction (after the buffered writes), each column as
+    /// text. A failed read can leave the shared transaction unusable (PostgreSQL aborts
+    /// it, and would then turn a COMMIT into a silent ROLLBACK), so it abandons the batch.
+    pub(crate) async fn read_texts(
+        &mut self,
+        sql: String,
+        args: Vec<Arg>,
+        columns: usize,
+    ) -> Result<Vec<TextRow>, StoreError> {
+        self.flush().await?;
+        let sent = std::mem::replace(&mut self.sent, true);
+        let guard = self.guard.as_mut().ok_or(StoreError::Closed)?;
+        let batch = &mut **guard;
+        let rows = match (
+            batch.open.as_mut().map(|open| &mut open.session),
+            batch.sqlite.as_mut(),
+        ) {
+            (Some(Session::Sqlite), Some(writer)) => writer.query(&sql, &args, columns)?,
+            (Some(Session::Pooled(tx)), _) => {
+                // writ's own statement text; values are bound.
+                let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        (0..columns)
+                            .map(|column| text_column(row, column))
+                            .collect::<Result<TextRow, StoreError>>()
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            _ => return Err(StoreError::Closed),
+        };
+        self.sent = sent;
+        Ok(rows)
     }
 
-    pub(crate) fn tx(&mut self) -> Result<&mut Transaction<'static, Any>, StoreError> {
-        Ok(&mut self.open()?.tx)
+    /// The `(id, doc)` rows of a read, decoded as `what` records.
+    async fn read_docs<T: serde::de::DeserializeOwned>(
+        &mut self,
+        what: &'static str,
+        sql: String,
+        args: Vec<Arg>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.read_texts(sql, args, 2)
+            .await?
+            .into_iter()
+            .map(|row| match row.as_slice() {
+                [Some(id), Some(doc)] => decode_doc_text(what, id, doc),
+                _ => Err(StoreError::Corrupt {
+                    what,
+                    id: String::new(),
+                    problem: "a row without id or doc".into(),
+                }),
+            })
+            .collect()
     }
 
     /// Appends an event to the chain, in this transaction.
@@ -297,7 +425,7 @@ impl<'s> WriteTx<'s> {
             // Commit while still holding the writer lock: the next writer would
             // otherwise meet SQLite's busy lock, whose retry sleeps (1 ms and up) are far
             // longer than a commit. Writers arriving meanwhile queue and form the next group.
-            let result = commit_batch(open).await;
+            let result = commit_batch(open, guard.sqlite.as_mut()).await;
             drop(guard);
             return result;
         }
@@ -375,25 +503,19 @@ impl<'s> WriteTx<'s> {
 
     /// The request as of this transaction (writers are serialised, so this is the latest).
     pub async fn request(&mut self, id: RequestId) -> Result<Option<Request>, StoreError> {
-        self.flush().await?;
-        let sent = self.reading();
-        let row = sqlx::query("SELECT id, doc FROM requests WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut **self.tx()?)
+        let sql = "SELECT id, doc FROM requests WHERE id = $1";
+        let mut found = self
+            .read_docs("request", sql.into(), vec![Arg::Text(id.to_string())])
             .await?;
-        self.sent = sent;
-        row.as_ref().map(request_from_row).transpose()
+        Ok(found.pop())
     }
 
     pub async fn grant(&mut self, id: GrantId) -> Result<Option<Grant>, StoreError> {
-        self.flush().await?;
-        let sent = self.reading();
-        let row = sqlx::query("SELECT id, doc FROM grants WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut **self.tx()?)
+        let sql = "SELECT id, doc FROM grants WHERE id = $1";
+        let mut found = self
+            .read_docs("grant", sql.into(), vec![Arg::Text(id.to_string())])
             .await?;
-        self.sent = sent;
-        row.as_ref().map(grant_from_row).transpose()
+        Ok(found.pop())
     }
 
     /// These grants as of this transaction (those that exist), in no particular order.
@@ -401,13 +523,9 @@ impl<'s> WriteTx<'s> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.flush().await?;
-        let sent = self.reading();
-        let rows = crate::read::grants_by_ids_query(ids)
-            .fetch_all(&mut **self.tx()?)
-            .await?;
-        self.sent = sent;
-        rows.iter().map(grant_from_row).collect()
+        let args = ids.iter().map(|id| Arg::Text(id.to_string())).collect();
+        self.read_docs("grant", crate::read::grants_by_ids_sql(ids.len()), args)
+            .await
     }
 
     /// Records that `request` cites `ticket_key` in `system` (checked there).
@@ -434,26 +552,25 @@ impl<'s> WriteTx<'s> {
         system: &str,
         ticket_key: &str,
     ) -> Result<Option<RequestId>, StoreError> {
-        self.flush().await?;
-        let sent = self.reading();
-        let row = sqlx::query(
-            "SELECT request_id FROM ticket_links WHERE system = $1 AND ticket_key = $2 ORDER BY request_id LIMIT 1",
-        )
-        .bind(system)
-        .bind(ticket_key)
-        .fetch_optional(&mut **self.tx()?)
-        .await?;
-        self.sent = sent;
-        row.map(|row| {
-            let id: String = row.try_get("request_id")?;
-            id.parse()
-                .map_err(|e: writ_domain::InvalidId| StoreError::Corrupt {
-                    what: "ticket link",
-                    id,
-                    problem: e.to_string(),
-                })
-        })
-        .transpose()
+        let rows = self
+            .read_texts(
+                "SELECT request_id FROM ticket_links WHERE system = $1 AND ticket_key = $2 ORDER BY request_id LIMIT 1".into(),
+                vec![Arg::Text(system.to_string()), Arg::Text(ticket_key.to_string())],
+                1,
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(|row| {
+                let id = row.into_iter().next().flatten().unwrap_or_default();
+                id.parse()
+                    .map_err(|e: writ_domain::InvalidId| StoreError::Corrupt {
+                        what: "ticket link",
+                        id,
+                        problem: e.to_string(),
+                    })
+            })
+            .transpose()
     }
 
     /// Records a webhook delivery as acted on. Returns false if it already was (then
@@ -464,16 +581,18 @@ impl<'s> WriteTx<'s> {
         delivery_id: &str,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.flush().await?;
-        let sent = self.reading();
-        let seen = sqlx::query(
-            "SELECT 1 AS seen FROM itsm_deliveries WHERE system = $1 AND delivery_id = $2",
-        )
-        .bind(system)
-        .bind(delivery_id)
-        .fetch_optional(&mut **self.tx()?)
-        .await?;
-        self.sent = sent;
+        let seen = self
+            .read_texts(
+                "SELECT 1 AS seen FROM itsm_deliveries WHERE system = $1 AND delivery_id = $2"
+                    .into(),
+                vec![
+                    Arg::Text(system.to_string()),
+                    Arg::Text(delivery_id.to_string()),
+                ],
+                1,
+            )
+            .await?
+            .pop();
         if seen.is_some() {
             return Ok(false);
         }
@@ -554,7 +673,7 @@ impl Drop for WriteTx<'_> {
         };
         if self.sent {
             if let Some(open) = guard.open.take() {
-                abandon_batch(open, "a writer stopped half-way");
+                abandon_batch(open, guard.sqlite.as_mut(), "a writer stopped half-way");
             }
             return;
         }
@@ -565,18 +684,20 @@ impl Drop for WriteTx<'_> {
                 match tokio::runtime::Handle::try_current() {
                     Ok(runtime) => {
                         runtime.spawn(async move {
-                            if let Err(error) = commit_batch(open).await {
+                            if let Err(error) = commit_batch(open, guard.sqlite.as_mut()).await {
                                 tracing::error!(%error, "group commit failed");
                             }
                             drop(guard);
                         });
                     }
-                    Err(_) => abandon_batch(open, "no runtime to commit it"),
+                    Err(_) => abandon_batch(open, guard.sqlite.as_mut(), "no runtime to commit it"),
                 }
             }
         } else if !unfinished {
             // Nothing of anyone's is in it: roll it back now rather than hold the lock.
-            guard.open = None;
+            if let Some(open) = guard.open.take() {
+                abandon_batch(open, guard.sqlite.as_mut(), "nothing was written");
+            }
         }
     }
 }

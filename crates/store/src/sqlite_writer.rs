@@ -1,0 +1,152 @@
+//! SQLite writes, driven in place.
+//!
+//! sqlx runs every SQLite connection on a worker thread of its own, so each statement
+//! is a round trip between threads; in the writer — the one serialised section of
+//! writ — those round trips (tens of microseconds each on these virtual machines,
+//! where waking an idle core is slow) were most of a write transaction's time
+//! (BENCHMARKS.md §2). So on SQLite the writer has a plain `rusqlite` connection of its
+//! own, used by whichever task holds the writer lock, on that task's thread: every
+//! statement is prepared once and then only bound and stepped. The two calls that can
+//! wait — `BEGIN IMMEDIATE` (another process may hold the write lock) and `COMMIT`
+//! (fsync) — leave the async worker through `block_in_place`. Readers keep using the
+//! sqlx pool.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Statement};
+
+use crate::StoreError;
+use crate::write::Arg;
+
+/// Prepared statements kept: the writer's fixed statements, plus some batch-sized reads.
+const STATEMENT_CACHE: usize = 256;
+
+pub(crate) struct SqliteWriter {
+    connection: Connection,
+}
+
+impl std::fmt::Debug for SqliteWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteWriter").finish_non_exhaustive()
+    }
+}
+
+/// Runs `work`, which may block, without stalling the other tasks of a multi-threaded
+/// runtime (a current-thread runtime, as in unit tests, just runs it).
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// A row of a read: each column as text (integers written out), or `None` for NULL.
+pub(crate) type TextRow = Vec<Option<String>>;
+
+impl SqliteWriter {
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let connection = Connection::open(path)?;
+        // FULL: a commit is durable when it returns. The rest as the sqlx pool has it.
+        connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(Self { connection })
+    }
+
+    /// Opens a write transaction holding SQLite's write lock, and reads the ledger head.
+    pub(crate) fn begin(&mut self) -> Result<(i64, String), StoreError> {
+        blocking(|| self.connection.execute_batch("BEGIN IMMEDIATE"))?;
+        let head = self
+            .connection
+            .prepare_cached("SELECT seq, hash FROM ledger_head WHERE id = 1")?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)));
+        if head.is_err() {
+            self.rollback();
+        }
+        Ok(head?)
+    }
+
+    pub(crate) fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<(), StoreError> {
+        let mut statement = self.connection.prepare_cached(sql)?;
+        bind(&mut statement, args)?;
+        statement.raw_execute()?;
+        Ok(())
+    }
+
+    /// The rows of a read inside the transaction, `columns` columns each.
+    pub(crate) fn query(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        columns: usize,
+    ) -> Result<Vec<TextRow>, StoreError> {
+        let mut statement = self.connection.prepare_cached(sql)?;
+        bind(&mut statement, args)?;
+        let mut rows = statement.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut texts = Vec::with_capacity(columns);
+            for column in 0..columns {
+                texts.push(match row.get_ref(column)? {
+                    ValueRef::Null => None,
+                    ValueRef::Integer(value) => Some(value.to_string()),
+                    ValueRef::Real(value) => Some(value.to_string()),
+                    ValueRef::Text(text) | ValueRef::Blob(text) => {
+                        Some(String::from_utf8_lossy(text).into_owned())
+                    }
+                });
+            }
+            out.push(texts);
+        }
+        Ok(out)
+    }
+
+    /// Writes the ledger head (when events were appended) and commits durably.
+    pub(crate) fn commit(&mut self, head: Option<(i64, &str)>) -> Result<(), StoreError> {
+        let result = (|| {
+            if let Some((seq, hash)) = head {
+                self.execute(
+                    "UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1",
+                    &[Arg::Int(seq), Arg::Text(hash.to_string())],
+                )?;
+            }
+            blocking(|| self.connection.execute_batch("COMMIT"))?;
+            Ok(())
+        })();
+        if result.is_err() {
+            self.rollback();
+        }
+        result
+    }
+
+    /// Ends an open transaction without keeping anything; nothing to do if none is open.
+    pub(crate) fn rollback(&mut self) {
+        if !self.connection.is_autocommit()
+            && let Err(error) = self.connection.execute_batch("ROLLBACK")
+        {
+            tracing::error!(%error, "rolling back the SQLite write transaction failed");
+        }
+    }
+}
+
+/// Binds writ's `$1..$n` placeholders. SQLite numbers named parameters by first
+/// appearance, not by name, so each is looked up.
+fn bind(statement: &mut Statement<'_>, args: &[Arg]) -> Result<(), StoreError> {
+    for (n, arg) in args.iter().enumerate() {
+        let name = format!("${}", n + 1);
+        let Some(index) = statement.parameter_index(&name)? else {
+            continue;
+        };
+        match arg {
+            Arg::Int(value) => statement.raw_bind_parameter(index, value)?,
+            Arg::Text(value) => statement.raw_bind_parameter(index, value.as_str())?,
+            Arg::OptionalText(value) => statement.raw_bind_parameter(index, value.as_deref())?,
+            Arg::OptionalInt(value) => statement.raw_bind_parameter(index, value)?,
+        }
+    }
+    Ok(())
+}
