@@ -179,20 +179,10 @@ impl WriteTx<'_> {
     /// The finding as of this transaction (writers are serialised, so this is the latest).
     pub async fn finding(&mut self, id: FindingId) -> Result<Option<Finding>, StoreError> {
         let sql = "SELECT id, doc FROM findings WHERE id = $1";
-        let rows = self
-            .read_texts(sql.into(), vec![Arg::Text(id.to_string())], 2)
+        let mut found = self
+            .read_docs("finding", sql.into(), vec![Arg::Text(id.to_string())])
             .await?;
-        rows.into_iter()
-            .next()
-            .map(|row| match row.as_slice() {
-                [Some(id), Some(doc)] => crate::decode_doc_text("finding", id, doc),
-                _ => Err(StoreError::Corrupt {
-                    what: "finding",
-                    id: id.to_string(),
-                    problem: "a row without id or doc".into(),
-                }),
-            })
-            .transpose()
+        Ok(found.pop())
     }
 
     pub async fn insert_finding(&mut self, finding: &Finding) -> Result<(), StoreError> {

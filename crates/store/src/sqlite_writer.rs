@@ -112,9 +112,15 @@ impl SqliteWriter {
                     ValueRef::Null => None,
                     ValueRef::Integer(value) => Some(value.to_string()),
                     ValueRef::Real(value) => Some(value.to_string()),
-                    ValueRef::Text(text) | ValueRef::Blob(text) => {
-                        Some(String::from_utf8_lossy(text).into_owned())
-                    }
+                    ValueRef::Text(text) | ValueRef::Blob(text) => Some(
+                        std::str::from_utf8(text)
+                            .map_err(|e| StoreError::Corrupt {
+                                what: "row",
+                                id: String::new(),
+                                problem: format!("column {column} is not UTF-8: {e}"),
+                            })?
+                            .to_string(),
+                    ),
                 });
             }
             out.push(texts);
@@ -151,19 +157,27 @@ impl SqliteWriter {
 }
 
 /// Binds writ's `$1..$n` placeholders. SQLite numbers named parameters by first
-/// appearance, not by name, so each is looked up.
+/// appearance, not by name, so each is looked up; every parameter must get a value
+/// (a cached statement would otherwise keep the previous one).
 fn bind(statement: &mut Statement<'_>, args: &[Arg]) -> Result<(), StoreError> {
+    let mut bound = 0;
     for (n, arg) in args.iter().enumerate() {
         let name = format!("${}", n + 1);
         let Some(index) = statement.parameter_index(&name)? else {
             continue;
         };
+        bound += 1;
         match arg {
             Arg::Int(value) => statement.raw_bind_parameter(index, value)?,
             Arg::Text(value) => statement.raw_bind_parameter(index, value.as_str())?,
             Arg::OptionalText(value) => statement.raw_bind_parameter(index, value.as_deref())?,
             Arg::OptionalInt(value) => statement.raw_bind_parameter(index, value)?,
         }
+    }
+    if bound != statement.parameter_count() {
+        return Err(
+            rusqlite::Error::InvalidParameterCount(bound, statement.parameter_count()).into(),
+        );
     }
     Ok(())
 }
@@ -176,6 +190,42 @@ mod tests {
     use writ_domain::ledger::EventKind;
 
     use crate::Store;
+
+    use super::{SqliteWriter, bind};
+    use crate::write::Arg;
+
+    #[test]
+    fn placeholders_bind_by_number_whatever_their_order_or_repetition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut writer = SqliteWriter::open(&dir.path().join("b.db")).expect("open");
+        writer
+            .connection
+            .execute_batch("CREATE TABLE t (a TEXT, b INTEGER, c TEXT)")
+            .expect("table");
+        writer
+            .execute(
+                "INSERT INTO t (c, a, b) VALUES ($3, $1, $2 + $2)",
+                &[
+                    Arg::Text("one".into()),
+                    Arg::Int(2),
+                    Arg::OptionalText(None),
+                ],
+            )
+            .expect("insert");
+        let rows = writer
+            .query(
+                "SELECT a, b, c FROM t WHERE a = $1",
+                &[Arg::Text("one".into())],
+                3,
+            )
+            .expect("read");
+        assert_eq!(rows, vec![vec![Some("one".into()), Some("4".into()), None]]);
+        let mut statement = writer.connection.prepare("SELECT $1, $2").expect("prepare");
+        assert!(
+            bind(&mut statement, &[Arg::Int(1)]).is_err(),
+            "a placeholder left without a value is refused"
+        );
+    }
 
     /// Another process holding SQLite's write lock: a writer waits for it (off the async
     /// worker) instead of failing, and writes once it is free.

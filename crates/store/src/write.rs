@@ -324,7 +324,7 @@ impl<'s> WriteTx<'s> {
     /// Rows of a read in this transaction (after the buffered writes), each column as
     /// text. A failed read can leave the shared transaction unusable (PostgreSQL aborts
     /// it, and would then turn a COMMIT into a silent ROLLBACK), so it abandons the batch.
-    pub(crate) async fn read_texts(
+    async fn read_texts(
         &mut self,
         sql: String,
         args: Vec<Arg>,
@@ -359,7 +359,7 @@ impl<'s> WriteTx<'s> {
     }
 
     /// The `(id, doc)` rows of a read, decoded as `what` records.
-    async fn read_docs<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn read_docs<T: serde::de::DeserializeOwned>(
         &mut self,
         what: &'static str,
         sql: String,
