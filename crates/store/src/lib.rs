@@ -205,7 +205,9 @@ impl Store {
         let options =
             AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
         let options = if backend == Backend::Sqlite {
-            options.after_connect(|connection, _| {
+            // A connection to a local file does not go stale: no ping (a round trip to
+            // the connection's worker thread) before every use.
+            options.test_before_acquire(false).after_connect(|connection, _| {
                 Box::pin(async move {
                     // WAL for concurrent readers; FULL so a commit is durable when it returns.
                     sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
