@@ -256,6 +256,14 @@ pub struct ChainVerifier {
     pub findings: HashMap<FindingId, Finding>,
 }
 
+/// The records an event's data carries (other fields are the event's own details).
+#[derive(Deserialize)]
+struct Snapshots {
+    request: Option<Request>,
+    grant: Option<Grant>,
+    finding: Option<Finding>,
+}
+
 impl Default for ChainVerifier {
     fn default() -> Self {
         Self {
@@ -360,21 +368,16 @@ impl ChainVerifier {
     fn replay(&mut self, event: &StoredEvent) -> Result<(), String> {
         let kind = EventKind::parse(&event.kind)
             .ok_or_else(|| format!("unknown event kind {:?}", event.kind))?;
-        let data: serde_json::Value =
-            serde_json::from_str(&event.data).map_err(|e| format!("data is not JSON: {e}"))?;
-        if let Some(request) = data.get("request") {
-            let request: Request = serde_json::from_value(request.clone())
-                .map_err(|e| format!("request snapshot: {e}"))?;
+        // Straight into the records, not through a `Value`: replay parses every event.
+        let data: Snapshots = serde_json::from_str(&event.data)
+            .map_err(|e| format!("data is not a valid snapshot document: {e}"))?;
+        if let Some(request) = data.request {
             self.replay_request(kind, request)?;
         }
-        if let Some(grant) = data.get("grant") {
-            let grant: Grant = serde_json::from_value(grant.clone())
-                .map_err(|e| format!("grant snapshot: {e}"))?;
+        if let Some(grant) = data.grant {
             self.replay_grant(kind, grant)?;
         }
-        if let Some(finding) = data.get("finding") {
-            let finding: Finding = serde_json::from_value(finding.clone())
-                .map_err(|e| format!("finding snapshot: {e}"))?;
+        if let Some(finding) = data.finding {
             self.replay_finding(kind, finding)?;
         }
         Ok(())
@@ -515,6 +518,43 @@ mod tests {
         assert!(!digest_matches(&digest, &hash[1..]));
         let other = event_digest(1, at, "alice", "request.created", "{ }", GENESIS_HASH);
         assert!(!digest_matches(&other, &hash));
+    }
+
+    #[test]
+    fn a_sealed_event_whose_snapshot_is_not_a_record_fails_the_replay() {
+        let at = Timestamp::from_unix_micros(1_700_000_000_000_000);
+        for data in [
+            serde_json::json!({ "request": { "id": "not a request" } }),
+            serde_json::json!({ "grant": 7 }),
+            serde_json::json!("not an object"),
+        ] {
+            // Correctly hashed, so only the replay can object.
+            let event = seal(
+                0,
+                GENESIS_HASH,
+                at,
+                "mallory",
+                EventKind::RequestCreated,
+                &data,
+            );
+            let error = verify(std::slice::from_ref(&event)).expect_err("refused");
+            assert!(
+                matches!(&error, LedgerError::BadReplay { seq: 1, problem } if problem.contains("snapshot")),
+                "{data}: {error}"
+            );
+        }
+        let note = seal(
+            0,
+            GENESIS_HASH,
+            at,
+            "a",
+            EventKind::TokenIssued,
+            &serde_json::json!({ "note": 1 }),
+        );
+        assert!(
+            verify(&[note]).is_ok(),
+            "an event that carries no record replays as nothing"
+        );
     }
 
     fn verify(events: &[StoredEvent]) -> Result<(), LedgerError> {
