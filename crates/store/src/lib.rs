@@ -49,8 +49,9 @@ pub enum StoreError {
     Closed,
     #[error("cannot open storage {url}: {problem}")]
     Open { url: String, problem: String },
-    #[error("reading the ledger file: {0}")]
-    Scan(#[from] rusqlite::Error),
+    /// From the connections that bypass sqlx on SQLite (the writer, the chain scan).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +138,8 @@ pub struct TokenRecord {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// The SQLite database file, when there is one, for read-only scans (see `scan`).
+    /// The SQLite database file, when there is one: the writer (`sqlite_writer`) and the
+    /// chain scan (`scan`) open it directly.
     sqlite_file: Option<Arc<std::path::Path>>,
     /// One writer at a time per process (the ledger is a single chain, so writers
     /// serialise anyway; queueing here avoids spinning on SQLite's busy lock), and the

@@ -12,7 +12,6 @@ use crate::{
     request_from_row,
 };
 
-/// `SELECT id, doc FROM grants WHERE id IN (...)` for these ids (at least one).
 /// `SELECT id, doc FROM grants WHERE id IN ($1, ..., $count)`.
 pub(crate) fn grants_by_ids_sql(count: usize) -> String {
     let placeholders: Vec<String> = (1..=count).map(|n| format!("${n}")).collect();
@@ -22,6 +21,7 @@ pub(crate) fn grants_by_ids_sql(count: usize) -> String {
     )
 }
 
+/// `SELECT id, doc FROM grants WHERE id IN (...)` for these ids (at least one).
 pub(crate) fn grants_by_ids_query(
     ids: &[GrantId],
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
