@@ -195,6 +195,26 @@ mod tests {
     use crate::write::Arg;
 
     #[test]
+    fn the_writer_commits_durably_to_a_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let writer = SqliteWriter::open(&dir.path().join("d.db")).expect("open");
+        let pragma = |name: &str| -> String {
+            writer
+                .connection
+                .query_row(&format!("PRAGMA {name}"), [], |row| {
+                    row.get_ref(0).map(|value| match value {
+                        rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                        other => String::from_utf8_lossy(other.as_bytes().unwrap_or_default())
+                            .into_owned(),
+                    })
+                })
+                .expect("pragma")
+        };
+        assert_eq!(pragma("journal_mode"), "wal");
+        assert_eq!(pragma("synchronous"), "2", "FULL: fsync at every commit");
+    }
+
+    #[test]
     fn placeholders_bind_by_number_whatever_their_order_or_repetition() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut writer = SqliteWriter::open(&dir.path().join("b.db")).expect("open");
