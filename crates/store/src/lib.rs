@@ -30,6 +30,9 @@ pub use write::WriteTx;
 pub const EVENT_PAGE_SIZE: i64 = 5_000;
 /// How long a caller waits for a database connection before the call fails (503).
 pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a SQLite connection waits for another one's lock before its call fails
+/// (the sqlx pool's `PRAGMA busy_timeout` says the same in milliseconds).
+pub(crate) const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The most rows a list query returns.
 pub const LIST_LIMIT_MAX: i64 = 1_000;
 

@@ -7,14 +7,13 @@
 //! holds it and hashed in place; the caller joins the stretches in order.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use writ_domain::Timestamp;
 
-use crate::StoreError;
 use crate::read::RawEvent;
 use crate::verify::{Stretch, StretchCheck};
+use crate::{SQLITE_BUSY_TIMEOUT, StoreError};
 
 /// Checks the events with `after < seq <= up_to` as one stretch of the chain.
 pub(crate) fn check_range(
@@ -26,7 +25,7 @@ pub(crate) fn check_range(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    connection.busy_timeout(Duration::from_secs(10))?;
+    connection.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
     let mut statement = connection.prepare(
         "SELECT seq, at_us, actor, kind, data, prev_hash, hash FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
     )?;

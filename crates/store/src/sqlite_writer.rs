@@ -22,11 +22,8 @@ use std::time::Duration;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Statement};
 
-use crate::StoreError;
 use crate::write::Arg;
-
-/// How long a write waits for another process's write lock before it fails.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::{SQLITE_BUSY_TIMEOUT, StoreError};
 
 /// Prepared statements kept: the writer's fixed statements, plus some batch-sized reads.
 const STATEMENT_CACHE: usize = 256;
@@ -60,7 +57,7 @@ impl SqliteWriter {
         let connection = Connection::open(path)?;
         // FULL: a commit is durable when it returns. The rest as the sqlx pool has it.
         connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
-        connection.busy_timeout(BUSY_TIMEOUT)?;
+        connection.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Self { connection })
     }
@@ -69,7 +66,7 @@ impl SqliteWriter {
     pub(crate) fn begin(&mut self) -> Result<(i64, String), StoreError> {
         self.connection.busy_timeout(Duration::ZERO)?;
         let at_once = self.connection.execute_batch("BEGIN IMMEDIATE");
-        self.connection.busy_timeout(BUSY_TIMEOUT)?;
+        self.connection.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
         match at_once {
             Ok(()) => {}
             Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
