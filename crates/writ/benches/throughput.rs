@@ -4,7 +4,8 @@
 //!
 //! cargo bench -p writ --bench throughput
 //! WRIT_BENCH_SECONDS (default 5) per measurement, WRIT_BENCH_CLIENTS (default 16)
-//! concurrent clients, median of WRIT_BENCH_RUNS (default 5) runs.
+//! concurrent clients, median of WRIT_BENCH_RUNS (default 5) runs; WRIT_BENCH_BINARY
+//! runs another build of `writ` (to compare two builds in the same conditions).
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -152,10 +153,12 @@ async fn main() {
     std::fs::create_dir_all(dir.path().join("policies")).expect("mkdir");
     std::fs::write(dir.path().join("policies/p.cedar"), POLICY).expect("policy");
     let config = dir.path().join("writ.toml");
-    let writ = env!("CARGO_BIN_EXE_writ");
+    // Another build of writ can be compared against this one in the same conditions.
+    let writ = std::env::var("WRIT_BENCH_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_writ").to_string());
     let tokens: Vec<String> = (0..clients)
         .map(|n| {
-            let output = Command::new(writ)
+            let output = Command::new(&writ)
                 .args([
                     "token",
                     "issue",
@@ -176,7 +179,7 @@ async fn main() {
         })
         .collect();
     let token = tokens[0].clone();
-    let mut server = Command::new(writ)
+    let mut server = Command::new(&writ)
         .args(["serve", "--config"])
         .arg(&config)
         .env("WRIT_LOG", "warn")
