@@ -29,12 +29,13 @@ static TYPE_NAMES: LazyLock<HashMap<&'static str, EntityTypeName>> = LazyLock::n
 });
 
 pub(crate) fn uid(type_name: &str, id: &str) -> EntityUid {
-    let type_name = TYPE_NAMES.get(type_name).cloned().unwrap_or_else(|| {
-        // Type names are writ's own constants, so parsing cannot fail; fall back defensively.
-        EntityTypeName::from_str(type_name)
-            .or_else(|_| EntityTypeName::from_str("Unknown"))
-            .unwrap_or_else(|_| unreachable!("\"Unknown\" is a valid type name"))
-    });
+    // Type names are writ's own constants, so parsing cannot fail; fall back defensively.
+    let type_name = TYPE_NAMES
+        .get(type_name)
+        .cloned()
+        .or_else(|| EntityTypeName::from_str(type_name).ok())
+        .or_else(|| EntityTypeName::from_str("Unknown").ok())
+        .unwrap_or_else(|| unreachable!("\"Unknown\" is a valid type name"));
     EntityUid::from_type_name_and_id(type_name, EntityId::new(id))
 }
 
