@@ -257,11 +257,90 @@ pub struct ChainVerifier {
 }
 
 /// The records an event's data carries (other fields are the event's own details).
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Snapshots {
     request: Option<Request>,
     grant: Option<Grant>,
     finding: Option<Finding>,
+}
+
+/// An event with the work done that needs no other event: its hash recomputed and its
+/// data parsed. Verification prepares pages of events on several threads and then
+/// pushes them in order (`ChainVerifier::push_prepared`).
+#[derive(Debug)]
+pub struct PreparedEvent {
+    seq: i64,
+    prev_hash: String,
+    hash: String,
+    hash_matches: bool,
+    replay: Result<(EventKind, Snapshots), String>,
+}
+
+impl PreparedEvent {
+    pub fn new(event: &StoredEvent) -> Self {
+        Self::from_fields(EventFields {
+            seq: event.seq,
+            at: event.at,
+            actor: &event.actor,
+            kind: &event.kind,
+            data: &event.data,
+            prev_hash: &event.prev_hash,
+            hash: &event.hash,
+        })
+    }
+
+    /// From an event's fields as read, borrowed (no copy of its data is kept).
+    pub fn from_fields(event: EventFields<'_>) -> Self {
+        let digest = event_digest(
+            event.seq,
+            event.at,
+            event.actor,
+            event.kind,
+            event.data,
+            event.prev_hash,
+        );
+        let replay = EventKind::parse(event.kind)
+            .ok_or_else(|| format!("unknown event kind {:?}", event.kind))
+            .and_then(|kind| {
+                // Straight into the records, not through a `Value`: replay parses every event.
+                serde_json::from_str(event.data)
+                    .map(|data| (kind, data))
+                    .map_err(|e| format!("data is not a valid snapshot document: {e}"))
+            });
+        Self {
+            seq: event.seq,
+            prev_hash: event.prev_hash.to_string(),
+            hash: event.hash.to_string(),
+            hash_matches: digest_matches(&digest, event.hash),
+            replay,
+        }
+    }
+}
+
+/// An event's stored fields, borrowed from wherever they were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventFields<'a> {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub actor: &'a str,
+    pub kind: &'a str,
+    pub data: &'a str,
+    pub prev_hash: &'a str,
+    pub hash: &'a str,
+}
+
+impl EventFields<'_> {
+    pub fn to_stored(self) -> StoredEvent {
+        StoredEvent {
+            seq: self.seq,
+            at: self.at,
+            actor: self.actor.to_string(),
+            kind: self.kind.to_string(),
+            data: self.data.to_string(),
+            prev_hash: self.prev_hash.to_string(),
+            hash: self.hash.to_string(),
+        }
+    }
 }
 
 impl Default for ChainVerifier {
@@ -357,20 +436,23 @@ impl ChainVerifier {
 
     /// Verifies the link and replays the event's state change.
     pub fn push(&mut self, event: &StoredEvent) -> Result<(), LedgerError> {
-        self.check_link(event)?;
-        self.replay(event)
+        self.push_prepared(PreparedEvent::new(event))
+    }
+
+    /// As `push`, for an event whose hash and data were already worked out (perhaps on
+    /// another thread): only the link and the state change depend on earlier events.
+    pub fn push_prepared(&mut self, event: PreparedEvent) -> Result<(), LedgerError> {
+        self.check_hashed(event.seq, &event.prev_hash, &event.hash, event.hash_matches)?;
+        event
+            .replay
+            .and_then(|(kind, data)| self.replay(kind, data))
             .map_err(|problem| LedgerError::BadReplay {
                 seq: event.seq,
                 problem,
             })
     }
 
-    fn replay(&mut self, event: &StoredEvent) -> Result<(), String> {
-        let kind = EventKind::parse(&event.kind)
-            .ok_or_else(|| format!("unknown event kind {:?}", event.kind))?;
-        // Straight into the records, not through a `Value`: replay parses every event.
-        let data: Snapshots = serde_json::from_str(&event.data)
-            .map_err(|e| format!("data is not a valid snapshot document: {e}"))?;
+    fn replay(&mut self, kind: EventKind, data: Snapshots) -> Result<(), String> {
         if let Some(request) = data.request {
             self.replay_request(kind, request)?;
         }

@@ -378,7 +378,7 @@ impl Store {
             id: format!("after {after}"),
             problem,
         })?;
-        Ok(raw.into_iter().map(RawEvent::to_owned).collect())
+        Ok(raw.into_iter().map(RawEvent::to_stored).collect())
     }
 
     /// The highest sequence number in the events table (0 when empty).
@@ -411,31 +411,8 @@ impl EventPage {
     }
 }
 
-/// One event of a page, borrowing its texts from the page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RawEvent<'a> {
-    pub seq: i64,
-    pub at: Timestamp,
-    pub actor: &'a str,
-    pub kind: &'a str,
-    pub data: &'a str,
-    pub prev_hash: &'a str,
-    pub hash: &'a str,
-}
-
-impl RawEvent<'_> {
-    pub fn to_owned(self) -> StoredEvent {
-        StoredEvent {
-            seq: self.seq,
-            at: self.at,
-            actor: self.actor.to_string(),
-            kind: self.kind.to_string(),
-            data: self.data.to_string(),
-            prev_hash: self.prev_hash.to_string(),
-            hash: self.hash.to_string(),
-        }
-    }
-}
+/// An event as read, its fields borrowed from the page or row that holds them.
+pub(crate) type RawEvent<'a> = writ_domain::ledger::EventFields<'a>;
 
 /// Splits a page of events, oldest first: per event `seq,at_us,len,len,len,len,len;`
 /// then actor, kind, data, prev_hash and hash, each exactly `len` bytes.

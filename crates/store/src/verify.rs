@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use writ_domain::ledger::{ChainVerifier, LedgerError, StoredEvent, digest_matches, event_digest};
+use writ_domain::ledger::{
+    ChainVerifier, LedgerError, PreparedEvent, digest_matches, event_digest,
+};
 
 use crate::read::{RawEvent, parse_event_page};
 use crate::scan;
@@ -50,7 +52,7 @@ fn mismatch(table: &'static str, id: String, problem: impl Into<String>) -> Veri
 /// or, for the chain-only check, the page already checked as a stretch of the chain
 /// (hashes and the links inside it), so only its first link is left to join.
 enum CheckedPage {
-    Events(Vec<StoredEvent>),
+    Events(Vec<PreparedEvent>),
     Stretch(Option<Box<Stretch>>),
 }
 
@@ -123,8 +125,10 @@ impl Store {
             problem,
         })?;
         if replay {
+            // Hashing and parsing here, on the read-ahead task, leaves only the links
+            // and the state changes to the in-order replay.
             return Ok(CheckedPage::Events(
-                raw.into_iter().map(RawEvent::to_owned).collect(),
+                raw.into_iter().map(PreparedEvent::from_fields).collect(),
             ));
         }
         let mut check = StretchCheck::default();
@@ -228,9 +232,9 @@ impl Store {
                 problem: e.to_string(),
             })??;
             match page {
-                CheckedPage::Events(events) => {
-                    events.iter().try_for_each(|event| verifier.push(event))?
-                }
+                CheckedPage::Events(events) => events
+                    .into_iter()
+                    .try_for_each(|event| verifier.push_prepared(event))?,
                 CheckedPage::Stretch(None) => {}
                 CheckedPage::Stretch(Some(stretch)) => stretch.join_to(&mut verifier)?,
             }

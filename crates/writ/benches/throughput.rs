@@ -5,7 +5,8 @@
 //! cargo bench -p writ --bench throughput
 //! WRIT_BENCH_SECONDS (default 5) per measurement, WRIT_BENCH_CLIENTS (default 16)
 //! concurrent clients, median of WRIT_BENCH_RUNS (default 5) runs; WRIT_BENCH_BINARY
-//! runs another build of `writ` (to compare two builds in the same conditions).
+//! runs another build of `writ` (to compare two builds in the same conditions);
+//! WRIT_BENCH_KEEP keeps the run's folder (configuration and ledger) and prints where.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -250,4 +251,8 @@ async fn main() {
         "group commit: {writes:.0} write transactions in {commits:.0} database commits ({:.1} per commit)",
         writes / commits.max(1.0)
     );
+    if std::env::var_os("WRIT_BENCH_KEEP").is_some() {
+        // The ledger the run wrote, e.g. to time `writ audit verify` on it.
+        println!("kept {}", dir.keep().display());
+    }
 }
