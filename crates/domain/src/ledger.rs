@@ -128,6 +128,19 @@ pub struct Event {
 }
 
 impl StoredEvent {
+    /// Its fields, borrowed.
+    pub fn fields(&self) -> EventFields<'_> {
+        EventFields {
+            seq: self.seq,
+            at: self.at,
+            actor: &self.actor,
+            kind: &self.kind,
+            data: &self.data,
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+        }
+    }
+
     pub fn to_event(&self) -> Event {
         Event {
             seq: self.seq,
@@ -278,27 +291,11 @@ pub struct PreparedEvent {
 
 impl PreparedEvent {
     pub fn new(event: &StoredEvent) -> Self {
-        Self::from_fields(EventFields {
-            seq: event.seq,
-            at: event.at,
-            actor: &event.actor,
-            kind: &event.kind,
-            data: &event.data,
-            prev_hash: &event.prev_hash,
-            hash: &event.hash,
-        })
+        Self::from_fields(event.fields())
     }
 
     /// From an event's fields as read, borrowed (no copy of its data is kept).
     pub fn from_fields(event: EventFields<'_>) -> Self {
-        let digest = event_digest(
-            event.seq,
-            event.at,
-            event.actor,
-            event.kind,
-            event.data,
-            event.prev_hash,
-        );
         let replay = EventKind::parse(event.kind)
             .ok_or_else(|| format!("unknown event kind {:?}", event.kind))
             .and_then(|kind| {
@@ -311,7 +308,7 @@ impl PreparedEvent {
             seq: event.seq,
             prev_hash: event.prev_hash.to_string(),
             hash: event.hash.to_string(),
-            hash_matches: digest_matches(&digest, event.hash),
+            hash_matches: event.hash_matches(),
             replay,
         }
     }
@@ -330,6 +327,19 @@ pub struct EventFields<'a> {
 }
 
 impl EventFields<'_> {
+    /// Whether the stored hash is the one these fields hash to.
+    pub fn hash_matches(self) -> bool {
+        let digest = event_digest(
+            self.seq,
+            self.at,
+            self.actor,
+            self.kind,
+            self.data,
+            self.prev_hash,
+        );
+        digest_matches(&digest, self.hash)
+    }
+
     pub fn to_stored(self) -> StoredEvent {
         StoredEvent {
             seq: self.seq,
@@ -366,15 +376,8 @@ impl ChainVerifier {
 
     /// Verifies the hash chain only (no replay): the cheap, streaming check.
     pub fn check_link(&mut self, event: &StoredEvent) -> Result<(), LedgerError> {
-        let hash = event_hash(
-            event.seq,
-            event.at,
-            &event.actor,
-            &event.kind,
-            &event.data,
-            &event.prev_hash,
-        );
-        self.check_hashed(event.seq, &event.prev_hash, &event.hash, hash == event.hash)
+        let hash_matches = event.fields().hash_matches();
+        self.check_hashed(event.seq, &event.prev_hash, &event.hash, hash_matches)
     }
 
     /// The link check for an event whose hash was already recomputed elsewhere:

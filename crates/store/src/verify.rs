@@ -5,9 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use writ_domain::ledger::{
-    ChainVerifier, LedgerError, PreparedEvent, digest_matches, event_digest,
-};
+use writ_domain::ledger::{ChainVerifier, LedgerError, PreparedEvent};
 
 use crate::read::{RawEvent, parse_event_page};
 use crate::scan;
@@ -82,15 +80,7 @@ impl StretchCheck {
         if stretch.error.is_some() {
             return false;
         }
-        let digest = event_digest(
-            event.seq,
-            event.at,
-            event.actor,
-            event.kind,
-            event.data,
-            event.prev_hash,
-        );
-        let hash_matches = digest_matches(&digest, event.hash);
+        let hash_matches = event.hash_matches();
         match stretch
             .checked
             .check_hashed(event.seq, event.prev_hash, event.hash, hash_matches)
