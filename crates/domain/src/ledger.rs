@@ -374,12 +374,6 @@ impl ChainVerifier {
         &self.last_hash
     }
 
-    /// Verifies the hash chain only (no replay): the cheap, streaming check.
-    pub fn check_link(&mut self, event: &StoredEvent) -> Result<(), LedgerError> {
-        let hash_matches = event.fields().hash_matches();
-        self.check_hashed(event.seq, &event.prev_hash, &event.hash, hash_matches)
-    }
-
     /// The link check for an event whose hash was already recomputed elsewhere:
     /// `hash_matches` says whether it equals the stored `hash`.
     pub fn check_hashed(

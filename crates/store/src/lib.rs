@@ -30,8 +30,8 @@ pub use write::WriteTx;
 pub const EVENT_PAGE_SIZE: i64 = 5_000;
 /// How long a caller waits for a database connection before the call fails (503).
 pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long a SQLite connection waits for another one's lock before its call fails
-/// (the sqlx pool's `PRAGMA busy_timeout` says the same in milliseconds).
+/// How long a SQLite connection (the sqlx pool's, the writer's, the scan's) waits for
+/// another one's lock before its call fails.
 pub(crate) const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The most rows a list query returns.
 pub const LIST_LIMIT_MAX: i64 = 1_000;
@@ -215,7 +215,12 @@ impl Store {
             options.test_before_acquire(false).after_connect(|connection, _| {
                 Box::pin(async move {
                     // WAL for concurrent readers; FULL so a commit is durable when it returns.
-                    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
+                    let pragmas = format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = {};",
+                        SQLITE_BUSY_TIMEOUT.as_millis()
+                    );
+                    // writ's own constant text.
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas))
                         .execute(connection)
                         .await?;
                     Ok(())
@@ -321,5 +326,22 @@ mod tests {
             "postgres://writ@db/writ"
         );
         assert_eq!(super::redact("sqlite://writ.db"), "sqlite://writ.db");
+    }
+
+    /// The pool's connections wait for another's lock as long as the writer and the scan do.
+    #[tokio::test]
+    async fn pooled_sqlite_connections_share_the_busy_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = super::Store::open(&url).await.expect("store");
+        let row = sqlx::query("PRAGMA busy_timeout")
+            .fetch_one(&store.pool)
+            .await
+            .expect("pragma");
+        let millis: i64 = sqlx::Row::try_get(&row, 0).expect("value");
+        assert_eq!(
+            u128::try_from(millis).ok(),
+            Some(super::SQLITE_BUSY_TIMEOUT.as_millis())
+        );
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use sqlx::Row;
-use writ_domain::ledger::StoredEvent;
+use writ_domain::ledger::{EventFields, StoredEvent};
 use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_domain::{Grant, GrantId, Request, RequestId, Timestamp};
 
@@ -378,7 +378,7 @@ impl Store {
             id: format!("after {after}"),
             problem,
         })?;
-        Ok(raw.into_iter().map(RawEvent::to_stored).collect())
+        Ok(raw.into_iter().map(EventFields::to_stored).collect())
     }
 
     /// The highest sequence number in the events table (0 when empty).
@@ -411,12 +411,9 @@ impl EventPage {
     }
 }
 
-/// An event as read, its fields borrowed from the page or row that holds them.
-pub(crate) type RawEvent<'a> = writ_domain::ledger::EventFields<'a>;
-
 /// Splits a page of events, oldest first: per event `seq,at_us,len,len,len,len,len;`
 /// then actor, kind, data, prev_hash and hash, each exactly `len` bytes.
-pub(crate) fn parse_event_page(page: &str) -> Result<Vec<RawEvent<'_>>, String> {
+pub(crate) fn parse_event_page(page: &str) -> Result<Vec<EventFields<'_>>, String> {
     let mut events = Vec::new();
     let mut rest = page;
     while !rest.is_empty() {
@@ -444,7 +441,7 @@ pub(crate) fn parse_event_page(page: &str) -> Result<Vec<RawEvent<'_>>, String> 
             body = &body[length..];
             Ok(text)
         };
-        events.push(RawEvent {
+        events.push(EventFields {
             seq: *seq,
             at: Timestamp::from_unix_micros(*at_us),
             actor: take(*actor)?,

@@ -10,8 +10,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 use writ_domain::Timestamp;
+use writ_domain::ledger::EventFields;
 
-use crate::read::RawEvent;
 use crate::verify::{Stretch, StretchCheck};
 use crate::{SQLITE_BUSY_TIMEOUT, StoreError};
 
@@ -42,7 +42,7 @@ pub(crate) fn check_range(
                     problem: e.to_string(),
                 })
         };
-        let event = RawEvent {
+        let event = EventFields {
             seq,
             at: Timestamp::from_unix_micros(row.get(1)?),
             actor: text(2)?,

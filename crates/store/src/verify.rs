@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use writ_domain::ledger::{ChainVerifier, LedgerError, PreparedEvent};
+use writ_domain::ledger::{ChainVerifier, EventFields, LedgerError, PreparedEvent};
 
-use crate::read::{RawEvent, parse_event_page};
+use crate::read::parse_event_page;
 use crate::scan;
 use writ_domain::{Finding, Grant, Request};
 
@@ -70,7 +70,7 @@ pub(crate) struct StretchCheck(Option<Stretch>);
 
 impl StretchCheck {
     /// Checks the next event; false once an error is found (the rest need not be read).
-    pub(crate) fn push(&mut self, event: &RawEvent<'_>) -> bool {
+    pub(crate) fn push(&mut self, event: &EventFields<'_>) -> bool {
         let stretch = self.0.get_or_insert_with(|| Stretch {
             first_seq: event.seq,
             first_prev_hash: event.prev_hash.to_string(),
