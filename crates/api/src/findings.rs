@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use writ_domain::{FindingId, FindingKind, FindingReport, FindingState, IdentityKind, Timestamp};
+use writ_domain::{FindingKind, FindingReport, FindingState, IdentityKind, Timestamp};
 use writ_engine::{NewException, ReconcileReport};
 use writ_store::FindingFilter;
 
@@ -14,16 +14,6 @@ use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::handlers::query;
 use crate::json::JsonBody;
-
-fn finding_id(text: &str) -> Result<FindingId, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no finding {text} (ids are UUIDs)"),
-        )
-    })
-}
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -119,7 +109,12 @@ pub async fn get_finding(
     Authenticated(_caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<FindingReport>, ApiError> {
-    Ok(Json(state.engine.finding(finding_id(&id)?).await?))
+    Ok(Json(
+        state
+            .engine
+            .finding(state.engine.resolve_finding(&id).await?)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -147,7 +142,7 @@ pub async fn accept_finding(
     };
     let report = state
         .engine
-        .accept_finding(&caller, finding_id(&id)?, exception)
+        .accept_finding(&caller, state.engine.resolve_finding(&id).await?, exception)
         .await?;
     Ok(Json(report))
 }

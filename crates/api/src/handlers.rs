@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use writ_domain::ledger::Event;
 use writ_domain::lifecycle::{GrantState, RequestState};
-use writ_domain::{Grant, GrantId, Request, RequestId, Ticket, Timestamp};
+use writ_domain::{Grant, Request, Ticket, Timestamp};
 use writ_engine::{IssuedCredential, NewRequest, WebhookAction, WebhookOutcome};
 use writ_store::{
     GrantFilter, LIST_LIMIT_MAX, NotifyCursor, OutboxEntry, RequestFilter, VerifyError,
@@ -30,26 +30,6 @@ pub async fn not_found() -> ApiError {
         "not_found",
         "no such endpoint; see /openapi.json",
     )
-}
-
-fn request_id(text: &str) -> Result<RequestId, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no request {text} (ids are UUIDs)"),
-        )
-    })
-}
-
-fn grant_id(text: &str) -> Result<GrantId, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no grant {text} (ids are UUIDs)"),
-        )
-    })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -91,6 +71,50 @@ pub struct CommentBody {
 pub struct RevokeBody {
     #[serde(default)]
     pub reason: String,
+}
+
+/// A request, with what its reader needs to act on it: who can approve it while it is
+/// pending, and what would change a denial (both worked out by policy when asked).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestView {
+    #[serde(flatten)]
+    pub request: Request,
+    /// Pending approval: the users an `approve` policy permits now (never the
+    /// requester, the subject or whom an agent acts for; not those who approved).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// Denied: what would change the answer, where policy can tell.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+}
+
+fn request_view(state: &AppState, request: Request) -> RequestView {
+    RequestView {
+        approvers: state
+            .engine
+            .approvers(&request)
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        hints: state.engine.denial_hints(&request),
+        request,
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EntitlementList {
+    pub entitlements: Vec<writ_engine::EntitlementView>,
+}
+
+#[utoipa::path(get, path = "/v1/entitlements",
+    responses((status = 200, body = EntitlementList, description = "every entitlement, with what policy would decide for the caller now"), (status = 401)))]
+pub async fn list_entitlements(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Json<EntitlementList> {
+    Json(EntitlementList {
+        entitlements: state.engine.entitlements_for(&caller),
+    })
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -212,7 +236,7 @@ pub async fn create_request(
     Ok((
         StatusCode::CREATED,
         Json(CreatedRequest {
-            request,
+            request: request_view(&state, request),
             credential,
         }),
     ))
@@ -223,7 +247,7 @@ pub async fn create_request(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedRequest {
     #[serde(flatten)]
-    pub request: Request,
+    pub request: RequestView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<IssuedCredential>,
 }
@@ -243,7 +267,7 @@ pub async fn collect_credential(
 ) -> Result<Json<CollectedCredential>, ApiError> {
     let (grant, credential) = state
         .engine
-        .issue_credential(&caller, grant_id(&id)?)
+        .issue_credential(&caller, state.engine.resolve_grant(&id).await?)
         .await?;
     Ok(Json(CollectedCredential { grant, credential }))
 }
@@ -277,13 +301,17 @@ pub async fn list_requests(
     Ok(Json(RequestList { requests }))
 }
 
-#[utoipa::path(get, path = "/v1/requests/{id}", responses((status = 200, body = Request), (status = 404)))]
+#[utoipa::path(get, path = "/v1/requests/{id}", responses((status = 200, body = RequestView), (status = 404)))]
 pub async fn get_request(
     State(state): State<AppState>,
     Authenticated(_caller): Authenticated,
     Path(id): Path<String>,
-) -> Result<Json<Request>, ApiError> {
-    Ok(Json(state.engine.request(request_id(&id)?).await?))
+) -> Result<Json<RequestView>, ApiError> {
+    let request = state
+        .engine
+        .request(state.engine.resolve_request(&id).await?)
+        .await?;
+    Ok(Json(request_view(&state, request)))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/cancel", responses((status = 200, body = Request), (status = 403), (status = 409)))]
@@ -292,23 +320,25 @@ pub async fn cancel_request(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Request>, ApiError> {
-    Ok(Json(state.engine.cancel(&caller, request_id(&id)?).await?))
+    Ok(Json(
+        state
+            .engine
+            .cancel(&caller, state.engine.resolve_request(&id).await?)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/approve", request_body = CommentBody,
-    responses((status = 200, body = Request), (status = 403, description = "self_approval or not_an_approver"), (status = 409)))]
+    responses((status = 200, body = RequestView), (status = 403, description = "self_approval or not_an_approver"), (status = 409)))]
 pub async fn approve_request(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<CommentBody>,
-) -> Result<Json<Request>, ApiError> {
-    Ok(Json(
-        state
-            .engine
-            .approve(&caller, request_id(&id)?, body.comment)
-            .await?,
-    ))
+) -> Result<Json<RequestView>, ApiError> {
+    let id = state.engine.resolve_request(&id).await?;
+    let request = state.engine.approve(&caller, id, body.comment).await?;
+    Ok(Json(request_view(&state, request)))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/reject", request_body = CommentBody,
@@ -322,7 +352,11 @@ pub async fn reject_request(
     Ok(Json(
         state
             .engine
-            .reject(&caller, request_id(&id)?, body.comment)
+            .reject(
+                &caller,
+                state.engine.resolve_request(&id).await?,
+                body.comment,
+            )
             .await?,
     ))
 }
@@ -361,7 +395,10 @@ pub async fn get_grant(
     Authenticated(_caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<GrantView>, ApiError> {
-    let grant = state.engine.grant(grant_id(&id)?).await?;
+    let grant = state
+        .engine
+        .grant(state.engine.resolve_grant(&id).await?)
+        .await?;
     Ok(Json(grant_view(&state, grant).await?))
 }
 
@@ -375,7 +412,7 @@ pub async fn revoke_grant(
 ) -> Result<Json<GrantView>, ApiError> {
     let grant = state
         .engine
-        .revoke_grant(&caller, grant_id(&id)?, body.reason)
+        .revoke_grant(&caller, state.engine.resolve_grant(&id).await?, body.reason)
         .await?;
     Ok(Json(grant_view(&state, grant).await?))
 }

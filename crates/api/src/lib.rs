@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/cancel", post(handlers::cancel_request))
         .route("/v1/requests/{id}/approve", post(handlers::approve_request))
         .route("/v1/requests/{id}/reject", post(handlers::reject_request))
+        .route("/v1/entitlements", get(handlers::list_entitlements))
         .route("/v1/grants", get(handlers::list_grants))
         .route("/v1/grants/{id}", get(handlers::get_grant))
         .route("/v1/grants/{id}/revoke", post(handlers::revoke_grant))

@@ -15,6 +15,7 @@ use crate::handlers;
         handlers::cancel_request,
         handlers::approve_request,
         handlers::reject_request,
+        handlers::list_entitlements,
         handlers::list_grants,
         handlers::get_grant,
         handlers::revoke_grant,

@@ -65,6 +65,43 @@ pub enum ConnectorError {
     Unknown(String),
 }
 
+/// What `writ check` asks a target about: the roles writ will grant, the accounts it
+/// will grant them to, and whether it must issue credentials there.
+#[derive(Debug, Clone, Default)]
+pub struct CheckPlan {
+    pub roles: Vec<String>,
+    pub accounts: Vec<String>,
+    pub credentials: bool,
+}
+
+/// One thing `writ check` found on a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckItem {
+    /// `false`: a grant or revocation will fail (or is at risk) because of this.
+    pub ok: bool,
+    /// What was checked: `connection`, `role reports_read`, `account alice`, `privilege …`.
+    pub subject: String,
+    pub detail: String,
+}
+
+impl CheckItem {
+    pub fn ok(subject: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            subject: subject.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn problem(subject: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            subject: subject.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Connector: Send + Sync + std::fmt::Debug {
     async fn grant(&self, access: Access<'_>) -> Result<(), ConnectorError>;
@@ -89,6 +126,28 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     async fn credential_exists(&self, username: &str) -> Result<bool, ConnectorError> {
         let _ = username;
         Err(no_credentials())
+    }
+
+    /// Looks, without changing anything, for what would make grants fail. By default:
+    /// each role's members can be read (the target answers and knows the role).
+    async fn check(&self, plan: &CheckPlan) -> Vec<CheckItem> {
+        let mut items = Vec::new();
+        for role in &plan.roles {
+            items.push(match self.members(role).await {
+                Ok(members) => CheckItem::ok(
+                    format!("role {role}"),
+                    format!("readable, {} members", members.len()),
+                ),
+                Err(error) => CheckItem::problem(format!("role {role}"), error.to_string()),
+            });
+        }
+        if plan.credentials {
+            items.push(CheckItem::problem(
+                "credentials",
+                "this kind of target cannot issue credentials",
+            ));
+        }
+        items
     }
 }
 

@@ -17,6 +17,8 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::{Access, Connector, ConnectorError, Credential};
 
+mod check;
+
 /// How long writ waits for a connection to the target before calling it down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long terminated sessions may take to exit before the revocation counts as failed.
@@ -255,6 +257,10 @@ impl Connector for PostgresConnector {
     }
 
     /// Direct members of the role (what `GRANT role TO account` creates).
+    async fn check(&self, plan: &crate::CheckPlan) -> Vec<crate::CheckItem> {
+        check::run(&self.pool, plan).await
+    }
+
     async fn members(&self, role: &str) -> Result<Vec<String>, ConnectorError> {
         sqlx::query_scalar::<_, String>(
             "SELECT a.rolname::text FROM pg_auth_members m \

@@ -13,7 +13,7 @@ pub struct InvalidId {
 }
 
 macro_rules! uuid_id {
-    ($name:ident, $what:literal) => {
+    ($name:ident, $what:literal, $tag:literal) => {
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
         )]
@@ -24,6 +24,27 @@ macro_rules! uuid_id {
             /// A new time-ordered id (UUIDv7), so ids sort by creation.
             pub fn generate() -> Self {
                 Self(Uuid::now_v7())
+            }
+
+            /// What the short form starts with, so a request and a grant never look alike.
+            pub const TAG: &'static str = $tag;
+
+            /// The short form shown in tables: the tag and the id's last
+            /// `SHORT_ID_HEX_LEN` hex digits (the random end of a UUIDv7; its start is
+            /// the creation time, shared by ids made in the same minute).
+            pub fn short(&self) -> String {
+                short_form(Self::TAG, &self.0)
+            }
+
+            /// Reads what a person typed for an id of this kind: see [`IdRef`].
+            pub fn reference(text: &str) -> Result<IdRef<Self>, InvalidId> {
+                IdRef::parse(text, Self::TAG, $what)
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(uuid: Uuid) -> Self {
+                Self(uuid)
             }
         }
 
@@ -58,9 +79,114 @@ macro_rules! uuid_id {
     };
 }
 
-uuid_id!(RequestId, "request id");
-uuid_id!(GrantId, "grant id");
-uuid_id!(FindingId, "finding id");
+uuid_id!(RequestId, "request id", "req_");
+uuid_id!(GrantId, "grant id", "grt_");
+uuid_id!(FindingId, "finding id", "fnd_");
+
+/// Hex digits of an id shown in its short form.
+pub const SHORT_ID_HEX_LEN: usize = 8;
+/// The fewest hex digits accepted as an abbreviated id.
+pub const ID_FRAGMENT_LEN_MIN: usize = 4;
+
+fn short_form(tag: &str, uuid: &Uuid) -> String {
+    let simple = uuid.simple().to_string();
+    format!("{tag}{}", &simple[simple.len() - SHORT_ID_HEX_LEN..])
+}
+
+/// An id as a person may type it, like git's abbreviated hashes: the whole UUID, or a
+/// fragment of at least `ID_FRAGMENT_LEN_MIN` hex digits that starts or ends exactly
+/// one id (the short form `req_4f2a9c1b` is such an end). The kind's tag is optional
+/// but, when given, must be the right one, so a grant's id is never taken for a request's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdRef<T> {
+    Full(T),
+    /// Lower-case hex digits and dashes only, so it is safe in a `LIKE` pattern.
+    Fragment(String),
+}
+
+impl<T: From<Uuid>> IdRef<T> {
+    fn parse(text: &str, tag: &str, what: &'static str) -> Result<Self, InvalidId> {
+        let invalid = |problem| InvalidId {
+            what,
+            value: text.to_string(),
+            problem,
+        };
+        let trimmed = text.trim();
+        let bare = match trimmed.split_once('_') {
+            Some((given, rest)) if format!("{given}_") == tag => rest,
+            Some(_) => {
+                return Err(invalid(
+                    "has the tag of another kind of id (req_ requests, grt_ grants, fnd_ findings)",
+                ));
+            }
+            None => trimmed,
+        };
+        if let Ok(uuid) = Uuid::parse_str(bare) {
+            return Ok(Self::Full(T::from(uuid)));
+        }
+        let fragment = bare.to_ascii_lowercase();
+        if !fragment.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(invalid(
+                "is neither a UUID nor an abbreviation of one (hex digits)",
+            ));
+        }
+        if fragment.chars().filter(char::is_ascii_hexdigit).count() < ID_FRAGMENT_LEN_MIN {
+            return Err(invalid("is too short: give at least 4 hex digits"));
+        }
+        Ok(Self::Fragment(fragment))
+    }
+}
+
+#[cfg(test)]
+mod id_ref_tests {
+    use super::*;
+
+    #[test]
+    fn short_forms_are_tagged_by_kind_and_read_back() {
+        let request = RequestId::generate();
+        let grant = GrantId::from(request.0);
+        assert!(request.short().starts_with("req_"));
+        assert!(grant.short().starts_with("grt_"));
+        assert_ne!(request.short(), grant.short());
+        assert_eq!(request.short().len(), 4 + SHORT_ID_HEX_LEN);
+        let end = &request.short()[4..];
+        assert!(request.to_string().ends_with(end));
+        assert_eq!(
+            RequestId::reference(&request.short()),
+            Ok(IdRef::Fragment(end.to_string()))
+        );
+    }
+
+    #[test]
+    fn full_ids_with_or_without_their_tag() {
+        let id = GrantId::generate();
+        assert_eq!(GrantId::reference(&id.to_string()), Ok(IdRef::Full(id)));
+        assert_eq!(
+            GrantId::reference(&format!("grt_{id}")),
+            Ok(IdRef::Full(id))
+        );
+        assert_eq!(
+            GrantId::reference(&id.to_string().to_uppercase()),
+            Ok(IdRef::Full(id))
+        );
+    }
+
+    #[test]
+    fn wrong_tags_wildcards_and_short_fragments_are_refused() {
+        let id = GrantId::generate();
+        let problem = |text: &str| RequestId::reference(text).map_err(|e| e.problem);
+        assert!(problem(&id.short()).is_err(), "a grant tag for a request");
+        assert!(problem("abc").is_err(), "3 hex digits");
+        assert!(problem("%").is_err());
+        assert!(problem("ab%cd").is_err());
+        assert!(problem("ab_cd").is_err());
+        assert!(problem("zzzzzz").is_err());
+        assert_eq!(
+            RequestId::reference("019A-3F"),
+            Ok(IdRef::Fragment("019a-3f".into()))
+        );
+    }
+}
 
 /// The longest name writ accepts for an identity, group, target or entitlement part.
 pub const NAME_LENGTH_MAX: usize = 128;

@@ -50,12 +50,10 @@ impl Engine {
         caller: &Caller,
         new: &NewRequest,
     ) -> Result<(IdentityName, i64, i64), EngineError> {
-        let entitlement = self.config.entitlement(&new.entitlement).ok_or_else(|| {
-            unprocessable(
-                "unknown_entitlement",
-                format!("no entitlement {:?} is configured", new.entitlement),
-            )
-        })?;
+        let entitlement = self
+            .config
+            .entitlement(&new.entitlement)
+            .ok_or_else(|| self.unknown_entitlement(&new.entitlement))?;
         let subject_name = new
             .subject
             .clone()
@@ -153,12 +151,10 @@ impl Engine {
     ) -> Result<Created, EngineError> {
         let (subject, requested, entitlement_max) = self.validate_new(caller, &new)?;
         let now = self.clock.now();
-        let entitlement = self.config.entitlement(&new.entitlement).ok_or_else(|| {
-            unprocessable(
-                "unknown_entitlement",
-                format!("no entitlement {:?} is configured", new.entitlement),
-            )
-        })?;
+        let entitlement = self
+            .config
+            .entitlement(&new.entitlement)
+            .ok_or_else(|| self.unknown_entitlement(&new.entitlement))?;
         self.check_credential_subject(entitlement, subject.as_str())?;
         let on_behalf_of = self.check_on_behalf_of(caller, new.on_behalf_of.as_deref())?;
         let checked = self
@@ -412,10 +408,7 @@ impl Engine {
         request: &Request,
         now: Timestamp,
     ) -> Result<(), EngineError> {
-        if caller.name == request.requester
-            || caller.name == request.subject
-            || request.on_behalf_of.as_ref() == Some(&caller.name)
-        {
+        if Self::is_party(&caller.name, request) {
             return Err(EngineError::new(
                 ErrorKind::Forbidden,
                 "self_approval",

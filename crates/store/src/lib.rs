@@ -22,7 +22,7 @@ use writ_domain::{Grant, Request, Timestamp};
 
 pub use findings::{FindingFilter, LiveGrant};
 pub use outbox::{NewOutboxEntry, NotifyCursor, OutboxAction, OutboxEntry};
-pub use read::{GrantFilter, LiveLease, RequestFilter};
+pub use read::{GrantFilter, ID_MATCHES_MAX, IdTable, LiveLease, RequestFilter};
 pub use verify::{VerifyError, VerifyReport};
 pub use write::WriteTx;
 
@@ -233,6 +233,12 @@ impl Store {
             url: redact(url),
             problem: e.to_string(),
         };
+        if backend == Backend::Sqlite {
+            create_sqlite_folder(url).map_err(|e| StoreError::Open {
+                url: redact(url),
+                problem: e.to_string(),
+            })?;
+        }
         // One plain connection first: a pool only says "timed out" after its acquire
         // timeout, while this fails at once with the reason (refused, no such database, ...).
         let probe = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
@@ -288,6 +294,21 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A SQLite file in a folder that does not exist yet (`sqlite://state/writ.db`): the
+/// folder is made, as the file itself would be with `mode=rwc`.
+fn create_sqlite_folder(url: &str) -> std::io::Result<()> {
+    use std::str::FromStr;
+    let Ok(options) = sqlx::sqlite::SqliteConnectOptions::from_str(url) else {
+        return Ok(());
+    };
+    match options.get_filename().parent() {
+        Some(folder) if !folder.as_os_str().is_empty() && url.contains("mode=rwc") => {
+            std::fs::create_dir_all(folder)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -33,6 +33,17 @@ pub(crate) fn grants_by_ids_query(
     query
 }
 
+/// The tables whose ids a person may abbreviate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTable {
+    Requests,
+    Grants,
+    Findings,
+}
+
+/// How many matches of an abbreviated id are read: enough to show an ambiguity.
+pub const ID_MATCHES_MAX: i64 = 5;
+
 /// A lease that may give its account access now (pending or active).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveLease {
@@ -77,6 +88,39 @@ pub(crate) fn where_clause(conditions: &[(&str, Option<String>)]) -> (String, Ve
 }
 
 impl Store {
+    /// Ids that start or end with `fragment` (lower-case hex digits and dashes, checked
+    /// by the domain's `IdRef`), at most `ID_MATCHES_MAX`. An ending is a scan of the
+    /// table; it serves a person typing, not a hot path.
+    pub async fn ids_matching(
+        &self,
+        table: IdTable,
+        fragment: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        if !fragment.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Ok(Vec::new());
+        }
+        let sql = match table {
+            IdTable::Requests => {
+                "SELECT id FROM requests WHERE id LIKE $1 OR id LIKE $2 ORDER BY id LIMIT $3"
+            }
+            IdTable::Grants => {
+                "SELECT id FROM grants WHERE id LIKE $1 OR id LIKE $2 ORDER BY id LIMIT $3"
+            }
+            IdTable::Findings => {
+                "SELECT id FROM findings WHERE id LIKE $1 OR id LIKE $2 ORDER BY id LIMIT $3"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(format!("{fragment}%"))
+            .bind(format!("%{fragment}"))
+            .bind(ID_MATCHES_MAX)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+
     pub async fn request(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
         let row = sqlx::query("SELECT id, doc FROM requests WHERE id = $1")
             .bind(id.to_string())
