@@ -3,7 +3,8 @@
 # "<role> <account>" per line. writ passes the call in WRIT_ACTION, WRIT_ROLE and
 # WRIT_ACCOUNT (and as JSON on stdin, unused here). See docs/connectors.md.
 set -eu
-state="${WRIT_MEMBERSHIPS_FILE:-$(dirname "$0")/memberships.txt}"
+state="${WRIT_MEMBERSHIPS_FILE:-$(dirname "$0")/state/memberships.txt}"
+mkdir -p "$(dirname "$state")"
 touch "$state"
 line="$WRIT_ROLE $WRIT_ACCOUNT"
 case "$WRIT_ACTION" in

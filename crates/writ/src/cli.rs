@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{Failure, client, init, offline, serve};
+use crate::{Failure, check, client, init, offline, serve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,7 +35,9 @@ pub struct ClientArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
+    /// Readable lines (colour only on a terminal).
     Text,
+    /// One JSON object per line.
     Json,
 }
 
@@ -51,14 +53,20 @@ pub enum ExportFormat {
 pub enum Command {
     /// Run the control plane: API and expiry scheduler.
     Serve {
+        /// How the log on stderr is written: text for people, json for collectors.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
     },
     /// Write a starter configuration, policies and example target into DIR.
     Init {
+        /// The folder to write into (made if missing; existing files are never overwritten).
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Check each target before grants meet a problem: connection, roles or groups,
+    /// writ's own privileges, and the accounts of configured identities (works with
+    /// the server stopped; `serve` runs it at start-up and logs what it finds).
+    Check,
     /// Bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -68,13 +76,19 @@ pub enum Command {
     /// Policies, offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// What can be requested, and what policy would decide for you now.
+    Entitlements {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Ask for an entitlement.
     Request {
+        /// The entitlement, as TARGET/NAME (`writ entitlements` lists them).
         entitlement: String,
         /// Ask on behalf of a service or agent you own.
         #[arg(long = "for")]
         subject: Option<String>,
-        /// How long, e.g. 1h or 30m (default: the entitlement's maximum).
+        /// How long, e.g. 8h, 15m, 3d or 1h30m (default: the entitlement's maximum).
         #[arg(long)]
         duration: Option<String>,
         /// Why you need it.
@@ -91,12 +105,16 @@ pub enum Command {
     },
     /// List requests (or show one).
     Requests {
-        /// Show this request.
+        /// Show this request (its id, or a unique part of it such as req_4f2a9c1b).
         id: Option<String>,
+        /// Only requests in this state: pending_approval, approved, denied, rejected,
+        /// cancelled or expired.
         #[arg(long)]
         state: Option<String>,
+        /// Only requests for this identity.
         #[arg(long)]
         subject: Option<String>,
+        /// Only requests made by this identity.
         #[arg(long)]
         requester: Option<String>,
         /// Only requests waiting for your approval.
@@ -107,7 +125,9 @@ pub enum Command {
     },
     /// Approve a pending request.
     Approve {
+        /// The request (its id, or a unique part of it such as req_4f2a9c1b).
         id: String,
+        /// A comment kept with the approval on the ledger.
         #[arg(long, short = 'm', default_value = "")]
         comment: String,
         #[command(flatten)]
@@ -115,7 +135,9 @@ pub enum Command {
     },
     /// Reject a pending request.
     Reject {
+        /// The request (its id, or a unique part of it such as req_4f2a9c1b).
         id: String,
+        /// Why, kept on the ledger.
         #[arg(long, short = 'm', default_value = "")]
         comment: String,
         #[command(flatten)]
@@ -123,18 +145,22 @@ pub enum Command {
     },
     /// Cancel your own pending request.
     Cancel {
+        /// The request (its id, or a unique part of it such as req_4f2a9c1b).
         id: String,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// List grants (or show one).
     Grants {
-        /// Show this grant.
+        /// Show this grant (its id, or a unique part of it such as grt_4f2a9c1b).
         id: Option<String>,
+        /// Only grants held by this identity.
         #[arg(long)]
         subject: Option<String>,
+        /// Only grants in this state: pending, active, revoking, revoked or failed.
         #[arg(long)]
         state: Option<String>,
+        /// Only grants of this entitlement (TARGET/NAME).
         #[arg(long)]
         entitlement: Option<String>,
         #[command(flatten)]
@@ -167,6 +193,7 @@ pub enum Command {
         /// unmanaged, lingering or missing.
         #[arg(long)]
         kind: Option<String>,
+        /// Only findings on this target.
         #[arg(long)]
         target: Option<String>,
         #[command(flatten)]
@@ -174,13 +201,16 @@ pub enum Command {
     },
     /// Collect the short-lived credential of a grant (its password is shown once).
     Credential {
+        /// The grant (its id, or a unique part of it such as grt_4f2a9c1b).
         grant: String,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// End a grant now.
+    /// End a grant now: writ removes it from the target and verifies it is gone.
     Revoke {
+        /// The grant (its id, or a unique part of it such as grt_4f2a9c1b).
         id: String,
+        /// Why, kept on the ledger.
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
@@ -191,13 +221,18 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum FindingsCommand {
     /// Show one finding.
-    Show { id: String },
+    Show {
+        /// The finding (its id, or a unique part of it such as fnd_4f2a9c1b).
+        id: String,
+    },
     /// Accept an open finding as an exception (entitlement owners only).
     Accept {
+        /// The finding (its id, or a unique part of it such as fnd_4f2a9c1b).
         id: String,
         /// The user who answers for the exception.
         #[arg(long)]
         owner: String,
+        /// Why the access may stay, kept on the ledger.
         #[arg(long)]
         reason: String,
         /// When it ends: a duration from now (30d, 12h) or an RFC 3339 time.
@@ -210,6 +245,7 @@ pub enum FindingsCommand {
 pub enum TokenCommand {
     /// Print a new bearer token for a configured identity (works with the server stopped).
     Issue {
+        /// A user, service or agent named in the configuration.
         identity: String,
         /// Lifetime, e.g. 1h, 8h, 30d (at most 90 days).
         #[arg(long, default_value = "1h")]
@@ -228,6 +264,7 @@ pub enum AuditCommand {
     },
     /// Print events, oldest first, for shipping to a SIEM (incrementally with --after).
     Export {
+        /// jsonl: writ's own events; ocsf: OCSF 1.8.0 events.
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
         /// Only events after this sequence number.
@@ -236,8 +273,10 @@ pub enum AuditCommand {
     },
     /// Print recent events from a running server.
     Log {
+        /// Only events after this sequence number.
         #[arg(long, default_value_t = 0)]
         after: i64,
+        /// At most this many events.
         #[arg(long, default_value_t = 100)]
         limit: i64,
         #[command(flatten)]
@@ -258,6 +297,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve { log_format } => serve::run(&config, log_format).await,
         Command::Init { dir } => init::run(&dir),
+        Command::Check => check::run(&config).await,
+        Command::Entitlements { client } => {
+            client::Client::new(&config, &client)?
+                .list_entitlements()
+                .await
+        }
         Command::Token(TokenCommand::Issue { identity, ttl }) => {
             offline::issue_token(&config, &identity, &ttl).await
         }
@@ -278,7 +323,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Policy(PolicyCommand::Check) => offline::policy_check(&config),
         Command::Policy(PolicyCommand::Schema) => {
-            print!("{}", writ_policy::SCHEMA_TEXT);
+            crate::stdout::write(writ_policy::SCHEMA_TEXT);
             Ok(())
         }
         Command::Request {
@@ -386,5 +431,59 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .revoke(&id, reason)
                 .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command, argument and option explains itself in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() && !command.is_hide_set() {
+                missing.push(path.clone());
+            }
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if arg.get_help().is_none() && !builtin && !arg.is_hide_set() {
+                    missing.push(format!("{path} <{}>", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &path, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    /// docs/cli.md is generated from these definitions; regenerate it with
+    /// `WRIT_UPDATE_DOCS=1 cargo test -p writ every_command_is_in_the_cli_reference`.
+    #[test]
+    fn every_command_is_in_the_cli_reference() {
+        let generated = format!(
+            "<!-- Generated from crates/writ/src/cli.rs by its tests: do not edit by hand. -->\n\n{}",
+            clap_markdown::help_markdown::<Cli>()
+        );
+        let path = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        )
+        .join("../../docs/cli.md");
+        if std::env::var_os("WRIT_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &generated).expect("write docs/cli.md");
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/cli.md is stale: run `WRIT_UPDATE_DOCS=1 cargo test -p writ every_command_is_in_the_cli_reference`"
+        );
     }
 }

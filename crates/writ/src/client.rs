@@ -1,5 +1,6 @@
 //! Client commands: talk to a running server over its REST API.
 
+use crate::stdout::outln;
 use std::path::Path;
 
 use reqwest::Method;
@@ -7,19 +8,43 @@ use serde_json::{Value, json};
 use writ_domain::{Clock, SystemClock, Timestamp, parse_duration_seconds};
 
 use crate::cli::ClientArgs;
-use crate::{Failure, output};
+use crate::{
+    EXIT_DENIED, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_REVOKE_FAILED, EXIT_UNAUTHENTICATED,
+    EXIT_UNAVAILABLE, EXIT_USAGE, Failure, output,
+};
+
+/// What a caller without a token is told.
+const NO_TOKEN: &str =
+    "no token: set WRIT_TOKEN or pass --token (get one with `writ token issue NAME`)";
+const GET_A_TOKEN: &str =
+    "get a new token with `writ token issue NAME` and set WRIT_TOKEN or pass --token";
 
 pub struct Client {
     http: reqwest::Client,
     server: String,
+    source: ServerSource,
     token: String,
     json: bool,
 }
 
+/// Where the server's address came from, to say so when it cannot be reached.
+enum ServerSource {
+    Flag,
+    Environment,
+    Config(std::path::PathBuf),
+}
+
 impl Client {
     pub fn new(config_path: &Path, args: &ClientArgs) -> Result<Self, Failure> {
-        let server = match &args.server {
-            Some(server) => server.trim_end_matches('/').to_string(),
+        let (server, source) = match &args.server {
+            Some(server) => {
+                let source = if std::env::var("WRIT_SERVER").is_ok_and(|env| env == *server) {
+                    ServerSource::Environment
+                } else {
+                    ServerSource::Flag
+                };
+                (server.trim_end_matches('/').to_string(), source)
+            }
             None => {
                 let config = crate::offline::load_config(config_path).map_err(|f| {
                     Failure::usage(format!(
@@ -27,14 +52,19 @@ impl Client {
                         f.message
                     ))
                 })?;
-                format!("http://{}", config.listen)
+                (
+                    format!("http://{}", config.listen),
+                    ServerSource::Config(config.path.clone()),
+                )
             }
         };
-        let token = args.token.clone().ok_or_else(|| {
-            Failure::usage(
-                "no token: pass --token or set WRIT_TOKEN (get one with `writ token issue NAME`)",
-            )
-        })?;
+        // `export WRIT_TOKEN=$(writ token issue NAME)` sets an empty token when the
+        // command fails: that is no token, not a wrong one.
+        let token = args
+            .token
+            .clone()
+            .filter(|token| !token.trim().is_empty())
+            .ok_or_else(|| Failure::with_code(EXIT_UNAUTHENTICATED, NO_TOKEN))?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()
@@ -42,9 +72,60 @@ impl Client {
         Ok(Self {
             http,
             server,
+            source,
             token,
             json: args.json,
         })
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> Failure {
+        let from = match &self.source {
+            ServerSource::Flag => "from --server".to_string(),
+            ServerSource::Environment => "from WRIT_SERVER".to_string(),
+            ServerSource::Config(path) => format!("server.listen in {}", path.display()),
+        };
+        let start = match &self.source {
+            ServerSource::Config(path) => format!("writ serve --config {}", path.display()),
+            _ => "writ serve".to_string(),
+        };
+        // reqwest's top-level message hides the cause (refused, timed out, no route).
+        let mut cause = String::new();
+        let mut source = std::error::Error::source(error);
+        while let Some(inner) = source {
+            cause = inner.to_string();
+            source = inner.source();
+        }
+        Failure::with_code(
+            EXIT_UNAVAILABLE,
+            format!(
+                "cannot reach writ at {} ({from}): {}\n  is it running? start it with `{start}`, or point --server / WRIT_SERVER at it",
+                self.server,
+                if cause.is_empty() {
+                    error.to_string()
+                } else {
+                    cause
+                }
+            ),
+        )
+    }
+
+    /// An id as a path segment: what people type is hex, dashes and a tag (`req_`);
+    /// anything else could change which endpoint is called, so it never gets there.
+    fn segment(id: &str) -> Result<&str, Failure> {
+        if !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            Ok(id)
+        } else {
+            Err(Failure::with_code(
+                EXIT_NOT_FOUND,
+                format!(
+                    "{id:?} is not an id: ids are UUIDs or their short forms, e.g. req_4f2a9c1b"
+                ),
+            ))
+        }
     }
 
     async fn call(
@@ -63,10 +144,7 @@ impl Client {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Failure::failed(format!("cannot reach writ at {}: {e}", self.server)))?;
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
@@ -80,20 +158,33 @@ impl Client {
             .pointer("/error/message")
             .and_then(Value::as_str)
             .unwrap_or("no details");
-        Err(Failure::failed(format!(
-            "{code} ({}): {message}",
-            status.as_u16()
-        )))
+        let exit = match status.as_u16() {
+            401 => EXIT_UNAUTHENTICATED,
+            403 => EXIT_DENIED,
+            404 => EXIT_NOT_FOUND,
+            503 => EXIT_UNAVAILABLE,
+            400 | 413 | 415 | 422 => EXIT_USAGE,
+            _ => EXIT_FAILED,
+        };
+        let hint = if status.as_u16() == 401 {
+            format!("\n  {GET_A_TOKEN}")
+        } else {
+            String::new()
+        };
+        Err(Failure::with_code(
+            exit,
+            format!("{code} ({}): {message}{hint}", status.as_u16()),
+        ))
     }
 
     fn print(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
         if self.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(value).unwrap_or_default()
             );
         } else {
-            print!("{}", human(value));
+            crate::stdout::write(&human(value));
         }
     }
 
@@ -128,12 +219,29 @@ impl Client {
             .call(Method::POST, "/v1/requests", &[], Some(body))
             .await?;
         self.print(&request, output::request);
+        if request["state"] == "denied" {
+            // The answer printed says why; the exit code lets a script know.
+            return Err(Failure::silent(EXIT_DENIED));
+        }
+        Ok(())
+    }
+
+    pub async fn list_entitlements(&self) -> Result<(), Failure> {
+        let list = self
+            .call(Method::GET, "/v1/entitlements", &[], None)
+            .await?;
+        self.print(&list, output::entitlement_list);
         Ok(())
     }
 
     pub async fn show_request(&self, id: &str) -> Result<(), Failure> {
         let request = self
-            .call(Method::GET, &format!("/v1/requests/{id}"), &[], None)
+            .call(
+                Method::GET,
+                &format!("/v1/requests/{}", Self::segment(id)?),
+                &[],
+                None,
+            )
             .await?;
         self.print(&request, output::request);
         Ok(())
@@ -164,7 +272,7 @@ impl Client {
         let request = self
             .call(
                 Method::POST,
-                &format!("/v1/requests/{id}/{verb}"),
+                &format!("/v1/requests/{}/{verb}", Self::segment(id)?),
                 &[],
                 Some(json!({ "comment": comment })),
             )
@@ -177,7 +285,7 @@ impl Client {
         let request = self
             .call(
                 Method::POST,
-                &format!("/v1/requests/{id}/cancel"),
+                &format!("/v1/requests/{}/cancel", Self::segment(id)?),
                 &[],
                 None,
             )
@@ -188,7 +296,12 @@ impl Client {
 
     pub async fn show_grant(&self, id: &str) -> Result<(), Failure> {
         let grant = self
-            .call(Method::GET, &format!("/v1/grants/{id}"), &[], None)
+            .call(
+                Method::GET,
+                &format!("/v1/grants/{}", Self::segment(id)?),
+                &[],
+                None,
+            )
             .await?;
         self.print(&grant, output::grant);
         Ok(())
@@ -230,12 +343,18 @@ impl Client {
         let grant = self
             .call(
                 Method::POST,
-                &format!("/v1/grants/{id}/revoke"),
+                &format!("/v1/grants/{}/revoke", Self::segment(id)?),
                 &[],
                 Some(json!({ "reason": reason })),
             )
             .await?;
         self.print(&grant, output::grant);
+        if grant["state"] == "failed" {
+            return Err(Failure::with_code(
+                EXIT_REVOKE_FAILED,
+                "the revocation failed: the access may still be on the target (writ retries)",
+            ));
+        }
         Ok(())
     }
 
@@ -256,7 +375,7 @@ impl Client {
         let collected = self
             .call(
                 Method::POST,
-                &format!("/v1/grants/{grant}/credential"),
+                &format!("/v1/grants/{}/credential", Self::segment(grant)?),
                 &[],
                 None,
             )
@@ -284,19 +403,27 @@ impl Client {
         kind: Option<String>,
         target: Option<String>,
     ) -> Result<(), Failure> {
-        let query: Vec<(&str, String)> =
-            [("state", Some(state)), ("kind", kind), ("target", target)]
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect();
+        let query: Vec<(&str, String)> = [
+            ("state", Some(state.clone())),
+            ("kind", kind),
+            ("target", target),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
         let list = self.call(Method::GET, "/v1/findings", &query, None).await?;
-        self.print(&list, output::finding_list);
+        self.print(&list, |list| output::finding_list(list, &state));
         Ok(())
     }
 
     pub async fn show_finding(&self, id: &str) -> Result<(), Failure> {
         let finding = self
-            .call(Method::GET, &format!("/v1/findings/{id}"), &[], None)
+            .call(
+                Method::GET,
+                &format!("/v1/findings/{}", Self::segment(id)?),
+                &[],
+                None,
+            )
             .await?;
         self.print(&finding, output::finding);
         Ok(())
@@ -323,7 +450,7 @@ impl Client {
         let finding = self
             .call(
                 Method::POST,
-                &format!("/v1/findings/{id}/accept"),
+                &format!("/v1/findings/{}/accept", Self::segment(id)?),
                 &[],
                 Some(json!({ "owner": owner, "reason": reason, "expires_at": expires_at })),
             )

@@ -1,5 +1,6 @@
 //! `writ init DIR`: the quickstart's files, ready to edit.
 
+use crate::stdout::outln;
 use std::path::Path;
 
 use crate::Failure;
@@ -52,10 +53,10 @@ pub fn run(dir: &Path) -> Result<(), Failure> {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
                 .map_err(|e| Failure::failed(format!("{}: {e}", path.display())))?;
         }
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     let config = dir.join("writ.toml");
-    println!(
+    outln!(
         "\nnext:\n  writ policy check --config {0}\n  writ serve --config {0}",
         config.display()
     );

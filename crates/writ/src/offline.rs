@@ -1,6 +1,7 @@
 //! Commands that work with the server stopped: tokens, ledger verification and export,
 //! policy checks.
 
+use crate::stdout::outln;
 use std::path::Path;
 
 use writ_config::Config;
@@ -48,7 +49,7 @@ pub async fn issue_token(config_path: &Path, identity: &str, ttl: &str) -> Resul
         .await
         .map_err(|error| Failure::failed(error.message))?;
     store.close().await;
-    println!("{token}");
+    outln!("{token}");
     Ok(())
 }
 
@@ -63,16 +64,20 @@ pub async fn verify(config_path: &Path, chain_only: bool) -> Result<(), Failure>
     store.close().await;
     match result {
         Ok(report) if chain_only => {
-            println!(
+            outln!(
                 "ledger chain intact: {} events, head {} (state tables not compared: run without --chain-only for that)",
-                report.events, report.head
+                report.events,
+                report.head
             );
             Ok(())
         }
         Ok(report) => {
-            println!(
+            outln!(
                 "ledger intact: {} events, head {}; {} requests and {} grants agree with the ledger",
-                report.events, report.head, report.requests, report.grants
+                report.events,
+                report.head,
+                report.requests,
+                report.grants
             );
             Ok(())
         }
@@ -111,7 +116,7 @@ pub async fn export(config_path: &Path, format: ExportFormat, after: i64) -> Res
                 )),
             }
             .map_err(|e| Failure::failed(e.to_string()))?;
-            println!("{line}");
+            outln!("{line}");
         }
     }
     store.close().await;
@@ -121,7 +126,7 @@ pub async fn export(config_path: &Path, format: ExportFormat, after: i64) -> Res
 pub fn policy_check(config_path: &Path) -> Result<(), Failure> {
     let config = load_config(config_path)?;
     let policy = load_policy(&config)?;
-    println!(
+    outln!(
         "ok: {} policies in {} files in {} validate against writ's schema (strict); policy set hash {}",
         policy.policy_count(),
         policy.file_count(),
@@ -129,11 +134,11 @@ pub fn policy_check(config_path: &Path) -> Result<(), Failure> {
         policy.policy_hash()
     );
     for (id, effect) in policy.policy_ids() {
-        println!("  {effect:<6} {id}");
+        outln!("  {effect:<6} {id}");
     }
     let dry_run = policy.dry_run(&config, SystemClock.now(), DRY_RUN_EVALUATIONS_MAX);
     if dry_run.errors.is_empty() {
-        println!(
+        outln!(
             "dry run: {} requests (every identity × entitlement) evaluated without errors",
             dry_run.evaluated
         );

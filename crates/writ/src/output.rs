@@ -1,12 +1,27 @@
 //! Human-readable text for API answers. (`--json` prints the answers as they are.)
+//!
+//! Ids are shown in their short form (`req_4f2a9c1b`, `grt_…`, `fnd_…`), which every
+//! command accepts back; times in the reader's zone and relative to now.
 
 use std::fmt::Write;
 
 use serde_json::Value;
+use writ_domain::lifecycle::GrantState;
 use writ_domain::{DecisionOutcome, FindingReport, Grant, Request, format_duration_seconds};
+
+use crate::when::local;
 
 fn as_request(value: &Value) -> Option<Request> {
     serde_json::from_value(value.clone()).ok()
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
 }
 
 pub fn request(value: &Value) -> String {
@@ -36,42 +51,70 @@ pub fn collected_credential(value: &Value) -> String {
     out
 }
 
+/// Why the granted duration is shorter than the one asked for.
+fn cap_reason(r: &Request) -> &'static str {
+    if r.decision.max_duration_seconds == Some(r.duration_seconds) {
+        "policy maximum"
+    } else if r
+        .ticket
+        .as_ref()
+        .and_then(|t| t.verified.as_ref())
+        .is_some_and(|check| check.window_end.is_some())
+    {
+        "entitlement maximum or the ticket's change window"
+    } else {
+        "entitlement maximum"
+    }
+}
+
 fn request_text(value: &Value) -> String {
     let Some(r) = as_request(value) else {
         return format!("{value}\n");
     };
     let mut out = String::new();
-    let _ = writeln!(out, "request {}  {}", r.id, r.state);
+    let _ = writeln!(out, "request {}  {}", r.id.short(), r.state);
+    let _ = writeln!(out, "  id        {}", r.id);
     let _ = writeln!(
         out,
-        "  {} asks for {} for {}, {}",
-        r.requester,
-        r.entitlement,
-        r.subject,
-        format_duration_seconds(r.duration_seconds)
+        "  {} asks for {} for {}",
+        r.requester, r.entitlement, r.subject
     );
-    if r.duration_seconds != r.requested_duration_seconds {
+    if r.duration_seconds < r.requested_duration_seconds {
         let _ = writeln!(
             out,
-            "  (asked for {}, capped by policy)",
-            format_duration_seconds(r.requested_duration_seconds)
+            "  duration  asked for {}, granted {} ({})",
+            format_duration_seconds(r.requested_duration_seconds),
+            format_duration_seconds(r.duration_seconds),
+            cap_reason(&r)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  duration  {}",
+            format_duration_seconds(r.duration_seconds)
         );
     }
-    let _ = writeln!(out, "  why: {}", r.justification);
+    let _ = writeln!(out, "  why       {}", r.justification);
     if let Some(ticket) = &r.ticket {
-        let _ = writeln!(out, "  ticket: {}:{}", ticket.system, ticket.key);
+        let checked = if ticket.verified.is_some() {
+            " (checked)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  ticket    {}:{}{checked}", ticket.system, ticket.key);
     }
+    let _ = writeln!(out, "  created   {}", local(r.created_at));
     let decision = &r.decision;
     let policies = if decision.policies.is_empty() {
-        "no policy".to_string()
+        "no policy permits it".to_string()
     } else {
         decision.policies.join(", ")
     };
     let _ = writeln!(
         out,
-        "  decision: {} by {policies} (policy set {})",
+        "  decision  {} by {policies} (policy set {})",
         match decision.outcome {
-            DecisionOutcome::Deny => "deny",
+            DecisionOutcome::Deny => "denied",
             DecisionOutcome::Auto => "automatic",
             DecisionOutcome::Approval => "approval needed",
         },
@@ -80,10 +123,13 @@ fn request_text(value: &Value) -> String {
     for reason in &decision.reasons {
         let _ = writeln!(out, "    reason: {reason}");
     }
+    for hint in strings(&value["hints"]) {
+        let _ = writeln!(out, "    what would change it: {hint}");
+    }
     if decision.approvals_required > 0 {
         let _ = writeln!(
             out,
-            "  approvals: {}/{}",
+            "  approvals {}/{}",
             r.approvals.len(),
             decision.approvals_required
         );
@@ -92,7 +138,7 @@ fn request_text(value: &Value) -> String {
                 out,
                 "    {} at {}{}",
                 approval.approver,
-                approval.at,
+                local(approval.at),
                 if approval.comment.is_empty() {
                     String::new()
                 } else {
@@ -101,8 +147,42 @@ fn request_text(value: &Value) -> String {
             );
         }
     }
+    if r.state == writ_domain::lifecycle::RequestState::PendingApproval {
+        let approvers = strings(&value["approvers"]);
+        let missing = r.approvals_missing();
+        let _ = writeln!(
+            out,
+            "  waiting   for {missing} more approval{} from {}",
+            if missing == 1 { "" } else { "s" },
+            if approvers.is_empty() {
+                "nobody: no approve policy permits anyone who is not a party to it".to_string()
+            } else {
+                format!("any of: {}", approvers.join(", "))
+            }
+        );
+        if let Some(at) = r.pending_expires_at {
+            let _ = writeln!(out, "  expires   {} unless approved", local(at));
+        }
+        let _ = writeln!(out, "  approve   writ approve {}", r.id.short());
+    }
     if let Some(grant) = r.grant_id {
-        let _ = writeln!(out, "  grant: {grant}  (writ grants {grant})");
+        let _ = writeln!(
+            out,
+            "  grant     {}  (writ grants {})",
+            grant.short(),
+            grant.short()
+        );
+    }
+    if let Some(by) = &r.closed_by {
+        let _ = writeln!(
+            out,
+            "  closed by {by}{}",
+            r.close_comment
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default()
+        );
     }
     out
 }
@@ -116,21 +196,39 @@ pub fn request_list(value: &Value) -> String {
         return "no requests\n".to_string();
     }
     let mut out = format!(
-        "{:<36}  {:<16}  {:<12}  {:<12}  {}\n",
-        "ID", "STATE", "REQUESTER", "SUBJECT", "ENTITLEMENT"
+        "{:<12}  {:<16}  {:<12}  {:<12}  {:<24}  {}\n",
+        "ID", "STATE", "REQUESTER", "SUBJECT", "ENTITLEMENT", "CREATED"
     );
     for r in requests {
         let _ = writeln!(
             out,
-            "{:<36}  {:<16}  {:<12}  {:<12}  {}",
-            r.id,
+            "{:<12}  {:<16}  {:<12}  {:<12}  {:<24}  {}",
+            r.id.short(),
             r.state.as_str(),
             r.requester,
             r.subject,
-            r.entitlement
+            r.entitlement,
+            local(r.created_at)
         );
     }
     out
+}
+
+/// One line saying what state a grant is in, in words.
+fn grant_headline(g: &Grant) -> String {
+    match (g.state, g.retained_by) {
+        (GrantState::Revoked, Some(other)) => format!(
+            "revoked: this lease has ended; the account keeps the access only because grant {} also covers it",
+            other.short()
+        ),
+        (GrantState::Revoked, None) => "revoked: removed from the target and verified gone".into(),
+        (GrantState::Failed, _) => {
+            "FAILED to revoke: the access may still be on the target; writ keeps retrying".into()
+        }
+        (GrantState::Revoking, _) => "revoking: being removed from the target".into(),
+        (GrantState::Pending, _) => "pending: not yet applied on the target".into(),
+        (GrantState::Active, _) => "active: held on the target".into(),
+    }
 }
 
 pub fn grant(value: &Value) -> String {
@@ -138,41 +236,47 @@ pub fn grant(value: &Value) -> String {
         return format!("{value}\n");
     };
     let mut out = String::new();
-    let _ = writeln!(out, "grant {}  {}", g.id, g.state);
+    let _ = writeln!(out, "grant {}  {}", g.id.short(), grant_headline(&g));
+    let _ = writeln!(out, "  id          {}", g.id);
     let _ = writeln!(
         out,
         "  {} holds {} as account {:?}",
         g.subject, g.entitlement, g.account
     );
+    let _ = writeln!(out, "  request     {}", g.request_id.short());
     if let Some(at) = g.granted_at {
-        let _ = writeln!(out, "  granted at  {at}");
+        let _ = writeln!(out, "  granted     {}", local(at));
     }
-    let _ = writeln!(out, "  expires at  {}", g.expires_at);
+    let _ = writeln!(out, "  expires     {}", local(g.expires_at));
     if let Some(at) = g.revoked_at {
         let _ = writeln!(
             out,
-            "  revoked at  {at} ({})",
-            g.revoke_reason.as_deref().unwrap_or("")
+            "  revoked     {}{}{}",
+            local(at),
+            g.revoked_by
+                .as_ref()
+                .map(|by| format!(" by {by}"))
+                .unwrap_or_default(),
+            g.revoke_reason
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         );
     }
     if let Some(at) = g.verified_at {
-        let _ = writeln!(out, "  verified gone at {at}");
-    }
-    if let Some(other) = g.retained_by {
-        let _ = writeln!(
-            out,
-            "  the target keeps the access for overlapping grant {other}"
-        );
+        let _ = writeln!(out, "  verified    gone from the target at {}", local(at));
     }
     if let Some(error) = value.get("last_error").and_then(Value::as_str) {
         let attempts = value.get("attempts").and_then(Value::as_i64).unwrap_or(0);
         let next = value
             .get("next_attempt_at")
-            .and_then(Value::as_str)
-            .unwrap_or("-");
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .map(local)
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "  last error ({attempts} attempts, next at {next}): {error}"
+            "  last error  {error}\n              ({attempts} attempts; next {next})"
         );
     }
     out
@@ -187,18 +291,72 @@ pub fn grant_list(value: &Value) -> String {
         return "no grants\n".to_string();
     }
     let mut out = format!(
-        "{:<36}  {:<9}  {:<12}  {:<24}  {}\n",
+        "{:<12}  {:<9}  {:<12}  {:<24}  {}\n",
         "ID", "STATE", "SUBJECT", "ENTITLEMENT", "EXPIRES"
     );
     for g in grants {
         let _ = writeln!(
             out,
-            "{:<36}  {:<9}  {:<12}  {:<24}  {}",
-            g.id,
+            "{:<12}  {:<9}  {:<12}  {:<24}  {}",
+            g.id.short(),
             g.state.as_str(),
             g.subject,
             g.entitlement,
-            g.expires_at
+            local(g.expires_at)
+        );
+    }
+    out
+}
+
+/// "automatic, up to 8h" / "1 approval" / "denied": a preview in a few words.
+fn preview(value: &Value) -> String {
+    let approvals = value["approvals_required"].as_u64().unwrap_or(0);
+    let cap = value["max_duration_seconds"]
+        .as_i64()
+        .map(|s| format!(", up to {}", format_duration_seconds(s)))
+        .unwrap_or_default();
+    match value["outcome"].as_str() {
+        Some("auto") => format!("automatic{cap}"),
+        Some("approval") => format!(
+            "{approvals} approval{}{cap}",
+            if approvals == 1 { "" } else { "s" }
+        ),
+        _ => "denied".into(),
+    }
+}
+
+pub fn entitlement_list(value: &Value) -> String {
+    let entitlements = value["entitlements"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if entitlements.is_empty() {
+        return "no entitlements are configured\n".to_string();
+    }
+    let mut out = format!(
+        "{:<24}  {:<11}  {:<7}  {:<6}  {:<12}  {}\n",
+        "ENTITLEMENT", "SENSITIVITY", "MAX", "TICKET", "OWNERS", "FOR YOU NOW"
+    );
+    for e in entitlements {
+        let without = preview(&e["without_ticket"]);
+        let with = preview(&e["with_ticket"]);
+        let for_you = if without == with {
+            without
+        } else {
+            format!("{without}; with a ticket: {with}")
+        };
+        let _ = writeln!(
+            out,
+            "{:<24}  {:<11}  {:<7}  {:<6}  {:<12}  {for_you}",
+            e["id"].as_str().unwrap_or("-"),
+            e["sensitivity"].as_str().unwrap_or("-"),
+            format_duration_seconds(e["max_duration_seconds"].as_i64().unwrap_or(0)),
+            if e["ticket_required"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            },
+            e["owners"].as_str().unwrap_or("-"),
         );
     }
     out
@@ -245,11 +403,15 @@ pub fn event_list(value: &Value) -> String {
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
                 .unwrap_or_default()
         };
+        let at = event
+            .get("at")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .map(local)
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:>6}  {}  {:<26}  {}",
+            "{:>6}  {at}  {:<26}  {}",
             field("seq"),
-            field("at"),
             field("kind"),
             field("actor")
         );
@@ -287,24 +449,39 @@ pub fn reconcile_reports(value: &Value) -> String {
     }
 }
 
-pub fn finding_list(value: &Value) -> String {
+pub fn finding_list(value: &Value, state: &str) -> String {
     let findings: Vec<FindingReport> = value
         .get("findings")
         .and_then(|f| serde_json::from_value(f.clone()).ok())
         .unwrap_or_default();
+    let mut out = String::new();
     if findings.is_empty() {
-        return "no findings\n".to_string();
-    }
-    let mut out = format!(
-        "{:<36}  {:<9}  {:<8}  {:<24}  {:<16}  {:<7}  {}\n",
-        "ID", "KIND", "STATE", "ENTITLEMENT", "ACCOUNT", "ACTION", "LAST SEEN"
-    );
-    for report in findings {
-        let f = &report.finding;
+        let _ = writeln!(out, "no {state} findings");
+    } else {
         let _ = writeln!(
             out,
-            "{:<36}  {:<9}  {:<8}  {:<24}  {:<16}  {:<7}  {}",
-            f.id, f.kind, f.state, f.entitlement, f.account, f.action, report.last_seen_at
+            "{:<12}  {:<9}  {:<8}  {:<24}  {:<16}  {:<7}  LAST SEEN",
+            "ID", "KIND", "STATE", "ENTITLEMENT", "ACCOUNT", "ACTION"
+        );
+        for report in findings {
+            let f = &report.finding;
+            let _ = writeln!(
+                out,
+                "{:<12}  {:<9}  {:<8}  {:<24}  {:<16}  {:<7}  {}",
+                f.id.short(),
+                f.kind,
+                f.state,
+                f.entitlement,
+                f.account,
+                f.action,
+                local(report.last_seen_at)
+            );
+        }
+    }
+    if state == "open" {
+        let _ = writeln!(
+            out,
+            "(open findings; accepted ones: --state accepted, resolved ones: --state resolved)"
         );
     }
     out
@@ -316,7 +493,8 @@ pub fn finding(value: &Value) -> String {
     };
     let f = &report.finding;
     let mut out = format!(
-        "finding {}\n  {} access: {} on {} for account {}\n  state       {}\n  action      {}\n  first seen  {}\n  last seen   {}\n",
+        "finding {}\n  id          {}\n  {} access: {} on {} for account {}\n  state       {}\n  action      {}\n  first seen  {}\n  last seen   {}\n",
+        f.id.short(),
         f.id,
         f.kind,
         f.entitlement,
@@ -324,21 +502,25 @@ pub fn finding(value: &Value) -> String {
         f.account,
         f.state,
         f.action,
-        f.first_seen_at,
-        report.last_seen_at
+        local(f.first_seen_at),
+        local(report.last_seen_at)
     );
     if let Some(grant) = f.grant_id {
-        let _ = writeln!(out, "  grant       {grant}");
+        let _ = writeln!(out, "  grant       {}", grant.short());
     }
     if let Some(e) = &f.exception {
         let _ = writeln!(
             out,
             "  exception   owner {}, until {}, accepted by {} at {}: {}",
-            e.owner, e.expires_at, e.accepted_by, e.accepted_at, e.reason
+            e.owner,
+            local(e.expires_at),
+            e.accepted_by,
+            local(e.accepted_at),
+            e.reason
         );
     }
     if let (Some(at), Some(how)) = (f.resolved_at, &f.resolution) {
-        let _ = writeln!(out, "  resolved    {at} ({how})");
+        let _ = writeln!(out, "  resolved    {} ({how})", local(at));
     }
     if let Some(error) = &report.last_error {
         let _ = writeln!(out, "  last error  {error}");

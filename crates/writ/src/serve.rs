@@ -16,8 +16,10 @@ use crate::offline::{load_config, load_policy, open_store};
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("WRIT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal, never in a file or a pipe.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -69,9 +71,17 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         config.listen
     );
 
+    let config = Arc::new(config);
+    {
+        // In the background: a target that is slow to answer must not delay serving.
+        let (config, connectors) = (config.clone(), connectors.clone());
+        tokio::spawn(async move {
+            crate::check::log_problems(&writ_engine::check_targets(&config, &connectors).await);
+        });
+    }
     let engine = Arc::new(
         Engine::new(
-            Arc::new(config),
+            config,
             Arc::new(policy),
             store.clone(),
             connectors,

@@ -95,7 +95,7 @@ async fn init_then_serve_then_request_from_the_cli() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("approved"), "{}", stdout(&output));
     let memberships =
-        std::fs::read_to_string(dir.path().join("memberships.txt")).unwrap_or_default();
+        std::fs::read_to_string(dir.path().join("state/memberships.txt")).unwrap_or_default();
     assert_eq!(memberships.trim(), "reports_read alice");
 
     let output = writ(dir.path(), &["grants", "--json"], Some(&token));
@@ -131,9 +131,9 @@ async fn init_then_serve_then_request_from_the_cli() {
     // Someone edits the target by hand: reconciliation (the script's `list`) finds it,
     // and an owner of prod_admin (carol, sre-leads) accepts it for a week.
     let mut memberships =
-        std::fs::read_to_string(dir.path().join("memberships.txt")).unwrap_or_default();
+        std::fs::read_to_string(dir.path().join("state/memberships.txt")).unwrap_or_default();
     memberships.push_str("prod_admin mallory\n");
-    std::fs::write(dir.path().join("memberships.txt"), memberships).expect("edit by hand");
+    std::fs::write(dir.path().join("state/memberships.txt"), memberships).expect("edit by hand");
     let output = writ(dir.path(), &["reconcile"], Some(&token));
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(

@@ -71,7 +71,7 @@ fn writ() -> Writ {
 }
 
 fn memberships(writ: &Writ) -> String {
-    std::fs::read_to_string(writ.path("memberships.txt")).unwrap_or_default()
+    std::fs::read_to_string(writ.path("state/memberships.txt")).unwrap_or_default()
 }
 
 async fn event_count(writ: &Writ, token: &str) -> usize {
