@@ -2,7 +2,7 @@
 
 use sqlx::{Connection, PgPool};
 use writ_connectors::{
-    Access, Connector, ConnectorError, Credential, PostgresConnector, quote_identifier,
+    Access, CheckPlan, Connector, ConnectorError, Credential, PostgresConnector, quote_identifier,
     scram_sha256_verifier,
 };
 
@@ -300,4 +300,29 @@ async fn a_credential_is_created_with_its_expiry_and_dropped_with_its_sessions()
         .await
         .expect("dropping twice is harmless");
     drop_role(&admin, &role).await;
+}
+
+/// docs/connectors.md tells users to reach targets over TLS with `sslmode`: a target
+/// URL that requires TLS connects (the local server has TLS on), and the connection
+/// really is encrypted.
+#[tokio::test]
+async fn a_target_reached_with_sslmode_require_is_encrypted() {
+    let url = format!("{ADMIN_URL}?sslmode=require");
+    let connector = PostgresConnector::new(&url).expect("connector");
+    let items = connector.check(&CheckPlan::default()).await;
+    assert!(
+        items
+            .iter()
+            .any(|item| item.ok && item.subject == "connection"),
+        "{items:?}"
+    );
+    let mut connection = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("TLS connection");
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut connection)
+            .await
+            .expect("pg_stat_ssl");
+    assert!(encrypted);
 }

@@ -527,3 +527,53 @@ pub fn finding(value: &Value) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use writ_domain::{GrantId, RequestId, Timestamp};
+
+    use super::*;
+
+    fn grant_in(state: GrantState, retained_by: Option<GrantId>) -> Value {
+        let grant = Grant {
+            id: GrantId::generate(),
+            request_id: RequestId::generate(),
+            subject: "alice".parse().expect("name"),
+            entitlement: "files/read".parse().expect("id"),
+            account: "alice".into(),
+            state,
+            granted_at: None,
+            expires_at: Timestamp::from_unix_micros(0),
+            revoke_reason: None,
+            revoked_by: None,
+            revoked_at: None,
+            verified_at: None,
+            retained_by,
+            credential: false,
+        };
+        serde_json::to_value(grant).expect("JSON")
+    }
+
+    #[test]
+    fn a_failed_revocation_never_reads_as_revoked() {
+        let text = grant(&grant_in(GrantState::Failed, None));
+        let headline = text.lines().next().expect("a line");
+        assert!(
+            headline.contains("FAILED to revoke")
+                && headline.contains("may still be on the target"),
+            "{text}"
+        );
+        assert!(!headline.contains("revoked:"), "{text}");
+    }
+
+    #[test]
+    fn access_kept_by_an_overlapping_grant_says_so() {
+        let other = GrantId::generate();
+        let text = grant(&grant_in(GrantState::Revoked, Some(other)));
+        assert!(
+            text.contains("this lease has ended; the account keeps the access only because grant")
+                && text.contains(&other.short()),
+            "{text}"
+        );
+    }
+}
