@@ -14,6 +14,11 @@ use crate::{Caller, Engine, EngineError, ErrorKind};
 
 /// How many nearest entitlement ids an unknown one suggests.
 const SUGGESTIONS_MAX: usize = 3;
+/// How many eligible approvers a pending request names; the search stops there.
+pub const APPROVERS_SHOWN_MAX: usize = 20;
+/// How many identities are asked about when looking for approvers: each is one policy
+/// evaluation, and this runs on every read of a pending request.
+pub const APPROVER_EVALUATIONS_MAX: usize = 2_000;
 
 /// An entitlement as a caller sees it: its terms, and what policy would decide for
 /// the caller asking for themselves now, without and with a checked ticket.
@@ -63,10 +68,11 @@ impl From<Decision> for Preview {
     }
 }
 
-/// A ticket that passed every check, for previews ("what if I cite one?").
-fn checked_ticket(now: Timestamp) -> Ticket {
+/// A ticket that passed every check, for previews ("what if I cite one?"), in the
+/// first configured ticketing system (policies may name it).
+fn checked_ticket(system: Option<&String>, now: Timestamp) -> Ticket {
     Ticket {
-        system: "preview".into(),
+        system: system.cloned().unwrap_or_else(|| "preview".into()),
         key: "PREVIEW-1".into(),
         verified: Some(writ_domain::TicketCheck {
             id: "preview".into(),
@@ -82,7 +88,7 @@ impl Engine {
     /// Every configured entitlement, with policy's answer for `caller` now.
     pub fn entitlements_for(&self, caller: &Caller) -> Vec<EntitlementView> {
         let now = self.clock.now();
-        let ticket = checked_ticket(now);
+        let ticket = checked_ticket(self.config.itsms.keys().next(), now);
         let mut views: Vec<EntitlementView> = self
             .config
             .entitlements
@@ -164,7 +170,8 @@ impl Engine {
     }
 
     /// The users who could approve a pending request now: an `approve` policy permits
-    /// them, they are not a party to it, and they have not approved it already.
+    /// them, they are not a party to it, and they have not approved it already. At most
+    /// `APPROVERS_SHOWN_MAX`, found among the first `APPROVER_EVALUATIONS_MAX` users.
     pub fn approvers(&self, request: &Request) -> Vec<IdentityName> {
         if request.state != RequestState::PendingApproval {
             return Vec::new();
@@ -177,6 +184,7 @@ impl Engine {
             .filter(|identity| identity.kind == IdentityKind::User && !identity.disabled)
             .filter(|identity| !Self::is_party(&identity.name, request))
             .filter(|identity| !request.has_approved(&identity.name))
+            .take(APPROVER_EVALUATIONS_MAX)
             .filter(|identity| {
                 self.policy
                     .may_approve(&ApproveFacts {
@@ -187,6 +195,7 @@ impl Engine {
                     .value
             })
             .map(|identity| identity.name.clone())
+            .take(APPROVERS_SHOWN_MAX)
             .collect();
         approvers.sort();
         approvers
@@ -214,7 +223,7 @@ impl Engine {
                 .value
         };
         if request.ticket.as_ref().is_none_or(|t| t.verified.is_none()) {
-            let decision = with_ticket(&checked_ticket(now));
+            let decision = with_ticket(&checked_ticket(self.config.itsms.keys().next(), now));
             if decision.outcome != DecisionOutcome::Deny {
                 hints.push(format!(
                     "a ticket would change this: with a checked ticket ({}), policy {} would {}",
