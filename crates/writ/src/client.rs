@@ -223,6 +223,14 @@ impl Client {
             // The answer printed says why; the exit code lets a script know.
             return Err(Failure::silent(EXIT_DENIED));
         }
+        // "approved" is the decision; whether the target took it is the grant's state.
+        // Say it now, with the target's error, rather than leave it to `writ grants ID`.
+        if let (false, Some(grant)) = (self.json, request["grant_id"].as_str()) {
+            let path = format!("/v1/grants/{}", Self::segment(grant)?);
+            if let Ok(grant) = self.call(Method::GET, &path, &[], None).await {
+                crate::stdout::write(&output::grant_status(&grant));
+            }
+        }
         Ok(())
     }
 

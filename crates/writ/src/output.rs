@@ -166,12 +166,7 @@ fn request_text(value: &Value) -> String {
         let _ = writeln!(out, "  approve   writ approve {}", r.id.short());
     }
     if let Some(grant) = r.grant_id {
-        let _ = writeln!(
-            out,
-            "  grant     {}  (writ grants {})",
-            grant.short(),
-            grant.short()
-        );
+        let _ = writeln!(out, "  grant id  {}", grant.short());
     }
     if let Some(by) = &r.closed_by {
         let _ = writeln!(
@@ -229,6 +224,21 @@ fn grant_headline(g: &Grant) -> String {
         (GrantState::Pending, _) => "pending: not yet applied on the target".into(),
         (GrantState::Active, _) => "active: held on the target".into(),
     }
+}
+
+/// The grant's state in one line, and the target's error while attempts fail.
+pub fn grant_status(value: &Value) -> String {
+    let Ok(g) = serde_json::from_value::<Grant>(value.clone()) else {
+        return String::new();
+    };
+    let mut out = format!("  grant     {}  {}\n", g.id.short(), grant_headline(&g));
+    if let Some(error) = value.get("last_error").and_then(Value::as_str) {
+        let _ = writeln!(
+            out,
+            "            the target refused: {error}\n            writ retries; `writ check` looks for causes like this before they happen"
+        );
+    }
+    out
 }
 
 pub fn grant(value: &Value) -> String {

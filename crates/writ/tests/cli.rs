@@ -222,7 +222,7 @@ async fn the_cli_explains_itself_on_the_quickstart() {
         &["approve", &request[4..], "-m", "ticket checked"],
     );
     assert!(output.status.success(), "{}", stderr(&output));
-    let grant = word_after(&stdout(&output), "grant ").to_string();
+    let grant = word_after(&stdout(&output), "grant id  ").to_string();
     assert!(grant.starts_with("grt_"), "{}", stdout(&output));
     let output = as_user(&writ, &carol, &["grants", "../audit"]);
     assert_eq!(code(&output), EXIT_NOT_FOUND, "path segments are ids only");
@@ -264,6 +264,23 @@ async fn the_cli_explains_itself_on_the_quickstart() {
         stdout(&output).contains("--state accepted"),
         "{}",
         stdout(&output)
+    );
+
+    // An approved request whose grant the target refuses says so at once.
+    let memberships = writ.path("state/memberships.txt");
+    std::fs::remove_file(&memberships).expect("memberships file");
+    std::fs::create_dir(&memberships).expect("a folder where the file was");
+    let output = as_user(
+        &writ,
+        &alice,
+        &["request", "files/reports_read", "-j", "report"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("pending: not yet applied on the target")
+            && text.contains("the target refused:"),
+        "{text}"
     );
 
     // A reader that goes away ends the command quietly.
