@@ -105,14 +105,14 @@ fn request_text(value: &Value) -> String {
     }
     let _ = writeln!(out, "  created   {}", local(r.created_at));
     let decision = &r.decision;
-    let policies = if decision.policies.is_empty() {
-        "no policy permits it".to_string()
+    let by = if decision.policies.is_empty() {
+        String::new()
     } else {
-        decision.policies.join(", ")
+        format!(" by {}", decision.policies.join(", "))
     };
     let _ = writeln!(
         out,
-        "  decision  {} by {policies} (policy set {})",
+        "  decision  {}{by} (policy set {})",
         match decision.outcome {
             DecisionOutcome::Deny => "denied",
             DecisionOutcome::Auto => "automatic",
@@ -231,7 +231,7 @@ pub fn grant_status(value: &Value) -> String {
     let Ok(g) = serde_json::from_value::<Grant>(value.clone()) else {
         return String::new();
     };
-    let mut out = format!("  grant     {}  {}\n", g.id.short(), grant_headline(&g));
+    let mut out = format!("            {}\n", grant_headline(&g));
     if let Some(error) = value.get("last_error").and_then(Value::as_str) {
         let _ = writeln!(
             out,
@@ -479,11 +479,12 @@ pub fn finding_list(value: &Value, state: &str) -> String {
                 out,
                 "{:<12}  {:<9}  {:<8}  {:<24}  {:<16}  {:<7}  {}",
                 f.id.short(),
-                f.kind,
-                f.state,
+                // Padding applies to strings; these types' Display does not pad.
+                f.kind.to_string(),
+                f.state.to_string(),
                 f.entitlement,
                 f.account,
-                f.action,
+                f.action.to_string(),
                 local(report.last_seen_at)
             );
         }
