@@ -20,8 +20,18 @@ use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
 
-pub async fn healthz() -> &'static str {
-    "ok\n"
+/// 200 `ok` while every background task runs and makes progress; 503 naming the
+/// ones that do not (revocation must never stop while the API looks healthy).
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
+    let problems = state.engine.health().problems();
+    if problems.is_empty() {
+        (StatusCode::OK, "ok\n".into())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy:\n{}\n", problems.join("\n")),
+        )
+    }
 }
 
 pub async fn not_found() -> ApiError {

@@ -89,7 +89,7 @@ impl CommandConnector {
             return Ok(output.stdout);
         }
         let mut stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        stderr.truncate(ERROR_TEXT_MAX);
+        writ_domain::truncate_on_char_boundary(&mut stderr, ERROR_TEXT_MAX);
         let status = output
             .status
             .code()
@@ -116,7 +116,7 @@ impl CommandConnector {
     ) -> Result<T, ConnectorError> {
         serde_json::from_slice(stdout).map_err(|e| {
             let mut printed = String::from_utf8_lossy(stdout).into_owned();
-            printed.truncate(ERROR_TEXT_MAX);
+            writ_domain::truncate_on_char_boundary(&mut printed, ERROR_TEXT_MAX);
             ConnectorError::Failed(format!(
                 "{} {action} printed {printed:?}, expected {expected}: {e}",
                 self.program.display()

@@ -21,3 +21,42 @@ pub use ids::{
     InvalidId, RequestId, SHORT_ID_HEX_LEN, Sensitivity,
 };
 pub use records::{Approval, Decision, DecisionOutcome, Grant, Request, Ticket, TicketCheck};
+
+/// `text` cut to at most `bytes_max` bytes, never inside a character (cutting a
+/// `String` mid-character panics; outside text such as a program's stderr can be
+/// anything).
+pub fn truncate_on_char_boundary(text: &mut String, bytes_max: usize) {
+    if text.len() <= bytes_max {
+        return;
+    }
+    let mut end = bytes_max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+}
+
+#[cfg(test)]
+mod truncate_tests {
+    use proptest::prelude::*;
+
+    use super::truncate_on_char_boundary;
+
+    #[test]
+    fn cuts_before_a_character_that_would_be_split() {
+        let mut text = "€".repeat(200);
+        truncate_on_char_boundary(&mut text, 500);
+        assert_eq!(text, "€".repeat(166));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_keeps_a_prefix(text in ".{0,64}", max in 0usize..80) {
+            let mut cut = text.clone();
+            truncate_on_char_boundary(&mut cut, max);
+            prop_assert!(cut.len() <= max);
+            prop_assert!(text.starts_with(&cut));
+            prop_assert!(text.len() <= max || max - cut.len() < 4);
+        }
+    }
+}

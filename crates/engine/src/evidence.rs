@@ -22,6 +22,11 @@ const DELIVERY_BACKOFF_MAX_SECONDS: i64 = 300;
 const DELIVERY_BATCH: i64 = 256;
 /// Look again at least this often (entries written by another process, retries).
 const IDLE_SLEEP: Duration = Duration::from_secs(5);
+/// The courier's name for supervision and `/healthz`.
+pub const COURIER_TASK_NAME: &str = "evidence courier";
+/// The courier ticks at least this often unless it is stuck (its pause, plus time for
+/// slow ticketing systems, each call of which has its own timeout).
+pub const COURIER_TICK_DEADLINE: Duration = Duration::from_secs(600);
 
 fn short(hash: &str) -> &str {
     hash.get(..16).unwrap_or(hash)
@@ -445,11 +450,17 @@ impl EvidenceCourier {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         if self.engine.tickets.is_empty() && self.engine.tickets.notifiers().is_empty() {
             // Nothing to deliver to: no ticketing system and no sink is configured.
-            let _ = shutdown.changed().await;
-            return;
+            loop {
+                self.engine.health.tick(COURIER_TASK_NAME);
+                tokio::select! {
+                    () = tokio::time::sleep(IDLE_SLEEP) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
         }
         let queued: Arc<Notify> = self.engine.evidence_queued.clone();
         loop {
+            self.engine.health.tick(COURIER_TASK_NAME);
             let evidence = self.engine.deliver_evidence().await;
             let notifications = self.engine.deliver_notifications().await;
             let next = match (evidence, notifications) {

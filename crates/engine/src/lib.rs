@@ -13,6 +13,7 @@ mod error;
 mod evidence;
 mod exceptions;
 mod guidance;
+pub mod health;
 mod intake;
 mod lifecycle;
 mod lookup;
@@ -40,7 +41,7 @@ use writ_store::Store;
 
 pub use credentials::IssuedCredential;
 pub use error::{EngineError, ErrorKind};
-pub use evidence::EvidenceCourier;
+pub use evidence::{COURIER_TASK_NAME, COURIER_TICK_DEADLINE, EvidenceCourier};
 pub use exceptions::{EXCEPTION_DURATION_MAX_SECONDS, NewException};
 pub use guidance::{EntitlementView, Preview};
 pub use intake::{WebhookAction, WebhookOutcome};
@@ -48,6 +49,7 @@ pub use lifecycle::NewRequest;
 pub use preflight::{TargetCheck, check_targets};
 pub use reconcile::{ReconcileReport, Reconciler};
 pub use scheduler::Scheduler;
+pub use scheduler::{TASK_NAME as SCHEDULER_TASK_NAME, TICK_DEADLINE as SCHEDULER_TICK_DEADLINE};
 pub use tokens::{DEFAULT_TOKEN_TTL_SECONDS, TOKEN_TTL_MAX_SECONDS, issue_token};
 
 /// Who is calling: an identity from the configuration, authenticated by a token.
@@ -96,6 +98,8 @@ pub struct Engine {
     /// lease and applying an overlapping one cannot interleave.
     holder_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Token hash → (record, cached until); see `TOKEN_CACHE_SECONDS`.
+    /// Liveness of the long-lived tasks, for `/healthz`.
+    pub(crate) health: Arc<health::Health>,
     pub(crate) token_cache:
         StdMutex<HashMap<String, (writ_store::TokenRecord, writ_domain::Timestamp)>>,
 }
@@ -139,6 +143,7 @@ impl Engine {
             evidence_queued: Arc::new(Notify::new()),
             next_wake_at_us: AtomicI64::new(i64::MAX),
             holder_locks: StdMutex::new(HashMap::new()),
+            health: Arc::new(health::Health::default()),
             token_cache: StdMutex::new(HashMap::new()),
         }
     }
@@ -152,6 +157,10 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    pub fn health(&self) -> &Arc<health::Health> {
+        &self.health
     }
 
     pub fn store(&self) -> &Store {

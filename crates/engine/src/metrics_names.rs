@@ -31,3 +31,5 @@ pub const FINDING_ACTION_FAILURES: &str = "writ_finding_action_failures_total";
 pub const REVOCATIONS_ESCALATED: &str = "writ_revocations_escalated_total";
 /// Escalated revocations still failing (gauge, read at scrape).
 pub const ESCALATED_REVOCATIONS: &str = "writ_escalated_revocations";
+/// Panics of supervised background tasks (each restarted), by task.
+pub const TASK_PANICS: &str = "writ_task_panics_total";

@@ -17,6 +17,11 @@ const STORAGE_RETRY: Duration = Duration::from_secs(1);
 /// Sleep at most this long even with nothing scheduled: a safety net for work another
 /// process (e.g. `writ token issue`, another node) added without waking us.
 const IDLE_SLEEP_MAX: Duration = Duration::from_secs(60);
+/// The scheduler's name for supervision and `/healthz`.
+pub const TASK_NAME: &str = "scheduler";
+/// The scheduler ticks at least this often unless it is stuck: its longest sleep and
+/// a long batch of work.
+pub const TICK_DEADLINE: Duration = Duration::from_secs(IDLE_SLEEP_MAX.as_secs() + 600);
 
 /// How a pass over due work ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +129,7 @@ impl Scheduler {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let wake = self.engine.wake.clone();
         loop {
+            self.engine.health.tick(TASK_NAME);
             // While working, any new job wakes us again (a stored permit), so one added
             // between our last look and the sleep below is not missed.
             self.engine

@@ -118,7 +118,10 @@ fn request_text(value: &Value) -> String {
             DecisionOutcome::Auto => "automatic",
             DecisionOutcome::Approval => "approval needed",
         },
-        &decision.policy_hash[..12.min(decision.policy_hash.len())]
+        decision
+            .policy_hash
+            .get(..12)
+            .unwrap_or(&decision.policy_hash)
     );
     for reason in &decision.reasons {
         let _ = writeln!(out, "    reason: {reason}");

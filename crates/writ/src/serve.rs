@@ -8,7 +8,11 @@ use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 use writ_connectors::Connectors;
 use writ_domain::SystemClock;
+use writ_engine::health::supervise;
 use writ_engine::{Engine, EvidenceCourier, Reconciler, Scheduler};
+
+/// A supervised task's body, built afresh for each (re)start.
+type TaskFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 use crate::Failure;
 use crate::cli::LogFormat;
@@ -94,9 +98,43 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         metrics: writ_api::install_metrics_recorder(),
     };
     let (stop, stopped) = watch::channel(false);
-    let courier = tokio::spawn(EvidenceCourier::new(engine.clone()).run(stopped.clone()));
-    let reconciler = tokio::spawn(Reconciler::new(engine.clone()).run(stopped.clone()));
-    let scheduler = tokio::spawn(Scheduler::new(engine).run(stopped));
+    // A task that keeps panicking ends writ (non-zero) rather than run without it.
+    let (died, mut dead) = watch::channel(None::<String>);
+    let supervised = |name: &'static str,
+                      deadline: Option<std::time::Duration>,
+                      task: Box<dyn Fn() -> TaskFuture + Send + Sync>| {
+        let (health, stopped, died) = (engine.health().clone(), stopped.clone(), died.clone());
+        tokio::spawn(async move {
+            if let Err(error) = supervise(health, name, deadline, stopped, task).await {
+                tracing::error!(%error, "a background task cannot be kept running; stopping writ");
+                let _ = died.send(Some(error.to_string()));
+            }
+        })
+    };
+    let courier = {
+        let (engine, stopped) = (engine.clone(), stopped.clone());
+        supervised(
+            writ_engine::COURIER_TASK_NAME,
+            Some(writ_engine::COURIER_TICK_DEADLINE),
+            Box::new(move || Box::pin(EvidenceCourier::new(engine.clone()).run(stopped.clone()))),
+        )
+    };
+    let reconciler = {
+        let (engine, stopped) = (engine.clone(), stopped.clone());
+        supervised(
+            "reconciler",
+            None,
+            Box::new(move || Box::pin(Reconciler::new(engine.clone()).run(stopped.clone()))),
+        )
+    };
+    let scheduler = {
+        let (engine, stopped) = (engine.clone(), stopped.clone());
+        supervised(
+            writ_engine::SCHEDULER_TASK_NAME,
+            Some(writ_engine::SCHEDULER_TICK_DEADLINE),
+            Box::new(move || Box::pin(Scheduler::new(engine.clone()).run(stopped.clone()))),
+        )
+    };
 
     // Answers are small; without TCP_NODELAY they can wait on delayed ACKs.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -105,7 +143,12 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         }
     });
     let served = axum::serve(listener, writ_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                _ = dead.wait_for(Option::is_some) => {}
+            }
+        })
         .await;
     let _ = stop.send(true);
     let _ = scheduler.await;
@@ -113,5 +156,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let _ = reconciler.await;
     store.close().await;
     tracing::info!("writ stopped");
+    if let Some(reason) = died.borrow().clone() {
+        return Err(Failure::failed(format!("stopped because {reason}")));
+    }
     served.map_err(|e| Failure::failed(format!("server error: {e}")))
 }
