@@ -110,7 +110,12 @@ impl DriftPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectorConfig {
     /// GRANT / REVOKE a role on a PostgreSQL server.
-    Postgres { url: String },
+    Postgres {
+        url: String,
+        /// The role that takes over what a short-lived credential's login created
+        /// before the login is dropped: `NOLOGIN`, no privileges, created if missing.
+        orphan_owner: String,
+    },
     /// Run a program with a JSON document on stdin for grant / revoke / check.
     Command {
         program: PathBuf,

@@ -81,6 +81,7 @@ pub struct RawTarget {
     pub max_rate: Option<u32>,
     pub circuit_failures: Option<u32>,
     pub circuit_cooldown: Option<EnvString>,
+    pub orphan_owner: Option<EnvString>,
 }
 
 #[derive(Debug, Deserialize)]

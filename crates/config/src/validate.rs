@@ -19,6 +19,8 @@ use crate::{
 pub const DEFAULT_PENDING_TTL_SECONDS: i64 = 24 * 3600;
 const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 const DEFAULT_STORAGE_URL: &str = "sqlite://writ.db";
+/// Who owns what short-lived credentials created, once they are gone.
+pub const DEFAULT_ORPHAN_OWNER: &str = "writ_orphaned";
 const DEFAULT_POLICY_DIR: &str = "policies";
 const DEFAULT_COMMAND_TIMEOUT_SECONDS: u64 = 10;
 const DEFAULT_ESCALATE_AFTER_SECONDS: i64 = 15 * 60;
@@ -349,10 +351,15 @@ fn validate_target(
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 return Err(check.invalid(key("url"), format!("{url:?} is not a postgres:// URL")));
             }
-            ConnectorConfig::Postgres { url }
+            let orphan_owner = match raw.orphan_owner {
+                Some(name) => check.system_name(&key("orphan_owner"), name.0)?,
+                None => DEFAULT_ORPHAN_OWNER.to_string(),
+            };
+            ConnectorConfig::Postgres { url, orphan_owner }
         }
         "command" => {
             unused("url", raw.url.is_some())?;
+            unused("orphan_owner", raw.orphan_owner.is_some())?;
             let command = raw
                 .command
                 .ok_or_else(|| check.invalid(key("command"), "a command target needs a command"))?
@@ -378,6 +385,7 @@ fn validate_target(
         "noop" => {
             unused("url", raw.url.is_some())?;
             unused("command", raw.command.is_some())?;
+            unused("orphan_owner", raw.orphan_owner.is_some())?;
             ConnectorConfig::Noop
         }
         other => {

@@ -164,7 +164,9 @@ impl Connectors {
         let mut by_target: HashMap<String, Arc<dyn Connector>> = HashMap::new();
         for target in config.targets.values() {
             let connector: Arc<dyn Connector> = match &target.connector {
-                ConnectorConfig::Postgres { url } => Arc::new(PostgresConnector::new(url)?),
+                ConnectorConfig::Postgres { url, orphan_owner } => {
+                    Arc::new(PostgresConnector::new(url)?.with_orphan_owner(orphan_owner))
+                }
                 ConnectorConfig::Command {
                     program,
                     args,

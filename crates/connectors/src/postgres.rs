@@ -27,7 +27,12 @@ const SESSION_EXIT_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct PostgresConnector {
     pool: PgPool,
+    /// Takes over whatever a credential's login created (see `drop_credential`).
+    orphan_owner: String,
 }
+
+/// The orphan owner unless the configuration names another.
+const DEFAULT_ORPHAN_OWNER: &str = "writ_orphaned";
 
 /// Quotes a PostgreSQL identifier: wrapped in double quotes, inner quotes doubled.
 /// NUL cannot appear in an identifier at all, so it is refused.
@@ -40,14 +45,20 @@ pub fn quote_identifier(name: &str) -> Result<String, ConnectorError> {
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
 }
 
-/// Quotes a PostgreSQL string literal (standard_conforming_strings: only `'` is special).
+/// Quotes a PostgreSQL string literal as an escape string (`E'...'`: backslashes and
+/// quotes doubled), which means the same whatever the target's
+/// `standard_conforming_strings` says; a plain `'...'` would let a backslash escape
+/// the closing quote on a server where it is off.
 fn quote_literal(text: &str) -> Result<String, ConnectorError> {
     if text.contains('\0') {
         return Err(ConnectorError::Failed(
             "a NUL byte cannot be sent to PostgreSQL".into(),
         ));
     }
-    Ok(format!("'{}'", text.replace('\'', "''")))
+    Ok(format!(
+        "E'{}'",
+        text.replace('\\', "\\\\").replace('\'', "''")
+    ))
 }
 
 /// Iterations PostgreSQL itself uses for SCRAM-SHA-256 (`scram_iterations`' default).
@@ -99,7 +110,62 @@ impl PostgresConnector {
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_lazy(url)
             .map_err(|e| ConnectorError::Failed(format!("invalid target URL: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            orphan_owner: DEFAULT_ORPHAN_OWNER.into(),
+        })
+    }
+
+    pub fn with_orphan_owner(mut self, role: &str) -> Self {
+        self.orphan_owner = role.to_string();
+        self
+    }
+
+    /// Makes sure the orphan owner exists and can do nothing: `NOLOGIN`, no
+    /// attributes, a member of no role. A role of that name with any of those is
+    /// refused rather than handed objects (the login is already shut out by then).
+    async fn safe_orphan_owner(&self) -> Result<String, ConnectorError> {
+        let owner = quote_identifier(&self.orphan_owner)?;
+        if !self.role_exists(&self.orphan_owner).await? {
+            let created = self
+                .execute(format!(
+                    "CREATE ROLE {owner} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+                ))
+                .await;
+            // Another writ (or an earlier try) made it meanwhile: checked below like any.
+            if let Err(error) = created
+                && !self.role_exists(&self.orphan_owner).await?
+            {
+                return Err(error);
+            }
+        }
+        let unsafe_because: Option<String> = sqlx::query_scalar(
+            "SELECT concat_ws(', ', \
+                CASE WHEN rolcanlogin THEN 'can log in' END, \
+                CASE WHEN rolsuper THEN 'is a superuser' END, \
+                CASE WHEN rolcreaterole THEN 'has CREATEROLE' END, \
+                CASE WHEN rolcreatedb THEN 'has CREATEDB' END, \
+                CASE WHEN rolreplication THEN 'has REPLICATION' END, \
+                CASE WHEN rolbypassrls THEN 'has BYPASSRLS' END, \
+                CASE WHEN EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid) \
+                     THEN 'is a member of other roles' END) \
+             FROM pg_roles r WHERE rolname = $1",
+        )
+        .bind(&self.orphan_owner)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        match unsafe_because.as_deref() {
+            None => Err(ConnectorError::Failed(format!(
+                "the orphan owner role {} does not exist and could not be created",
+                self.orphan_owner
+            ))),
+            Some("") => Ok(owner),
+            Some(reasons) => Err(ConnectorError::Failed(format!(
+                "refusing to hand a credential's objects to {}: it {reasons} (it must be NOLOGIN with no privileges; see docs/credentials.md)",
+                self.orphan_owner
+            ))),
+        }
     }
 
     /// Ends every open session of `account` and waits until they have exited.
@@ -238,10 +304,13 @@ impl Connector for PostgresConnector {
             return Ok(());
         }
         let user = quote_identifier(username)?;
-        // No new sessions, then none left, then nothing it owns in this database, then the login.
+        // No new sessions, then none left, then what it created goes to the orphan
+        // owner (never to writ's own role, which could then be made to run a
+        // SECURITY DEFINER function the login wrote), then the login.
         self.execute(format!("ALTER ROLE {user} NOLOGIN")).await?;
         self.end_sessions(username).await?;
-        self.execute(format!("REASSIGN OWNED BY {user} TO CURRENT_USER"))
+        let orphan_owner = self.safe_orphan_owner().await?;
+        self.execute(format!("REASSIGN OWNED BY {user} TO {orphan_owner}"))
             .await?;
         self.execute(format!("DROP OWNED BY {user}")).await?;
         match self.execute(format!("DROP ROLE IF EXISTS {user}")).await {
@@ -258,7 +327,7 @@ impl Connector for PostgresConnector {
 
     /// Direct members of the role (what `GRANT role TO account` creates).
     async fn check(&self, plan: &crate::CheckPlan) -> Vec<crate::CheckItem> {
-        check::run(&self.pool, plan).await
+        check::run(&self.pool, plan, &self.orphan_owner).await
     }
 
     async fn members(&self, role: &str) -> Result<Vec<String>, ConnectorError> {

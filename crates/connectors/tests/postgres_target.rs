@@ -326,3 +326,172 @@ async fn a_target_reached_with_sslmode_require_is_encrypted() {
             .expect("pg_stat_ssl");
     assert!(encrypted);
 }
+
+/// What a credential's login created goes to a powerless orphan owner, never to writ's
+/// own (superuser or CREATEROLE) role: a SECURITY DEFINER function the login wrote
+/// cannot become a way to run as writ.
+#[tokio::test]
+async fn a_dropped_credentials_objects_go_to_a_powerless_owner() {
+    let admin = PgPool::connect(ADMIN_URL).await.expect("PostgreSQL");
+    let suffix = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
+    let role = format!("orph_role_{suffix}");
+    let login = format!("writ_orph_{suffix}");
+    let orphan_owner = format!("orphaned_{suffix}");
+    let bystander = format!("bystander_{suffix}");
+    create_role(&admin, &role).await;
+    // The role the credential holds may create things in a schema of its own.
+    let schema = format!("orph_schema_{suffix}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA {schema}; GRANT USAGE, CREATE ON SCHEMA {schema} TO \"{role}\"; GRANT USAGE ON SCHEMA {schema} TO PUBLIC"
+    )))
+    .execute(&admin)
+    .await
+    .expect("schema");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE \"{bystander}\" LOGIN"
+    )))
+    .execute(&admin)
+    .await
+    .expect("bystander");
+    let connector = PostgresConnector::new(ADMIN_URL)
+        .expect("connector")
+        .with_orphan_owner(&orphan_owner);
+    connector
+        .issue_credential(Credential {
+            role: &role,
+            username: &login,
+            password: "secret",
+            valid_until: writ_domain::Timestamp::from_unix_micros(4_102_444_800_000_000),
+            comment: "test",
+        })
+        .await
+        .expect("issue");
+    let function = format!("whoami_{suffix}");
+    let mut session =
+        sqlx::PgConnection::connect(&format!("postgres://{login}@127.0.0.1:5432/test"))
+            .await
+            .expect("log in");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION {schema}.{function}() RETURNS text LANGUAGE sql SECURITY DEFINER AS 'SELECT current_user::text'; \
+         GRANT EXECUTE ON FUNCTION {schema}.{function}() TO PUBLIC"
+    )))
+    .execute(&mut session)
+    .await
+    .expect("the login writes a SECURITY DEFINER function");
+    drop(session);
+
+    connector.drop_credential(&login).await.expect("drop");
+    let owner: String =
+        sqlx::query_scalar("SELECT proowner::regrole::text FROM pg_proc WHERE proname = $1")
+            .bind(&function)
+            .fetch_one(&admin)
+            .await
+            .expect("the function is kept");
+    assert_eq!(owner, orphan_owner, "not writ's own role");
+    let (can_login, superuser, member_of): (bool, bool, i64) = sqlx::query_as(
+        "SELECT rolcanlogin, rolsuper, (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) FROM pg_roles r WHERE rolname = $1",
+    )
+    .bind(&orphan_owner)
+    .fetch_one(&admin)
+    .await
+    .expect("orphan owner");
+    assert_eq!((can_login, superuser, member_of), (false, false, 0));
+    // Anyone may still call it; it runs as the powerless owner, not as writ.
+    let mut other =
+        sqlx::PgConnection::connect(&format!("postgres://{bystander}@127.0.0.1:5432/test"))
+            .await
+            .expect("bystander logs in");
+    let ran_as: String =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {schema}.{function}()")))
+            .fetch_one(&mut other)
+            .await
+            .expect("call");
+    assert_eq!(ran_as, orphan_owner);
+    drop(other);
+
+    // An orphan owner that could do something is refused, not handed objects.
+    let second = format!("writ_orph2_{suffix}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER ROLE \"{orphan_owner}\" CREATEDB"
+    )))
+    .execute(&admin)
+    .await
+    .expect("alter");
+    connector
+        .issue_credential(Credential {
+            role: &role,
+            username: &second,
+            password: "secret",
+            valid_until: writ_domain::Timestamp::from_unix_micros(4_102_444_800_000_000),
+            comment: "test",
+        })
+        .await
+        .expect("issue");
+    let refused = connector
+        .drop_credential(&second)
+        .await
+        .expect_err("refused");
+    assert!(refused.to_string().contains("has CREATEDB"), "{refused}");
+    let can_login: bool = sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1")
+        .bind(&second)
+        .fetch_one(&admin)
+        .await
+        .expect("the login is still there");
+    assert!(!can_login, "but it can no longer log in");
+
+    for statement in [
+        format!("DROP FUNCTION {schema}.{function}()"),
+        format!("DROP SCHEMA {schema}"),
+        format!("DROP ROLE \"{second}\""),
+        format!("DROP ROLE \"{orphan_owner}\""),
+        format!("DROP ROLE \"{bystander}\""),
+    ] {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&admin)
+            .await;
+    }
+    drop_role(&admin, &role).await;
+}
+
+/// A comment with quotes and backslashes is stored as written even on a server whose
+/// `standard_conforming_strings` is off (where `'a\'` would escape the quote).
+#[tokio::test]
+async fn literals_mean_the_same_whatever_standard_conforming_strings_says() {
+    let admin = PgPool::connect(ADMIN_URL).await.expect("PostgreSQL");
+    let suffix = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
+    let role = format!("scs_role_{suffix}");
+    let login = format!("writ_scs_{suffix}");
+    create_role(&admin, &role).await;
+    let url = format!("{ADMIN_URL}?options=-c%20standard_conforming_strings%3Doff");
+    let connector = PostgresConnector::new(&url).expect("connector");
+    let comment = r"grant for O'Brien \' ); DROP ROLE postgres; -- \\";
+    connector
+        .issue_credential(Credential {
+            role: &role,
+            username: &login,
+            password: "secret",
+            valid_until: writ_domain::Timestamp::from_unix_micros(4_102_444_800_000_000),
+            comment,
+        })
+        .await
+        .expect("issue");
+    let stored: Option<String> = sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(&login)
+    .fetch_one(&admin)
+    .await
+    .expect("comment");
+    assert_eq!(stored.as_deref(), Some(comment));
+    let mut check = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let setting: String = sqlx::query_scalar("SHOW standard_conforming_strings")
+        .fetch_one(&mut check)
+        .await
+        .expect("show");
+    assert_eq!(setting, "off", "the test really ran with it off");
+    connector.drop_credential(&login).await.expect("drop");
+    let _ = sqlx::raw_sql("DROP ROLE IF EXISTS writ_orphaned")
+        .execute(&admin)
+        .await;
+    drop_role(&admin, &role).await;
+}

@@ -13,7 +13,7 @@ use crate::{CheckItem, CheckPlan};
 /// The server version from which CREATEROLE no longer lets a login grant any role.
 const ADMIN_OPTION_REQUIRED_FROM: i32 = 160_000;
 
-pub(super) async fn run(pool: &PgPool, plan: &CheckPlan) -> Vec<CheckItem> {
+pub(super) async fn run(pool: &PgPool, plan: &CheckPlan, orphan_owner: &str) -> Vec<CheckItem> {
     let mut items = Vec::new();
     let me = match sqlx::query(
         "SELECT current_user::text AS name, r.rolsuper, r.rolcreaterole, \
@@ -63,6 +63,9 @@ pub(super) async fn run(pool: &PgPool, plan: &CheckPlan) -> Vec<CheckItem> {
             )
         });
     }
+    if plan.credentials {
+        items.push(orphan_owner_item(pool, orphan_owner).await);
+    }
     for role in &plan.roles {
         let row = sqlx::query(
             "SELECT pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION') AS admin \
@@ -106,4 +109,29 @@ pub(super) async fn run(pool: &PgPool, plan: &CheckPlan) -> Vec<CheckItem> {
         });
     }
     items
+}
+
+/// The role that takes over what credential logins created must be powerless.
+async fn orphan_owner_item(pool: &PgPool, orphan_owner: &str) -> CheckItem {
+    let subject = format!("orphan owner {orphan_owner}");
+    let row = sqlx::query(
+        "SELECT rolcanlogin OR rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls \
+         OR EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid) AS powerful \
+         FROM pg_roles r WHERE rolname = $1",
+    )
+    .bind(orphan_owner)
+    .fetch_optional(pool)
+    .await;
+    match row {
+        Err(error) => CheckItem::problem(subject, error.to_string()),
+        Ok(None) => CheckItem::ok(
+            subject,
+            "will be created NOLOGIN with no privileges when first needed",
+        ),
+        Ok(Some(row)) if row.try_get::<bool, _>("powerful").unwrap_or(true) => CheckItem::problem(
+            subject,
+            "can log in, has privileges or is a member of a role: dropping credentials will fail until it is NOLOGIN with none",
+        ),
+        Ok(Some(_)) => CheckItem::ok(subject, "exists, NOLOGIN with no privileges"),
+    }
 }
