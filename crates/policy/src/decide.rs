@@ -122,6 +122,17 @@ fn context(facts: &RequestFacts<'_>, subject_kind: &str) -> Result<Context, Stri
     .map_err(|e| e.to_string())
 }
 
+/// The ids of the policies whose evaluation errored.
+fn erroring_ids(response: &Response) -> Vec<String> {
+    response
+        .diagnostics()
+        .errors()
+        .map(|error| match error {
+            cedar_policy::AuthorizationError::PolicyEvaluationError(e) => e.policy_id().to_string(),
+        })
+        .collect()
+}
+
 fn error_strings(response: &Response) -> Vec<String> {
     response
         .diagnostics()
@@ -231,6 +242,46 @@ impl PolicyEngine {
             }
         };
         let errors = error_strings(&response);
+        // Fail closed on policies that could not be evaluated: Cedar skips them, so a
+        // forbid that errors would otherwise let the request through, and a permit
+        // demanding approvals that errors would let another permit make it automatic.
+        let erroring: Vec<(String, &crate::load::PolicyMeta)> = erroring_ids(&response)
+            .into_iter()
+            .filter_map(|id| {
+                let meta = self.meta.get(&cedar_policy::PolicyId::new(&id))?;
+                Some((id, meta))
+            })
+            .collect();
+        let erroring_forbids: Vec<&String> = erroring
+            .iter()
+            .filter(|(_, meta)| meta.forbid)
+            .map(|(id, _)| id)
+            .collect();
+        if !erroring_forbids.is_empty() {
+            let mut reasons: Vec<String> = erroring_forbids
+                .iter()
+                .map(|id| format!("forbid policy {id} could not be evaluated, so it denies"))
+                .collect();
+            reasons.sort();
+            let mut policies: Vec<String> = erroring_forbids.into_iter().cloned().collect();
+            policies.sort();
+            return Evaluation {
+                value: Decision {
+                    outcome: DecisionOutcome::Deny,
+                    approvals_required: 0,
+                    policies,
+                    reasons,
+                    max_duration_seconds: None,
+                    policy_hash: self.policy_hash().to_string(),
+                },
+                errors,
+            };
+        }
+        let erroring_approvals: Vec<(&String, u32)> = erroring
+            .iter()
+            .filter(|(_, meta)| meta.approvals > 0)
+            .map(|(id, meta)| (id, meta.approvals))
+            .collect();
         let mut determining: Vec<String> = response
             .diagnostics()
             .reason()
@@ -244,7 +295,18 @@ impl PolicyEngine {
                 .filter_map(|id| self.meta.get(id))
         };
         let decision = if response.decision() == CedarDecision::Allow {
-            let approvals_required = metas().map(|m| m.approvals).max().unwrap_or(0);
+            let approvals_required = metas()
+                .map(|m| m.approvals)
+                .chain(erroring_approvals.iter().map(|(_, n)| *n))
+                .max()
+                .unwrap_or(0);
+            // An erroring permit that raised the bar is part of why.
+            for (id, _) in &erroring_approvals {
+                if !determining.contains(id) {
+                    determining.push((*id).clone());
+                }
+            }
+            determining.sort();
             Decision {
                 outcome: if approvals_required == 0 {
                     DecisionOutcome::Auto
@@ -334,10 +396,18 @@ impl PolicyEngine {
             &request_facts,
             Some(self.request_entity(request)),
         ) {
-            Ok(response) => Evaluation {
-                value: response.decision() == CedarDecision::Allow,
-                errors: error_strings(&response),
-            },
+            Ok(response) => {
+                // A forbid that could not be evaluated denies (fail closed).
+                let forbid_errored = erroring_ids(&response).iter().any(|id| {
+                    self.meta
+                        .get(&cedar_policy::PolicyId::new(id))
+                        .is_some_and(|meta| meta.forbid)
+                });
+                Evaluation {
+                    value: response.decision() == CedarDecision::Allow && !forbid_errored,
+                    errors: error_strings(&response),
+                }
+            }
             Err(problem) => Evaluation {
                 value: false,
                 errors: vec![problem],

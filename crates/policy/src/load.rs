@@ -55,6 +55,8 @@ pub enum PolicyLoadError {
 /// What writ reads from a policy's annotations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct PolicyMeta {
+    /// A `forbid`: one that cannot be evaluated denies (fail closed).
+    pub forbid: bool,
     pub approvals: u32,
     pub max_duration_seconds: Option<i64>,
     pub reason: Option<String>,
@@ -158,6 +160,7 @@ fn parse_meta(policy: &cedar_policy::Policy) -> Result<PolicyMeta, String> {
         );
     }
     Ok(PolicyMeta {
+        forbid: policy.effect() == Effect::Forbid,
         approvals,
         max_duration_seconds,
         reason,

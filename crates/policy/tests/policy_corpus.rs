@@ -119,11 +119,25 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
             Some(evaluation.value) == case.expect.permitted,
             format!("got {}", evaluation.value),
         );
-        check(
-            "no errors",
-            evaluation.errors.is_empty(),
-            format!("{:?}", evaluation.errors),
-        );
+        match &case.expect.errors {
+            // Each expected policy is named in an error, and there are no others.
+            Some(expected) => check(
+                "errors",
+                evaluation.errors.len() == expected.len()
+                    && expected.iter().all(|id| {
+                        evaluation
+                            .errors
+                            .iter()
+                            .any(|e| e.contains(&format!("`{id}`")))
+                    }),
+                format!("{:?}", evaluation.errors),
+            ),
+            None => check(
+                "no errors",
+                evaluation.errors.is_empty(),
+                format!("{:?}", evaluation.errors),
+            ),
+        }
         return failures;
     }
     let evaluation = engine.decide_request(&facts);
