@@ -457,6 +457,17 @@ impl Engine {
         comment: String,
     ) -> Result<Request, EngineError> {
         let (mut tx, mut request, now) = self.open_for_decision(caller, id, &comment).await?;
+        // Past its deadline a request is dead, whether or not the scheduler has got to
+        // recording that yet: an approval now would grant what nobody approved in time.
+        if let Some(deadline) = request.pending_expires_at
+            && now >= deadline
+        {
+            return Err(EngineError::new(
+                ErrorKind::Conflict,
+                "expired",
+                format!("request {id} expired unapproved at {deadline}; ask again"),
+            ));
+        }
         if request.has_approved(&caller.name) {
             return Err(EngineError::new(
                 ErrorKind::Conflict,
