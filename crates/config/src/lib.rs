@@ -182,7 +182,8 @@ impl Config {
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let raw: raw::RawConfig = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: error.to_string().trim_end().to_string(),
+            // TOML's message quotes the offending line, which may hold a password.
+            message: writ_domain::redact_credentials(error.to_string().trim_end()),
         })?;
         validate::validate(path, raw)
     }

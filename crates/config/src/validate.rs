@@ -43,7 +43,8 @@ impl Checker<'_> {
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             key: key.into(),
-            problem: problem.into(),
+            // Problems quote values, and a value may be a URL with a password in it.
+            problem: writ_domain::redact_credentials(&problem.into()),
         }
     }
 
@@ -585,6 +586,43 @@ owner = "alice"
 
     fn load(text: &str) -> Result<Config, String> {
         crate::Config::from_toml(Path::new("/etc/writ/writ.toml"), text).map_err(|e| e.to_string())
+    }
+
+    /// No configuration error shows a password, whichever check finds the problem.
+    #[test]
+    fn config_errors_never_echo_a_password() {
+        let secret = "hunter2-s3cret";
+        for broken in [
+            // a storage URL of the wrong scheme
+            GOOD.replace(
+                "sqlite://data/writ.db",
+                &format!("mysql://writ:{secret}@db/writ"),
+            ),
+            // a target URL of the wrong scheme
+            GOOD.replace(
+                "postgres://postgres@127.0.0.1:5432/test",
+                &format!("pgsql://writ:{secret}@db/x"),
+            ),
+            // a TOML syntax error on the line holding the password
+            GOOD.replace(
+                "url = \"postgres://postgres@127.0.0.1:5432/test\"",
+                &format!("url = \"postgres://writ:{secret}@db/x"),
+            ),
+            // an unclosed ${ in a value holding the password
+            GOOD.replace(
+                "postgres://postgres@127.0.0.1:5432/test",
+                &format!("postgres://writ:{secret}@db/${{DB"),
+            ),
+            // a password in a query string
+            GOOD.replace(
+                "sqlite://data/writ.db",
+                &format!("mysql://db/writ?password={secret}"),
+            ),
+        ] {
+            let error = load(&broken).expect_err("invalid");
+            assert!(!error.contains(secret), "{error}");
+            assert!(error.contains("***"), "{error}");
+        }
     }
 
     #[test]

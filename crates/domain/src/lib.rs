@@ -10,6 +10,7 @@ mod ids;
 pub mod ledger;
 pub mod lifecycle;
 mod records;
+mod redact;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use duration::{DURATION_HELP, format_duration_seconds, parse_duration_seconds};
@@ -21,6 +22,7 @@ pub use ids::{
     InvalidId, RequestId, SHORT_ID_HEX_LEN, Sensitivity,
 };
 pub use records::{Approval, Decision, DecisionOutcome, Grant, Request, Ticket, TicketCheck};
+pub use redact::redact_credentials;
 
 /// `text` cut to at most `bytes_max` bytes, never inside a character (cutting a
 /// `String` mid-character panics; outside text such as a program's stderr can be

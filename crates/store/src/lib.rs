@@ -322,16 +322,7 @@ fn sqlite_file(url: &str) -> Option<Arc<std::path::Path>> {
 
 /// Hides a password in a database URL before it is shown.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    writ_domain::redact_credentials(url)
 }
 
 #[cfg(test)]
