@@ -4,6 +4,11 @@
 /// Query or connection-string keys whose values are secrets.
 const SECRET_KEYS: [&str; 3] = ["password=", "passwd=", "sslpassword="];
 
+/// What ends a URL's authority (user:password@host:port) in running text.
+const AUTHORITY_ENDS: [char; 9] = ['/', '"', '\'', '`', ' ', '\n', '\t', '?', '#'];
+/// What ends a `password=` value.
+const VALUE_ENDS: [char; 7] = ['&', '"', '\'', ' ', '\n', '\t', ';'];
+
 /// `text` with the passwords of any URLs in it, and `password=` values, hidden.
 pub fn redact_credentials(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -13,9 +18,7 @@ pub fn redact_credentials(text: &str) -> String {
         out.push_str(&rest[..authority_start]);
         let after = &rest[authority_start..];
         // The authority ends where a path, a quote or a space begins.
-        let authority_len = after
-            .find(|c: char| matches!(c, '/' | '"' | '\'' | '`' | ' ' | '\n' | '\t' | '?' | '#'))
-            .unwrap_or(after.len());
+        let authority_len = after.find(AUTHORITY_ENDS).unwrap_or(after.len());
         let authority = &after[..authority_len];
         match authority.rfind('@') {
             Some(at) => {
@@ -40,7 +43,7 @@ fn redact_secret_keys(text: &str) -> String {
         while let Some(found) = out[from..].to_ascii_lowercase().find(key) {
             let value_start = from + found + key.len();
             let value_len = out[value_start..]
-                .find(|c: char| matches!(c, '&' | '"' | '\'' | ' ' | '\n' | '\t' | ';'))
+                .find(VALUE_ENDS)
                 .unwrap_or(out.len() - value_start);
             out.replace_range(value_start..value_start + value_len, "***");
             from = value_start + 3;
