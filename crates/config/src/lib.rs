@@ -121,6 +121,9 @@ pub enum ConnectorConfig {
         program: PathBuf,
         args: Vec<String>,
         timeout_seconds: u64,
+        /// writ's environment variables the program also gets (its environment is
+        /// otherwise cleared but for `PATH` and the call's `WRIT_*`).
+        env: Vec<String>,
     },
     /// Keeps memberships in memory; for benchmarks and trials.
     Noop,

@@ -82,6 +82,8 @@ pub struct RawTarget {
     pub circuit_failures: Option<u32>,
     pub circuit_cooldown: Option<EnvString>,
     pub orphan_owner: Option<EnvString>,
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -345,6 +345,7 @@ fn validate_target(
             unused("command", raw.command.is_some())?;
             unused("args", !raw.args.is_empty())?;
             unused("timeout", raw.timeout.is_some())?;
+            unused("env", !raw.env.is_empty())?;
             let url = raw
                 .url
                 .ok_or_else(|| check.invalid(key("url"), "a postgres target needs a url"))?
@@ -377,16 +378,31 @@ fn validate_target(
                     .unwrap_or(DEFAULT_COMMAND_TIMEOUT_SECONDS),
                 None => DEFAULT_COMMAND_TIMEOUT_SECONDS,
             };
+            for (i, name) in raw.env.iter().enumerate() {
+                let valid = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(check.invalid(
+                        key(&format!("env[{i}]")),
+                        format!("{name:?} is not an environment variable name"),
+                    ));
+                }
+            }
             ConnectorConfig::Command {
                 program,
                 args: raw.args.into_iter().map(|a| a.0).collect(),
                 timeout_seconds,
+                env: raw.env,
             }
         }
         "noop" => {
             unused("url", raw.url.is_some())?;
             unused("command", raw.command.is_some())?;
             unused("orphan_owner", raw.orphan_owner.is_some())?;
+            unused("env", !raw.env.is_empty())?;
             ConnectorConfig::Noop
         }
         other => {

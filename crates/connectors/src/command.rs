@@ -13,13 +13,17 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::{Access, Connector, ConnectorError};
 
 /// The most stderr a failure message carries.
 const ERROR_TEXT_MAX: usize = 500;
+/// The most of each of stdout and stderr writ keeps from one call.
+pub const OUTPUT_BYTES_MAX: usize = 1024 * 1024;
+/// `PATH` for the program: its environment is otherwise cleared.
+const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 #[derive(Debug)]
 pub struct CommandConnector {
@@ -27,6 +31,7 @@ pub struct CommandConnector {
     program: PathBuf,
     args: Vec<String>,
     timeout: Duration,
+    env_allowed: Vec<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -46,13 +51,29 @@ impl CommandConnector {
             program,
             args,
             timeout: Duration::from_secs(timeout_seconds),
+            env_allowed: Vec::new(),
         }
+    }
+
+    /// Names of writ's environment variables the program also gets (say, a secret its
+    /// target needs); it gets nothing else but `PATH` and the `WRIT_*` call.
+    pub fn with_env(mut self, names: Vec<String>) -> Self {
+        self.env_allowed = names;
+        self
     }
 
     async fn run(&self, action: &str, access: Access<'_>) -> Result<Vec<u8>, ConnectorError> {
         let input = serde_json::json!({ "action": action, "target": self.target, "role": access.role, "account": access.account });
-        let mut child = Command::new(&self.program)
-            .args(&self.args)
+        let mut command = Command::new(&self.program);
+        // A cleared environment: writ's own secrets (database URLs, ticketing tokens)
+        // are not the program's business unless the configuration says so.
+        command.args(&self.args).env_clear().env("PATH", SAFE_PATH);
+        for name in &self.env_allowed {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
+        command
             .env("WRIT_ACTION", action)
             .env("WRIT_TARGET", &self.target)
             .env("WRIT_ROLE", access.role)
@@ -60,24 +81,26 @@ impl CommandConnector {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                ConnectorError::Failed(format!("cannot run {}: {e}", self.program.display()))
-            })?;
+            // Its own process group, so a timeout ends whatever it started too.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|e| {
+            ConnectorError::Failed(format!("cannot run {}: {e}", self.program.display()))
+        })?;
+        let group = child.id();
         if let Some(mut stdin) = child.stdin.take() {
             // A program that ignores stdin closes it early; that is not an error.
             let _ = stdin.write_all(input.to_string().as_bytes()).await;
         }
-        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(Ok(output)) => output,
-            Ok(Err(e)) => {
-                return Err(ConnectorError::Unknown(format!(
-                    "{} {action}: {e}",
-                    self.program.display()
-                )));
-            }
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let finished = async {
+            let (stdout, stderr) = tokio::join!(read_bounded(stdout), read_bounded(stderr));
+            (stdout, stderr, child.wait().await)
+        };
+        let (stdout, stderr, status) = match tokio::time::timeout(self.timeout, finished).await {
+            Ok(done) => done,
             Err(_) => {
+                kill_group(group);
                 return Err(ConnectorError::Unknown(format!(
                     "{} {action} did not finish within {}s and was killed",
                     self.program.display(),
@@ -85,26 +108,69 @@ impl CommandConnector {
                 )));
             }
         };
-        if output.status.success() {
-            return Ok(output.stdout);
+        let status = status.map_err(|e| {
+            ConnectorError::Unknown(format!("{} {action}: {e}", self.program.display()))
+        })?;
+        if status.success() {
+            let (stdout, overflowed) = stdout;
+            if overflowed {
+                return Err(ConnectorError::Failed(format!(
+                    "{} {action} printed more than {OUTPUT_BYTES_MAX} bytes on stdout",
+                    self.program.display()
+                )));
+            }
+            return Ok(stdout);
         }
-        let mut stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        let mut stderr = String::from_utf8_lossy(&stderr.0).trim().to_string();
         writ_domain::truncate_on_char_boundary(&mut stderr, ERROR_TEXT_MAX);
-        let status = output
-            .status
+        let code = status
             .code()
             .map_or_else(|| "a signal".to_string(), |code| format!("status {code}"));
         // Killed by a signal mid-way: it may have done its work.
         let message = format!(
-            "{} {action} exited with {status}: {stderr}",
+            "{} {action} exited with {code}: {stderr}",
             self.program.display()
         );
-        if output.status.code().is_none() {
+        if status.code().is_none() {
             Err(ConnectorError::Unknown(message))
         } else {
             Err(ConnectorError::Failed(message))
         }
     }
+}
+
+/// Reads a pipe to its end, keeping at most `OUTPUT_BYTES_MAX` bytes; `true` when
+/// there was more. Draining the rest (not stopping) keeps the program from blocking
+/// on a full pipe; one that never stops writing meets the timeout.
+async fn read_bounded(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> (Vec<u8>, bool) {
+    let Some(mut pipe) = pipe else {
+        return (Vec::new(), false);
+    };
+    let mut kept = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let mut overflowed = false;
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => return (kept, overflowed),
+            Ok(read) => {
+                let room = OUTPUT_BYTES_MAX.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..read.min(room)]);
+                overflowed |= read > room;
+            }
+        }
+    }
+}
+
+/// Ends the program's whole process group (what it started as well as itself).
+fn kill_group(group: Option<u32>) {
+    let Some(group) = group.and_then(|id| i32::try_from(id).ok()) else {
+        return;
+    };
+    // Already gone is fine: there is nothing left to end.
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(group),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 impl CommandConnector {

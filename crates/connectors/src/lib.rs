@@ -171,12 +171,16 @@ impl Connectors {
                     program,
                     args,
                     timeout_seconds,
-                } => Arc::new(CommandConnector::new(
-                    &target.name,
-                    program.clone(),
-                    args.clone(),
-                    *timeout_seconds,
-                )),
+                    env,
+                } => Arc::new(
+                    CommandConnector::new(
+                        &target.name,
+                        program.clone(),
+                        args.clone(),
+                        *timeout_seconds,
+                    )
+                    .with_env(env.clone()),
+                ),
                 ConnectorConfig::Noop => Arc::new(NoopConnector::default()),
             };
             by_target.insert(target.name.clone(), connector);

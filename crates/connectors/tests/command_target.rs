@@ -122,3 +122,96 @@ async fn failures_carry_stderr_and_timeouts_are_unknown_outcomes() {
         Err(ConnectorError::Failed(_))
     ));
 }
+
+/// The program sees none of writ's environment unless the configuration names it.
+/// (cargo sets CARGO_PKG_NAME for this test process, so writ has it to leak.)
+#[tokio::test]
+async fn the_program_gets_a_cleared_environment_plus_what_is_allowed() {
+    assert!(
+        std::env::var_os("CARGO_PKG_NAME").is_some(),
+        "cargo sets it"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = r#"if [ -n "${CARGO_PKG_NAME:-}" ]; then echo '{"held": true}'; else echo '{"held": false}'; fi"#;
+    let access = Access {
+        role: "r",
+        account: "a",
+    };
+    let cleared = CommandConnector::new("files", script(&dir, body), vec![], 5);
+    assert!(
+        !cleared.holds(access).await.expect("check"),
+        "not passed through"
+    );
+    let allowed = CommandConnector::new("files", script(&dir, body), vec![], 5)
+        .with_env(vec!["CARGO_PKG_NAME".into()]);
+    assert!(
+        allowed.holds(access).await.expect("check"),
+        "passed when allowed"
+    );
+    // PATH is set, so ordinary tools are found.
+    let tools = CommandConnector::new(
+        "files",
+        script(&dir, r#"printf '{"held": %s}' "$(echo true | tr -d '\n')""#),
+        vec![],
+        5,
+    );
+    assert!(tools.holds(access).await.expect("check"));
+}
+
+/// A program that prints without end is not read into memory without end.
+#[tokio::test]
+async fn output_beyond_the_bound_is_refused_not_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let noisy = CommandConnector::new(
+        "files",
+        script(&dir, "head -c 3000000 /dev/zero | tr '\\0' 'x'"),
+        vec![],
+        10,
+    );
+    let error = noisy
+        .holds(Access {
+            role: "r",
+            account: "a",
+        })
+        .await
+        .expect_err("too much");
+    assert!(
+        matches!(&error, ConnectorError::Failed(m) if m.contains("printed more than 1048576 bytes")),
+        "{error}"
+    );
+}
+
+/// A timeout ends what the program started too, not just the program.
+#[tokio::test]
+async fn a_timeout_kills_the_whole_process_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = dir.path().join("grandchild.pid");
+    let slow = CommandConnector::new(
+        "files",
+        script(
+            &dir,
+            &format!("sleep 60 & echo $! > '{}'; wait", pid_file.display()),
+        ),
+        vec![],
+        1,
+    );
+    let error = slow
+        .grant(Access {
+            role: "r",
+            account: "a",
+        })
+        .await
+        .expect_err("timed out");
+    assert!(matches!(error, ConnectorError::Unknown(_)), "{error}");
+    let pid = std::fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .to_string();
+    let gone = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // A killed child not yet reaped is a zombie: as good as gone.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |stat| stat.split_whitespace().nth(2) == Some("Z"))
+    });
+    assert!(gone, "the grandchild {pid} outlived the timeout");
+}
