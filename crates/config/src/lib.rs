@@ -74,7 +74,13 @@ pub struct Target {
     pub circuit_failures: u32,
     /// ... for this long.
     pub circuit_cooldown_seconds: i64,
+    /// The longest writ waits for one call to the target; then its outcome is
+    /// unknown and checked again (and a PostgreSQL statement or lock wait gives up).
+    pub call_timeout_seconds: i64,
 }
+
+/// How long one call to a target may take unless its `call_timeout` says otherwise.
+pub const DEFAULT_CALL_TIMEOUT_SECONDS: i64 = 30;
 
 /// How often a target is reconciled unless its `reconcile_every` says otherwise.
 pub const DEFAULT_RECONCILE_EVERY_SECONDS: i64 = 3600;

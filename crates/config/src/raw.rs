@@ -82,6 +82,7 @@ pub struct RawTarget {
     pub circuit_failures: Option<u32>,
     pub circuit_cooldown: Option<EnvString>,
     pub orphan_owner: Option<EnvString>,
+    pub call_timeout: Option<EnvString>,
     #[serde(default)]
     pub env: Vec<String>,
 }

@@ -439,6 +439,10 @@ fn validate_target(
         Some(text) => check.duration(&key("circuit_cooldown"), &text.0)?,
         None => DEFAULT_CIRCUIT_COOLDOWN_SECONDS,
     };
+    let call_timeout_seconds = match raw.call_timeout {
+        Some(text) => check.duration(&key("call_timeout"), &text.0)?,
+        None => crate::DEFAULT_CALL_TIMEOUT_SECONDS,
+    };
     Ok(Target {
         name,
         connector,
@@ -447,6 +451,7 @@ fn validate_target(
         max_rate_per_second,
         circuit_failures,
         circuit_cooldown_seconds,
+        call_timeout_seconds,
     })
 }
 

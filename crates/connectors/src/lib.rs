@@ -165,7 +165,13 @@ impl Connectors {
         for target in config.targets.values() {
             let connector: Arc<dyn Connector> = match &target.connector {
                 ConnectorConfig::Postgres { url, orphan_owner } => {
-                    Arc::new(PostgresConnector::new(url)?.with_orphan_owner(orphan_owner))
+                    let timeout = std::time::Duration::from_secs(
+                        u64::try_from(target.call_timeout_seconds).unwrap_or(0),
+                    );
+                    Arc::new(
+                        PostgresConnector::with_statement_timeout(url, timeout)?
+                            .with_orphan_owner(orphan_owner),
+                    )
                 }
                 ConnectorConfig::Command {
                     program,

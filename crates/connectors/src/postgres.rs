@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::{Access, Connector, ConnectorError, Credential};
 
@@ -21,6 +23,9 @@ mod check;
 
 /// How long writ waits for a connection to the target before calling it down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one statement on the target, or a wait for one of its locks, may take
+/// unless the target's `call_timeout` says otherwise.
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long terminated sessions may take to exit before the revocation counts as failed.
 const SESSION_EXIT_WAIT: Duration = Duration::from_secs(5);
 
@@ -104,12 +109,26 @@ fn classify(error: sqlx::Error) -> ConnectorError {
 }
 
 impl PostgresConnector {
+    /// A connector whose statements give up after `DEFAULT_STATEMENT_TIMEOUT`.
     pub fn new(url: &str) -> Result<Self, ConnectorError> {
+        Self::with_statement_timeout(url, DEFAULT_STATEMENT_TIMEOUT)
+    }
+
+    /// Every session of this connector sets `lock_timeout` and `statement_timeout`: a
+    /// `REVOKE` waiting on a lock someone else holds (a DBA's open transaction) gives
+    /// up instead of waiting for ever, and is retried.
+    pub fn with_statement_timeout(url: &str, timeout: Duration) -> Result<Self, ConnectorError> {
+        let millis = timeout.as_millis().to_string();
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| ConnectorError::Failed(format!("invalid target URL: {e}")))?
+            .options([
+                ("lock_timeout", millis.as_str()),
+                ("statement_timeout", millis.as_str()),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy(url)
-            .map_err(|e| ConnectorError::Failed(format!("invalid target URL: {e}")))?;
+            .connect_lazy_with(options);
         Ok(Self {
             pool,
             orphan_owner: DEFAULT_ORPHAN_OWNER.into(),

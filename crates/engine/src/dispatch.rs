@@ -5,9 +5,10 @@
 //! 1. one transaction records every due lease as `revoking` (`grant.revoke_started`);
 //!    nothing is touched on a target until it commits (fail closed);
 //! 2. the targets are called concurrently, each within its own limits (concurrency,
-//!    rate, circuit breaker: `TargetGuard`), each account under its lock;
-//! 3. one transaction records every outcome: `revoked` (verified or retained by an
-//!    overlapping lease) or `failed` with its retry.
+//!    rate, circuit breaker, call deadline: `TargetGuard`), each account under its lock;
+//! 3. per target, as soon as that target has answered, one transaction records its
+//!    outcomes: `revoked` (verified or retained by an overlapping lease) or `failed`
+//!    with its retry. A slow target holds back only its own grants.
 //!
 //! Every grant still gets its own ledger events, exactly as one at a time would.
 
@@ -21,8 +22,8 @@ use writ_store::Job;
 use crate::revocation::{RevokeOutcome, SCHEDULER_ACTOR};
 use crate::{Engine, EngineError};
 
-/// The most target calls in flight for one batch, across targets (each target also
-/// has its own `max_concurrency`).
+/// The most target calls in flight for one target's share of a batch (each target
+/// also has its own `max_concurrency`).
 const BATCH_CONCURRENCY: usize = 64;
 
 impl Engine {
@@ -88,10 +89,13 @@ impl Engine {
         }
 
         // Every account's lock (one lease per account here, so the batch never waits for
-        // itself), held until the outcomes are on the record, as for one at a time.
-        let mut held_locks = Vec::with_capacity(to_execute.len());
+        // itself), held until the outcome is on the record, as for one at a time.
+        let mut locks = HashMap::with_capacity(to_execute.len());
         for grant in &to_execute {
-            held_locks.push(self.holder_lock(Self::holder_key(grant)).lock_owned().await);
+            locks.insert(
+                grant.id,
+                self.holder_lock(Self::holder_key(grant)).lock_owned().await,
+            );
         }
         // Under the locks, in two queries for the whole batch: which are still being
         // revoked (another path may have finished one), and which accounts another live
@@ -118,33 +122,72 @@ impl Engine {
             keeping.insert((lease.entitlement, lease.account), lease.id);
         }
 
-        let outcomes: Vec<(Grant, Result<RevokeOutcome, EngineError>)> =
-            futures_util::stream::iter(to_execute)
-                .map(|grant| {
-                    let kept = keeping
-                        .get(&(grant.entitlement.to_string(), grant.account.clone()))
-                        .copied();
-                    async move {
-                        let outcome = match kept {
-                            Some(other) if !grant.credential => Ok(RevokeOutcome::Retained(other)),
-                            _ => match self.target_of(&grant) {
-                                Ok((role, connector)) => Ok(self
-                                    .remove_on_target(&grant, &role, connector.as_ref())
-                                    .await),
-                                Err(error) => Err(error),
-                            },
-                        };
-                        (grant, outcome)
-                    }
-                })
-                .buffer_unordered(BATCH_CONCURRENCY)
-                .collect()
-                .await;
-
+        // Each target's revocations are recorded as soon as that target has answered
+        // them all: a target that is slow (up to its call deadline) holds back only its
+        // own grants, never another target's.
+        let mut by_target: HashMap<String, Vec<Grant>> = HashMap::new();
+        for grant in to_execute {
+            by_target
+                .entry(grant.entitlement.target().to_string())
+                .or_default()
+                .push(grant);
+        }
         let jobs_by_id: HashMap<&str, &Job> = jobs
             .iter()
             .map(|job| (job.object_id.as_str(), job))
             .collect();
+        let (keeping, jobs_by_id) = (&keeping, &jobs_by_id);
+        let groups = by_target.into_values().map(|grants| {
+            let group_locks: Vec<_> = grants.iter().filter_map(|g| locks.remove(&g.id)).collect();
+            async move {
+                let outcomes = self.revoke_batch_on_target(grants, keeping).await;
+                let recorded = self.record_outcomes(outcomes, jobs_by_id).await;
+                drop(group_locks);
+                recorded
+            }
+        });
+        let recorded = futures_util::future::join_all(groups.collect::<Vec<_>>()).await;
+        drop(locks);
+        recorded.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(untouched)
+    }
+
+    /// Takes these grants (all on one target) off it, concurrently within its limits.
+    async fn revoke_batch_on_target(
+        &self,
+        grants: Vec<Grant>,
+        keeping: &HashMap<(String, String), GrantId>,
+    ) -> Vec<(Grant, Result<RevokeOutcome, EngineError>)> {
+        futures_util::stream::iter(grants)
+            .map(|grant| {
+                let kept = keeping
+                    .get(&(grant.entitlement.to_string(), grant.account.clone()))
+                    .copied();
+                async move {
+                    let outcome = match kept {
+                        Some(other) if !grant.credential => Ok(RevokeOutcome::Retained(other)),
+                        _ => match self.target_of(&grant) {
+                            Ok((role, connector)) => Ok(self
+                                .remove_on_target(&grant, &role, connector.as_ref())
+                                .await),
+                            Err(error) => Err(error),
+                        },
+                    };
+                    (grant, outcome)
+                }
+            })
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// One transaction for these outcomes: `revoked` (verified, or retained by an
+    /// overlapping lease) or `failed` with its retry.
+    async fn record_outcomes(
+        &self,
+        outcomes: Vec<(Grant, Result<RevokeOutcome, EngineError>)>,
+        jobs_by_id: &HashMap<&str, &Job>,
+    ) -> Result<(), EngineError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let mut revoked = Vec::new();
@@ -182,7 +225,6 @@ impl Engine {
             }
         }
         tx.commit().await?;
-        drop(held_locks);
         for done in &revoked {
             self.revoked_committed(done, now);
         }
@@ -194,6 +236,6 @@ impl Engine {
             failed = failed.len(),
             "revocation batch"
         );
-        Ok(untouched)
+        Ok(())
     }
 }

@@ -5,7 +5,8 @@
 //! `circuit_cooldown`; while open, calls fail at once without reaching the target (and
 //! the work is retried with backoff like any failure). After the cooldown calls go
 //! through again: a success closes it, another failure opens it for another cooldown.
-//! Times come from the engine's clock, so tests drive it like expiry.
+//! Times come from the engine's clock, so tests drive it like expiry. Every call also
+//! has a deadline (`call_timeout`, default 30 s): past it the outcome is unknown.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub(crate) struct TargetGuard {
     breaker: Mutex<Breaker>,
     failures_to_open: u32,
     cooldown_seconds: i64,
+    /// No call waits longer than this for the target (`call_timeout`).
+    call_timeout: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +81,9 @@ impl TargetGuard {
             breaker: Mutex::new(Breaker::default()),
             failures_to_open: target.circuit_failures,
             cooldown_seconds: target.circuit_cooldown_seconds,
+            call_timeout: Duration::from_secs(
+                u64::try_from(target.call_timeout_seconds).unwrap_or(0),
+            ),
         }
     }
 
@@ -89,6 +95,9 @@ impl TargetGuard {
             breaker: Mutex::new(Breaker::default()),
             failures_to_open: 5,
             cooldown_seconds: 10,
+            call_timeout: Duration::from_secs(
+                u64::try_from(writ_config::DEFAULT_CALL_TIMEOUT_SECONDS).unwrap_or(30),
+            ),
         }
     }
 
@@ -117,7 +126,15 @@ impl TargetGuard {
                 }
             }
         }
-        let result = call.await;
+        // A target that does not answer in time: the call may or may not have taken
+        // effect, so its outcome is unknown and the work re-checks before believing.
+        let result = match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectorError::Unknown(format!(
+                "the target did not answer within {}s (call_timeout); the outcome is checked again",
+                self.call_timeout.as_secs()
+            ))),
+        };
         self.record(now, result.is_ok());
         result
     }
@@ -152,7 +169,24 @@ mod tests {
             breaker: Mutex::new(Breaker::default()),
             failures_to_open: failures,
             cooldown_seconds: 30,
+            call_timeout: Duration::from_secs(5),
         }
+    }
+
+    /// A target that never answers gives an unknown outcome at the deadline, and
+    /// counts as a failure for the breaker.
+    #[tokio::test(start_paused = true)]
+    async fn a_call_past_its_deadline_is_an_unknown_outcome() {
+        let guard = guard(1);
+        let now = Timestamp::from_unix_micros(0);
+        let result: Result<(), ConnectorError> = guard
+            .call(now, std::future::pending::<Result<(), ConnectorError>>())
+            .await;
+        assert!(
+            matches!(&result, Err(ConnectorError::Unknown(m)) if m.contains("within 5s")),
+            "{result:?}"
+        );
+        assert!(guard.open_until(now).is_some());
     }
 
     async fn fail(guard: &TargetGuard, now: Timestamp) -> Result<(), ConnectorError> {

@@ -172,3 +172,136 @@ accounts = {{ pg = "{account}" }}
     writ.stop();
     roles.cleanup().await;
 }
+
+/// A revocation stuck behind someone else's lock (a DBA's open transaction on the
+/// very membership) waits only until its target's call_timeout, and holds back nothing
+/// on another target; once the lock is gone, it completes.
+#[tokio::test]
+async fn a_target_stuck_on_a_lock_delays_no_other_target() {
+    let mut roles = TestRoles::new().await;
+    let stuck_role = roles.create("stuck").await;
+    let free_role = roles.create("free").await;
+    let account = roles.create("alice").await;
+    let config = format!(
+        r#"
+[revocation]
+retry_backoff_max = "1s"
+
+[[target]]
+name = "slow"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/test"
+call_timeout = "3s"
+
+[[target]]
+name = "fast"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/test"
+
+[[entitlement]]
+id = "slow/role"
+target = "slow"
+role = "{stuck_role}"
+sensitivity = "low"
+max_duration = "1h"
+
+[[entitlement]]
+id = "fast/role"
+target = "fast"
+role = "{free_role}"
+sensitivity = "low"
+max_duration = "1h"
+
+[[user]]
+name = "alice"
+groups = ["engineers"]
+accounts = {{ slow = "{account}", fast = "{account}" }}
+"#
+    );
+    let policy =
+        r#"permit (principal in Group::"engineers", action == Action::"request", resource);"#;
+    let mut writ = Writ::new(&config, &[("request.cedar", policy)]);
+    writ.start().await;
+    let alice = writ.token("alice");
+    let mut grants = Vec::new();
+    for entitlement in ["slow/role", "fast/role"] {
+        let (status, request) = writ
+            .post(
+                "/v1/requests",
+                &alice,
+                json!({ "entitlement": entitlement, "justification": "j", "duration_seconds": 3 }),
+            )
+            .await;
+        assert_eq!(status, 201, "{request}");
+        grants.push(request["grant_id"].as_str().expect("grant").to_string());
+    }
+    for grant in &grants {
+        let active = writ
+            .wait_for_grant(grant, &alice, Duration::from_secs(10), |g| {
+                g["state"] == "active"
+            })
+            .await;
+        assert_eq!(active["state"], "active", "{active}");
+    }
+
+    // A DBA's transaction takes the same membership away and stays open: writ's own
+    // REVOKE of it must wait for that row.
+    let mut dba = <sqlx::PgConnection as sqlx::Connection>::connect(support::PG_URL)
+        .await
+        .expect("dba");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN; REVOKE \"{stuck_role}\" FROM \"{account}\""
+    )))
+    .execute(&mut dba)
+    .await
+    .expect("open transaction holding the row");
+
+    let fast = writ
+        .wait_for_grant(&grants[1], &alice, Duration::from_secs(15), |g| {
+            g["state"] == "revoked"
+        })
+        .await;
+    assert_eq!(fast["state"], "revoked", "{fast}");
+    let lag_ms = |grant: &serde_json::Value| {
+        let at = |key: &str| {
+            time::OffsetDateTime::parse(
+                grant[key].as_str().expect("time"),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .expect("RFC 3339")
+        };
+        (at("verified_at") - at("expires_at")).whole_milliseconds()
+    };
+    // At most the stuck target's deadline (3 s) plus a little: without a deadline it
+    // would wait for as long as the DBA's transaction stays open.
+    assert!(
+        lag_ms(&fast) < 4500,
+        "the other target was held back: revoked {} ms after expiry",
+        lag_ms(&fast)
+    );
+
+    let stuck = writ
+        .wait_for_grant(&grants[0], &alice, Duration::from_secs(15), |g| {
+            g["state"] == "failed"
+        })
+        .await;
+    assert_eq!(stuck["state"], "failed", "{stuck}");
+    assert!(
+        roles.holds(&stuck_role, &account).await,
+        "the DBA has not committed"
+    );
+
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut dba)
+        .await
+        .expect("rollback");
+    let done = writ
+        .wait_for_grant(&grants[0], &alice, Duration::from_secs(20), |g| {
+            g["state"] == "revoked"
+        })
+        .await;
+    assert_eq!(done["state"], "revoked", "{done}");
+    assert!(!roles.holds(&stuck_role, &account).await);
+    writ.stop();
+    roles.cleanup().await;
+}
