@@ -33,3 +33,5 @@ pub const REVOCATIONS_ESCALATED: &str = "writ_revocations_escalated_total";
 pub const ESCALATED_REVOCATIONS: &str = "writ_escalated_revocations";
 /// Panics of supervised background tasks (each restarted), by task.
 pub const TASK_PANICS: &str = "writ_task_panics_total";
+/// Expired grants found without a revocation job and given one (should stay 0).
+pub const JOBLESS_GRANTS: &str = "writ_jobless_grants_total";

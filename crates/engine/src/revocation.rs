@@ -34,6 +34,9 @@ fn illegal(error: writ_domain::lifecycle::IllegalTransition) -> EngineError {
     EngineError::new(ErrorKind::Conflict, "wrong_state", error.to_string())
 }
 
+/// The most jobless grants one sweep restores (the next sweep takes the rest).
+const JOBLESS_SWEEP_BATCH_MAX: i64 = 512;
+
 impl Engine {
     /// Seconds to wait before attempt `attempts + 1`: 1, 2, 4, ... capped by config.
     pub(crate) fn backoff_seconds(&self, attempts: i64) -> i64 {
@@ -593,6 +596,46 @@ impl Engine {
     }
 
     /// Puts off a due job that made no progress (see `Scheduler::run_due`).
+    /// A grant past its expiry that may still hold access but has no job would never be
+    /// revoked (its job row was deleted: an accident, or someone with database
+    /// access). Gives each one a revocation job due now, so the usual path takes it
+    /// off its target; logged and counted, since it should never happen.
+    pub async fn sweep_jobless_grants(&self) -> usize {
+        let now = self.clock.now();
+        let found = match self
+            .store
+            .expired_grants_without_job(now, JOBLESS_SWEEP_BATCH_MAX)
+            .await
+        {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::error!(%error, "cannot look for grants without a job");
+                return 0;
+            }
+        };
+        if found.is_empty() {
+            return 0;
+        }
+        let restored = async {
+            let mut tx = self.store.begin().await?;
+            for id in &found {
+                tx.set_job(&id.to_string(), JobKind::RevokeGrant, now)
+                    .await?;
+            }
+            tx.commit().await
+        };
+        if let Err(error) = restored.await {
+            tracing::error!(%error, "cannot restore the revocation jobs of expired grants");
+            return 0;
+        }
+        for id in &found {
+            tracing::error!(grant = %id, "an expired grant had no revocation job; revoking it now");
+        }
+        metrics::counter!(crate::metrics_names::JOBLESS_GRANTS).increment(found.len() as u64);
+        self.hint_due(now);
+        found.len()
+    }
+
     pub(crate) async fn defer_job(&self, job: &Job) {
         let due = self
             .clock

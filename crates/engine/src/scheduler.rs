@@ -17,6 +17,8 @@ const STORAGE_RETRY: Duration = Duration::from_secs(1);
 /// Sleep at most this long even with nothing scheduled: a safety net for work another
 /// process (e.g. `writ token issue`, another node) added without waking us.
 const IDLE_SLEEP_MAX: Duration = Duration::from_secs(60);
+/// How often the scheduler looks for expired grants that lost their job.
+const JOBLESS_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// The scheduler's name for supervision and `/healthz`.
 pub const TASK_NAME: &str = "scheduler";
 /// The scheduler ticks at least this often unless it is stuck: its longest sleep and
@@ -128,8 +130,13 @@ impl Scheduler {
     /// Runs until `shutdown` changes.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let wake = self.engine.wake.clone();
+        let mut last_sweep: Option<tokio::time::Instant> = None;
         loop {
             self.engine.health.tick(TASK_NAME);
+            if last_sweep.is_none_or(|at| at.elapsed() >= JOBLESS_SWEEP_INTERVAL) {
+                self.engine.sweep_jobless_grants().await;
+                last_sweep = Some(tokio::time::Instant::now());
+            }
             // While working, any new job wakes us again (a stored permit), so one added
             // between our last look and the sleep below is not missed.
             self.engine

@@ -121,6 +121,26 @@ impl Store {
             .collect()
     }
 
+    /// Grants past their expiry that may still hold access but have no job: nothing
+    /// would ever revoke them (a deleted job row, an accident). At most `limit`.
+    pub async fn expired_grants_without_job(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<GrantId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.id FROM grants g WHERE g.state <> 'revoked' AND g.expires_at_us <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.object_id = g.id) ORDER BY g.expires_at_us LIMIT $2",
+        )
+        .bind(now.unix_micros())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| parse_grant_id(row.try_get::<String, _>(0)?))
+            .collect()
+    }
+
     pub async fn request(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
         let row = sqlx::query("SELECT id, doc FROM requests WHERE id = $1")
             .bind(id.to_string())

@@ -9,10 +9,10 @@ use writ_domain::ledger::{ChainVerifier, EventFields, LedgerError, PreparedEvent
 
 use crate::read::parse_event_page;
 use crate::scan;
-use writ_domain::{Finding, Grant, Request};
+use writ_domain::{Finding, Grant, Request, Timestamp};
 
 use crate::{
-    EVENT_PAGE_SIZE, Store, StoreError, finding_from_row, grant_from_row, request_from_row,
+    EVENT_PAGE_SIZE, JobKind, Store, StoreError, finding_from_row, grant_from_row, request_from_row,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +170,8 @@ impl Store {
     /// against raw SHA-256.
     pub async fn verify_chain(&self) -> Result<VerifyReport, VerifyError> {
         let verifier = self.walk_chain(false).await?;
+        self.check_live_grants_have_jobs().await?;
+
         Ok(VerifyReport {
             events: verifier.events(),
             head: verifier.head().to_string(),
@@ -318,6 +320,8 @@ impl Store {
             |finding| (finding.id, finding.state.as_str()),
         )?;
 
+        self.check_live_grants_have_jobs().await?;
+
         Ok(VerifyReport {
             events: verifier.events(),
             head: verifier.head().to_string(),
@@ -325,6 +329,54 @@ impl Store {
             grants,
             findings,
         })
+    }
+}
+
+impl Store {
+    /// What keeps a lease from being permanent is its job, which is bookkeeping and so
+    /// not on the ledger: every grant that may still hold access must have one. An
+    /// active grant's revocation must be due by its expiry (unless it is being retried).
+    async fn check_live_grants_have_jobs(&self) -> Result<(), VerifyError> {
+        let rows = sqlx::query(
+            "SELECT g.id, g.state, g.expires_at_us, j.kind, j.due_at_us, j.attempts \
+             FROM grants g LEFT JOIN jobs j ON j.object_id = g.id WHERE g.state <> 'revoked'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let state: String = row.try_get("state")?;
+            let kind: Option<String> = row.try_get("kind")?;
+            let kind = kind.map(|text| JobKind::parse(&text).ok_or(text));
+            let problem = match (state.as_str(), kind) {
+                (_, None) => Some(format!(
+                    "is {state} but has no job: nothing would ever revoke it"
+                )),
+                (_, Some(Err(unknown))) => Some(format!("has a job of unknown kind {unknown:?}")),
+                ("active", Some(Ok(JobKind::RevokeGrant))) => {
+                    let due: i64 = row.try_get("due_at_us")?;
+                    let expires: i64 = row.try_get("expires_at_us")?;
+                    let attempts: i64 = row.try_get("attempts")?;
+                    (due > expires && attempts == 0).then(|| {
+                        format!(
+                            "is active but its revocation is due at {}, after its expiry at {}",
+                            Timestamp::from_unix_micros(due),
+                            Timestamp::from_unix_micros(expires)
+                        )
+                    })
+                }
+                ("pending", Some(Ok(JobKind::ApplyGrant | JobKind::RevokeGrant)))
+                | ("revoking" | "failed", Some(Ok(JobKind::RevokeGrant))) => None,
+                (_, Some(Ok(other))) => Some(format!(
+                    "is {state} but its job is {}, not its revocation",
+                    other.as_str()
+                )),
+            };
+            if let Some(problem) = problem {
+                return Err(mismatch("grants", id, problem));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -449,6 +501,7 @@ mod tests {
             }
         };
         store.check_head(&verifier).await?;
+
         Ok(VerifyReport {
             events: verifier.events(),
             head: verifier.head().to_string(),

@@ -506,3 +506,75 @@ async fn unreachable_storage_is_reported_at_once_with_its_reason() {
         started.elapsed()
     );
 }
+
+/// A lease is only as temporary as its revocation job, which is bookkeeping, not
+/// ledger: `audit verify` checks every live grant has one due by its expiry, and the
+/// scheduler's sweep gives an expired grant that lost its job a new one and revokes it.
+#[tokio::test]
+async fn a_lease_that_lost_its_job_is_caught_by_verify_and_revoked_by_the_sweep() {
+    let mut writ = writ();
+    writ.start().await;
+    let alice = writ.token("alice");
+    let (status, request) = writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({"entitlement": "files/read", "justification": "j", "duration_seconds": 3}),
+        )
+        .await;
+    assert_eq!(status, 201, "{request}");
+    let grant = request["grant_id"].as_str().expect("grant").to_string();
+    writ.wait_for_grant(&grant, &alice, Duration::from_secs(5), |g| {
+        g["state"] == "active"
+    })
+    .await;
+    writ.stop();
+    assert!(writ.run(&["audit", "verify"]).status.success());
+
+    // Its revocation put off to tomorrow: caught.
+    sql(
+        &writ,
+        &format!("UPDATE jobs SET due_at_us = due_at_us + 86400000000 WHERE object_id = '{grant}'"),
+    )
+    .await;
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(!verify.status.success(), "{}", stdout(&verify));
+    assert!(
+        stderr(&verify).contains(&grant) && stderr(&verify).contains("after its expiry"),
+        "{}",
+        stderr(&verify)
+    );
+    // Its job gone: caught.
+    sql(
+        &writ,
+        &format!("DELETE FROM jobs WHERE object_id = '{grant}'"),
+    )
+    .await;
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(!verify.status.success(), "{}", stdout(&verify));
+    assert!(
+        stderr(&verify).contains(&grant) && stderr(&verify).contains("has no job"),
+        "{}",
+        stderr(&verify)
+    );
+    assert!(memberships(&writ).contains("read alice"), "still held");
+
+    // Past its expiry, writ starts: the sweep finds it and it is revoked as usual.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    writ.start().await;
+    let revoked = writ
+        .wait_for_grant(&grant, &alice, Duration::from_secs(15), |g| {
+            g["state"] == "revoked"
+        })
+        .await;
+    assert_eq!(revoked["state"], "revoked", "{revoked}\n{}", writ.log());
+    assert!(!memberships(&writ).contains("read alice"));
+    let (_, metrics) = writ
+        .call(reqwest::Method::GET, "/metrics", Some(&alice), None)
+        .await;
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    assert!(text.contains("writ_jobless_grants_total 1"), "{text}");
+    writ.stop();
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+}
