@@ -311,6 +311,24 @@ fields = { entitlement = "customfield_10050", duration = "customfield_10052", wi
         Config::from_toml(Path::new("/etc/writ/writ.toml"), text).map_err(|e| e.to_string())
     }
 
+    /// One ticketing-system user is one identity: a second mapping is an error naming both.
+    #[test]
+    fn an_itsm_account_maps_to_one_identity_only() {
+        let twice = format!(
+            "{BASE}{JIRA}\n[[user]]\nname = \"mallory\"\naccounts = {{ jira = \"5b10ac8d82e05b22cc7d4ef5\" }}\n"
+        );
+        let error = load(&twice).expect_err("the same Jira user twice");
+        assert!(
+            error.contains("user \"mallory\".accounts.jira")
+                && error.contains("also alice's account on jira"),
+            "{error}"
+        );
+        // Targets are not ticketing systems: two identities may share a target account.
+        let shared_target =
+            format!("{BASE}{JIRA}\n[[user]]\nname = \"bob\"\naccounts = {{ pg = \"alice_db\" }}\n");
+        assert!(load(&shared_target).is_ok());
+    }
+
     #[test]
     fn an_itsm_validates_and_identities_map_to_its_users() {
         let config = load(&format!("{BASE}{JIRA}")).expect("valid");

@@ -46,6 +46,8 @@ pub struct Config {
     pub policy_dir: PathBuf,
     /// How long a request may wait for approvals before it expires.
     pub pending_ttl_seconds: i64,
+    /// The kinds of identity that may approve requests (default: users only).
+    pub approver_kinds: Vec<IdentityKind>,
     /// The longest pause between two attempts to revoke the same grant.
     pub retry_backoff_max_seconds: i64,
     /// A revocation still failing this long after it started is escalated (once).
@@ -166,6 +168,8 @@ pub struct Identity {
     /// Target or ITSM name → this identity's account there (on an ITSM: the user id
     /// its API reports, e.g. a Jira accountId or a ServiceNow sys_user sys_id).
     pub accounts: BTreeMap<String, String>,
+    /// Agents: the users besides its owner it may act for (`on_behalf_of`).
+    pub delegates: Vec<IdentityName>,
 }
 
 impl Identity {

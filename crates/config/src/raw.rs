@@ -57,6 +57,7 @@ pub struct RawPolicy {
 #[serde(deny_unknown_fields)]
 pub struct RawRequests {
     pub pending_ttl: Option<EnvString>,
+    pub approver_kinds: Option<Vec<EnvString>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +102,7 @@ pub struct RawEntitlement {
     pub on_lingering: Option<EnvString>,
     pub on_missing: Option<EnvString>,
     pub credential: Option<bool>,
+    pub shared_role: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +116,8 @@ pub struct RawIdentity {
     #[serde(default)]
     pub accounts: BTreeMap<String, EnvString>,
     pub disabled: Option<bool>,
+    #[serde(default)]
+    pub delegates: Vec<EnvString>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -115,6 +115,27 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
             .dir
             .map_or(DEFAULT_POLICY_DIR.to_string(), |s| s.0),
     );
+    let approver_kinds = match raw.requests.approver_kinds {
+        None => vec![IdentityKind::User],
+        Some(kinds) => {
+            let mut parsed = Vec::new();
+            for (i, kind) in kinds.iter().enumerate() {
+                let key = format!("requests.approver_kinds[{i}]");
+                parsed.push(match kind.0.as_str() {
+                    "user" => IdentityKind::User,
+                    "service" => IdentityKind::Service,
+                    "agent" => IdentityKind::Agent,
+                    other => {
+                        return Err(check.invalid(
+                            key,
+                            format!("{other:?} is not an identity kind (user, service, agent)"),
+                        ));
+                    }
+                });
+            }
+            parsed
+        }
+    };
     let pending_ttl_seconds = match raw.requests.pending_ttl {
         Some(text) => check.duration("requests.pending_ttl", &text.0)?,
         None => DEFAULT_PENDING_TTL_SECONDS,
@@ -165,6 +186,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let mut entitlements = BTreeMap::new();
+    let mut shared_roles: BTreeSet<EntitlementId> = BTreeSet::new();
     for (index, raw) in raw.entitlements.into_iter().enumerate() {
         let key = |field: &str| format!("entitlement[{index}].{field}");
         let id: EntitlementId =
@@ -254,6 +276,28 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         if entitlements.contains_key(&id) {
             return Err(check.invalid(key("id"), format!("entitlement {id} is defined twice")));
         }
+        // Two entitlements granting one role on one target would revoke each other's
+        // access; only entitlements that say so may share it.
+        let shared = raw.shared_role.unwrap_or(false);
+        if let Some((other, _)) =
+            entitlements
+                .iter()
+                .find(|(_, e): &(&EntitlementId, &Entitlement)| {
+                    e.target == raw.target.0 && e.role == raw.role.0
+                })
+            && !(shared && shared_roles.contains(other))
+        {
+            return Err(check.invalid(
+                key("role"),
+                format!(
+                    "{id} grants role {:?} on {}, as {other} does; mark both shared_role = true if that is meant",
+                    raw.role.0, raw.target.0
+                ),
+            ));
+        }
+        if shared {
+            shared_roles.insert(id.clone());
+        }
         entitlements.insert(
             id.clone(),
             Entitlement {
@@ -275,7 +319,15 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         .chain(itsms.keys())
         .map(String::as_str)
         .collect();
-    let identities = validate_identities(&check, &systems, raw.users, raw.services, raw.agents)?;
+    let itsm_names: BTreeSet<&str> = itsms.keys().map(String::as_str).collect();
+    let identities = validate_identities(
+        &check,
+        &systems,
+        &itsm_names,
+        raw.users,
+        raw.services,
+        raw.agents,
+    )?;
 
     Ok(Config {
         path: path.to_path_buf(),
@@ -283,6 +335,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         storage_url,
         policy_dir,
         pending_ttl_seconds,
+        approver_kinds,
         retry_backoff_max_seconds,
         escalate_after_seconds,
         targets,
@@ -458,6 +511,7 @@ fn validate_target(
 fn validate_identities(
     check: &Checker<'_>,
     systems: &BTreeSet<&str>,
+    itsms: &BTreeSet<&str>,
     users: Vec<RawIdentity>,
     services: Vec<RawIdentity>,
     agents: Vec<RawIdentity>,
@@ -513,6 +567,16 @@ fn validate_identities(
             }
             _ => {}
         }
+        if kind != IdentityKind::Agent && !raw.delegates.is_empty() {
+            return Err(check.invalid(
+                key("delegates"),
+                "only agents have delegates (the users they may act for)",
+            ));
+        }
+        let mut delegates = Vec::new();
+        for (d, delegate) in raw.delegates.iter().enumerate() {
+            delegates.push(check.identity_name(&key(&format!("delegates[{d}]")), &delegate.0)?);
+        }
         let mut accounts = BTreeMap::new();
         for (target, account) in raw.accounts {
             if !systems.contains(target.as_str()) {
@@ -539,6 +603,7 @@ fn validate_identities(
                 owner,
                 accounts,
                 disabled: raw.disabled.unwrap_or(false),
+                delegates,
             },
         );
     }
@@ -549,6 +614,14 @@ fn validate_identities(
         .map(|i| &i.name)
         .collect();
     for identity in identities.values() {
+        for delegate in &identity.delegates {
+            if !users.contains(delegate) {
+                return Err(check.invalid(
+                    format!("agent {:?}.delegates", identity.name.as_str()),
+                    format!("\"{delegate}\" is not a configured user"),
+                ));
+            }
+        }
         for (field, reference) in [("manager", &identity.manager), ("owner", &identity.owner)] {
             if let Some(reference) = reference
                 && !users.contains(reference)
@@ -560,6 +633,21 @@ fn validate_identities(
                         identity.name.as_str()
                     ),
                     format!("\"{reference}\" is not a configured user"),
+                ));
+            }
+        }
+    }
+    // A ticketing system's user maps to one identity, or who asked would be a guess.
+    let mut seen: BTreeMap<(&str, &str), &IdentityName> = BTreeMap::new();
+    for identity in identities.values() {
+        for (system, account) in &identity.accounts {
+            if !itsms.contains(system.as_str()) {
+                continue;
+            }
+            if let Some(first) = seen.insert((system, account), &identity.name) {
+                return Err(check.invalid(
+                    format!("{} {:?}.accounts.{system}", identity.kind.as_str(), identity.name.as_str()),
+                    format!("{account:?} is also {first}'s account on {system}; each ticketing-system user maps to one identity"),
                 ));
             }
         }
@@ -607,6 +695,50 @@ owner = "alice"
 
     fn load(text: &str) -> Result<Config, String> {
         crate::Config::from_toml(Path::new("/etc/writ/writ.toml"), text).map_err(|e| e.to_string())
+    }
+
+    /// Segregation of duties starts in the configuration.
+    #[test]
+    fn segregation_mistakes_are_configuration_errors() {
+        let with = |extra: &str| load(&format!("{GOOD}{extra}"));
+        let error =
+            with("\n[[agent]]\nname = \"bot\"\nowner = \"alice\"\ndelegates = [\"svc-report\"]\n")
+                .expect_err("a service as a delegate");
+        assert!(
+            error.contains("agent \"bot\".delegates") && error.contains("not a configured user"),
+            "{error}"
+        );
+        let error = GOOD.replace(
+            "manager = \"dave\"",
+            "manager = \"dave\"\ndelegates = [\"dave\"]",
+        );
+        let error = load(&error).expect_err("a user with delegates");
+        assert!(error.contains("user[0].delegates"), "{error}");
+        assert!(
+            with("\n[[agent]]\nname = \"bot\"\nowner = \"alice\"\ndelegates = [\"dave\"]\n")
+                .is_ok()
+        );
+
+        let same_role = "\n[[entitlement]]\nid = \"pg/analytics_again\"\ntarget = \"pg\"\nrole = \"analytics_read\"\nsensitivity = \"low\"\nmax_duration = \"1h\"\n";
+        let error = with(same_role).expect_err("one role, two entitlements");
+        assert!(
+            error.contains("entitlement[1].role") && error.contains("as pg/analytics_read does"),
+            "{error}"
+        );
+        let both_shared = GOOD.replace(
+            "owners = \"data-owners\"",
+            "owners = \"data-owners\"\nshared_role = true",
+        );
+        let marked = format!(
+            "{both_shared}{}",
+            same_role.replace(
+                "max_duration = \"1h\"",
+                "max_duration = \"1h\"\nshared_role = true"
+            )
+        );
+        assert!(load(&marked).is_ok(), "{:?}", load(&marked).err());
+        let error = with("\n[requests]\napprover_kinds = [\"robot\"]\n").expect_err("kind");
+        assert!(error.contains("requests.approver_kinds[0]"), "{error}");
     }
 
     /// No configuration error shows a password, whichever check finds the problem.

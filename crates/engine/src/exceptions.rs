@@ -77,6 +77,29 @@ impl Engine {
                 },
             ));
         }
+        // Nobody excuses their own access: not the accepter's account on the target, nor
+        // that of a service or agent they own, nor the exception owner's.
+        let holds_it = |name: &IdentityName| {
+            self.config.identities.values().any(|identity| {
+                (identity.name == *name || identity.owner.as_ref() == Some(name))
+                    && identity.account_on(&report.finding.target) == report.finding.account
+            })
+        };
+        if holds_it(&caller.name)
+            || exception
+                .owner
+                .parse::<IdentityName>()
+                .is_ok_and(|owner| holds_it(&owner))
+        {
+            return Err(EngineError::new(
+                ErrorKind::Forbidden,
+                "own_account",
+                format!(
+                    "account {} on {} is {}'s own (or of an identity they own or answer for); someone else must accept it",
+                    report.finding.account, report.finding.target, caller.name
+                ),
+            ));
+        }
         let owner: IdentityName = exception
             .owner
             .parse()

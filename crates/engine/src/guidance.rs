@@ -5,9 +5,7 @@
 
 use serde::Serialize;
 use writ_domain::lifecycle::RequestState;
-use writ_domain::{
-    Decision, DecisionOutcome, IdentityKind, IdentityName, Request, Ticket, Timestamp,
-};
+use writ_domain::{Decision, DecisionOutcome, IdentityName, Request, Ticket, Timestamp};
 use writ_policy::{ApproveFacts, RequestFacts};
 
 use crate::{Caller, Engine, EngineError, ErrorKind};
@@ -162,11 +160,21 @@ impl Engine {
         )
     }
 
-    /// Whether `name` is a party to the request, who never approves or rejects it.
-    pub(crate) fn is_party(name: &IdentityName, request: &Request) -> bool {
+    /// Whether `name` is a party to the request, who never approves or rejects it: the
+    /// requester, the subject, the user an agent acts for, and the owner of a service
+    /// or agent that is the requester or the subject (its owner is who answers for it).
+    pub(crate) fn is_party(&self, name: &IdentityName, request: &Request) -> bool {
+        let owner_of = |identity: &IdentityName| {
+            self.config
+                .identity(identity.as_str())
+                .and_then(|i| i.owner.as_ref())
+                == Some(name)
+        };
         *name == request.requester
             || *name == request.subject
             || request.on_behalf_of.as_ref() == Some(name)
+            || owner_of(&request.requester)
+            || owner_of(&request.subject)
     }
 
     /// The users who could approve a pending request now: an `approve` policy permits
@@ -181,8 +189,10 @@ impl Engine {
             .config
             .identities
             .values()
-            .filter(|identity| identity.kind == IdentityKind::User && !identity.disabled)
-            .filter(|identity| !Self::is_party(&identity.name, request))
+            .filter(|identity| {
+                self.config.approver_kinds.contains(&identity.kind) && !identity.disabled
+            })
+            .filter(|identity| !self.is_party(&identity.name, request))
             .filter(|identity| !request.has_approved(&identity.name))
             .take(APPROVER_EVALUATIONS_MAX)
             .filter(|identity| {

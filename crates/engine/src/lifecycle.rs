@@ -64,6 +64,39 @@ impl Engine {
                 format!("no identity {subject_name:?} is configured"),
             )
         })?;
+        // Nobody disabled asks, or is given access; nor a service or agent whose owner
+        // is (nobody answers for it). Tokens of disabled identities are refused already;
+        // this also covers requesters mapped from a ticketing system.
+        if self
+            .identity(caller.name.as_str())
+            .is_none_or(|requester| requester.disabled)
+        {
+            return Err(EngineError::new(
+                ErrorKind::Forbidden,
+                "identity_disabled",
+                format!(
+                    "{} is disabled (or not configured) and cannot ask for access",
+                    caller.name
+                ),
+            ));
+        }
+        if subject.disabled {
+            return Err(unprocessable(
+                "subject_disabled",
+                format!("{} is disabled and cannot be given access", subject.name),
+            ));
+        }
+        if let Some(owner) = &subject.owner
+            && self.identity(owner.as_str()).is_none_or(|o| o.disabled)
+        {
+            return Err(unprocessable(
+                "subject_orphaned",
+                format!(
+                    "{}'s owner {owner} is disabled: nobody answers for it, so it is given nothing",
+                    subject.name
+                ),
+            ));
+        }
         let requested = new
             .duration_seconds
             .unwrap_or(entitlement.max_duration_seconds);
@@ -387,6 +420,28 @@ impl Engine {
             )),
             (writ_domain::IdentityKind::Agent, Some(user)) => match self.identity(user) {
                 Some(identity) if identity.kind == writ_domain::IdentityKind::User => {
+                    if identity.disabled {
+                        return Err(unprocessable(
+                            "identity_disabled",
+                            format!("on_behalf_of: {user} is disabled"),
+                        ));
+                    }
+                    // An agent acts for its owner, or for users it names as delegates.
+                    let agent = self.identity(caller.name.as_str());
+                    let may = agent.is_some_and(|agent| {
+                        agent.owner.as_ref() == Some(&identity.name)
+                            || agent.delegates.contains(&identity.name)
+                    });
+                    if !may {
+                        return Err(EngineError::new(
+                            ErrorKind::Forbidden,
+                            "not_a_delegate",
+                            format!(
+                                "{} may act only for its owner or its delegates, not for {user}",
+                                caller.name
+                            ),
+                        ));
+                    }
                     Ok(Some(identity.name.clone()))
                 }
                 _ => Err(unprocessable(
@@ -408,11 +463,45 @@ impl Engine {
         request: &Request,
         now: Timestamp,
     ) -> Result<(), EngineError> {
-        if Self::is_party(&caller.name, request) {
+        match self.identity(caller.name.as_str()) {
+            Some(identity) if identity.disabled => {
+                return Err(EngineError::new(
+                    ErrorKind::Forbidden,
+                    "identity_disabled",
+                    format!("{} is disabled and cannot approve or reject", caller.name),
+                ));
+            }
+            Some(identity) if !self.config.approver_kinds.contains(&identity.kind) => {
+                return Err(EngineError::new(
+                    ErrorKind::Forbidden,
+                    "approver_kind",
+                    format!(
+                        "{} is a {}; only {} may approve or reject (requests.approver_kinds)",
+                        caller.name,
+                        identity.kind.as_str(),
+                        self.config
+                            .approver_kinds
+                            .iter()
+                            .map(|k| format!("{}s", k.as_str()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                return Err(EngineError::new(
+                    ErrorKind::Forbidden,
+                    "unknown_identity",
+                    format!("{} is not a configured identity", caller.name),
+                ));
+            }
+        }
+        if self.is_party(&caller.name, request) {
             return Err(EngineError::new(
                 ErrorKind::Forbidden,
                 "self_approval",
-                "the requester, the subject and the user an agent acts for can never approve or reject a request",
+                "the requester, the subject, the user an agent acts for and the owner of a service or agent that asks or is asked for can never approve or reject a request",
             ));
         }
         let evaluation = self.policy.may_approve(&ApproveFacts {

@@ -79,12 +79,12 @@ async fn an_agent_acts_for_a_user_who_then_cannot_approve() {
         (422, "on_behalf_of_not_agent"),
         "{error}"
     );
-    // Policy sees for whom: acting for someone other than its owner is denied.
-    let (status, denied) = writ.post("/v1/requests", &bot, ask(Some("eve"))).await;
+    // Built in, before any policy: an agent acts only for its owner or its delegates.
+    let (status, refused) = writ.post("/v1/requests", &bot, ask(Some("eve"))).await;
     assert_eq!(
-        (status, denied["state"].as_str()),
-        (201, Some("denied")),
-        "{denied}"
+        (status, code(&refused)),
+        (403, "not_a_delegate"),
+        "{refused}"
     );
 
     let (status, request) = writ.post("/v1/requests", &bot, ask(Some("alice"))).await;

@@ -65,6 +65,7 @@ target = "pg"
 role = "{read_role}"
 sensitivity = "low"
 max_duration = "8h"
+shared_role = true
 
 [[entitlement]]
 id = "pg/admin"
@@ -95,6 +96,7 @@ target = "pg"
 role = "{read_role}"
 sensitivity = "high"
 max_duration = "1h"
+shared_role = true
 "#,
         url = jira.url,
         user = fake_jira::USER,

@@ -88,6 +88,7 @@ target = "pg"
 role = "{read_role}"
 sensitivity = "low"
 max_duration = "8h"
+shared_role = true
 
 [[entitlement]]
 id = "pg/ops"
@@ -95,6 +96,7 @@ target = "pg"
 role = "{read_role}"
 sensitivity = "high"
 max_duration = "8h"
+shared_role = true
 
 [[user]]
 name = "alice"

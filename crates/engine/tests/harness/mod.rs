@@ -206,10 +206,15 @@ const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 impl Harness {
     pub async fn new(storage: Storage) -> Self {
+        Self::with(storage, CONFIG, POLICY).await
+    }
+
+    /// A harness on another configuration and policy (its target must be `t`).
+    pub async fn with(storage: Storage, config: &str, policy: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("policies")).expect("mkdir");
-        std::fs::write(dir.path().join("policies/p.cedar"), POLICY).expect("policy");
-        let config = Config::from_toml(&dir.path().join("writ.toml"), CONFIG).expect("config");
+        std::fs::write(dir.path().join("policies/p.cedar"), policy).expect("policy");
+        let config = Config::from_toml(&dir.path().join("writ.toml"), config).expect("config");
         let policy =
             PolicyEngine::load(&dir.path().join("policies"), &config).expect("policy loads");
         let (url, pg_database) = match storage {
