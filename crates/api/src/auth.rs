@@ -28,6 +28,27 @@ impl FromRequestParts<AppState> for Authenticated {
             .ok_or_else(|| {
                 EngineError::unauthenticated("the Authorization header must be \"Bearer <token>\"")
             })?;
-        Ok(Self(state.engine.authenticate(token).await?))
+        let caller = state.engine.authenticate(token).await?;
+        state.limits.check_identity(caller.name.as_str())?;
+        Ok(Self(caller))
+    }
+}
+
+/// A webhook sender within its rate limit, checked from the connection's address
+/// before the body is read (`writ serve` records the address of every connection; a
+/// router built by hand may not, and then there is no per-source limit).
+pub struct WebhookSender;
+
+impl FromRequestParts<AppState> for WebhookSender {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(info) = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        {
+            state.limits.check_source(info.0.ip())?;
+        }
+        Ok(Self)
     }
 }

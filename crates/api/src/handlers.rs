@@ -16,7 +16,7 @@ use writ_store::{
 };
 
 use crate::AppState;
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, WebhookSender};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 
@@ -492,6 +492,9 @@ pub const WEBHOOK_BODY_SIZE_MAX_BYTES: usize = 1024 * 1024;
         (status = 404), (status = 422), (status = 503, description = "the ticketing system did not answer; nothing was recorded")))]
 pub async fn itsm_webhook(
     State(state): State<AppState>,
+    // Before any work (even reading the body): checking a signature and reading a
+    // ticket cost writ and the ticketing system, and an unsigned sender can ask at will.
+    _within_limit: WebhookSender,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,

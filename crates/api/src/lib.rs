@@ -8,15 +8,22 @@ mod error;
 mod findings;
 mod handlers;
 mod json;
+pub mod limits;
 mod metrics_route;
 pub mod openapi;
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use writ_engine::Engine;
 
@@ -29,10 +36,23 @@ pub const BODY_SIZE_MAX_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub limits: Arc<limits::RateLimits>,
+}
+
+/// More requests at once than `server.concurrency_limit`: refused at once, not queued.
+async fn overloaded(_: tower::BoxError) -> error::ApiError {
+    let mut error = error::ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "writ is handling as many requests as server.concurrency_limit allows; try again shortly",
+    );
+    error.retry_after_seconds = Some(1);
+    error
 }
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    let limits = state.engine.config().http.clone();
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     Router::new()
         .route("/healthz", get(handlers::healthz))
@@ -63,6 +83,19 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))
+        // A request that takes too long, reading its body included, ends with 408; the
+        // concurrency limit, added after and so outside it, refuses one more than it
+        // allows at once (503) instead of queueing it.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(u64::try_from(limits.request_timeout_seconds).unwrap_or(30)),
+        ))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_limit)),
+        )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();

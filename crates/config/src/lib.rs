@@ -41,6 +41,8 @@ pub struct Config {
     /// The file this was read from.
     pub path: PathBuf,
     pub listen: SocketAddr,
+    /// What one client may ask of the HTTP server (docs/configuration.md).
+    pub http: HttpLimits,
     /// A sqlx database URL; SQLite paths are already resolved against the config folder.
     pub storage_url: String,
     pub policy_dir: PathBuf,
@@ -79,6 +81,33 @@ pub struct Target {
     /// The longest writ waits for one call to the target; then its outcome is
     /// unknown and checked again (and a PostgreSQL statement or lock wait gives up).
     pub call_timeout_seconds: i64,
+}
+
+/// Bounds on what HTTP clients can make writ do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A client must send a request's line and headers within this.
+    pub header_read_timeout_seconds: i64,
+    /// A request (reading its body and answering) must finish within this: 408.
+    pub request_timeout_seconds: i64,
+    /// Requests handled at once; more are refused at once with 503.
+    pub concurrency_limit: usize,
+    /// Requests per second one identity may make (burst: twice as many); `None`: off.
+    pub rate_limit_per_identity: Option<u32>,
+    /// Webhook deliveries per second from one source address; `None`: off.
+    pub webhook_rate_limit_per_source: Option<u32>,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_seconds: 10,
+            request_timeout_seconds: 30,
+            concurrency_limit: 512,
+            rate_limit_per_identity: Some(50),
+            webhook_rate_limit_per_source: Some(20),
+        }
+    }
 }
 
 /// How long one call to a target may take unless its `call_timeout` says otherwise.

@@ -39,6 +39,13 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<EnvString>,
+    pub header_read_timeout: Option<EnvString>,
+    pub request_timeout: Option<EnvString>,
+    pub concurrency_limit: Option<u32>,
+    /// Requests per second per identity, or "off".
+    pub rate_limit: Option<toml::Value>,
+    /// Webhook deliveries per second per source address, or "off".
+    pub webhook_rate_limit: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -96,7 +96,8 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let listen_text = raw
         .server
         .listen
-        .map_or(DEFAULT_LISTEN.to_string(), |s| s.0);
+        .as_ref()
+        .map_or(DEFAULT_LISTEN.to_string(), |s| s.0.clone());
     let listen: SocketAddr = listen_text.parse().map_err(|_| {
         check.invalid(
             "server.listen",
@@ -104,6 +105,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         )
     })?;
 
+    let http = http_limits(&check, &raw.server)?;
     let storage_url = storage_url(
         &check,
         raw.storage
@@ -332,6 +334,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         path: path.to_path_buf(),
         listen,
+        http,
         storage_url,
         policy_dir,
         pending_ttl_seconds,
@@ -343,6 +346,57 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         notify,
         entitlements,
         identities,
+    })
+}
+
+fn http_limits(
+    check: &Checker<'_>,
+    raw: &crate::raw::RawServer,
+) -> Result<crate::HttpLimits, ConfigError> {
+    let defaults = crate::HttpLimits::default();
+    let seconds = |key: &str, value: &Option<crate::env::EnvString>, default: i64| match value {
+        Some(text) => check.duration(key, &text.0),
+        None => Ok(default),
+    };
+    // A per-second rate: a positive number, or "off".
+    let rate = |key: &str, value: &Option<toml::Value>, default: Option<u32>| match value {
+        None => Ok(default),
+        Some(toml::Value::String(off)) if off == "off" => Ok(None),
+        Some(toml::Value::Integer(n)) if *n >= 1 => u32::try_from(*n)
+            .map(Some)
+            .map_err(|_| check.invalid(key, "is too large")),
+        Some(other) => Err(check.invalid(
+            key,
+            format!("{other} is not a number of requests per second (at least 1) or \"off\""),
+        )),
+    };
+    let concurrency_limit = match raw.concurrency_limit {
+        Some(0) => return Err(check.invalid("server.concurrency_limit", "must be at least 1")),
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => defaults.concurrency_limit,
+    };
+    Ok(crate::HttpLimits {
+        header_read_timeout_seconds: seconds(
+            "server.header_read_timeout",
+            &raw.header_read_timeout,
+            defaults.header_read_timeout_seconds,
+        )?,
+        request_timeout_seconds: seconds(
+            "server.request_timeout",
+            &raw.request_timeout,
+            defaults.request_timeout_seconds,
+        )?,
+        concurrency_limit,
+        rate_limit_per_identity: rate(
+            "server.rate_limit",
+            &raw.rate_limit,
+            defaults.rate_limit_per_identity,
+        )?,
+        webhook_rate_limit_per_source: rate(
+            "server.webhook_rate_limit",
+            &raw.webhook_rate_limit,
+            defaults.webhook_rate_limit_per_source,
+        )?,
     })
 }
 

@@ -146,7 +146,8 @@ async fn main() {
     std::fs::write(
         dir.path().join("writ.toml"),
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n{CONFIG}{}",
+            // Raw throughput: no per-identity rate limit, no concurrency cap.
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nrate_limit = \"off\"\nconcurrency_limit = 100000\n{CONFIG}{}",
             users(clients)
         ),
     )

@@ -4,6 +4,7 @@
 mod check;
 mod cli;
 mod client;
+mod http_server;
 mod init;
 mod offline;
 mod output;

@@ -96,6 +96,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let state = writ_api::AppState {
         engine: engine.clone(),
         metrics: writ_api::install_metrics_recorder(),
+        limits: Arc::new(writ_api::limits::RateLimits::new(&engine.config().http)),
     };
     let (stop, stopped) = watch::channel(false);
     // A task that keeps panicking ends writ (non-zero) rather than run without it.
@@ -136,20 +137,21 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         )
     };
 
-    // Answers are small; without TCP_NODELAY they can wait on delayed ACKs.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::warn!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let served = axum::serve(listener, writ_api::router(state))
-        .with_graceful_shutdown(async move {
+    let header_read_timeout = std::time::Duration::from_secs(
+        u64::try_from(engine.config().http.header_read_timeout_seconds).unwrap_or(10),
+    );
+    crate::http_server::serve(
+        listener,
+        writ_api::router(state),
+        header_read_timeout,
+        async move {
             tokio::select! {
                 () = shutdown_signal() => {}
                 _ = dead.wait_for(Option::is_some) => {}
             }
-        })
-        .await;
+        },
+    )
+    .await;
     let _ = stop.send(true);
     let _ = scheduler.await;
     let _ = courier.await;
@@ -159,5 +161,5 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     if let Some(reason) = died.borrow().clone() {
         return Err(Failure::failed(format!("stopped because {reason}")));
     }
-    served.map_err(|e| Failure::failed(format!("server error: {e}")))
+    Ok(())
 }
