@@ -442,9 +442,19 @@ pub async fn audit(
         .events(params.after.unwrap_or(0).max(0), limit)
         .await
         .map_err(writ_engine::EngineError::from)?;
-    Ok(Json(EventList {
-        events: events.iter().map(|e| e.to_event()).collect(),
-    }))
+    // Bounded in bytes as well as in events: some events carry whole records (and an
+    // outsider chooses part of a rejected webhook's), so `limit` alone does not bound
+    // an answer. At least one event is always sent; continue with `after`.
+    let mut bytes = 0;
+    let mut page = Vec::new();
+    for event in events.iter().map(|e| e.to_event()) {
+        bytes += serde_json::to_vec(&event).map_or(0, |text| text.len());
+        if !page.is_empty() && bytes > AUDIT_ANSWER_BYTES_MAX {
+            break;
+        }
+        page.push(event);
+    }
+    Ok(Json(EventList { events: page }))
 }
 
 #[utoipa::path(get, path = "/v1/audit/verify", responses((status = 200, body = VerifyResult)))]
@@ -478,6 +488,9 @@ pub async fn audit_verify(
         Err(VerifyError::Store(error)) => Err(writ_engine::EngineError::from(error).into()),
     }
 }
+
+/// The most bytes of events one `GET /v1/audit` answer carries (beyond its first event).
+pub const AUDIT_ANSWER_BYTES_MAX: usize = 1024 * 1024;
 
 /// Webhook bodies may carry a whole ticket; they get a larger limit than API calls.
 pub const WEBHOOK_BODY_SIZE_MAX_BYTES: usize = 1024 * 1024;

@@ -6,17 +6,12 @@ use crate::IssuedCredential;
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::json;
-use writ_domain::ledger::EventKind;
 use writ_domain::{Request, RequestId, Ticket, parse_duration_seconds};
 use writ_itsm::TicketInfo;
 use writ_itsm::webhook::{self, JIRA_DELIVERY};
 
 use crate::tickets::itsm_error;
 use crate::{Caller, Engine, EngineError, ErrorKind, NewRequest};
-
-/// The actor of ledger events about deliveries nobody authenticated.
-const WEBHOOK_ACTOR: &str = "writ:webhook";
 
 /// How a request is being made, beyond what its caller asked.
 #[derive(Debug, Default)]
@@ -324,24 +319,5 @@ impl Engine {
             counted.join(", "),
             refused.join(", ")
         )))
-    }
-
-    /// Puts a rejected delivery on the record: forged or stale webhooks are evidence too.
-    async fn record_rejected_delivery(
-        &self,
-        system: &str,
-        delivery: &str,
-        reason: &str,
-    ) -> Result<(), EngineError> {
-        let mut tx = self.store.begin().await?;
-        tx.append(
-            self.clock.now(),
-            WEBHOOK_ACTOR,
-            EventKind::ItsmWebhookRejected,
-            &json!({ "itsm": system, "delivery": delivery, "reason": reason }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 }

@@ -21,6 +21,7 @@ pub mod metrics_names;
 mod outage;
 mod preflight;
 mod reconcile;
+mod rejections;
 mod revocation;
 mod scheduler;
 mod target_guard;
@@ -100,6 +101,8 @@ pub struct Engine {
     /// Token hash → (record, cached until); see `TOKEN_CACHE_SECONDS`.
     /// Liveness of the long-lived tasks, for `/healthz`.
     pub(crate) health: Arc<health::Health>,
+    /// Rejected webhook deliveries not yet on the ledger (bounded writes).
+    pub(crate) rejections: rejections::Rejections,
     pub(crate) token_cache:
         StdMutex<HashMap<String, (writ_store::TokenRecord, writ_domain::Timestamp)>>,
 }
@@ -144,6 +147,7 @@ impl Engine {
             next_wake_at_us: AtomicI64::new(i64::MAX),
             holder_locks: StdMutex::new(HashMap::new()),
             health: Arc::new(health::Health::default()),
+            rejections: rejections::Rejections::default(),
             token_cache: StdMutex::new(HashMap::new()),
         }
     }

@@ -35,3 +35,5 @@ pub const ESCALATED_REVOCATIONS: &str = "writ_escalated_revocations";
 pub const TASK_PANICS: &str = "writ_task_panics_total";
 /// Expired grants found without a revocation job and given one (should stay 0).
 pub const JOBLESS_GRANTS: &str = "writ_jobless_grants_total";
+/// Webhook deliveries rejected (unsigned, forged, stale), by ITSM.
+pub const WEBHOOKS_REJECTED: &str = "writ_webhooks_rejected_total";

@@ -133,6 +133,7 @@ impl Scheduler {
         let mut last_sweep: Option<tokio::time::Instant> = None;
         loop {
             self.engine.health.tick(TASK_NAME);
+            self.engine.flush_rejected_deliveries().await;
             if last_sweep.is_none_or(|at| at.elapsed() >= JOBLESS_SWEEP_INTERVAL) {
                 self.engine.sweep_jobless_grants().await;
                 last_sweep = Some(tokio::time::Instant::now());

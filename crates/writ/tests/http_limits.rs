@@ -174,3 +174,53 @@ async fn a_slow_body_times_out_and_requests_beyond_the_limit_are_refused_at_once
         .unwrap_or_default();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
 }
+
+/// One answer of the audit log is bounded in bytes, not only in events.
+#[tokio::test]
+async fn an_audit_page_is_bounded_in_bytes() {
+    let mut writ = writ("rate_limit = \"off\"");
+    writ.start().await;
+    let alice = writ.token("alice");
+    let justification = "j".repeat(4000);
+    for _ in 0..300 {
+        let (status, _) = writ
+            .post(
+                "/v1/requests",
+                &alice,
+                json!({"entitlement": "t/read", "justification": justification, "duration_seconds": 600}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let response = writ
+        .http
+        .get(format!("{}/v1/audit?limit=1000", writ.base()))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("answer");
+    let text = response.text().await.expect("text");
+    let events: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let count = events["events"].as_array().map_or(0, Vec::len);
+    assert!(
+        text.len() <= 1024 * 1024 + 64 * 1024,
+        "{} bytes",
+        text.len()
+    );
+    assert!(
+        count > 10 && count < 800,
+        "{count} events in {} bytes",
+        text.len()
+    );
+    // The rest follows from the last one.
+    let last = events["events"][count - 1]["seq"].as_i64().expect("seq");
+    let (status, next) = writ
+        .get(&format!("/v1/audit?after={last}&limit=1000"), &alice)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        next["events"].as_array().is_some_and(|e| !e.is_empty()),
+        "{count} events, {} bytes, then {next}",
+        text.len()
+    );
+}

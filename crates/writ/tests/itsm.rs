@@ -324,9 +324,22 @@ async fn forged_unsigned_and_stale_deliveries_are_refused_and_recorded() {
         s.jira.calls().is_empty(),
         "an unauthenticated delivery never reaches Jira"
     );
+    // Each rejection is counted; the ledger gets one event per minute per ITSM (an
+    // outsider must not be able to grow it at will), the first one at once.
     let rejections = s.events_of_kind(&alice, "itsm.webhook_rejected").await;
-    assert_eq!(rejections.len(), 4, "{rejections:?}");
+    assert_eq!(rejections.len(), 1, "{rejections:?}");
     assert_eq!(rejections[0]["data"]["delivery"], "d-forged");
+    assert_eq!(rejections[0]["data"]["rejected"], 1);
+    let (_, metrics) = s
+        .writ
+        .call(reqwest::Method::GET, "/metrics", Some(&alice), None)
+        .await;
+    assert!(
+        metrics
+            .as_str()
+            .is_some_and(|m| m.contains("writ_webhooks_rejected_total{itsm=\"jira\"} 4")),
+        "{metrics}"
+    );
     assert!(!s.roles.holds(&s.read_role, &s.alice_account).await);
     s.finish().await;
 }
