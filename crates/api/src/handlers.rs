@@ -462,6 +462,13 @@ pub async fn audit_verify(
     State(state): State<AppState>,
     Authenticated(_caller): Authenticated,
 ) -> Result<Json<VerifyResult>, ApiError> {
+    let _only_one = state.verifying.try_acquire().map_err(|_| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "verify_running",
+            "a verification is running; try again when it has finished",
+        )
+    })?;
     match state.engine.store().verify().await {
         Ok(report) => Ok(Json(VerifyResult {
             ok: true,

@@ -37,6 +37,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub limits: Arc<limits::RateLimits>,
+    /// One `GET /v1/audit/verify` at a time: each reads the whole ledger.
+    pub verifying: Arc<tokio::sync::Semaphore>,
 }
 
 /// More requests at once than `server.concurrency_limit`: refused at once, not queued.

@@ -290,6 +290,10 @@ pub struct PreparedEvent {
 }
 
 impl PreparedEvent {
+    pub fn seq(&self) -> i64 {
+        self.seq
+    }
+
     pub fn new(event: &StoredEvent) -> Self {
         Self::from_fields(event.fields())
     }

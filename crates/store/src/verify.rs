@@ -12,7 +12,8 @@ use crate::scan;
 use writ_domain::{Finding, Grant, Request, Timestamp};
 
 use crate::{
-    EVENT_PAGE_SIZE, JobKind, Store, StoreError, finding_from_row, grant_from_row, request_from_row,
+    Backend, EVENT_PAGE_SIZE, JobKind, Store, StoreError, finding_from_row, grant_from_row,
+    request_from_row,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +170,8 @@ impl Store {
     /// Recomputes the chain only (no replay): the cheap check, and the one benchmarked
     /// against raw SHA-256.
     pub async fn verify_chain(&self) -> Result<VerifyReport, VerifyError> {
-        let verifier = self.walk_chain(false).await?;
+        let head = self.consistent_head().await?;
+        let verifier = self.walk_chain(false, &head).await?;
 
         Ok(VerifyReport {
             events: verifier.events(),
@@ -180,7 +182,9 @@ impl Store {
         })
     }
 
-    async fn walk_chain(&self, replay: bool) -> Result<ChainVerifier, VerifyError> {
+    /// Walks the chain (to its end, or for the replay to `head`) and checks `head` is
+    /// on it. Events appended after `head` was read are a busy server's, not tampering.
+    async fn walk_chain(&self, replay: bool, head: &Head) -> Result<ChainVerifier, VerifyError> {
         let verifier = match &self.sqlite_file {
             Some(file) if !replay => {
                 // One stretch per core, none shorter than this.
@@ -190,19 +194,27 @@ impl Store {
                 let stretches = (last / EVENTS_PER_STRETCH_MIN).clamp(1, cores);
                 self.scan_chain(file, stretches).await?
             }
-            _ => self.read_chain(replay).await?,
+            _ => self.read_chain(replay, replay.then_some(head.seq)).await?,
         };
-        self.check_head(&verifier).await?;
+        self.check_head(&verifier, head).await?;
         Ok(verifier)
     }
 
     /// The chain read through sqlx in pages, for PostgreSQL and for the replay.
-    async fn read_chain(&self, replay: bool) -> Result<ChainVerifier, VerifyError> {
+    /// `until`: the last event to take (later ones are ignored); `None`: to the end.
+    async fn read_chain(
+        &self,
+        replay: bool,
+        until: Option<i64>,
+    ) -> Result<ChainVerifier, VerifyError> {
         let mut verifier = ChainVerifier::default();
         // Pages are read ahead on another task while this one hashes the current page.
         // They are fetched by position (`seq > k × page`), so a missing event makes
         // neighbouring pages overlap; the first error is still the first bad event.
-        let last = self.last_event_seq().await?;
+        let last = match until {
+            Some(until) => until,
+            None => self.last_event_seq().await?,
+        };
         let fetch = |after: i64| {
             let store = self.clone();
             tokio::spawn(async move { store.checked_page(after, replay).await })
@@ -225,6 +237,7 @@ impl Store {
             match page {
                 CheckedPage::Events(events) => events
                     .into_iter()
+                    .filter(|event| event.seq() <= last)
                     .try_for_each(|event| verifier.push_prepared(event))?,
                 CheckedPage::Stretch(None) => {}
                 CheckedPage::Stretch(Some(stretch)) => stretch.join_to(&mut verifier)?,
@@ -233,35 +246,90 @@ impl Store {
         Ok(verifier)
     }
 
-    /// Whether the head row names the chain's last event.
-    async fn check_head(&self, verifier: &ChainVerifier) -> Result<(), VerifyError> {
-        let (head_seq, head_hash) = self.head().await?;
-        if verifier.events() < head_seq {
+    /// Whether the chain reaches `head` and `head` names the event there.
+    async fn check_head(&self, verifier: &ChainVerifier, head: &Head) -> Result<(), VerifyError> {
+        if verifier.events() < head.seq {
             return Err(LedgerError::Truncated {
                 last: verifier.events(),
-                head: head_seq,
+                head: head.seq,
             }
             .into());
         }
-        if verifier.events() > head_seq || verifier.head() != head_hash {
+        // The walk checked every event it read; the one at the head must be the head's.
+        let hash_at_head = if verifier.events() == head.seq {
+            verifier.head().to_string()
+        } else {
+            sqlx::query_scalar::<_, String>("SELECT hash FROM events WHERE seq = $1")
+                .bind(head.seq)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or_default()
+        };
+        if hash_at_head != head.hash {
             return Err(LedgerError::BadReplay {
-                seq: head_seq.max(1),
-                problem: format!("the ledger head records event {head_seq} with hash {head_hash}, which is not the chain's last event"),
+                seq: head.seq.max(1),
+                problem: format!(
+                    "the ledger head records event {} with hash {}, which is not the chain's event there",
+                    head.seq, head.hash
+                ),
             }
             .into());
         }
         Ok(())
     }
 
-    /// Full verification: chain, replay, and the state tables against the replay.
-    pub async fn verify(&self) -> Result<VerifyReport, VerifyError> {
-        let mut verifier = self.walk_chain(true).await?;
+    /// The head as of one moment, and whether any event lies beyond it then (on an
+    /// honest ledger none does: an event and the head move in one transaction).
+    async fn consistent_head(&self) -> Result<Head, VerifyError> {
+        let mut tx = self.pool.begin().await?;
+        let head = self.head_in(&mut tx).await?;
+        tx.rollback().await?;
+        Ok(head)
+    }
 
-        let rows = sqlx::query(
-            "SELECT id, state, requester, subject, entitlement, created_at_us, doc FROM requests",
+    async fn head_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<Head, VerifyError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut **tx)
+                .await?;
+        }
+        let row = sqlx::query(
+            "SELECT h.seq, h.hash, (SELECT COALESCE(MAX(seq), 0) FROM events) AS last \
+             FROM ledger_head h WHERE h.id = 1",
         )
-        .fetch_all(&self.pool)
+        .fetch_one(&mut **tx)
         .await?;
+        let head = Head {
+            seq: row.try_get("seq")?,
+            hash: row.try_get("hash")?,
+        };
+        let last: i64 = row.try_get("last")?;
+        if last > head.seq {
+            return Err(LedgerError::BadReplay {
+                seq: head.seq + 1,
+                problem: format!(
+                    "event {last} is on the ledger after its head (event {})",
+                    head.seq
+                ),
+            }
+            .into());
+        }
+        Ok(head)
+    }
+
+    /// Full verification: chain, replay, and the state tables against the replay.
+    ///
+    /// The head and the state tables are read in one transaction (REPEATABLE READ on
+    /// PostgreSQL; one read transaction on SQLite), and the chain is replayed up to that
+    /// head: a server writing meanwhile cannot make an honest ledger look tampered.
+    pub async fn verify(&self) -> Result<VerifyReport, VerifyError> {
+        let snapshot = self.snapshot().await?;
+        let mut verifier = self.walk_chain(true, &snapshot.head).await?;
+
+        let rows = snapshot.requests;
         let requests = compare_table(
             "requests",
             &rows,
@@ -277,7 +345,7 @@ impl Store {
             |request| (request.id, request.state.as_str()),
         )?;
 
-        let rows = sqlx::query("SELECT id, request_id, subject, entitlement, account, state, expires_at_us, doc FROM grants").fetch_all(&self.pool).await?;
+        let rows = snapshot.grants;
         let grants = compare_table(
             "grants",
             &rows,
@@ -297,11 +365,7 @@ impl Store {
             |grant| (grant.id, grant.state.as_str()),
         )?;
 
-        let rows = sqlx::query(
-            "SELECT id, target, entitlement, account, kind, state, first_seen_at_us, doc FROM findings",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = snapshot.findings;
         let findings = compare_table(
             "findings",
             &rows,
@@ -319,7 +383,7 @@ impl Store {
             |finding| (finding.id, finding.state.as_str()),
         )?;
 
-        self.check_live_grants_have_jobs().await?;
+        check_live_grants_have_jobs(&snapshot.live_grants)?;
 
         Ok(VerifyReport {
             events: verifier.events(),
@@ -331,18 +395,64 @@ impl Store {
     }
 }
 
+/// The head and the state tables as of one moment (see `Store::verify`).
+struct Snapshot {
+    head: Head,
+    requests: Vec<AnyRow>,
+    grants: Vec<AnyRow>,
+    findings: Vec<AnyRow>,
+    live_grants: Vec<AnyRow>,
+}
+
+/// The ledger head row.
+struct Head {
+    seq: i64,
+    hash: String,
+}
+
 impl Store {
-    /// What keeps a lease from being permanent is its job, which is bookkeeping and so
-    /// not on the ledger: every grant that may still hold access must have one. An
-    /// active grant's revocation must be due by its expiry (unless it is being retried).
-    async fn check_live_grants_have_jobs(&self) -> Result<(), VerifyError> {
-        let rows = sqlx::query(
+    async fn snapshot(&self) -> Result<Snapshot, VerifyError> {
+        let mut tx = self.pool.begin().await?;
+        let head = self.head_in(&mut tx).await?;
+        let read = |sql: &'static str| sqlx::query(sql);
+        let requests = read(
+            "SELECT id, state, requester, subject, entitlement, created_at_us, doc FROM requests",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let grants = read(
+            "SELECT id, request_id, subject, entitlement, account, state, expires_at_us, doc FROM grants",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let findings = read(
+            "SELECT id, target, entitlement, account, kind, state, first_seen_at_us, doc FROM findings",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let live_grants = read(
             "SELECT g.id, g.state, g.expires_at_us, j.kind, j.due_at_us, j.attempts \
              FROM grants g LEFT JOIN jobs j ON j.object_id = g.id WHERE g.state <> 'revoked'",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        for row in &rows {
+        tx.rollback().await?;
+        Ok(Snapshot {
+            head,
+            requests,
+            grants,
+            findings,
+            live_grants,
+        })
+    }
+}
+
+/// What keeps a lease from being permanent is its job, which is bookkeeping and so not
+/// on the ledger: every grant that may still hold access must have one. An active
+/// grant's revocation must be due by its expiry (unless it is being retried).
+fn check_live_grants_have_jobs(rows: &[AnyRow]) -> Result<(), VerifyError> {
+    {
+        for row in rows {
             let id: String = row.try_get("id")?;
             let state: String = row.try_get("state")?;
             let kind: Option<String> = row.try_get("kind")?;
@@ -492,14 +602,15 @@ mod tests {
     }
 
     async fn chain_by(store: &Store, read: Read) -> Result<VerifyReport, VerifyError> {
+        let head = store.consistent_head().await?;
         let verifier = match read {
-            Read::Pages => store.read_chain(false).await?,
+            Read::Pages => store.read_chain(false, None).await?,
             Read::Scan(stretches) => {
                 let file = store.sqlite_file.clone().expect("a SQLite file");
                 store.scan_chain(&file, stretches).await?
             }
         };
-        store.check_head(&verifier).await?;
+        store.check_head(&verifier, &head).await?;
 
         Ok(VerifyReport {
             events: verifier.events(),

@@ -97,6 +97,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         engine: engine.clone(),
         metrics: writ_api::install_metrics_recorder(),
         limits: Arc::new(writ_api::limits::RateLimits::new(&engine.config().http)),
+        verifying: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     let (stop, stopped) = watch::channel(false);
     // A task that keeps panicking ends writ (non-zero) rather than run without it.

@@ -578,3 +578,65 @@ async fn a_lease_that_lost_its_job_is_caught_by_verify_and_revoked_by_the_sweep(
     let verify = writ.run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", stderr(&verify));
 }
+
+/// An honest ledger verifies while writ writes as fast as it can: verification reads the
+/// head and the state tables at one moment and replays the chain up to that head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_on_a_busy_server_never_reports_tampering() {
+    let mut writ = Writ::new(CONFIG, &[("policy.cedar", POLICY)]);
+    let text = std::fs::read_to_string(&writ.config).expect("config");
+    std::fs::write(
+        &writ.config,
+        text.replacen("[server]\n", "[server]\nrate_limit = \"off\"\n", 1),
+    )
+    .expect("config");
+    let script = writ.path("memberships.sh");
+    std::fs::write(&script, SCRIPT).expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    writ.start().await;
+    let alice = writ.token("alice");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for _ in 0..4 {
+        let (http, base, token, stop) =
+            (writ.http.clone(), writ.base(), alice.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut written = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = http
+                    .post(format!("{base}/v1/requests"))
+                    .bearer_auth(&token)
+                    .json(&json!({"entitlement": "files/read", "justification": "busy", "duration_seconds": 60}))
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(response.status(), 201);
+                written += 1;
+            }
+            written
+        }));
+    }
+    let mut verified = 0;
+    let until = std::time::Instant::now() + Duration::from_secs(6);
+    while std::time::Instant::now() < until {
+        let (status, result) = writ.get("/v1/audit/verify", &alice).await;
+        assert_eq!(status, 200, "{result}");
+        assert_eq!(
+            result["ok"], true,
+            "an honest ledger reported as tampered: {result}"
+        );
+        let cli = writ.run(&["audit", "verify"]);
+        assert!(cli.status.success(), "{}", stderr(&cli));
+        verified += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut written = 0;
+    for writer in writers {
+        written += writer.await.expect("writer");
+    }
+    assert!(
+        verified >= 3 && written >= 50,
+        "{verified} verifications, {written} requests"
+    );
+}
