@@ -7,7 +7,10 @@ use crate::raw::RawItsm;
 use crate::validate::Checker;
 
 /// How long after it was sent a signed webhook is still accepted, by default.
-pub const DEFAULT_WEBHOOK_MAX_AGE_SECONDS: i64 = 15 * 60;
+/// Jira retries a failed delivery for about 30 minutes, with its original timestamp;
+/// the default accepts those retries (a replay is still refused: each delivery id is
+/// acted on once).
+pub const DEFAULT_WEBHOOK_MAX_AGE_SECONDS: i64 = 40 * 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItsmKind {
@@ -336,7 +339,7 @@ fields = { entitlement = "customfield_10050", duration = "customfield_10052", wi
         assert_eq!(jira.kind, ItsmKind::Jira);
         assert_eq!(jira.url, "https://acme.atlassian.net", "no trailing slash");
         assert!(matches!(&jira.auth, ItsmAuth::Basic { user, .. } if user == "writ@acme.example"));
-        assert_eq!(jira.webhook_max_age_seconds, 15 * 60);
+        assert_eq!(jira.webhook_max_age_seconds, 40 * 60);
         assert_eq!(jira.close_state, "Done");
         assert_eq!(jira.fields.window_end.as_deref(), Some("customfield_10053"));
         assert!(

@@ -275,9 +275,12 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Result<(), Timestamp>, EngineError> {
         let result = match self.tickets.get(&entry.system) {
-            None => Err(format!(
-                "no ticketing system {:?} is configured any more",
-                entry.system
+            None => Err((
+                format!(
+                    "no ticketing system {:?} is configured any more",
+                    entry.system
+                ),
+                0,
             )),
             Some((_, system)) => match entry.action {
                 OutboxAction::Note => {
@@ -291,7 +294,17 @@ impl Engine {
                         .await
                 }
             }
-            .map_err(|e| e.to_string()),
+            .map_err(|e| {
+                // A system limiting writ says when to come back: no sooner than that.
+                let wait = match &e {
+                    writ_itsm::ItsmError::RateLimited {
+                        retry_after_seconds,
+                        ..
+                    } => i64::try_from(*retry_after_seconds).unwrap_or(i64::MAX),
+                    _ => 0,
+                };
+                (e.to_string(), wait)
+            }),
         };
         let mut tx = self.store.begin().await?;
         let outcome = match result {
@@ -301,8 +314,8 @@ impl Engine {
                 tracing::info!(system = %entry.system, ticket = %entry.ticket_key, seq = entry.seq, action = entry.action.as_str(), "evidence delivered");
                 Ok(())
             }
-            Err(error) => {
-                let retry_at = now.plus_seconds(backoff_seconds(entry.attempts));
+            Err((error, asked_to_wait)) => {
+                let retry_at = now.plus_seconds(backoff_seconds(entry.attempts).max(asked_to_wait));
                 tx.outbox_failed(entry.seq, retry_at, &error).await?;
                 metrics::counter!(metrics_names::EVIDENCE_FAILURES).increment(1);
                 tracing::warn!(system = %entry.system, ticket = %entry.ticket_key, seq = entry.seq, %error, "evidence not delivered; will retry");

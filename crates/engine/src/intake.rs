@@ -64,10 +64,24 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> EngineError 
     EngineError::new(ErrorKind::Unprocessable, code, message)
 }
 
-/// Seconds, or a duration such as "4h".
+/// Seconds, or a duration such as "4h". Jira's Number fields come back as decimals
+/// (`600.0`): a whole number of seconds written so is accepted too.
 fn ticket_duration(key: &str, text: &str) -> Result<i64, EngineError> {
-    text.parse::<i64>()
-        .or_else(|_| parse_duration_seconds(text))
+    let whole_decimal = || {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && n.fract() == 0.0 && *n >= 1.0 && *n <= 1e15)
+            // Checked just above: finite, whole and in range.
+            .map(|n| n as i64)
+            .ok_or(())
+    };
+    text.trim()
+        .parse::<i64>()
+        .map_err(|_| ())
+        .and_then(|n| if n > 0 { Ok(n) } else { Err(()) })
+        .or_else(|_| whole_decimal())
+        .or_else(|_| parse_duration_seconds(text).map_err(|_| ()))
         .map_err(|_| {
             unprocessable(
                 "bad_ticket_duration",
@@ -319,5 +333,24 @@ impl Engine {
             counted.join(", "),
             refused.join(", ")
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ticket_duration;
+
+    #[test]
+    fn ticket_durations_as_ticketing_systems_send_them() {
+        assert_eq!(ticket_duration("T-1", "600"), Ok(600));
+        assert_eq!(
+            ticket_duration("T-1", "600.0"),
+            Ok(600),
+            "a Jira Number field"
+        );
+        assert_eq!(ticket_duration("T-1", "4h"), Ok(14_400));
+        for bad in ["600.5", "-5", "0.0", "NaN", "inf", "4 hours"] {
+            assert!(ticket_duration("T-1", bad).is_err(), "{bad}");
+        }
     }
 }

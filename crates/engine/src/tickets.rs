@@ -15,13 +15,14 @@ pub(crate) fn itsm_error(error: ItsmError) -> EngineError {
     match error {
         ItsmError::NotFound { .. } => unprocessable("unknown_ticket", error.to_string()),
         ItsmError::BadKey(_) => unprocessable("bad_ticket_key", error.to_string()),
-        ItsmError::Unreachable { .. } | ItsmError::Refused { .. } | ItsmError::Malformed { .. } => {
-            EngineError::new(
-                ErrorKind::Unavailable,
-                "itsm_unavailable",
-                format!("{error}; nothing was recorded, try again"),
-            )
-        }
+        ItsmError::Unreachable { .. }
+        | ItsmError::Refused { .. }
+        | ItsmError::RateLimited { .. }
+        | ItsmError::Malformed { .. } => EngineError::new(
+            ErrorKind::Unavailable,
+            "itsm_unavailable",
+            format!("{error}; nothing was recorded, try again"),
+        ),
     }
 }
 

@@ -18,6 +18,11 @@ use writ_config::{Config, Itsm, ItsmAuth, ItsmKind};
 
 pub use ticket::TicketInfo;
 
+/// How long writ waits after a 429 that names no time.
+const RATE_LIMITED_WAIT_SECONDS: u64 = 60;
+/// The longest wait a 429 can ask of writ (evidence must still arrive).
+const RATE_LIMITED_WAIT_MAX_SECONDS: u64 = 3600;
+
 /// How long one call to a ticketing system may take.
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -32,6 +37,11 @@ pub enum ItsmError {
         system: String,
         status: u16,
         body: String,
+    },
+    #[error("{system} is limiting writ's calls; it asks to wait {retry_after_seconds}s")]
+    RateLimited {
+        system: String,
+        retry_after_seconds: u64,
     },
     #[error("{system} answered something writ cannot read: {problem}")]
     Malformed { system: String, problem: String },
@@ -109,6 +119,21 @@ impl Client {
             return Err(ItsmError::NotFound {
                 system: self.name.clone(),
                 key: key.to_string(),
+            });
+        }
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            // Retry-After in seconds (both Jira and ServiceNow send seconds); without
+            // one, a minute.
+            let retry_after_seconds = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .unwrap_or(RATE_LIMITED_WAIT_SECONDS)
+                .min(RATE_LIMITED_WAIT_MAX_SECONDS);
+            return Err(ItsmError::RateLimited {
+                system: self.name.clone(),
+                retry_after_seconds,
             });
         }
         let body = response.text().await.map_err(unreachable)?;

@@ -308,7 +308,7 @@ async fn forged_unsigned_and_stale_deliveries_are_refused_and_recorded() {
     let (status, _) = s.deliver(&tampered, Some(&signature), "d-tampered").await;
     assert_eq!(status, 401);
 
-    let stale = s.jira.webhook_body("OPS-2", now_ms() - 16 * 60 * 1000);
+    let stale = s.jira.webhook_body("OPS-2", now_ms() - 45 * 60 * 1000);
     let signature = sign(ItsmKind::Jira, fake_jira::WEBHOOK_SECRET, &stale, 0);
     let (status, error) = s.deliver(&stale, Some(&signature), "d-stale").await;
     assert_eq!(status, 401, "{error}");
@@ -895,5 +895,58 @@ async fn approvals_in_jira_count_only_for_eligible_approvers() {
         "{again}"
     );
     assert_eq!(s.events_of_kind(&alice, "request.approved").await.len(), 1);
+    s.finish().await;
+}
+
+/// Jira limiting writ (429 with Retry-After) is waited out for as long as it asks, not
+/// hammered with writ's own shorter backoff; the evidence still arrives afterwards.
+#[tokio::test]
+async fn a_rate_limited_jira_is_not_called_again_before_it_asks() {
+    let s = setup().await;
+    let alice = s.writ.token("alice");
+    s.jira.put_issue(issue(
+        "OPS-14",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+    let body = json!({ "entitlement": "pg/read", "justification": "report", "duration_seconds": 3600, "ticket": { "system": "jira", "key": "OPS-14" } });
+    let (status, request) = s.writ.post("/v1/requests", &alice, body).await;
+    assert_eq!(status, 201, "{request}");
+    // The ticket was read; now Jira starts limiting before the notes go out.
+    s.jira.set_failing(Some(429));
+    let mut outbox = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, answer) = s.writ.get("/v1/itsm/outbox", &alice).await;
+        outbox = answer;
+        if outbox["entries"][0]["attempts"].as_i64() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let entry = &outbox["entries"][0];
+    assert!(
+        entry["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("wait 120s")),
+        "{outbox}"
+    );
+    let next = time::OffsetDateTime::parse(
+        entry["next_attempt_at"].as_str().expect("next attempt"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339");
+    let waits = next - time::OffsetDateTime::now_utc();
+    assert!(
+        waits > time::Duration::seconds(100),
+        "retried after {waits}, not after the 120 s Jira asked for"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, again) = s.writ.get("/v1/itsm/outbox", &alice).await;
+    assert_eq!(
+        again["entries"][0]["attempts"], 1,
+        "not called again: {again}"
+    );
+    s.jira.set_failing(None);
     s.finish().await;
 }

@@ -153,7 +153,7 @@ async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revoc
     let (status, error) = deliver(
         &writ,
         &body,
-        now_ms() - 20 * 60 * 1000,
+        now_ms() - 45 * 60 * 1000,
         fake_servicenow::WEBHOOK_SECRET,
     )
     .await;

@@ -41,6 +41,9 @@ pub struct FakeJira {
 }
 
 /// An issue as `GET /rest/api/3/issue/{key}` returns it. `fields` holds the custom fields.
+/// The Retry-After this fake sends with a 429, in seconds.
+pub const RATE_LIMIT_RETRY_AFTER: &str = "120";
+
 pub fn issue(key: &str, status: &str, reporter: &str, custom: Value) -> Value {
     let id = 10_000 + key.bytes().map(u64::from).sum::<u64>();
     let mut fields = json!({
@@ -78,6 +81,18 @@ impl FakeJira {
                 "/rest/servicedeskapi/request/{key}/approval",
                 get(list_approvals),
             )
+            // Jira's rate limiting answers 429 with the seconds to wait in Retry-After.
+            .layer(axum::middleware::map_response(
+                |mut response: axum::response::Response| async move {
+                    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                        response.headers_mut().insert(
+                            axum::http::header::RETRY_AFTER,
+                            axum::http::HeaderValue::from_static(RATE_LIMIT_RETRY_AFTER),
+                        );
+                    }
+                    response
+                },
+            ))
             .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
