@@ -76,7 +76,7 @@ impl TicketFields {
     }
 }
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct Itsm {
     pub name: String,
     pub kind: ItsmKind,
@@ -91,6 +91,9 @@ pub struct Itsm {
     /// How writ closes a ticket once the access is verified gone: a Jira transition
     /// name (default "Done"), a ServiceNow state value (default "3", Closed Complete).
     pub close_state: String,
+    /// Jira: fields set with the close transition, as the REST API takes them (e.g.
+    /// `resolution = { name = "Done" }`); empty: none.
+    pub close_fields: toml::Table,
     pub fields: TicketFields,
 }
 
@@ -270,6 +273,7 @@ pub(crate) fn validate_itsm(
             },
             |state| state.0,
         ),
+        close_fields: raw.close_fields.unwrap_or_default(),
         fields,
     })
 }

@@ -141,6 +141,8 @@ pub struct RawItsm {
     #[serde(default)]
     pub request_states: Vec<EnvString>,
     pub close_state: Option<EnvString>,
+    /// Fields the close transition sets (Jira: what its "Done" screen requires).
+    pub close_fields: Option<toml::Table>,
     pub fields: RawTicketFields,
 }
 

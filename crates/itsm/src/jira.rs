@@ -105,8 +105,9 @@ impl TicketSystem for Jira {
             .map(|_| ())
     }
 
-    /// Finds the transition named `close_state` among `GET .../transitions` and posts it
-    /// (`POST /rest/api/3/issue/{key}/transitions`, 204) with the evidence as a comment.
+    /// Finds the transition named `close_state` among `GET .../transitions`, posts it
+    /// (`POST /rest/api/3/issue/{key}/transitions`, 204) with `close_fields`, then adds
+    /// the evidence as an internal comment.
     async fn close(&self, key: &str, id: &str, text: &str) -> Result<(), ItsmError> {
         crate::check_key(key)?;
         let status = self
@@ -143,10 +144,21 @@ impl TicketSystem for Jira {
                     "issue {key} has no transition named {wanted:?} from its current status"
                 ),
             })?;
-        let body = json!({
-            "transition": { "id": transition },
-            "update": { "comment": [{ "add": { "body": adf(text) } }] },
-        });
+        // The evidence goes as an internal comment, like every other note (a comment in
+        // the transition would be public on a JSM portal and mailed to the customer).
+        // Transition first: if the note then fails, the retry finds the ticket done
+        // and only adds the note, so nothing is said twice.
+        let fields: serde_json::Map<String, serde_json::Value> = self
+            .client
+            .config
+            .close_fields
+            .iter()
+            .filter_map(|(name, value)| Some((name.clone(), serde_json::to_value(value).ok()?)))
+            .collect();
+        let mut body = json!({ "transition": { "id": transition } });
+        if !fields.is_empty() {
+            body["fields"] = serde_json::Value::Object(fields);
+        }
         self.client
             .send_json(
                 Method::POST,
@@ -154,8 +166,8 @@ impl TicketSystem for Jira {
                 &body,
                 key,
             )
-            .await
-            .map(|_| ())
+            .await?;
+        self.add_note(key, id, text).await
     }
 
     /// `GET /rest/servicedeskapi/request/{key}/approval` (JSM, `PagedApproval`): every

@@ -57,6 +57,7 @@ user = "{user}"
 password = "{token}"
 webhook_secret = "{secret}"
 request_states = ["Approved"]
+close_fields = {{ resolution = {{ name = "Done" }} }}
 fields = {{ entitlement = "customfield_10050", duration = "customfield_10052", window_end = "customfield_10053" }}
 
 [[entitlement]]
@@ -533,6 +534,8 @@ async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
 #[tokio::test]
 async fn the_ticket_gets_the_evidence_and_closes_only_after_verified_revocation() {
     let s = setup().await;
+    // As many Jira workflows do, "Done" requires a resolution (writ sets close_fields).
+    s.jira.set_resolution_required(true);
     let alice = s.writ.token("alice");
     s.jira.put_issue(issue(
         "OPS-8",
@@ -619,6 +622,15 @@ async fn the_ticket_gets_the_evidence_and_closes_only_after_verified_revocation(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(outbox["backlog"], 0, "{outbox}");
+    // Closed with the resolution its screen requires, and nothing said to the customer:
+    // every note, the closing one included, is an internal comment.
+    assert_eq!(s.jira.status("OPS-8"), "Done");
+    assert_eq!(s.jira.resolution("OPS-8").as_deref(), Some("Done"));
+    assert!(
+        s.jira.public_comments("OPS-8").is_empty(),
+        "{:?}",
+        s.jira.public_comments("OPS-8")
+    );
     s.finish().await;
 }
 

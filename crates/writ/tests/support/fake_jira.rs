@@ -26,6 +26,10 @@ struct Inner {
     comments: BTreeMap<String, Vec<String>>,
     /// JSM approvers per issue key: (accountId, approverDecision).
     approvals: BTreeMap<String, Vec<(String, String)>>,
+    /// Comments a JSM customer would see (not flagged `sd.public.comment` internal).
+    public_comments: BTreeMap<String, Vec<String>>,
+    /// The "Done" screen requires `fields.resolution` (as many Jira workflows do).
+    resolution_required: bool,
 }
 
 /// Workflow transitions every issue offers, as `GET .../transitions` lists them.
@@ -120,6 +124,27 @@ impl FakeJira {
 
     pub fn comments(&self, key: &str) -> Vec<String> {
         self.lock().comments.get(key).cloned().unwrap_or_default()
+    }
+
+    /// The comments a JSM portal customer would see.
+    pub fn public_comments(&self, key: &str) -> Vec<String> {
+        self.lock()
+            .public_comments
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn set_resolution_required(&self, required: bool) {
+        self.lock().resolution_required = required;
+    }
+
+    pub fn resolution(&self, key: &str) -> Option<String> {
+        self.lock().issues.get(key).and_then(|i| {
+            i["fields"]["resolution"]["name"]
+                .as_str()
+                .map(str::to_string)
+        })
     }
 
     pub fn status(&self, key: &str) -> String {
@@ -279,6 +304,18 @@ async fn add_comment(
         );
     }
     let text = adf_text(&body["body"]);
+    let internal = body["properties"].as_array().is_some_and(|properties| {
+        properties
+            .iter()
+            .any(|p| p["key"] == "sd.public.comment" && p["value"]["internal"] == true)
+    });
+    if !internal {
+        inner
+            .public_comments
+            .entry(key.clone())
+            .or_default()
+            .push(text.clone());
+    }
     let comments = inner.comments.entry(key).or_default();
     comments.push(text);
     let id = 10_000 + comments.len();
@@ -339,14 +376,38 @@ async fn do_transition(
             Json(json!({ "errorMessages": ["Transition id is not valid"], "errors": {} })),
         );
     };
+    if *category == "done"
+        && inner.resolution_required
+        && !body["fields"]["resolution"]["name"].is_string()
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({ "errorMessages": [], "errors": { "resolution": "Resolution is required." } }),
+            ),
+        );
+    }
     if let Some(issue) = inner.issues.get_mut(&key) {
         issue["fields"]["status"]["name"] = json!(name);
         issue["fields"]["status"]["statusCategory"]["key"] = json!(category);
+        if let Some(resolution) = body["fields"]["resolution"].as_object() {
+            issue["fields"]["resolution"] = json!(resolution);
+        }
     }
+    // A comment added with a transition carries no internal flag: customers see it.
     if let Some(comments) = body["update"]["comment"].as_array() {
         for comment in comments {
             let text = adf_text(&comment["add"]["body"]);
-            inner.comments.entry(key.clone()).or_default().push(text);
+            inner
+                .comments
+                .entry(key.clone())
+                .or_default()
+                .push(text.clone());
+            inner
+                .public_comments
+                .entry(key.clone())
+                .or_default()
+                .push(text);
         }
     }
     (StatusCode::NO_CONTENT, Json(Value::Null))
