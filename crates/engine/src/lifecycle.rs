@@ -421,9 +421,10 @@ impl Engine {
             (writ_domain::IdentityKind::Agent, Some(user)) => match self.identity(user) {
                 Some(identity) if identity.kind == writ_domain::IdentityKind::User => {
                     if identity.disabled {
-                        return Err(unprocessable(
+                        return Err(EngineError::new(
+                            ErrorKind::Forbidden,
                             "identity_disabled",
-                            format!("on_behalf_of: {user} is disabled"),
+                            format!("on_behalf_of: {user} is disabled; nobody acts for them"),
                         ));
                     }
                     // An agent acts for its owner, or for users it names as delegates.
