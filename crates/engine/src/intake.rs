@@ -66,7 +66,7 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> EngineError 
 
 /// Seconds, or a duration such as "4h". Jira's Number fields come back as decimals
 /// (`600.0`): a whole number of seconds written so is accepted too.
-fn ticket_duration(key: &str, text: &str) -> Result<i64, EngineError> {
+pub(crate) fn ticket_duration(key: &str, text: &str) -> Result<i64, EngineError> {
     let whole_decimal = || {
         text.trim()
             .parse::<f64>()

@@ -193,6 +193,7 @@ impl Engine {
         let checked = self
             .check_ticket(
                 &caller.name,
+                &subject,
                 entitlement,
                 new.ticket,
                 intake.prefetched,
@@ -220,6 +221,7 @@ impl Engine {
             Some(entitlement_max),
             decision.max_duration_seconds,
             window_seconds,
+            checked.lasts_at_most_seconds,
         ]
         .into_iter()
         .flatten()

@@ -31,6 +31,8 @@ pub(crate) struct CheckedTicket {
     pub ticket: Option<Ticket>,
     /// The grant must end by then (the ticket's change window).
     pub ends_by: Option<Timestamp>,
+    /// The grant lasts at most this long (the duration the ticket asks for).
+    pub lasts_at_most_seconds: Option<i64>,
 }
 
 impl Engine {
@@ -41,6 +43,7 @@ impl Engine {
     pub(crate) async fn check_ticket(
         &self,
         requester: &IdentityName,
+        subject: &IdentityName,
         entitlement: &Entitlement,
         ticket: Option<Ticket>,
         prefetched: Option<TicketInfo>,
@@ -59,6 +62,7 @@ impl Engine {
             return Ok(CheckedTicket {
                 ticket: None,
                 ends_by: None,
+                lasts_at_most_seconds: None,
             });
         };
         // Whatever a caller claims about the ticket, only writ's own reading counts.
@@ -76,6 +80,7 @@ impl Engine {
             return Ok(CheckedTicket {
                 ticket: Some(ticket),
                 ends_by: None,
+                lasts_at_most_seconds: None,
             });
         };
         let info = match prefetched.filter(|info| info.key == ticket.key) {
@@ -105,6 +110,41 @@ impl Engine {
                 ),
             ));
         }
+        // A ticket backs the request it describes: where the ticketing system's fields
+        // say which entitlement and for whom, the request must say the same; the
+        // duration it asks for caps the grant.
+        let mismatch = |what: &str, ticket_says: &str, request_says: &str| {
+            unprocessable(
+                "ticket_mismatch",
+                format!(
+                    "{} {} is for {what} {ticket_says:?}, not {request_says:?}",
+                    ticket.system, info.key
+                ),
+            )
+        };
+        if let Some(named) = info
+            .entitlement
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            && named != entitlement.id.as_str()
+        {
+            return Err(mismatch("entitlement", named, entitlement.id.as_str()));
+        }
+        if let Some(named) = info
+            .subject
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            && named != subject.as_str()
+        {
+            return Err(mismatch("subject", named, subject.as_str()));
+        }
+        let lasts_at_most_seconds = info
+            .duration
+            .as_deref()
+            .map(|text| crate::intake::ticket_duration(&info.key, text))
+            .transpose()?;
         let window_end = Self::window_end(&info)?;
         ticket.key = info.key.clone();
         ticket.verified = Some(TicketCheck {
@@ -117,6 +157,7 @@ impl Engine {
         Ok(CheckedTicket {
             ticket: Some(ticket),
             ends_by: window_end,
+            lasts_at_most_seconds,
         })
     }
 

@@ -962,3 +962,38 @@ async fn a_rate_limited_jira_is_not_called_again_before_it_asks() {
     s.jira.set_failing(None);
     s.finish().await;
 }
+
+/// A ticket backs the request it describes: cited for another entitlement it is refused,
+/// and the duration it asks for caps the grant.
+#[tokio::test]
+async fn a_cited_ticket_must_describe_the_request() {
+    let s = setup().await;
+    let alice = s.writ.token("alice");
+    s.jira.put_issue(issue(
+        "OPS-15",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read", "customfield_10052": "30m" }),
+    ));
+    let ask = |entitlement: &str| {
+        json!({ "entitlement": entitlement, "justification": "deploy", "duration_seconds": 7200,
+                "ticket": { "system": "jira", "key": "OPS-15" } })
+    };
+    let (status, refused) = s.writ.post("/v1/requests", &alice, ask("pg/admin")).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "ticket_mismatch", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("entitlement \"pg/read\", not \"pg/admin\"")),
+        "{refused}"
+    );
+    let (status, request) = s.writ.post("/v1/requests", &alice, ask("pg/read")).await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(request["requested_duration_seconds"], 7200);
+    assert_eq!(
+        request["duration_seconds"], 1800,
+        "capped by the ticket: {request}"
+    );
+    s.finish().await;
+}
