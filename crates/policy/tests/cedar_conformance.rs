@@ -6,16 +6,17 @@
 //! and pass; `sliced_differential.rs` (generated sets, always run) still compares the
 //! sliced evaluation with Cedar's over the whole set.
 
-use std::collections::BTreeSet;
+mod common;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use common::summary;
 use serde::Deserialize;
 use writ_policy::SlicedPolicySet;
 use writ_policy::cedar_policy::{
-    AuthorizationError, Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request,
-    Response, Schema,
+    Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, Schema,
 };
 
 /// The suite lives beside the repository, in `../shared/reference/` (never copied in);
@@ -94,22 +95,6 @@ impl Files for std::collections::HashMap<String, String> {
     fn read(&self, name: &str) -> Option<String> {
         self.get(name).cloned()
     }
-}
-
-fn summary(response: &Response) -> (Decision, BTreeSet<String>, BTreeSet<String>) {
-    let reason = response
-        .diagnostics()
-        .reason()
-        .map(ToString::to_string)
-        .collect();
-    let errors = response
-        .diagnostics()
-        .errors()
-        .map(|error| match error {
-            AuthorizationError::PolicyEvaluationError(e) => e.policy_id().to_string(),
-        })
-        .collect();
-    (response.decision(), reason, errors)
 }
 
 #[derive(Default, Debug)]

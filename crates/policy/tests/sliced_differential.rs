@@ -9,15 +9,16 @@
 //! exist, and conditions that error (a missing attribute) so erroring policies are
 //! compared too. `cedar_conformance.rs` runs Cedar's own suite where it is present.
 
-use std::collections::BTreeSet;
+mod common;
+
 use std::io::Write;
 use std::str::FromStr;
 
+use common::summary;
 use proptest::prelude::*;
 use writ_policy::SlicedPolicySet;
 use writ_policy::cedar_policy::{
-    AuthorizationError, Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request,
-    Response,
+    Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request,
 };
 
 const USERS: usize = 4;
@@ -279,24 +280,6 @@ fn request_for(ask: &Ask) -> Request {
         None,
     )
     .expect("a request without a schema always builds")
-}
-
-type Summary = (Decision, BTreeSet<String>, BTreeSet<String>);
-
-fn summary(response: &Response) -> Summary {
-    let reason = response
-        .diagnostics()
-        .reason()
-        .map(ToString::to_string)
-        .collect();
-    let errors = response
-        .diagnostics()
-        .errors()
-        .map(|error| match error {
-            AuthorizationError::PolicyEvaluationError(e) => e.policy_id().to_string(),
-        })
-        .collect();
-    (response.decision(), reason, errors)
 }
 
 proptest! {
