@@ -2,9 +2,9 @@
 //!
 //! sqlx runs every SQLite connection on a worker thread of its own, so each statement
 //! is a round trip between threads; in the writer — the one serialised section of
-//! writ — those round trips (tens of microseconds each on these virtual machines,
-//! where waking an idle core is slow) were most of a write transaction's time
-//! (BENCHMARKS.md §2). So on SQLite the writer has a plain `rusqlite` connection of its
+//! writ — those round trips (tens of microseconds each on virtual machines, where
+//! waking an idle core is slow) were measured to be most of a write transaction's time
+//! (the throughput benchmark, BENCHMARKS.md §2). So on SQLite the writer has a plain `rusqlite` connection of its
 //! own, used by whichever task holds the writer lock, on that task's thread: every
 //! statement is prepared once and then only bound and stepped. Readers keep using the
 //! sqlx pool.
@@ -14,7 +14,7 @@
 //! taken does the wait leave the async worker (`block_in_place`). `COMMIT` waits for
 //! fsync, on the worker: every writer queued behind it waits for that commit anyway,
 //! the runtime's other workers take over the rest of its tasks meanwhile, and handing
-//! the commit off (`block_in_place`) measured slower (BENCHMARKS.md §2).
+//! the commit off (`block_in_place`) measured slower in the throughput benchmark.
 
 use std::path::Path;
 use std::time::Duration;
