@@ -531,7 +531,8 @@ pub async fn itsm_webhook(
         WebhookAction::Duplicate
         | WebhookAction::Ignored
         | WebhookAction::Revoked
-        | WebhookAction::Approvals => StatusCode::OK,
+        | WebhookAction::Approvals
+        | WebhookAction::Cancelled => StatusCode::OK,
     };
     Ok((status, Json(outcome)))
 }

@@ -181,6 +181,16 @@ impl Engine {
         if self.tickets.get(&ticket.system).is_none() {
             return Ok(());
         }
+        // Only the request a ticket backs may close it (a ledger from before one ticket
+        // backed one request may hold others citing it).
+        let action = match action {
+            OutboxAction::Close
+                if tx.ticket_request(&ticket.system, &ticket.key).await? != Some(request.id) =>
+            {
+                OutboxAction::Note
+            }
+            action => action,
+        };
         let entry = NewOutboxEntry {
             seq: event.seq,
             system: &ticket.system,

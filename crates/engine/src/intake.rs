@@ -20,8 +20,6 @@ pub(crate) struct Intake {
     pub prefetched: Option<TicketInfo>,
     /// (system, delivery id): recorded with the request, so a replay changes nothing.
     pub delivery: Option<(String, String)>,
-    /// The ticket may back only one request.
-    pub exclusive_ticket: bool,
 }
 
 pub(crate) enum Created {
@@ -45,6 +43,9 @@ pub enum WebhookAction {
     Ignored,
     /// The ticket was closed while its access was active: the access was revoked.
     Revoked,
+    /// The ticket was closed while its request was pending approval: the request was
+    /// cancelled.
+    Cancelled,
     /// Approvals recorded in the ticketing system were taken as approvals of the
     /// request (`reason` says which counted and which did not, and why).
     Approvals,
@@ -145,13 +146,9 @@ impl Engine {
             .map_err(itsm_error)?;
         if let Some(existing) = self.store.ticket_request(system, &info.key).await? {
             if info.closed
-                && let Some(reason) = self.close_early(system, &info, existing).await?
+                && let Some((action, reason)) = self.close_early(system, &info, existing).await?
             {
-                return Ok(outcome(
-                    WebhookAction::Revoked,
-                    Some(existing),
-                    Some(reason),
-                ));
+                return Ok(outcome(action, Some(existing), Some(reason)));
             }
             if !info.closed
                 && let Some(reason) = self.take_itsm_approvals(system, &info, existing).await?
@@ -232,7 +229,6 @@ impl Engine {
         let intake = Intake {
             prefetched: Some(info),
             delivery: Some((system.to_string(), delivery.id.clone())),
-            exclusive_ticket: true,
         };
         Ok(
             match self.create_request_with(&caller, new, intake).await? {
@@ -257,15 +253,29 @@ impl Engine {
         )
     }
 
-    /// A ticket closed in its system while the access it backs is active: that is a
-    /// revoke. Returns the reason when a lease was ended.
+    /// A ticket closed in its system before the request it backs has ended: a request
+    /// still pending approval is cancelled, active access is revoked. Returns what was
+    /// done and why, or `None` when there was nothing left to end.
     async fn close_early(
         &self,
         system: &str,
         info: &TicketInfo,
-        request: RequestId,
-    ) -> Result<Option<String>, EngineError> {
-        let Some(grant_id) = self.store.request(request).await?.and_then(|r| r.grant_id) else {
+        request_id: RequestId,
+    ) -> Result<Option<(WebhookAction, String)>, EngineError> {
+        let Some(request) = self.store.request(request_id).await? else {
+            return Ok(None);
+        };
+        if request.state == writ_domain::lifecycle::RequestState::PendingApproval {
+            let reason = format!(
+                "ticket {} was closed in {system} ({}) before the request was approved",
+                info.key, info.state
+            );
+            let cancelled = self
+                .cancel_for_closed_ticket(request_id, reason.clone())
+                .await?;
+            return Ok(cancelled.then_some((WebhookAction::Cancelled, reason)));
+        }
+        let Some(grant_id) = request.grant_id else {
             return Ok(None);
         };
         let reason = format!(
@@ -278,7 +288,7 @@ impl Engine {
         if revoked.is_some() {
             tracing::info!(ticket = %info.key, grant = %grant_id, "ticket closed early; access revoked");
         }
-        Ok(revoked.map(|_| reason))
+        Ok(revoked.map(|_| (WebhookAction::Revoked, reason)))
     }
 
     /// Approvals given in the ticketing system, for a request still pending approval.

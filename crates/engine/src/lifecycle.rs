@@ -264,11 +264,22 @@ impl Engine {
         // Reads first: a writer that returns before sending anything leaves the shared
         // transaction untouched.
         let cited = request.ticket.as_ref().filter(|t| t.verified.is_some());
-        if intake.exclusive_ticket
-            && let Some(ticket) = cited
+        // One ticket backs one request: its approvals, its closing and the evidence on
+        // it then speak of that request alone.
+        if let Some(ticket) = cited
             && let Some(existing) = tx.ticket_request(&ticket.system, &ticket.key).await?
         {
-            return Ok(Created::TicketTaken(existing));
+            if intake.delivery.is_some() {
+                return Ok(Created::TicketTaken(existing));
+            }
+            return Err(EngineError::new(
+                ErrorKind::Conflict,
+                "ticket_taken",
+                format!(
+                    "{} {} already backs request {existing}; a ticket backs one request, so raise a new ticket for this one",
+                    ticket.system, ticket.key
+                ),
+            ));
         }
         if let Some((system, delivery)) = &intake.delivery
             && !tx.record_delivery(system, delivery, now).await?
@@ -694,6 +705,36 @@ impl Engine {
         tx.delete_job(&request.id.to_string()).await?;
         tracing::info!(request = %request.id, state = %request.state, by = actor, "request closed");
         Ok(())
+    }
+
+    /// Cancels a request still pending approval because the ticket behind it was
+    /// closed in its ticketing system. Returns whether it was cancelled.
+    pub(crate) async fn cancel_for_closed_ticket(
+        &self,
+        id: RequestId,
+        reason: String,
+    ) -> Result<bool, EngineError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let Some(mut request) = tx
+            .request(id)
+            .await?
+            .filter(|r| r.state == RequestState::PendingApproval)
+        else {
+            return Ok(false);
+        };
+        self.close_request(
+            &mut tx,
+            &mut request,
+            RequestEvent::Cancel,
+            crate::revocation::TICKET_ACTOR,
+            reason,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.evidence_committed();
+        Ok(true)
     }
 
     /// Expires a request still pending when its approval window closed.

@@ -9,6 +9,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_tickets.sql")),
     (3, include_str!("../migrations/0003_findings.sql")),
     (4, include_str!("../migrations/0004_escalation.sql")),
+    (
+        5,
+        include_str!("../migrations/0005_one_ticket_one_request.sql"),
+    ),
 ];
 
 pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {

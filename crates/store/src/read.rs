@@ -379,14 +379,14 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// The first request that cites a ticket.
+    /// The request a ticket backs (a ticket backs at most one).
     pub async fn ticket_request(
         &self,
         system: &str,
         ticket_key: &str,
     ) -> Result<Option<RequestId>, StoreError> {
         let row = sqlx::query(
-            "SELECT request_id FROM ticket_links WHERE system = $1 AND ticket_key = $2 ORDER BY request_id LIMIT 1",
+            "SELECT request_id FROM ticket_links WHERE system = $1 AND ticket_key = $2",
         )
         .bind(system)
         .bind(ticket_key)

@@ -600,7 +600,8 @@ impl<'s> WriteTx<'s> {
             .await
     }
 
-    /// Records that `request` cites `ticket_key` in `system` (checked there).
+    /// Records that `ticket_key` in `system` (checked there) backs `request`; the
+    /// ticket must not back another (see `ticket_request`).
     pub async fn link_ticket(
         &mut self,
         system: &str,
@@ -618,7 +619,7 @@ impl<'s> WriteTx<'s> {
         Ok(())
     }
 
-    /// The first request that cites this ticket, as of this transaction.
+    /// The request this ticket backs, as of this transaction.
     pub async fn ticket_request(
         &mut self,
         system: &str,
@@ -626,8 +627,11 @@ impl<'s> WriteTx<'s> {
     ) -> Result<Option<RequestId>, StoreError> {
         let rows = self
             .read_texts(
-                "SELECT request_id FROM ticket_links WHERE system = $1 AND ticket_key = $2 ORDER BY request_id LIMIT 1".into(),
-                vec![Arg::Text(system.to_string()), Arg::Text(ticket_key.to_string())],
+                "SELECT request_id FROM ticket_links WHERE system = $1 AND ticket_key = $2".into(),
+                vec![
+                    Arg::Text(system.to_string()),
+                    Arg::Text(ticket_key.to_string()),
+                ],
                 1,
             )
             .await?;

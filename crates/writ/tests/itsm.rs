@@ -997,3 +997,98 @@ async fn a_cited_ticket_must_describe_the_request() {
     );
     s.finish().await;
 }
+
+/// One ticket backs one request, however it is cited; closing the ticket before its
+/// request is approved cancels the request.
+#[tokio::test]
+async fn a_ticket_backs_one_request_and_closing_it_ends_that_request() {
+    let s = setup().await;
+    let alice = s.writ.token("alice");
+    s.jira.put_issue(issue(
+        "OPS-16",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+    let ask = json!({ "entitlement": "pg/read", "justification": "deploy",
+                      "ticket": { "system": "jira", "key": "OPS-16" } });
+    let (status, first) = s.writ.post("/v1/requests", &alice, ask.clone()).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, second) = s.writ.post("/v1/requests", &alice, ask).await;
+    assert_eq!(status, 409, "{second}");
+    assert_eq!(second["error"]["code"], "ticket_taken", "{second}");
+    assert!(
+        second["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(first["id"].as_str().unwrap_or("?"))),
+        "the refusal names the request the ticket backs: {second}"
+    );
+    // A webhook about the same ticket makes no second request either.
+    let (status, outcome) = s.deliver_signed("OPS-16", "d-16").await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("duplicate")),
+        "{outcome}"
+    );
+    assert_eq!(outcome["request_id"], first["id"], "{outcome}");
+
+    // A ticket whose request waits for approval, closed in Jira: the request is cancelled.
+    s.jira.put_issue(issue(
+        "OPS-17",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/ops" }),
+    ));
+    let (status, outcome) = s.deliver_signed("OPS-17", "d-17").await;
+    assert_eq!(status, 201, "{outcome}");
+    assert_eq!(outcome["request"]["state"], "pending_approval", "{outcome}");
+    let pending = outcome["request_id"].as_str().expect("request").to_string();
+    let (status, refused) = s
+        .writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({ "entitlement": "pg/ops", "justification": "again",
+                    "ticket": { "system": "jira", "key": "OPS-17" } }),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("ticket_taken")),
+        "{refused}"
+    );
+    s.jira.put_issue(issue(
+        "OPS-17",
+        "Done",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/ops" }),
+    ));
+    let (status, outcome) = s.deliver_signed("OPS-17", "d-17-closed").await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("cancelled")),
+        "{outcome}"
+    );
+    let (_, request) = s.writ.get(&format!("/v1/requests/{pending}"), &alice).await;
+    assert_eq!(request["state"], "cancelled", "{request}");
+    assert!(
+        request["close_comment"]
+            .as_str()
+            .is_some_and(|c| c.contains("closed in jira")),
+        "{request}"
+    );
+    // Approving it afterwards in Jira changes nothing.
+    s.jira.set_approvers("OPS-17", &[(CAROL_JIRA, "approved")]);
+    let (status, again) = s.deliver_signed("OPS-17", "d-17-late").await;
+    assert_eq!(
+        (status, again["action"].as_str()),
+        (200, Some("duplicate")),
+        "{again}"
+    );
+    assert!(
+        s.events_of_kind(&alice, "request.approved")
+            .await
+            .is_empty()
+    );
+    s.finish().await;
+}
