@@ -3,9 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use writ_domain::{FindingKind, FindingReport, FindingState, IdentityKind, Timestamp};
+use writ_domain::{FindingKind, FindingReport, FindingState, Timestamp};
 use writ_engine::{NewException, ReconcileReport};
 use writ_store::FindingFilter;
 
@@ -28,20 +27,17 @@ pub struct ReconcileResult {
 }
 
 #[utoipa::path(post, path = "/v1/reconcile", request_body = ReconcileBody,
-    responses((status = 200, body = ReconcileResult), (status = 403), (status = 404)))]
+    responses((status = 200, body = ReconcileResult), (status = 403, description = "not_an_auditor"), (status = 404)))]
 pub async fn reconcile(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     JsonBody(body): JsonBody<ReconcileBody>,
 ) -> Result<Json<ReconcileResult>, ApiError> {
-    // A pass may change targets (revoke, reapply): people start it, not automation.
-    if caller.kind != IdentityKind::User {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only users may start a reconciliation pass",
-        ));
-    }
+    // A pass may change targets (revoke, reapply): auditors and admins start it, never
+    // automation (services and agents are neither).
+    state
+        .engine
+        .require_auditor(&caller, "start a reconciliation pass")?;
     let reports = state
         .engine
         .reconcile_targets(body.target.as_deref())
@@ -69,7 +65,7 @@ pub struct FindingList {
     responses((status = 200, body = FindingList), (status = 400)))]
 pub async fn list_findings(
     State(state): State<AppState>,
-    Authenticated(_caller): Authenticated,
+    Authenticated(caller): Authenticated,
     params: Result<Query<FindingQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<FindingList>, ApiError> {
     let params = query(params)?;
@@ -97,22 +93,23 @@ pub async fn list_findings(
         state: finding_state,
         target: params.target,
         kind,
+        entitlements: None,
         limit: params.limit,
     };
-    let findings = state.engine.findings(filter).await?;
+    let findings = state.engine.visible_findings(&caller, filter).await?;
     Ok(Json(FindingList { findings }))
 }
 
 #[utoipa::path(get, path = "/v1/findings/{id}", responses((status = 200, body = FindingReport), (status = 404)))]
 pub async fn get_finding(
     State(state): State<AppState>,
-    Authenticated(_caller): Authenticated,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<FindingReport>, ApiError> {
     Ok(Json(
         state
             .engine
-            .finding(state.engine.resolve_finding(&id).await?)
+            .visible_finding(&caller, state.engine.resolve_finding(&id).await?)
             .await?,
     ))
 }

@@ -302,6 +302,7 @@ pub async fn list_requests(
         state: request_state,
         requester: params.requester,
         subject: params.subject,
+        involving: None,
         limit: params.limit,
     };
     let requests = state
@@ -314,12 +315,12 @@ pub async fn list_requests(
 #[utoipa::path(get, path = "/v1/requests/{id}", responses((status = 200, body = RequestView), (status = 404)))]
 pub async fn get_request(
     State(state): State<AppState>,
-    Authenticated(_caller): Authenticated,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<RequestView>, ApiError> {
     let request = state
         .engine
-        .request(state.engine.resolve_request(&id).await?)
+        .visible_request(&caller, state.engine.resolve_request(&id).await?)
         .await?;
     Ok(Json(request_view(&state, request)))
 }
@@ -375,7 +376,7 @@ pub async fn reject_request(
     ("entitlement" = Option<String>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = GrantList)))]
 pub async fn list_grants(
     State(state): State<AppState>,
-    Authenticated(_caller): Authenticated,
+    Authenticated(caller): Authenticated,
     params: Result<Query<GrantQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<GrantList>, ApiError> {
     let params = query(params)?;
@@ -390,10 +391,11 @@ pub async fn list_grants(
         state: grant_state,
         subject: params.subject,
         entitlement: params.entitlement,
+        involving: None,
         limit: params.limit,
     };
     let mut grants = Vec::new();
-    for grant in state.engine.grants(filter).await? {
+    for grant in state.engine.visible_grants(&caller, filter).await? {
         grants.push(grant_view(&state, grant).await?);
     }
     Ok(Json(GrantList { grants }))
@@ -402,12 +404,12 @@ pub async fn list_grants(
 #[utoipa::path(get, path = "/v1/grants/{id}", responses((status = 200, body = GrantView), (status = 404)))]
 pub async fn get_grant(
     State(state): State<AppState>,
-    Authenticated(_caller): Authenticated,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<GrantView>, ApiError> {
     let grant = state
         .engine
-        .grant(state.engine.resolve_grant(&id).await?)
+        .visible_grant(&caller, state.engine.resolve_grant(&id).await?)
         .await?;
     Ok(Json(grant_view(&state, grant).await?))
 }
@@ -431,9 +433,12 @@ pub async fn revoke_grant(
     responses((status = 200, body = EventList)))]
 pub async fn audit(
     State(state): State<AppState>,
-    Authenticated(_caller): Authenticated,
+    Authenticated(caller): Authenticated,
     params: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EventList>, ApiError> {
+    state
+        .engine
+        .require_auditor(&caller, "read the audit log")?;
     let params = query(params)?;
     let limit = params.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
     let events = state
@@ -460,8 +465,9 @@ pub async fn audit(
 #[utoipa::path(get, path = "/v1/audit/verify", responses((status = 200, body = VerifyResult)))]
 pub async fn audit_verify(
     State(state): State<AppState>,
-    Authenticated(_caller): Authenticated,
+    Authenticated(caller): Authenticated,
 ) -> Result<Json<VerifyResult>, ApiError> {
+    state.engine.require_auditor(&caller, "verify the ledger")?;
     let _only_one = state.verifying.try_acquire().map_err(|_| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -558,8 +564,11 @@ pub struct SinkView {
 #[utoipa::path(get, path = "/v1/itsm/outbox", responses((status = 200, body = OutboxView), (status = 401)))]
 pub async fn itsm_outbox(
     State(state): State<AppState>,
-    Authenticated(_caller): Authenticated,
+    Authenticated(caller): Authenticated,
 ) -> Result<Json<OutboxView>, ApiError> {
+    state
+        .engine
+        .require_auditor(&caller, "read the evidence outbox")?;
     let store = state.engine.store();
     let storage = |e: writ_store::StoreError| ApiError::from(writ_engine::EngineError::from(e));
     let head = store.last_event_seq().await.map_err(storage)?;
@@ -613,16 +622,22 @@ pub struct IdentityList {
     responses((status = 200, body = IdentityList), (status = 401)))]
 pub async fn list_identities(
     State(state): State<AppState>,
-    Authenticated(_caller): Authenticated,
+    Authenticated(caller): Authenticated,
     params: Result<Query<IdentityQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<IdentityList>, ApiError> {
     let params = query(params)?;
     let config = state.engine.config();
     let orphaned: std::collections::BTreeSet<&str> =
         config.orphaned().map(|i| i.name.as_str()).collect();
+    let readable = state.engine.narrow_to_own(&caller);
     let identities = config
         .identities
         .values()
+        .filter(|i| {
+            readable
+                .as_ref()
+                .is_none_or(|own| own.iter().any(|name| name == i.name.as_str()))
+        })
         .filter(|i| !params.orphaned || orphaned.contains(i.name.as_str()))
         .map(|i| IdentityView {
             name: i.name.to_string(),

@@ -11,6 +11,7 @@ mod json;
 pub mod limits;
 mod metrics_route;
 pub mod openapi;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -78,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/findings/{id}", get(findings::get_finding))
         .route("/v1/findings/{id}/accept", post(findings::accept_finding))
         .route("/v1/itsm/outbox", get(handlers::itsm_outbox))
+        .route("/v1/tokens", get(tokens::list_tokens))
+        .route("/v1/tokens/{id}/revoke", post(tokens::revoke_token))
         .route(
             "/v1/itsm/{name}/webhook",
             post(handlers::itsm_webhook)

@@ -29,6 +29,8 @@ use crate::handlers;
         crate::findings::list_findings,
         crate::findings::get_finding,
         crate::findings::accept_finding,
+        crate::tokens::list_tokens,
+        crate::tokens::revoke_token,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

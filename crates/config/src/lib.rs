@@ -4,6 +4,7 @@
 
 mod env;
 mod itsm;
+mod keys;
 mod raw;
 mod validate;
 
@@ -16,6 +17,7 @@ use writ_domain::{
 };
 
 pub use itsm::{DEFAULT_WEBHOOK_MAX_AGE_SECONDS, Itsm, ItsmAuth, ItsmKind, Notify, TicketFields};
+pub use keys::{Access, KeySource, Keys, SecretKey};
 pub use validate::DEFAULT_PENDING_TTL_SECONDS;
 
 /// A configuration error: which file, where, and what is wrong.
@@ -61,6 +63,10 @@ pub struct Config {
     pub notify: BTreeMap<String, Notify>,
     pub entitlements: BTreeMap<EntitlementId, Entitlement>,
     pub identities: BTreeMap<IdentityName, Identity>,
+    /// The keys writ keeps outside its database.
+    pub keys: Keys,
+    /// Which groups see everything.
+    pub access: Access,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +208,24 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// A user in one of `[access].auditors` (or an admin): reads everything and may
+    /// verify the ledger. Services and agents never are.
+    pub fn is_auditor(&self, access: &Access) -> bool {
+        self.is_admin(access) || self.in_any(&access.auditor_groups)
+    }
+
+    /// A user in one of `[access].admins`: as an auditor, and may reconcile and manage
+    /// anyone's tokens.
+    pub fn is_admin(&self, access: &Access) -> bool {
+        self.in_any(&access.admin_groups)
+    }
+
+    fn in_any(&self, groups: &[String]) -> bool {
+        self.kind == IdentityKind::User
+            && !self.disabled
+            && self.groups.iter().any(|group| groups.contains(group))
+    }
+
     /// The account this identity has on `target` (its own name unless configured).
     pub fn account_on(&self, target: &str) -> &str {
         self.accounts

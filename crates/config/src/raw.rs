@@ -33,6 +33,26 @@ pub struct RawConfig {
     pub itsms: Vec<RawItsm>,
     #[serde(default, rename = "notify")]
     pub notify: Vec<RawNotify>,
+    #[serde(default)]
+    pub keys: RawKeys,
+    #[serde(default)]
+    pub access: RawAccess,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    pub token_key: Option<EnvString>,
+    pub token_key_file: Option<EnvString>,
+    pub ledger_key: Option<EnvString>,
+    pub ledger_key_file: Option<EnvString>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    pub auditors: Option<Vec<EnvString>>,
+    pub admins: Option<Vec<EnvString>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

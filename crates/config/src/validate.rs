@@ -57,7 +57,7 @@ impl Checker<'_> {
         })
     }
 
-    fn relative(&self, path: &str) -> PathBuf {
+    pub(crate) fn relative(&self, path: &str) -> PathBuf {
         let path = Path::new(path);
         if path.is_absolute() {
             path.to_path_buf()
@@ -106,6 +106,8 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     })?;
 
     let http = http_limits(&check, &raw.server)?;
+    let keys = crate::keys::validate_keys(&check, raw.keys)?;
+    let access = crate::keys::validate_access(raw.access);
     let storage_url = storage_url(
         &check,
         raw.storage
@@ -346,6 +348,8 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         notify,
         entitlements,
         identities,
+        keys,
+        access,
     })
 }
 

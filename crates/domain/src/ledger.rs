@@ -36,6 +36,8 @@ pub enum EventKind {
     /// A revocation still failing `revocation.escalate_after` after it started.
     GrantRevokeEscalated,
     TokenIssued,
+    /// A bearer token revoked before its expiry.
+    TokenRevoked,
     /// A webhook delivery that failed authentication (bad or missing signature, stale).
     ItsmWebhookRejected,
     /// Reconciliation found a difference between a target and the grants.
@@ -47,7 +49,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
         Self::RequestApproved,
@@ -61,6 +63,7 @@ impl EventKind {
         Self::GrantRevoked,
         Self::GrantRevokeEscalated,
         Self::TokenIssued,
+        Self::TokenRevoked,
         Self::ItsmWebhookRejected,
         Self::FindingOpened,
         Self::FindingAccepted,
@@ -83,6 +86,7 @@ impl EventKind {
             Self::GrantRevoked => "grant.revoked",
             Self::GrantRevokeEscalated => "grant.revoke_escalated",
             Self::TokenIssued => "token.issued",
+            Self::TokenRevoked => "token.revoked",
             Self::ItsmWebhookRejected => "itsm.webhook_rejected",
             Self::FindingOpened => "finding.opened",
             Self::FindingAccepted => "finding.accepted",
@@ -267,6 +271,16 @@ pub struct ChainVerifier {
     pub requests: HashMap<RequestId, Request>,
     pub grants: HashMap<GrantId, Grant>,
     pub findings: HashMap<FindingId, Finding>,
+    /// Bearer tokens by id (`token_id`), as issued and revoked on the ledger.
+    pub tokens: HashMap<String, LedgerToken>,
+}
+
+/// A bearer token as the ledger knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerToken {
+    pub identity: String,
+    pub expires_at: Timestamp,
+    pub revoked: bool,
 }
 
 /// The records an event's data carries (other fields are the event's own details).
@@ -275,6 +289,10 @@ struct Snapshots {
     request: Option<Request>,
     grant: Option<Grant>,
     finding: Option<Finding>,
+    /// Token events: which token, whose, until when.
+    token_id: Option<String>,
+    identity: Option<String>,
+    expires_at: Option<Timestamp>,
 }
 
 /// An event with the work done that needs no other event: its hash recomputed and its
@@ -365,6 +383,7 @@ impl Default for ChainVerifier {
             requests: HashMap::new(),
             grants: HashMap::new(),
             findings: HashMap::new(),
+            tokens: HashMap::new(),
         }
     }
 }
@@ -462,6 +481,42 @@ impl ChainVerifier {
         }
         if let Some(finding) = data.finding {
             self.replay_finding(kind, finding)?;
+        }
+        if let Some(token_id) = data.token_id {
+            self.replay_token(kind, token_id, data.identity, data.expires_at)?;
+        }
+        Ok(())
+    }
+
+    fn replay_token(
+        &mut self,
+        kind: EventKind,
+        token_id: String,
+        identity: Option<String>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), String> {
+        match kind {
+            EventKind::TokenIssued => {
+                let (Some(identity), Some(expires_at)) = (identity, expires_at) else {
+                    return Err(format!(
+                        "token {token_id} is issued without identity or expiry"
+                    ));
+                };
+                let token = LedgerToken {
+                    identity,
+                    expires_at,
+                    revoked: false,
+                };
+                if self.tokens.insert(token_id.clone(), token).is_some() {
+                    return Err(format!("token {token_id} is issued twice"));
+                }
+            }
+            EventKind::TokenRevoked => match self.tokens.get_mut(&token_id) {
+                Some(token) if !token.revoked => token.revoked = true,
+                Some(_) => return Err(format!("token {token_id} is revoked twice")),
+                None => return Err(format!("token {token_id} is revoked but was never issued")),
+            },
+            other => return Err(format!("{other} names a token")),
         }
         Ok(())
     }
@@ -638,6 +693,63 @@ mod tests {
             verify(&[note]).is_ok(),
             "an event that carries no record replays as nothing"
         );
+    }
+
+    #[test]
+    fn tokens_replay_as_issued_and_revoked_once() {
+        let at = Timestamp::from_unix_micros(1_700_000_000_000_000);
+        let issued = serde_json::json!({ "identity": "alice", "token_id": "0123456789abcdef", "expires_at": at });
+        let revoked = serde_json::json!({ "identity": "alice", "token_id": "0123456789abcdef" });
+        let chain = |kinds: &[(EventKind, &serde_json::Value)]| {
+            let mut events: Vec<StoredEvent> = Vec::new();
+            for (kind, data) in kinds {
+                let (seq, prev) = events
+                    .last()
+                    .map_or((0, GENESIS_HASH.to_string()), |e| (e.seq, e.hash.clone()));
+                events.push(seal(seq, &prev, at, "a", *kind, data));
+            }
+            events
+        };
+        let mut verifier = ChainVerifier::default();
+        for event in chain(&[
+            (EventKind::TokenIssued, &issued),
+            (EventKind::TokenRevoked, &revoked),
+        ]) {
+            verifier.push(&event).expect("replays");
+        }
+        assert_eq!(
+            verifier.tokens.get("0123456789abcdef"),
+            Some(&LedgerToken {
+                identity: "alice".into(),
+                expires_at: at,
+                revoked: true
+            })
+        );
+        for (what, kinds) in [
+            (
+                "revoked twice",
+                vec![
+                    (EventKind::TokenIssued, &issued),
+                    (EventKind::TokenRevoked, &revoked),
+                    (EventKind::TokenRevoked, &revoked),
+                ],
+            ),
+            ("never issued", vec![(EventKind::TokenRevoked, &revoked)]),
+            (
+                "issued twice",
+                vec![
+                    (EventKind::TokenIssued, &issued),
+                    (EventKind::TokenIssued, &issued),
+                ],
+            ),
+            (
+                "without identity or expiry",
+                vec![(EventKind::TokenIssued, &revoked)],
+            ),
+        ] {
+            let error = verify(&chain(&kinds)).expect_err(what);
+            assert!(error.to_string().contains(what), "{what}: {error}");
+        }
     }
 
     fn verify(events: &[StoredEvent]) -> Result<(), LedgerError> {

@@ -7,6 +7,7 @@
 //!   touched, so a failure to record means no access is granted (fail closed);
 //! - `now` comes from the injected [`Clock`], never from the system directly.
 
+mod access;
 mod credentials;
 mod dispatch;
 mod error;
@@ -15,6 +16,7 @@ mod exceptions;
 mod guidance;
 pub mod health;
 mod intake;
+pub mod keys;
 mod lifecycle;
 mod lookup;
 pub mod metrics_names;
@@ -98,13 +100,15 @@ pub struct Engine {
     /// One target change at a time per (target, role, account), so that revoking one
     /// lease and applying an overlapping one cannot interleave.
     holder_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
-    /// Token hash → (record, cached until); see `TOKEN_CACHE_SECONDS`.
     /// Liveness of the long-lived tasks, for `/healthz`.
     pub(crate) health: Arc<health::Health>,
     /// Rejected webhook deliveries not yet on the ledger (bounded writes).
     pub(crate) rejections: rejections::Rejections,
+    /// Token hash → (record, cached until); see `TOKEN_CACHE_SECONDS`.
     pub(crate) token_cache:
         StdMutex<HashMap<String, (writ_store::TokenRecord, writ_domain::Timestamp)>>,
+    /// Keys token hashes; without one no token authenticates.
+    pub(crate) token_key: Option<keys::TokenKey>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -149,7 +153,15 @@ impl Engine {
             health: Arc::new(health::Health::default()),
             rejections: rejections::Rejections::default(),
             token_cache: StdMutex::new(HashMap::new()),
+            token_key: None,
         }
+    }
+
+    /// Accepts bearer tokens hashed under this key (see `keys`).
+    #[must_use]
+    pub fn with_token_key(mut self, key: keys::TokenKey) -> Self {
+        self.token_key = Some(key);
+        self
     }
 
     /// Uses these ticketing systems to check cited tickets and take in webhooks.

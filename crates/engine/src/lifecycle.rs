@@ -471,7 +471,7 @@ impl Engine {
         }
     }
 
-    fn check_approver(
+    pub(crate) fn check_approver(
         &self,
         caller: &Caller,
         request: &Request,
@@ -779,10 +779,13 @@ impl Engine {
         filter: RequestFilter,
         approvable_by_me: bool,
     ) -> Result<Vec<Request>, EngineError> {
-        let requests = self.store.requests(&filter).await?;
+        let mut filter = filter;
         if !approvable_by_me {
-            return Ok(requests);
+            // What the caller may read: approvers find the rest with `approvable_by_me`.
+            filter.involving = self.narrow_to_own(caller);
+            return Ok(self.store.requests(&filter).await?);
         }
+        let requests = self.store.requests(&filter).await?;
         let now = self.clock.now();
         Ok(requests
             .into_iter()
@@ -803,6 +806,16 @@ impl Engine {
 
     pub async fn grants(&self, filter: GrantFilter) -> Result<Vec<Grant>, EngineError> {
         Ok(self.store.grants(&filter).await?)
+    }
+
+    /// Grants the caller may read (see `access`) that match `filter`.
+    pub async fn visible_grants(
+        &self,
+        caller: &Caller,
+        mut filter: GrantFilter,
+    ) -> Result<Vec<Grant>, EngineError> {
+        filter.involving = self.narrow_to_own(caller);
+        self.grants(filter).await
     }
 
     /// The scheduler's bookkeeping for a grant: attempts and the last error, if failing.

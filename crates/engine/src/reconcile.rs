@@ -22,7 +22,7 @@ use writ_domain::{
 use writ_store::FindingFilter;
 
 use crate::target_guard::TargetGuard;
-use crate::{Engine, EngineError, ErrorKind, metrics_names};
+use crate::{Caller, Engine, EngineError, ErrorKind, metrics_names};
 
 /// The actor of every change reconciliation makes.
 pub(crate) const RECONCILE_ACTOR: &str = "writ:reconcile";
@@ -61,6 +61,39 @@ impl Engine {
 
     pub async fn findings(&self, filter: FindingFilter) -> Result<Vec<FindingReport>, EngineError> {
         Ok(self.store.findings(&filter).await?)
+    }
+
+    /// A finding the caller may read (see `access`; 404 otherwise).
+    pub async fn visible_finding(
+        &self,
+        caller: &Caller,
+        id: FindingId,
+    ) -> Result<FindingReport, EngineError> {
+        let report = self.finding(id).await?;
+        if self.may_see_finding(caller, report.finding.entitlement.as_str()) {
+            Ok(report)
+        } else {
+            Err(EngineError::not_found("finding", id))
+        }
+    }
+
+    /// Findings the caller may read that match `filter`.
+    pub async fn visible_findings(
+        &self,
+        caller: &Caller,
+        mut filter: FindingFilter,
+    ) -> Result<Vec<FindingReport>, EngineError> {
+        if !self.is_auditor(caller) {
+            filter.entitlements = Some(
+                self.config
+                    .entitlements
+                    .keys()
+                    .filter(|id| self.may_see_finding(caller, id.as_str()))
+                    .map(|id| id.to_string())
+                    .collect(),
+            );
+        }
+        self.findings(filter).await
     }
 
     /// Reconciles every target, or the one named; in name order.

@@ -1,34 +1,34 @@
-//! Bearer tokens: 256 random bits, shown once, stored only as their SHA-256.
+//! Bearer tokens: 256 random bits, shown once, stored only as their HMAC-SHA-256 under
+//! the token key (`[keys]`, kept outside the database); issued and revoked on the ledger.
 
 use base64::Engine as _;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use writ_config::Config;
 use writ_domain::Timestamp;
 use writ_domain::ledger::EventKind;
-use writ_store::{Store, TokenRecord};
+use writ_store::{Store, TOKEN_ID_LEN, TokenListing, TokenRecord};
 
+use crate::keys::TokenKey;
 use crate::{Caller, Engine, EngineError, ErrorKind};
 
 pub const DEFAULT_TOKEN_TTL_SECONDS: i64 = 3600;
 /// A token found in the store is remembered this long, saving a read per API call.
-/// (Its expiry is still checked on every call.)
+/// (Its expiry is still checked on every call; a revocation through this server drops
+/// it at once.)
 pub const TOKEN_CACHE_SECONDS: i64 = 30;
 const TOKEN_CACHE_ENTRIES_MAX: usize = 10_000;
 /// Tokens live at most 90 days; longer-lived access is a new token, on the record.
 pub const TOKEN_TTL_MAX_SECONDS: i64 = 90 * 24 * 3600;
 const TOKEN_PREFIX: &str = "writ_";
 
-fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// Creates a token for a configured identity. Needs only the config and the store, so
-/// it works with the server stopped (and with a policy folder that does not load).
+/// Creates a token for a configured identity. Needs only the config, the token key and
+/// the store, so it works with the server stopped (and with a policy folder that does
+/// not load). `actor` is who issued it, for the ledger.
 pub async fn issue_token(
     config: &Config,
     store: &Store,
+    key: &TokenKey,
     now: Timestamp,
     identity: &str,
     ttl_seconds: i64,
@@ -62,19 +62,22 @@ pub async fn issue_token(
             "{TOKEN_PREFIX}{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
         );
-        let hash = token_hash(&token);
+        let hash = key.hash(&token);
         let expires_at = now.plus_seconds(ttl_seconds);
         let mut tx = store.begin().await?;
         tx.insert_token(&hash, identity.name.as_str(), now, expires_at)
             .await?;
         // The ledger names the token by a prefix of its hash, never the secret.
-        let data =
-            json!({ "identity": identity.name, "token_id": &hash[..16], "expires_at": expires_at });
+        let data = json!({ "identity": identity.name, "token_id": &hash[..TOKEN_ID_LEN], "expires_at": expires_at });
         tx.append(now, "writ:cli", EventKind::TokenIssued, &data)
             .await?;
         tx.commit().await?;
         Ok(token)
     }
+}
+
+fn no_token_key() -> EngineError {
+    EngineError::unauthenticated("this writ has no token key, so it accepts no tokens")
 }
 
 impl Engine {
@@ -83,9 +86,11 @@ impl Engine {
         identity: &str,
         ttl_seconds: i64,
     ) -> Result<String, EngineError> {
+        let key = self.token_key.as_ref().ok_or_else(no_token_key)?;
         issue_token(
             &self.config,
             &self.store,
+            key,
             self.clock.now(),
             identity,
             ttl_seconds,
@@ -100,7 +105,11 @@ impl Engine {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
             return Err(rejected());
         }
-        let hash = token_hash(token);
+        let hash = self
+            .token_key
+            .as_ref()
+            .ok_or_else(no_token_key)?
+            .hash(token);
         let now = self.clock.now();
         let record = match self.cached_token(&hash, now) {
             Some(record) => record,
@@ -112,6 +121,9 @@ impl Engine {
         };
         if !bool::from(record.hash.as_bytes().ct_eq(hash.as_bytes())) {
             return Err(rejected());
+        }
+        if record.revoked_at.is_some() {
+            return Err(EngineError::unauthenticated("the bearer token was revoked"));
         }
         if record.expires_at <= now {
             return Err(EngineError::unauthenticated(
@@ -128,6 +140,65 @@ impl Engine {
             name: identity.name.clone(),
             kind: identity.kind,
         })
+    }
+
+    /// Tokens the caller may see: an admin's list has everyone's, anyone else's their own.
+    pub async fn tokens(
+        &self,
+        caller: &Caller,
+        identity: Option<&str>,
+    ) -> Result<Vec<TokenListing>, EngineError> {
+        let admin = self.is_admin(caller);
+        let identity = match identity {
+            Some(other) if !admin && other != caller.name.as_str() => {
+                return Err(EngineError::new(
+                    ErrorKind::Forbidden,
+                    "not_an_admin",
+                    "only admins ([access].admins) see other identities' tokens",
+                ));
+            }
+            Some(named) => Some(named),
+            None if admin => None,
+            None => Some(caller.name.as_str()),
+        };
+        Ok(self.store.tokens(identity).await?)
+    }
+
+    /// Revokes the token whose id is `id`, at once: the caller's own, or anyone's for an
+    /// admin. On the ledger as `token.revoked`.
+    pub async fn revoke_token(&self, caller: &Caller, id: &str) -> Result<(), EngineError> {
+        let id = id.trim();
+        if id.len() != TOKEN_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(EngineError::new(
+                ErrorKind::Unprocessable,
+                "bad_token_id",
+                format!(
+                    "a token id is {TOKEN_ID_LEN} hexadecimal digits, as `writ token list` shows"
+                ),
+            ));
+        }
+        let id = id.to_ascii_lowercase();
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let found = tx.live_tokens_by_id(&id).await?;
+        let [(hash, identity)] = found.as_slice() else {
+            return Err(EngineError::not_found("live token", &id));
+        };
+        if identity != caller.name.as_str() && !self.is_admin(caller) {
+            // Someone else's token: as good as unknown to this caller.
+            return Err(EngineError::not_found("live token", &id));
+        }
+        tx.revoke_token(hash, now).await?;
+        let data = json!({ "identity": identity, "token_id": id, "revoked_by": caller.name });
+        tx.append(now, caller.name.as_str(), EventKind::TokenRevoked, &data)
+            .await?;
+        tx.commit().await?;
+        self.token_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(hash);
+        tracing::info!(token = %id, identity = %identity, by = %caller.name, "token revoked");
+        Ok(())
     }
 
     fn cached_token(&self, hash: &str, now: Timestamp) -> Option<TokenRecord> {

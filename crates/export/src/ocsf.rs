@@ -85,7 +85,9 @@ fn mapping(kind: Option<EventKind>, data: &Value) -> Mapping {
         Some(K::RequestApprovalRecorded) => entity((3, "Update"), None),
         Some(K::RequestApproved) => entity((3, "Update"), Some(APPROVED)),
         Some(K::RequestRejected) => entity((11, "Deactivate"), Some(REJECTED)),
-        Some(K::RequestCancelled | K::RequestExpired) => entity((11, "Deactivate"), None),
+        Some(K::RequestCancelled | K::RequestExpired | K::TokenRevoked) => {
+            entity((11, "Deactivate"), None)
+        }
         Some(K::GrantCreated | K::TokenIssued) => entity((1, "Create"), None),
         Some(K::GrantRevokeStarted) => entity((11, "Deactivate"), None),
         Some(K::GrantRevokeFailed | K::GrantRevokeEscalated) => Mapping {

@@ -7,7 +7,7 @@ use writ_domain::{
     Finding, FindingId, FindingKind, FindingReport, FindingState, GrantId, Timestamp,
 };
 
-use crate::read::where_clause;
+use crate::read::{involving_clause, where_clause};
 use crate::write::{Arg, doc};
 use crate::{LIST_LIMIT_MAX, Store, StoreError, WriteTx, finding_from_row, parse_grant_id};
 
@@ -16,6 +16,8 @@ pub struct FindingFilter {
     pub state: Option<FindingState>,
     pub target: Option<String>,
     pub kind: Option<FindingKind>,
+    /// Only findings on these entitlements.
+    pub entitlements: Option<Vec<String>>,
     pub limit: Option<i64>,
 }
 
@@ -50,11 +52,14 @@ impl Store {
 
     /// Findings, newest first.
     pub async fn findings(&self, filter: &FindingFilter) -> Result<Vec<FindingReport>, StoreError> {
-        let (clause, values) = where_clause(&[
+        let (mut clause, mut values) = where_clause(&[
             ("state", filter.state.map(|s| s.as_str().to_string())),
             ("target", filter.target.clone()),
             ("kind", filter.kind.map(|k| k.as_str().to_string())),
         ]);
+        if let Some(entitlements) = &filter.entitlements {
+            involving_clause(&mut clause, &mut values, &["entitlement"], entitlements);
+        }
         let limit = filter
             .limit
             .unwrap_or(LIST_LIMIT_MAX)

@@ -134,7 +134,24 @@ pub struct TokenRecord {
     pub hash: String,
     pub identity: String,
     pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
 }
+
+/// A token as `writ token list` shows it: by its id (the first 16 hex digits of its
+/// hash, as on the ledger), never by anything that could authenticate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenListing {
+    pub id: String,
+    pub identity: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    /// False for a token issued before hashes were keyed: it authenticates nobody.
+    pub usable_hash: bool,
+}
+
+/// Characters of a token hash that name the token (ledger `token_id`, `writ token list`).
+pub const TOKEN_ID_LEN: usize = 16;
 
 /// The storage handle: a connection pool plus the writer lock.
 #[derive(Debug, Clone)]

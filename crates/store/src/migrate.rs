@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/0005_one_ticket_one_request.sql"),
     ),
+    (6, include_str!("../migrations/0006_token_revocation.sql")),
 ];
 
 pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {

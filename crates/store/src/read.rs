@@ -8,8 +8,8 @@ use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_domain::{Grant, GrantId, Request, RequestId, Timestamp};
 
 use crate::{
-    Backend, Job, LIST_LIMIT_MAX, Store, StoreError, TokenRecord, grant_from_row, parse_grant_id,
-    request_from_row,
+    Backend, Job, LIST_LIMIT_MAX, Store, StoreError, TokenListing, TokenRecord, grant_from_row,
+    parse_grant_id, request_from_row,
 };
 
 /// `SELECT id, doc FROM grants WHERE id IN ($1, ..., $count)`.
@@ -58,6 +58,8 @@ pub struct RequestFilter {
     pub state: Option<RequestState>,
     pub requester: Option<String>,
     pub subject: Option<String>,
+    /// Only requests whose requester or subject is one of these.
+    pub involving: Option<Vec<String>>,
     pub limit: Option<i64>,
 }
 
@@ -66,6 +68,8 @@ pub struct GrantFilter {
     pub state: Option<GrantState>,
     pub subject: Option<String>,
     pub entitlement: Option<String>,
+    /// Only grants whose subject is one of these.
+    pub involving: Option<Vec<String>>,
     pub limit: Option<i64>,
 }
 
@@ -85,6 +89,32 @@ pub(crate) fn where_clause(conditions: &[(&str, Option<String>)]) -> (String, Ve
         format!("WHERE {}", clauses.join(" AND "))
     };
     (sql, values)
+}
+
+/// Adds ` AND (a IN ($n, ...) OR b IN ($m, ...))` (`WHERE` when `clause` is empty):
+/// rows where any of `columns` is one of `names`. Each column gets placeholders of its
+/// own, numbered after `values`. No names: no rows.
+pub(crate) fn involving_clause(
+    clause: &mut String,
+    values: &mut Vec<String>,
+    columns: &[&str],
+    names: &[String],
+) {
+    let joiner = if clause.is_empty() { "WHERE" } else { " AND" };
+    if names.is_empty() {
+        clause.push_str(&format!("{joiner} 1 = 0"));
+        return;
+    }
+    let mut any = Vec::new();
+    for column in columns {
+        let first = values.len() + 1;
+        values.extend(names.iter().cloned());
+        let placeholders: Vec<String> = (first..first + names.len())
+            .map(|n| format!("${n}"))
+            .collect();
+        any.push(format!("{column} IN ({})", placeholders.join(", ")));
+    }
+    clause.push_str(&format!("{joiner} ({})", any.join(" OR ")));
 }
 
 impl Store {
@@ -155,10 +185,15 @@ impl Store {
             ("requester", filter.requester.clone()),
             ("subject", filter.subject.clone()),
         ];
+        let involving = filter
+            .involving
+            .as_deref()
+            .map(|names| (&["requester", "subject"][..], names));
         let rows = self
             .list(
                 "requests",
                 &conditions,
+                involving,
                 "created_at_us DESC, id DESC",
                 filter.limit,
             )
@@ -171,10 +206,14 @@ impl Store {
         &self,
         table: &str,
         conditions: &[(&str, Option<String>)],
+        involving: Option<(&[&str], &[String])>,
         order: &str,
         limit: Option<i64>,
     ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
-        let (clause, values) = where_clause(conditions);
+        let (mut clause, mut values) = where_clause(conditions);
+        if let Some((columns, names)) = involving {
+            involving_clause(&mut clause, &mut values, columns, names);
+        }
         let limit = limit.unwrap_or(LIST_LIMIT_MAX).clamp(1, LIST_LIMIT_MAX);
         let sql = format!("SELECT id, doc FROM {table} {clause} ORDER BY {order} LIMIT {limit}");
         // Only table and column names writ chose and numbered placeholders are interpolated.
@@ -292,8 +331,12 @@ impl Store {
             ("subject", filter.subject.clone()),
             ("entitlement", filter.entitlement.clone()),
         ];
+        let involving = filter
+            .involving
+            .as_deref()
+            .map(|names| (&["subject"][..], names));
         let rows = self
-            .list("grants", &conditions, "id DESC", filter.limit)
+            .list("grants", &conditions, involving, "id DESC", filter.limit)
             .await?;
         rows.iter().map(grant_from_row).collect()
     }
@@ -353,18 +396,49 @@ impl Store {
     }
 
     pub async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query("SELECT hash, identity, expires_at_us FROM tokens WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT hash, identity, expires_at_us, revoked_at_us FROM tokens WHERE hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| {
             Ok(TokenRecord {
                 hash: row.try_get("hash")?,
                 identity: row.try_get("identity")?,
                 expires_at: Timestamp::from_unix_micros(row.try_get("expires_at_us")?),
+                revoked_at: row
+                    .try_get::<Option<i64>, _>("revoked_at_us")?
+                    .map(Timestamp::from_unix_micros),
             })
         })
         .transpose()
+    }
+
+    /// Tokens, newest first: all, or those of one identity.
+    pub async fn tokens(&self, identity: Option<&str>) -> Result<Vec<TokenListing>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT hash, identity, created_at_us, expires_at_us, revoked_at_us, keyed FROM tokens \
+             WHERE $1 = '' OR identity = $1 ORDER BY created_at_us DESC, hash",
+        )
+        .bind(identity.unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let hash: String = row.try_get("hash")?;
+                Ok(TokenListing {
+                    id: hash.get(..crate::TOKEN_ID_LEN).unwrap_or(&hash).to_string(),
+                    identity: row.try_get("identity")?,
+                    created_at: Timestamp::from_unix_micros(row.try_get("created_at_us")?),
+                    expires_at: Timestamp::from_unix_micros(row.try_get("expires_at_us")?),
+                    revoked_at: row
+                        .try_get::<Option<i64>, _>("revoked_at_us")?
+                        .map(Timestamp::from_unix_micros),
+                    usable_hash: row.try_get::<i64, _>("keyed")? != 0,
+                })
+            })
+            .collect()
     }
 
     /// Whether a webhook delivery was acted on before.

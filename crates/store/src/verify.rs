@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use writ_domain::ledger::{ChainVerifier, EventFields, LedgerError, PreparedEvent};
+use writ_domain::ledger::{ChainVerifier, EventFields, LedgerError, LedgerToken, PreparedEvent};
 
 use crate::read::parse_event_page;
 use crate::scan;
@@ -23,6 +23,7 @@ pub struct VerifyReport {
     pub requests: usize,
     pub grants: usize,
     pub findings: usize,
+    pub tokens: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +180,7 @@ impl Store {
             requests: 0,
             grants: 0,
             findings: 0,
+            tokens: 0,
         })
     }
 
@@ -384,6 +386,7 @@ impl Store {
         )?;
 
         check_live_grants_have_jobs(&snapshot.live_grants)?;
+        let tokens = check_tokens(&snapshot.tokens, std::mem::take(&mut verifier.tokens))?;
 
         Ok(VerifyReport {
             events: verifier.events(),
@@ -391,6 +394,7 @@ impl Store {
             requests,
             grants,
             findings,
+            tokens,
         })
     }
 }
@@ -402,6 +406,7 @@ struct Snapshot {
     grants: Vec<AnyRow>,
     findings: Vec<AnyRow>,
     live_grants: Vec<AnyRow>,
+    tokens: Vec<AnyRow>,
 }
 
 /// The ledger head row.
@@ -436,6 +441,9 @@ impl Store {
         )
         .fetch_all(&mut *tx)
         .await?;
+        let tokens = read("SELECT hash, identity, expires_at_us, revoked_at_us FROM tokens")
+            .fetch_all(&mut *tx)
+            .await?;
         tx.rollback().await?;
         Ok(Snapshot {
             head,
@@ -443,6 +451,7 @@ impl Store {
             grants,
             findings,
             live_grants,
+            tokens,
         })
     }
 }
@@ -487,6 +496,51 @@ fn check_live_grants_have_jobs(rows: &[AnyRow]) -> Result<(), VerifyError> {
         }
         Ok(())
     }
+}
+
+/// Every token row was issued on the ledger, to the same identity until the same time,
+/// and is revoked exactly when the ledger says so: a row written into the table by
+/// someone with database access, or a revocation undone there, is caught.
+fn check_tokens(
+    rows: &[AnyRow],
+    mut ledger: HashMap<String, LedgerToken>,
+) -> Result<usize, VerifyError> {
+    for row in rows {
+        let hash: String = row.try_get("hash")?;
+        let id = hash.get(..crate::TOKEN_ID_LEN).unwrap_or(&hash).to_string();
+        let Some(issued) = ledger.remove(&id) else {
+            return Err(mismatch("tokens", id, "was never issued on the ledger"));
+        };
+        let identity: String = row.try_get("identity")?;
+        let expires_at: i64 = row.try_get("expires_at_us")?;
+        let revoked = row.try_get::<Option<i64>, _>("revoked_at_us")?.is_some();
+        if identity != issued.identity || expires_at != issued.expires_at.unix_micros() {
+            return Err(mismatch(
+                "tokens",
+                id,
+                "differs from its issue on the ledger (identity or expiry)",
+            ));
+        }
+        if revoked != issued.revoked {
+            return Err(mismatch(
+                "tokens",
+                id,
+                if issued.revoked {
+                    "was revoked on the ledger but is not revoked in the table"
+                } else {
+                    "is revoked in the table but not on the ledger"
+                },
+            ));
+        }
+    }
+    if let Some(id) = ledger.keys().next() {
+        return Err(mismatch(
+            "tokens",
+            id.clone(),
+            "is on the ledger but missing from the table",
+        ));
+    }
+    Ok(rows.len())
 }
 
 /// Checks that a state table holds exactly the records the ledger replay produced:
@@ -618,6 +672,7 @@ mod tests {
             requests: 0,
             grants: 0,
             findings: 0,
+            tokens: 0,
         })
     }
 

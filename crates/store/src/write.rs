@@ -732,8 +732,43 @@ impl<'s> WriteTx<'s> {
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         self.buffer(
-            "INSERT INTO tokens (hash, identity, created_at_us, expires_at_us) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO tokens (hash, identity, created_at_us, expires_at_us, keyed) VALUES ($1, $2, $3, $4, 1)",
             vec![Arg::Text(hash.to_string()), Arg::Text(identity.to_string()), Arg::Int(created_at.unix_micros()), Arg::Int(expires_at.unix_micros())],
+        );
+        Ok(())
+    }
+}
+
+impl WriteTx<'_> {
+    /// The hashes and identities of the tokens whose id (hash prefix) is `id`, not yet
+    /// revoked, as of this transaction.
+    pub async fn live_tokens_by_id(
+        &mut self,
+        id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = self
+            .read_texts(
+                "SELECT hash, identity FROM tokens WHERE substr(hash, 1, 16) = $1 AND revoked_at_us IS NULL".into(),
+                vec![Arg::Text(id.to_string())],
+                2,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut columns = row.into_iter().map(Option::unwrap_or_default);
+                (
+                    columns.next().unwrap_or_default(),
+                    columns.next().unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    pub async fn revoke_token(&mut self, hash: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.buffer(
+            "UPDATE tokens SET revoked_at_us = $2 WHERE hash = $1",
+            vec![Arg::Text(hash.to_string()), Arg::Int(at.unix_micros())],
         );
         Ok(())
     }

@@ -251,6 +251,22 @@ pub enum TokenCommand {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+    /// List tokens by id (yours; an admin's list has everyone's).
+    List {
+        /// Only this identity's tokens (admins).
+        #[arg(long)]
+        identity: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a token by the id `writ token list` shows, effective at once (yours;
+    /// admins anyone's).
+    Revoke {
+        /// The token's id (16 hexadecimal digits), not the token itself.
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +321,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Token(TokenCommand::Issue { identity, ttl }) => {
             offline::issue_token(&config, &identity, &ttl).await
+        }
+        Command::Token(TokenCommand::List { identity, client }) => {
+            client::Client::new(&config, &client)?
+                .list_tokens(identity)
+                .await
+        }
+        Command::Token(TokenCommand::Revoke { id, client }) => {
+            client::Client::new(&config, &client)?
+                .revoke_token(&id)
+                .await
         }
         Command::Audit(AuditCommand::Verify { chain_only }) => {
             offline::verify(&config, chain_only).await

@@ -347,6 +347,28 @@ impl Client {
         Ok(())
     }
 
+    pub async fn list_tokens(&self, identity: Option<String>) -> Result<(), Failure> {
+        let query: Vec<(&str, String)> = identity.map(|i| ("identity", i)).into_iter().collect();
+        let list = self.call(Method::GET, "/v1/tokens", &query, None).await?;
+        self.print(&list, output::token_list);
+        Ok(())
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<(), Failure> {
+        let revoked = self
+            .call(
+                Method::POST,
+                &format!("/v1/tokens/{}/revoke", Self::segment(id)?),
+                &[],
+                None,
+            )
+            .await?;
+        self.print(&revoked, |v| {
+            format!("token {} revoked\n", v["id"].as_str().unwrap_or("?"))
+        });
+        Ok(())
+    }
+
     pub async fn revoke(&self, id: &str, reason: String) -> Result<(), Failure> {
         let grant = self
             .call(

@@ -44,10 +44,19 @@ pub async fn issue_token(config_path: &Path, identity: &str, ttl: &str) -> Resul
     let config = load_config(config_path)?;
     let ttl_seconds = parse_duration_seconds(ttl)
         .map_err(|problem| Failure::usage(format!("--ttl {ttl:?}: {problem}")))?;
+    let key = writ_engine::keys::TokenKey::load(&config.keys.token)
+        .map_err(|error| Failure::failed(format!("{}: keys: {error}", config.path.display())))?;
     let store = open_store(&config).await?;
-    let token = writ_engine::issue_token(&config, &store, SystemClock.now(), identity, ttl_seconds)
-        .await
-        .map_err(|error| Failure::failed(error.message))?;
+    let token = writ_engine::issue_token(
+        &config,
+        &store,
+        &key,
+        SystemClock.now(),
+        identity,
+        ttl_seconds,
+    )
+    .await
+    .map_err(|error| Failure::failed(error.message))?;
     store.close().await;
     outln!("{token}");
     Ok(())
@@ -73,11 +82,13 @@ pub async fn verify(config_path: &Path, chain_only: bool) -> Result<(), Failure>
         }
         Ok(report) => {
             outln!(
-                "ledger intact: {} events, head {}; {} requests and {} grants agree with the ledger",
+                "ledger intact: {} events, head {}; {} requests, {} grants, {} findings and {} tokens agree with the ledger",
                 report.events,
                 report.head,
                 report.requests,
-                report.grants
+                report.grants,
+                report.findings,
+                report.tokens
             );
             Ok(())
         }

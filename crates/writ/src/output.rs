@@ -7,7 +7,10 @@ use std::fmt::Write;
 
 use serde_json::Value;
 use writ_domain::lifecycle::GrantState;
-use writ_domain::{DecisionOutcome, FindingReport, Grant, Request, format_duration_seconds};
+use writ_domain::{
+    Clock as _, DecisionOutcome, FindingReport, Grant, Request, SystemClock, Timestamp,
+    format_duration_seconds,
+};
 
 use crate::when::local;
 
@@ -397,6 +400,41 @@ pub fn identity_list(value: &Value) -> String {
             text("name"),
             text("kind"),
             text("owner")
+        );
+    }
+    out
+}
+
+pub fn token_list(value: &Value) -> String {
+    let tokens = value["tokens"].as_array().cloned().unwrap_or_default();
+    if tokens.is_empty() {
+        return "no tokens\n".to_string();
+    }
+    let mut out = format!(
+        "{:<16}  {:<20}  {:<20}  {}\n",
+        "ID", "IDENTITY", "EXPIRES", "STATUS"
+    );
+    for t in tokens {
+        let text = |key: &str| t[key].as_str().unwrap_or("-").to_string();
+        let status = if t["usable_hash"] == false {
+            "unusable (issued before token hashes were keyed)".to_string()
+        } else if let Some(at) = t["revoked_at"].as_str() {
+            format!("revoked {at}")
+        } else if t["expires_at"]
+            .as_str()
+            .and_then(|at| Timestamp::parse_rfc3339(at).ok())
+            .is_some_and(|at| at <= SystemClock.now())
+        {
+            "expired".to_string()
+        } else {
+            "live".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "{:<16}  {:<20}  {:<20}  {status}",
+            text("id"),
+            text("identity"),
+            text("expires_at")
         );
     }
     out

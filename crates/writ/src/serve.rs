@@ -57,6 +57,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         .map_err(|e| Failure::usage(format!("{}: {e}", config.path.display())))?;
     let tickets = writ_itsm::TicketSystems::from_config(&config)
         .map_err(|e| Failure::usage(format!("{}: itsm: {e}", config.path.display())))?;
+    let token_key = writ_engine::keys::TokenKey::load(&config.keys.token)
+        .map_err(|error| Failure::failed(format!("{}: keys: {error}", config.path.display())))?;
     let store = open_store(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -91,7 +93,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
             connectors,
             Arc::new(SystemClock),
         )
-        .with_ticket_systems(tickets),
+        .with_ticket_systems(tickets)
+        .with_token_key(token_key),
     );
     let state = writ_api::AppState {
         engine: engine.clone(),

@@ -122,7 +122,7 @@ async fn an_agent_acts_for_a_user_who_then_cannot_approve() {
     );
 
     // The ledger keeps the chain: agent → human → approver.
-    let (_, audit) = writ.get("/v1/audit?limit=100", &eve).await;
+    let (_, audit) = writ.get("/v1/audit?limit=100", &writ.admin_token()).await;
     let approved_event = audit["events"]
         .as_array()
         .and_then(|events| events.iter().find(|e| e["kind"] == "request.approved"))
@@ -145,7 +145,6 @@ async fn services_and_agents_of_a_disabled_owner_are_orphaned() {
         "[[user]]\nname = \"eve\"\ngroups = [\"managers\"]\n\n[[user]]\nname = \"mallory\"\ndisabled = true\n\n[[agent]]\nname = \"old-bot\"\nowner = \"mallory\"\n",
     );
     let mut writ = Writ::new(&config, &[("policy.cedar", POLICY)]);
-    let eve = writ.token("eve");
     let refused = writ.run(&["token", "issue", "mallory"]);
     assert!(
         !refused.status.success(),
@@ -158,17 +157,19 @@ async fn services_and_agents_of_a_disabled_owner_are_orphaned() {
     );
     writ.start().await;
 
-    let (status, list) = writ.get("/v1/identities?orphaned=true", &eve).await;
+    let admin = writ.admin_token();
+    let (status, list) = writ.get("/v1/identities?orphaned=true", &admin).await;
     assert_eq!(status, 200, "{list}");
     let names: Vec<&str> = list["identities"]
         .as_array()
         .map(|ids| ids.iter().filter_map(|i| i["name"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(names, ["old-bot"], "{list}");
-    let (_, all) = writ.get("/v1/identities", &eve).await;
-    assert_eq!(all["identities"].as_array().map(Vec::len), Some(6), "{all}");
+    let (_, all) = writ.get("/v1/identities", &admin).await;
+    // The six configured here and the test kit's admin.
+    assert_eq!(all["identities"].as_array().map(Vec::len), Some(7), "{all}");
 
-    let output = writ.run(&["identities", "--orphaned", "--token", &eve]);
+    let output = writ.run(&["identities", "--orphaned", "--token", &admin]);
     assert!(output.status.success(), "{}", support::stderr(&output));
     let text = support::stdout(&output);
     assert!(

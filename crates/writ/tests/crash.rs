@@ -170,7 +170,7 @@ async fn sigkill_at_random_moments_loses_no_revocation() {
 
     // The last restart: writ catches up; wait until every grant has ended.
     writ.start().await;
-    let admin = &tokens[0];
+    let admin = &writ.admin_token();
     let deadline = Instant::now() + Duration::from_secs(60);
     let grants = loop {
         // One page per user keeps each listing under the API's 1,000-row cap.

@@ -152,7 +152,7 @@ accounts = {{ pg = "{account}" }}
         "the role is gone from PostgreSQL"
     );
 
-    let (_, audit) = writ.get("/v1/audit?limit=1000", &alice).await;
+    let (_, audit) = writ.get("/v1/audit?limit=1000", &writ.admin_token()).await;
     let kinds: Vec<&str> = audit["events"]
         .as_array()
         .map(|events| events.iter().filter_map(|e| e["kind"].as_str()).collect())

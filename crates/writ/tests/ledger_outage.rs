@@ -112,7 +112,7 @@ accounts = {{ pg = "{bob_account}" }}
         .await;
     assert_eq!(revoked["state"], "revoked", "{revoked}");
     assert!(revoked["verified_at"].is_string(), "{revoked}");
-    let (_, audit) = writ.get("/v1/audit?limit=1000", &alice).await;
+    let (_, audit) = writ.get("/v1/audit?limit=1000", &writ.admin_token()).await;
     let events = audit["events"].as_array().cloned().unwrap_or_default();
     let revoked_event = events
         .iter()

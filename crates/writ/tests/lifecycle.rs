@@ -190,7 +190,10 @@ async fn automatic_grant_is_applied_and_removed_at_expiry(on_postgres_storage: b
     );
 
     // The events of the grant tell the whole story.
-    let (_, audit) = s.writ.get("/v1/audit?limit=1000", &alice).await;
+    let (_, audit) = s
+        .writ
+        .get("/v1/audit?limit=1000", &s.writ.admin_token())
+        .await;
     let kinds: Vec<&str> = audit["events"]
         .as_array()
         .expect("events")

@@ -177,7 +177,7 @@ events = ["request.created", "grant.*"]
         .await;
     assert_eq!(status, 200, "{grant}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, outbox) = writ.get("/v1/itsm/outbox", &alice).await;
+    let (_, outbox) = writ.get("/v1/itsm/outbox", &writ.admin_token()).await;
     assert_eq!(outbox["sinks"][0]["sink"], "siem", "{outbox}");
     assert!(
         outbox["sinks"][0]["behind"]

@@ -134,14 +134,17 @@ async fn init_then_serve_then_request_from_the_cli() {
         std::fs::read_to_string(dir.path().join("state/memberships.txt")).unwrap_or_default();
     memberships.push_str("prod_admin mallory\n");
     std::fs::write(dir.path().join("state/memberships.txt"), memberships).expect("edit by hand");
-    let output = writ(dir.path(), &["reconcile"], Some(&token));
+    let erin = stdout(&writ(dir.path(), &["token", "issue", "erin"], None))
+        .trim()
+        .to_string();
+    let output = writ(dir.path(), &["reconcile"], Some(&erin));
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("1 findings opened, 0 resolved, 1 unresolved"),
         "{}",
         stdout(&output)
     );
-    let output = writ(dir.path(), &["findings", "--json"], Some(&token));
+    let output = writ(dir.path(), &["findings", "--json"], Some(&erin));
     let findings: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let finding = &findings["findings"][0];
     assert_eq!(

@@ -97,7 +97,7 @@ groups = ["dba"]
     .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let stray_finding = loop {
-        let (_, open) = writ.get("/v1/findings?state=open", &alice).await;
+        let (_, open) = writ.get("/v1/findings?state=open", &erin).await;
         if let Some(finding) = open_finding_for(&open, &stray) {
             break finding;
         }
@@ -114,19 +114,20 @@ groups = ["dba"]
         "unmanaged access is reported, not removed"
     );
     let (_, resolved) = writ
-        .get("/v1/findings?state=resolved&kind=missing", &alice)
+        .get("/v1/findings?state=resolved&kind=missing", &erin)
         .await;
     let missing = open_finding_for(&resolved, &alice_account).expect("the missing finding");
     assert_eq!(missing["resolution"], "reapplied", "{missing}");
     assert_eq!(missing["grant_id"], grant_id.as_str());
 
     // The CLI: a pass on demand and the list.
-    let output = writ.run(&["reconcile", "--token", &alice, "--json"]);
+    // Starting a pass is for auditors and admins; the entitlement's owner reads the findings.
+    let output = writ.run(&["reconcile", "--token", &writ.admin_token(), "--json"]);
     assert!(output.status.success(), "{}", support::stderr(&output));
     let reports: Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(reports["reports"][0]["target"], "pg", "{reports}");
     assert_eq!(reports["reports"][0]["unresolved"], 1, "{reports}");
-    let output = writ.run(&["findings", "--token", &alice]);
+    let output = writ.run(&["findings", "--token", &erin]);
     let listed = support::stdout(&output);
     assert!(
         listed.contains(&stray) && listed.contains("unmanaged"),
@@ -181,13 +182,13 @@ groups = ["dba"]
     ]);
     assert!(output.status.success(), "{}", support::stderr(&output));
     assert!(support::stdout(&output).contains("legacy report job"));
-    let (_, accepted) = writ.get(&format!("/v1/findings/{id}"), &alice).await;
+    let (_, accepted) = writ.get(&format!("/v1/findings/{id}"), &erin).await;
     assert_eq!(accepted["state"], "accepted", "{accepted}");
     wait_until(
         "the exception expires and the finding reopens",
         Duration::from_secs(10),
         || async {
-            let (_, finding) = writ.get(&format!("/v1/findings/{id}"), &alice).await;
+            let (_, finding) = writ.get(&format!("/v1/findings/{id}"), &erin).await;
             finding["state"] == "open"
         },
     )
@@ -204,7 +205,7 @@ groups = ["dba"]
             && l.ends_with(" 1")),
         "{metrics}"
     );
-    let (_, audit) = writ.get("/v1/audit?limit=1000", &alice).await;
+    let (_, audit) = writ.get("/v1/audit?limit=1000", &writ.admin_token()).await;
     let kinds: Vec<&str> = audit["events"]
         .as_array()
         .map(|events| events.iter().filter_map(|e| e["kind"].as_str()).collect())

@@ -74,8 +74,8 @@ fn memberships(writ: &Writ) -> String {
     std::fs::read_to_string(writ.path("state/memberships.txt")).unwrap_or_default()
 }
 
-async fn event_count(writ: &Writ, token: &str) -> usize {
-    let (_, audit) = writ.get("/v1/audit?limit=1000", token).await;
+async fn event_count(writ: &Writ, admin: &str) -> usize {
+    let (_, audit) = writ.get("/v1/audit?limit=1000", admin).await;
     audit["events"].as_array().map_or(0, Vec::len)
 }
 
@@ -88,7 +88,8 @@ async fn bad_requests_are_refused_precisely_and_change_nothing() {
     let mut writ = writ();
     writ.start().await;
     let alice = writ.token("alice");
-    let before = event_count(&writ, &alice).await;
+    let admin = writ.admin_token();
+    let before = event_count(&writ, &admin).await;
 
     let raw = |body: &'static str| {
         let writ = &writ;
@@ -214,7 +215,7 @@ async fn bad_requests_are_refused_precisely_and_change_nothing() {
 
     // Nothing above reached the target or the ledger (one event: the short-lived token).
     assert_eq!(memberships(&writ), "");
-    assert_eq!(event_count(&writ, &alice).await, before + 1);
+    assert_eq!(event_count(&writ, &admin).await, before + 1);
     let (_, grants) = writ.get("/v1/grants", &alice).await;
     assert_eq!(grants["grants"].as_array().map(Vec::len), Some(0));
 
@@ -596,6 +597,7 @@ async fn verify_on_a_busy_server_never_reports_tampering() {
         .expect("chmod");
     writ.start().await;
     let alice = writ.token("alice");
+    let admin = writ.admin_token();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut writers = Vec::new();
     for _ in 0..4 {
@@ -620,7 +622,7 @@ async fn verify_on_a_busy_server_never_reports_tampering() {
     let mut verified = 0;
     let until = std::time::Instant::now() + Duration::from_secs(6);
     while std::time::Instant::now() < until {
-        let (status, result) = writ.get("/v1/audit/verify", &alice).await;
+        let (status, result) = writ.get("/v1/audit/verify", &admin).await;
         assert_eq!(status, 200, "{result}");
         assert_eq!(
             result["ok"], true,

@@ -138,6 +138,10 @@ impl TestRoles {
     }
 }
 
+/// The admin added to every test config.
+pub const ADMIN: &str = "test-admin";
+const ADMIN_USER: &str = "[[user]]\nname = \"test-admin\"\ngroups = [\"admins\"]\n";
+
 pub struct Writ {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
@@ -154,7 +158,7 @@ impl Writ {
         let config = dir.path().join("writ.toml");
         std::fs::write(
             &config,
-            format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n{config_body}"),
+            format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n{config_body}\n{ADMIN_USER}"),
         )
         .expect("write config");
         std::fs::create_dir_all(dir.path().join("policies")).expect("policies dir");
@@ -194,6 +198,12 @@ impl Writ {
 
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run writ")
+    }
+
+    /// A token of the admin every test config has (reads everything: the audit log,
+    /// every grant, the outbox).
+    pub fn admin_token(&self) -> String {
+        self.token(ADMIN)
     }
 
     pub fn token(&self, identity: &str) -> String {
