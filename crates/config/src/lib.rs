@@ -67,6 +67,17 @@ pub struct Config {
     pub keys: Keys,
     /// Which groups see everything.
     pub access: Access,
+    /// Signed checkpoints of the ledger.
+    pub checkpoints: Checkpoints,
+}
+
+/// Where signed ledger checkpoints go, and how often `writ serve` takes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoints {
+    /// Each checkpoint is appended to this file as a JSON line.
+    pub file: PathBuf,
+    /// `None`: only on `writ audit checkpoint`.
+    pub every_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,7 +36,17 @@ pub struct RawConfig {
     #[serde(default)]
     pub keys: RawKeys,
     #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
     pub access: RawAccess,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub checkpoint_file: Option<EnvString>,
+    /// A duration, or "off".
+    pub checkpoint_every: Option<EnvString>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,6 +19,8 @@ use crate::{
 pub const DEFAULT_PENDING_TTL_SECONDS: i64 = 24 * 3600;
 const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 const DEFAULT_STORAGE_URL: &str = "sqlite://writ.db";
+const DEFAULT_CHECKPOINT_FILE: &str = "ledger-checkpoints.jsonl";
+const DEFAULT_CHECKPOINT_EVERY_SECONDS: i64 = 60;
 /// Who owns what short-lived credentials created, once they are gone.
 pub const DEFAULT_ORPHAN_OWNER: &str = "writ_orphaned";
 const DEFAULT_POLICY_DIR: &str = "policies";
@@ -108,6 +110,19 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let http = http_limits(&check, &raw.server)?;
     let keys = crate::keys::validate_keys(&check, raw.keys)?;
     let access = crate::keys::validate_access(raw.access);
+    let checkpoints = crate::Checkpoints {
+        file: check.relative(
+            raw.audit
+                .checkpoint_file
+                .as_ref()
+                .map_or(DEFAULT_CHECKPOINT_FILE, |f| f.0.as_str()),
+        ),
+        every_seconds: match raw.audit.checkpoint_every.as_ref().map(|t| t.0.as_str()) {
+            None => Some(DEFAULT_CHECKPOINT_EVERY_SECONDS),
+            Some("off") => None,
+            Some(text) => Some(check.duration("audit.checkpoint_every", text)?),
+        },
+    };
     let storage_url = storage_url(
         &check,
         raw.storage
@@ -350,6 +365,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         identities,
         keys,
         access,
+        checkpoints,
     })
 }
 

@@ -38,6 +38,8 @@ pub enum EventKind {
     TokenIssued,
     /// A bearer token revoked before its expiry.
     TokenRevoked,
+    /// A signed checkpoint of the ledger up to the event before it.
+    LedgerCheckpoint,
     /// A webhook delivery that failed authentication (bad or missing signature, stale).
     ItsmWebhookRejected,
     /// Reconciliation found a difference between a target and the grants.
@@ -49,7 +51,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 20] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
         Self::RequestApproved,
@@ -64,6 +66,7 @@ impl EventKind {
         Self::GrantRevokeEscalated,
         Self::TokenIssued,
         Self::TokenRevoked,
+        Self::LedgerCheckpoint,
         Self::ItsmWebhookRejected,
         Self::FindingOpened,
         Self::FindingAccepted,
@@ -87,6 +90,7 @@ impl EventKind {
             Self::GrantRevokeEscalated => "grant.revoke_escalated",
             Self::TokenIssued => "token.issued",
             Self::TokenRevoked => "token.revoked",
+            Self::LedgerCheckpoint => "ledger.checkpoint",
             Self::ItsmWebhookRejected => "itsm.webhook_rejected",
             Self::FindingOpened => "finding.opened",
             Self::FindingAccepted => "finding.accepted",

@@ -8,6 +8,7 @@
 //! - `now` comes from the injected [`Clock`], never from the system directly.
 
 mod access;
+pub mod checkpoint;
 mod credentials;
 mod dispatch;
 mod error;
@@ -109,6 +110,8 @@ pub struct Engine {
         StdMutex<HashMap<String, (writ_store::TokenRecord, writ_domain::Timestamp)>>,
     /// Keys token hashes; without one no token authenticates.
     pub(crate) token_key: Option<keys::TokenKey>,
+    /// Signs ledger checkpoints; without one `writ serve` takes none.
+    pub(crate) ledger_key: Option<Arc<checkpoint::LedgerKey>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -154,6 +157,7 @@ impl Engine {
             rejections: rejections::Rejections::default(),
             token_cache: StdMutex::new(HashMap::new()),
             token_key: None,
+            ledger_key: None,
         }
     }
 

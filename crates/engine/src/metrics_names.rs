@@ -37,3 +37,5 @@ pub const TASK_PANICS: &str = "writ_task_panics_total";
 pub const JOBLESS_GRANTS: &str = "writ_jobless_grants_total";
 /// Webhook deliveries rejected (unsigned, forged, stale), by ITSM.
 pub const WEBHOOKS_REJECTED: &str = "writ_webhooks_rejected_total";
+/// Periodic ledger checkpoints that could not be taken (file or database).
+pub const CHECKPOINT_FAILURES: &str = "writ_checkpoint_failures_total";

@@ -106,6 +106,7 @@ fn mapping(kind: Option<EventKind>, data: &Value) -> Mapping {
             failed: false,
             control: Some(REVOKED),
         },
+        Some(K::LedgerCheckpoint) => entity((99, "Other"), None),
         Some(K::ItsmWebhookRejected) => Mapping {
             failed: true,
             ..entity((99, "Other"), Some(DENIED))

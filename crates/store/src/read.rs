@@ -527,6 +527,15 @@ impl Store {
         Ok(row.try_get("last")?)
     }
 
+    /// The hash of event `seq`, if there is one.
+    pub async fn event_hash(&self, seq: i64) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT hash FROM events WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get("hash")).transpose()?)
+    }
+
     /// The sequence number and hash of the last event, as the head row records them.
     pub async fn head(&self) -> Result<(i64, String), StoreError> {
         let row = sqlx::query("SELECT seq, hash FROM ledger_head WHERE id = 1")

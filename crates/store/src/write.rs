@@ -478,6 +478,27 @@ impl<'s> WriteTx<'s> {
         Ok(event)
     }
 
+    /// The ledger head as this transaction sees it: the last event's number and hash
+    /// (0 and the genesis hash before the first).
+    pub fn head(&self) -> (i64, &str) {
+        (self.seq, &self.hash)
+    }
+
+    /// The kind of event `seq`, as of this transaction.
+    pub async fn event_kind(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .read_texts(
+                "SELECT kind FROM events WHERE seq = $1".into(),
+                vec![Arg::Int(seq)],
+                1,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|row| row.into_iter().next().flatten()))
+    }
+
     /// Returns once the change is durably committed, alone or with its group.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         self.flush().await?;

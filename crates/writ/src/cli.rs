@@ -277,7 +277,19 @@ pub enum AuditCommand {
         /// comparison): the fast check for large ledgers, e.g. run often from cron.
         #[arg(long)]
         chain_only: bool,
+        /// Also prove the ledger extends every checkpoint in this file (JSON lines, as
+        /// written by writ), each signed by --pubkey.
+        #[arg(long, requires = "pubkey")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// The ledger's public key you trust (64 hex digits, from `writ audit pubkey`).
+        #[arg(long, requires = "checkpoint")]
+        pubkey: Option<String>,
     },
+    /// Sign a checkpoint of the ledger now, append it to the checkpoint file and the
+    /// ledger, and print it (works with the server stopped).
+    Checkpoint,
+    /// Print the public key that verifies this writ's ledger checkpoints.
+    Pubkey,
     /// Print events, oldest first, for shipping to a SIEM (incrementally with --after).
     Export {
         /// jsonl: writ's own events; ocsf: OCSF 1.8.0 events.
@@ -332,9 +344,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .revoke_token(&id)
                 .await
         }
-        Command::Audit(AuditCommand::Verify { chain_only }) => {
-            offline::verify(&config, chain_only).await
+        Command::Audit(AuditCommand::Verify {
+            chain_only,
+            checkpoint,
+            pubkey,
+        }) => {
+            let checkpoints = checkpoint.zip(pubkey);
+            offline::verify(&config, chain_only, checkpoints).await
         }
+        Command::Audit(AuditCommand::Checkpoint) => offline::checkpoint(&config).await,
+        Command::Audit(AuditCommand::Pubkey) => offline::pubkey(&config),
         Command::Audit(AuditCommand::Export { format, after }) => {
             offline::export(&config, format, after).await
         }

@@ -2,10 +2,11 @@
 //! policy checks.
 
 use crate::stdout::outln;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use writ_config::Config;
 use writ_domain::{Clock, SystemClock, parse_duration_seconds};
+use writ_engine::checkpoint::{self, CheckpointErrorOrStore};
 use writ_policy::{PolicyEngine, PolicyLoadError};
 use writ_store::{EVENT_PAGE_SIZE, Store, VerifyError};
 
@@ -62,48 +63,120 @@ pub async fn issue_token(config_path: &Path, identity: &str, ttl: &str) -> Resul
     Ok(())
 }
 
-pub async fn verify(config_path: &Path, chain_only: bool) -> Result<(), Failure> {
+pub async fn verify(
+    config_path: &Path,
+    chain_only: bool,
+    checkpoints: Option<(PathBuf, String)>,
+) -> Result<(), Failure> {
     let config = load_config(config_path)?;
+    // Bad input first, before any work: a file that is not checkpoints, a key that is not one.
+    let checkpoints = checkpoints
+        .map(|(file, key)| {
+            let text = std::fs::read_to_string(&file).map_err(|error| {
+                Failure::usage(format!("--checkpoint {}: {error}", file.display()))
+            })?;
+            let parsed = checkpoint::parse_checkpoints(&text).map_err(|error| {
+                Failure::usage(format!("--checkpoint {}: {error}", file.display()))
+            })?;
+            let key = checkpoint::parse_public_key(&key)
+                .map_err(|error| Failure::usage(format!("--pubkey: {error}")))?;
+            Ok::<_, Failure>((file, parsed, key))
+        })
+        .transpose()?;
     let store = open_store(&config).await?;
     let result = if chain_only {
         store.verify_chain().await
     } else {
         store.verify().await
     };
+    let checked = match (&result, &checkpoints) {
+        (Ok(_), Some((_, parsed, key))) => {
+            Some(checkpoint::check_checkpoints(&store, parsed, key).await)
+        }
+        _ => None,
+    };
     store.close().await;
-    match result {
-        Ok(report) if chain_only => {
-            outln!(
-                "ledger chain intact: {} events, head {} (state tables not compared: run without --chain-only for that)",
-                report.events,
-                report.head
-            );
-            Ok(())
-        }
-        Ok(report) => {
-            outln!(
-                "ledger intact: {} events, head {}; {} requests, {} grants, {} findings and {} tokens agree with the ledger",
-                report.events,
-                report.head,
-                report.requests,
-                report.grants,
-                report.findings,
-                report.tokens
-            );
-            Ok(())
-        }
+    let summary = match result {
+        Ok(report) if chain_only => format!(
+            "ledger chain intact: {} events, head {} (state tables not compared: run without --chain-only for that)",
+            report.events, report.head
+        ),
+        Ok(report) => format!(
+            "ledger intact: {} events, head {}; {} requests, {} grants, {} findings and {} tokens agree with the ledger",
+            report.events,
+            report.head,
+            report.requests,
+            report.grants,
+            report.findings,
+            report.tokens
+        ),
         Err(VerifyError::Ledger(error)) => {
             let located = error
                 .seq()
                 .map_or_else(String::new, |seq| format!(" at event {seq}"));
-            Err(Failure::failed(format!(
+            return Err(Failure::failed(format!(
                 "ledger verification FAILED{located}: {error}"
-            )))
+            )));
         }
         Err(VerifyError::Store(error)) => {
-            Err(Failure::failed(format!("cannot read the ledger: {error}")))
+            return Err(Failure::failed(format!("cannot read the ledger: {error}")));
         }
+    };
+    match (checked, checkpoints) {
+        (Some(Ok(count)), Some((file, _, _))) => outln!(
+            "{summary}; it extends all {count} checkpoints in {}",
+            file.display()
+        ),
+        (Some(Err(CheckpointErrorOrStore::Checkpoint(error))), _) => {
+            return Err(Failure::failed(format!(
+                "ledger verification FAILED against the checkpoints: {error}"
+            )));
+        }
+        (Some(Err(CheckpointErrorOrStore::Store(error))), _) => {
+            return Err(Failure::failed(format!("cannot read the ledger: {error}")));
+        }
+        _ => outln!("{summary}"),
     }
+    Ok(())
+}
+
+/// `writ audit checkpoint`: sign the ledger's head now.
+pub async fn checkpoint(config_path: &Path) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let key = ledger_key(&config)?;
+    let store = open_store(&config).await?;
+    let taken = checkpoint::take_checkpoint(
+        &store,
+        &key,
+        &config.checkpoints.file,
+        SystemClock.now(),
+        true,
+    )
+    .await;
+    store.close().await;
+    match taken.map_err(|error| Failure::failed(error.message))? {
+        Some(taken) => {
+            let line = serde_json::to_string(&taken)
+                .map_err(|error| Failure::failed(error.to_string()))?;
+            outln!("{line}");
+            Ok(())
+        }
+        None => Err(Failure::failed(
+            "the ledger is empty: there is nothing to sign yet",
+        )),
+    }
+}
+
+/// `writ audit pubkey`: the key that verifies this writ's checkpoints.
+pub fn pubkey(config_path: &Path) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    outln!("{}", ledger_key(&config)?.public_hex());
+    Ok(())
+}
+
+fn ledger_key(config: &Config) -> Result<checkpoint::LedgerKey, Failure> {
+    checkpoint::LedgerKey::load(&config.keys.ledger)
+        .map_err(|error| Failure::failed(format!("{}: keys: {error}", config.path.display())))
 }
 
 pub async fn export(config_path: &Path, format: ExportFormat, after: i64) -> Result<(), Failure> {

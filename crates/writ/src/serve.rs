@@ -59,6 +59,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         .map_err(|e| Failure::usage(format!("{}: itsm: {e}", config.path.display())))?;
     let token_key = writ_engine::keys::TokenKey::load(&config.keys.token)
         .map_err(|error| Failure::failed(format!("{}: keys: {error}", config.path.display())))?;
+    let ledger_key = writ_engine::checkpoint::LedgerKey::load(&config.keys.ledger)
+        .map_err(|error| Failure::failed(format!("{}: keys: {error}", config.path.display())))?;
     let store = open_store(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -94,7 +96,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
             Arc::new(SystemClock),
         )
         .with_ticket_systems(tickets)
-        .with_token_key(token_key),
+        .with_token_key(token_key)
+        .with_ledger_key(ledger_key),
     );
     let state = writ_api::AppState {
         engine: engine.clone(),
@@ -141,6 +144,18 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         )
     };
 
+    let checkpointer = {
+        let (engine, stopped) = (engine.clone(), stopped.clone());
+        supervised(
+            writ_engine::checkpoint::CHECKPOINT_TASK_NAME,
+            engine.checkpoint_tick_deadline(),
+            Box::new(move || {
+                let (engine, stopped) = (engine.clone(), stopped.clone());
+                Box::pin(async move { engine.run_checkpoints(stopped).await })
+            }),
+        )
+    };
+
     let header_read_timeout = std::time::Duration::from_secs(
         u64::try_from(engine.config().http.header_read_timeout_seconds).unwrap_or(10),
     );
@@ -160,6 +175,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let _ = scheduler.await;
     let _ = courier.await;
     let _ = reconciler.await;
+    let _ = checkpointer.await;
     store.close().await;
     tracing::info!("writ stopped");
     if let Some(reason) = died.borrow().clone() {
