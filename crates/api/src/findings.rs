@@ -2,7 +2,7 @@
 //! `GET /v1/findings/{id}`, `POST /v1/findings/{id}/accept`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use writ_domain::{FindingKind, FindingReport, FindingState, Timestamp};
 use writ_engine::{NewException, ReconcileReport};
@@ -13,6 +13,7 @@ use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::handlers::query;
 use crate::json::JsonBody;
+use crate::segment::Segment;
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +105,7 @@ pub async fn list_findings(
 pub async fn get_finding(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Json<FindingReport>, ApiError> {
     Ok(Json(
         state
@@ -129,7 +130,7 @@ pub struct AcceptBody {
 pub async fn accept_finding(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
     JsonBody(body): JsonBody<AcceptBody>,
 ) -> Result<Json<FindingReport>, ApiError> {
     let exception = NewException {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use writ_domain::ledger::Event;
@@ -19,6 +19,7 @@ use crate::AppState;
 use crate::auth::{Authenticated, WebhookSender};
 use crate::error::ApiError;
 use crate::json::JsonBody;
+use crate::segment::Segment;
 
 /// 200 `ok` while every background task runs and makes progress; 503 naming the
 /// ones that do not (revocation must never stop while the API looks healthy).
@@ -32,6 +33,14 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
             format!("unhealthy:\n{}\n", problems.join("\n")),
         )
     }
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /openapi.json",
+    )
 }
 
 pub async fn not_found() -> ApiError {
@@ -273,7 +282,7 @@ pub struct CollectedCredential {
 pub async fn collect_credential(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Json<CollectedCredential>, ApiError> {
     let (grant, credential) = state
         .engine
@@ -316,7 +325,7 @@ pub async fn list_requests(
 pub async fn get_request(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Json<RequestView>, ApiError> {
     let request = state
         .engine
@@ -329,7 +338,7 @@ pub async fn get_request(
 pub async fn cancel_request(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Json<Request>, ApiError> {
     Ok(Json(
         state
@@ -344,7 +353,7 @@ pub async fn cancel_request(
 pub async fn approve_request(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
     JsonBody(body): JsonBody<CommentBody>,
 ) -> Result<Json<RequestView>, ApiError> {
     let id = state.engine.resolve_request(&id).await?;
@@ -357,7 +366,7 @@ pub async fn approve_request(
 pub async fn reject_request(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
     JsonBody(body): JsonBody<CommentBody>,
 ) -> Result<Json<Request>, ApiError> {
     Ok(Json(
@@ -405,7 +414,7 @@ pub async fn list_grants(
 pub async fn get_grant(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Json<GrantView>, ApiError> {
     let grant = state
         .engine
@@ -419,7 +428,7 @@ pub async fn get_grant(
 pub async fn revoke_grant(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
     JsonBody(body): JsonBody<RevokeBody>,
 ) -> Result<Json<GrantView>, ApiError> {
     let grant = state
@@ -521,7 +530,7 @@ pub async fn itsm_webhook(
     // Before any work (even reading the body): checking a signature and reading a
     // ticket cost writ and the ticketing system, and an unsigned sender can ask at will.
     _within_limit: WebhookSender,
-    Path(name): Path<String>,
+    Segment(name): Segment,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<WebhookOutcome>), ApiError> {

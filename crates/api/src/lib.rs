@@ -11,6 +11,7 @@ mod json;
 pub mod limits;
 mod metrics_route;
 pub mod openapi;
+mod segment;
 mod tokens;
 
 use std::sync::Arc;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(handlers::WEBHOOK_BODY_SIZE_MAX_BYTES)),
         )
         .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))
         // A request that takes too long, reading its body included, ends with 408; the
         // concurrency limit, added after and so outside it, refuses one more than it

@@ -2,7 +2,7 @@
 //! their own; admins anyone's.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use writ_store::TokenListing;
 
@@ -10,6 +10,7 @@ use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::handlers::query;
+use crate::segment::Segment;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -49,7 +50,7 @@ pub async fn list_tokens(
 pub async fn revoke_token(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Json<TokenRevoked>, ApiError> {
     state.engine.revoke_token(&caller, &id).await?;
     Ok(Json(TokenRevoked {

@@ -245,6 +245,21 @@ impl Identity {
     }
 }
 
+/// Where and what, without the offending line: TOML's own message quotes it, and the
+/// line may hold a password in any form (`password = "…"`, a URL, an inline table).
+fn parse_error_message(text: &str, error: &toml::de::Error) -> String {
+    let message = writ_domain::redact_credentials(error.message().trim_end());
+    match error.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
 impl Config {
     /// Reads, interpolates and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -259,8 +274,7 @@ impl Config {
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let raw: raw::RawConfig = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: path.to_path_buf(),
-            // TOML's message quotes the offending line, which may hold a password.
-            message: writ_domain::redact_credentials(error.to_string().trim_end()),
+            message: parse_error_message(text, &error),
         })?;
         validate::validate(path, raw)
     }

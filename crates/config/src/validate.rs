@@ -848,7 +848,12 @@ owner = "alice"
         ] {
             let error = load(&broken).expect_err("invalid");
             assert!(!error.contains(secret), "{error}");
-            assert!(error.contains("***"), "{error}");
+            // Redacted where a value is shown; a TOML syntax error shows no line at all,
+            // only where it is.
+            assert!(
+                error.contains("***") || error.contains("line 11, column"),
+                "{error}"
+            );
         }
     }
 

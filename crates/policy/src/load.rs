@@ -170,9 +170,29 @@ fn parse_meta(policy: &cedar_policy::Policy) -> Result<PolicyMeta, String> {
 impl PolicyEngine {
     /// Loads every `*.cedar` file in `dir`, for the identities and entitlements in `config`.
     pub fn load(dir: &Path, config: &Config) -> Result<Self, PolicyLoadError> {
+        Self::from_files(read_sources(dir)?, config)
+    }
+
+    /// Loads policies given as (file name, text), as if read from a folder: for tests
+    /// and fuzzing.
+    pub fn from_sources(
+        files: &[(String, String)],
+        config: &Config,
+    ) -> Result<Self, PolicyLoadError> {
+        let mut sources: Vec<SourceFile> = files
+            .iter()
+            .map(|(name, text)| SourceFile {
+                path: PathBuf::from(name),
+                text: text.clone(),
+            })
+            .collect();
+        sources.sort_by(|a, b| a.path.cmp(&b.path));
+        Self::from_files(sources, config)
+    }
+
+    fn from_files(sources: Vec<SourceFile>, config: &Config) -> Result<Self, PolicyLoadError> {
         let (schema_text, _warnings) = Schema::from_cedarschema_str(SCHEMA_TEXT)
             .map_err(|e| PolicyLoadError::Schema(e.to_string()))?;
-        let sources = read_sources(dir)?;
         let mut diagnostics = Vec::new();
         let mut set = PolicySet::new();
         let mut meta = HashMap::new();

@@ -632,3 +632,49 @@ mod tests {
         assert!(parse_event_page("1,5,1;abc").is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! The event page decoder reads text the database built; fed anything, it answers
+    //! with events or an error, never a panic, and never reads past the page.
+
+    use proptest::prelude::*;
+
+    use super::parse_event_page;
+
+    fn cases() -> u32 {
+        std::env::var("WRIT_FUZZ_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2_000)
+    }
+
+    /// A header with lengths around the fields that follow it.
+    fn near_page() -> impl Strategy<Value = String> {
+        (
+            any::<i64>(),
+            prop::collection::vec(-3i64..80, 5),
+            "\\PC{0,80}",
+            0..3usize,
+        )
+            .prop_map(|(seq, lengths, body, extra)| {
+                let lengths: Vec<String> = lengths.iter().map(i64::to_string).collect();
+                format!("{seq},0,{};{body}{}", lengths.join(","), ",".repeat(extra))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        #[test]
+        fn any_page_parses_or_is_refused(page in prop_oneof!["\\PC{0,200}", near_page()]) {
+            if let Ok(events) = parse_event_page(&page) {
+                let taken: usize = events
+                    .iter()
+                    .map(|e| e.actor.len() + e.kind.len() + e.data.len() + e.prev_hash.len() + e.hash.len())
+                    .sum();
+                prop_assert!(taken <= page.len());
+            }
+        }
+    }
+}

@@ -38,12 +38,7 @@ const POLICY: &str = r#"permit (principal, action == Action::"request", resource
 
 fn writ(server: &str) -> Writ {
     let writ = Writ::new(CONFIG, &[("p.cedar", POLICY)]);
-    let config = std::fs::read_to_string(&writ.config).expect("config");
-    std::fs::write(
-        &writ.config,
-        config.replacen("[server]\n", &format!("[server]\n{server}\n"), 1),
-    )
-    .expect("config");
+    writ.set_server(server);
     writ
 }
 

@@ -177,6 +177,16 @@ impl Writ {
         }
     }
 
+    /// Adds `settings` (e.g. `rate_limit = "off"`) to the config's `[server]` table.
+    pub fn set_server(&self, settings: &str) {
+        let config = std::fs::read_to_string(&self.config).expect("config");
+        std::fs::write(
+            &self.config,
+            config.replacen("[server]\n", &format!("[server]\n{settings}\n"), 1),
+        )
+        .expect("config");
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
