@@ -47,12 +47,15 @@ pub async fn reconcile(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FindingQuery {
     /// `open`, `accepted` or `resolved`; all when absent.
+    #[param(value_type = Option<FindingState>)]
     pub state: Option<String>,
     pub target: Option<String>,
     /// `unmanaged`, `lingering` or `missing`.
+    #[param(value_type = Option<FindingKind>)]
     pub kind: Option<String>,
     pub limit: Option<i64>,
 }

@@ -58,7 +58,9 @@ pub struct CreateRequestBody {
     pub entitlement: String,
     /// Defaults to the caller.
     pub subject: Option<String>,
-    /// Defaults to the entitlement's maximum; capped by it and by policy.
+    /// Defaults to the entitlement's maximum; capped by it and by policy. A whole
+    /// number, also when written `600.0`.
+    #[serde(default, deserialize_with = "crate::json::whole_number")]
     pub duration_seconds: Option<i64>,
     #[serde(default)]
     pub justification: String,
@@ -291,7 +293,7 @@ pub async fn collect_credential(
     Ok(Json(CollectedCredential { grant, credential }))
 }
 
-#[utoipa::path(get, path = "/v1/requests", params(("state" = Option<String>, Query), ("requester" = Option<String>, Query),
+#[utoipa::path(get, path = "/v1/requests", params(("state" = Option<writ_domain::lifecycle::RequestState>, Query), ("requester" = Option<String>, Query),
     ("subject" = Option<String>, Query), ("approvable_by_me" = Option<bool>, Query), ("limit" = Option<i64>, Query)),
     responses((status = 200, body = RequestList)))]
 pub async fn list_requests(
@@ -381,7 +383,7 @@ pub async fn reject_request(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/grants", params(("subject" = Option<String>, Query), ("state" = Option<String>, Query),
+#[utoipa::path(get, path = "/v1/grants", params(("subject" = Option<String>, Query), ("state" = Option<writ_domain::lifecycle::GrantState>, Query),
     ("entitlement" = Option<String>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = GrantList)))]
 pub async fn list_grants(
     State(state): State<AppState>,
@@ -602,6 +604,7 @@ pub async fn itsm_outbox(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityQuery {
     /// Only services and agents whose owner is disabled.

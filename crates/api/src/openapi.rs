@@ -32,10 +32,157 @@ use crate::handlers;
         crate::tokens::list_tokens,
         crate::tokens::revoke_token,
     ),
-    modifiers(&BearerAuth),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&BearerAuth, &ErrorResponses),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
+
+/// Every error writ answers: a stable `code` to branch on and a message for people.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `ApiError` writes this shape
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// e.g. `malformed_request`, `not_found`, `not_an_auditor` (docs/api.md lists them).
+    code: String,
+    message: String,
+}
+
+/// What each status means wherever writ answers it.
+fn status_description(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created",
+        "400" => {
+            "malformed_request: bad JSON, wrong types, unknown fields, a bad query or id; or ambiguous_id"
+        }
+        "401" => {
+            "unauthenticated: a missing, unknown, revoked or expired token (webhooks: unsigned, forged or stale)"
+        }
+        "403" => "the caller may not do this (the code says why)",
+        "404" => "not_found: no such record, or not one the caller may read",
+        "408" => "the request was not received and answered within server.request_timeout",
+        "409" => "the record is not in a state that allows this (the code says which)",
+        "413" => "body_too_large: over 1 MiB",
+        "422" => "the request is well-formed but cannot be honoured (the code says why)",
+        "429" => "rate_limited: too many requests from this identity or address; see Retry-After",
+        "503" => {
+            "overloaded, storage_unavailable, itsm_unavailable or target_unavailable: nothing was changed; try again"
+        }
+        _ => "see docs/api.md",
+    }
+}
+
+/// Routes whose body may be left out (every field optional).
+const OPTIONAL_BODIES: &[&str] = &["/v1/reconcile"];
+
+fn segment_description(path: &str, name: &str) -> String {
+    if path.starts_with("/v1/tokens/") {
+        "the token's id: 16 hexadecimal digits, as `writ token list` shows".to_string()
+    } else if name == "id" {
+        "the full id, or any part of it that names one record (its start or end)".to_string()
+    } else {
+        format!("the {name}")
+    }
+}
+
+fn segment_schema(path: &str) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let schema = ObjectBuilder::new().schema_type(Type::String);
+    if path.starts_with("/v1/tokens/") {
+        schema.pattern(Some("^[0-9a-fA-F]{16}$")).build()
+    } else {
+        schema.min_length(Some(1)).build()
+    }
+}
+
+/// Documents the statuses every route may answer, each with the error body, and gives
+/// every response a description (OpenAPI requires one).
+struct ErrorResponses;
+
+impl utoipa::Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
+        for (path, item) in &mut openapi.paths.paths {
+            let has_id = path.contains('{');
+            let segments: Vec<String> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .map(String::from)
+                .collect();
+            for (is_post, operation) in [(false, item.get.as_mut()), (true, item.post.as_mut())]
+                .into_iter()
+                .filter_map(|(post, op)| op.map(|op| (post, op)))
+            {
+                let mut statuses = vec!["400", "401", "403", "408", "429", "503"];
+                if has_id {
+                    statuses.push("404");
+                }
+                if is_post {
+                    statuses.extend(["409", "413", "422"]);
+                }
+                // Each `{segment}` of the path is a required path parameter.
+                let parameters = operation.parameters.get_or_insert_with(Vec::new);
+                for name in &segments {
+                    let declared = parameters.iter().any(|p| {
+                        matches!(p, RefOr::T(p) if &p.name == name && p.parameter_in == ParameterIn::Path)
+                    });
+                    if !declared {
+                        parameters.push(RefOr::T(
+                            ParameterBuilder::new()
+                                .name(name)
+                                .parameter_in(ParameterIn::Path)
+                                .required(Required::True)
+                                .description(Some(segment_description(path, name)))
+                                .schema(Some(segment_schema(path)))
+                                .build(),
+                        ));
+                    }
+                }
+                // A body whose every field is optional may be left out.
+                if OPTIONAL_BODIES.contains(&path.as_str())
+                    && let Some(RefOr::T(body)) = operation.request_body.as_mut()
+                {
+                    body.required = Some(Required::False);
+                }
+                let responses = &mut operation.responses.responses;
+                for status in statuses {
+                    responses.entry(status.to_string()).or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(status_description(status))
+                                .build(),
+                        )
+                    });
+                }
+                for (status, response) in responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if response.description.is_empty() {
+                        response.description = status_description(status).to_string();
+                    }
+                    if !status.starts_with('2') && response.content.is_empty() {
+                        response.content.insert(
+                            "application/json".to_string(),
+                            RefOr::T(
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                    .build(),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

@@ -13,6 +13,7 @@ use crate::handlers::query;
 use crate::segment::Segment;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TokenQuery {
     /// Only this identity's tokens (admins; anyone else may name only themselves).

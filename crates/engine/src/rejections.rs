@@ -96,7 +96,7 @@ impl Engine {
 
     /// Puts rejections counted but not yet on the ledger there, once their system's
     /// interval has passed (the scheduler calls this; nothing waits for a next one).
-    pub(crate) async fn flush_rejected_deliveries(&self) {
+    pub async fn flush_rejected_deliveries(&self) {
         let now = self.clock.now();
         let due: Vec<(String, Window)> = {
             let windows = self

@@ -243,3 +243,41 @@ async fn any_call_gets_an_answer_or_a_precise_refusal_never_a_server_error() {
     }
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// What the fuzzers found, kept fixed: each answers a JSON error, not plain text.
+#[tokio::test]
+async fn what_fuzzing_found_stays_fixed() {
+    let mut writ = Writ::new(CONFIG, &[("policy.cedar", POLICY)]);
+    writ.start().await;
+    let alice = writ.token("alice");
+    // An id that does not decode to UTF-8.
+    let (status, body) = writ.get("/v1/requests/%ff", &alice).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("malformed_request")),
+        "{body}"
+    );
+    // A method a route does not take.
+    let (status, body) = writ
+        .call(reqwest::Method::DELETE, "/v1/requests", Some(&alice), None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{body}"
+    );
+    // A whole number written as a decimal (schemathesis).
+    let (status, body) = writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({ "entitlement": "t/read", "justification": "j", "duration_seconds": 600.0 }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["duration_seconds"].as_i64()),
+        (201, Some(600)),
+        "{body}"
+    );
+    writ.stop();
+}

@@ -253,13 +253,17 @@ impl Harness {
         let clock = Arc::new(ManualClock::new(Timestamp::from_unix_micros(
             1_800_000_000_000_000,
         )));
-        let engine = Arc::new(Engine::new(
-            Arc::new(config),
-            Arc::new(policy),
-            store.clone(),
-            connectors,
-            clock.clone(),
-        ));
+        let tickets = writ_itsm::TicketSystems::from_config(&config).expect("ticketing systems");
+        let engine = Arc::new(
+            Engine::new(
+                Arc::new(config),
+                Arc::new(policy),
+                store.clone(),
+                connectors,
+                clock.clone(),
+            )
+            .with_ticket_systems(tickets),
+        );
         Self {
             scheduler: Scheduler::new(engine.clone()),
             engine,
