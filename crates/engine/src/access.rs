@@ -30,18 +30,6 @@ impl Engine {
             format!("only auditors and admins ([access].auditors, [access].admins) may {what}"),
         ))
     }
-
-    /// Refuses a caller who is not an admin, naming what they tried.
-    pub fn require_admin(&self, caller: &Caller, what: &str) -> Result<(), EngineError> {
-        if self.is_admin(caller) {
-            return Ok(());
-        }
-        Err(EngineError::new(
-            ErrorKind::Forbidden,
-            "not_an_admin",
-            format!("only admins ([access].admins) may {what}"),
-        ))
-    }
 }
 
 /// What a caller may read. Auditors and admins read everything; anyone else reads what

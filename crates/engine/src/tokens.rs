@@ -24,7 +24,7 @@ const TOKEN_PREFIX: &str = "writ_";
 
 /// Creates a token for a configured identity. Needs only the config, the token key and
 /// the store, so it works with the server stopped (and with a policy folder that does
-/// not load). `actor` is who issued it, for the ledger.
+/// not load). On the ledger as issued by `writ:cli`.
 pub async fn issue_token(
     config: &Config,
     store: &Store,
