@@ -50,8 +50,13 @@ impl fmt::Debug for ItsmAuth {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketFields {
     pub entitlement: String,
-    /// Defaults to the ticket's requester.
+    /// A field naming the writ identity to be given access (e.g. a service); when not
+    /// set, the ticket's beneficiary is.
     pub subject: Option<String>,
+    /// The user field holding whom the ticket is for, as the ticketing system's user id
+    /// (mapped through `accounts.<itsm>`). Defaults: ServiceNow `requested_for`; Jira
+    /// the reporter (the requester).
+    pub beneficiary: Option<String>,
     /// Seconds, or a duration such as "4h". Defaults to the entitlement's maximum.
     pub duration: Option<String>,
     /// Defaults to the ticket's summary / short description.
@@ -66,6 +71,7 @@ impl TicketFields {
         [
             Some(&self.entitlement),
             self.subject.as_ref(),
+            self.beneficiary.as_ref(),
             self.duration.as_ref(),
             self.justification.as_ref(),
             self.window_end.as_ref(),
@@ -254,6 +260,7 @@ pub(crate) fn validate_itsm(
     let fields = TicketFields {
         entitlement: field(Some(raw.fields.entitlement), "entitlement")?.unwrap_or_default(),
         subject: field(raw.fields.subject, "subject")?,
+        beneficiary: field(raw.fields.beneficiary, "beneficiary")?,
         duration: field(raw.fields.duration, "duration")?,
         justification: field(raw.fields.justification, "justification")?,
         window_end: field(raw.fields.window_end, "window_end")?,

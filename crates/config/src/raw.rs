@@ -181,6 +181,7 @@ pub struct RawItsm {
 pub struct RawTicketFields {
     pub entitlement: EnvString,
     pub subject: Option<EnvString>,
+    pub beneficiary: Option<EnvString>,
     pub duration: Option<EnvString>,
     pub justification: Option<EnvString>,
     pub window_end: Option<EnvString>,

@@ -20,6 +20,9 @@ pub(crate) struct Intake {
     pub prefetched: Option<TicketInfo>,
     /// (system, delivery id): recorded with the request, so a replay changes nothing.
     pub delivery: Option<(String, String)>,
+    /// The subject is whom the ticket is for, as its ticketing system says: the
+    /// requester may ask for them without owning them.
+    pub beneficiary: Option<writ_domain::IdentityName>,
 }
 
 pub(crate) enum Created {
@@ -191,6 +194,26 @@ impl Engine {
                     ),
                 )
             })?;
+        // Access goes to whom the ticket is for (its beneficiary, mapped like the
+        // requester), unless a mapped field names the identity outright.
+        let beneficiary = match (&info.subject, &info.beneficiary) {
+            (Some(_), _) | (None, None) => None,
+            (None, Some(account)) => Some(
+                self.config
+                    .identity_by_account(system, account)
+                    .ok_or_else(|| {
+                        unprocessable(
+                            "unknown_subject",
+                            format!(
+                                "ticket {} is for {system} user {account:?}, who is not a writ identity; set accounts.{system} on the identity",
+                                info.key
+                            ),
+                        )
+                    })?
+                    .name
+                    .clone(),
+            ),
+        };
         let entitlement = info.entitlement.clone().ok_or_else(|| {
             unprocessable(
                 "missing_entitlement",
@@ -216,7 +239,10 @@ impl Engine {
         };
         let new = NewRequest {
             entitlement,
-            subject: info.subject.clone(),
+            subject: info
+                .subject
+                .clone()
+                .or_else(|| beneficiary.as_ref().map(ToString::to_string)),
             duration_seconds,
             justification,
             ticket: Some(Ticket {
@@ -229,6 +255,7 @@ impl Engine {
         let intake = Intake {
             prefetched: Some(info),
             delivery: Some((system.to_string(), delivery.id.clone())),
+            beneficiary,
         };
         Ok(
             match self.create_request_with(&caller, new, intake).await? {

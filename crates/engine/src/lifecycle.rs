@@ -45,10 +45,13 @@ fn check_comment(comment: &str) -> Result<(), EngineError> {
 }
 
 impl Engine {
+    /// Checks a new request. `beneficiary`: whom the cited ticket is for, by its
+    /// ticketing system's word; the requester may ask for them without owning them.
     fn validate_new(
         &self,
         caller: &Caller,
         new: &NewRequest,
+        beneficiary: Option<&IdentityName>,
     ) -> Result<(IdentityName, i64, i64), EngineError> {
         let entitlement = self
             .config
@@ -126,8 +129,12 @@ impl Engine {
                 "a ticket needs a system and a key",
             ));
         }
-        // Built in: you ask for yourself or for a service/agent you own.
-        if subject.name != caller.name && subject.owner.as_ref() != Some(&caller.name) {
+        // Built in: you ask for yourself, for a service/agent you own, or for whom the
+        // ticket you submitted is for.
+        if subject.name != caller.name
+            && subject.owner.as_ref() != Some(&caller.name)
+            && beneficiary != Some(&subject.name)
+        {
             return Err(EngineError::new(
                 ErrorKind::Forbidden,
                 "not_subject_owner",
@@ -182,7 +189,8 @@ impl Engine {
         new: NewRequest,
         intake: Intake,
     ) -> Result<Created, EngineError> {
-        let (subject, requested, entitlement_max) = self.validate_new(caller, &new)?;
+        let (subject, requested, entitlement_max) =
+            self.validate_new(caller, &new, intake.beneficiary.as_ref())?;
         let now = self.clock.now();
         let entitlement = self
             .config

@@ -114,10 +114,15 @@ impl Engine {
         // say which entitlement and for whom, the request must say the same; the
         // duration it asks for caps the grant.
         let mismatch = |what: &str, ticket_says: &str, request_says: &str| {
+            let what = if what.is_empty() {
+                String::new()
+            } else {
+                format!("{what} ")
+            };
             unprocessable(
                 "ticket_mismatch",
                 format!(
-                    "{} {} is for {what} {ticket_says:?}, not {request_says:?}",
+                    "{} {} is for {what}{ticket_says:?}, not {request_says:?}",
                     ticket.system, info.key
                 ),
             )
@@ -139,6 +144,27 @@ impl Engine {
             && named != subject.as_str()
         {
             return Err(mismatch("subject", named, subject.as_str()));
+        }
+        // Without a mapped subject, the ticket is for its beneficiary: it backs access for
+        // them, or a service or agent they own, and for nobody else.
+        if info.subject.is_none()
+            && let Some(account) = &info.beneficiary
+        {
+            let for_whom = self.config.identity_by_account(&ticket.system, account);
+            let backs = for_whom.is_some_and(|beneficiary| {
+                beneficiary.name == *subject
+                    || self
+                        .identity(subject.as_str())
+                        .and_then(|s| s.owner.as_ref())
+                        == Some(&beneficiary.name)
+            });
+            if !backs {
+                let whom = for_whom.map_or_else(
+                    || format!("{} user {account:?}", ticket.system),
+                    |b| b.name.to_string(),
+                );
+                return Err(mismatch("", &whom, subject.as_str()));
+            }
         }
         let lasts_at_most_seconds = info
             .duration

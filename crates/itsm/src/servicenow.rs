@@ -73,6 +73,7 @@ impl TicketSystem for ServiceNow {
             summary: text("short_description").unwrap_or_default(),
             requester: text("opened_by"),
             assignee: text("requested_for"),
+            beneficiary: text("requested_for"),
             ..TicketInfo::default()
         }
         .with_mapped(mapping, text))

@@ -24,6 +24,10 @@ pub struct TicketInfo {
     pub requester: Option<String>,
     /// The ITSM's user id of the assignee, if any (ServiceNow: `requested_for`, for whom it was opened).
     pub assignee: Option<String>,
+    /// The ITSM's user id of whom the ticket is for: who gets the access (ServiceNow
+    /// `requested_for`, or the field `fields.beneficiary` names). `None` on Jira without
+    /// that field: the ticket is then for its reporter, who is its requester.
+    pub beneficiary: Option<String>,
     /// The mapped fields (see `TicketFields`), as text.
     pub entitlement: Option<String>,
     pub subject: Option<String>,
@@ -42,6 +46,9 @@ impl TicketInfo {
         let mapped = |id: Option<&String>| id.and_then(|id| read(id));
         self.entitlement = mapped(Some(&mapping.entitlement));
         self.subject = mapped(mapping.subject.as_ref());
+        if mapping.beneficiary.is_some() {
+            self.beneficiary = mapped(mapping.beneficiary.as_ref());
+        }
         self.duration = mapped(mapping.duration.as_ref());
         self.justification = mapped(mapping.justification.as_ref());
         self.window_end = mapped(mapping.window_end.as_ref());

@@ -58,7 +58,7 @@ password = "{token}"
 webhook_secret = "{secret}"
 request_states = ["Approved"]
 close_fields = {{ resolution = {{ name = "Done" }} }}
-fields = {{ entitlement = "customfield_10050", duration = "customfield_10052", window_end = "customfield_10053" }}
+fields = {{ entitlement = "customfield_10050", duration = "customfield_10052", window_end = "customfield_10053", beneficiary = "customfield_10060" }}
 
 [[entitlement]]
 id = "pg/read"
@@ -925,11 +925,11 @@ async fn a_rate_limited_jira_is_not_called_again_before_it_asks() {
         ALICE_JIRA,
         json!({ "customfield_10050": "pg/read" }),
     ));
+    // Jira limits writes: the ticket is read, the notes are refused.
+    s.jira.set_failing_writes(Some(429));
     let body = json!({ "entitlement": "pg/read", "justification": "report", "duration_seconds": 3600, "ticket": { "system": "jira", "key": "OPS-14" } });
     let (status, request) = s.writ.post("/v1/requests", &alice, body).await;
     assert_eq!(status, 201, "{request}");
-    // The ticket was read; now Jira starts limiting before the notes go out.
-    s.jira.set_failing(Some(429));
     let mut outbox = serde_json::Value::Null;
     for _ in 0..100 {
         let (_, answer) = s.writ.get("/v1/itsm/outbox", &s.writ.admin_token()).await;
@@ -962,7 +962,7 @@ async fn a_rate_limited_jira_is_not_called_again_before_it_asks() {
         again["entries"][0]["attempts"], 1,
         "not called again: {again}"
     );
-    s.jira.set_failing(None);
+    s.jira.set_failing_writes(None);
     s.finish().await;
 }
 
@@ -1089,5 +1089,55 @@ async fn a_ticket_backs_one_request_and_closing_it_ends_that_request() {
         "{again}"
     );
     assert!(s.events_of_kind("request.approved").await.is_empty());
+    s.finish().await;
+}
+
+/// A Jira ticket reported by one person for another (a user picker, `fields.beneficiary`):
+/// the person it is for gets the access; the reporter cannot use it for themselves.
+#[tokio::test]
+async fn a_ticket_reported_for_someone_else_gives_them_the_access() {
+    let s = setup().await;
+    s.jira.put_issue(issue(
+        "OPS-20",
+        "Approved",
+        BOB_JIRA,
+        json!({ "customfield_10050": "pg/read", "customfield_10060": { "accountId": ALICE_JIRA, "displayName": "Alice" } }),
+    ));
+    let bob = s.writ.token("bob");
+    let (status, refused) = s
+        .writ
+        .post(
+            "/v1/requests",
+            &bob,
+            json!({ "entitlement": "pg/read", "justification": "me",
+                    "ticket": { "system": "jira", "key": "OPS-20" } }),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("ticket_mismatch")),
+        "{refused}"
+    );
+    let (status, outcome) = s.deliver_signed("OPS-20", "d-20").await;
+    assert_eq!(status, 201, "{outcome}");
+    assert_eq!(
+        (
+            outcome["request"]["requester"].as_str(),
+            outcome["request"]["subject"].as_str()
+        ),
+        (Some("bob"), Some("alice")),
+        "{outcome}"
+    );
+    let grant_id = outcome["request"]["grant_id"]
+        .as_str()
+        .expect("granted")
+        .to_string();
+    let admin = s.writ.admin_token();
+    s.writ
+        .wait_for_grant(&grant_id, &admin, Duration::from_secs(10), |g| {
+            g["state"] == "active"
+        })
+        .await;
+    assert!(s.roles.holds(&s.read_role, &s.alice_account).await);
     s.finish().await;
 }

@@ -34,6 +34,7 @@ async fn deliver(writ: &Writ, body: &[u8], sent_ms: i64, secret: &str) -> (u16, 
 }
 
 const CAROL_SYS_ID: &str = "62826bf03710200044e0bfc8bcbe5df2";
+const DAVE_SYS_ID: &str = "62826bf03710200044e0bfc8bcbe5df3";
 
 const POLICY: &str = r#"
 @id("auto")
@@ -44,6 +45,12 @@ when { resource.sensitivity == "low" };
 @approvals("1")
 permit (principal in Group::"engineers", action == Action::"request", resource)
 when { resource.sensitivity == "high" };
+
+// Submitted on someone's behalf: what counts is whom it is for.
+@id("for-an-engineer")
+@approvals("1")
+permit (principal, action == Action::"request", resource)
+when { resource.sensitivity == "high" && context.subject in Group::"engineers" };
 
 @id("managers-approve")
 permit (principal in Group::"managers", action == Action::"approve", resource);
@@ -107,6 +114,11 @@ accounts = {{ pg = "{alice_account}", snow = "{ALICE_SYS_ID}" }}
 name = "carol"
 groups = ["managers"]
 accounts = {{ snow = "{CAROL_SYS_ID}" }}
+
+[[user]]
+name = "dave"
+groups = ["managers"]
+accounts = {{ snow = "{DAVE_SYS_ID}" }}
 "#,
         url = snow.url,
         user = fake_servicenow::USER,
@@ -340,6 +352,122 @@ async fn approvals_in_servicenow_count_for_eligible_approvers_and_closing_the_it
 
     let verify = writ.run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", support::stderr(&verify));
+    writ.stop();
+    roles.cleanup().await;
+}
+
+/// A service desk agent submits an item for someone else: the person it is for gets the
+/// access, the submitter does not, and the submitter cannot approve it.
+#[tokio::test]
+async fn an_item_submitted_for_someone_else_gives_them_the_access() {
+    let Setup {
+        snow,
+        roles,
+        read_role,
+        alice_account,
+        mut writ,
+    } = setup().await;
+    let sys_id = "beed229047801200e0ef563dbb9a71c9";
+    // carol (a manager, not an engineer) submits pg/ops for alice.
+    let mut record = item(
+        "RITM0010009",
+        sys_id,
+        "2",
+        CAROL_SYS_ID,
+        &[("variables.entitlement", "pg/ops")],
+    );
+    record.insert("requested_for".into(), ALICE_SYS_ID.into());
+    snow.put_item(record.clone());
+    let (status, outcome) = deliver(
+        &writ,
+        &snow.webhook_body(sys_id),
+        now_ms(),
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(status, 201, "{outcome}");
+    let request = &outcome["request"];
+    assert_eq!(
+        (request["requester"].as_str(), request["subject"].as_str()),
+        (Some("carol"), Some("alice")),
+        "{outcome}"
+    );
+    assert_eq!(request["state"], "pending_approval", "{outcome}");
+
+    // carol approves it in ServiceNow: she submitted it, so it does not count.
+    snow.add_approval(sys_id, CAROL_SYS_ID, "approved");
+    record.insert("sys_mod_count".into(), "3".into());
+    snow.put_item(record.clone());
+    let (status, outcome) = deliver(
+        &writ,
+        &snow.webhook_body(sys_id),
+        now_ms(),
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("approvals")),
+        "{outcome}"
+    );
+    assert!(
+        outcome["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("carol (self_approval)")),
+        "{outcome}"
+    );
+    // Nor through the API.
+    let carol = writ.token("carol");
+    let id = outcome["request_id"].as_str().expect("request").to_string();
+    let (status, body) = writ
+        .post(
+            &format!("/v1/requests/{id}/approve"),
+            &carol,
+            serde_json::json!({ "comment": "mine" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("self_approval")),
+        "{body}"
+    );
+
+    // alice cannot use the ticket for herself through the API either way: it backs this
+    // request already; and the item's submitter cannot cite it for himself.
+    let (status, body) = writ
+        .post(
+            "/v1/requests",
+            &carol,
+            serde_json::json!({ "entitlement": "pg/ops", "justification": "me",
+                                "ticket": { "system": "snow", "key": "RITM0010009" } }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "ticket_mismatch", "{body}");
+    assert!(!roles.holds(&read_role, &alice_account).await);
+
+    // Another manager approves: alice, whom the item is for, gets the access.
+    snow.add_approval(sys_id, DAVE_SYS_ID, "approved");
+    record.insert("sys_mod_count".into(), "4".into());
+    snow.put_item(record);
+    let (status, outcome) = deliver(
+        &writ,
+        &snow.webhook_body(sys_id),
+        now_ms(),
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(status, 200, "{outcome}");
+    let admin = writ.admin_token();
+    let (_, request) = writ.get(&format!("/v1/requests/{id}"), &admin).await;
+    let grant_id = request["grant_id"].as_str().expect("granted").to_string();
+    let grant = writ
+        .wait_for_grant(&grant_id, &admin, Duration::from_secs(10), |g| {
+            g["state"] == "active"
+        })
+        .await;
+    assert_eq!(grant["subject"], "alice", "{grant}");
+    assert!(roles.holds(&read_role, &alice_account).await);
     writ.stop();
     roles.cleanup().await;
 }

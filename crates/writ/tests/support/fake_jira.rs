@@ -22,6 +22,8 @@ struct Inner {
     calls: Vec<String>,
     /// Answer every call with this status (an outage).
     failing: Option<u16>,
+    /// Answer every write (comments, transitions) with this status; reads still work.
+    failing_writes: Option<u16>,
     /// Comments per issue key, as plain text, in the order they were added.
     comments: BTreeMap<String, Vec<String>>,
     /// JSM approvers per issue key: (accountId, approverDecision).
@@ -107,6 +109,11 @@ impl FakeJira {
     pub fn put_issue(&self, issue: Value) {
         let key = issue["key"].as_str().unwrap_or_default().to_string();
         self.lock().issues.insert(key, issue);
+    }
+
+    /// Writes fail with `status` (e.g. 429) while reading tickets still works.
+    pub fn set_failing_writes(&self, status: Option<u16>) {
+        self.lock().failing_writes = status;
     }
 
     pub fn set_failing(&self, status: Option<u16>) {
@@ -258,7 +265,7 @@ fn guard(
     key: &str,
 ) -> Result<(), (StatusCode, Json<Value>)> {
     inner.calls.push(call);
-    if let Some(status) = inner.failing {
+    if let Some(status) = inner.failing.or(inner.failing_writes) {
         return Err((
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             Json(json!({ "errorMessages": ["Internal server error"], "errors": {} })),
