@@ -252,6 +252,9 @@ impl Engine {
             }),
             on_behalf_of: None,
         };
+        // Approvals are often given in the ticketing system before the ticket reaches a
+        // requesting state (and no later delivery comes): they count from the start.
+        let approvals_of = info.clone();
         let intake = Intake {
             prefetched: Some(info),
             delivery: Some((system.to_string(), delivery.id.clone())),
@@ -259,13 +262,34 @@ impl Engine {
         };
         Ok(
             match self.create_request_with(&caller, new, intake).await? {
-                Created::Request(request, _) => WebhookOutcome {
-                    action: WebhookAction::Created,
-                    ticket: delivery.ticket_key.clone(),
-                    request_id: Some(request.id),
-                    request: Some(*request),
-                    reason: None,
-                },
+                Created::Request(request, _) => {
+                    let (request, reason) = if request.state
+                        == writ_domain::lifecycle::RequestState::PendingApproval
+                    {
+                        // The request is recorded either way; approvals that cannot be
+                        // read now are read on the ticket's next delivery.
+                        let counted = match self
+                            .take_itsm_approvals(system, &approvals_of, request.id)
+                            .await
+                        {
+                            Ok(counted) => counted,
+                            Err(error) => {
+                                tracing::warn!(ticket = %approvals_of.key, %error, "approvals not read yet");
+                                Some(format!("approvals not read yet: {}", error.message))
+                            }
+                        };
+                        (self.request(request.id).await?, counted)
+                    } else {
+                        (*request, None)
+                    };
+                    WebhookOutcome {
+                        action: WebhookAction::Created,
+                        ticket: delivery.ticket_key.clone(),
+                        request_id: Some(request.id),
+                        request: Some(request),
+                        reason,
+                    }
+                }
                 Created::TicketTaken(existing) => outcome(
                     WebhookAction::Duplicate,
                     Some(existing),

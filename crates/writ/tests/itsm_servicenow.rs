@@ -471,3 +471,58 @@ async fn an_item_submitted_for_someone_else_gives_them_the_access() {
     writ.stop();
     roles.cleanup().await;
 }
+
+/// An item approved in ServiceNow before it reached the state that makes a request (the
+/// Business Rule does not fire again): the approvals count from the start.
+#[tokio::test]
+async fn approvals_given_before_the_request_count() {
+    let Setup {
+        snow,
+        roles,
+        read_role,
+        alice_account,
+        mut writ,
+    } = setup().await;
+    let sys_id = "beed229047801200e0ef563dbb9a71d1";
+    snow.put_item(item(
+        "RITM0010011",
+        sys_id,
+        "2",
+        ALICE_SYS_ID,
+        &[("variables.entitlement", "pg/ops")],
+    ));
+    // Approved by the requester herself (never counts) and by a manager, already.
+    snow.add_approval(sys_id, ALICE_SYS_ID, "approved");
+    snow.add_approval(sys_id, CAROL_SYS_ID, "approved");
+    let (status, outcome) = deliver(
+        &writ,
+        &snow.webhook_body(sys_id),
+        now_ms(),
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(status, 201, "{outcome}");
+    assert_eq!(outcome["request"]["state"], "approved", "{outcome}");
+    assert_eq!(
+        outcome["request"]["approvals"][0]["approver"], "carol",
+        "{outcome}"
+    );
+    assert!(
+        outcome["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("alice (self_approval)")),
+        "{outcome}"
+    );
+    let grant_id = outcome["request"]["grant_id"]
+        .as_str()
+        .expect("granted")
+        .to_string();
+    let admin = writ.admin_token();
+    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(10), |g| {
+        g["state"] == "active"
+    })
+    .await;
+    assert!(roles.holds(&read_role, &alice_account).await);
+    writ.stop();
+    roles.cleanup().await;
+}
