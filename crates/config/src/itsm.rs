@@ -94,6 +94,9 @@ pub struct Itsm {
     /// Ticket states (Jira status names, ServiceNow state values) in which a ticket may
     /// back a request.
     pub request_states: Vec<String>,
+    /// A ticket backs a request only once its own approval status says `approved`
+    /// (ServiceNow `approval`).
+    pub approval_required: bool,
     /// How writ closes a ticket once the access is verified gone: a Jira transition
     /// name (default "Done"), a ServiceNow state value (default "3", Closed Complete).
     pub close_state: String,
@@ -273,6 +276,7 @@ pub(crate) fn validate_itsm(
         webhook_secret: raw.webhook_secret.0,
         webhook_max_age_seconds,
         request_states: raw.request_states.into_iter().map(|s| s.0).collect(),
+        approval_required: raw.approval_required.unwrap_or(false),
         close_state: raw.close_state.map_or_else(
             || match kind {
                 ItsmKind::Jira => "Done".to_string(),

@@ -170,6 +170,7 @@ pub struct RawItsm {
     pub webhook_max_age: Option<EnvString>,
     #[serde(default)]
     pub request_states: Vec<EnvString>,
+    pub approval_required: Option<bool>,
     pub close_state: Option<EnvString>,
     /// Fields the close transition sets (Jira: what its "Done" screen requires).
     pub close_fields: Option<toml::Table>,

@@ -28,6 +28,10 @@ pub struct TicketCheck {
     pub ticket_type: String,
     /// The end of the ticket's change window; the grant ends no later.
     pub window_end: Option<Timestamp>,
+    /// The ticket's own approval status, where the system keeps one (ServiceNow
+    /// `approval`: `approved`, `requested`, `rejected`, `not requested`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
     pub checked_at: Timestamp,
 }
 

@@ -77,6 +77,7 @@ fn checked_ticket(system: Option<&String>, now: Timestamp) -> Ticket {
             state: "Approved".into(),
             ticket_type: "Service Request".into(),
             window_end: None,
+            approval: Some("approved".into()),
             checked_at: now,
         }),
     }

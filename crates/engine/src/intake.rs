@@ -171,6 +171,13 @@ impl Engine {
                 )),
             ));
         }
+        if let Some(problem) = crate::tickets::unapproved(&info, config) {
+            return Ok(outcome(
+                WebhookAction::Ignored,
+                None,
+                Some(format!("{problem}; a request is made once it is")),
+            ));
+        }
         if !config.request_states.contains(&info.state) {
             return Ok(outcome(
                 WebhookAction::Ignored,

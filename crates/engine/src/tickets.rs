@@ -11,6 +11,18 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> EngineError 
     EngineError::new(ErrorKind::Unprocessable, code, message)
 }
 
+/// Why a ticket that must be approved in its system (`approval_required`) is not yet.
+pub(crate) fn unapproved(info: &TicketInfo, config: &writ_config::Itsm) -> Option<String> {
+    (config.approval_required && info.approval.as_deref() != Some("approved")).then(|| {
+        format!(
+            "ticket {} is not approved in {} (approval: {:?})",
+            info.key,
+            config.name,
+            info.approval.as_deref().unwrap_or("none")
+        )
+    })
+}
+
 pub(crate) fn itsm_error(error: ItsmError) -> EngineError {
     match error {
         ItsmError::NotFound { .. } => unprocessable("unknown_ticket", error.to_string()),
@@ -90,7 +102,7 @@ impl Engine {
         let account = self
             .identity(requester.as_str())
             .and_then(|identity| identity.accounts.get(&ticket.system));
-        Self::check_ticket_facts(&info, &config.request_states, now)?;
+        Self::check_ticket_facts(&info, config, now)?;
         let named = |field: &Option<String>| account.is_some() && field.as_ref() == account;
         if !(named(&info.requester) || named(&info.assignee)) {
             return Err(unprocessable(
@@ -178,6 +190,7 @@ impl Engine {
             state: info.state.clone(),
             ticket_type: info.ticket_type.clone(),
             window_end,
+            approval: info.approval.clone(),
             checked_at: now,
         });
         Ok(CheckedTicket {
@@ -187,20 +200,27 @@ impl Engine {
         })
     }
 
-    /// State and change window: the checks that do not depend on who asks.
+    /// State, approval and change window: the checks that do not depend on who asks.
     pub(crate) fn check_ticket_facts(
         info: &TicketInfo,
-        request_states: &[String],
+        config: &writ_config::Itsm,
         now: Timestamp,
     ) -> Result<(), EngineError> {
-        if !request_states.iter().any(|state| state == &info.state) {
+        if !config
+            .request_states
+            .iter()
+            .any(|state| state == &info.state)
+        {
             return Err(unprocessable(
                 "ticket_state",
                 format!(
                     "ticket {} is {:?}; a request needs it to be one of {:?}",
-                    info.key, info.state, request_states
+                    info.key, info.state, config.request_states
                 ),
             ));
+        }
+        if let Some(problem) = unapproved(info, config) {
+            return Err(unprocessable("ticket_not_approved", problem));
         }
         if let Some(end) = Self::window_end(info)?
             && end <= now

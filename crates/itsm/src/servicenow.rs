@@ -41,6 +41,7 @@ impl TicketSystem for ServiceNow {
             "short_description",
             "opened_by",
             "requested_for",
+            "approval",
         ];
         fields.extend(mapping.ids());
         let query = [
@@ -74,6 +75,7 @@ impl TicketSystem for ServiceNow {
             requester: text("opened_by"),
             assignee: text("requested_for"),
             beneficiary: text("requested_for"),
+            approval: text("approval"),
             ..TicketInfo::default()
         }
         .with_mapped(mapping, text))

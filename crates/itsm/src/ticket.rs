@@ -28,6 +28,9 @@ pub struct TicketInfo {
     /// `requested_for`, or the field `fields.beneficiary` names). `None` on Jira without
     /// that field: the ticket is then for its reporter, who is its requester.
     pub beneficiary: Option<String>,
+    /// The ticket's own approval status, where the system keeps one (ServiceNow
+    /// `approval`).
+    pub approval: Option<String>,
     /// The mapped fields (see `TicketFields`), as text.
     pub entitlement: Option<String>,
     pub subject: Option<String>,

@@ -72,6 +72,12 @@ fn context(facts: &RequestFacts<'_>, subject_kind: &str) -> Result<Context, Stri
                 check.map(|c| c.ticket_type.clone()).unwrap_or_default(),
             ),
         ),
+        (
+            "ticket_approval".to_string(),
+            RestrictedExpression::new_string(
+                check.and_then(|c| c.approval.clone()).unwrap_or_default(),
+            ),
+        ),
     ];
     let on_behalf_of = facts.on_behalf_of.map(|user| {
         (
@@ -453,6 +459,7 @@ impl PolicyEngine {
                 state: "Approved".into(),
                 ticket_type: "Service Request".into(),
                 window_end: Some(now.plus_seconds(3600)),
+                approval: Some("approved".into()),
                 checked_at: now,
             }),
         };

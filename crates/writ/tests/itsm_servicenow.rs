@@ -87,6 +87,7 @@ user = "{user}"
 password = "{password}"
 webhook_secret = "{secret}"
 request_states = ["2"]
+approval_required = true
 fields = {{ entitlement = "variables.entitlement", duration = "variables.duration" }}
 
 [[entitlement]]
@@ -523,6 +524,72 @@ async fn approvals_given_before_the_request_count() {
     })
     .await;
     assert!(roles.holds(&read_role, &alice_account).await);
+    writ.stop();
+    roles.cleanup().await;
+}
+
+/// With `approval_required`, an item backs a request only once ServiceNow says it is
+/// approved; policy sees that status as `context.ticket_approval`.
+#[tokio::test]
+async fn an_item_not_yet_approved_in_servicenow_backs_nothing() {
+    let Setup {
+        snow,
+        roles,
+        mut writ,
+        ..
+    } = setup().await;
+    let sys_id = "beed229047801200e0ef563dbb9a71d2";
+    let mut record = item(
+        "RITM0010012",
+        sys_id,
+        "2",
+        ALICE_SYS_ID,
+        &[("variables.entitlement", "pg/read")],
+    );
+    record.insert("approval".into(), "requested".into());
+    snow.put_item(record.clone());
+    let (status, outcome) = deliver(
+        &writ,
+        &snow.webhook_body(sys_id),
+        now_ms(),
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("ignored")),
+        "{outcome}"
+    );
+    let alice = writ.token("alice");
+    let (status, body) = writ
+        .post(
+            "/v1/requests",
+            &alice,
+            serde_json::json!({ "entitlement": "pg/read", "justification": "report",
+                                "ticket": { "system": "snow", "key": "RITM0010012" } }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("ticket_not_approved")),
+        "{body}"
+    );
+    // Approved in ServiceNow: the next delivery makes the request.
+    record.insert("approval".into(), "approved".into());
+    record.insert("sys_mod_count".into(), "3".into());
+    snow.put_item(record);
+    let (status, outcome) = deliver(
+        &writ,
+        &snow.webhook_body(sys_id),
+        now_ms(),
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(status, 201, "{outcome}");
+    assert_eq!(
+        outcome["request"]["ticket"]["verified"]["approval"], "approved",
+        "{outcome}"
+    );
     writ.stop();
     roles.cleanup().await;
 }
