@@ -64,6 +64,17 @@ struct Setup {
     writ: Writ,
 }
 
+/// A fresh, correctly signed delivery about the item `sys_id`, as the Business Rule sends.
+async fn deliver_item(writ: &Writ, snow: &FakeServiceNow, sys_id: &str) -> (u16, Value) {
+    deliver(
+        writ,
+        &snow.webhook_body(sys_id),
+        now_ms(),
+        fake_servicenow::WEBHOOK_SECRET,
+    )
+    .await
+}
+
 async fn setup() -> Setup {
     let snow = FakeServiceNow::start().await;
     let mut roles = TestRoles::new().await;
@@ -251,13 +262,7 @@ async fn approvals_in_servicenow_count_for_eligible_approvers_and_closing_the_it
         ALICE_SYS_ID,
         &[("variables.entitlement", "pg/ops")],
     ));
-    let (status, outcome) = deliver(
-        &writ,
-        &snow.webhook_body(sys_id),
-        now_ms(),
-        fake_servicenow::WEBHOOK_SECRET,
-    )
-    .await;
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
     assert_eq!(status, 201, "{outcome}");
     assert_eq!(outcome["request"]["state"], "pending_approval", "{outcome}");
     let request_id = outcome["request_id"].as_str().expect("request").to_string();
@@ -273,13 +278,7 @@ async fn approvals_in_servicenow_count_for_eligible_approvers_and_closing_the_it
         ALICE_SYS_ID,
         &[("variables.entitlement", "pg/ops"), ("sys_mod_count", "3")],
     ));
-    let (status, outcome) = deliver(
-        &writ,
-        &snow.webhook_body(sys_id),
-        now_ms(),
-        fake_servicenow::WEBHOOK_SECRET,
-    )
-    .await;
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
     assert_eq!(
         (status, outcome["action"].as_str()),
         (200, Some("approvals")),
@@ -299,13 +298,7 @@ async fn approvals_in_servicenow_count_for_eligible_approvers_and_closing_the_it
         ALICE_SYS_ID,
         &[("variables.entitlement", "pg/ops"), ("sys_mod_count", "4")],
     ));
-    let (status, outcome) = deliver(
-        &writ,
-        &snow.webhook_body(sys_id),
-        now_ms(),
-        fake_servicenow::WEBHOOK_SECRET,
-    )
-    .await;
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
     assert_eq!(
         (status, outcome["action"].as_str()),
         (200, Some("approvals")),
@@ -331,13 +324,7 @@ async fn approvals_in_servicenow_count_for_eligible_approvers_and_closing_the_it
         ALICE_SYS_ID,
         &[("variables.entitlement", "pg/ops"), ("sys_mod_count", "5")],
     ));
-    let (status, outcome) = deliver(
-        &writ,
-        &snow.webhook_body(sys_id),
-        now_ms(),
-        fake_servicenow::WEBHOOK_SECRET,
-    )
-    .await;
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
     assert_eq!(
         (status, outcome["action"].as_str()),
         (200, Some("revoked")),
@@ -379,13 +366,7 @@ async fn an_item_submitted_for_someone_else_gives_them_the_access() {
     );
     record.insert("requested_for".into(), ALICE_SYS_ID.into());
     snow.put_item(record.clone());
-    let (status, outcome) = deliver(
-        &writ,
-        &snow.webhook_body(sys_id),
-        now_ms(),
-        fake_servicenow::WEBHOOK_SECRET,
-    )
-    .await;
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
     assert_eq!(status, 201, "{outcome}");
     let request = &outcome["request"];
     assert_eq!(
@@ -399,13 +380,7 @@ async fn an_item_submitted_for_someone_else_gives_them_the_access() {
     snow.add_approval(sys_id, CAROL_SYS_ID, "approved");
     record.insert("sys_mod_count".into(), "3".into());
     snow.put_item(record.clone());
-    let (status, outcome) = deliver(
-        &writ,
-        &snow.webhook_body(sys_id),
-        now_ms(),
-        fake_servicenow::WEBHOOK_SECRET,
-    )
-    .await;
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
     assert_eq!(
         (status, outcome["action"].as_str()),
         (200, Some("approvals")),
@@ -451,13 +426,7 @@ async fn an_item_submitted_for_someone_else_gives_them_the_access() {
     snow.add_approval(sys_id, DAVE_SYS_ID, "approved");
     record.insert("sys_mod_count".into(), "4".into());
     snow.put_item(record);
-    let (status, outcome) = deliver(
-        &writ,
-        &snow.webhook_body(sys_id),
-        now_ms(),
-        fake_servicenow::WEBHOOK_SECRET,
-    )
-    .await;
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
     assert_eq!(status, 200, "{outcome}");
     let admin = writ.admin_token();
     let (_, request) = writ.get(&format!("/v1/requests/{id}"), &admin).await;
@@ -495,13 +464,7 @@ async fn approvals_given_before_the_request_count() {
     // Approved by the requester herself (never counts) and by a manager, already.
     snow.add_approval(sys_id, ALICE_SYS_ID, "approved");
     snow.add_approval(sys_id, CAROL_SYS_ID, "approved");
-    let (status, outcome) = deliver(
-        &writ,
-        &snow.webhook_body(sys_id),
-        now_ms(),
-        fake_servicenow::WEBHOOK_SECRET,
-    )
-    .await;
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
     assert_eq!(status, 201, "{outcome}");
     assert_eq!(outcome["request"]["state"], "approved", "{outcome}");
     assert_eq!(
@@ -548,13 +511,7 @@ async fn an_item_not_yet_approved_in_servicenow_backs_nothing() {
     );
     record.insert("approval".into(), "requested".into());
     snow.put_item(record.clone());
-    let (status, outcome) = deliver(
-        &writ,
-        &snow.webhook_body(sys_id),
-        now_ms(),
-        fake_servicenow::WEBHOOK_SECRET,
-    )
-    .await;
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
     assert_eq!(
         (status, outcome["action"].as_str()),
         (200, Some("ignored")),
@@ -578,13 +535,7 @@ async fn an_item_not_yet_approved_in_servicenow_backs_nothing() {
     record.insert("approval".into(), "approved".into());
     record.insert("sys_mod_count".into(), "3".into());
     snow.put_item(record);
-    let (status, outcome) = deliver(
-        &writ,
-        &snow.webhook_body(sys_id),
-        now_ms(),
-        fake_servicenow::WEBHOOK_SECRET,
-    )
-    .await;
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
     assert_eq!(status, 201, "{outcome}");
     assert_eq!(
         outcome["request"]["ticket"]["verified"]["approval"], "approved",
