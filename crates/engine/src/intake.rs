@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use writ_domain::{Request, RequestId, Ticket, parse_duration_seconds};
 use writ_itsm::TicketInfo;
-use writ_itsm::webhook::{self, JIRA_DELIVERY};
+use writ_itsm::webhook;
 
 use crate::tickets::itsm_error;
 use crate::{Caller, Engine, EngineError, ErrorKind, NewRequest};
@@ -117,7 +117,7 @@ impl Engine {
         ) {
             Ok(delivery) => delivery,
             Err(error) => {
-                let claimed = headers.get(JIRA_DELIVERY).cloned().unwrap_or_default();
+                let claimed = webhook::claimed_delivery(config.kind, headers, body);
                 self.record_rejected_delivery(system, &claimed, &error.to_string())
                     .await?;
                 tracing::warn!(system, %error, "webhook rejected");

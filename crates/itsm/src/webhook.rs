@@ -125,6 +125,26 @@ fn text_at<'v>(body: &'v Value, pointer: &str) -> Result<&'v str, WebhookError> 
 
 /// Authenticates a delivery and says what it is about. Nothing in the body is trusted
 /// beyond naming the ticket: writ re-reads the ticket from the ITSM's API.
+/// The delivery id a sender claims, for the record of a rejected delivery: Jira's
+/// delivery header; ServiceNow's `sys_id:sys_mod_count` from the (unauthenticated)
+/// body. Only ever stored as a claim, cut short by the caller.
+pub fn claimed_delivery(kind: ItsmKind, headers: &impl Headers, body: &[u8]) -> String {
+    match kind {
+        ItsmKind::Jira => headers
+            .header(JIRA_DELIVERY)
+            .unwrap_or_default()
+            .to_string(),
+        ItsmKind::ServiceNow => serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|json| {
+                let sys_id = json["sys_id"].as_str()?.to_string();
+                let count = json["sys_mod_count"].as_str().unwrap_or("0").to_string();
+                Some(format!("{sys_id}:{count}"))
+            })
+            .unwrap_or_default(),
+    }
+}
+
 pub fn verify(
     kind: ItsmKind,
     secret: &str,

@@ -183,6 +183,21 @@ async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revoc
     .await;
     assert_eq!(status, 401, "{error}");
     assert!(snow.calls().is_empty(), "{:?}", snow.calls());
+    // On the record under the delivery id the sender claimed: the item and its version.
+    let (_, audit) = writ.get("/v1/audit?limit=1000", &writ.admin_token()).await;
+    let rejected: Vec<&Value> = audit["events"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|e| e["kind"] == "itsm.webhook_rejected")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        rejected.first().map(|e| e["data"]["delivery"].clone()),
+        Some(Value::String(format!("{sys_id}:2"))),
+        "{rejected:?}"
+    );
 
     let (status, outcome) = deliver(&writ, &body, now_ms(), fake_servicenow::WEBHOOK_SECRET).await;
     assert_eq!(status, 201, "{outcome}");
