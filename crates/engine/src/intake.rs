@@ -270,25 +270,9 @@ impl Engine {
         Ok(
             match self.create_request_with(&caller, new, intake).await? {
                 Created::Request(request, _) => {
-                    let (request, reason) = if request.state
-                        == writ_domain::lifecycle::RequestState::PendingApproval
-                    {
-                        // The request is recorded either way; approvals that cannot be
-                        // read now are read on the ticket's next delivery.
-                        let counted = match self
-                            .take_itsm_approvals(system, &approvals_of, request.id)
-                            .await
-                        {
-                            Ok(counted) => counted,
-                            Err(error) => {
-                                tracing::warn!(ticket = %approvals_of.key, %error, "approvals not read yet");
-                                Some(format!("approvals not read yet: {}", error.message))
-                            }
-                        };
-                        (self.request(request.id).await?, counted)
-                    } else {
-                        (*request, None)
-                    };
+                    let (request, reason) = self
+                        .count_earlier_approvals(system, &approvals_of, *request)
+                        .await?;
                     WebhookOutcome {
                         action: WebhookAction::Created,
                         ticket: delivery.ticket_key.clone(),
@@ -309,6 +293,28 @@ impl Engine {
                 ),
             },
         )
+    }
+
+    /// A request just made from a ticket that waits for approval: the approvals the
+    /// ticketing system already holds count now. The request is recorded either way;
+    /// approvals that cannot be read now are read on the ticket's next delivery.
+    async fn count_earlier_approvals(
+        &self,
+        system: &str,
+        info: &TicketInfo,
+        request: Request,
+    ) -> Result<(Request, Option<String>), EngineError> {
+        if request.state != writ_domain::lifecycle::RequestState::PendingApproval {
+            return Ok((request, None));
+        }
+        let counted = match self.take_itsm_approvals(system, info, request.id).await {
+            Ok(counted) => counted,
+            Err(error) => {
+                tracing::warn!(ticket = %info.key, %error, "approvals not read yet");
+                Some(format!("approvals not read yet: {}", error.message))
+            }
+        };
+        Ok((self.request(request.id).await?, counted))
     }
 
     /// A ticket closed in its system before the request it backs has ended: a request
