@@ -103,7 +103,7 @@ impl Engine {
         headers: &HashMap<String, String>,
         body: &[u8],
     ) -> Result<WebhookOutcome, EngineError> {
-        let Some((config, tickets)) = self.tickets.get(system) else {
+        let Some((config, _)) = self.tickets.get(system) else {
             return Err(EngineError::not_found("ticketing system", system));
         };
         let now = self.clock.now();
@@ -128,25 +128,38 @@ impl Engine {
                 ));
             }
         };
+        self.take_ticket(system, &delivery.id, &delivery.ticket_key)
+            .await
+    }
+
+    /// Acts on ticket `ticket_key` of `system` as a delivery `delivery_id` about it asks
+    /// (a webhook, or the poller finding it): once per delivery id, and at most one
+    /// request per ticket.
+    pub(crate) async fn take_ticket(
+        &self,
+        system: &str,
+        delivery_id: &str,
+        ticket_key: &str,
+    ) -> Result<WebhookOutcome, EngineError> {
+        let Some((config, tickets)) = self.tickets.get(system) else {
+            return Err(EngineError::not_found("ticketing system", system));
+        };
         let outcome = |action, request_id, reason: Option<String>| WebhookOutcome {
             action,
-            ticket: delivery.ticket_key.clone(),
+            ticket: ticket_key.to_string(),
             request_id,
             request: None,
             reason,
         };
-        if self.store.delivery_seen(system, &delivery.id).await? {
+        if self.store.delivery_seen(system, delivery_id).await? {
             return Ok(outcome(
                 WebhookAction::Duplicate,
                 None,
-                Some(format!("delivery {} was taken before", delivery.id)),
+                Some(format!("delivery {delivery_id} was taken before")),
             ));
         }
-        // The body only named the ticket; what counts is what the system says now.
-        let info = tickets
-            .ticket(&delivery.ticket_key)
-            .await
-            .map_err(itsm_error)?;
+        // The delivery only named the ticket; what counts is what the system says now.
+        let info = tickets.ticket(ticket_key).await.map_err(itsm_error)?;
         if let Some(existing) = self.store.ticket_request(system, &info.key).await? {
             if info.closed
                 && let Some((action, reason)) = self.close_early(system, &info, existing).await?
@@ -264,7 +277,7 @@ impl Engine {
         let approvals_of = info.clone();
         let intake = Intake {
             prefetched: Some(info),
-            delivery: Some((system.to_string(), delivery.id.clone())),
+            delivery: Some((system.to_string(), delivery_id.to_string())),
             beneficiary,
         };
         Ok(
@@ -275,7 +288,7 @@ impl Engine {
                         .await?;
                     WebhookOutcome {
                         action: WebhookAction::Created,
-                        ticket: delivery.ticket_key.clone(),
+                        ticket: ticket_key.to_string(),
                         request_id: Some(request.id),
                         request: Some(request),
                         reason,
@@ -289,7 +302,7 @@ impl Engine {
                 Created::DeliverySeen => outcome(
                     WebhookAction::Duplicate,
                     None,
-                    Some(format!("delivery {} was taken before", delivery.id)),
+                    Some(format!("delivery {delivery_id} was taken before")),
                 ),
             },
         )
