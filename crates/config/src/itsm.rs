@@ -10,6 +10,9 @@ use crate::validate::Checker;
 /// Jira retries a failed delivery for about 30 minutes, with its original timestamp;
 /// the default accepts those retries (a replay is still refused: each delivery id is
 /// acted on once).
+/// How often tickets are polled for by default: deliveries that never arrive are found
+/// within this.
+pub const DEFAULT_POLL_EVERY_SECONDS: i64 = 300;
 pub const DEFAULT_WEBHOOK_MAX_AGE_SECONDS: i64 = 40 * 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +100,9 @@ pub struct Itsm {
     /// A ticket backs a request only once its own approval status says `approved`
     /// (ServiceNow `approval`).
     pub approval_required: bool,
+    /// How often writ asks the system for tickets in `request_states` it has not acted
+    /// on (a delivery that never arrived); `None`: never.
+    pub poll_every_seconds: Option<i64>,
     /// How writ closes a ticket once the access is verified gone: a Jira transition
     /// name (default "Done"), a ServiceNow state value (default "3", Closed Complete).
     pub close_state: String,
@@ -277,6 +283,11 @@ pub(crate) fn validate_itsm(
         webhook_max_age_seconds,
         request_states: raw.request_states.into_iter().map(|s| s.0).collect(),
         approval_required: raw.approval_required.unwrap_or(false),
+        poll_every_seconds: match raw.poll_every.as_ref().map(|t| t.0.as_str()) {
+            None => Some(DEFAULT_POLL_EVERY_SECONDS),
+            Some("off") => None,
+            Some(text) => Some(check.duration(&key("poll_every"), text)?),
+        },
         close_state: raw.close_state.map_or_else(
             || match kind {
                 ItsmKind::Jira => "Done".to_string(),

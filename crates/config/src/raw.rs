@@ -171,6 +171,8 @@ pub struct RawItsm {
     #[serde(default)]
     pub request_states: Vec<EnvString>,
     pub approval_required: Option<bool>,
+    /// A duration, or "off".
+    pub poll_every: Option<EnvString>,
     pub close_state: Option<EnvString>,
     /// Fields the close transition sets (Jira: what its "Done" screen requires).
     pub close_fields: Option<toml::Table>,

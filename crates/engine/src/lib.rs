@@ -22,6 +22,7 @@ mod lifecycle;
 mod lookup;
 pub mod metrics_names;
 mod outage;
+pub mod polling;
 mod preflight;
 mod reconcile;
 mod rejections;
@@ -112,6 +113,8 @@ pub struct Engine {
     pub(crate) token_key: Option<keys::TokenKey>,
     /// Signs ledger checkpoints; without one `writ serve` takes none.
     pub(crate) ledger_key: Option<Arc<checkpoint::LedgerKey>>,
+    /// When each ticketing system was last polled.
+    pub(crate) polls: polling::PollState,
 }
 
 impl std::fmt::Debug for Engine {
@@ -158,6 +161,7 @@ impl Engine {
             token_cache: StdMutex::new(HashMap::new()),
             token_key: None,
             ledger_key: None,
+            polls: polling::PollState::default(),
         }
     }
 

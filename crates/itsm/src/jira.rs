@@ -86,6 +86,49 @@ impl TicketSystem for Jira {
         self.ticket_from(key, &issue)
     }
 
+    /// `GET /rest/api/3/search/jql` with JQL on `status` and `updated` (relative:
+    /// `-Nm`), oldest first.
+    async fn updated_within(
+        &self,
+        minutes: i64,
+        states: &[String],
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, ItsmError> {
+        let statuses: Vec<String> = states
+            .iter()
+            .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        let jql = format!(
+            "status in ({}) AND updated >= \"-{minutes}m\" ORDER BY updated ASC",
+            statuses.join(", ")
+        );
+        let answer = self
+            .client
+            .get(
+                "/rest/api/3/search/jql",
+                &[
+                    ("jql", jql),
+                    ("fields", "updated".to_string()),
+                    ("maxResults", limit.to_string()),
+                ],
+                "(poll)",
+            )
+            .await?;
+        Ok(answer["issues"]
+            .as_array()
+            .map(|issues| {
+                issues
+                    .iter()
+                    .filter_map(|issue| {
+                        let key = issue["key"].as_str()?.to_string();
+                        let updated = issue["fields"]["updated"].as_str().unwrap_or_default();
+                        Some((key, updated.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// `POST /rest/api/3/issue/{key}/comment` (201) with an ADF body, marked internal
     /// for Jira Service Management through the `sd.public.comment` property.
     async fn add_note(&self, key: &str, _id: &str, text: &str) -> Result<(), ItsmError> {

@@ -65,6 +65,17 @@ pub trait TicketSystem: Send + Sync {
 
     /// The user ids (as in `accounts.<itsm>`) who approved the ticket in the system.
     async fn approvers(&self, key: &str, id: &str) -> Result<Vec<String>, ItsmError>;
+
+    /// Tickets in one of `states` updated in the last `minutes`, oldest first, at most
+    /// `limit`: (key, a version that changes with every update). What the poller looks
+    /// for, so that a delivery that never arrived loses nothing. Relative, so that no
+    /// time zone of the API user's can shift it.
+    async fn updated_within(
+        &self,
+        minutes: i64,
+        states: &[String],
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, ItsmError>;
 }
 
 /// An HTTP client for one configured system: base URL, credentials, timeout.

@@ -81,6 +81,53 @@ impl TicketSystem for ServiceNow {
         .with_mapped(mapping, text))
     }
 
+    /// `GET /api/now/table/sc_req_item` with an encoded query on `state` and
+    /// `sys_updated_on` (relative: `gs.minutesAgoStart`), oldest first.
+    async fn updated_within(
+        &self,
+        minutes: i64,
+        states: &[String],
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, ItsmError> {
+        let since = format!("javascript:gs.minutesAgoStart({minutes})");
+        let query = [
+            (
+                "sysparm_query",
+                format!(
+                    "stateIN{}^sys_updated_on>={since}^ORDERBYsys_updated_on",
+                    states.join(",")
+                ),
+            ),
+            (
+                "sysparm_fields",
+                "number,sys_id,sys_mod_count,sys_updated_on".to_string(),
+            ),
+            ("sysparm_exclude_reference_link", "true".to_string()),
+            ("sysparm_limit", limit.to_string()),
+        ];
+        let answer = self
+            .client
+            .get(&format!("/api/now/table/{TABLE}"), &query, "(poll)")
+            .await?;
+        Ok(answer["result"]
+            .as_array()
+            .map(|records| {
+                records
+                    .iter()
+                    .filter_map(|r| {
+                        let number = field_text(&r["number"])?;
+                        let version = format!(
+                            "{}:{}",
+                            field_text(&r["sys_id"]).unwrap_or_default(),
+                            field_text(&r["sys_mod_count"]).unwrap_or_default()
+                        );
+                        Some((number, version))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// `PATCH /api/now/table/sc_req_item/{sys_id}` with `work_notes` (journal input:
     /// each write appends an entry).
     async fn add_note(&self, key: &str, id: &str, text: &str) -> Result<(), ItsmError> {

@@ -156,6 +156,18 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         )
     };
 
+    let poller = {
+        let (engine, stopped) = (engine.clone(), stopped.clone());
+        supervised(
+            writ_engine::polling::POLLER_TASK_NAME,
+            engine.poller_tick_deadline(),
+            Box::new(move || {
+                let (engine, stopped) = (engine.clone(), stopped.clone());
+                Box::pin(async move { engine.run_ticket_polls(stopped).await })
+            }),
+        )
+    };
+
     let header_read_timeout = std::time::Duration::from_secs(
         u64::try_from(engine.config().http.header_read_timeout_seconds).unwrap_or(10),
     );
@@ -176,6 +188,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let _ = courier.await;
     let _ = reconciler.await;
     let _ = checkpointer.await;
+    let _ = poller.await;
     store.close().await;
     tracing::info!("writ stopped");
     if let Some(reason) = died.borrow().clone() {

@@ -1141,3 +1141,54 @@ async fn a_ticket_reported_for_someone_else_gives_them_the_access() {
     assert!(s.roles.holds(&s.read_role, &s.alice_account).await);
     s.finish().await;
 }
+
+/// Jira retries a webhook for about 30 minutes only: a ticket whose deliveries were all
+/// lost is found by polling (JQL on status and `updated`).
+#[tokio::test]
+async fn a_ticket_whose_deliveries_were_lost_is_found_by_polling() {
+    let mut s = setup().await;
+    s.writ.stop();
+    let config = std::fs::read_to_string(&s.writ.config).expect("config");
+    std::fs::write(
+        &s.writ.config,
+        config.replacen(
+            "request_states = [\"Approved\"]",
+            "request_states = [\"Approved\"]\npoll_every = \"1s\"",
+            1,
+        ),
+    )
+    .expect("config");
+    s.jira.put_issue(issue(
+        "OPS-30",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+    s.writ.start().await;
+    let admin = s.writ.admin_token();
+    assert!(
+        eventually(Duration::from_secs(15), || s
+            .jira
+            .calls()
+            .iter()
+            .any(|c| c.starts_with(
+                "GET /rest/api/3/search/jql status in (\"Approved\")"
+            )))
+        .await,
+        "{:?}",
+        s.jira.calls()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, list) = s.writ.get("/v1/requests", &admin).await;
+        if list["requests"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|r| r["ticket"]["key"] == "OPS-30"))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", s.writ.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.finish().await;
+}

@@ -559,3 +559,72 @@ async fn an_item_not_yet_approved_in_servicenow_backs_nothing() {
     writ.stop();
     roles.cleanup().await;
 }
+
+/// ServiceNow never retries the Business Rule's call: an item whose delivery was lost is
+/// found by polling and becomes a request once, like a delivered one.
+#[tokio::test]
+async fn an_item_whose_delivery_was_lost_is_found_by_polling() {
+    let Setup {
+        snow,
+        roles,
+        read_role,
+        alice_account,
+        mut writ,
+    } = setup().await;
+    writ.stop();
+    let config = std::fs::read_to_string(&writ.config).expect("config");
+    std::fs::write(
+        &writ.config,
+        config.replacen(
+            "approval_required = true",
+            "approval_required = true\npoll_every = \"1s\"",
+            1,
+        ),
+    )
+    .expect("config");
+    let sys_id = "beed229047801200e0ef563dbb9a71d3";
+    snow.put_item(item(
+        "RITM0010013",
+        sys_id,
+        "2",
+        ALICE_SYS_ID,
+        &[("variables.entitlement", "pg/read")],
+    ));
+    writ.start().await;
+    let admin = writ.admin_token();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let request = loop {
+        let (_, list) = writ.get("/v1/requests", &admin).await;
+        if let Some(found) = list["requests"]
+            .as_array()
+            .and_then(|all| all.first().cloned())
+        {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never found: {}",
+            writ.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(request["ticket"]["key"], "RITM0010013", "{request}");
+    let grant_id = request["grant_id"].as_str().expect("granted").to_string();
+    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(10), |g| {
+        g["state"] == "active"
+    })
+    .await;
+    assert!(roles.holds(&read_role, &alice_account).await);
+    // Later polls, and the delivery arriving after all, make no second request.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
+    assert_eq!(
+        (status, outcome["action"].as_str()),
+        (200, Some("duplicate")),
+        "{outcome}"
+    );
+    let (_, list) = writ.get("/v1/requests", &admin).await;
+    assert_eq!(list["requests"].as_array().map(Vec::len), Some(1), "{list}");
+    writ.stop();
+    roles.cleanup().await;
+}

@@ -77,6 +77,7 @@ impl FakeJira {
             url,
         };
         let app = axum::Router::new()
+            .route("/rest/api/3/search/jql", get(search))
             .route("/rest/api/3/issue/{key}", get(get_issue))
             .route("/rest/api/3/issue/{key}/comment", post(add_comment))
             .route(
@@ -197,6 +198,52 @@ fn authorised(headers: &HeaderMap) -> bool {
         base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{API_TOKEN}"))
     );
     headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+}
+
+/// `GET /rest/api/3/search/jql`: the JQL writ's poller sends, `status in ("A", "B") AND
+/// updated >= "-Nm" ...`; every issue counts as recently updated.
+async fn search(
+    State(fake): State<FakeJira>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    let mut inner = fake.lock();
+    let jql = query.get("jql").cloned().unwrap_or_default();
+    inner
+        .calls
+        .push(format!("GET /rest/api/3/search/jql {jql}"));
+    if !authorised(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "errorMessages": ["unauthorized"] })),
+        );
+    }
+    let statuses: Vec<String> = jql
+        .split_once("status in (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(list, _)| {
+            list.split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let issues: Vec<Value> = inner
+        .issues
+        .values()
+        .filter(|issue| {
+            issue["fields"]["status"]["name"]
+                .as_str()
+                .is_some_and(|name| statuses.iter().any(|s| s == name))
+        })
+        .map(|issue| {
+            json!({ "id": issue["id"], "key": issue["key"],
+                    "fields": { "updated": issue["fields"]["updated"].as_str().unwrap_or("2026-12-01T10:00:00.000+0000") } })
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        Json(json!({ "issues": issues, "isLast": true })),
+    )
 }
 
 async fn get_issue(

@@ -184,15 +184,25 @@ async fn list_items(
     if !authorised(&headers) {
         return unauthorised();
     }
-    // Only the encoded query writ sends: number=<RITM>. Table API v2 answers 200 with [] on no match.
-    let number = query
-        .get("sysparm_query")
-        .and_then(|q| q.strip_prefix("number="))
-        .unwrap_or_default();
+    // The encoded queries writ sends: number=<RITM>, or the poller's
+    // stateIN<a,b>^sys_updated_on>=...^ORDERBYsys_updated_on (every item counts as
+    // recently updated). Table API v2 answers 200 with [] on no match.
+    let encoded = query.get("sysparm_query").cloned().unwrap_or_default();
+    let text = |record: &Map<String, Value>, name: &str| {
+        record.get(name).and_then(Value::as_str).map(str::to_string)
+    };
+    let matches = |record: &Map<String, Value>| match encoded.strip_prefix("stateIN") {
+        Some(rest) => {
+            let states = rest.split('^').next().unwrap_or_default();
+            let state = text(record, "state");
+            states.split(',').any(|s| state.as_deref() == Some(s))
+        }
+        None => encoded.strip_prefix("number=").map(str::to_string) == text(record, "number"),
+    };
     let result: Vec<Value> = inner
         .items
         .values()
-        .filter(|r| r["number"] == number)
+        .filter(|r| matches(r))
         .map(|r| project(r, &query))
         .collect();
     (StatusCode::OK, Json(json!({ "result": result })))
