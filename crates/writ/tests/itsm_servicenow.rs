@@ -628,3 +628,50 @@ async fn an_item_whose_delivery_was_lost_is_found_by_polling() {
     writ.stop();
     roles.cleanup().await;
 }
+
+/// Policy sees the item's own approval status: without `approval_required`, a rule on
+/// `context.ticket_approval` decides instead.
+#[tokio::test]
+async fn policy_sees_the_items_approval_status() {
+    let Setup {
+        snow,
+        roles,
+        mut writ,
+        ..
+    } = setup().await;
+    writ.stop();
+    let config = std::fs::read_to_string(&writ.config).expect("config");
+    std::fs::write(
+        &writ.config,
+        config.replacen("approval_required = true\n", "", 1),
+    )
+    .expect("config");
+    std::fs::write(
+        writ.path("policies/approval.cedar"),
+        r#"@id("approved-items-only")
+forbid (principal, action == Action::"request", resource)
+when { context.ticket_verified && context.ticket_approval != "approved" };
+"#,
+    )
+    .expect("policy");
+    writ.start().await;
+    let sys_id = "beed229047801200e0ef563dbb9a71d4";
+    let mut record = item(
+        "RITM0010014",
+        sys_id,
+        "2",
+        ALICE_SYS_ID,
+        &[("variables.entitlement", "pg/read")],
+    );
+    record.insert("approval".into(), "requested".into());
+    snow.put_item(record);
+    let (status, outcome) = deliver_item(&writ, &snow, sys_id).await;
+    assert_eq!(status, 201, "{outcome}");
+    assert_eq!(outcome["request"]["state"], "denied", "{outcome}");
+    assert_eq!(
+        outcome["request"]["decision"]["policies"][0], "approved-items-only",
+        "{outcome}"
+    );
+    writ.stop();
+    roles.cleanup().await;
+}
