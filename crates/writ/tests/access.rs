@@ -229,10 +229,7 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
 
     // The disabled identity: its token was issued while it was enabled.
     writ.stop();
-    let text = std::fs::read_to_string(&writ.config).expect("config");
-    let disabled = text.replace("disabled = false", "disabled = true");
-    assert_ne!(text, disabled);
-    std::fs::write(&writ.config, disabled).expect("rewrite config");
+    writ.replace_in_config("disabled = false", "disabled = true");
     writ.start().await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // the 1 s token expires
 

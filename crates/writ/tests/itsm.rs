@@ -1148,16 +1148,10 @@ async fn a_ticket_reported_for_someone_else_gives_them_the_access() {
 async fn a_ticket_whose_deliveries_were_lost_is_found_by_polling() {
     let mut s = setup().await;
     s.writ.stop();
-    let config = std::fs::read_to_string(&s.writ.config).expect("config");
-    std::fs::write(
-        &s.writ.config,
-        config.replacen(
-            "request_states = [\"Approved\"]",
-            "request_states = [\"Approved\"]\npoll_every = \"1s\"",
-            1,
-        ),
-    )
-    .expect("config");
+    s.writ.replace_in_config(
+        "request_states = [\"Approved\"]",
+        "request_states = [\"Approved\"]\npoll_every = \"1s\"",
+    );
     s.jira.put_issue(issue(
         "OPS-30",
         "Approved",

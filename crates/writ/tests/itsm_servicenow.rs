@@ -572,16 +572,10 @@ async fn an_item_whose_delivery_was_lost_is_found_by_polling() {
         mut writ,
     } = setup().await;
     writ.stop();
-    let config = std::fs::read_to_string(&writ.config).expect("config");
-    std::fs::write(
-        &writ.config,
-        config.replacen(
-            "approval_required = true",
-            "approval_required = true\npoll_every = \"1s\"",
-            1,
-        ),
-    )
-    .expect("config");
+    writ.replace_in_config(
+        "approval_required = true",
+        "approval_required = true\npoll_every = \"1s\"",
+    );
     let sys_id = "beed229047801200e0ef563dbb9a71d3";
     snow.put_item(item(
         "RITM0010013",
@@ -640,12 +634,7 @@ async fn policy_sees_the_items_approval_status() {
         ..
     } = setup().await;
     writ.stop();
-    let config = std::fs::read_to_string(&writ.config).expect("config");
-    std::fs::write(
-        &writ.config,
-        config.replacen("approval_required = true\n", "", 1),
-    )
-    .expect("config");
+    writ.replace_in_config("approval_required = true\n", "");
     std::fs::write(
         writ.path("policies/approval.cedar"),
         r#"@id("approved-items-only")

@@ -179,12 +179,18 @@ impl Writ {
 
     /// Adds `settings` (e.g. `rate_limit = "off"`) to the config's `[server]` table.
     pub fn set_server(&self, settings: &str) {
+        self.replace_in_config("[server]\n", &format!("[server]\n{settings}\n"));
+    }
+
+    /// Replaces the first `from` in the config file with `to` (for the next start); the
+    /// text must be there, so that a mistyped edit fails the test instead of doing nothing.
+    pub fn replace_in_config(&self, from: &str, to: &str) {
         let config = std::fs::read_to_string(&self.config).expect("config");
-        std::fs::write(
-            &self.config,
-            config.replacen("[server]\n", &format!("[server]\n{settings}\n"), 1),
-        )
-        .expect("config");
+        assert!(
+            config.contains(from),
+            "{from:?} is not in the config:\n{config}"
+        );
+        std::fs::write(&self.config, config.replacen(from, to, 1)).expect("config");
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
