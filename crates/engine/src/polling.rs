@@ -12,7 +12,7 @@ use writ_domain::Timestamp;
 
 use crate::intake::WebhookAction;
 use crate::tickets::itsm_error;
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, ErrorKind};
 
 /// The name of the poller task, for supervision and `/healthz`.
 pub const POLLER_TASK_NAME: &str = "ticket poller";
@@ -52,6 +52,9 @@ impl Engine {
             .await
             .map_err(itsm_error)?;
         let mut created = 0;
+        // A ticket that could not be taken for a passing reason (the system or the
+        // database unavailable) must be looked at again: the look-back then stays put.
+        let mut retry = false;
         for (key, version) in found {
             let delivery = format!("poll:{key}:{version}");
             match self.take_ticket(system, &delivery, &key).await {
@@ -61,9 +64,13 @@ impl Engine {
                 }
                 Ok(_) => {}
                 Err(error) => {
+                    retry |= matches!(error.kind, ErrorKind::Unavailable);
                     tracing::warn!(system, ticket = %key, %error, "polled ticket not taken");
                 }
             }
+        }
+        if retry {
+            return Ok(created);
         }
         self.polls
             .last_ok
