@@ -34,8 +34,19 @@ impl ItsmKind {
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum ItsmAuth {
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     Bearer(String),
+    /// OAuth 2.0 client credentials: writ asks `token_url` for access tokens and
+    /// refreshes them before they expire.
+    OAuth {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        scope: Option<String>,
+    },
 }
 
 impl fmt::Debug for ItsmAuth {
@@ -44,8 +55,26 @@ impl fmt::Debug for ItsmAuth {
         match self {
             Self::Basic { user, .. } => write!(f, "Basic({user}, ***)"),
             Self::Bearer(_) => f.write_str("Bearer(***)"),
+            Self::OAuth {
+                token_url,
+                client_id,
+                ..
+            } => write!(f, "OAuth({token_url}, {client_id}, ***)"),
         }
     }
+}
+
+/// How writ closes a ticket once the access it backed is verified gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closure {
+    /// Close the ticket itself (Jira: the `close_state` transition; ServiceNow: the
+    /// item's `state`).
+    Ticket,
+    /// ServiceNow: close the item's open catalog tasks (`sc_task`); the item's flow
+    /// closes the item when its tasks are done.
+    Tasks,
+    /// Only add the evidence note; the ticketing system's own flow closes the ticket.
+    Flow,
 }
 
 /// Which ticket fields carry what writ needs. Values are field ids as the ITSM's API
@@ -109,6 +138,7 @@ pub struct Itsm {
     /// Jira: fields set with the close transition, as the REST API takes them (e.g.
     /// `resolution = { name = "Done" }`); empty: none.
     pub close_fields: toml::Table,
+    pub closure: Closure,
     pub fields: TicketFields,
 }
 
@@ -228,16 +258,37 @@ pub(crate) fn validate_itsm(
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(check.invalid(key("url"), format!("{url:?} is not an http(s) URL")));
     }
-    let auth = match (raw.user, raw.password, raw.bearer) {
-        (Some(user), Some(password), None) => ItsmAuth::Basic {
+    let auth = match (raw.user, raw.password, raw.bearer, raw.oauth) {
+        (Some(user), Some(password), None, None) => ItsmAuth::Basic {
             user: user.0,
             password: password.0,
         },
-        (None, None, Some(token)) => ItsmAuth::Bearer(token.0),
+        (None, None, Some(token), None) => ItsmAuth::Bearer(token.0),
+        (None, None, None, Some(oauth)) => {
+            let token_url = oauth.token_url.0;
+            if !(token_url.starts_with("https://") || token_url.starts_with("http://")) {
+                return Err(check.invalid(
+                    key("oauth.token_url"),
+                    format!("{token_url:?} is not an http(s) URL"),
+                ));
+            }
+            if oauth.client_id.0.is_empty() || oauth.client_secret.0.is_empty() {
+                return Err(check.invalid(
+                    key("oauth"),
+                    "client_id and client_secret must not be empty",
+                ));
+            }
+            ItsmAuth::OAuth {
+                token_url,
+                client_id: oauth.client_id.0,
+                client_secret: oauth.client_secret.0,
+                scope: oauth.scope.map(|s| s.0).filter(|s| !s.is_empty()),
+            }
+        }
         _ => {
             return Err(check.invalid(
                 key("user"),
-                "give either user and password (basic auth; for Jira Cloud an email and an API token) or bearer (an OAuth token), not both",
+                "give one way to sign in: user and password (basic auth; for Jira Cloud an email and an API token), bearer (a fixed token) or oauth (client credentials)",
             ));
         }
     };
@@ -296,6 +347,25 @@ pub(crate) fn validate_itsm(
             |state| state.0,
         ),
         close_fields: raw.close_fields.unwrap_or_default(),
+        closure: match (raw.closure.as_ref().map(|c| c.0.as_str()), kind) {
+            (None | Some("ticket"), _) => Closure::Ticket,
+            (Some("tasks"), ItsmKind::ServiceNow) => Closure::Tasks,
+            (Some("flow"), _) => Closure::Flow,
+            (Some(other), _) => {
+                return Err(check.invalid(
+                    key("closure"),
+                    format!(
+                        "{other:?} is not a closure for {}; expected \"ticket\"{} or \"flow\"",
+                        kind.as_str(),
+                        if kind == ItsmKind::ServiceNow {
+                            ", \"tasks\""
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+        },
         fields,
     })
 }
@@ -304,7 +374,7 @@ pub(crate) fn validate_itsm(
 mod tests {
     use std::path::Path;
 
-    use crate::{Config, ItsmAuth, ItsmKind};
+    use crate::{Closure, Config, ItsmAuth, ItsmKind};
 
     const BASE: &str = r#"
 [[target]]
@@ -382,6 +452,28 @@ fields = { entitlement = "customfield_10050", duration = "customfield_10052", wi
     }
 
     #[test]
+    fn an_itsm_may_sign_in_with_oauth_client_credentials_and_choose_its_closure() {
+        let snow = JIRA
+            .replace("kind = \"jira\"", "kind = \"servicenow\"")
+            .replace(
+                "user = \"writ@acme.example\"\npassword = \"api-token\"",
+                "oauth = { token_url = \"https://acme.service-now.com/oauth_token.do\", client_id = \"writ\", client_secret = \"client-secret\" }\nclosure = \"tasks\"",
+            );
+        let config = load(&format!("{BASE}{snow}")).expect("valid");
+        let itsm = &config.itsms["jira"];
+        assert_eq!(itsm.closure, Closure::Tasks);
+        assert!(
+            matches!(&itsm.auth, ItsmAuth::OAuth { client_id, scope: None, .. } if client_id == "writ")
+        );
+        assert!(
+            !format!("{itsm:?}").contains("client-secret"),
+            "secrets stay out of Debug"
+        );
+        let jira = load(&format!("{BASE}{JIRA}")).expect("valid");
+        assert_eq!(jira.itsms["jira"].closure, Closure::Ticket, "the default");
+    }
+
+    #[test]
     fn notification_sinks_validate_and_filter_kinds() {
         let sink = "\n[[notify]]\nname = \"siem\"\nurl = \"https://hooks.example/writ\"\nsecret = \"0123456789abcdef\"\nevents = [\"grant.*\", \"request.created\"]\n";
         let config = load(&format!("{BASE}{JIRA}{sink}")).expect("valid");
@@ -418,7 +510,25 @@ fields = { entitlement = "customfield_10050", duration = "customfield_10052", wi
             ),
             (
                 JIRA.replace("password = \"api-token\"", "bearer = \"t\""),
-                "itsm[0].user: give either",
+                "itsm[0].user: give one way to sign in",
+            ),
+            (
+                JIRA.replace(
+                    "password = \"api-token\"",
+                    "password = \"p\"\noauth = { token_url = \"https://auth.atlassian.com/oauth/token\", client_id = \"c\", client_secret = \"s\" }",
+                ),
+                "itsm[0].user: give one way to sign in",
+            ),
+            (
+                JIRA.replace(
+                    "user = \"writ@acme.example\"\npassword = \"api-token\"",
+                    "oauth = { token_url = \"auth.atlassian.com\", client_id = \"c\", client_secret = \"s\" }",
+                ),
+                "itsm[0].oauth.token_url",
+            ),
+            (
+                JIRA.replace("request_states", "closure = \"tasks\"\nrequest_states"),
+                "itsm[0].closure: \"tasks\" is not a closure for jira; expected \"ticket\" or \"flow\"",
             ),
             (
                 JIRA.replace("0123456789abcdef0123", "short"),

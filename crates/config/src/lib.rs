@@ -16,7 +16,9 @@ use writ_domain::{
     DriftAction, EntitlementId, FindingKind, IdentityKind, IdentityName, Sensitivity,
 };
 
-pub use itsm::{DEFAULT_WEBHOOK_MAX_AGE_SECONDS, Itsm, ItsmAuth, ItsmKind, Notify, TicketFields};
+pub use itsm::{
+    Closure, DEFAULT_WEBHOOK_MAX_AGE_SECONDS, Itsm, ItsmAuth, ItsmKind, Notify, TicketFields,
+};
 pub use keys::{Access, KeySource, Keys, SecretKey};
 pub use validate::DEFAULT_PENDING_TTL_SECONDS;
 

@@ -166,6 +166,7 @@ pub struct RawItsm {
     pub user: Option<EnvString>,
     pub password: Option<EnvString>,
     pub bearer: Option<EnvString>,
+    pub oauth: Option<RawOAuth>,
     pub webhook_secret: EnvString,
     pub webhook_max_age: Option<EnvString>,
     #[serde(default)]
@@ -176,7 +177,19 @@ pub struct RawItsm {
     pub close_state: Option<EnvString>,
     /// Fields the close transition sets (Jira: what its "Done" screen requires).
     pub close_fields: Option<toml::Table>,
+    /// "ticket", "tasks" (ServiceNow catalog tasks) or "flow" (only the note).
+    pub closure: Option<EnvString>,
     pub fields: RawTicketFields,
+}
+
+/// OAuth 2.0 client credentials.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth {
+    pub token_url: EnvString,
+    pub client_id: EnvString,
+    pub client_secret: EnvString,
+    pub scope: Option<EnvString>,
 }
 
 #[derive(Debug, Deserialize)]

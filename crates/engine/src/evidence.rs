@@ -291,6 +291,7 @@ impl Engine {
                     entry.system
                 ),
                 0,
+                "not_configured",
             )),
             Some((_, system)) => match entry.action {
                 OutboxAction::Note => {
@@ -313,7 +314,7 @@ impl Engine {
                     } => i64::try_from(*retry_after_seconds).unwrap_or(i64::MAX),
                     _ => 0,
                 };
-                (e.to_string(), wait)
+                (e.to_string(), wait, e.kind())
             }),
         };
         let mut tx = self.store.begin().await?;
@@ -324,10 +325,10 @@ impl Engine {
                 tracing::info!(system = %entry.system, ticket = %entry.ticket_key, seq = entry.seq, action = entry.action.as_str(), "evidence delivered");
                 Ok(())
             }
-            Err((error, asked_to_wait)) => {
+            Err((error, asked_to_wait, reason)) => {
                 let retry_at = now.plus_seconds(backoff_seconds(entry.attempts).max(asked_to_wait));
                 tx.outbox_failed(entry.seq, retry_at, &error).await?;
-                metrics::counter!(metrics_names::EVIDENCE_FAILURES).increment(1);
+                metrics::counter!(metrics_names::EVIDENCE_FAILURES, "itsm" => entry.system.clone(), "reason" => reason).increment(1);
                 tracing::warn!(system = %entry.system, ticket = %entry.ticket_key, seq = entry.seq, %error, "evidence not delivered; will retry");
                 Err(retry_at)
             }

@@ -13,7 +13,8 @@ pub const WRITE_TRANSACTIONS: &str = "writ_write_transactions";
 pub const DATABASE_COMMITS: &str = "writ_database_commits";
 /// Evidence notes delivered to ticketing systems, by action (note, close).
 pub const EVIDENCE_DELIVERED: &str = "writ_evidence_delivered_total";
-/// Failed attempts to deliver evidence (each is retried).
+/// Failed attempts to deliver evidence (each is retried), by `itsm` and `reason`
+/// (`unreachable`, `refused`, `rate_limited`, `write_ignored`, ...).
 pub const EVIDENCE_FAILURES: &str = "writ_evidence_delivery_failures_total";
 /// Evidence waiting in the outbox (gauge, read at scrape).
 pub const OUTBOX_BACKLOG: &str = "writ_outbox_backlog";

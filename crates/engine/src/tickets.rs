@@ -30,7 +30,8 @@ pub(crate) fn itsm_error(error: ItsmError) -> EngineError {
         ItsmError::Unreachable { .. }
         | ItsmError::Refused { .. }
         | ItsmError::RateLimited { .. }
-        | ItsmError::Malformed { .. } => EngineError::new(
+        | ItsmError::Malformed { .. }
+        | ItsmError::WriteIgnored { .. } => EngineError::new(
             ErrorKind::Unavailable,
             "itsm_unavailable",
             format!("{error}; nothing was recorded, try again"),

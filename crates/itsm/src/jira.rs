@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::{Value, json};
-use writ_config::Itsm;
+use writ_config::{Closure, Itsm};
 
 use crate::ticket::{TicketInfo, field_text};
 use crate::{Client, ItsmError, TicketSystem};
@@ -137,20 +137,31 @@ impl TicketSystem for Jira {
             "body": adf(text),
             "properties": [{ "key": "sd.public.comment", "value": { "internal": true } }],
         });
-        self.client
+        let created = self
+            .client
             .send_json(
                 Method::POST,
                 &format!("/rest/api/3/issue/{key}/comment"),
                 &body,
                 key,
             )
-            .await
-            .map(|_| ())
+            .await?;
+        // Jira refuses what it will not write (400, 403) rather than dropping it; the
+        // created comment's id is the check that it was written.
+        if field_text(&created["id"]).is_none() {
+            return Err(ItsmError::WriteIgnored {
+                system: self.client.name.clone(),
+                key: key.to_string(),
+                problem: "the answer to adding a comment names no created comment".to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Finds the transition named `close_state` among `GET .../transitions`, posts it
     /// (`POST /rest/api/3/issue/{key}/transitions`, 204) with `close_fields`, then adds
-    /// the evidence as an internal comment.
+    /// the evidence as an internal comment. With `closure = "flow"` (an automation rule
+    /// closes the issue), only the comment.
     async fn close(&self, key: &str, id: &str, text: &str) -> Result<(), ItsmError> {
         crate::check_key(key)?;
         let status = self
@@ -161,7 +172,9 @@ impl TicketSystem for Jira {
                 key,
             )
             .await?;
-        if status["fields"]["status"]["statusCategory"]["key"].as_str() == Some("done") {
+        if status["fields"]["status"]["statusCategory"]["key"].as_str() == Some("done")
+            || self.client.config.closure == Closure::Flow
+        {
             return self.add_note(key, id, text).await;
         }
         let wanted = &self.client.config.close_state;

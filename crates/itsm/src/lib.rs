@@ -4,6 +4,7 @@
 
 pub mod jira;
 pub mod notify;
+mod oauth;
 pub mod servicenow;
 pub mod ticket;
 pub mod webhook;
@@ -47,6 +48,29 @@ pub enum ItsmError {
     Malformed { system: String, problem: String },
     #[error("{0:?} is not a ticket key")]
     BadKey(String),
+    /// The system answered success but did not apply what writ wrote (ServiceNow drops
+    /// fields the API user may not write, and says nothing).
+    #[error("{system} accepted writ's write to {key} but did not apply it: {problem}")]
+    WriteIgnored {
+        system: String,
+        key: String,
+        problem: String,
+    },
+}
+
+impl ItsmError {
+    /// A short, stable name for the kind of failure (a metric label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "not_found",
+            Self::Unreachable { .. } => "unreachable",
+            Self::Refused { .. } => "refused",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Malformed { .. } => "malformed",
+            Self::BadKey(_) => "bad_key",
+            Self::WriteIgnored { .. } => "write_ignored",
+        }
+    }
 }
 
 /// What writ needs from a ticketing system.
@@ -83,6 +107,8 @@ pub(crate) struct Client {
     name: String,
     config: Itsm,
     http: reqwest::Client,
+    /// Access tokens, where the system is signed in to with OAuth client credentials.
+    oauth: Option<oauth::TokenSource>,
 }
 
 impl Client {
@@ -95,14 +121,59 @@ impl Client {
                 system: config.name.clone(),
                 problem: e.to_string(),
             })?;
+        let oauth = match &config.auth {
+            ItsmAuth::OAuth {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+            } => Some(oauth::TokenSource::new(
+                &config.name,
+                token_url,
+                client_id,
+                client_secret,
+                scope.as_deref(),
+                CALL_TIMEOUT,
+            )?),
+            ItsmAuth::Basic { .. } | ItsmAuth::Bearer(_) => None,
+        };
         Ok(Self {
             name: config.name.clone(),
             config: config.clone(),
             http,
+            oauth,
         })
     }
 
-    fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    /// Sends `request`, signed in; with OAuth, a 401 gets one new token and one more try
+    /// (a revoked token, or clocks that disagree on its expiry), not an endless
+    /// "unavailable".
+    async fn call(&self, request: reqwest::RequestBuilder, key: &str) -> Result<Value, ItsmError> {
+        let Some(oauth) = &self.oauth else {
+            return self
+                .answer(self.authorised(request, None).send().await, key)
+                .await;
+        };
+        // Bodies are JSON bytes, so the request can always be built twice.
+        let again = request.try_clone();
+        let token = oauth.token().await?;
+        let response = self.authorised(request, Some(&token)).send().await;
+        if let (Ok(refused), Some(again)) = (&response, again)
+            && refused.status() == reqwest::StatusCode::UNAUTHORIZED
+        {
+            tracing::info!(system = %self.name, "access token refused; asking for a new one");
+            let fresh = oauth.renew(&token).await?;
+            let retried = self.authorised(again, Some(&fresh)).send().await;
+            return self.answer(retried, key).await;
+        }
+        self.answer(response, key).await
+    }
+
+    fn authorised(
+        &self,
+        request: reqwest::RequestBuilder,
+        oauth_token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let mut request = request.header("Accept", "application/json");
         if self.config.kind == ItsmKind::Jira {
             // Several Jira Service Management endpoints (approvals) are flagged
@@ -112,6 +183,7 @@ impl Client {
         match &self.config.auth {
             ItsmAuth::Basic { user, password } => request.basic_auth(user, Some(password)),
             ItsmAuth::Bearer(token) => request.bearer_auth(token),
+            ItsmAuth::OAuth { .. } => request.bearer_auth(oauth_token.unwrap_or_default()),
         }
     }
 
@@ -170,12 +242,8 @@ impl Client {
         query: &[(&str, String)],
         key: &str,
     ) -> Result<Value, ItsmError> {
-        let request = self.authorised(
-            self.http
-                .get(format!("{}{path}", self.config.url))
-                .query(query),
-        );
-        self.answer(request.send().await, key).await
+        let url = format!("{}{path}", self.config.url);
+        self.call(self.http.get(url).query(query), key).await
     }
 
     async fn send_json(
@@ -185,12 +253,9 @@ impl Client {
         body: &Value,
         key: &str,
     ) -> Result<Value, ItsmError> {
-        let request = self.authorised(
-            self.http
-                .request(method, format!("{}{path}", self.config.url))
-                .json(body),
-        );
-        self.answer(request.send().await, key).await
+        let url = format!("{}{path}", self.config.url);
+        self.call(self.http.request(method, url).json(body), key)
+            .await
     }
 }
 

@@ -2,18 +2,26 @@
 //! /api/now/table/sc_req_item?sysparm_query=number=<RITM>` answers `{"result": [...]}`
 //! where every value is a string, empty fields are `""`, and references are plain
 //! sys_ids with `sysparm_exclude_reference_link=true`. Catalog variables are read by
-//! dot-walking (`variables.duration`) in `sysparm_fields`.
+//! dot-walking (`variables.duration`) in `sysparm_fields`. Writes answer 200 even when
+//! an ACL made the instance drop a field, so each one is checked: the echoed record for
+//! ordinary fields, `sys_journal_field` for work notes (which never read back).
 
 use async_trait::async_trait;
 use reqwest::Method;
-use serde_json::json;
-use writ_config::Itsm;
+use serde_json::{Value, json};
+use writ_config::{Closure, Itsm};
 
 use crate::ticket::{TicketInfo, field_text};
 use crate::{Client, ItsmError, TicketSystem};
 
 /// Requested items: what a catalog request for access creates.
 const TABLE: &str = "sc_req_item";
+/// Catalog tasks: the fulfilment steps of an item, which a flow may close it by.
+const TASK_TABLE: &str = "sc_task";
+/// Journal entries (work notes, comments) of every record.
+const JOURNAL_TABLE: &str = "sys_journal_field";
+/// How many of an item's latest work notes writ looks through for its own.
+const JOURNAL_LOOKBACK: usize = 20;
 
 pub struct ServiceNow {
     client: Client,
@@ -24,6 +32,123 @@ impl ServiceNow {
         Ok(Self {
             client: Client::new(config)?,
         })
+    }
+
+    /// `PATCH /api/now/table/{table}/{sys_id}`: the record as it is after the write,
+    /// with `fields`.
+    async fn patch(
+        &self,
+        table: &str,
+        key: &str,
+        sys_id: &str,
+        body: &Value,
+        fields: &str,
+    ) -> Result<Value, ItsmError> {
+        let answer = self
+            .client
+            .send_json(
+                Method::PATCH,
+                &format!("/api/now/table/{table}/{sys_id}?sysparm_fields={fields}&sysparm_exclude_reference_link=true"),
+                body,
+                key,
+            )
+            .await?;
+        Ok(answer["result"].clone())
+    }
+
+    fn ignored(&self, key: &str, problem: impl Into<String>) -> ItsmError {
+        ItsmError::WriteIgnored {
+            system: self.client.name.clone(),
+            key: key.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Sets a record's `state` to `close_state` with `close_notes`, and checks the
+    /// echoed record shows both (ACLs, a missing role or a flow that owns the state
+    /// make the Table API drop them and still answer 200).
+    async fn close_record(
+        &self,
+        table: &str,
+        key: &str,
+        sys_id: &str,
+        text: &str,
+    ) -> Result<(), ItsmError> {
+        crate::check_key(sys_id)?;
+        let close_state = &self.client.config.close_state;
+        let echo = self
+            .patch(
+                table,
+                key,
+                sys_id,
+                &json!({ "state": close_state, "close_notes": text }),
+                "state,close_notes",
+            )
+            .await?;
+        let mut dropped = Vec::new();
+        if field_text(&echo["state"]).as_deref() != Some(close_state.as_str()) {
+            dropped.push(format!(
+                "state (asked {close_state:?}, the record shows {:?})",
+                field_text(&echo["state"]).unwrap_or_default()
+            ));
+        }
+        if field_text(&echo["close_notes"]).as_deref() != Some(text.trim()) {
+            dropped.push("close_notes".to_string());
+        }
+        if dropped.is_empty() {
+            return Ok(());
+        }
+        Err(self.ignored(
+            key,
+            format!(
+                "{table} {sys_id} did not take {}; writ's API user needs write access to \
+                 state and close_notes, and where a flow owns the item's state set \
+                 closure = \"tasks\" or \"flow\"",
+                dropped.join(" and ")
+            ),
+        ))
+    }
+
+    /// The sys_ids of the item's catalog tasks that are still open.
+    async fn open_tasks(&self, key: &str, id: &str) -> Result<Vec<String>, ItsmError> {
+        let query = [
+            ("sysparm_query", format!("request_item={id}^active=true")),
+            ("sysparm_fields", "sys_id".to_string()),
+            ("sysparm_exclude_reference_link", "true".to_string()),
+        ];
+        let answer = self
+            .client
+            .get(&format!("/api/now/table/{TASK_TABLE}"), &query, key)
+            .await?;
+        Ok(answer["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|task| field_text(&task["sys_id"]))
+            .collect())
+    }
+
+    /// Whether the item's work notes hold `text`. The Table API never shows journal
+    /// fields (they read as ""); `sys_journal_field` holds each entry.
+    async fn has_work_note(&self, key: &str, id: &str, text: &str) -> Result<bool, ItsmError> {
+        let query = [
+            (
+                "sysparm_query",
+                format!("element_id={id}^element=work_notes^ORDERBYDESCsys_created_on"),
+            ),
+            ("sysparm_fields", "value".to_string()),
+            ("sysparm_limit", JOURNAL_LOOKBACK.to_string()),
+        ];
+        let answer = self
+            .client
+            .get(&format!("/api/now/table/{JOURNAL_TABLE}"), &query, key)
+            .await?;
+        let wanted = text.trim();
+        Ok(answer["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|entry| field_text(&entry["value"]).as_deref() == Some(wanted)))
     }
 }
 
@@ -129,22 +254,31 @@ impl TicketSystem for ServiceNow {
     }
 
     /// `PATCH /api/now/table/sc_req_item/{sys_id}` with `work_notes` (journal input:
-    /// each write appends an entry).
+    /// each write appends an entry), checked in `sys_journal_field`: the Table API
+    /// answers 200 while dropping a field the API user may not write. A note already
+    /// there (an earlier attempt that landed) is not written twice.
     async fn add_note(&self, key: &str, id: &str, text: &str) -> Result<(), ItsmError> {
         crate::check_key(id)?;
-        self.client
-            .send_json(
-                Method::PATCH,
-                &format!("/api/now/table/{TABLE}/{id}"),
-                &json!({ "work_notes": text }),
-                key,
-            )
-            .await
-            .map(|_| ())
+        if self.has_work_note(key, id, text).await? {
+            return Ok(());
+        }
+        self.patch(TABLE, key, id, &json!({ "work_notes": text }), "sys_id")
+            .await?;
+        if self.has_work_note(key, id, text).await? {
+            return Ok(());
+        }
+        Err(self.ignored(
+            key,
+            "the work note is not in sys_journal_field after writing it; writ's API user needs \
+             write access to work_notes on sc_req_item (e.g. role itil) and read access to \
+             sys_journal_field",
+        ))
     }
 
-    /// Sets `state` to `close_state` with the evidence as `close_notes` and a work note;
-    /// an item no longer active only gets the note.
+    /// Closes the item the way `closure` says, once the access it backed is verified
+    /// gone: its `state` (with the evidence as `close_notes`), its open catalog tasks,
+    /// or neither (a flow closes it); the evidence is a work note in every case. An item
+    /// no longer active only gets the note.
     async fn close(&self, key: &str, id: &str, text: &str) -> Result<(), ItsmError> {
         crate::check_key(id)?;
         let current = self
@@ -158,16 +292,16 @@ impl TicketSystem for ServiceNow {
         if current["result"]["active"] == "false" {
             return self.add_note(key, id, text).await;
         }
-        let body = json!({ "state": self.client.config.close_state, "close_notes": text, "work_notes": text });
-        self.client
-            .send_json(
-                Method::PATCH,
-                &format!("/api/now/table/{TABLE}/{id}"),
-                &body,
-                key,
-            )
-            .await
-            .map(|_| ())
+        match self.client.config.closure {
+            Closure::Ticket => self.close_record(TABLE, key, id, text).await?,
+            Closure::Tasks => {
+                for task in self.open_tasks(key, id).await? {
+                    self.close_record(TASK_TABLE, key, &task, text).await?;
+                }
+            }
+            Closure::Flow => {}
+        }
+        self.add_note(key, id, text).await
     }
 
     /// `GET /api/now/table/sysapproval_approver?sysparm_query=sysapproval=<sys_id>^state=approved`:

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::fake_jira::{self, FakeJira, issue};
-use support::{PG_URL, TestRoles, Writ, now_ms};
+use support::{PG_URL, TestRoles, Writ, eventually, now_ms};
 use writ_config::ItsmKind;
 use writ_itsm::webhook::{JIRA_DELIVERY, JIRA_SIGNATURE, sign};
 
@@ -523,17 +523,6 @@ async fn policy_sees_the_checked_ticket_and_jira_down_changes_nothing() {
 }
 
 /// Polls until `done` holds or `timeout` passes.
-async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    done()
-}
-
 #[tokio::test]
 async fn the_ticket_gets_the_evidence_and_closes_only_after_verified_revocation() {
     let s = setup().await;

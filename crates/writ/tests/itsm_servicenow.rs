@@ -664,3 +664,354 @@ when { context.ticket_verified && context.ticket_approval != "approved" };
     writ.stop();
     roles.cleanup().await;
 }
+
+/// Starts the item `sys_id` (RITM `number`, alice's, for `pg/read` for 3 seconds) through
+/// a delivery; the grant's id.
+async fn short_lease_from_item(
+    writ: &Writ,
+    snow: &FakeServiceNow,
+    number: &str,
+    sys_id: &str,
+) -> String {
+    snow.put_item(item(
+        number,
+        sys_id,
+        "2",
+        ALICE_SYS_ID,
+        &[
+            ("variables.entitlement", "pg/read"),
+            ("variables.duration", "3"),
+        ],
+    ));
+    let (status, outcome) = deliver_item(writ, snow, sys_id).await;
+    assert_eq!(status, 201, "{outcome}");
+    outcome["request"]["grant_id"]
+        .as_str()
+        .expect("granted")
+        .to_string()
+}
+
+/// The Table API answers 200 while dropping a field the API user may not write. A work
+/// note that never landed is a delivery failure with a clear error — in the outbox,
+/// counted, retried — and is delivered once the role is fixed, exactly once.
+#[tokio::test]
+async fn a_work_note_the_instance_drops_is_not_delivered_until_it_lands() {
+    let Setup {
+        snow,
+        roles,
+        mut writ,
+        ..
+    } = setup().await;
+    let sys_id = "ceed229047801200e0ef563dbb9a71e1";
+    snow.deny_writes("sc_req_item", "work_notes");
+    let grant_id = short_lease_from_item(&writ, &snow, "RITM0010021", sys_id).await;
+    let admin = writ.admin_token();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let outbox = loop {
+        let (_, outbox) = writ.get("/v1/itsm/outbox", &admin).await;
+        let failed = outbox["entries"][0]["attempts"]
+            .as_i64()
+            .is_some_and(|n| n >= 1);
+        if failed || std::time::Instant::now() > deadline {
+            break outbox;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let error = outbox["entries"][0]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.contains("accepted writ's write to RITM0010021 but did not apply it")
+            && error.contains("sys_journal_field"),
+        "{outbox}"
+    );
+    assert!(snow.work_notes(sys_id).is_empty());
+    let (_, metrics) = writ.get("/metrics", &admin).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains(
+            "writ_evidence_delivery_failures_total{itsm=\"snow\",reason=\"write_ignored\"}"
+        ),
+        "{metrics}"
+    );
+
+    // The administrator grants the role: every note arrives, in order, once.
+    snow.allow_writes("sc_req_item", "work_notes");
+    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(15), |g| {
+        g["state"] == "revoked"
+    })
+    .await;
+    assert!(
+        support::eventually(Duration::from_secs(20), || snow.field(sys_id, "state")
+            == "3")
+        .await,
+        "closed: {:?}",
+        snow.work_notes(sys_id)
+    );
+    let outbox = writ.wait_for_outbox_drained(Duration::from_secs(20)).await;
+    assert_eq!(outbox["backlog"], 0, "{outbox}");
+    let notes = snow.work_notes(sys_id);
+    assert_eq!(notes.len(), 4, "each note once: {notes:?}");
+    writ.stop();
+    roles.cleanup().await;
+}
+
+/// An item whose state writ may not set (an ACL, or a flow that owns it) is not closed
+/// for want of trying: the failure says why and what to configure instead.
+#[tokio::test]
+async fn closing_an_item_whose_state_the_instance_drops_says_what_to_configure() {
+    let Setup {
+        snow,
+        roles,
+        mut writ,
+        ..
+    } = setup().await;
+    let sys_id = "ceed229047801200e0ef563dbb9a71e2";
+    snow.deny_writes("sc_req_item", "state");
+    let grant_id = short_lease_from_item(&writ, &snow, "RITM0010022", sys_id).await;
+    let admin = writ.admin_token();
+    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(15), |g| {
+        g["state"] == "revoked"
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let outbox = loop {
+        let (_, outbox) = writ.get("/v1/itsm/outbox", &admin).await;
+        let closing_failed = outbox["entries"][0]["action"] == "close"
+            && outbox["entries"][0]["attempts"]
+                .as_i64()
+                .is_some_and(|n| n >= 1);
+        if closing_failed || std::time::Instant::now() > deadline {
+            break outbox;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let error = outbox["entries"][0]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.contains("did not take state (asked \"3\", the record shows \"2\")")
+            && error.contains("closure = \"tasks\" or \"flow\""),
+        "{outbox}"
+    );
+    assert_eq!(snow.field(sys_id, "active"), "true");
+    writ.stop();
+    roles.cleanup().await;
+}
+
+/// Where a flow owns the item, `closure = "tasks"` closes its open catalog tasks (the
+/// flow closes the item), and `closure = "flow"` leaves everything to the flow: in both
+/// the evidence is a work note on the item.
+#[tokio::test]
+async fn closure_by_catalog_tasks_or_by_the_flow() {
+    let Setup {
+        snow,
+        roles,
+        mut writ,
+        ..
+    } = setup().await;
+    writ.stop();
+    writ.replace_in_config(
+        "approval_required = true",
+        "approval_required = true\nclosure = \"tasks\"",
+    );
+    writ.start().await;
+    let admin = writ.admin_token();
+    let sys_id = "ceed229047801200e0ef563dbb9a71e3";
+    let task = "deed229047801200e0ef563dbb9a71e3";
+    snow.put_task(sys_id, task);
+    let grant_id = short_lease_from_item(&writ, &snow, "RITM0010023", sys_id).await;
+    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(15), |g| {
+        g["state"] == "revoked"
+    })
+    .await;
+    let outbox = writ.wait_for_outbox_drained(Duration::from_secs(15)).await;
+    assert_eq!(outbox["backlog"], 0, "{outbox}");
+    assert_eq!(snow.field_of("sc_task", task, "state"), "3");
+    assert!(
+        snow.field_of("sc_task", task, "close_notes")
+            .contains("verified gone")
+    );
+    assert_eq!(
+        (snow.field(sys_id, "state"), snow.field(sys_id, "active")),
+        ("2".to_string(), "true".to_string()),
+        "the item is the flow's to close"
+    );
+    let notes = snow.work_notes(sys_id);
+    assert!(
+        notes.len() == 4 && notes[3].contains("REVOKED"),
+        "{notes:?}"
+    );
+
+    writ.stop();
+    writ.replace_in_config("closure = \"tasks\"", "closure = \"flow\"");
+    writ.start().await;
+    let sys_id = "ceed229047801200e0ef563dbb9a71e4";
+    let task = "deed229047801200e0ef563dbb9a71e4";
+    snow.put_task(sys_id, task);
+    let grant_id = short_lease_from_item(&writ, &snow, "RITM0010024", sys_id).await;
+    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(15), |g| {
+        g["state"] == "revoked"
+    })
+    .await;
+    let outbox = writ.wait_for_outbox_drained(Duration::from_secs(15)).await;
+    assert_eq!(outbox["backlog"], 0, "{outbox}");
+    assert_eq!(snow.field_of("sc_task", task, "state"), "1", "untouched");
+    assert_eq!(snow.field(sys_id, "state"), "2", "untouched");
+    assert!(
+        snow.work_notes(sys_id)
+            .last()
+            .is_some_and(|n| n.contains("REVOKED")),
+        "{:?}",
+        snow.work_notes(sys_id)
+    );
+    assert!(
+        !snow
+            .calls()
+            .iter()
+            .any(|c| c.starts_with(&format!("PATCH sc_task/{task}"))),
+        "{:?}",
+        snow.calls()
+    );
+    writ.stop();
+    roles.cleanup().await;
+}
+
+/// The Business Rule fires on writ's own writes too (closing the item changes its state).
+/// Those deliveries are about a ticket writ already acted on: they change nothing.
+#[tokio::test]
+async fn the_business_rule_firing_on_writs_own_close_changes_nothing() {
+    let Setup {
+        snow,
+        roles,
+        mut writ,
+        ..
+    } = setup().await;
+    snow.install_business_rule(&format!("{}/v1/itsm/snow/webhook", writ.base()));
+    let sys_id = "ceed229047801200e0ef563dbb9a71e5";
+    let grant_id = short_lease_from_item(&writ, &snow, "RITM0010025", sys_id).await;
+    let admin = writ.admin_token();
+    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(15), |g| {
+        g["state"] == "revoked"
+    })
+    .await;
+    assert!(
+        support::eventually(Duration::from_secs(15), || !snow.rule_answers().is_empty()).await,
+        "the rule fired on writ's close"
+    );
+    let outbox = writ.wait_for_outbox_drained(Duration::from_secs(15)).await;
+    assert_eq!(outbox["backlog"], 0, "{outbox}");
+    let answers = snow.rule_answers();
+    assert_eq!(
+        answers.len(),
+        1,
+        "only the state change fires it: {answers:?}"
+    );
+    let (status, answer) = &answers[0];
+    assert_eq!(*status, 200, "{answer}");
+    assert_eq!(answer["action"], "duplicate", "{answer}");
+    let (_, list) = writ.get("/v1/requests", &admin).await;
+    assert_eq!(list["requests"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(snow.work_notes(sys_id).len(), 4, "no note about the echo");
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", support::stderr(&verify));
+    writ.stop();
+    roles.cleanup().await;
+}
+
+/// OAuth client credentials: a token is fetched once and reused, a new one is fetched
+/// before the old one expires (no call is refused for an expired token), and a revoked
+/// token costs one refused call and one new token, not an outage.
+#[tokio::test]
+async fn oauth_tokens_are_renewed_before_expiry_and_once_after_a_refusal() {
+    let Setup {
+        snow,
+        roles,
+        mut writ,
+        ..
+    } = setup().await;
+    writ.stop();
+    snow.require_oauth(5);
+    writ.replace_in_config(
+        &format!(
+            "user = \"{}\"\npassword = \"{}\"",
+            fake_servicenow::USER,
+            fake_servicenow::PASSWORD
+        ),
+        &format!(
+            "oauth = {{ token_url = \"{}/oauth_token.do\", client_id = \"{}\", client_secret = \"{}\" }}",
+            snow.url,
+            fake_servicenow::CLIENT_ID,
+            fake_servicenow::CLIENT_SECRET
+        ),
+    );
+    writ.replace_in_config(
+        "approval_required = true",
+        "approval_required = true\npoll_every = \"off\"",
+    );
+    writ.start().await;
+    let admin = writ.admin_token();
+    let items = [
+        ("RITM0010031", "eeed229047801200e0ef563dbb9a71f1"),
+        ("RITM0010032", "eeed229047801200e0ef563dbb9a71f2"),
+        ("RITM0010033", "eeed229047801200e0ef563dbb9a71f3"),
+    ];
+    for (number, sys_id) in items {
+        snow.put_item(item(
+            number,
+            sys_id,
+            "2",
+            ALICE_SYS_ID,
+            &[("variables.entitlement", "pg/read")],
+        ));
+    }
+
+    let (status, outcome) = deliver_item(&writ, &snow, items[0].1).await;
+    assert_eq!(status, 201, "{outcome}");
+    writ.wait_for_outbox_drained(Duration::from_secs(10)).await;
+    assert_eq!(snow.tokens_issued(), 1, "one token for every call");
+
+    // Past 80% of its 5 s life, writ asks for a new token before using it again.
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    let (status, outcome) = deliver_item(&writ, &snow, items[1].1).await;
+    assert_eq!(status, 201, "{outcome}");
+    writ.wait_for_outbox_drained(Duration::from_secs(10)).await;
+    assert!(snow.tokens_issued() >= 2);
+    assert_eq!(snow.calls_refused(), 0, "never sent an expired token");
+
+    // Revoked by the instance: one refusal, one new token, and the call goes through.
+    let issued = snow.tokens_issued();
+    snow.revoke_tokens();
+    let (status, outcome) = deliver_item(&writ, &snow, items[2].1).await;
+    assert_eq!(status, 201, "{outcome}");
+    assert_eq!(snow.tokens_issued(), issued + 1);
+    assert_eq!(snow.calls_refused(), 1);
+    let (_, list) = writ.get("/v1/requests", &admin).await;
+    assert_eq!(list["requests"].as_array().map(Vec::len), Some(3), "{list}");
+    writ.stop();
+
+    // Wrong client credentials: a clear, retryable refusal and nothing recorded.
+    writ.replace_in_config(fake_servicenow::CLIENT_SECRET, "not-the-client-secret");
+    writ.start().await;
+    snow.put_item(item(
+        "RITM0010034",
+        "eeed229047801200e0ef563dbb9a71f4",
+        "2",
+        ALICE_SYS_ID,
+        &[("variables.entitlement", "pg/read")],
+    ));
+    let (status, error) = deliver_item(&writ, &snow, "eeed229047801200e0ef563dbb9a71f4").await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (503, Some("itsm_unavailable")),
+        "{error}"
+    );
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the token endpoint refused writ's client credentials")),
+        "{error}"
+    );
+    writ.stop();
+    roles.cleanup().await;
+}

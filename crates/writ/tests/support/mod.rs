@@ -329,6 +329,18 @@ impl Writ {
     }
 
     /// Polls a grant until `done` says yes or `timeout` passes; returns the last view.
+    /// Waits until the evidence outbox is empty; the last view of it.
+    pub async fn wait_for_outbox_drained(&self, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (_, outbox) = self.get("/v1/itsm/outbox", &self.admin_token()).await;
+            if outbox["backlog"] == 0 || Instant::now() > deadline {
+                return outbox;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn wait_for_grant(
         &self,
         id: &str,
@@ -363,6 +375,18 @@ fn send_signal(pid: u32, signal: &str) {
 }
 
 /// Milliseconds since the epoch, as webhook senders stamp their deliveries.
+/// Polls `done` every 100 ms until it holds or `timeout` passes; whether it holds.
+pub async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done()
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
