@@ -626,6 +626,53 @@ async fn the_ticket_gets_the_evidence_and_closes_only_after_verified_revocation(
     s.finish().await;
 }
 
+/// Jira's admin webhook fires on writ's own comments and its closing transition. Those
+/// deliveries are about a ticket writ already acted on: each is a duplicate, and none
+/// makes a request, a note or a change.
+#[tokio::test]
+async fn webhooks_jira_sends_about_writs_own_writes_change_nothing() {
+    let s = setup().await;
+    s.jira
+        .register_webhook(&format!("{}/v1/itsm/jira/webhook", s.writ.base()));
+    let alice = s.writ.token("alice");
+    s.jira.put_issue(issue(
+        "OPS-18",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read", "customfield_10052": "3s" }),
+    ));
+    let (status, outcome) = s.deliver_signed("OPS-18", "d-18").await;
+    assert_eq!(status, 201, "{outcome}");
+    let grant_id = outcome["request"]["grant_id"]
+        .as_str()
+        .expect("grant")
+        .to_string();
+    s.writ
+        .wait_for_grant(&grant_id, &alice, Duration::from_secs(15), |g| {
+            g["state"] == "revoked"
+        })
+        .await;
+    // Four comments and the transition: five deliveries back to writ.
+    assert!(
+        eventually(Duration::from_secs(15), || s.jira.webhook_answers().len()
+            == 5)
+        .await,
+        "{:?}",
+        s.jira.webhook_answers()
+    );
+    for (status, answer) in s.jira.webhook_answers() {
+        assert_eq!(
+            (status, answer["action"].as_str()),
+            (200, Some("duplicate")),
+            "{answer}"
+        );
+    }
+    assert_eq!(s.jira.status("OPS-18"), "Done");
+    assert_eq!(s.jira.comments("OPS-18").len(), 4);
+    assert_eq!(s.requests(&alice).await.len(), 1);
+    s.finish().await;
+}
+
 #[tokio::test]
 async fn evidence_waits_out_a_jira_outage_and_arrives_in_order_once() {
     let s = setup().await;

@@ -32,6 +32,11 @@ struct Inner {
     public_comments: BTreeMap<String, Vec<String>>,
     /// The "Done" screen requires `fields.resolution` (as many Jira workflows do).
     resolution_required: bool,
+    /// Where the admin webhook posts `jira:issue_updated`, when it is registered.
+    webhook: Option<String>,
+    /// What writ answered each webhook call: (status, body).
+    webhook_answers: Vec<(u16, Value)>,
+    deliveries: u64,
 }
 
 /// Workflow transitions every issue offers, as `GET .../transitions` lists them.
@@ -117,6 +122,28 @@ impl FakeJira {
         self.lock().failing_writes = status;
     }
 
+    /// Registers the admin webhook of docs/itsm.md at `url`: every update — writ's own
+    /// comments and transitions included — is delivered, signed, once.
+    pub fn register_webhook(&self, url: &str) {
+        self.lock().webhook = Some(url.to_string());
+    }
+
+    /// What writ answered each webhook call, in order.
+    pub fn webhook_answers(&self) -> Vec<(u16, Value)> {
+        self.lock().webhook_answers.clone()
+    }
+
+    /// Delivers `jira:issue_updated` for `key` if the webhook is registered.
+    fn updated(&self, inner: &mut Inner, key: &str) {
+        let Some(url) = inner.webhook.clone() else {
+            return;
+        };
+        inner.deliveries += 1;
+        let delivery = format!("fake-jira-delivery-{}", inner.deliveries);
+        let body = body_about(inner, key, super::now_ms());
+        tokio::spawn(fire_webhook(self.clone(), url, delivery, body));
+    }
+
     pub fn set_failing(&self, status: Option<u16>) {
         self.lock().failing = status;
     }
@@ -175,20 +202,52 @@ impl FakeJira {
 
     /// A `jira:issue_updated` webhook body for `key`, sent at `timestamp_ms`.
     pub fn webhook_body(&self, key: &str, timestamp_ms: i64) -> Vec<u8> {
-        let issue = self
-            .lock()
-            .issues
-            .get(key)
-            .cloned()
-            .unwrap_or_else(|| json!({ "key": key }));
-        serde_json::to_vec(&json!({
-            "timestamp": timestamp_ms, "webhookEvent": "jira:issue_updated", "issue_event_type_name": "issue_generic",
-            "user": { "accountId": "557058:f00", "displayName": "Jira Automation" },
-            "issue": issue,
-            "changelog": { "id": "10500", "items": [{ "field": "status", "fieldtype": "jira", "fieldId": "status", "from": "10005", "fromString": "Open", "to": "10006", "toString": "Approved" }] },
-        }))
-        .unwrap_or_default()
+        body_about(&self.lock(), key, timestamp_ms)
     }
+}
+
+fn body_about(inner: &Inner, key: &str, timestamp_ms: i64) -> Vec<u8> {
+    let issue = inner
+        .issues
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| json!({ "key": key }));
+    serde_json::to_vec(&json!({
+        "timestamp": timestamp_ms, "webhookEvent": "jira:issue_updated", "issue_event_type_name": "issue_generic",
+        "user": { "accountId": "557058:f00", "displayName": "Jira Automation" },
+        "issue": issue,
+        "changelog": { "id": "10500", "items": [{ "field": "status", "fieldtype": "jira", "fieldId": "status", "from": "10005", "fromString": "Open", "to": "10006", "toString": "Approved" }] },
+    }))
+    .unwrap_or_default()
+}
+
+/// One admin-webhook delivery, signed as Jira signs it (`X-Hub-Signature`, hex).
+async fn fire_webhook(fake: FakeJira, url: String, delivery: String, body: Vec<u8>) {
+    use writ_config::ItsmKind;
+    use writ_itsm::webhook::{JIRA_DELIVERY, JIRA_SIGNATURE, sign};
+    let answer = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header(JIRA_DELIVERY, delivery)
+        .header(
+            JIRA_SIGNATURE,
+            sign(ItsmKind::Jira, WEBHOOK_SECRET, &body, 0),
+        )
+        .body(body)
+        .send()
+        .await;
+    let answer = match answer {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            )
+        }
+        Err(error) => (0, Value::String(error.to_string())),
+    };
+    fake.lock().webhook_answers.push(answer);
 }
 
 fn authorised(headers: &HeaderMap) -> bool {
@@ -370,9 +429,10 @@ async fn add_comment(
             .or_default()
             .push(text.clone());
     }
-    let comments = inner.comments.entry(key).or_default();
+    let comments = inner.comments.entry(key.clone()).or_default();
     comments.push(text);
     let id = 10_000 + comments.len();
+    fake.updated(&mut inner, &key);
     (
         StatusCode::CREATED,
         Json(json!({ "id": id.to_string(), "body": body["body"], "jsdPublic": false })),
@@ -464,6 +524,7 @@ async fn do_transition(
                 .push(text);
         }
     }
+    fake.updated(&mut inner, &key);
     (StatusCode::NO_CONTENT, Json(Value::Null))
 }
 
