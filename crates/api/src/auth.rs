@@ -5,7 +5,7 @@ use axum::http::request::Parts;
 use writ_engine::{Caller, EngineError};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, INVALID_TOKEN_CHALLENGE};
 
 /// An authenticated caller. Handlers that take one cannot run without a valid token.
 pub struct Authenticated(pub Caller);
@@ -20,15 +20,21 @@ impl FromRequestParts<AppState> for Authenticated {
             .ok_or_else(|| {
                 EngineError::unauthenticated("missing Authorization: Bearer <token> header")
             })?;
+        // The scheme is case-insensitive (RFC 9110 §11.1).
         let token = header
             .to_str()
             .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|value| value.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or_else(|| {
                 EngineError::unauthenticated("the Authorization header must be \"Bearer <token>\"")
             })?;
-        let caller = state.engine.authenticate(token).await?;
+        let caller = state
+            .engine
+            .authenticate(token)
+            .await
+            .map_err(|e| ApiError::from(e).with_challenge(INVALID_TOKEN_CHALLENGE))?;
         state.limits.check_identity(caller.name.as_str())?;
         Ok(Self(caller))
     }

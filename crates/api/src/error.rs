@@ -12,7 +12,16 @@ pub struct ApiError {
     pub message: String,
     /// Sent as `Retry-After` (429 and 503 answers that know when to come back).
     pub retry_after_seconds: Option<u64>,
+    /// Sent as `WWW-Authenticate` on a 401; `None`: the default challenge for the code.
+    pub challenge: Option<&'static str>,
 }
+
+/// The challenge of a 401 to a call without a token (RFC 6750 §3).
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"writ\"";
+/// The challenge of a 401 to a call whose token was refused.
+pub const INVALID_TOKEN_CHALLENGE: &str = "Bearer realm=\"writ\", error=\"invalid_token\"";
+/// The challenge of a 401 to a webhook delivery: it authenticates by its signature.
+pub const SIGNATURE_CHALLENGE: &str = "Signature realm=\"writ-webhooks\"";
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -21,7 +30,14 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_seconds: None,
+            challenge: None,
         }
+    }
+
+    /// The `WWW-Authenticate` challenge this 401 carries.
+    pub fn with_challenge(mut self, challenge: &'static str) -> Self {
+        self.challenge = Some(challenge);
+        self
     }
 
     pub fn malformed(message: impl Into<String>) -> Self {
@@ -60,6 +76,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 §15.5.2: a 401 names how to authenticate.
+            let challenge = self.challenge.unwrap_or(if self.code == "bad_webhook" {
+                SIGNATURE_CHALLENGE
+            } else {
+                BEARER_CHALLENGE
+            });
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(challenge),
+            );
+        }
         if let Some(seconds) = self.retry_after_seconds {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -57,6 +57,7 @@ pub struct FindingQuery {
     /// `unmanaged`, `lingering` or `missing`.
     #[param(value_type = Option<FindingKind>)]
     pub kind: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -98,7 +99,7 @@ pub async fn list_findings(
         target: params.target,
         kind,
         entitlements: None,
-        limit: params.limit,
+        limit: crate::handlers::checked_limit(params.limit)?,
     };
     let findings = state.engine.visible_findings(&caller, filter).await?;
     Ok(Json(FindingList { findings }))

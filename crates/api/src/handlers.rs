@@ -61,8 +61,11 @@ pub struct CreateRequestBody {
     /// Defaults to the entitlement's maximum; capped by it and by policy. A whole
     /// number, also when written `600.0`.
     #[serde(default, deserialize_with = "crate::json::whole_number")]
+    #[schema(minimum = 1)]
     pub duration_seconds: Option<i64>,
+    /// Why the access is needed: required, at most 4,096 bytes.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 4096)]
     pub justification: String,
     /// The ticket this request is for. In a ticketing system configured in writ it is
     /// read and checked (state, requester, change window) before the decision.
@@ -83,14 +86,18 @@ pub struct TicketRef {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentBody {
+    /// At most 4,096 bytes.
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub comment: String,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeBody {
+    /// At most 4,096 bytes.
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub reason: String,
 }
 
@@ -204,6 +211,17 @@ pub struct AuditQuery {
     limit: Option<i64>,
 }
 
+/// A list's `limit` as given, or 400 outside 1..=1000 (a silent clamp would hide a
+/// client's mistake).
+pub(crate) fn checked_limit(limit: Option<i64>) -> Result<Option<i64>, ApiError> {
+    match limit {
+        Some(n) if !(1..=LIST_LIMIT_MAX).contains(&n) => Err(ApiError::malformed(format!(
+            "limit must be between 1 and {LIST_LIMIT_MAX}, not {n}"
+        ))),
+        other => Ok(other),
+    }
+}
+
 pub(crate) fn query<T>(
     query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
 ) -> Result<T, ApiError> {
@@ -294,7 +312,7 @@ pub async fn collect_credential(
 }
 
 #[utoipa::path(get, path = "/v1/requests", params(("state" = Option<writ_domain::lifecycle::RequestState>, Query), ("requester" = Option<String>, Query),
-    ("subject" = Option<String>, Query), ("approvable_by_me" = Option<bool>, Query), ("limit" = Option<i64>, Query)),
+    ("subject" = Option<String>, Query), ("approvable_by_me" = Option<bool>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000)),
     responses((status = 200, body = RequestList)))]
 pub async fn list_requests(
     State(state): State<AppState>,
@@ -314,7 +332,7 @@ pub async fn list_requests(
         requester: params.requester,
         subject: params.subject,
         involving: None,
-        limit: params.limit,
+        limit: checked_limit(params.limit)?,
     };
     let requests = state
         .engine
@@ -384,7 +402,7 @@ pub async fn reject_request(
 }
 
 #[utoipa::path(get, path = "/v1/grants", params(("subject" = Option<String>, Query), ("state" = Option<writ_domain::lifecycle::GrantState>, Query),
-    ("entitlement" = Option<String>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = GrantList)))]
+    ("entitlement" = Option<String>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000)), responses((status = 200, body = GrantList)))]
 pub async fn list_grants(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -403,7 +421,7 @@ pub async fn list_grants(
         subject: params.subject,
         entitlement: params.entitlement,
         involving: None,
-        limit: params.limit,
+        limit: checked_limit(params.limit)?,
     };
     let mut grants = Vec::new();
     for grant in state.engine.visible_grants(&caller, filter).await? {
@@ -440,7 +458,7 @@ pub async fn revoke_grant(
     Ok(Json(grant_view(&state, grant).await?))
 }
 
-#[utoipa::path(get, path = "/v1/audit", params(("after" = Option<i64>, Query), ("limit" = Option<i64>, Query)),
+#[utoipa::path(get, path = "/v1/audit", params(("after" = Option<i64>, Query, minimum = 0), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000)),
     responses((status = 200, body = EventList)))]
 pub async fn audit(
     State(state): State<AppState>,
@@ -451,7 +469,12 @@ pub async fn audit(
         .engine
         .require_auditor(&caller, "read the audit log")?;
     let params = query(params)?;
-    let limit = params.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
+    let limit = checked_limit(params.limit)?.unwrap_or(100);
+    if params.after.is_some_and(|after| after < 0) {
+        return Err(ApiError::malformed(
+            "after is a ledger sequence number: 0 or more",
+        ));
+    }
     let events = state
         .engine
         .store()

@@ -1,5 +1,6 @@
-//! A JSON body extractor whose failures are writ errors: 400 for malformed JSON or
-//! wrong shapes, 413 for bodies over the limit.
+//! A JSON body extractor whose failures are writ errors: 415 for a body that is not
+//! declared JSON, 400 for malformed JSON, wrong shapes or control characters in text,
+//! 413 for bodies over the limit.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -14,6 +15,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let declared_json = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(is_json_media_type);
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -30,14 +36,82 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     ApiError::malformed(rejection.body_text())
                 }
             })?;
-        let bytes = if bytes.is_empty() {
-            Bytes::from_static(b"{}")
-        } else {
-            bytes
-        };
-        serde_json::from_slice(&bytes)
+        if bytes.is_empty() {
+            // A call that sends nothing (`POST .../cancel`) sends no type either.
+            return serde_json::from_slice(b"{}")
+                .map(JsonBody)
+                .map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")));
+        }
+        if !declared_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "request bodies are JSON: send Content-Type: application/json",
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")))?;
+        refuse_control_characters(&value, &mut Vec::new())?;
+        serde_json::from_value(value)
             .map(JsonBody)
             .map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// `application/json`, with or without parameters, or a `+json` type.
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Text goes to the ledger, to tickets and to SIEM pipelines, many of which reject or
+/// misread control characters (`\u0000`, terminal escapes): only tab and line breaks
+/// are text.
+fn refuse_control_characters(
+    value: &serde_json::Value,
+    path: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    match value {
+        serde_json::Value::String(text) => {
+            if let Some(c) = text
+                .chars()
+                .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            {
+                let field = if path.is_empty() {
+                    "the body".to_string()
+                } else {
+                    format!("`{}`", path.join("."))
+                };
+                return Err(ApiError::malformed(format!(
+                    "{field} contains a control character (U+{:04X}); only tab and line breaks are allowed in text",
+                    u32::from(c)
+                )));
+            }
+            Ok(())
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(i.to_string());
+                refuse_control_characters(item, path)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        serde_json::Value::Object(fields) => {
+            for (name, field) in fields {
+                path.push(name.clone());
+                refuse_control_characters(field, path)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -64,6 +138,34 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn json_media_types() {
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+        ] {
+            assert!(super::is_json_media_type(json), "{json}");
+        }
+        for other in ["text/plain", "application/jsonx", "text/json+xml", ""] {
+            assert!(!super::is_json_media_type(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_found_with_their_path() {
+        let body = serde_json::json!({ "a": [{ "b": "ok\tfine\n" }, { "c": "bad\u{1b}[0m" }] });
+        let error = super::refuse_control_characters(&body, &mut Vec::new())
+            .expect_err("an escape character");
+        assert!(
+            error.message.contains("`a.1.c`") && error.message.contains("U+001B"),
+            "{}",
+            error.message
+        );
+        let fine = serde_json::json!({ "text": "line one\r\nline two\tend", "n": 3 });
+        assert!(super::refuse_control_characters(&fine, &mut Vec::new()).is_ok());
+    }
+
     #[derive(serde::Deserialize, Debug, PartialEq)]
     struct Body {
         #[serde(default, deserialize_with = "super::whole_number")]

@@ -25,6 +25,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use writ_engine::Engine;
@@ -52,6 +53,18 @@ async fn overloaded(_: tower::BoxError) -> error::ApiError {
     );
     error.retry_after_seconds = Some(1);
     error
+}
+
+/// `server.metrics_listen`'s surface: `/metrics` without a token, nothing else.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_route::metrics_unauthenticated))
+        .fallback(handlers::not_found)
+        .layer(SetResponseHeaderLayer::overriding(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        ))
+        .with_state(state)
 }
 
 /// The whole HTTP surface.
@@ -90,6 +103,12 @@ pub fn router(state: AppState) -> Router {
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))
+        // Answers carry tokens, credentials and who-has-what: no cache (a browser's or a
+        // proxy's) keeps any of them.
+        .layer(SetResponseHeaderLayer::overriding(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        ))
         // A request that takes too long, reading its body included, ends with 408; the
         // concurrency limit, added after and so outside it, refuses one more than it
         // allows at once (503) instead of queueing it.

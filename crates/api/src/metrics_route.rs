@@ -19,8 +19,9 @@ const LAG_BUCKETS_SECONDS: &[f64] = &[
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
 ];
 
-/// Installs the process-wide metrics recorder once and returns its handle.
-pub fn install_metrics_recorder() -> PrometheusHandle {
+/// Installs the process-wide metrics recorder once and returns its handle; every
+/// metric is described, and its counters are at zero, from then on.
+pub fn install_metrics_recorder(config: &writ_config::Config) -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
@@ -35,15 +36,29 @@ pub fn install_metrics_recorder() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; then ours still renders its own.
             let _ = metrics::set_global_recorder(recorder);
+            metrics_names::describe_all(config);
             handle
         })
         .clone()
 }
 
+/// `GET /metrics` on the API's listener: any identity's token.
 pub async fn metrics(
     State(state): State<AppState>,
     Authenticated(_caller): Authenticated,
 ) -> Result<impl IntoResponse, ApiError> {
+    render(&state).await
+}
+
+/// `GET /metrics` on `server.metrics_listen`: no token (the address is for a scraper on
+/// a private network; nothing else is served there).
+pub async fn metrics_unauthenticated(
+    State(state): State<AppState>,
+) -> Result<impl IntoResponse, ApiError> {
+    render(&state).await
+}
+
+async fn render(state: &AppState) -> Result<impl IntoResponse + use<>, ApiError> {
     let store = state.engine.store();
     let counts = store
         .grant_counts()
@@ -92,8 +107,8 @@ pub async fn metrics(
         .map_err(writ_engine::EngineError::from)?;
     metrics::gauge!(metrics_names::ESCALATED_REVOCATIONS).set(escalated as f64);
     let (writes, commits) = store.commit_counts();
-    metrics::gauge!(metrics_names::WRITE_TRANSACTIONS).set(writes as f64);
-    metrics::gauge!(metrics_names::DATABASE_COMMITS).set(commits as f64);
+    metrics::counter!(metrics_names::WRITE_TRANSACTIONS).absolute(writes);
+    metrics::counter!(metrics_names::DATABASE_COMMITS).absolute(commits);
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

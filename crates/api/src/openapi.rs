@@ -33,7 +33,7 @@ use crate::handlers;
         crate::tokens::revoke_token,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&BearerAuth, &ErrorResponses),
+    modifiers(&BearerAuth, &ErrorResponses, &TextWithoutControls),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -59,7 +59,7 @@ fn status_description(status: &str) -> &'static str {
         "200" => "OK",
         "201" => "Created",
         "400" => {
-            "malformed_request: bad JSON, wrong types, unknown fields, a bad query or id; or ambiguous_id"
+            "malformed_request: bad JSON, wrong types, unknown fields, control characters in text, a bad query (limit outside 1..1000) or id; or ambiguous_id"
         }
         "401" => {
             "unauthenticated: a missing, unknown, revoked or expired token (webhooks: unsigned, forged or stale)"
@@ -68,7 +68,8 @@ fn status_description(status: &str) -> &'static str {
         "404" => "not_found: no such record, or not one the caller may read",
         "408" => "the request was not received and answered within server.request_timeout",
         "409" => "the record is not in a state that allows this (the code says which)",
-        "413" => "body_too_large: over 1 MiB",
+        "413" => "body_too_large: over 64 KiB (webhooks: 1 MiB)",
+        "415" => "unsupported_media_type: a body that is not sent as application/json",
         "422" => "the request is well-formed but cannot be honoured (the code says why)",
         "429" => "rate_limited: too many requests from this identity or address; see Retry-After",
         "503" => {
@@ -125,7 +126,7 @@ impl utoipa::Modify for ErrorResponses {
                     statuses.push("404");
                 }
                 if is_post {
-                    statuses.extend(["409", "413", "422"]);
+                    statuses.extend(["409", "413", "415", "422"]);
                 }
                 // Each `{segment}` of the path is a required path parameter.
                 let parameters = operation.parameters.get_or_insert_with(Vec::new);
@@ -178,6 +179,80 @@ impl utoipa::Modify for ErrorResponses {
                             ),
                         );
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Text in request bodies holds no control characters but tab and line breaks
+/// (`JsonBody` refuses them with 400): every string property of a request body's
+/// schema, and of the schemas it refers to, says so with a pattern.
+struct TextWithoutControls;
+
+/// Any characters but the C0 and C1 controls other than tab, line feed and carriage return.
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+
+impl utoipa::Modify for TextWithoutControls {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{Schema, SchemaType, Type};
+        let schema_name = |reference: &str| {
+            reference
+                .strip_prefix("#/components/schemas/")
+                .map(str::to_string)
+        };
+        let mut pending: Vec<String> = openapi
+            .paths
+            .paths
+            .values()
+            .flat_map(|item| [item.post.as_ref(), item.get.as_ref()])
+            .flatten()
+            .filter_map(|operation| match operation.request_body.as_ref() {
+                Some(RefOr::T(body)) => Some(body),
+                _ => None,
+            })
+            .flat_map(|body| body.content.values())
+            .filter_map(|content| match content {
+                RefOr::T(content) => match &content.schema {
+                    Some(RefOr::Ref(reference)) => schema_name(&reference.ref_location),
+                    _ => None,
+                },
+                RefOr::Ref(_) => None,
+            })
+            .collect();
+        let mut done = std::collections::BTreeSet::new();
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        while let Some(name) = pending.pop() {
+            if !done.insert(name.clone()) {
+                continue;
+            }
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&name) else {
+                continue;
+            };
+            for property in object.properties.values_mut() {
+                match property {
+                    RefOr::Ref(reference) => pending.extend(schema_name(&reference.ref_location)),
+                    RefOr::T(Schema::OneOf(one_of)) => {
+                        for item in &one_of.items {
+                            if let RefOr::Ref(reference) = item {
+                                pending.extend(schema_name(&reference.ref_location));
+                            }
+                        }
+                    }
+                    RefOr::T(Schema::Object(field)) => {
+                        let text = match &field.schema_type {
+                            SchemaType::Type(kind) => *kind == Type::String,
+                            SchemaType::Array(kinds) => kinds.contains(&Type::String),
+                            SchemaType::AnyValue => false,
+                        };
+                        if text && field.pattern.is_none() {
+                            field.pattern = Some(TEXT_PATTERN.to_string());
+                        }
+                    }
+                    RefOr::T(_) => {}
                 }
             }
         }

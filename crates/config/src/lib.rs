@@ -45,6 +45,8 @@ pub struct Config {
     /// The file this was read from.
     pub path: PathBuf,
     pub listen: SocketAddr,
+    /// Serves only `/metrics`, without a token (for a scraper on a private network).
+    pub metrics_listen: Option<SocketAddr>,
     /// What one client may ask of the HTTP server (docs/configuration.md).
     pub http: HttpLimits,
     /// A sqlx database URL; SQLite paths are already resolved against the config folder.

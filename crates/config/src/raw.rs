@@ -69,6 +69,8 @@ pub struct RawAccess {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<EnvString>,
+    /// A second address serving only `/metrics`, without a token.
+    pub metrics_listen: Option<EnvString>,
     pub header_read_timeout: Option<EnvString>,
     pub request_timeout: Option<EnvString>,
     pub concurrency_limit: Option<u32>,

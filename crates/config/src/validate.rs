@@ -107,6 +107,26 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         )
     })?;
 
+    let metrics_listen = raw
+        .server
+        .metrics_listen
+        .as_ref()
+        .map(|text| {
+            text.0.parse::<SocketAddr>().map_err(|_| {
+                check.invalid(
+                    "server.metrics_listen",
+                    format!("{:?} is not an address like \"127.0.0.1:9464\"", text.0),
+                )
+            })
+        })
+        .transpose()?;
+    if metrics_listen == Some(listen) {
+        return Err(check.invalid(
+            "server.metrics_listen",
+            "must differ from server.listen (it serves /metrics without a token)",
+        ));
+    }
+
     let http = http_limits(&check, &raw.server)?;
     let keys = crate::keys::validate_keys(&check, raw.keys)?;
     let access = crate::keys::validate_access(raw.access);
@@ -351,6 +371,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         path: path.to_path_buf(),
         listen,
+        metrics_listen,
         http,
         storage_url,
         policy_dir,
@@ -917,6 +938,20 @@ owner = "alice"
                 "already defined",
             ),
             (GOOD.replace("127.0.0.1:7171", "localhost"), "server.listen"),
+            (
+                GOOD.replace(
+                    "listen = \"127.0.0.1:7171\"",
+                    "listen = \"127.0.0.1:7171\"\nmetrics_listen = \"127.0.0.1:7171\"",
+                ),
+                "server.metrics_listen: must differ from server.listen",
+            ),
+            (
+                GOOD.replace(
+                    "listen = \"127.0.0.1:7171\"",
+                    "listen = \"127.0.0.1:7171\"\nmetrics_listen = \"9464\"",
+                ),
+                "server.metrics_listen: \"9464\" is not an address",
+            ),
             (
                 GOOD.replace(
                     "postgres://postgres@127.0.0.1:5432/test",

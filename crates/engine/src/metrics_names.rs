@@ -1,4 +1,10 @@
-//! Metric names, in one place so the API's `/metrics` and the docs agree.
+//! Metric names, in one place so the API's `/metrics` and the docs agree, and the
+//! catalogue that gives each its help text and its known label values at zero from
+//! start-up (an alert on a counter sees 0, not "no data", before the first event).
+
+use writ_config::Config;
+use writ_domain::lifecycle::RequestState;
+use writ_domain::{DriftAction, FindingKind};
 
 pub const REQUESTS: &str = "writ_requests_total";
 pub const POLICY_ERRORS: &str = "writ_policy_evaluation_errors_total";
@@ -9,8 +15,8 @@ pub const GRANTS: &str = "writ_grants";
 pub const FAILED_REVOCATIONS: &str = "writ_failed_revocations";
 /// Write transactions committed since start, and the database commits that carried
 /// them (fewer when group commit batched them).
-pub const WRITE_TRANSACTIONS: &str = "writ_write_transactions";
-pub const DATABASE_COMMITS: &str = "writ_database_commits";
+pub const WRITE_TRANSACTIONS: &str = "writ_write_transactions_total";
+pub const DATABASE_COMMITS: &str = "writ_database_commits_total";
 /// Evidence notes delivered to ticketing systems, by action (note, close).
 pub const EVIDENCE_DELIVERED: &str = "writ_evidence_delivered_total";
 /// Failed attempts to deliver evidence (each is retried), by `itsm` and `reason`
@@ -40,3 +46,160 @@ pub const JOBLESS_GRANTS: &str = "writ_jobless_grants_total";
 pub const WEBHOOKS_REJECTED: &str = "writ_webhooks_rejected_total";
 /// Periodic ledger checkpoints that could not be taken (file or database).
 pub const CHECKPOINT_FAILURES: &str = "writ_checkpoint_failures_total";
+
+/// The supervised background tasks, as `writ_task_panics_total{task}` names them.
+pub const TASK_NAMES: &[&str] = &[
+    crate::scheduler::TASK_NAME,
+    crate::evidence::COURIER_TASK_NAME,
+    RECONCILER_TASK_NAME,
+    crate::checkpoint::CHECKPOINT_TASK_NAME,
+    crate::polling::POLLER_TASK_NAME,
+];
+pub const RECONCILER_TASK_NAME: &str = "reconciler";
+
+/// Why a delivery of evidence failed: `ItsmError::kind`, or the system is gone from the
+/// configuration.
+const EVIDENCE_FAILURE_REASONS: &[&str] = &[
+    "not_found",
+    "unreachable",
+    "refused",
+    "rate_limited",
+    "malformed",
+    "bad_key",
+    "write_ignored",
+    "not_configured",
+];
+
+/// Gives every metric its `# HELP` and puts every counter, with each label value known
+/// from the code and `config`, at zero. Call once, after the recorder is installed.
+pub fn describe_all(config: &Config) {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        REQUESTS,
+        "Access requests made, by the outcome they had when made."
+    );
+    describe_counter!(
+        POLICY_ERRORS,
+        "Cedar policy evaluation errors (the policy was treated as not satisfied), by action."
+    );
+    describe_histogram!(
+        REVOCATION_LAG,
+        metrics::Unit::Seconds,
+        "Seconds from a grant's scheduled end to its verified revocation."
+    );
+    describe_counter!(
+        REVOCATION_FAILURES,
+        "Failed revocation attempts (each is retried)."
+    );
+    describe_counter!(
+        GRANT_APPLY_FAILURES,
+        "Failed attempts to apply a grant on its target."
+    );
+    describe_gauge!(GRANTS, "Grants by state.");
+    describe_gauge!(
+        FAILED_REVOCATIONS,
+        "Grants whose revocation failed for good."
+    );
+    describe_counter!(
+        WRITE_TRANSACTIONS,
+        "Write transactions committed since start."
+    );
+    describe_counter!(
+        DATABASE_COMMITS,
+        "Database commits that carried the write transactions (fewer when group commit batched them)."
+    );
+    describe_counter!(
+        EVIDENCE_DELIVERED,
+        "Evidence delivered to ticketing systems, by action (note, close)."
+    );
+    describe_counter!(
+        EVIDENCE_FAILURES,
+        "Failed attempts to deliver evidence to a ticketing system (each is retried), by itsm and reason."
+    );
+    describe_gauge!(OUTBOX_BACKLOG, "Evidence waiting for delivery.");
+    describe_counter!(NOTIFICATIONS_SENT, "CloudEvents delivered, by sink.");
+    describe_counter!(
+        NOTIFICATION_FAILURES,
+        "Failed attempts to deliver a CloudEvent (each is retried), by sink."
+    );
+    describe_counter!(
+        FINDINGS_OPENED,
+        "Findings opened by reconciliation, by kind."
+    );
+    describe_gauge!(FINDINGS, "Reconciliation findings by kind and state.");
+    describe_counter!(
+        FINDING_ACTION_FAILURES,
+        "Failed attempts to revoke or reapply drifted access (retried next pass), by action."
+    );
+    describe_counter!(
+        REVOCATIONS_ESCALATED,
+        "Revocations escalated because they kept failing."
+    );
+    describe_gauge!(
+        ESCALATED_REVOCATIONS,
+        "Escalated revocations still failing."
+    );
+    describe_counter!(
+        TASK_PANICS,
+        "Panics of supervised background tasks (each restarted), by task."
+    );
+    describe_counter!(
+        JOBLESS_GRANTS,
+        "Expired grants found without a revocation job and given one (should stay 0)."
+    );
+    describe_counter!(
+        WEBHOOKS_REJECTED,
+        "Webhook deliveries rejected (unsigned, forged, stale), by itsm."
+    );
+    describe_counter!(
+        CHECKPOINT_FAILURES,
+        "Periodic ledger checkpoints that could not be taken."
+    );
+
+    // Registered, so that it is exported with no observation yet.
+    let _ = metrics::histogram!(REVOCATION_LAG);
+    for name in [
+        REVOCATION_FAILURES,
+        GRANT_APPLY_FAILURES,
+        REVOCATIONS_ESCALATED,
+        JOBLESS_GRANTS,
+        CHECKPOINT_FAILURES,
+        WRITE_TRANSACTIONS,
+        DATABASE_COMMITS,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for outcome in [
+        RequestState::Denied,
+        RequestState::PendingApproval,
+        RequestState::Approved,
+    ] {
+        metrics::counter!(REQUESTS, "outcome" => outcome.as_str()).increment(0);
+    }
+    for action in ["request", "approve", "revoke"] {
+        metrics::counter!(POLICY_ERRORS, "action" => action).increment(0);
+    }
+    for action in ["note", "close"] {
+        metrics::counter!(EVIDENCE_DELIVERED, "action" => action).increment(0);
+    }
+    for itsm in config.itsms.keys() {
+        metrics::counter!(WEBHOOKS_REJECTED, "itsm" => itsm.clone()).increment(0);
+        for reason in EVIDENCE_FAILURE_REASONS {
+            metrics::counter!(EVIDENCE_FAILURES, "itsm" => itsm.clone(), "reason" => *reason)
+                .increment(0);
+        }
+    }
+    for sink in config.notify.keys() {
+        metrics::counter!(NOTIFICATIONS_SENT, "sink" => sink.clone()).increment(0);
+        metrics::counter!(NOTIFICATION_FAILURES, "sink" => sink.clone()).increment(0);
+    }
+    for kind in FindingKind::ALL {
+        metrics::counter!(FINDINGS_OPENED, "kind" => kind.as_str()).increment(0);
+    }
+    for action in [DriftAction::Revoke, DriftAction::Reapply] {
+        metrics::counter!(FINDING_ACTION_FAILURES, "action" => action.as_str()).increment(0);
+    }
+    for task in TASK_NAMES {
+        metrics::counter!(TASK_PANICS, "task" => *task).increment(0);
+    }
+}

@@ -213,7 +213,7 @@ async fn main() {
         .text()
         .await
         .unwrap_or_default();
-    let gauge = |name: &str| {
+    let sample = |name: &str| {
         metrics
             .lines()
             .find_map(|l| {
@@ -223,8 +223,8 @@ async fn main() {
             .unwrap_or(0.0)
     };
     let (writes, commits) = (
-        gauge("writ_write_transactions "),
-        gauge("writ_database_commits "),
+        sample("writ_write_transactions_total "),
+        sample("writ_database_commits_total "),
     );
     let _ = server.kill();
     let _ = server.wait();

@@ -71,6 +71,18 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
                 config.listen
             ))
         })?;
+    let metrics_listener = match config.metrics_listen {
+        None => None,
+        Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(|e| {
+            Failure::failed(format!(
+                "{}: server.metrics_listen: cannot listen on {address}: {e}",
+                config.path.display()
+            ))
+        })?),
+    };
+    if let Some(address) = config.metrics_listen {
+        tracing::info!("metrics (no token) on http://{address}/metrics");
+    }
     tracing::info!(
         policies = policy.policy_count(),
         policy_hash = policy.policy_hash(),
@@ -101,7 +113,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     );
     let state = writ_api::AppState {
         engine: engine.clone(),
-        metrics: writ_api::install_metrics_recorder(),
+        metrics: writ_api::install_metrics_recorder(engine.config()),
         limits: Arc::new(writ_api::limits::RateLimits::new(&engine.config().http)),
         verifying: Arc::new(tokio::sync::Semaphore::new(1)),
     };
@@ -130,7 +142,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let reconciler = {
         let (engine, stopped) = (engine.clone(), stopped.clone());
         supervised(
-            "reconciler",
+            writ_engine::metrics_names::RECONCILER_TASK_NAME,
             None,
             Box::new(move || Box::pin(Reconciler::new(engine.clone()).run(stopped.clone()))),
         )
@@ -171,6 +183,17 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let header_read_timeout = std::time::Duration::from_secs(
         u64::try_from(engine.config().http.header_read_timeout_seconds).unwrap_or(10),
     );
+    let metrics_server = metrics_listener.map(|listener| {
+        let (router, mut stopped) = (writ_api::metrics_router(state.clone()), stopped.clone());
+        tokio::spawn(crate::http_server::serve(
+            listener,
+            router,
+            header_read_timeout,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ))
+    });
     crate::http_server::serve(
         listener,
         writ_api::router(state),
@@ -189,6 +212,9 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let _ = reconciler.await;
     let _ = checkpointer.await;
     let _ = poller.await;
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
     store.close().await;
     tracing::info!("writ stopped");
     if let Some(reason) = died.borrow().clone() {

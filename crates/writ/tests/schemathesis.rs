@@ -108,3 +108,48 @@ async fn the_api_answers_as_its_openapi_document_says() {
     assert!(output.status.success(), "{report}\n\nserver log:\n{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// `openapi-spec-validator` (PyPI), next to schemathesis in `.ci/run`'s venv
+/// (`WRIT_OPENAPI_SPEC_VALIDATOR`); elsewhere if it is on the PATH.
+fn spec_validator() -> Option<String> {
+    if let Ok(path) = std::env::var("WRIT_OPENAPI_SPEC_VALIDATOR") {
+        return Some(path);
+    }
+    Command::new("openapi-spec-validator")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| "openapi-spec-validator".to_string())
+}
+
+#[tokio::test]
+async fn the_openapi_document_passes_openapi_spec_validator() {
+    let Some(validator) = spec_validator() else {
+        eprintln!(
+            "openapi-spec-validator: not installed, skipped (`pip install openapi-spec-validator==0.9.0`, or run .ci/run)"
+        );
+        return;
+    };
+    let mut writ = Writ::new(CONFIG, &[("policy.cedar", POLICY)]);
+    writ.start().await;
+    let (status, document) = writ.get("/openapi.json", &writ.token("alice")).await;
+    writ.stop();
+    assert_eq!(status, 200, "{document}");
+    let file = writ.path("openapi.json");
+    std::fs::write(&file, document.to_string()).expect("write the document");
+    let output = Command::new(validator)
+        .args(["--validation-errors", "all"])
+        .arg(&file)
+        .output()
+        .expect("run openapi-spec-validator");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && report.contains(": OK"),
+        "{report}"
+    );
+}

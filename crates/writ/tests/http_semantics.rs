@@ -1,0 +1,230 @@
+//! HTTP as clients and proxies expect it (RFC 9110, RFC 6750): challenges on 401, the
+//! auth scheme case-insensitive, nothing authenticated cached, 415 for bodies that are
+//! not JSON, 405 with `Allow`, control characters and out-of-range limits refused.
+
+mod support;
+
+use reqwest::Method;
+use serde_json::json;
+use support::Writ;
+
+const CONFIG: &str = r#"
+[storage]
+url = "sqlite://writ.db"
+
+[[target]]
+name = "t"
+kind = "noop"
+
+[[entitlement]]
+id = "t/read"
+target = "t"
+role = "read"
+sensitivity = "low"
+max_duration = "1h"
+
+[[user]]
+name = "alice"
+"#;
+
+const POLICY: &str = r#"permit (principal, action == Action::"request", resource);"#;
+
+async fn started() -> Writ {
+    let mut writ = Writ::new(CONFIG, &[("p.cedar", POLICY)]);
+    writ.start().await;
+    writ
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_401_says_how_to_authenticate_and_the_scheme_is_case_insensitive() {
+    let mut writ = started().await;
+    let url = format!("{}/v1/grants", writ.base());
+    let missing = writ.http.get(&url).send().await.expect("call");
+    assert_eq!(missing.status(), 401);
+    assert_eq!(
+        header(&missing, "www-authenticate"),
+        "Bearer realm=\"writ\""
+    );
+
+    let forged = writ
+        .http
+        .get(&url)
+        .header("authorization", "Bearer writ_not-a-real-token")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(forged.status(), 401);
+    assert_eq!(
+        header(&forged, "www-authenticate"),
+        "Bearer realm=\"writ\", error=\"invalid_token\""
+    );
+
+    let token = writ.token("alice");
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let answer = writ
+            .http
+            .get(&url)
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .expect("call");
+        assert_eq!(answer.status(), 200, "{scheme}");
+    }
+    let basic = writ
+        .http
+        .get(&url)
+        .header("authorization", format!("Basic {token}"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(basic.status(), 401);
+    writ.stop();
+}
+
+#[tokio::test]
+async fn authenticated_answers_and_errors_are_never_cached() {
+    let mut writ = started().await;
+    let token = writ.token("alice");
+    for path in ["/v1/grants", "/v1/entitlements", "/v1/nowhere"] {
+        let answer = writ
+            .http
+            .get(format!("{}{path}", writ.base()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("call");
+        assert_eq!(header(&answer, "cache-control"), "no-store", "{path}");
+    }
+    writ.stop();
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_refused_with_415_and_changes_nothing() {
+    let mut writ = started().await;
+    let token = writ.token("alice");
+    let body = json!({ "entitlement": "t/read", "justification": "reading the logs" }).to_string();
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut call = writ
+            .http
+            .post(format!("{}/v1/requests", writ.base()))
+            .bearer_auth(&token)
+            .body(body.clone());
+        if let Some(content_type) = content_type {
+            call = call.header("content-type", content_type);
+        }
+        let answer = call.send().await.expect("call");
+        assert_eq!(answer.status(), 415, "{content_type:?}");
+        let error: serde_json::Value = answer.json().await.unwrap_or_default();
+        assert_eq!(error["error"]["code"], "unsupported_media_type", "{error}");
+    }
+    let (_, list) = writ.get("/v1/requests", &token).await;
+    assert_eq!(list["requests"].as_array().map(Vec::len), Some(0), "{list}");
+    // JSON with parameters is JSON.
+    let answer = writ
+        .http
+        .post(format!("{}/v1/requests", writ.base()))
+        .bearer_auth(&token)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(answer.status(), 201);
+    writ.stop();
+}
+
+#[tokio::test]
+async fn a_405_lists_the_methods_the_endpoint_takes() {
+    let mut writ = started().await;
+    let token = writ.token("alice");
+    let answer = writ
+        .http
+        .delete(format!("{}/v1/requests", writ.base()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(answer.status(), 405);
+    let allow = header(&answer, "allow");
+    assert!(
+        allow.contains("GET") && allow.contains("POST"),
+        "Allow: {allow:?}"
+    );
+    let error: serde_json::Value = answer.json().await.unwrap_or_default();
+    assert_eq!(error["error"]["code"], "method_not_allowed", "{error}");
+    writ.stop();
+}
+
+#[tokio::test]
+async fn control_characters_in_text_are_refused() {
+    let mut writ = started().await;
+    let token = writ.token("alice");
+    for justification in [
+        "reading\u{0}the logs",
+        "reading\u{1b}[31mthe logs",
+        "line\u{7f}",
+    ] {
+        let (status, error) = writ
+            .post(
+                "/v1/requests",
+                &token,
+                json!({ "entitlement": "t/read", "justification": justification }),
+            )
+            .await;
+        assert_eq!(status, 400, "{justification:?}: {error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("justification") && m.contains("control character")),
+            "{error}"
+        );
+    }
+    // Tabs and newlines are text.
+    let (status, created) = writ
+        .post(
+            "/v1/requests",
+            &token,
+            json!({ "entitlement": "t/read", "justification": "reading the logs:\n\tincident 42" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    writ.stop();
+}
+
+#[tokio::test]
+async fn a_limit_out_of_range_is_a_400() {
+    let mut writ = started().await;
+    let token = writ.admin_token();
+    for path in [
+        "/v1/requests?limit=0",
+        "/v1/grants?limit=-5",
+        "/v1/audit?limit=0",
+        "/v1/findings?limit=1001",
+        "/v1/audit?after=-1",
+    ] {
+        let (status, error) = writ.call(Method::GET, path, Some(&token), None).await;
+        assert_eq!(status, 400, "{path}: {error}");
+        assert_eq!(
+            error["error"]["code"], "malformed_request",
+            "{path}: {error}"
+        );
+    }
+    let (status, _) = writ
+        .call(Method::GET, "/v1/requests?limit=1000", Some(&token), None)
+        .await;
+    assert_eq!(status, 200);
+    writ.stop();
+}
