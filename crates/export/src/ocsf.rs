@@ -176,14 +176,31 @@ fn subject_of(event: &Event) -> (Value, Option<String>, String) {
         return (entity, None, message);
     }
     if let Some(itsm) = data.get("itsm") {
-        let delivery = text(&data["delivery"]).to_string();
-        let message = format!(
-            "{}: {} delivery {delivery}: {}",
+        let (itsm, delivery) = (text(itsm), text(&data["delivery"]));
+        let claimed = if delivery.is_empty() {
+            "a delivery naming no id".to_string()
+        } else {
+            format!("delivery {delivery}")
+        };
+        let mut message = format!(
+            "{}: writ refused {claimed} to its {itsm} webhook: {}",
             event.kind,
-            text(itsm),
             text(&data["reason"])
         );
-        let entity = json!({ "uid": delivery, "type": "writ.webhook_delivery", "name": format!("{} webhook", text(itsm)) });
+        if let Some(rejected) = data["rejected"].as_i64().filter(|n| *n > 1) {
+            message.push_str(&format!(
+                " ({rejected} rejected since {})",
+                text(&data["since"])
+            ));
+        }
+        let mut entity = json!({
+            "type": "writ.webhook_delivery",
+            "name": format!("{itsm} webhook delivery"),
+            "data": { "itsm": itsm, "reason": data["reason"], "rejected": data["rejected"] },
+        });
+        if !delivery.is_empty() {
+            entity["uid"] = json!(delivery);
+        }
         return (entity, None, message);
     }
     let id = text(&data["token_id"]).to_string();
@@ -205,13 +222,28 @@ fn policy_of(data: &Value) -> Option<Value> {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    Some(json!({
-        "uid": ids.join(","),
+    let mut policy = json!({
         "name": if ids.is_empty() { "default deny".to_string() } else { ids.join(", ") },
-        "version": text(&decision["policy_hash"]),
         "is_applied": true,
-        "desc": decision["reasons"].as_array().map(|reasons| reasons.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")).unwrap_or_default(),
-    }))
+    });
+    // What is not known is left out, never sent empty.
+    if !ids.is_empty() {
+        policy["uid"] = json!(ids.join(","));
+    }
+    if let Some(hash) = decision["policy_hash"].as_str().filter(|h| !h.is_empty()) {
+        policy["version"] = json!(hash);
+    }
+    let reasons: Vec<&str> = decision["reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|r| !r.is_empty())
+        .collect();
+    if !reasons.is_empty() {
+        policy["desc"] = json!(reasons.join("; "));
+    }
+    Some(policy)
 }
 
 /// One ledger event as an OCSF 1.8.0 event. `product_version` is writ's version.
@@ -245,13 +277,26 @@ pub fn to_ocsf(event: &Event, product_version: &str) -> Value {
     );
     put("status_id", json!(if failed { 2 } else { 1 }));
     put("status", json!(if failed { "Failure" } else { "Success" }));
-    if failed {
-        let detail = event.data.get("error").or_else(|| event.data.get("reason"));
-        put("status_detail", json!(detail.map(text).unwrap_or_default()));
+    if failed
+        && let Some(detail) = event
+            .data
+            .get("error")
+            .or_else(|| event.data.get("reason"))
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())
+    {
+        put("status_detail", json!(detail));
     }
     put("message", json!(message));
+    // The profiles whose attributes the event carries: a validator rejects the
+    // attributes of an undeclared profile.
+    let mut profiles = vec!["datetime"];
+    if control.is_some() {
+        profiles.push("security_control");
+    }
     let mut metadata = json!({
         "version": OCSF_VERSION,
+        "profiles": profiles,
         "uid": event.hash,
         "sequence": event.seq,
         "log_name": "writ-ledger",
@@ -270,8 +315,8 @@ pub fn to_ocsf(event: &Event, product_version: &str) -> Value {
         put("user", subject);
         put("privileges", json!([text(&grant["entitlement"])]));
         put(
-            "resource",
-            json!({ "uid": text(&grant["entitlement"]), "type": "writ.entitlement" }),
+            "resources",
+            json!([{ "uid": text(&grant["entitlement"]), "name": text(&grant["entitlement"]), "type": "writ.entitlement" }]),
         );
     } else {
         let comment = event.data["request"]["close_comment"]
@@ -383,6 +428,15 @@ mod tests {
         assert_eq!(ocsf["user"]["account"]["name"], "bob_db");
         assert_eq!(ocsf["privileges"], json!(["pg/read"]));
         assert_eq!(
+            ocsf["resources"][0]["uid"], "pg/read",
+            "resources, not the deprecated resource"
+        );
+        assert!(ocsf.get("resource").is_none());
+        assert_eq!(
+            ocsf["metadata"]["profiles"],
+            json!(["datetime", "security_control"])
+        );
+        assert_eq!(
             ocsf["actor"]["user"]["type_id"], 3,
             "writ itself is a system actor"
         );
@@ -439,6 +493,36 @@ mod tests {
             ),
             (Some(300411), Some(25))
         );
+    }
+
+    #[test]
+    fn nothing_unknown_is_sent_empty() {
+        let mut data = request("deny", "denied");
+        data["request"]["decision"]["policies"] = json!([]);
+        data["request"]["decision"]["reasons"] = json!([]);
+        let ocsf = to_ocsf(&event("request.created", "alice", data), "0.1.0");
+        assert_eq!(
+            ocsf["policy"],
+            json!({ "name": "default deny", "is_applied": true, "version": "ph" })
+        );
+
+        let rejected = to_ocsf(
+            &event(
+                "itsm.webhook_rejected",
+                "writ:itsm",
+                json!({ "itsm": "jira", "delivery": "", "reason": "bad signature", "rejected": 3, "since": "2026-12-01T10:00:00Z" }),
+            ),
+            "0.1.0",
+        );
+        assert!(rejected["entity"].get("uid").is_none(), "{rejected}");
+        assert_eq!(rejected["entity"]["name"], "jira webhook delivery");
+        assert_eq!(
+            rejected["message"],
+            "itsm.webhook_rejected: writ refused a delivery naming no id to its jira webhook: bad signature (3 rejected since 2026-12-01T10:00:00Z)"
+        );
+        assert_eq!(rejected["status_detail"], "bad signature");
+        let token = to_ocsf(&event("token.issued", "writ:cli", json!({})), "0.1.0");
+        assert_eq!(token["metadata"]["profiles"], json!(["datetime"]));
     }
 
     #[test]

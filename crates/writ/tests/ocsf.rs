@@ -1,0 +1,212 @@
+//! A realistic ledger exported as OCSF passes a strict SIEM's checks: every event
+//! validates against the official OCSF 1.8.0 JSON schema of its class with the profiles
+//! it declares, and its ids, captions and `type_uid` agree with the schema
+//! (`tests/ocsf_check.py`, with `ocsf-json-schema` and `jsonschema` from PyPI).
+//!
+//! `.ci/run` installs them (pinned) and sets `WRIT_OCSF_PYTHON` to a Python that has
+//! them; elsewhere the test runs if `python3` has them and says it skipped otherwise.
+
+mod support;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+use support::Writ;
+
+const CONFIG: &str = r#"
+[storage]
+url = "sqlite://writ.db"
+
+[[target]]
+name = "t"
+kind = "noop"
+
+[[entitlement]]
+id = "t/read"
+target = "t"
+role = "read"
+sensitivity = "low"
+max_duration = "1h"
+
+[[entitlement]]
+id = "t/admin"
+target = "t"
+role = "admin"
+sensitivity = "high"
+max_duration = "1h"
+
+[[entitlement]]
+id = "t/root"
+target = "t"
+role = "root"
+sensitivity = "critical"
+max_duration = "1h"
+
+[[itsm]]
+name = "jira"
+kind = "jira"
+url = "http://127.0.0.1:9"
+user = "writ@acme.example"
+password = "api-token"
+webhook_secret = "a-webhook-secret-of-some-length"
+request_states = ["Approved"]
+poll_every = "off"
+fields = { entitlement = "customfield_10050" }
+
+[[user]]
+name = "alice"
+groups = ["engineers"]
+
+[[user]]
+name = "bob"
+groups = ["leads"]
+"#;
+
+const POLICY: &str = r#"
+@id("read-auto") permit (principal, action == Action::"request", resource) when { resource.sensitivity == "low" };
+@id("admin-approved") @approvals("1") permit (principal in Group::"engineers", action == Action::"request", resource) when { resource.sensitivity == "high" };
+@id("leads-approve") permit (principal in Group::"leads", action == Action::"approve", resource);
+"#;
+
+/// A Python with `ocsf_json_schema` and `jsonschema`.
+fn python() -> Option<String> {
+    if let Ok(path) = std::env::var("WRIT_OCSF_PYTHON") {
+        return Some(path);
+    }
+    Command::new("python3")
+        .args(["-c", "import ocsf_json_schema, jsonschema"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| "python3".to_string())
+}
+
+#[tokio::test]
+async fn every_exported_event_passes_the_ocsf_schema() {
+    let Some(python) = python() else {
+        eprintln!(
+            "ocsf: skipped, no python3 with ocsf-json-schema==1.2.0 and jsonschema (run .ci/run)"
+        );
+        return;
+    };
+    let mut writ = Writ::new(CONFIG, &[("policy.cedar", POLICY)]);
+    writ.start().await;
+    let (alice, bob) = (writ.token("alice"), writ.token("bob"));
+    let ask =
+        |entitlement: &str| json!({ "entitlement": entitlement, "justification": "incident 42" });
+
+    // Granted at once, then ended early: activated, revocation started, revoked.
+    let (status, granted) = writ.post("/v1/requests", &alice, ask("t/read")).await;
+    assert_eq!(status, 201, "{granted}");
+    let grant_id = granted["grant_id"].as_str().expect("grant").to_string();
+    writ.wait_for_grant(&grant_id, &alice, std::time::Duration::from_secs(10), |g| {
+        g["state"] == "active"
+    })
+    .await;
+    let (status, _) = writ
+        .post(
+            &format!("/v1/grants/{grant_id}/revoke"),
+            &alice,
+            json!({ "reason": "done" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    writ.wait_for_grant(&grant_id, &alice, std::time::Duration::from_secs(10), |g| {
+        g["state"] == "revoked"
+    })
+    .await;
+    // Denied by default (no policy permits critical access).
+    let (status, denied) = writ.post("/v1/requests", &alice, ask("t/root")).await;
+    assert_eq!((status, denied["state"].as_str()), (201, Some("denied")));
+    // Approved, rejected and cancelled requests.
+    for answer in ["approve", "reject", "cancel"] {
+        let (status, pending) = writ.post("/v1/requests", &alice, ask("t/admin")).await;
+        assert_eq!(status, 201, "{pending}");
+        let id = pending["id"].as_str().expect("id");
+        let (token, body) = match answer {
+            "cancel" => (&alice, json!({})),
+            _ => (&bob, json!({ "comment": "checked" })),
+        };
+        let (status, after) = writ
+            .post(&format!("/v1/requests/{id}/{answer}"), token, body)
+            .await;
+        assert_eq!(status, 200, "{answer}: {after}");
+    }
+    // A forged webhook delivery, a token issued and revoked, a checkpoint.
+    let forged = writ
+        .http
+        .post(format!("{}/v1/itsm/jira/webhook", writ.base()))
+        .header("content-type", "application/json")
+        .header("x-hub-signature", "sha256=00")
+        .header("x-atlassian-webhook-identifier", "forged-1")
+        .body(r#"{"timestamp": 1, "issue": {"key": "OPS-1"}}"#)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(forged.status(), 401);
+    let (_, tokens) = writ.get("/v1/tokens", &writ.admin_token()).await;
+    let bobs = tokens["tokens"]
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["identity"] == "bob"))
+        .and_then(|t| t["id"].as_str())
+        .expect("bob's token")
+        .to_string();
+    let (status, _) = writ
+        .post(
+            &format!("/v1/tokens/{bobs}/revoke"),
+            &writ.admin_token(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    writ.stop();
+    let checkpoint = writ.run(&["audit", "checkpoint"]);
+    assert!(
+        checkpoint.status.success(),
+        "{}",
+        support::stderr(&checkpoint)
+    );
+
+    let export = writ.run(&["audit", "export", "--format", "ocsf"]);
+    assert!(export.status.success(), "{}", support::stderr(&export));
+    let events = support::stdout(&export);
+    for kind in [
+        "request.created",
+        "request.approved",
+        "request.rejected",
+        "request.cancelled",
+        "grant.activated",
+        "grant.revoked",
+        "itsm.webhook_rejected",
+        "token.revoked",
+        "ledger.checkpoint",
+    ] {
+        assert!(
+            events.contains(&format!("\"kind\":\"{kind}\"")),
+            "the ledger has no {kind}"
+        );
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocsf_check.py");
+    let mut check = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(events.as_bytes())
+        .expect("events");
+    let output = check.wait_with_output().expect("the check ends");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains(" 0 problems"), "{report}");
+}
