@@ -23,6 +23,11 @@ use crate::segment::Segment;
 
 /// 200 `ok` while every background task runs and makes progress; 503 naming the
 /// ones that do not (revocation must never stop while the API looks healthy).
+#[utoipa::path(get, path = "/healthz", security(()),
+    responses(
+        (status = 200, description = "every background task runs: `ok`", content_type = "text/plain", body = String),
+        (status = 503, description = "`unhealthy:` and the tasks that stopped or stalled, one per line", content_type = "text/plain", body = String),
+    ))]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
     let problems = state.engine.health().problems();
     if problems.is_empty() {

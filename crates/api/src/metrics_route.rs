@@ -43,6 +43,9 @@ pub fn install_metrics_recorder(config: &writ_config::Config) -> PrometheusHandl
 }
 
 /// `GET /metrics` on the API's listener: any identity's token.
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4 (docs/api.md lists the metrics)",
+        content_type = "text/plain", body = String)))]
 pub async fn metrics(
     State(state): State<AppState>,
     Authenticated(_caller): Authenticated,

@@ -9,6 +9,9 @@ use crate::handlers;
 #[openapi(
     info(title = "writ", description = "Access control plane: requests, Cedar decisions, time-bound grants, a verifiable ledger."),
     paths(
+        handlers::healthz,
+        crate::metrics_route::metrics,
+        serve,
         handlers::create_request,
         handlers::list_requests,
         handlers::get_request,
@@ -79,6 +82,9 @@ fn status_description(status: &str) -> &'static str {
     }
 }
 
+/// Routes that take no token and no input.
+const PUBLIC: &[&str] = &["/healthz"];
+
 /// Routes whose body may be left out (every field optional).
 const OPTIONAL_BODIES: &[&str] = &["/v1/reconcile"];
 
@@ -121,7 +127,13 @@ impl utoipa::Modify for ErrorResponses {
                 .into_iter()
                 .filter_map(|(post, op)| op.map(|op| (post, op)))
             {
-                let mut statuses = vec!["400", "401", "403", "408", "429", "503"];
+                // Without a token, a health check can only time out; its own 503 is
+                // declared with it.
+                let mut statuses = if PUBLIC.contains(&path.as_str()) {
+                    vec!["408"]
+                } else {
+                    vec!["400", "401", "403", "408", "429", "503"]
+                };
                 if has_id {
                     statuses.push("404");
                 }
@@ -272,6 +284,9 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// This document.
+#[utoipa::path(get, path = "/openapi.json",
+    responses((status = 200, description = "the OpenAPI 3.1 document of this API", body = Object)))]
 pub async fn serve(_: crate::auth::Authenticated) -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
