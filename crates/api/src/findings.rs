@@ -59,11 +59,17 @@ pub struct FindingQuery {
     pub kind: Option<String>,
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// A previous page's `next`.
+    #[param(pattern = "^-?[0-9]{1,18}\\.[0-9a-fA-F-]{1,64}$")]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FindingList {
     pub findings: Vec<FindingReport>,
+    /// More follow: pass this as `cursor` for the next page. Absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/findings", params(FindingQuery),
@@ -100,9 +106,13 @@ pub async fn list_findings(
         kind,
         entitlements: None,
         limit: crate::handlers::checked_limit(params.limit)?,
+        after: crate::handlers::checked_cursor(params.cursor, writ_store::FINDING_ORDER)?,
     };
-    let findings = state.engine.visible_findings(&caller, filter).await?;
-    Ok(Json(FindingList { findings }))
+    let page = state.engine.visible_findings(&caller, filter).await?;
+    Ok(Json(FindingList {
+        findings: page.items,
+        next: page.next.map(|cursor| cursor.to_text()),
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/findings/{id}", responses((status = 200, body = FindingReport), (status = 404)))]

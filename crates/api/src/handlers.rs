@@ -153,6 +153,9 @@ pub async fn list_entitlements(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestList {
     pub requests: Vec<Request>,
+    /// More follow: pass this as `cursor` for the next page. Absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// A grant, plus the scheduler's bookkeeping when an attempt on the target failed.
@@ -172,6 +175,9 @@ pub struct GrantView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GrantList {
     pub grants: Vec<GrantView>,
+    /// More follow: pass this as `cursor` for the next page. Absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -198,6 +204,7 @@ pub struct RequestQuery {
     #[serde(default)]
     approvable_by_me: bool,
     limit: Option<i64>,
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +214,7 @@ pub struct GrantQuery {
     state: Option<String>,
     entitlement: Option<String>,
     limit: Option<i64>,
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,6 +233,22 @@ pub(crate) fn checked_limit(limit: Option<i64>) -> Result<Option<i64>, ApiError>
         ))),
         other => Ok(other),
     }
+}
+
+/// A list's `cursor` (a previous page's `next`), or 400 if it is not one of this list's.
+pub(crate) fn checked_cursor(
+    cursor: Option<String>,
+    key: writ_store::SortKey,
+) -> Result<Option<writ_store::PageCursor>, ApiError> {
+    cursor
+        .map(|text| {
+            writ_store::PageCursor::parse(&text, key).ok_or_else(|| {
+                ApiError::malformed(format!(
+                    "cursor {text:?} is not one this list gave; pass its `next` unchanged"
+                ))
+            })
+        })
+        .transpose()
 }
 
 pub(crate) fn query<T>(
@@ -317,7 +341,8 @@ pub async fn collect_credential(
 }
 
 #[utoipa::path(get, path = "/v1/requests", params(("state" = Option<writ_domain::lifecycle::RequestState>, Query), ("requester" = Option<String>, Query),
-    ("subject" = Option<String>, Query), ("approvable_by_me" = Option<bool>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000)),
+    ("subject" = Option<String>, Query), ("approvable_by_me" = Option<bool>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000),
+    ("cursor" = Option<String>, Query, description = "a previous page's `next`", pattern = "^-?[0-9]{1,18}\\.[0-9a-fA-F-]{1,64}$")),
     responses((status = 200, body = RequestList)))]
 pub async fn list_requests(
     State(state): State<AppState>,
@@ -338,12 +363,16 @@ pub async fn list_requests(
         subject: params.subject,
         involving: None,
         limit: checked_limit(params.limit)?,
+        after: checked_cursor(params.cursor, writ_store::REQUEST_ORDER)?,
     };
-    let requests = state
+    let page = state
         .engine
         .requests(&caller, filter, params.approvable_by_me)
         .await?;
-    Ok(Json(RequestList { requests }))
+    Ok(Json(RequestList {
+        requests: page.items,
+        next: page.next.map(|cursor| cursor.to_text()),
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/requests/{id}", responses((status = 200, body = RequestView), (status = 404)))]
@@ -407,7 +436,8 @@ pub async fn reject_request(
 }
 
 #[utoipa::path(get, path = "/v1/grants", params(("subject" = Option<String>, Query), ("state" = Option<writ_domain::lifecycle::GrantState>, Query),
-    ("entitlement" = Option<String>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000)), responses((status = 200, body = GrantList)))]
+    ("entitlement" = Option<String>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000),
+    ("cursor" = Option<String>, Query, description = "a previous page's `next`", pattern = "^[0-9a-fA-F-]{1,64}$")), responses((status = 200, body = GrantList)))]
 pub async fn list_grants(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -427,12 +457,17 @@ pub async fn list_grants(
         entitlement: params.entitlement,
         involving: None,
         limit: checked_limit(params.limit)?,
+        after: checked_cursor(params.cursor, writ_store::GRANT_ORDER)?,
     };
+    let page = state.engine.visible_grants(&caller, filter).await?;
     let mut grants = Vec::new();
-    for grant in state.engine.visible_grants(&caller, filter).await? {
+    for grant in page.items {
         grants.push(grant_view(&state, grant).await?);
     }
-    Ok(Json(GrantList { grants }))
+    Ok(Json(GrantList {
+        grants,
+        next: page.next.map(|cursor| cursor.to_text()),
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/grants/{id}", responses((status = 200, body = GrantView), (status = 404)))]

@@ -290,3 +290,33 @@ impl utoipa::Modify for BearerAuth {
 pub async fn serve(_: crate::auth::Authenticated) -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi as _;
+
+    /// The document's cursor patterns are the ones the store parses by.
+    #[test]
+    fn cursor_patterns_are_the_stores() {
+        let document = serde_json::to_value(super::ApiDoc::openapi()).expect("document");
+        for (path, order) in [
+            ("/v1/requests", writ_store::REQUEST_ORDER),
+            ("/v1/grants", writ_store::GRANT_ORDER),
+            ("/v1/findings", writ_store::FINDING_ORDER),
+        ] {
+            let parameters = document["paths"][path]["get"]["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let cursor = parameters
+                .iter()
+                .find(|p| p["name"] == "cursor")
+                .unwrap_or_else(|| panic!("{path} has no cursor"));
+            assert_eq!(
+                cursor["schema"]["pattern"].as_str(),
+                Some(order.cursor_pattern()),
+                "{path}"
+            );
+        }
+    }
+}

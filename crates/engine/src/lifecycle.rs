@@ -7,7 +7,7 @@ use writ_domain::{
     Approval, DecisionOutcome, Grant, GrantId, IdentityName, Request, RequestId, Ticket, Timestamp,
 };
 use writ_policy::{ApproveFacts, RequestFacts};
-use writ_store::{GrantFilter, JobKind, RequestFilter, WriteTx};
+use writ_store::{GrantFilter, JobKind, Page, RequestFilter, WriteTx};
 
 use crate::credentials::{IssuedCredential, credential_username};
 use crate::intake::{Created, Intake};
@@ -786,23 +786,23 @@ impl Engine {
         caller: &Caller,
         filter: RequestFilter,
         approvable_by_me: bool,
-    ) -> Result<Vec<Request>, EngineError> {
+    ) -> Result<Page<Request>, EngineError> {
         let mut filter = filter;
         if !approvable_by_me {
             // What the caller may read: approvers find the rest with `approvable_by_me`.
             filter.involving = self.narrow_to_own(caller);
             return Ok(self.store.requests(&filter).await?);
         }
-        let requests = self.store.requests(&filter).await?;
+        // A page of the store's, narrowed: it may hold fewer than `limit`, and `next`
+        // still continues after the last request looked at.
+        let mut page = self.store.requests(&filter).await?;
         let now = self.clock.now();
-        Ok(requests
-            .into_iter()
-            .filter(|r| {
-                r.state == RequestState::PendingApproval
-                    && !r.has_approved(&caller.name)
-                    && self.check_approver(caller, r, now).is_ok()
-            })
-            .collect())
+        page.items.retain(|r| {
+            r.state == RequestState::PendingApproval
+                && !r.has_approved(&caller.name)
+                && self.check_approver(caller, r, now).is_ok()
+        });
+        Ok(page)
     }
 
     pub async fn grant(&self, id: GrantId) -> Result<Grant, EngineError> {
@@ -812,7 +812,7 @@ impl Engine {
             .ok_or_else(|| EngineError::not_found("grant", id))
     }
 
-    pub async fn grants(&self, filter: GrantFilter) -> Result<Vec<Grant>, EngineError> {
+    pub async fn grants(&self, filter: GrantFilter) -> Result<Page<Grant>, EngineError> {
         Ok(self.store.grants(&filter).await?)
     }
 
@@ -821,7 +821,7 @@ impl Engine {
         &self,
         caller: &Caller,
         mut filter: GrantFilter,
-    ) -> Result<Vec<Grant>, EngineError> {
+    ) -> Result<Page<Grant>, EngineError> {
         filter.involving = self.narrow_to_own(caller);
         self.grants(filter).await
     }

@@ -19,7 +19,7 @@ use writ_domain::lifecycle::GrantState;
 use writ_domain::{
     DriftAction, Finding, FindingId, FindingKind, FindingReport, FindingState, GrantId,
 };
-use writ_store::FindingFilter;
+use writ_store::{FindingFilter, Page};
 
 use crate::target_guard::TargetGuard;
 use crate::{Caller, Engine, EngineError, ErrorKind, metrics_names};
@@ -59,7 +59,10 @@ impl Engine {
             .ok_or_else(|| EngineError::not_found("finding", id))
     }
 
-    pub async fn findings(&self, filter: FindingFilter) -> Result<Vec<FindingReport>, EngineError> {
+    pub async fn findings(
+        &self,
+        filter: FindingFilter,
+    ) -> Result<Page<FindingReport>, EngineError> {
         Ok(self.store.findings(&filter).await?)
     }
 
@@ -82,7 +85,7 @@ impl Engine {
         &self,
         caller: &Caller,
         mut filter: FindingFilter,
-    ) -> Result<Vec<FindingReport>, EngineError> {
+    ) -> Result<Page<FindingReport>, EngineError> {
         if !self.is_auditor(caller) {
             filter.entitlements = Some(
                 self.config

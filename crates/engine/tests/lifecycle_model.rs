@@ -82,7 +82,8 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .engine
                     .grants(GrantFilter::default())
                     .await
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?
+                    .items;
                 if !grants.is_empty() {
                     let grant = &grants[pick % grants.len()];
                     let _ = h
@@ -112,7 +113,8 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         .engine
         .grants(GrantFilter::default())
         .await
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        .map_err(|e| TestCaseError::fail(e.to_string()))?
+        .items;
     let mut covered: HashMap<(String, String), bool> = HashMap::new();
     for grant in &grants {
         prop_assert!(

@@ -23,6 +23,7 @@ async fn all_findings(h: &Harness) -> Vec<FindingReport> {
         .findings(FindingFilter::default())
         .await
         .expect("findings")
+        .items
 }
 
 fn find<'a>(findings: &'a [FindingReport], account: &str) -> &'a FindingReport {

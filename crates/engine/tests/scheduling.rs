@@ -282,7 +282,8 @@ async fn concurrent_writers_share_commits_and_keep_one_chain(storage: Storage) {
         .engine
         .grants(writ_store::GrantFilter::default())
         .await
-        .expect("grants");
+        .expect("grants")
+        .items;
     assert_eq!(grants.len(), 200);
     assert!(grants.iter().all(|g| g.state == GrantState::Active));
     // 200 × (request.created, grant.created, grant.activated), one unbroken chain.
@@ -496,6 +497,7 @@ async fn rejection_and_cancellation_close_a_request_without_access() {
             .grants(writ_store::GrantFilter::default())
             .await
             .expect("grants")
+            .items
             .is_empty()
     );
     h.finish().await;

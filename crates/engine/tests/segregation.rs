@@ -226,7 +226,8 @@ async fn nobody_excuses_their_own_access() {
         .engine
         .findings(FindingFilter::default())
         .await
-        .expect("findings");
+        .expect("findings")
+        .items;
     let finding = findings
         .iter()
         .find(|f| f.finding.account == "erin")

@@ -7,9 +7,10 @@ use writ_domain::{
     Finding, FindingId, FindingKind, FindingReport, FindingState, GrantId, Timestamp,
 };
 
-use crate::read::{involving_clause, where_clause};
+use crate::page::{Bind, Page, PageCursor, SortKey};
+use crate::read::{involving_clause, page_of, page_size, where_clause};
 use crate::write::{Arg, doc};
-use crate::{LIST_LIMIT_MAX, Store, StoreError, WriteTx, finding_from_row, parse_grant_id};
+use crate::{Store, StoreError, WriteTx, finding_from_row, parse_grant_id};
 
 #[derive(Debug, Clone, Default)]
 pub struct FindingFilter {
@@ -19,7 +20,12 @@ pub struct FindingFilter {
     /// Only findings on these entitlements.
     pub entitlements: Option<Vec<String>>,
     pub limit: Option<i64>,
+    /// Continue after this cursor (a previous page's `next`).
+    pub after: Option<PageCursor>,
 }
+
+/// How the finding list is ordered (and so how its cursors read).
+pub const FINDING_ORDER: SortKey = SortKey::TimeThenId("first_seen_at_us");
 
 /// A grant that may still hold or be about to hold access: what reconciliation
 /// compares with the target.
@@ -30,7 +36,7 @@ pub struct LiveGrant {
     pub state: GrantState,
 }
 
-const FINDING_COLUMNS: &str = "id, doc, last_seen_at_us, last_error";
+const FINDING_COLUMNS: &str = "id, doc, last_seen_at_us, last_error, first_seen_at_us";
 
 fn report_from_row(row: &AnyRow) -> Result<FindingReport, StoreError> {
     Ok(FindingReport {
@@ -50,8 +56,11 @@ impl Store {
         row.as_ref().map(report_from_row).transpose()
     }
 
-    /// Findings, newest first.
-    pub async fn findings(&self, filter: &FindingFilter) -> Result<Vec<FindingReport>, StoreError> {
+    /// Findings, newest first, a page at a time.
+    pub async fn findings(
+        &self,
+        filter: &FindingFilter,
+    ) -> Result<Page<FindingReport>, StoreError> {
         let (mut clause, mut values) = where_clause(&[
             ("state", filter.state.map(|s| s.as_str().to_string())),
             ("target", filter.target.clone()),
@@ -60,20 +69,27 @@ impl Store {
         if let Some(entitlements) = &filter.entitlements {
             involving_clause(&mut clause, &mut values, &["entitlement"], entitlements);
         }
-        let limit = filter
-            .limit
-            .unwrap_or(LIST_LIMIT_MAX)
-            .clamp(1, LIST_LIMIT_MAX);
+        let binds = filter.after.as_ref().map_or_else(Vec::new, |cursor| {
+            cursor.after_clause(&mut clause, values.len() + 1, FINDING_ORDER)
+        });
+        let fetch = page_size(filter.limit) + 1;
+        let order = FINDING_ORDER.order();
         // Only column names writ chose and numbered placeholders are interpolated.
         let sql = format!(
-            "SELECT {FINDING_COLUMNS} FROM findings {clause} ORDER BY first_seen_at_us DESC, id DESC LIMIT {limit}"
+            "SELECT {FINDING_COLUMNS} FROM findings {clause} ORDER BY {order} LIMIT {fetch}"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for value in values {
             query = query.bind(value);
         }
+        for bind in binds {
+            query = match bind {
+                Bind::Int(n) => query.bind(n),
+                Bind::Text(text) => query.bind(text),
+            };
+        }
         let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(report_from_row).collect()
+        page_of(rows, filter.limit, FINDING_ORDER, report_from_row)
     }
 
     /// Every open or accepted finding on a target: what a pass compares against.

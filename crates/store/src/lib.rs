@@ -8,6 +8,7 @@
 mod findings;
 mod migrate;
 mod outbox;
+mod page;
 mod read;
 mod scan;
 mod sqlite_writer;
@@ -20,9 +21,12 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use writ_domain::{Grant, Request, Timestamp};
 
-pub use findings::{FindingFilter, LiveGrant};
+pub use findings::{FINDING_ORDER, FindingFilter, LiveGrant};
 pub use outbox::{NewOutboxEntry, NotifyCursor, OutboxAction, OutboxEntry};
-pub use read::{GrantFilter, ID_MATCHES_MAX, IdTable, LiveLease, RequestFilter};
+pub use page::{ID_CURSOR_PATTERN, Page, PageCursor, SortKey, TIMED_CURSOR_PATTERN};
+pub use read::{
+    GRANT_ORDER, GrantFilter, ID_MATCHES_MAX, IdTable, LiveLease, REQUEST_ORDER, RequestFilter,
+};
 pub use verify::{VerifyError, VerifyReport};
 pub use write::WriteTx;
 

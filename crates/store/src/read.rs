@@ -7,10 +7,48 @@ use writ_domain::ledger::{EventFields, StoredEvent};
 use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_domain::{Grant, GrantId, Request, RequestId, Timestamp};
 
+use crate::page::{Bind, Page, PageCursor, SortKey};
 use crate::{
     Backend, Job, LIST_LIMIT_MAX, Store, StoreError, TokenListing, TokenRecord, grant_from_row,
     parse_grant_id, request_from_row,
 };
+
+/// How the request list is ordered (and so how its cursors read).
+pub const REQUEST_ORDER: SortKey = SortKey::TimeThenId("created_at_us");
+/// How the grant list is ordered.
+pub const GRANT_ORDER: SortKey = SortKey::Id;
+
+/// Rows asked for by a list: `limit`, by default and at most `LIST_LIMIT_MAX`.
+pub(crate) fn page_size(limit: Option<i64>) -> i64 {
+    limit.unwrap_or(LIST_LIMIT_MAX).clamp(1, LIST_LIMIT_MAX)
+}
+
+/// The page in `rows` (fetched one beyond it) and, if a row lay beyond, the cursor of
+/// the page's last row.
+pub(crate) fn page_of<T>(
+    mut rows: Vec<sqlx::any::AnyRow>,
+    limit: Option<i64>,
+    key: SortKey,
+    read: impl Fn(&sqlx::any::AnyRow) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let size = usize::try_from(page_size(limit)).unwrap_or(usize::MAX);
+    let more = rows.len() > size;
+    rows.truncate(size);
+    let next = match rows.last() {
+        Some(last) if more => {
+            let at_us = match key {
+                SortKey::TimeThenId(column) => Some(last.try_get::<i64, _>(column)?),
+                SortKey::Id => None,
+            };
+            Some(PageCursor::new(at_us, last.try_get::<String, _>("id")?))
+        }
+        _ => None,
+    };
+    Ok(Page {
+        items: rows.iter().map(read).collect::<Result<_, _>>()?,
+        next,
+    })
+}
 
 /// `SELECT id, doc FROM grants WHERE id IN ($1, ..., $count)`.
 pub(crate) fn grants_by_ids_sql(count: usize) -> String {
@@ -61,6 +99,8 @@ pub struct RequestFilter {
     /// Only requests whose requester or subject is one of these.
     pub involving: Option<Vec<String>>,
     pub limit: Option<i64>,
+    /// Continue after this cursor (a previous page's `next`).
+    pub after: Option<PageCursor>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -71,6 +111,8 @@ pub struct GrantFilter {
     /// Only grants whose subject is one of these.
     pub involving: Option<Vec<String>>,
     pub limit: Option<i64>,
+    /// Continue after this cursor (a previous page's `next`).
+    pub after: Option<PageCursor>,
 }
 
 /// `WHERE a = $1 AND b = $2 ...` for the conditions that are set.
@@ -179,7 +221,8 @@ impl Store {
         row.as_ref().map(request_from_row).transpose()
     }
 
-    pub async fn requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
+    /// Requests, newest first, a page at a time.
+    pub async fn requests(&self, filter: &RequestFilter) -> Result<Page<Request>, StoreError> {
         let conditions = [
             ("state", filter.state.map(|s| s.as_str().to_string())),
             ("requester", filter.requester.clone()),
@@ -194,32 +237,51 @@ impl Store {
                 "requests",
                 &conditions,
                 involving,
-                "created_at_us DESC, id DESC",
+                REQUEST_ORDER,
                 filter.limit,
+                filter.after.as_ref(),
             )
             .await?;
-        rows.iter().map(request_from_row).collect()
+        page_of(rows, filter.limit, REQUEST_ORDER, request_from_row)
     }
 
-    /// `SELECT id, doc FROM <table> WHERE <conditions> ORDER BY <order> LIMIT <limit>`.
+    /// `SELECT id, doc[, time] FROM <table> WHERE <conditions> [AND after the cursor]
+    /// ORDER BY <key> LIMIT <limit + 1>`: one row more than a page, to know whether
+    /// another page follows.
     async fn list(
         &self,
         table: &str,
         conditions: &[(&str, Option<String>)],
         involving: Option<(&[&str], &[String])>,
-        order: &str,
+        key: SortKey,
         limit: Option<i64>,
+        after: Option<&PageCursor>,
     ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
         let (mut clause, mut values) = where_clause(conditions);
         if let Some((columns, names)) = involving {
             involving_clause(&mut clause, &mut values, columns, names);
         }
-        let limit = limit.unwrap_or(LIST_LIMIT_MAX).clamp(1, LIST_LIMIT_MAX);
-        let sql = format!("SELECT id, doc FROM {table} {clause} ORDER BY {order} LIMIT {limit}");
+        let binds = after.map_or_else(Vec::new, |cursor| {
+            cursor.after_clause(&mut clause, values.len() + 1, key)
+        });
+        let fetch = page_size(limit) + 1;
+        let time = match key {
+            SortKey::TimeThenId(column) => format!(", {column}"),
+            SortKey::Id => String::new(),
+        };
+        let order = key.order();
+        let sql =
+            format!("SELECT id, doc{time} FROM {table} {clause} ORDER BY {order} LIMIT {fetch}");
         // Only table and column names writ chose and numbered placeholders are interpolated.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for value in values {
             query = query.bind(value);
+        }
+        for bind in binds {
+            query = match bind {
+                Bind::Int(n) => query.bind(n),
+                Bind::Text(text) => query.bind(text),
+            };
         }
         Ok(query.fetch_all(&self.pool).await?)
     }
@@ -325,7 +387,8 @@ impl Store {
             .transpose()
     }
 
-    pub async fn grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError> {
+    /// Grants, newest first, a page at a time.
+    pub async fn grants(&self, filter: &GrantFilter) -> Result<Page<Grant>, StoreError> {
         let conditions = [
             ("state", filter.state.map(|s| s.as_str().to_string())),
             ("subject", filter.subject.clone()),
@@ -336,9 +399,16 @@ impl Store {
             .as_deref()
             .map(|names| (&["subject"][..], names));
         let rows = self
-            .list("grants", &conditions, involving, "id DESC", filter.limit)
+            .list(
+                "grants",
+                &conditions,
+                involving,
+                GRANT_ORDER,
+                filter.limit,
+                filter.after.as_ref(),
+            )
             .await?;
-        rows.iter().map(grant_from_row).collect()
+        page_of(rows, filter.limit, GRANT_ORDER, grant_from_row)
     }
 
     /// Number of grants in each state, for metrics.

@@ -6,6 +6,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{Failure, check, client, init, offline, serve};
 
+/// How many requests or grants `writ requests` / `writ grants` show by default.
+const DEFAULT_LIST_LIMIT: u32 = 100;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "writ",
@@ -120,6 +123,9 @@ pub enum Command {
         /// Only requests waiting for your approval.
         #[arg(long)]
         inbox: bool,
+        /// Show at most this many, newest first (writ pages through the server's list).
+        #[arg(long, default_value_t = DEFAULT_LIST_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -163,6 +169,9 @@ pub enum Command {
         /// Only grants of this entitlement (TARGET/NAME).
         #[arg(long)]
         entitlement: Option<String>,
+        /// Show at most this many, newest first (writ pages through the server's list).
+        #[arg(long, default_value_t = DEFAULT_LIST_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -397,12 +406,17 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             subject,
             requester,
             inbox,
+            limit,
             client,
         } => {
             let client = client::Client::new(&config, &client)?;
             match id {
                 Some(id) => client.show_request(&id).await,
-                None => client.list_requests(state, subject, requester, inbox).await,
+                None => {
+                    client
+                        .list_requests(state, subject, requester, inbox, limit)
+                        .await
+                }
             }
         }
         Command::Approve {
@@ -429,12 +443,13 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             subject,
             state,
             entitlement,
+            limit,
             client,
         } => {
             let client = client::Client::new(&config, &client)?;
             match id {
                 Some(id) => client.show_grant(&id).await,
-                None => client.list_grants(subject, state, entitlement).await,
+                None => client.list_grants(subject, state, entitlement, limit).await,
             }
         }
         Command::Identities { orphaned, client } => {

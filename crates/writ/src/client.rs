@@ -19,6 +19,9 @@ const NO_TOKEN: &str =
 const GET_A_TOKEN: &str =
     "get a new token with `writ token issue NAME` and set WRIT_TOKEN or pass --token";
 
+/// The most items the server sends in one page of a list.
+const SERVER_PAGE_MAX: u32 = 1000;
+
 pub struct Client {
     http: reqwest::Client,
     server: String,
@@ -177,6 +180,33 @@ impl Client {
         ))
     }
 
+    /// Up to `limit` items of a paged list (`{"<field>": [...], "next"}`), following
+    /// `next` from page to page; as one list under `field`.
+    async fn pages(
+        &self,
+        path: &str,
+        mut query: Vec<(&str, String)>,
+        field: &str,
+        limit: u32,
+    ) -> Result<Value, Failure> {
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut items: Vec<Value> = Vec::new();
+        query.push(("limit", limit.min(SERVER_PAGE_MAX).to_string()));
+        loop {
+            let page = self.call(Method::GET, path, &query, None).await?;
+            items.extend(page[field].as_array().cloned().unwrap_or_default());
+            match page["next"].as_str() {
+                Some(next) if items.len() < wanted => {
+                    query.retain(|(name, _)| *name != "cursor");
+                    query.push(("cursor", next.to_string()));
+                }
+                _ => break,
+            }
+        }
+        items.truncate(wanted);
+        Ok(json!({ field: items }))
+    }
+
     fn print(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
         if self.json {
             outln!(
@@ -261,6 +291,7 @@ impl Client {
         subject: Option<String>,
         requester: Option<String>,
         inbox: bool,
+        limit: u32,
     ) -> Result<(), Failure> {
         let mut query = Vec::new();
         if inbox {
@@ -271,7 +302,7 @@ impl Client {
         }
         query.extend(subject.map(|s| ("subject", s)));
         query.extend(requester.map(|r| ("requester", r)));
-        let list = self.call(Method::GET, "/v1/requests", &query, None).await?;
+        let list = self.pages("/v1/requests", query, "requests", limit).await?;
         self.print(&list, output::request_list);
         Ok(())
     }
@@ -320,6 +351,7 @@ impl Client {
         subject: Option<String>,
         state: Option<String>,
         entitlement: Option<String>,
+        limit: u32,
     ) -> Result<(), Failure> {
         let query: Vec<(&str, String)> = [
             ("subject", subject),
@@ -329,7 +361,7 @@ impl Client {
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
-        let list = self.call(Method::GET, "/v1/grants", &query, None).await?;
+        let list = self.pages("/v1/grants", query, "grants", limit).await?;
         self.print(&list, output::grant_list);
         Ok(())
     }

@@ -228,3 +228,79 @@ async fn a_limit_out_of_range_is_a_400() {
     assert_eq!(status, 200);
     writ.stop();
 }
+
+#[tokio::test]
+async fn lists_page_with_a_cursor_and_the_cli_pages_through() {
+    let mut writ = started().await;
+    let token = writ.token("alice");
+    for n in 0..25 {
+        let (status, created) = writ
+            .post(
+                "/v1/requests",
+                &token,
+                json!({ "entitlement": "t/read", "justification": format!("request {n}") }),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/requests?limit=10".to_string();
+    let mut pages = 0;
+    loop {
+        let (status, page) = writ.get(&path, &token).await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        let requests = page["requests"].as_array().cloned().unwrap_or_default();
+        seen.extend(
+            requests
+                .iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_string)),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/requests?limit=10&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let distinct: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!((seen.len(), distinct.len()), (25, 25));
+    let (_, all) = writ.get("/v1/requests", &token).await;
+    let newest_first: Vec<String> = all["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(seen, newest_first, "pages join into the one list");
+    assert!(all.get("next").is_none(), "{all}");
+
+    // A cursor is the list's own: made up, or another list's, it is a 400.
+    let (_, grants) = writ.get("/v1/grants?limit=1", &token).await;
+    let grant_cursor = grants["next"]
+        .as_str()
+        .expect("more than one grant")
+        .to_string();
+    for cursor in [grant_cursor.as_str(), "12.not-hex!", "0193"] {
+        let (status, error) = writ
+            .get(&format!("/v1/requests?cursor={cursor}"), &token)
+            .await;
+        assert_eq!(status, 400, "{cursor}: {error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("is not one this list gave")),
+            "{error}"
+        );
+    }
+
+    // The CLI follows `next` for as many as asked.
+    let listed = writ
+        .command(&["requests", "--limit", "12", "--json"])
+        .env("WRIT_TOKEN", &token)
+        .output()
+        .expect("run writ");
+    assert!(listed.status.success(), "{}", support::stderr(&listed));
+    let list: serde_json::Value = serde_json::from_str(&support::stdout(&listed)).expect("JSON");
+    assert_eq!(list["requests"].as_array().map(Vec::len), Some(12));
+    writ.stop();
+}
