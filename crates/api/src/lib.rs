@@ -24,10 +24,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use writ_engine::Engine;
 
 pub use metrics_route::install_metrics_recorder;
@@ -123,10 +124,12 @@ pub fn router(state: AppState) -> Router {
                 .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_limit)),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        // One log event per answered request (an access log), in the request's span:
+        // method, path and request id, with the status and how long it took.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
-        }))
+        }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis)))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
 }

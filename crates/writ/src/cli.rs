@@ -56,8 +56,9 @@ pub enum ExportFormat {
 pub enum Command {
     /// Run the control plane: API and expiry scheduler.
     Serve {
-        /// How the log on stderr is written: text for people, json for collectors.
-        #[arg(long, value_enum, default_value = "text")]
+        /// How the log on stderr is written: text for people, json for collectors (one
+        /// object per line; each answered request is one, with its request id).
+        #[arg(long, value_enum, default_value = "text", env = "WRIT_LOG_FORMAT")]
         log_format: LogFormat,
     },
     /// Write a starter configuration, policies and example target into DIR.

@@ -304,3 +304,33 @@ async fn lists_page_with_a_cursor_and_the_cli_pages_through() {
     assert_eq!(list["requests"].as_array().map(Vec::len), Some(12));
     writ.stop();
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_each_requests_id() {
+    let mut writ = Writ::new(CONFIG, &[("p.cedar", POLICY)]);
+    writ.start_with_env(&[("WRIT_LOG_FORMAT", "json")]).await;
+    let token = writ.token("alice");
+    let answer = writ
+        .http
+        .get(format!("{}/v1/grants", writ.base()))
+        .bearer_auth(&token)
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(header(&answer, "x-request-id"), "trace-me-42");
+    writ.stop();
+    let log = writ.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let answered = lines
+        .iter()
+        .find(|event| event["span"]["request_id"] == "trace-me-42")
+        .unwrap_or_else(|| panic!("no event with the request id:\n{log}"));
+    assert_eq!(answered["span"]["path"], "/v1/grants", "{answered}");
+    assert_eq!(answered["fields"]["status"], 200, "{answered}");
+    assert!(answered["fields"]["latency"].is_string(), "{answered}");
+}

@@ -237,6 +237,11 @@ impl Writ {
 
     /// Starts `writ serve` and waits until /healthz answers.
     pub async fn start(&mut self) {
+        self.start_with_env(&[]).await;
+    }
+
+    /// `start`, with these environment variables set for the server.
+    pub async fn start_with_env(&mut self, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -244,6 +249,7 @@ impl Writ {
             .expect("log file");
         let child = self
             .command(&["serve"])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
