@@ -55,12 +55,18 @@ impl From<EngineError> for ApiError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => {
-                // Details go to the log under an id; the caller gets the id only.
+            ErrorKind::Internal | ErrorKind::Corrupt => {
+                // Details go to the log under an id; the caller gets the id only. A
+                // failing store is worth retrying (503); a corrupt one is not (500).
                 let operation_id = uuid::Uuid::now_v7();
                 tracing::error!(%operation_id, code = error.code, error = %error.message, "internal error");
+                let status = if error.kind == ErrorKind::Corrupt {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
                 return Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    status,
                     error.code,
                     format!(
                         "writ could not complete this and changed nothing; see the server log for operation {operation_id}"

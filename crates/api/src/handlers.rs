@@ -526,7 +526,8 @@ pub async fn audit(
     // an answer. At least one event is always sent; continue with `after`.
     let mut bytes = 0;
     let mut page = Vec::new();
-    for event in events.iter().map(|e| e.to_event()) {
+    for stored in &events {
+        let event = stored.to_event().map_err(writ_engine::EngineError::from)?;
         bytes += serde_json::to_vec(&event).map_or(0, |text| text.len());
         if !page.is_empty() && bytes > AUDIT_ANSWER_BYTES_MAX {
             break;

@@ -1,4 +1,4 @@
-//! writ's REST API, exactly as `CONTRACT.md` describes it.
+//! writ's REST API, as docs/api.md describes it and `/openapi.json` specifies it.
 //!
 //! Architecture invariant: handlers parse and authenticate, call one engine method,
 //! and shape the answer. No business rule lives here.

@@ -90,15 +90,6 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_offset_date_time(OffsetDateTime::now_utc())
-    }
-}
-
 /// A clock that moves only when told to; for tests.
 #[derive(Debug)]
 pub struct ManualClock(AtomicI64);

@@ -12,6 +12,26 @@ pub struct InvalidId {
     pub problem: &'static str,
 }
 
+/// Keeps ids made in the same millisecond in the order they were made (a counter in
+/// the bits below the time), as the system clock's `Uuid::now_v7` does.
+static V7_CONTEXT: std::sync::Mutex<uuid::ContextV7> =
+    std::sync::Mutex::new(uuid::ContextV7::new());
+
+/// A UUIDv7 whose time is `at` (whole milliseconds; before 1970 counts as 1970), after
+/// every id made before it in this process, with random bits below.
+fn uuid_v7_at(at: crate::Timestamp) -> Uuid {
+    let micros = u64::try_from(at.unix_micros()).unwrap_or(0);
+    let nanos = u32::try_from((micros % 1_000_000) * 1_000).unwrap_or(0);
+    let context = V7_CONTEXT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Uuid::new_v7(uuid::Timestamp::from_unix(
+        &*context,
+        micros / 1_000_000,
+        nanos,
+    ))
+}
+
 macro_rules! uuid_id {
     ($name:ident, $what:literal, $tag:literal) => {
         #[derive(
@@ -21,9 +41,10 @@ macro_rules! uuid_id {
         pub struct $name(Uuid);
 
         impl $name {
-            /// A new time-ordered id (UUIDv7), so ids sort by creation.
-            pub fn generate() -> Self {
-                Self(Uuid::now_v7())
+            /// A new time-ordered id (UUIDv7) stamped with `at` (the injected clock's
+            /// time, never the system's), so ids sort by creation.
+            pub fn generate_at(at: crate::Timestamp) -> Self {
+                Self(uuid_v7_at(at))
             }
 
             /// What the short form starts with, so a request and a grant never look alike.
@@ -141,9 +162,29 @@ impl<T: From<Uuid>> IdRef<T> {
 mod id_ref_tests {
     use super::*;
 
+    const AT: crate::Timestamp = crate::Timestamp::from_unix_micros(1_795_000_000_123_456);
+
+    #[test]
+    fn ids_carry_the_injected_time_and_sort_by_it() {
+        let earlier = RequestId::generate_at(AT);
+        let later = RequestId::generate_at(AT.plus_seconds(1));
+        assert!(earlier < later);
+        let (seconds, nanos) = earlier.0.get_timestamp().expect("v7").to_unix();
+        assert_eq!(
+            (seconds, nanos / 1_000_000),
+            (1_795_000_000, 123),
+            "milliseconds of AT"
+        );
+        assert_ne!(
+            RequestId::generate_at(AT),
+            RequestId::generate_at(AT),
+            "random below the time"
+        );
+    }
+
     #[test]
     fn short_forms_are_tagged_by_kind_and_read_back() {
-        let request = RequestId::generate();
+        let request = RequestId::generate_at(AT);
         let grant = GrantId::from(request.0);
         assert!(request.short().starts_with("req_"));
         assert!(grant.short().starts_with("grt_"));
@@ -159,7 +200,7 @@ mod id_ref_tests {
 
     #[test]
     fn full_ids_with_or_without_their_tag() {
-        let id = GrantId::generate();
+        let id = GrantId::generate_at(AT);
         assert_eq!(GrantId::reference(&id.to_string()), Ok(IdRef::Full(id)));
         assert_eq!(
             GrantId::reference(&format!("grt_{id}")),
@@ -173,7 +214,7 @@ mod id_ref_tests {
 
     #[test]
     fn wrong_tags_wildcards_and_short_fragments_are_refused() {
-        let id = GrantId::generate();
+        let id = GrantId::generate_at(AT);
         let problem = |text: &str| RequestId::reference(text).map_err(|e| e.problem);
         assert!(problem(&id.short()).is_err(), "a grant tag for a request");
         assert!(problem("abc").is_err(), "3 hex digits");

@@ -149,16 +149,22 @@ impl StoredEvent {
         }
     }
 
-    pub fn to_event(&self) -> Event {
-        Event {
+    /// The event with its data parsed. Stored data that is not JSON was altered: that is
+    /// an error naming the event, never an event with `null` data.
+    pub fn to_event(&self) -> Result<Event, LedgerError> {
+        let data = serde_json::from_str(&self.data).map_err(|e| LedgerError::BadData {
+            seq: self.seq,
+            problem: e.to_string(),
+        })?;
+        Ok(Event {
             seq: self.seq,
             at: self.at,
             actor: self.actor.clone(),
             kind: self.kind.clone(),
-            data: serde_json::from_str(&self.data).unwrap_or(serde_json::Value::Null),
+            data,
             prev_hash: self.prev_hash.clone(),
             hash: self.hash.clone(),
-        }
+        })
     }
 }
 
@@ -239,6 +245,8 @@ pub enum LedgerError {
     BrokenLink { seq: i64 },
     #[error("event {seq}: hash does not match its contents (the event was altered)")]
     BadHash { seq: i64 },
+    #[error("event {seq}: its data is not JSON (the event was altered): {problem}")]
+    BadData { seq: i64, problem: String },
     #[error("event {seq}: {problem}")]
     BadReplay { seq: i64, problem: String },
     #[error(
@@ -260,6 +268,7 @@ impl LedgerError {
             Self::Gap { seq, .. }
             | Self::BrokenLink { seq }
             | Self::BadHash { seq }
+            | Self::BadData { seq, .. }
             | Self::BadReplay { seq, .. } => Some(*seq),
             Self::Truncated { last, .. } => Some(last + 1),
             Self::StateMismatch { .. } => None,

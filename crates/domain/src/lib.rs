@@ -12,7 +12,7 @@ pub mod lifecycle;
 mod records;
 mod redact;
 
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, Timestamp};
 pub use duration::{DURATION_HELP, format_duration_seconds, parse_duration_seconds};
 pub use finding::{
     DriftAction, Exception, Finding, FindingEvent, FindingKind, FindingReport, FindingState,

@@ -16,8 +16,8 @@ use std::time::Instant;
 use common::{env_number, median};
 use writ_config::Config;
 use writ_connectors::{Access, Connector, Connectors, NoopConnector};
-use writ_domain::SystemClock;
 use writ_engine::Engine;
+use writ_engine::SystemClock;
 use writ_policy::PolicyEngine;
 use writ_store::Store;
 

@@ -13,6 +13,9 @@ pub enum ErrorKind {
     Unavailable,
     /// Storage failed: nothing was changed (fail closed).
     Internal,
+    /// What is stored is not what writ wrote (an altered row, an event whose data is not
+    /// JSON): nothing was changed, and retrying will not help.
+    Corrupt,
 }
 
 /// An error a caller can act on: a kind, a stable snake_case code and a human message.
@@ -45,10 +48,21 @@ impl EngineError {
 impl From<StoreError> for EngineError {
     fn from(error: StoreError) -> Self {
         // The detail goes to the log where the error is handled, not to the caller.
-        Self::new(
-            ErrorKind::Internal,
-            "storage_unavailable",
-            error.to_string(),
-        )
+        match error {
+            StoreError::Corrupt { .. } => {
+                Self::new(ErrorKind::Corrupt, "data_corrupt", error.to_string())
+            }
+            other => Self::new(
+                ErrorKind::Internal,
+                "storage_unavailable",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+impl From<writ_domain::ledger::LedgerError> for EngineError {
+    fn from(error: writ_domain::ledger::LedgerError) -> Self {
+        Self::new(ErrorKind::Corrupt, "data_corrupt", error.to_string())
     }
 }

@@ -425,7 +425,10 @@ impl Engine {
                     last_seq = stored.seq;
                     continue;
                 }
-                let envelope = writ_export::cloudevents::to_cloudevent(&stored.to_event(), &source);
+                // An event whose data is not JSON stops this sink here (and is logged and
+                // retried) rather than going out as `null`.
+                let envelope =
+                    writ_export::cloudevents::to_cloudevent(&stored.to_event()?, &source);
                 let body = serde_json::to_vec(&envelope).unwrap_or_default();
                 let sent = notifier
                     .send(body, writ_export::cloudevents::CONTENT_TYPE)

@@ -28,6 +28,7 @@ mod reconcile;
 mod rejections;
 mod revocation;
 mod scheduler;
+mod system_clock;
 mod target_guard;
 mod tickets;
 mod tokens;
@@ -55,6 +56,7 @@ pub use preflight::{TargetCheck, check_targets};
 pub use reconcile::{ReconcileReport, Reconciler};
 pub use scheduler::Scheduler;
 pub use scheduler::{TASK_NAME as SCHEDULER_TASK_NAME, TICK_DEADLINE as SCHEDULER_TICK_DEADLINE};
+pub use system_clock::SystemClock;
 pub use tokens::{DEFAULT_TOKEN_TTL_SECONDS, TOKEN_TTL_MAX_SECONDS, issue_token};
 
 /// Who is calling: an identity from the configuration, authenticated by a token.

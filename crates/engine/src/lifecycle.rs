@@ -241,7 +241,7 @@ impl Engine {
             DecisionOutcome::Approval => RequestState::PendingApproval,
         };
         let mut request = Request {
-            id: RequestId::generate(),
+            id: RequestId::generate_at(now),
             state,
             requester: caller.name.clone(),
             subject,
@@ -348,7 +348,7 @@ impl Engine {
     }
 
     fn new_grant(&self, request: &Request, now: Timestamp) -> Grant {
-        let id = GrantId::generate();
+        let id = GrantId::generate_at(now);
         let credential = self
             .config
             .entitlement(request.entitlement.as_str())

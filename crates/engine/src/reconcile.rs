@@ -413,7 +413,7 @@ impl Engine {
     ) -> Result<Finding, EngineError> {
         let now = self.clock.now();
         let finding = Finding {
-            id: FindingId::generate(),
+            id: FindingId::generate_at(now),
             target: entitlement.target.clone(),
             entitlement: entitlement.id.clone(),
             account: account.to_string(),

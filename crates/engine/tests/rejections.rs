@@ -40,7 +40,7 @@ async fn rejection_events(h: &Harness) -> Vec<serde_json::Value> {
         .await
         .expect("events")
         .into_iter()
-        .map(|e| e.to_event())
+        .map(|e| e.to_event().expect("event data is JSON"))
         .filter(|e| e.kind == "itsm.webhook_rejected")
         .map(|e| e.data)
         .collect()

@@ -84,7 +84,9 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
     if case.action == "approve" {
         let decision = engine.decide_request(&facts).value;
         let request = Request {
-            id: RequestId::generate(),
+            id: RequestId::generate_at(writ_domain::Timestamp::from_unix_micros(
+                1_795_000_000_000_000,
+            )),
             state: writ_domain::lifecycle::RequestState::PendingApproval,
             requester: case.requester.parse().expect("requester"),
             subject: subject.parse().expect("subject"),

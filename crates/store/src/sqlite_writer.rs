@@ -2,9 +2,8 @@
 //!
 //! sqlx runs every SQLite connection on a worker thread of its own, so each statement
 //! is a round trip between threads; in the writer — the one serialised section of
-//! writ — those round trips (tens of microseconds each on virtual machines, where
-//! waking an idle core is slow) were measured to be most of a write transaction's time
-//! (the throughput benchmark, BENCHMARKS.md §2). So on SQLite the writer has a plain `rusqlite` connection of its
+//! writ — those round trips cost tens of microseconds each wherever waking an idle core
+//! is slow, which is most of a write transaction's time. So on SQLite the writer has a plain `rusqlite` connection of its
 //! own, used by whichever task holds the writer lock, on that task's thread: every
 //! statement is prepared once and then only bound and stepped. Readers keep using the
 //! sqlx pool.

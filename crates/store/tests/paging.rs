@@ -11,7 +11,7 @@ const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 fn request(created_at_us: i64) -> Request {
     Request {
-        id: RequestId::generate(),
+        id: RequestId::generate_at(Timestamp::from_unix_micros(created_at_us)),
         state: RequestState::Denied,
         requester: "alice".parse().expect("name"),
         subject: "alice".parse().expect("name"),

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use writ_domain::{Clock, SystemClock, Timestamp, parse_duration_seconds};
+use writ_domain::{Clock, Timestamp, parse_duration_seconds};
+use writ_engine::SystemClock;
 
 use crate::cli::ClientArgs;
 use crate::{

@@ -5,7 +5,8 @@ use crate::stdout::outln;
 use std::path::{Path, PathBuf};
 
 use writ_config::Config;
-use writ_domain::{Clock, SystemClock, parse_duration_seconds};
+use writ_domain::{Clock, parse_duration_seconds};
+use writ_engine::SystemClock;
 use writ_engine::checkpoint::{self, CheckpointErrorOrStore};
 use writ_policy::{PolicyEngine, PolicyLoadError};
 use writ_store::{EVENT_PAGE_SIZE, Store, VerifyError};
@@ -191,7 +192,9 @@ pub async fn export(config_path: &Path, format: ExportFormat, after: i64) -> Res
         let Some(last) = page.last() else { break };
         after = last.seq;
         for event in &page {
-            let event = event.to_event();
+            let event = event
+                .to_event()
+                .map_err(|e| Failure::failed(format!("the ledger is corrupt: {e}")))?;
             let line = match format {
                 ExportFormat::Jsonl => serde_json::to_string(&event),
                 ExportFormat::Ocsf => serde_json::to_string(&writ_export::ocsf::to_ocsf(

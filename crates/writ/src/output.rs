@@ -8,8 +8,7 @@ use std::fmt::Write;
 use serde_json::Value;
 use writ_domain::lifecycle::GrantState;
 use writ_domain::{
-    Clock as _, DecisionOutcome, FindingReport, Grant, Request, SystemClock, Timestamp,
-    format_duration_seconds,
+    Clock as _, DecisionOutcome, FindingReport, Grant, Request, Timestamp, format_duration_seconds,
 };
 
 use crate::when::local;
@@ -423,7 +422,7 @@ pub fn token_list(value: &Value) -> String {
         } else if t["expires_at"]
             .as_str()
             .and_then(|at| Timestamp::parse_rfc3339(at).ok())
-            .is_some_and(|at| at <= SystemClock.now())
+            .is_some_and(|at| at <= writ_engine::SystemClock.now())
         {
             "expired".to_string()
         } else {
@@ -588,8 +587,8 @@ mod tests {
 
     fn grant_in(state: GrantState, retained_by: Option<GrantId>) -> Value {
         let grant = Grant {
-            id: GrantId::generate(),
-            request_id: RequestId::generate(),
+            id: GrantId::generate_at(Timestamp::from_unix_micros(1_795_000_000_000_000)),
+            request_id: RequestId::generate_at(Timestamp::from_unix_micros(1_795_000_000_000_000)),
             subject: "alice".parse().expect("name"),
             entitlement: "files/read".parse().expect("id"),
             account: "alice".into(),
@@ -620,7 +619,7 @@ mod tests {
 
     #[test]
     fn access_kept_by_an_overlapping_grant_says_so() {
-        let other = GrantId::generate();
+        let other = GrantId::generate_at(Timestamp::from_unix_micros(1_795_000_000_000_000));
         let text = grant(&grant_in(GrantState::Revoked, Some(other)));
         assert!(
             text.contains("this lease has ended; the account keeps the access only because grant")

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 use writ_connectors::Connectors;
-use writ_domain::SystemClock;
+use writ_engine::SystemClock;
 use writ_engine::health::supervise;
 use writ_engine::{Engine, EvidenceCourier, Reconciler, Scheduler};
 

@@ -1,7 +1,8 @@
 //! Times for people: in the reader's own time zone (`TZ`, else the system's) with its
 //! offset, to the second, and how far from now. `--json` keeps RFC 3339 UTC.
 
-use writ_domain::{Clock, SystemClock, Timestamp};
+use writ_domain::{Clock, Timestamp};
+use writ_engine::SystemClock;
 
 /// `2026-12-01 17:03:12 +01:00 (in 42m)`.
 pub fn local(at: Timestamp) -> String {

@@ -397,6 +397,31 @@ async fn tampering_is_caught_and_located() {
     }
 }
 
+/// An event whose data is no longer JSON is never shown or sent as `null`: the export
+/// fails naming it, and the audit log answers 500 data_corrupt (not a retryable 503).
+#[tokio::test]
+async fn an_event_whose_data_is_not_json_is_an_error_everywhere() {
+    let mut writ = writ();
+    recorded_history(&mut writ).await;
+    sql(&writ, "UPDATE events SET data = '{not json' WHERE seq = 3").await;
+    let export = writ.run(&["audit", "export", "--format", "ocsf"]);
+    assert!(!export.status.success());
+    assert!(
+        stderr(&export).contains("the ledger is corrupt: event 3: its data is not JSON"),
+        "{}",
+        stderr(&export)
+    );
+    writ.start().await;
+    let admin = writ.admin_token();
+    let (status, body) = writ.get("/v1/audit", &admin).await;
+    assert_eq!((status, code(&body)), (500, "data_corrupt"), "{body}");
+    assert!(
+        writ.log().contains("event 3: its data is not JSON"),
+        "the detail is in the server log"
+    );
+    writ.stop();
+}
+
 #[tokio::test]
 async fn config_and_policy_errors_refuse_to_start_and_name_the_place() {
     let writ = writ();
