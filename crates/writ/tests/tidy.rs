@@ -1,0 +1,220 @@
+//! The layering ARCHITECTURE.md states, checked so it cannot silently rot: which writ
+//! crate may depend on which, which crates may use Cedar, SQL, HTTP clients and servers,
+//! that writ-domain does no I/O and never reads the clock, and that every dependency is
+//! declared once, in `[workspace.dependencies]`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Each workspace crate's name and its manifest.
+fn manifests() -> BTreeMap<String, toml::Table> {
+    let mut manifests = BTreeMap::new();
+    for entry in std::fs::read_dir(root().join("crates")).expect("crates/") {
+        let path = entry.expect("entry").path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let manifest: toml::Table = text.parse().expect("a manifest");
+        let name = manifest["package"]["name"]
+            .as_str()
+            .expect("package.name")
+            .to_string();
+        manifests.insert(name, manifest);
+    }
+    manifests
+}
+
+fn dependencies(manifest: &toml::Table, table: &str) -> BTreeSet<String> {
+    manifest
+        .get(table)
+        .and_then(toml::Value::as_table)
+        .map(|deps| deps.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The writ crates each crate may depend on (ARCHITECTURE.md's codemap, bottom up).
+const LAYERS: &[(&str, &[&str])] = &[
+    ("writ-domain", &[]),
+    ("writ-config", &["writ-domain"]),
+    ("writ-policy", &["writ-domain", "writ-config"]),
+    ("writ-store", &["writ-domain"]),
+    ("writ-connectors", &["writ-domain", "writ-config"]),
+    ("writ-itsm", &["writ-domain", "writ-config"]),
+    ("writ-export", &["writ-domain"]),
+    (
+        "writ-engine",
+        &[
+            "writ-domain",
+            "writ-config",
+            "writ-policy",
+            "writ-store",
+            "writ-connectors",
+            "writ-itsm",
+            "writ-export",
+        ],
+    ),
+    (
+        "writ-api",
+        &["writ-domain", "writ-config", "writ-engine", "writ-store"],
+    ),
+    (
+        "writ",
+        &[
+            "writ-domain",
+            "writ-config",
+            "writ-policy",
+            "writ-store",
+            "writ-connectors",
+            "writ-itsm",
+            "writ-export",
+            "writ-engine",
+            "writ-api",
+        ],
+    ),
+];
+
+/// External crates only some writ crates may use (normal dependencies), and why.
+const CAPABILITIES: &[(&str, &[&str], &str)] = &[
+    (
+        "cedar-policy",
+        &["writ-policy"],
+        "only writ-policy imports Cedar",
+    ),
+    (
+        "sqlx",
+        &["writ-store", "writ-connectors"],
+        "only writ-store touches writ's database (connectors: the targets' own)",
+    ),
+    (
+        "rusqlite",
+        &["writ-store"],
+        "only writ-store touches writ's database",
+    ),
+    (
+        "reqwest",
+        &["writ-itsm", "writ"],
+        "only writ-itsm talks to ticketing systems (the CLI talks to writ's own API)",
+    ),
+    (
+        "axum",
+        &["writ-api", "writ"],
+        "only writ-api serves HTTP (the binary runs its router)",
+    ),
+];
+
+#[test]
+fn writ_crates_depend_only_downward() {
+    let manifests = manifests();
+    let layers: BTreeMap<&str, &[&str]> = LAYERS.iter().copied().collect();
+    assert_eq!(
+        manifests
+            .keys()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        layers.keys().copied().collect::<BTreeSet<_>>(),
+        "every crate has its place in LAYERS (and ARCHITECTURE.md)"
+    );
+    let mut wrong = Vec::new();
+    for (name, manifest) in &manifests {
+        let allowed = layers[name.as_str()];
+        for dependency in dependencies(manifest, "dependencies") {
+            if dependency.starts_with("writ") && !allowed.contains(&dependency.as_str()) {
+                wrong.push(format!("{name} depends on {dependency}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "layering broken: {wrong:?}");
+}
+
+#[test]
+fn capabilities_stay_in_their_crates() {
+    let mut wrong = Vec::new();
+    for (name, manifest) in &manifests() {
+        for (capability, allowed, why) in CAPABILITIES {
+            if dependencies(manifest, "dependencies").contains(*capability)
+                && !allowed.contains(&name.as_str())
+            {
+                wrong.push(format!("{name} uses {capability}: {why}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:?}");
+}
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_domain_does_no_io_and_never_reads_the_clock() {
+    let manifest = &manifests()["writ-domain"];
+    for io in ["tokio", "sqlx", "reqwest", "rusqlite", "axum"] {
+        assert!(
+            !dependencies(manifest, "dependencies").contains(io),
+            "writ-domain depends on {io}"
+        );
+    }
+    let forbidden = [
+        "std::fs",
+        "std::net",
+        "std::process",
+        "SystemTime",
+        "Instant::now",
+        "now_utc(",
+        "now_v7(",
+        "OffsetDateTime::now",
+    ];
+    let mut found = Vec::new();
+    for file in sources(&root().join("crates/domain/src")) {
+        let text = std::fs::read_to_string(&file).expect("source");
+        for word in forbidden {
+            if text.contains(word) {
+                found.push(format!("{}: {word}", file.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn every_dependency_is_declared_once_in_the_workspace() {
+    let mut own = Vec::new();
+    for (name, manifest) in &manifests() {
+        for table in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            let Some(deps) = manifest.get(table).and_then(toml::Value::as_table) else {
+                continue;
+            };
+            for (dependency, spec) in deps {
+                let inherited = spec
+                    .as_table()
+                    .and_then(|spec| spec.get("workspace"))
+                    .and_then(toml::Value::as_bool)
+                    == Some(true);
+                if !inherited {
+                    own.push(format!("{name} [{table}] {dependency}"));
+                }
+            }
+        }
+    }
+    assert!(
+        own.is_empty(),
+        "declare these in [workspace.dependencies] and inherit them: {own:?}"
+    );
+}
