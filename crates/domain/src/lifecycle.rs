@@ -87,10 +87,6 @@ impl RequestState {
         .find(|state| state.as_str() == text)
     }
 
-    pub fn is_final(self) -> bool {
-        self != Self::PendingApproval
-    }
-
     /// The state after `event`, or why `event` cannot happen now.
     pub fn transition(self, event: RequestEvent) -> Result<Self, IllegalTransition> {
         use RequestEvent as E;

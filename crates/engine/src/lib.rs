@@ -193,10 +193,6 @@ impl Engine {
         &self.store
     }
 
-    pub fn policy(&self) -> &PolicyEngine {
-        &self.policy
-    }
-
     pub(crate) fn identity(&self, name: &str) -> Option<&Identity> {
         self.config.identity(name)
     }

@@ -297,10 +297,6 @@ impl Store {
         })
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// Starts a write transaction holding the ledger head.
     pub async fn begin(&self) -> Result<WriteTx<'_>, StoreError> {
         WriteTx::begin(self).await

@@ -460,6 +460,9 @@ impl<'s> WriteTx<'s> {
         data: &serde_json::Value,
     ) -> Result<StoredEvent, StoreError> {
         let event = ledger::seal(self.seq, &self.hash, at, actor, kind, data);
+        // The chain's one rule, which the ledger head row makes hold across processes.
+        debug_assert_eq!(event.seq, self.seq + 1, "an event follows the head");
+        debug_assert_eq!(event.prev_hash, self.hash, "an event links to the head");
         self.buffer(
             "INSERT INTO events (seq, at_us, actor, kind, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             vec![

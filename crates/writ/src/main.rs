@@ -64,12 +64,6 @@ impl Failure {
     }
 }
 
-impl From<anyhow::Error> for Failure {
-    fn from(error: anyhow::Error) -> Self {
-        Self::failed(format!("{error:#}"))
-    }
-}
-
 fn main() -> ExitCode {
     writ_itsm::install_crypto_provider();
     let cli = cli::Cli::parse();
