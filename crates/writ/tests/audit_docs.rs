@@ -5,8 +5,7 @@
 
 mod support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use support::Writ;
@@ -44,29 +43,10 @@ fn the_worked_example_is_the_hash_writ_computes() {
     assert_eq!(Some(hash.as_str()), example["hash"].as_str());
 }
 
-const CONFIG: &str = r#"
-[storage]
-url = "sqlite://writ.db"
-
-[[target]]
-name = "t"
-kind = "noop"
-
-[[entitlement]]
-id = "t/read"
-target = "t"
-role = "read"
-sensitivity = "low"
-max_duration = "1h"
-
-[[user]]
-name = "alice"
-"#;
-
 #[tokio::test]
 async fn the_documented_program_recomputes_a_real_export() {
     let mut writ = Writ::new(
-        CONFIG,
+        support::NOOP_CONFIG,
         &[(
             "p.cedar",
             r#"permit (principal, action == Action::"request", resource);"#,
@@ -103,26 +83,10 @@ async fn the_documented_program_recomputes_a_real_export() {
 
     let program = writ.path("recompute.py");
     std::fs::write(&program, block_after(&audit_md(), "recompute.py")).expect("program");
-    let mut python = Command::new("python3")
-        .arg(&program)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    python
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(events.as_bytes())
-        .expect("events");
-    let output = python.wait_with_output().expect("python3 ends");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{said}");
+    let mut python = Command::new("python3");
+    python.arg(&program);
+    let (ok, said) = support::run_with_input(python, events.as_bytes());
+    assert!(ok, "{said}");
     let count = events.lines().count();
     assert!(
         said.contains(&format!(
@@ -132,24 +96,9 @@ async fn the_documented_program_recomputes_a_real_export() {
     );
     // And the program is not a rubber stamp: one changed character is found.
     let tampered = events.replacen("café", "cafe", 1);
-    let mut python = Command::new("python3")
-        .arg(&program)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    python
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(tampered.as_bytes())
-        .expect("events");
-    let output = python.wait_with_output().expect("python3 ends");
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("hash does not match its contents"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut python = Command::new("python3");
+    python.arg(&program);
+    let (ok, said) = support::run_with_input(python, tampered.as_bytes());
+    assert!(!ok);
+    assert!(said.contains("hash does not match its contents"), "{said}");
 }

@@ -8,29 +8,10 @@ use reqwest::Method;
 use serde_json::json;
 use support::Writ;
 
-const CONFIG: &str = r#"
-[storage]
-url = "sqlite://writ.db"
-
-[[target]]
-name = "t"
-kind = "noop"
-
-[[entitlement]]
-id = "t/read"
-target = "t"
-role = "read"
-sensitivity = "low"
-max_duration = "1h"
-
-[[user]]
-name = "alice"
-"#;
-
 const POLICY: &str = r#"permit (principal, action == Action::"request", resource);"#;
 
 async fn started() -> Writ {
-    let mut writ = Writ::new(CONFIG, &[("p.cedar", POLICY)]);
+    let mut writ = Writ::new(support::NOOP_CONFIG, &[("p.cedar", POLICY)]);
     writ.start().await;
     writ
 }
@@ -307,7 +288,7 @@ async fn lists_page_with_a_cursor_and_the_cli_pages_through() {
 
 #[tokio::test]
 async fn json_logs_are_one_object_per_line_with_each_requests_id() {
-    let mut writ = Writ::new(CONFIG, &[("p.cedar", POLICY)]);
+    let mut writ = Writ::new(support::NOOP_CONFIG, &[("p.cedar", POLICY)]);
     writ.start_with_env(&[("WRIT_LOG_FORMAT", "json")]).await;
     let token = writ.token("alice");
     let answer = writ

@@ -156,13 +156,7 @@ impl Setup {
         if let Some(signature) = signature {
             request = request.header(JIRA_SIGNATURE, signature);
         }
-        let response = request.send().await.expect("webhook call");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        support::answer_of(request).await
     }
 
     /// A correctly signed, fresh delivery about `key`.

@@ -15,22 +15,15 @@ const ALICE_SYS_ID: &str = "62826bf03710200044e0bfc8bcbe5df1";
 
 async fn deliver(writ: &Writ, body: &[u8], sent_ms: i64, secret: &str) -> (u16, Value) {
     let signature = sign(ItsmKind::ServiceNow, secret, body, sent_ms);
-    let response = writ
-        .http
-        .post(format!("{}/v1/itsm/snow/webhook", writ.base()))
-        .header("content-type", "application/json")
-        .header(SERVICENOW_TIMESTAMP, sent_ms.to_string())
-        .header(SERVICENOW_SIGNATURE, signature)
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("webhook call");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    support::answer_of(
+        writ.http
+            .post(format!("{}/v1/itsm/snow/webhook", writ.base()))
+            .header("content-type", "application/json")
+            .header(SERVICENOW_TIMESTAMP, sent_ms.to_string())
+            .header(SERVICENOW_SIGNATURE, signature)
+            .body(body.to_vec()),
     )
+    .await
 }
 
 const CAROL_SYS_ID: &str = "62826bf03710200044e0bfc8bcbe5df2";
@@ -706,17 +699,13 @@ async fn a_work_note_the_instance_drops_is_not_delivered_until_it_lands() {
     snow.deny_writes("sc_req_item", "work_notes");
     let grant_id = short_lease_from_item(&writ, &snow, "RITM0010021", sys_id).await;
     let admin = writ.admin_token();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let outbox = loop {
-        let (_, outbox) = writ.get("/v1/itsm/outbox", &admin).await;
-        let failed = outbox["entries"][0]["attempts"]
-            .as_i64()
-            .is_some_and(|n| n >= 1);
-        if failed || std::time::Instant::now() > deadline {
-            break outbox;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let outbox = writ
+        .wait_for_outbox(Duration::from_secs(10), |outbox| {
+            outbox["entries"][0]["attempts"]
+                .as_i64()
+                .is_some_and(|n| n >= 1)
+        })
+        .await;
     let error = outbox["entries"][0]["last_error"]
         .as_str()
         .unwrap_or_default();
@@ -774,18 +763,14 @@ async fn closing_an_item_whose_state_the_instance_drops_says_what_to_configure()
         g["state"] == "revoked"
     })
     .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let outbox = loop {
-        let (_, outbox) = writ.get("/v1/itsm/outbox", &admin).await;
-        let closing_failed = outbox["entries"][0]["action"] == "close"
-            && outbox["entries"][0]["attempts"]
-                .as_i64()
-                .is_some_and(|n| n >= 1);
-        if closing_failed || std::time::Instant::now() > deadline {
-            break outbox;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let outbox = writ
+        .wait_for_outbox(Duration::from_secs(15), |outbox| {
+            outbox["entries"][0]["action"] == "close"
+                && outbox["entries"][0]["attempts"]
+                    .as_i64()
+                    .is_some_and(|n| n >= 1)
+        })
+        .await;
     let error = outbox["entries"][0]["last_error"]
         .as_str()
         .unwrap_or_default();

@@ -10,8 +10,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::{Writ, free_port};
 
@@ -123,48 +122,20 @@ async fn every_documented_metric_is_there_from_start_up_with_help_and_its_type()
     writ.stop();
 }
 
-fn promtool() -> Option<String> {
-    if let Ok(path) = std::env::var("WRIT_PROMTOOL") {
-        return Some(path);
-    }
-    Command::new("promtool")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| "promtool".to_string())
-}
-
 #[tokio::test]
 async fn promtool_finds_nothing_to_say() {
-    let Some(promtool) = promtool() else {
+    let Some(promtool) = support::external_tool("WRIT_PROMTOOL", "promtool", &["--version"]) else {
         eprintln!("promtool_finds_nothing_to_say: skipped, promtool is not installed");
         return;
     };
     let mut writ = started("").await;
     let text = scrape(&writ).await;
     writ.stop();
-    let mut check = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs");
-    check
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write metrics");
-    let output = check.wait_with_output().expect("promtool ends");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut check = Command::new(promtool);
+    check.args(["check", "metrics"]);
+    let (ok, said) = support::run_with_input(check, text.as_bytes());
     assert!(
-        output.status.success() && said.trim().is_empty(),
+        ok && said.trim().is_empty(),
         "promtool check metrics:\n{said}"
     );
 }

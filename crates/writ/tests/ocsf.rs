@@ -8,8 +8,7 @@
 
 mod support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
 use support::Writ;
@@ -69,22 +68,13 @@ const POLICY: &str = r#"
 @id("leads-approve") permit (principal in Group::"leads", action == Action::"approve", resource);
 "#;
 
-/// A Python with `ocsf_json_schema` and `jsonschema`.
-fn python() -> Option<String> {
-    if let Ok(path) = std::env::var("WRIT_OCSF_PYTHON") {
-        return Some(path);
-    }
-    Command::new("python3")
-        .args(["-c", "import ocsf_json_schema, jsonschema"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| "python3".to_string())
-}
-
 #[tokio::test]
 async fn every_exported_event_passes_the_ocsf_schema() {
-    let Some(python) = python() else {
+    let Some(python) = support::external_tool(
+        "WRIT_OCSF_PYTHON",
+        "python3",
+        &["-c", "import ocsf_json_schema, jsonschema"],
+    ) else {
         eprintln!(
             "ocsf: skipped, no python3 with ocsf-json-schema==1.2.0 and jsonschema (run .ci/run)"
         );
@@ -188,25 +178,9 @@ async fn every_exported_event_passes_the_ocsf_schema() {
         );
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocsf_check.py");
-    let mut check = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python runs");
-    check
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(events.as_bytes())
-        .expect("events");
-    let output = check.wait_with_output().expect("the check ends");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{report}");
+    let mut check = Command::new(python);
+    check.arg(script);
+    let (ok, report) = support::run_with_input(check, events.as_bytes());
+    assert!(ok, "{report}");
     assert!(report.contains(" 0 problems"), "{report}");
 }

@@ -47,15 +47,7 @@ const POLICY: &str = r#"
 const EXAMPLES: &str = "10";
 
 fn schemathesis() -> Option<String> {
-    if let Ok(path) = std::env::var("WRIT_SCHEMATHESIS") {
-        return Some(path);
-    }
-    Command::new("schemathesis")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| "schemathesis".to_string())
+    support::external_tool("WRIT_SCHEMATHESIS", "schemathesis", &["--version"])
 }
 
 #[tokio::test]
@@ -112,15 +104,11 @@ async fn the_api_answers_as_its_openapi_document_says() {
 /// `openapi-spec-validator` (PyPI), next to schemathesis in `.ci/run`'s venv
 /// (`WRIT_OPENAPI_SPEC_VALIDATOR`); elsewhere if it is on the PATH.
 fn spec_validator() -> Option<String> {
-    if let Ok(path) = std::env::var("WRIT_OPENAPI_SPEC_VALIDATOR") {
-        return Some(path);
-    }
-    Command::new("openapi-spec-validator")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| "openapi-spec-validator".to_string())
+    support::external_tool(
+        "WRIT_OPENAPI_SPEC_VALIDATOR",
+        "openapi-spec-validator",
+        &["--version"],
+    )
 }
 
 #[tokio::test]

@@ -225,28 +225,18 @@ fn body_about(inner: &Inner, key: &str, timestamp_ms: i64) -> Vec<u8> {
 async fn fire_webhook(fake: FakeJira, url: String, delivery: String, body: Vec<u8>) {
     use writ_config::ItsmKind;
     use writ_itsm::webhook::{JIRA_DELIVERY, JIRA_SIGNATURE, sign};
-    let answer = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header(JIRA_DELIVERY, delivery)
-        .header(
-            JIRA_SIGNATURE,
-            sign(ItsmKind::Jira, WEBHOOK_SECRET, &body, 0),
-        )
-        .body(body)
-        .send()
-        .await;
-    let answer = match answer {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let text = response.text().await.unwrap_or_default();
-            (
-                status,
-                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    let answer = super::answer_of(
+        reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .header(JIRA_DELIVERY, delivery)
+            .header(
+                JIRA_SIGNATURE,
+                sign(ItsmKind::Jira, WEBHOOK_SECRET, &body, 0),
             )
-        }
-        Err(error) => (0, Value::String(error.to_string())),
-    };
+            .body(body),
+    )
+    .await;
     fake.lock().webhook_answers.push(answer);
 }
 

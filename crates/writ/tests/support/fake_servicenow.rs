@@ -554,28 +554,18 @@ async fn patch_record(
 async fn fire_business_rule(fake: FakeServiceNow, url: String, body: Vec<u8>) {
     use writ_itsm::webhook::{SERVICENOW_SIGNATURE, SERVICENOW_TIMESTAMP, sign};
     let sent_ms = super::now_ms();
-    let answer = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header(SERVICENOW_TIMESTAMP, sent_ms.to_string())
-        .header(
-            SERVICENOW_SIGNATURE,
-            sign(ItsmKind::ServiceNow, WEBHOOK_SECRET, &body, sent_ms),
-        )
-        .body(body)
-        .send()
-        .await;
-    let answer = match answer {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let text = response.text().await.unwrap_or_default();
-            (
-                status,
-                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    let answer = super::answer_of(
+        reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .header(SERVICENOW_TIMESTAMP, sent_ms.to_string())
+            .header(
+                SERVICENOW_SIGNATURE,
+                sign(ItsmKind::ServiceNow, WEBHOOK_SECRET, &body, sent_ms),
             )
-        }
-        Err(error) => (0, Value::String(error.to_string())),
-    };
+            .body(body),
+    )
+    .await;
     fake.lock().rule_answers.push(answer);
 }
 

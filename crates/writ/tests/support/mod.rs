@@ -337,10 +337,17 @@ impl Writ {
     /// Polls a grant until `done` says yes or `timeout` passes; returns the last view.
     /// Waits until the evidence outbox is empty; the last view of it.
     pub async fn wait_for_outbox_drained(&self, timeout: Duration) -> Value {
+        self.wait_for_outbox(timeout, |outbox| outbox["backlog"] == 0)
+            .await
+    }
+
+    /// Waits until the evidence outbox (`GET /v1/itsm/outbox`) satisfies `done`; the
+    /// last view of it.
+    pub async fn wait_for_outbox(&self, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let (_, outbox) = self.get("/v1/itsm/outbox", &self.admin_token()).await;
-            if outbox["backlog"] == 0 || Instant::now() > deadline {
+            if done(&outbox) || Instant::now() > deadline {
                 return outbox;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -381,6 +388,83 @@ fn send_signal(pid: u32, signal: &str) {
 }
 
 /// Milliseconds since the epoch, as webhook senders stamp their deliveries.
+/// A configuration most end-to-end tests can start from: SQLite, a `noop` target `t`
+/// with a low-sensitivity entitlement `t/read`, and the user alice.
+pub const NOOP_CONFIG: &str = r#"
+[storage]
+url = "sqlite://writ.db"
+
+[[target]]
+name = "t"
+kind = "noop"
+
+[[entitlement]]
+id = "t/read"
+target = "t"
+role = "read"
+sensitivity = "low"
+max_duration = "1h"
+
+[[user]]
+name = "alice"
+"#;
+
+/// An external tool the tests use when it is there: the path in `env_var` (set by
+/// `.ci/run`), or `program` if running it with `probe` succeeds; `None` otherwise (the
+/// test says it skipped).
+pub fn external_tool(env_var: &str, program: &str, probe: &[&str]) -> Option<String> {
+    if let Ok(path) = std::env::var(env_var) {
+        return Some(path);
+    }
+    Command::new(program)
+        .args(probe)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| program.to_string())
+}
+
+/// Runs `command` with `input` on its stdin: whether it succeeded, and its stdout and
+/// stderr together.
+pub fn run_with_input(mut command: Command, input: &[u8]) -> (bool, String) {
+    use std::io::Write as _;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the program runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write its input");
+    let output = child.wait_with_output().expect("the program ends");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
+}
+
+/// Sends `request` (a webhook delivery, say): the status and the body as JSON (a JSON
+/// string when it is not JSON); status 0 and the error when it could not be sent.
+pub async fn answer_of(request: reqwest::RequestBuilder) -> (u16, Value) {
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            )
+        }
+        Err(error) => (0, Value::String(error.to_string())),
+    }
+}
+
 /// Polls `done` every 100 ms until it holds or `timeout` passes; whether it holds.
 pub async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
