@@ -23,6 +23,12 @@ const JOURNAL_TABLE: &str = "sys_journal_field";
 /// How many of an item's latest work notes writ looks through for its own.
 const JOURNAL_LOOKBACK: usize = 20;
 
+/// Whether the instance shows `written` as writ wrote it: the same text but for line
+/// endings (a browser-facing instance may store `\r\n`) and surrounding blanks.
+fn same_text(shown: &str, written: &str) -> bool {
+    shown.replace("\r\n", "\n").trim() == written.replace("\r\n", "\n").trim()
+}
+
 pub struct ServiceNow {
     client: Client,
 }
@@ -92,7 +98,7 @@ impl ServiceNow {
                 field_text(&echo["state"]).unwrap_or_default()
             ));
         }
-        if field_text(&echo["close_notes"]).as_deref() != Some(text.trim()) {
+        if !field_text(&echo["close_notes"]).is_some_and(|shown| same_text(&shown, text)) {
             dropped.push("close_notes".to_string());
         }
         if dropped.is_empty() {
@@ -143,12 +149,11 @@ impl ServiceNow {
             .client
             .get(&format!("/api/now/table/{JOURNAL_TABLE}"), &query, key)
             .await?;
-        let wanted = text.trim();
         Ok(answer["result"]
             .as_array()
             .into_iter()
             .flatten()
-            .any(|entry| field_text(&entry["value"]).as_deref() == Some(wanted)))
+            .any(|entry| field_text(&entry["value"]).is_some_and(|shown| same_text(&shown, text))))
     }
 }
 
@@ -324,5 +329,15 @@ impl TicketSystem for ServiceNow {
             .filter(|record| record["state"] == "approved")
             .filter_map(|record| field_text(&record["approver"]))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn text_compares_across_line_endings_and_blanks() {
+        assert!(super::same_text("a\r\nb \n", "a\nb"));
+        assert!(!super::same_text("a\nb", "a\nc"));
+        assert!(!super::same_text("", "a"));
     }
 }
