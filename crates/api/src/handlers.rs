@@ -10,10 +10,8 @@ use serde::{Deserialize, Serialize};
 use writ_domain::ledger::Event;
 use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_domain::{Grant, Request, Ticket, Timestamp};
-use writ_engine::{IssuedCredential, NewRequest, WebhookAction, WebhookOutcome};
-use writ_store::{
-    GrantFilter, LIST_LIMIT_MAX, NotifyCursor, OutboxEntry, RequestFilter, VerifyError,
-};
+use writ_engine::{IssuedCredential, LedgerVerdict, NewRequest, WebhookAction, WebhookOutcome};
+use writ_store::{GrantFilter, LIST_LIMIT_MAX, NotifyCursor, OutboxEntry, RequestFilter};
 
 use crate::AppState;
 use crate::auth::{Authenticated, WebhookSender};
@@ -505,9 +503,6 @@ pub async fn audit(
     Authenticated(caller): Authenticated,
     params: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EventList>, ApiError> {
-    state
-        .engine
-        .require_auditor(&caller, "read the audit log")?;
     let params = query(params)?;
     let limit = checked_limit(params.limit)?.unwrap_or(100);
     if params.after.is_some_and(|after| after < 0) {
@@ -517,17 +512,14 @@ pub async fn audit(
     }
     let events = state
         .engine
-        .store()
-        .events(params.after.unwrap_or(0).max(0), limit)
-        .await
-        .map_err(writ_engine::EngineError::from)?;
+        .audit_events(&caller, params.after.unwrap_or(0), limit)
+        .await?;
     // Bounded in bytes as well as in events: some events carry whole records (and an
     // outsider chooses part of a rejected webhook's), so `limit` alone does not bound
     // an answer. At least one event is always sent; continue with `after`.
     let mut bytes = 0;
     let mut page = Vec::new();
-    for stored in &events {
-        let event = stored.to_event().map_err(writ_engine::EngineError::from)?;
+    for event in events {
         bytes += serde_json::to_vec(&event).map_or(0, |text| text.len());
         if !page.is_empty() && bytes > AUDIT_ANSWER_BYTES_MAX {
             break;
@@ -542,7 +534,6 @@ pub async fn audit_verify(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<VerifyResult>, ApiError> {
-    state.engine.require_auditor(&caller, "verify the ledger")?;
     let _only_one = state.verifying.try_acquire().map_err(|_| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -550,31 +541,26 @@ pub async fn audit_verify(
             "a verification is running; try again when it has finished",
         )
     })?;
-    match state.engine.store().verify().await {
-        Ok(report) => Ok(Json(VerifyResult {
+    Ok(Json(match state.engine.verify_ledger(&caller).await? {
+        LedgerVerdict::Intact { events, head } => VerifyResult {
             ok: true,
-            events: report.events,
-            head: report.head,
+            events,
+            head,
             bad_seq: None,
             problem: None,
-        })),
-        Err(VerifyError::Ledger(error)) => {
-            let (events, head) = state
-                .engine
-                .store()
-                .head()
-                .await
-                .map_err(writ_engine::EngineError::from)?;
-            Ok(Json(VerifyResult {
-                ok: false,
-                events,
-                head,
-                bad_seq: error.seq(),
-                problem: Some(error.to_string()),
-            }))
-        }
-        Err(VerifyError::Store(error)) => Err(writ_engine::EngineError::from(error).into()),
-    }
+        },
+        LedgerVerdict::Broken {
+            events,
+            head,
+            error,
+        } => VerifyResult {
+            ok: false,
+            events,
+            head,
+            bad_seq: error.seq(),
+            problem: Some(error.to_string()),
+        },
+    }))
 }
 
 /// The most bytes of events one `GET /v1/audit` answer carries (beyond its first event).
@@ -641,29 +627,18 @@ pub async fn itsm_outbox(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<OutboxView>, ApiError> {
-    state
-        .engine
-        .require_auditor(&caller, "read the evidence outbox")?;
-    let store = state.engine.store();
-    let storage = |e: writ_store::StoreError| ApiError::from(writ_engine::EngineError::from(e));
-    let head = store.last_event_seq().await.map_err(storage)?;
-    let sinks = store
-        .notify_cursors()
-        .await
-        .map_err(storage)?
-        .into_iter()
-        .map(|cursor| SinkView {
-            behind: (head - cursor.last_seq).max(0),
-            cursor,
-        })
-        .collect();
+    let status = state.engine.outbox_status(&caller).await?;
     Ok(Json(OutboxView {
-        backlog: store.outbox_backlog().await.map_err(storage)?,
-        entries: store
-            .undelivered_outbox(LIST_LIMIT_MAX)
-            .await
-            .map_err(storage)?,
-        sinks,
+        backlog: status.backlog,
+        entries: status.entries,
+        sinks: status
+            .sinks
+            .into_iter()
+            .map(|cursor| SinkView {
+                behind: (status.head - cursor.last_seq).max(0),
+                cursor,
+            })
+            .collect(),
     }))
 }
 

@@ -7,8 +7,6 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use writ_domain::lifecycle::GrantState;
-use writ_domain::{FindingKind, FindingState};
 use writ_engine::metrics_names;
 
 use crate::AppState;
@@ -62,56 +60,7 @@ pub async fn metrics_unauthenticated(
 }
 
 async fn render(state: &AppState) -> Result<impl IntoResponse + use<>, ApiError> {
-    let store = state.engine.store();
-    let counts = store
-        .grant_counts()
-        .await
-        .map_err(writ_engine::EngineError::from)?;
-    for grant_state in [
-        GrantState::Pending,
-        GrantState::Active,
-        GrantState::Revoking,
-        GrantState::Revoked,
-        GrantState::Failed,
-    ] {
-        let count = counts
-            .iter()
-            .find(|(s, _)| s == grant_state.as_str())
-            .map_or(0, |(_, n)| *n);
-        metrics::gauge!(metrics_names::GRANTS, "state" => grant_state.as_str()).set(count as f64);
-    }
-    let failed = counts
-        .iter()
-        .find(|(s, _)| s == GrantState::Failed.as_str())
-        .map_or(0, |(_, n)| *n);
-    metrics::gauge!(metrics_names::FAILED_REVOCATIONS).set(failed as f64);
-    let backlog = store
-        .outbox_backlog()
-        .await
-        .map_err(writ_engine::EngineError::from)?;
-    metrics::gauge!(metrics_names::OUTBOX_BACKLOG).set(backlog as f64);
-    let findings = store
-        .finding_counts()
-        .await
-        .map_err(writ_engine::EngineError::from)?;
-    for kind in FindingKind::ALL {
-        for finding_state in FindingState::ALL {
-            let count = findings
-                .iter()
-                .find(|(k, s, _)| k == kind.as_str() && s == finding_state.as_str())
-                .map_or(0, |(_, _, n)| *n);
-            metrics::gauge!(metrics_names::FINDINGS, "kind" => kind.as_str(), "state" => finding_state.as_str())
-                .set(count as f64);
-        }
-    }
-    let escalated = store
-        .escalated_jobs()
-        .await
-        .map_err(writ_engine::EngineError::from)?;
-    metrics::gauge!(metrics_names::ESCALATED_REVOCATIONS).set(escalated as f64);
-    let (writes, commits) = store.commit_counts();
-    metrics::counter!(metrics_names::WRITE_TRANSACTIONS).absolute(writes);
-    metrics::counter!(metrics_names::DATABASE_COMMITS).absolute(commits);
+    state.engine.publish_gauges().await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

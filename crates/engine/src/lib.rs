@@ -24,6 +24,7 @@ pub mod metrics_names;
 mod outage;
 pub mod polling;
 mod preflight;
+mod reads;
 mod reconcile;
 mod rejections;
 mod revocation;
@@ -53,6 +54,7 @@ pub use guidance::{EntitlementView, Preview};
 pub use intake::{WebhookAction, WebhookOutcome};
 pub use lifecycle::NewRequest;
 pub use preflight::{TargetCheck, check_targets};
+pub use reads::{LedgerVerdict, OutboxStatus};
 pub use reconcile::{ReconcileReport, Reconciler};
 pub use scheduler::Scheduler;
 pub use scheduler::{TASK_NAME as SCHEDULER_TASK_NAME, TICK_DEADLINE as SCHEDULER_TICK_DEADLINE};
@@ -187,10 +189,6 @@ impl Engine {
 
     pub fn health(&self) -> &Arc<health::Health> {
         &self.health
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     pub(crate) fn identity(&self, name: &str) -> Option<&Identity> {

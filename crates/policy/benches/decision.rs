@@ -9,11 +9,11 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Instant;
 
-use writ_config::Config;
-use writ_domain::Timestamp;
-use writ_policy::cedar_policy::{
+use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression,
 };
+use writ_config::Config;
+use writ_domain::Timestamp;
 use writ_policy::{PolicyEngine, RequestFacts};
 
 const IDENTITIES: usize = 10_000;

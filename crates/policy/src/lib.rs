@@ -11,6 +11,3 @@ mod slice;
 pub use decide::{ApproveFacts, DryRun, Evaluation, RequestFacts};
 pub use load::{PolicyDiagnostic, PolicyEngine, PolicyLoadError, SCHEMA_TEXT};
 pub use slice::SlicedPolicySet;
-
-/// Re-exported for benchmarks and conformance tests that compare with raw Cedar.
-pub use cedar_policy;

@@ -12,12 +12,12 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use cedar_policy::{
+    Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, Schema,
+};
 use common::summary;
 use serde::Deserialize;
 use writ_policy::SlicedPolicySet;
-use writ_policy::cedar_policy::{
-    Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, Schema,
-};
 
 /// The suite lives beside the repository, in `../shared/reference/` (never copied in);
 /// `WRIT_CEDAR_SUITE` overrides (and must then exist). Searched upwards so any clone

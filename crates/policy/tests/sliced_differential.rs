@@ -14,12 +14,10 @@ mod common;
 use std::io::Write;
 use std::str::FromStr;
 
+use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request};
 use common::summary;
 use proptest::prelude::*;
 use writ_policy::SlicedPolicySet;
-use writ_policy::cedar_policy::{
-    Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request,
-};
 
 const USERS: usize = 4;
 const GROUPS: usize = 3;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use writ_policy::cedar_policy::{AuthorizationError, Decision, Response};
+use cedar_policy::{AuthorizationError, Decision, Response};
 
 /// The decision, the determining policies and the erroring policies.
 pub type Summary = (Decision, BTreeSet<String>, BTreeSet<String>);
