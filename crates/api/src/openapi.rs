@@ -75,6 +75,9 @@ fn status_description(status: &str) -> &'static str {
         "415" => "unsupported_media_type: a body that is not sent as application/json",
         "422" => "the request is well-formed but cannot be honoured (the code says why)",
         "429" => "rate_limited: too many requests from this identity or address; see Retry-After",
+        "500" => {
+            "data_corrupt: what writ stored is not what it wrote; nothing was changed, and retrying will not help"
+        }
         "503" => {
             "overloaded, storage_unavailable, itsm_unavailable or target_unavailable: nothing was changed; try again"
         }
@@ -132,7 +135,7 @@ impl utoipa::Modify for ErrorResponses {
                 let mut statuses = if PUBLIC.contains(&path.as_str()) {
                     vec!["408"]
                 } else {
-                    vec!["400", "401", "403", "408", "429", "503"]
+                    vec!["400", "401", "403", "408", "429", "500", "503"]
                 };
                 if has_id {
                     statuses.push("404");
