@@ -3,14 +3,19 @@
 //! Architecture invariant: handlers parse and authenticate, call one engine method,
 //! and shape the answer. No business rule lives here.
 
+mod audit;
 mod auth;
 mod error;
 mod findings;
+mod grants;
 mod handlers;
+mod identities;
+mod itsm_routes;
 mod json;
 pub mod limits;
 mod metrics_route;
 pub mod openapi;
+mod requests;
 mod segment;
 mod tokens;
 
@@ -76,30 +81,30 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(metrics_route::metrics))
         .route("/openapi.json", get(openapi::serve))
-        .route("/v1/requests", post(handlers::create_request).get(handlers::list_requests))
-        .route("/v1/requests/{id}", get(handlers::get_request))
-        .route("/v1/requests/{id}/cancel", post(handlers::cancel_request))
-        .route("/v1/requests/{id}/approve", post(handlers::approve_request))
-        .route("/v1/requests/{id}/reject", post(handlers::reject_request))
-        .route("/v1/entitlements", get(handlers::list_entitlements))
-        .route("/v1/grants", get(handlers::list_grants))
-        .route("/v1/grants/{id}", get(handlers::get_grant))
-        .route("/v1/grants/{id}/revoke", post(handlers::revoke_grant))
-        .route("/v1/grants/{id}/credential", post(handlers::collect_credential))
-        .route("/v1/audit", get(handlers::audit))
-        .route("/v1/audit/verify", get(handlers::audit_verify))
-        .route("/v1/identities", get(handlers::list_identities))
+        .route("/v1/requests", post(requests::create_request).get(requests::list_requests))
+        .route("/v1/requests/{id}", get(requests::get_request))
+        .route("/v1/requests/{id}/cancel", post(requests::cancel_request))
+        .route("/v1/requests/{id}/approve", post(requests::approve_request))
+        .route("/v1/requests/{id}/reject", post(requests::reject_request))
+        .route("/v1/entitlements", get(requests::list_entitlements))
+        .route("/v1/grants", get(grants::list_grants))
+        .route("/v1/grants/{id}", get(grants::get_grant))
+        .route("/v1/grants/{id}/revoke", post(grants::revoke_grant))
+        .route("/v1/grants/{id}/credential", post(grants::collect_credential))
+        .route("/v1/audit", get(audit::audit))
+        .route("/v1/audit/verify", get(audit::audit_verify))
+        .route("/v1/identities", get(identities::list_identities))
         .route("/v1/reconcile", post(findings::reconcile))
         .route("/v1/findings", get(findings::list_findings))
         .route("/v1/findings/{id}", get(findings::get_finding))
         .route("/v1/findings/{id}/accept", post(findings::accept_finding))
-        .route("/v1/itsm/outbox", get(handlers::itsm_outbox))
+        .route("/v1/itsm/outbox", get(itsm_routes::itsm_outbox))
         .route("/v1/tokens", get(tokens::list_tokens))
         .route("/v1/tokens/{id}/revoke", post(tokens::revoke_token))
         .route(
             "/v1/itsm/{name}/webhook",
-            post(handlers::itsm_webhook)
-                .layer(DefaultBodyLimit::max(handlers::WEBHOOK_BODY_SIZE_MAX_BYTES)),
+            post(itsm_routes::itsm_webhook)
+                .layer(DefaultBodyLimit::max(itsm_routes::WEBHOOK_BODY_SIZE_MAX_BYTES)),
         )
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)

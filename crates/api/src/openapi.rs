@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::handlers;
+use crate::{audit, grants, handlers, identities, itsm_routes, requests};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,22 +12,22 @@ use crate::handlers;
         handlers::healthz,
         crate::metrics_route::metrics,
         serve,
-        handlers::create_request,
-        handlers::list_requests,
-        handlers::get_request,
-        handlers::cancel_request,
-        handlers::approve_request,
-        handlers::reject_request,
-        handlers::list_entitlements,
-        handlers::list_grants,
-        handlers::get_grant,
-        handlers::revoke_grant,
-        handlers::collect_credential,
-        handlers::audit,
-        handlers::audit_verify,
-        handlers::itsm_webhook,
-        handlers::itsm_outbox,
-        handlers::list_identities,
+        requests::create_request,
+        requests::list_requests,
+        requests::get_request,
+        requests::cancel_request,
+        requests::approve_request,
+        requests::reject_request,
+        requests::list_entitlements,
+        grants::list_grants,
+        grants::get_grant,
+        grants::revoke_grant,
+        grants::collect_credential,
+        audit::audit,
+        audit::audit_verify,
+        itsm_routes::itsm_webhook,
+        itsm_routes::itsm_outbox,
+        identities::list_identities,
         crate::findings::reconcile,
         crate::findings::list_findings,
         crate::findings::get_finding,
