@@ -12,32 +12,13 @@ use support::Writ;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const CONFIG: &str = r#"
-[storage]
-url = "sqlite://writ.db"
-
-[[target]]
-name = "t"
-kind = "noop"
-
-[[entitlement]]
-id = "t/read"
-target = "t"
-role = "read"
-sensitivity = "low"
-max_duration = "1h"
-
-[[user]]
-name = "alice"
-
-[[user]]
-name = "bob"
-"#;
-
 const POLICY: &str = r#"permit (principal, action == Action::"request", resource);"#;
 
 fn writ(server: &str) -> Writ {
-    let writ = Writ::new(CONFIG, &[("p.cedar", POLICY)]);
+    let writ = Writ::new(
+        &format!("{}\n[[user]]\nname = \"bob\"\n", support::NOOP_CONFIG),
+        &[("p.cedar", POLICY)],
+    );
     writ.set_server(server);
     writ
 }

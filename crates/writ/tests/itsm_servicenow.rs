@@ -141,6 +141,14 @@ accounts = {{ snow = "{DAVE_SYS_ID}" }}
     }
 }
 
+/// The ledger still verifies; then the server stops and its roles go.
+async fn finish(mut writ: Writ, roles: TestRoles) {
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", support::stderr(&verify));
+    writ.stop();
+    roles.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revocation() {
     let Setup {
@@ -148,7 +156,7 @@ async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revoc
         roles,
         read_role,
         alice_account,
-        mut writ,
+        writ,
     } = setup().await;
     let alice = writ.token("alice");
     let sys_id = "aeed229047801200e0ef563dbb9a71c2";
@@ -246,10 +254,7 @@ async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revoc
         "{notes:?}"
     );
 
-    let verify = writ.run(&["audit", "verify"]);
-    assert!(verify.status.success(), "{}", support::stderr(&verify));
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
 
 #[tokio::test]
@@ -259,7 +264,7 @@ async fn approvals_in_servicenow_count_for_eligible_approvers_and_closing_the_it
         roles,
         read_role,
         alice_account,
-        mut writ,
+        writ,
     } = setup().await;
     let alice = writ.token("alice");
     let sys_id = "beed229047801200e0ef563dbb9a71c3";
@@ -346,10 +351,7 @@ async fn approvals_in_servicenow_count_for_eligible_approvers_and_closing_the_it
     assert!(grant["verified_at"].is_string(), "{grant}");
     assert!(!roles.holds(&read_role, &alice_account).await);
 
-    let verify = writ.run(&["audit", "verify"]);
-    assert!(verify.status.success(), "{}", support::stderr(&verify));
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
 
 /// A service desk agent submits an item for someone else: the person it is for gets the
@@ -361,7 +363,7 @@ async fn an_item_submitted_for_someone_else_gives_them_the_access() {
         roles,
         read_role,
         alice_account,
-        mut writ,
+        writ,
     } = setup().await;
     let sys_id = "beed229047801200e0ef563dbb9a71c9";
     // carol (a manager, not an engineer) submits pg/ops for alice.
@@ -446,8 +448,7 @@ async fn an_item_submitted_for_someone_else_gives_them_the_access() {
         .await;
     assert_eq!(grant["subject"], "alice", "{grant}");
     assert!(roles.holds(&read_role, &alice_account).await);
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
 
 /// An item approved in ServiceNow before it reached the state that makes a request (the
@@ -459,7 +460,7 @@ async fn approvals_given_before_the_request_count() {
         roles,
         read_role,
         alice_account,
-        mut writ,
+        writ,
     } = setup().await;
     let sys_id = "beed229047801200e0ef563dbb9a71d1";
     snow.put_item(item(
@@ -495,8 +496,7 @@ async fn approvals_given_before_the_request_count() {
     })
     .await;
     assert!(roles.holds(&read_role, &alice_account).await);
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
 
 /// With `approval_required`, an item backs a request only once ServiceNow says it is
@@ -506,7 +506,7 @@ async fn an_item_not_yet_approved_in_servicenow_backs_nothing() {
     let Setup {
         snow,
         roles,
-        mut writ,
+        writ,
         ..
     } = setup().await;
     let sys_id = "beed229047801200e0ef563dbb9a71d2";
@@ -549,8 +549,7 @@ async fn an_item_not_yet_approved_in_servicenow_backs_nothing() {
         outcome["request"]["ticket"]["verified"]["approval"], "approved",
         "{outcome}"
     );
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
 
 /// ServiceNow never retries the Business Rule's call: an item whose delivery was lost is
@@ -612,8 +611,7 @@ async fn an_item_whose_delivery_was_lost_is_found_by_polling() {
     );
     let (_, list) = writ.get("/v1/requests", &admin).await;
     assert_eq!(list["requests"].as_array().map(Vec::len), Some(1), "{list}");
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
 
 /// Policy sees the item's own approval status: without `approval_required`, a rule on
@@ -654,8 +652,7 @@ when { context.ticket_verified && context.ticket_approval != "approved" };
         outcome["request"]["decision"]["policies"][0], "approved-items-only",
         "{outcome}"
     );
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
 
 /// Starts the item `sys_id` (RITM `number`, alice's, for `pg/read` for 3 seconds) through
@@ -692,7 +689,7 @@ async fn a_work_note_the_instance_drops_is_not_delivered_until_it_lands() {
     let Setup {
         snow,
         roles,
-        mut writ,
+        writ,
         ..
     } = setup().await;
     let sys_id = "ceed229047801200e0ef563dbb9a71e1";
@@ -741,8 +738,7 @@ async fn a_work_note_the_instance_drops_is_not_delivered_until_it_lands() {
     assert_eq!(outbox["backlog"], 0, "{outbox}");
     let notes = snow.work_notes(sys_id);
     assert_eq!(notes.len(), 4, "each note once: {notes:?}");
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
 
 /// An item whose state writ may not set (an ACL, or a flow that owns it) is not closed
@@ -752,7 +748,7 @@ async fn closing_an_item_whose_state_the_instance_drops_says_what_to_configure()
     let Setup {
         snow,
         roles,
-        mut writ,
+        writ,
         ..
     } = setup().await;
     let sys_id = "ceed229047801200e0ef563dbb9a71e2";
@@ -780,8 +776,7 @@ async fn closing_an_item_whose_state_the_instance_drops_says_what_to_configure()
         "{outbox}"
     );
     assert_eq!(snow.field(sys_id, "active"), "true");
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
 
 /// Where a flow owns the item, `closure = "tasks"` closes its open catalog tasks (the
@@ -858,8 +853,7 @@ async fn closure_by_catalog_tasks_or_by_the_flow() {
         "{:?}",
         snow.calls()
     );
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
 
 /// The Business Rule fires on writ's own writes too (closing the item changes its state).
@@ -869,7 +863,7 @@ async fn the_business_rule_firing_on_writs_own_close_changes_nothing() {
     let Setup {
         snow,
         roles,
-        mut writ,
+        writ,
         ..
     } = setup().await;
     snow.install_business_rule(&format!("{}/v1/itsm/snow/webhook", writ.base()));
@@ -898,10 +892,7 @@ async fn the_business_rule_firing_on_writs_own_close_changes_nothing() {
     let (_, list) = writ.get("/v1/requests", &admin).await;
     assert_eq!(list["requests"].as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(snow.work_notes(sys_id).len(), 4, "no note about the echo");
-    let verify = writ.run(&["audit", "verify"]);
-    assert!(verify.status.success(), "{}", support::stderr(&verify));
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
 
 /// OAuth client credentials: a token is fetched once and reused, a new one is fetched
@@ -997,6 +988,5 @@ async fn oauth_tokens_are_renewed_before_expiry_and_once_after_a_refusal() {
             .is_some_and(|m| m.contains("the token endpoint refused writ's client credentials")),
         "{error}"
     );
-    writ.stop();
-    roles.cleanup().await;
+    finish(writ, roles).await;
 }
