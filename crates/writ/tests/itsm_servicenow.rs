@@ -504,10 +504,7 @@ async fn approvals_given_before_the_request_count() {
 #[tokio::test]
 async fn an_item_not_yet_approved_in_servicenow_backs_nothing() {
     let Setup {
-        snow,
-        roles,
-        writ,
-        ..
+        snow, roles, writ, ..
     } = setup().await;
     let sys_id = "beed229047801200e0ef563dbb9a71d2";
     let mut record = item(
@@ -687,10 +684,7 @@ async fn short_lease_from_item(
 #[tokio::test]
 async fn a_work_note_the_instance_drops_is_not_delivered_until_it_lands() {
     let Setup {
-        snow,
-        roles,
-        writ,
-        ..
+        snow, roles, writ, ..
     } = setup().await;
     let sys_id = "ceed229047801200e0ef563dbb9a71e1";
     snow.deny_writes("sc_req_item", "work_notes");
@@ -746,10 +740,7 @@ async fn a_work_note_the_instance_drops_is_not_delivered_until_it_lands() {
 #[tokio::test]
 async fn closing_an_item_whose_state_the_instance_drops_says_what_to_configure() {
     let Setup {
-        snow,
-        roles,
-        writ,
-        ..
+        snow, roles, writ, ..
     } = setup().await;
     let sys_id = "ceed229047801200e0ef563dbb9a71e2";
     snow.deny_writes("sc_req_item", "state");
@@ -861,10 +852,7 @@ async fn closure_by_catalog_tasks_or_by_the_flow() {
 #[tokio::test]
 async fn the_business_rule_firing_on_writs_own_close_changes_nothing() {
     let Setup {
-        snow,
-        roles,
-        writ,
-        ..
+        snow, roles, writ, ..
     } = setup().await;
     snow.install_business_rule(&format!("{}/v1/itsm/snow/webhook", writ.base()));
     let sys_id = "ceed229047801200e0ef563dbb9a71e5";
