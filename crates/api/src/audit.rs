@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use writ_domain::ledger::Event;
 use writ_engine::LedgerVerdict;
@@ -75,8 +74,7 @@ pub async fn audit_verify(
 ) -> Result<Json<VerifyResult>, ApiError> {
     let _only_one = state.verifying.try_acquire().map_err(|_| {
         ApiError::new(
-            StatusCode::CONFLICT,
-            "verify_running",
+            writ_engine::ErrorCode::VerifyRunning,
             "a verification is running; try again when it has finished",
         )
     })?;

@@ -29,16 +29,14 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
 
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        writ_engine::ErrorCode::MethodNotAllowed,
         "this endpoint does not take that method; see /openapi.json",
     )
 }
 
 pub async fn not_found() -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
+        writ_engine::ErrorCode::NotFound,
         "no such endpoint; see /openapi.json",
     )
 }

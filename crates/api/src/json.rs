@@ -25,8 +25,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
+                        writ_engine::ErrorCode::BodyTooLarge,
                         format!(
                             "request bodies are limited to {} bytes",
                             crate::BODY_SIZE_MAX_BYTES
@@ -44,8 +43,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         }
         if !declared_json {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                writ_engine::ErrorCode::UnsupportedMediaType,
                 "request bodies are JSON: send Content-Type: application/json",
             ));
         }

@@ -53,8 +53,7 @@ pub struct AppState {
 /// More requests at once than `server.concurrency_limit`: refused at once, not queued.
 async fn overloaded(_: tower::BoxError) -> error::ApiError {
     let mut error = error::ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "overloaded",
+        writ_engine::ErrorCode::Overloaded,
         "writ is handling as many requests as server.concurrency_limit allows; try again shortly",
     );
     error.retry_after_seconds = Some(1);

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::http::StatusCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use writ_config::HttpLimits;
@@ -110,7 +109,7 @@ fn too_many(
     not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>,
 ) -> ApiError {
     let wait = not_until.wait_time_from(DefaultClock::default().now());
-    let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+    let mut error = ApiError::new(writ_engine::ErrorCode::RateLimited, message);
     // Whole seconds, rounded up: a client that waits that long gets through.
     error.retry_after_seconds = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
     error

@@ -51,9 +51,21 @@ pub struct ErrorBody {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct ErrorDetail {
-    /// e.g. `malformed_request`, `not_found`, `not_an_auditor` (docs/api.md lists them).
+    /// Stable across releases; docs/api.md says when each is answered.
+    #[schema(schema_with = error_code_schema)]
     code: String,
     message: String,
+}
+
+/// Every code writ answers with, as an enum, so a client can match on them all.
+fn error_code_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            writ_engine::ErrorCode::ALL.iter().map(|code| code.as_str()),
+        ))
+        .build()
 }
 
 /// What each status means wherever writ answers it.

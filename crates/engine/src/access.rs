@@ -4,7 +4,7 @@
 use writ_domain::lifecycle::RequestState;
 use writ_domain::{Grant, GrantId, Request, RequestId};
 
-use crate::{Caller, Engine, EngineError, ErrorKind};
+use crate::{Caller, Engine, EngineError, ErrorCode};
 
 impl Engine {
     /// Whether the caller is an auditor (or admin): reads everything, verifies the ledger.
@@ -25,8 +25,7 @@ impl Engine {
             return Ok(());
         }
         Err(EngineError::new(
-            ErrorKind::Forbidden,
-            "not_an_auditor",
+            ErrorCode::NotAnAuditor,
             format!("only auditors and admins ([access].auditors, [access].admins) may {what}"),
         ))
     }

@@ -16,7 +16,7 @@ use writ_domain::ledger::EventKind;
 use writ_store::Store;
 
 use crate::keys::{KeyError, load_or_create};
-use crate::{EngineError, ErrorKind};
+use crate::{EngineError, ErrorCode};
 
 /// What a signature covers, so no other message signed with the key can pass for one.
 const DOMAIN_TAG: &[u8] = b"writ-ledger-checkpoint-v1\0";
@@ -195,13 +195,12 @@ pub async fn take_checkpoint(
     // event commits, so the file never lacks one the ledger has.
     append_line(file, &checkpoint).map_err(|error| {
         EngineError::new(
-            ErrorKind::Unavailable,
-            "checkpoint_file",
+            ErrorCode::CheckpointFile,
             format!("cannot append to {}: {error}", file.display()),
         )
     })?;
     let data = serde_json::to_value(&checkpoint)
-        .map_err(|e| EngineError::new(ErrorKind::Internal, "checkpoint", e.to_string()))?;
+        .map_err(|e| EngineError::new(ErrorCode::Checkpoint, e.to_string()))?;
     tx.append(now, CHECKPOINT_ACTOR, EventKind::LedgerCheckpoint, &data)
         .await?;
     tx.commit().await?;

@@ -15,7 +15,7 @@ use writ_connectors::Credential;
 use writ_domain::lifecycle::GrantState;
 use writ_domain::{Grant, GrantId, IdentityKind, Timestamp};
 
-use crate::{Caller, Engine, EngineError, ErrorKind};
+use crate::{Caller, Engine, EngineError, ErrorCode};
 
 /// A credential as handed over, once.
 #[derive(Clone, Serialize, utoipa::ToSchema)]
@@ -46,16 +46,11 @@ fn new_password() -> Result<String, EngineError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| {
         EngineError::new(
-            ErrorKind::Internal,
-            "no_randomness",
+            ErrorCode::NoRandomness,
             format!("cannot generate a password: {e}"),
         )
     })?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-fn conflict(code: &'static str, message: String) -> EngineError {
-    EngineError::new(ErrorKind::Conflict, code, message)
 }
 
 impl Engine {
@@ -70,8 +65,7 @@ impl Engine {
             .is_some_and(|i| matches!(i.kind, IdentityKind::Service | IdentityKind::Agent));
         if entitlement.credential && !is_workload {
             return Err(EngineError::new(
-                ErrorKind::Unprocessable,
-                "credential_for_services_only",
+                ErrorCode::CredentialForServicesOnly,
                 format!(
                     "{} issues short-lived credentials, which are for services and agents; {subject} is neither",
                     entitlement.id
@@ -94,8 +88,8 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::not_found("grant", id))?;
         if !grant.credential {
-            return Err(conflict(
-                "not_a_credential",
+            return Err(EngineError::new(
+                ErrorCode::NotACredential,
                 format!("grant {id} gives a role, not a credential"),
             ));
         }
@@ -112,8 +106,7 @@ impl Engine {
             && owner != Some(&caller.name)
         {
             return Err(EngineError::new(
-                ErrorKind::Forbidden,
-                "not_the_requester",
+                ErrorCode::NotTheRequester,
                 format!(
                     "only the requester, {}, or the owner may collect this credential",
                     request.requester
@@ -139,8 +132,8 @@ impl Engine {
         match grant.state {
             GrantState::Pending => {}
             GrantState::Active => {
-                return Err(conflict(
-                    "credential_already_issued",
+                return Err(EngineError::new(
+                    ErrorCode::CredentialAlreadyIssued,
                     format!(
                         "the credential of grant {} was issued already; its password is shown only once",
                         grant.id
@@ -148,15 +141,15 @@ impl Engine {
                 ));
             }
             other => {
-                return Err(conflict(
-                    "not_pending",
+                return Err(EngineError::new(
+                    ErrorCode::NotPending,
                     format!("grant {} is {other}", grant.id),
                 ));
             }
         }
         if grant.expires_at <= self.clock.now() {
-            return Err(conflict(
-                "expired",
+            return Err(EngineError::new(
+                ErrorCode::Expired,
                 format!("grant {} has expired", grant.id),
             ));
         }
@@ -181,8 +174,7 @@ impl Engine {
         };
         let unavailable = |error: String| {
             EngineError::new(
-                ErrorKind::Unavailable,
-                "target_unavailable",
+                ErrorCode::TargetUnavailable,
                 format!("the credential could not be issued (try again): {error}"),
             )
         };
@@ -215,8 +207,8 @@ impl Engine {
         }
         let now = self.clock.now();
         let active = self.record_activated(grant.id, now).await?.ok_or_else(|| {
-            conflict(
-                "not_pending",
+            EngineError::new(
+                ErrorCode::NotPending,
                 format!("grant {} changed meanwhile", grant.id),
             )
         })?;

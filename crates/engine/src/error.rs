@@ -3,13 +3,24 @@ use writ_store::StoreError;
 /// What kind of failure, which the API maps to a status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// The call itself is malformed (bad JSON, a query that does not parse, an id that
+    /// names several records).
     Malformed,
     Unauthenticated,
     Forbidden,
     NotFound,
+    /// The route does not take the method.
+    MethodNotAllowed,
     Conflict,
+    /// The body is larger than the server takes.
+    TooLarge,
+    /// The body is not sent as JSON.
+    UnsupportedMediaType,
     Unprocessable,
-    /// A system writ depends on (a ticketing system) did not answer: nothing was changed.
+    /// The caller sends more than its share; it may come back later.
+    RateLimited,
+    /// A system writ depends on (a ticketing system, a target, the server's own capacity)
+    /// did not answer: nothing was changed.
     Unavailable,
     /// Storage failed: nothing was changed (fail closed).
     Internal,
@@ -18,30 +29,163 @@ pub enum ErrorKind {
     Corrupt,
 }
 
-/// An error a caller can act on: a kind, a stable snake_case code and a human message.
+/// Declares [`ErrorCode`]: each code once, with its snake_case text and its kind, so a
+/// code can never be given two statuses.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $text:literal => $kind:ident,)*) => {
+        /// Every code writ answers with: closed, so a caller can match on them and
+        /// docs/api.md's table is checked against [`ErrorCode::ALL`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The stable snake_case text callers see.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $text,)*
+                }
+            }
+
+            pub fn kind(self) -> ErrorKind {
+                match self {
+                    $(ErrorCode::$variant => ErrorKind::$kind,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedRequest = "malformed_request" => Malformed,
+    /// An abbreviated id that names more than one record.
+    AmbiguousId = "ambiguous_id" => Malformed,
+
+    Unauthenticated = "unauthenticated" => Unauthenticated,
+    BadWebhook = "bad_webhook" => Unauthenticated,
+
+    NotAnAuditor = "not_an_auditor" => Forbidden,
+    NotAnAdmin = "not_an_admin" => Forbidden,
+    SelfApproval = "self_approval" => Forbidden,
+    NotAnApprover = "not_an_approver" => Forbidden,
+    ApproverKind = "approver_kind" => Forbidden,
+    /// The acting identity (or the user an agent acts for) is disabled: a disabled
+    /// identity gets nothing, a token included.
+    IdentityDisabled = "identity_disabled" => Forbidden,
+    NotADelegate = "not_a_delegate" => Forbidden,
+    NotSubjectOwner = "not_subject_owner" => Forbidden,
+    NotTheRequester = "not_the_requester" => Forbidden,
+    NotARevoker = "not_a_revoker" => Forbidden,
+    NotAnOwner = "not_an_owner" => Forbidden,
+    OwnAccount = "own_account" => Forbidden,
+
+    NotFound = "not_found" => NotFound,
+    UnknownTarget = "unknown_target" => NotFound,
+
+    MethodNotAllowed = "method_not_allowed" => MethodNotAllowed,
+
+    VerifyRunning = "verify_running" => Conflict,
+    TicketTaken = "ticket_taken" => Conflict,
+    NotPending = "not_pending" => Conflict,
+    AlreadyApproved = "already_approved" => Conflict,
+    NotActive = "not_active" => Conflict,
+    FindingNotOpen = "finding_not_open" => Conflict,
+    CredentialAlreadyIssued = "credential_already_issued" => Conflict,
+    NotACredential = "not_a_credential" => Conflict,
+    Expired = "expired" => Conflict,
+    IllegalTransition = "illegal_transition" => Conflict,
+    WrongState = "wrong_state" => Conflict,
+    /// A record's entitlement is no longer configured: nothing can be done with it until
+    /// the configuration names it again. A conflict with the configuration, whoever asks.
+    EntitlementRemoved = "entitlement_removed" => Conflict,
+    TargetRemoved = "target_removed" => Conflict,
+
+    BodyTooLarge = "body_too_large" => TooLarge,
+    UnsupportedMediaType = "unsupported_media_type" => UnsupportedMediaType,
+
+    UnknownEntitlement = "unknown_entitlement" => Unprocessable,
+    /// A named identity that is not configured. (A caller who is not configured cannot
+    /// authenticate at all.)
+    UnknownIdentity = "unknown_identity" => Unprocessable,
+    SubjectDisabled = "subject_disabled" => Unprocessable,
+    SubjectOrphaned = "subject_orphaned" => Unprocessable,
+    InvalidDuration = "invalid_duration" => Unprocessable,
+    MissingJustification = "missing_justification" => Unprocessable,
+    InvalidTicket = "invalid_ticket" => Unprocessable,
+    JustificationTooLong = "justification_too_long" => Unprocessable,
+    CommentTooLong = "comment_too_long" => Unprocessable,
+    ReasonTooLong = "reason_too_long" => Unprocessable,
+    OnBehalfOfRequired = "on_behalf_of_required" => Unprocessable,
+    OnBehalfOfNotAgent = "on_behalf_of_not_agent" => Unprocessable,
+    CredentialForServicesOnly = "credential_for_services_only" => Unprocessable,
+    BadTokenId = "bad_token_id" => Unprocessable,
+    InvalidTtl = "invalid_ttl" => Unprocessable,
+    InvalidExpiry = "invalid_expiry" => Unprocessable,
+    InvalidOwner = "invalid_owner" => Unprocessable,
+    InvalidReason = "invalid_reason" => Unprocessable,
+    TicketRequired = "ticket_required" => Unprocessable,
+    UnknownTicket = "unknown_ticket" => Unprocessable,
+    BadTicketKey = "bad_ticket_key" => Unprocessable,
+    TicketState = "ticket_state" => Unprocessable,
+    TicketNotApproved = "ticket_not_approved" => Unprocessable,
+    TicketMismatch = "ticket_mismatch" => Unprocessable,
+    ChangeWindowEnded = "change_window_ended" => Unprocessable,
+    BadChangeWindow = "bad_change_window" => Unprocessable,
+    UnknownRequester = "unknown_requester" => Unprocessable,
+    UnknownSubject = "unknown_subject" => Unprocessable,
+    MissingEntitlement = "missing_entitlement" => Unprocessable,
+    BadTicketDuration = "bad_ticket_duration" => Unprocessable,
+
+    RateLimited = "rate_limited" => RateLimited,
+
+    Overloaded = "overloaded" => Unavailable,
+    ItsmUnavailable = "itsm_unavailable" => Unavailable,
+    TargetUnavailable = "target_unavailable" => Unavailable,
+    CheckpointFile = "checkpoint_file" => Unavailable,
+
+    StorageUnavailable = "storage_unavailable" => Internal,
+    Checkpoint = "checkpoint" => Internal,
+    NoRandomness = "no_randomness" => Internal,
+    IntakeOutcome = "intake_outcome" => Internal,
+
+    DataCorrupt = "data_corrupt" => Corrupt,
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error a caller can act on: a stable code (which gives its kind) and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct EngineError {
-    pub kind: ErrorKind,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl EngineError {
-    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            kind,
             code,
             message: message.into(),
         }
     }
 
+    pub fn kind(&self) -> ErrorKind {
+        self.code.kind()
+    }
+
     pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
-        Self::new(ErrorKind::NotFound, "not_found", format!("no {what} {id}"))
+        Self::new(ErrorCode::NotFound, format!("no {what} {id}"))
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Unauthenticated, "unauthenticated", message)
+        Self::new(ErrorCode::Unauthenticated, message)
     }
 }
 
@@ -49,20 +193,35 @@ impl From<StoreError> for EngineError {
     fn from(error: StoreError) -> Self {
         // The detail goes to the log where the error is handled, not to the caller.
         match error {
-            StoreError::Corrupt { .. } => {
-                Self::new(ErrorKind::Corrupt, "data_corrupt", error.to_string())
-            }
-            other => Self::new(
-                ErrorKind::Internal,
-                "storage_unavailable",
-                other.to_string(),
-            ),
+            StoreError::Corrupt { .. } => Self::new(ErrorCode::DataCorrupt, error.to_string()),
+            other => Self::new(ErrorCode::StorageUnavailable, other.to_string()),
         }
     }
 }
 
 impl From<writ_domain::ledger::LedgerError> for EngineError {
     fn from(error: writ_domain::ledger::LedgerError) -> Self {
-        Self::new(ErrorKind::Corrupt, "data_corrupt", error.to_string())
+        Self::new(ErrorCode::DataCorrupt, error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_one_distinct_snake_case_text() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} twice");
+            assert!(
+                !text.is_empty()
+                    && text.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    && !text.starts_with('_')
+                    && !text.ends_with('_'),
+                "{text} is not snake_case"
+            );
+        }
     }
 }

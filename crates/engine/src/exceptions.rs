@@ -11,7 +11,7 @@ use writ_store::JobKind;
 
 use crate::reconcile::transition;
 use crate::revocation::SCHEDULER_ACTOR;
-use crate::{COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorKind};
+use crate::{COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorCode};
 
 /// The longest an exception may run before someone must accept it again.
 pub const EXCEPTION_DURATION_MAX_SECONDS: i64 = 366 * 24 * 3600;
@@ -23,10 +23,6 @@ pub struct NewException {
     pub owner: String,
     pub reason: String,
     pub expires_at: Timestamp,
-}
-
-fn unprocessable(code: &'static str, message: impl Into<String>) -> EngineError {
-    EngineError::new(ErrorKind::Unprocessable, code, message)
 }
 
 impl Engine {
@@ -48,8 +44,8 @@ impl Engine {
             .config
             .entitlement(report.finding.entitlement.as_str())
             .ok_or_else(|| {
-                unprocessable(
-                    "entitlement_removed",
+                EngineError::new(
+                    ErrorCode::EntitlementRemoved,
                     format!(
                         "entitlement {} is no longer configured",
                         report.finding.entitlement
@@ -63,8 +59,7 @@ impl Engine {
             });
         if !may_accept {
             return Err(EngineError::new(
-                ErrorKind::Forbidden,
-                "not_an_owner",
+                ErrorCode::NotAnOwner,
                 match &entitlement.owners {
                     Some(group) => format!(
                         "only members of {group:?}, the owners of {}, may accept its findings",
@@ -92,38 +87,40 @@ impl Engine {
                 .is_ok_and(|owner| holds_it(&owner))
         {
             return Err(EngineError::new(
-                ErrorKind::Forbidden,
-                "own_account",
+                ErrorCode::OwnAccount,
                 format!(
                     "account {} on {} is {}'s own (or of an identity they own or answer for); someone else must accept it",
                     report.finding.account, report.finding.target, caller.name
                 ),
             ));
         }
-        let owner: IdentityName = exception
-            .owner
-            .parse()
-            .map_err(|e: writ_domain::InvalidId| unprocessable("invalid_owner", e.to_string()))?;
+        let owner: IdentityName =
+            exception
+                .owner
+                .parse()
+                .map_err(|e: writ_domain::InvalidId| {
+                    EngineError::new(ErrorCode::InvalidOwner, e.to_string())
+                })?;
         match self.identity(owner.as_str()) {
             Some(identity) if identity.kind == IdentityKind::User && !identity.disabled => {}
             _ => {
-                return Err(unprocessable(
-                    "invalid_owner",
+                return Err(EngineError::new(
+                    ErrorCode::InvalidOwner,
                     format!("the owner of an exception must be an enabled user; {owner} is not"),
                 ));
             }
         }
         let reason = exception.reason.trim();
         if reason.is_empty() || reason.len() > COMMENT_LENGTH_MAX {
-            return Err(unprocessable(
-                "invalid_reason",
+            return Err(EngineError::new(
+                ErrorCode::InvalidReason,
                 format!("an exception needs a reason of 1 to {COMMENT_LENGTH_MAX} bytes"),
             ));
         }
         let runs_for = exception.expires_at.millis_since(now) / 1000;
         if runs_for <= 0 || runs_for > EXCEPTION_DURATION_MAX_SECONDS {
-            return Err(unprocessable(
-                "invalid_expiry",
+            return Err(EngineError::new(
+                ErrorCode::InvalidExpiry,
                 format!(
                     "expires_at must be in the future and at most {} days away",
                     EXCEPTION_DURATION_MAX_SECONDS / 86_400
@@ -134,8 +131,7 @@ impl Engine {
         let mut finding = report.finding;
         if finding.state != FindingState::Open {
             return Err(EngineError::new(
-                ErrorKind::Conflict,
-                "finding_not_open",
+                ErrorCode::FindingNotOpen,
                 format!(
                     "finding {id} is {}; only open findings can be accepted",
                     finding.state
@@ -154,8 +150,7 @@ impl Engine {
         // Read again inside the writer: a pass may have resolved it meanwhile.
         if tx.finding(id).await?.map(|f| f.state) != Some(FindingState::Open) {
             return Err(EngineError::new(
-                ErrorKind::Conflict,
-                "finding_not_open",
+                ErrorCode::FindingNotOpen,
                 format!("finding {id} changed while it was being accepted"),
             ));
         }

@@ -8,7 +8,7 @@ use writ_domain::lifecycle::RequestState;
 use writ_domain::{Decision, DecisionOutcome, IdentityName, Request, Ticket, Timestamp};
 use writ_policy::{ApproveFacts, RequestFacts};
 
-use crate::{Caller, Engine, EngineError, ErrorKind};
+use crate::{Caller, Engine, EngineError, ErrorCode};
 
 /// How many nearest entitlement ids an unknown one suggests.
 const SUGGESTIONS_MAX: usize = 3;
@@ -155,8 +155,7 @@ impl Engine {
             format!("; did you mean {}?", nearest.join(", "))
         };
         EngineError::new(
-            ErrorKind::Unprocessable,
-            "unknown_entitlement",
+            ErrorCode::UnknownEntitlement,
             format!("no entitlement {asked:?} is configured{hint}"),
         )
     }

@@ -11,7 +11,7 @@ use writ_itsm::TicketInfo;
 use writ_itsm::webhook;
 
 use crate::tickets::itsm_error;
-use crate::{Caller, Engine, EngineError, ErrorKind, NewRequest};
+use crate::{Caller, Engine, EngineError, ErrorCode, ErrorKind, NewRequest};
 
 /// How a request is being made, beyond what its caller asked.
 #[derive(Debug, Default)]
@@ -64,10 +64,6 @@ pub struct WebhookOutcome {
     pub reason: Option<String>,
 }
 
-fn unprocessable(code: &'static str, message: impl Into<String>) -> EngineError {
-    EngineError::new(ErrorKind::Unprocessable, code, message)
-}
-
 /// Seconds, or a duration such as "4h". Jira's Number fields come back as decimals
 /// (`600.0`): a whole number of seconds written so is accepted too.
 pub(crate) fn ticket_duration(key: &str, text: &str) -> Result<i64, EngineError> {
@@ -87,8 +83,8 @@ pub(crate) fn ticket_duration(key: &str, text: &str) -> Result<i64, EngineError>
         .or_else(|_| whole_decimal())
         .or_else(|_| parse_duration_seconds(text).map_err(|_| ()))
         .map_err(|_| {
-            unprocessable(
-                "bad_ticket_duration",
+            EngineError::new(
+                ErrorCode::BadTicketDuration,
                 format!("ticket {key} asks for a duration writ cannot read: {text:?}"),
             )
         })
@@ -121,11 +117,7 @@ impl Engine {
                 self.record_rejected_delivery(system, &claimed, &error.to_string())
                     .await?;
                 tracing::warn!(system, %error, "webhook rejected");
-                return Err(EngineError::new(
-                    ErrorKind::Unauthenticated,
-                    "bad_webhook",
-                    error.to_string(),
-                ));
+                return Err(EngineError::new(ErrorCode::BadWebhook, error.to_string()));
             }
         };
         self.take_ticket(system, &delivery.id, &delivery.ticket_key)
@@ -206,8 +198,7 @@ impl Engine {
             .config
             .identity_by_account(system, &requester_id)
             .ok_or_else(|| {
-                unprocessable(
-                    "unknown_requester",
+                EngineError::new(ErrorCode::UnknownRequester,
                     format!(
                         "the requester of ticket {} ({system} user {requester_id:?}) is not a writ identity; set accounts.{system} on the identity",
                         info.key
@@ -222,8 +213,7 @@ impl Engine {
                 self.config
                     .identity_by_account(system, account)
                     .ok_or_else(|| {
-                        unprocessable(
-                            "unknown_subject",
+                        EngineError::new(ErrorCode::UnknownSubject,
                             format!(
                                 "ticket {} is for {system} user {account:?}, who is not a writ identity; set accounts.{system} on the identity",
                                 info.key
@@ -235,8 +225,8 @@ impl Engine {
             ),
         };
         let entitlement = info.entitlement.clone().ok_or_else(|| {
-            unprocessable(
-                "missing_entitlement",
+            EngineError::new(
+                ErrorCode::MissingEntitlement,
                 format!(
                     "ticket {} does not name an entitlement (field {})",
                     info.key, config.fields.entitlement
@@ -408,7 +398,9 @@ impl Engine {
             let comment = format!("approved in {system} on ticket {}", info.key);
             match self.approve(&caller, request_id, comment).await {
                 Ok(_) => counted.push(identity.name.to_string()),
-                Err(error) if matches!(error.kind, ErrorKind::Forbidden | ErrorKind::Conflict) => {
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::Forbidden | ErrorKind::Conflict) =>
+                {
                     tracing::warn!(ticket = %info.key, approver = %identity.name, %error, "ITSM approval not counted");
                     refused.push(format!("{} ({})", identity.name, error.code));
                 }

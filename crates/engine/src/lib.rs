@@ -47,7 +47,7 @@ use writ_policy::PolicyEngine;
 use writ_store::Store;
 
 pub use credentials::IssuedCredential;
-pub use error::{EngineError, ErrorKind};
+pub use error::{EngineError, ErrorCode, ErrorKind};
 pub use evidence::{COURIER_TASK_NAME, COURIER_TICK_DEADLINE, EvidenceCourier};
 pub use exceptions::{EXCEPTION_DURATION_MAX_SECONDS, NewException};
 pub use guidance::{EntitlementView, Preview};

@@ -12,7 +12,7 @@ use writ_store::{GrantFilter, JobKind, Page, RequestFilter, WriteTx};
 use crate::credentials::{IssuedCredential, credential_username};
 use crate::intake::{Created, Intake};
 use crate::{
-    COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorKind, INLINE_APPLY_GRACE_SECONDS,
+    COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorCode, INLINE_APPLY_GRACE_SECONDS,
     JUSTIFICATION_LENGTH_MAX, metrics_names,
 };
 
@@ -30,14 +30,10 @@ pub struct NewRequest {
     pub on_behalf_of: Option<String>,
 }
 
-fn unprocessable(code: &'static str, message: impl Into<String>) -> EngineError {
-    EngineError::new(ErrorKind::Unprocessable, code, message)
-}
-
 fn check_comment(comment: &str) -> Result<(), EngineError> {
     if comment.len() > COMMENT_LENGTH_MAX {
-        return Err(unprocessable(
-            "comment_too_long",
+        return Err(EngineError::new(
+            ErrorCode::CommentTooLong,
             format!("comments are at most {COMMENT_LENGTH_MAX} bytes"),
         ));
     }
@@ -62,8 +58,8 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| caller.name.to_string());
         let subject = self.identity(&subject_name).ok_or_else(|| {
-            unprocessable(
-                "unknown_identity",
+            EngineError::new(
+                ErrorCode::UnknownIdentity,
                 format!("no identity {subject_name:?} is configured"),
             )
         })?;
@@ -75,8 +71,7 @@ impl Engine {
             .is_none_or(|requester| requester.disabled)
         {
             return Err(EngineError::new(
-                ErrorKind::Forbidden,
-                "identity_disabled",
+                ErrorCode::IdentityDisabled,
                 format!(
                     "{} is disabled (or not configured) and cannot ask for access",
                     caller.name
@@ -84,16 +79,16 @@ impl Engine {
             ));
         }
         if subject.disabled {
-            return Err(unprocessable(
-                "subject_disabled",
+            return Err(EngineError::new(
+                ErrorCode::SubjectDisabled,
                 format!("{} is disabled and cannot be given access", subject.name),
             ));
         }
         if let Some(owner) = &subject.owner
             && self.identity(owner.as_str()).is_none_or(|o| o.disabled)
         {
-            return Err(unprocessable(
-                "subject_orphaned",
+            return Err(EngineError::new(
+                ErrorCode::SubjectOrphaned,
                 format!(
                     "{}'s owner {owner} is disabled: nobody answers for it, so it is given nothing",
                     subject.name
@@ -104,28 +99,28 @@ impl Engine {
             .duration_seconds
             .unwrap_or(entitlement.max_duration_seconds);
         if requested <= 0 {
-            return Err(unprocessable(
-                "invalid_duration",
+            return Err(EngineError::new(
+                ErrorCode::InvalidDuration,
                 "duration_seconds must be a positive number of seconds",
             ));
         }
         if new.justification.trim().is_empty() {
-            return Err(unprocessable(
-                "missing_justification",
+            return Err(EngineError::new(
+                ErrorCode::MissingJustification,
                 "a justification is required",
             ));
         }
         if new.justification.len() > JUSTIFICATION_LENGTH_MAX {
-            return Err(unprocessable(
-                "justification_too_long",
+            return Err(EngineError::new(
+                ErrorCode::JustificationTooLong,
                 format!("justifications are at most {JUSTIFICATION_LENGTH_MAX} bytes"),
             ));
         }
         if let Some(ticket) = &new.ticket
             && (ticket.system.trim().is_empty() || ticket.key.trim().is_empty())
         {
-            return Err(unprocessable(
-                "invalid_ticket",
+            return Err(EngineError::new(
+                ErrorCode::InvalidTicket,
                 "a ticket needs a system and a key",
             ));
         }
@@ -136,8 +131,7 @@ impl Engine {
             && beneficiary != Some(&subject.name)
         {
             return Err(EngineError::new(
-                ErrorKind::Forbidden,
-                "not_subject_owner",
+                ErrorCode::NotSubjectOwner,
                 format!(
                     "{} may request access only for itself or for an identity it owns, not for {}",
                     caller.name, subject.name
@@ -175,8 +169,7 @@ impl Engine {
         {
             Created::Request(request, credential) => Ok((*request, credential)),
             Created::TicketTaken(_) | Created::DeliverySeen => Err(EngineError::new(
-                ErrorKind::Internal,
-                "intake_outcome",
+                ErrorCode::IntakeOutcome,
                 "a direct request came back as a webhook outcome",
             )),
         }
@@ -249,7 +242,7 @@ impl Engine {
                 .entitlement
                 .parse()
                 .map_err(|e: writ_domain::InvalidId| {
-                    unprocessable("unknown_entitlement", e.to_string())
+                    EngineError::new(ErrorCode::UnknownEntitlement, e.to_string())
                 })?,
             justification: new.justification,
             ticket: checked.ticket,
@@ -281,8 +274,7 @@ impl Engine {
                 return Ok(Created::TicketTaken(existing));
             }
             return Err(EngineError::new(
-                ErrorKind::Conflict,
-                "ticket_taken",
+                ErrorCode::TicketTaken,
                 format!(
                     "{} {} already backs request {existing}; a ticket backs one request, so raise a new ticket for this one",
                     ticket.system, ticket.key
@@ -416,8 +408,7 @@ impl Engine {
             .ok_or_else(|| EngineError::not_found("request", id))?;
         if request.state != RequestState::PendingApproval {
             return Err(EngineError::new(
-                ErrorKind::Conflict,
-                "not_pending",
+                ErrorCode::NotPending,
                 format!("request {id} is {}, not pending approval", request.state),
             ));
         }
@@ -432,8 +423,8 @@ impl Engine {
         on_behalf_of: Option<&str>,
     ) -> Result<Option<IdentityName>, EngineError> {
         match (caller.kind, on_behalf_of) {
-            (writ_domain::IdentityKind::Agent, None) => Err(unprocessable(
-                "on_behalf_of_required",
+            (writ_domain::IdentityKind::Agent, None) => Err(EngineError::new(
+                ErrorCode::OnBehalfOfRequired,
                 format!(
                     "{} is an agent: say which user it acts for (on_behalf_of)",
                     caller.name
@@ -443,8 +434,7 @@ impl Engine {
                 Some(identity) if identity.kind == writ_domain::IdentityKind::User => {
                     if identity.disabled {
                         return Err(EngineError::new(
-                            ErrorKind::Forbidden,
-                            "identity_disabled",
+                            ErrorCode::IdentityDisabled,
                             format!("on_behalf_of: {user} is disabled; nobody acts for them"),
                         ));
                     }
@@ -456,8 +446,7 @@ impl Engine {
                     });
                     if !may {
                         return Err(EngineError::new(
-                            ErrorKind::Forbidden,
-                            "not_a_delegate",
+                            ErrorCode::NotADelegate,
                             format!(
                                 "{} may act only for its owner or its delegates, not for {user}",
                                 caller.name
@@ -466,13 +455,13 @@ impl Engine {
                     }
                     Ok(Some(identity.name.clone()))
                 }
-                _ => Err(unprocessable(
-                    "unknown_identity",
+                _ => Err(EngineError::new(
+                    ErrorCode::UnknownIdentity,
                     format!("on_behalf_of: no user {user:?} is configured"),
                 )),
             },
-            (_, Some(_)) => Err(unprocessable(
-                "on_behalf_of_not_agent",
+            (_, Some(_)) => Err(EngineError::new(
+                ErrorCode::OnBehalfOfNotAgent,
                 "only agents say on whose behalf they act",
             )),
             (_, None) => Ok(None),
@@ -488,15 +477,13 @@ impl Engine {
         match self.identity(caller.name.as_str()) {
             Some(identity) if identity.disabled => {
                 return Err(EngineError::new(
-                    ErrorKind::Forbidden,
-                    "identity_disabled",
+                    ErrorCode::IdentityDisabled,
                     format!("{} is disabled and cannot approve or reject", caller.name),
                 ));
             }
             Some(identity) if !self.config.approver_kinds.contains(&identity.kind) => {
                 return Err(EngineError::new(
-                    ErrorKind::Forbidden,
-                    "approver_kind",
+                    ErrorCode::ApproverKind,
                     format!(
                         "{} is a {}; only {} may approve or reject (requests.approver_kinds)",
                         caller.name,
@@ -512,17 +499,17 @@ impl Engine {
             }
             Some(_) => {}
             None => {
+                // A caller whose identity was removed from the configuration
+                // since its token was checked: it approves nothing.
                 return Err(EngineError::new(
-                    ErrorKind::Forbidden,
-                    "unknown_identity",
+                    ErrorCode::NotAnApprover,
                     format!("{} is not a configured identity", caller.name),
                 ));
             }
         }
         if self.is_party(&caller.name, request) {
             return Err(EngineError::new(
-                ErrorKind::Forbidden,
-                "self_approval",
+                ErrorCode::SelfApproval,
                 "the requester, the subject, the user an agent acts for and the owner of a service or agent that asks or is asked for can never approve or reject a request",
             ));
         }
@@ -534,8 +521,7 @@ impl Engine {
         self.report_policy_errors("approve", &evaluation.errors);
         if !evaluation.value {
             return Err(EngineError::new(
-                ErrorKind::Forbidden,
-                "not_an_approver",
+                ErrorCode::NotAnApprover,
                 format!(
                     "no approve policy permits {} to approve this request",
                     caller.name
@@ -574,15 +560,13 @@ impl Engine {
             && now >= deadline
         {
             return Err(EngineError::new(
-                ErrorKind::Conflict,
-                "expired",
+                ErrorCode::Expired,
                 format!("request {id} expired unapproved at {deadline}; ask again"),
             ));
         }
         if request.has_approved(&caller.name) {
             return Err(EngineError::new(
-                ErrorKind::Conflict,
-                "already_approved",
+                ErrorCode::AlreadyApproved,
                 format!("{} has already approved request {id}", caller.name),
             ));
         }
@@ -597,7 +581,7 @@ impl Engine {
             request.state = request
                 .state
                 .transition(RequestEvent::Approve)
-                .map_err(|e| EngineError::new(ErrorKind::Conflict, "not_pending", e.to_string()))?;
+                .map_err(|e| EngineError::new(ErrorCode::NotPending, e.to_string()))?;
             let new = self.new_grant(&request, now);
             request.grant_id = Some(new.id);
             request.pending_expires_at = None;
@@ -659,15 +643,13 @@ impl Engine {
             .ok_or_else(|| EngineError::not_found("request", id))?;
         if request.requester != caller.name {
             return Err(EngineError::new(
-                ErrorKind::Forbidden,
-                "not_the_requester",
+                ErrorCode::NotTheRequester,
                 "only the requester can cancel a request",
             ));
         }
         if request.state != RequestState::PendingApproval {
             return Err(EngineError::new(
-                ErrorKind::Conflict,
-                "not_pending",
+                ErrorCode::NotPending,
                 format!("request {id} is {}, not pending approval", request.state),
             ));
         }
@@ -697,7 +679,7 @@ impl Engine {
         request.state = request
             .state
             .transition(event)
-            .map_err(|e| EngineError::new(ErrorKind::Conflict, "not_pending", e.to_string()))?;
+            .map_err(|e| EngineError::new(ErrorCode::NotPending, e.to_string()))?;
         request.closed_by = actor.parse().ok();
         request.close_comment = Some(comment).filter(|c| !c.is_empty());
         request.pending_expires_at = None;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use writ_domain::{FindingId, GrantId, IdRef, InvalidId, RequestId};
 use writ_store::IdTable;
 
-use crate::{Engine, EngineError, ErrorKind};
+use crate::{Engine, EngineError, ErrorCode};
 
 impl Engine {
     pub async fn resolve_request(&self, text: &str) -> Result<RequestId, EngineError> {
@@ -56,8 +56,7 @@ impl Engine {
             // Not an id of this kind at all: nothing can have it.
             Err(invalid) => {
                 return Err(EngineError::new(
-                    ErrorKind::NotFound,
-                    "not_found",
+                    ErrorCode::NotFound,
                     format!("no {what} {text}: {}", invalid.problem),
                 ));
             }
@@ -73,8 +72,7 @@ impl Engine {
             [] => Err(EngineError::not_found(what, text)),
             [one] => Ok(*one),
             many => Err(EngineError::new(
-                ErrorKind::Malformed,
-                "ambiguous_id",
+                ErrorCode::AmbiguousId,
                 format!(
                     "{text} names more than one {what} ({}{}); give more of the id",
                     many.iter().map(&short).collect::<Vec<_>>().join(", "),

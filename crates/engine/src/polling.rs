@@ -64,7 +64,7 @@ impl Engine {
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    retry |= matches!(error.kind, ErrorKind::Unavailable);
+                    retry |= matches!(error.kind(), ErrorKind::Unavailable);
                     tracing::warn!(system, ticket = %key, %error, "polled ticket not taken");
                 }
             }

@@ -22,7 +22,7 @@ use writ_domain::{
 use writ_store::{FindingFilter, Page};
 
 use crate::target_guard::TargetGuard;
-use crate::{Caller, Engine, EngineError, ErrorKind, metrics_names};
+use crate::{Caller, Engine, EngineError, ErrorCode, metrics_names};
 
 /// The actor of every change reconciliation makes.
 pub(crate) const RECONCILE_ACTOR: &str = "writ:reconcile";
@@ -119,8 +119,7 @@ impl Engine {
     pub async fn reconcile(&self, target: &str) -> Result<ReconcileReport, EngineError> {
         let connector = self.connectors.get(target).cloned().ok_or_else(|| {
             EngineError::new(
-                ErrorKind::NotFound,
-                "unknown_target",
+                ErrorCode::UnknownTarget,
                 format!("no target {target:?} is configured"),
             )
         })?;
@@ -348,7 +347,7 @@ impl Engine {
         let confirmed = self
             .confirm(entitlement, connector, account)
             .await
-            .map_err(|e| EngineError::new(ErrorKind::Unavailable, "target_unavailable", e))?;
+            .map_err(|e| EngineError::new(ErrorCode::TargetUnavailable, e))?;
         let drift = match confirmed {
             Some(drift) if drift.kind == candidate.kind => drift,
             // It changed while we looked: an existing finding is gone, a new one is not one.
@@ -481,7 +480,7 @@ pub(crate) fn transition(
 ) -> Result<FindingState, EngineError> {
     state
         .transition(event)
-        .map_err(|e| EngineError::new(ErrorKind::Conflict, "illegal_transition", e.to_string()))
+        .map_err(|e| EngineError::new(ErrorCode::IllegalTransition, e.to_string()))
 }
 
 fn is_credential_username(account: &str) -> bool {

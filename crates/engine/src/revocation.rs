@@ -8,7 +8,7 @@ use writ_domain::{Grant, GrantId, Timestamp};
 use writ_policy::ApproveFacts;
 use writ_store::{Job, JobKind, WriteTx};
 
-use crate::{COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorKind, metrics_names};
+use crate::{COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorCode, metrics_names};
 
 /// The actor name the ledger shows for work writ does on its own.
 pub(crate) const SCHEDULER_ACTOR: &str = "writ:scheduler";
@@ -31,7 +31,7 @@ pub(crate) struct RecordedFailure {
 }
 
 fn illegal(error: writ_domain::lifecycle::IllegalTransition) -> EngineError {
-    EngineError::new(ErrorKind::Conflict, "wrong_state", error.to_string())
+    EngineError::new(ErrorCode::WrongState, error.to_string())
 }
 
 /// The most jobless grants one sweep restores (the next sweep takes the rest).
@@ -56,15 +56,13 @@ impl Engine {
             .entitlement(grant.entitlement.as_str())
             .ok_or_else(|| {
                 EngineError::new(
-                    ErrorKind::Internal,
-                    "entitlement_removed",
+                    ErrorCode::EntitlementRemoved,
                     format!("entitlement {} is no longer configured", grant.entitlement),
                 )
             })?;
         let connector = self.connectors.get(&entitlement.target).ok_or_else(|| {
             EngineError::new(
-                ErrorKind::Internal,
-                "target_removed",
+                ErrorCode::TargetRemoved,
                 format!("target {} is no longer configured", entitlement.target),
             )
         })?;
@@ -294,8 +292,7 @@ impl Engine {
             .filter(|g| g.state.may_hold_access())
             .ok_or_else(|| {
                 EngineError::new(
-                    ErrorKind::Conflict,
-                    "not_active",
+                    ErrorCode::NotActive,
                     format!("grant {} is already ending or ended", grant.id),
                 )
             })?;
@@ -510,8 +507,7 @@ impl Engine {
     ) -> Result<Grant, EngineError> {
         if reason.len() > COMMENT_LENGTH_MAX {
             return Err(EngineError::new(
-                ErrorKind::Unprocessable,
-                "reason_too_long",
+                ErrorCode::ReasonTooLong,
                 format!("reasons are at most {COMMENT_LENGTH_MAX} bytes"),
             ));
         }
@@ -523,8 +519,7 @@ impl Engine {
             .ok_or_else(|| EngineError::not_found("grant", id))?;
         if !grant.state.may_hold_access() {
             return Err(EngineError::new(
-                ErrorKind::Conflict,
-                "not_active",
+                ErrorCode::NotActive,
                 format!("grant {id} is {}, already ending or ended", grant.state),
             ));
         }
@@ -548,8 +543,7 @@ impl Engine {
             self.report_policy_errors("revoke", &evaluation.errors);
             if !evaluation.value {
                 return Err(EngineError::new(
-                    ErrorKind::Forbidden,
-                    "not_a_revoker",
+                    ErrorCode::NotARevoker,
                     format!(
                         "no revoke policy permits {} to revoke this grant",
                         caller.name

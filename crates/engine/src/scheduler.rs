@@ -79,7 +79,7 @@ impl Scheduler {
                     }
                     Err(error) => {
                         tracing::error!(%error, "revocation batch failed; will retry");
-                        if error.kind == crate::ErrorKind::Internal {
+                        if error.kind() == crate::ErrorKind::Internal {
                             return Ok((ran, Ended::StorageFailed));
                         }
                     }

@@ -5,11 +5,7 @@ use writ_config::Entitlement;
 use writ_domain::{IdentityName, Ticket, TicketCheck, Timestamp};
 use writ_itsm::{ItsmError, TicketInfo, ticket::parse_time};
 
-use crate::{Engine, EngineError, ErrorKind};
-
-fn unprocessable(code: &'static str, message: impl Into<String>) -> EngineError {
-    EngineError::new(ErrorKind::Unprocessable, code, message)
-}
+use crate::{Engine, EngineError, ErrorCode};
 
 /// Why a ticket that must be approved in its system (`approval_required`) is not yet.
 pub(crate) fn unapproved(info: &TicketInfo, config: &writ_config::Itsm) -> Option<String> {
@@ -25,15 +21,14 @@ pub(crate) fn unapproved(info: &TicketInfo, config: &writ_config::Itsm) -> Optio
 
 pub(crate) fn itsm_error(error: ItsmError) -> EngineError {
     match error {
-        ItsmError::NotFound { .. } => unprocessable("unknown_ticket", error.to_string()),
-        ItsmError::BadKey(_) => unprocessable("bad_ticket_key", error.to_string()),
+        ItsmError::NotFound { .. } => EngineError::new(ErrorCode::UnknownTicket, error.to_string()),
+        ItsmError::BadKey(_) => EngineError::new(ErrorCode::BadTicketKey, error.to_string()),
         ItsmError::Unreachable { .. }
         | ItsmError::Refused { .. }
         | ItsmError::RateLimited { .. }
         | ItsmError::Malformed { .. }
         | ItsmError::WriteIgnored { .. } => EngineError::new(
-            ErrorKind::Unavailable,
-            "itsm_unavailable",
+            ErrorCode::ItsmUnavailable,
             format!("{error}; nothing was recorded, try again"),
         ),
     }
@@ -64,8 +59,8 @@ impl Engine {
     ) -> Result<CheckedTicket, EngineError> {
         let Some(mut ticket) = ticket else {
             if entitlement.ticket_required {
-                return Err(unprocessable(
-                    "ticket_required",
+                return Err(EngineError::new(
+                    ErrorCode::TicketRequired,
                     format!(
                         "{} requires a ticket from a configured ticketing system",
                         entitlement.id
@@ -82,8 +77,8 @@ impl Engine {
         ticket.verified = None;
         let Some((config, system)) = self.tickets.get(&ticket.system) else {
             if entitlement.ticket_required {
-                return Err(unprocessable(
-                    "ticket_required",
+                return Err(EngineError::new(
+                    ErrorCode::TicketRequired,
                     format!(
                         "{} requires a ticket from a configured ticketing system; {:?} is not one",
                         entitlement.id, ticket.system
@@ -106,8 +101,8 @@ impl Engine {
         Self::check_ticket_facts(&info, config, now)?;
         let named = |field: &Option<String>| account.is_some() && field.as_ref() == account;
         if !(named(&info.requester) || named(&info.assignee)) {
-            return Err(unprocessable(
-                "ticket_mismatch",
+            return Err(EngineError::new(
+                ErrorCode::TicketMismatch,
                 format!(
                     "{requester} is neither the requester nor the assignee of {} {}{}",
                     ticket.system,
@@ -132,8 +127,8 @@ impl Engine {
             } else {
                 format!("{what} ")
             };
-            unprocessable(
-                "ticket_mismatch",
+            EngineError::new(
+                ErrorCode::TicketMismatch,
                 format!(
                     "{} {} is for {what}{ticket_says:?}, not {request_says:?}",
                     ticket.system, info.key
@@ -212,8 +207,8 @@ impl Engine {
             .iter()
             .any(|state| state == &info.state)
         {
-            return Err(unprocessable(
-                "ticket_state",
+            return Err(EngineError::new(
+                ErrorCode::TicketState,
                 format!(
                     "ticket {} is {:?}; a request needs it to be one of {:?}",
                     info.key, info.state, config.request_states
@@ -221,13 +216,13 @@ impl Engine {
             ));
         }
         if let Some(problem) = unapproved(info, config) {
-            return Err(unprocessable("ticket_not_approved", problem));
+            return Err(EngineError::new(ErrorCode::TicketNotApproved, problem));
         }
         if let Some(end) = Self::window_end(info)?
             && end <= now
         {
-            return Err(unprocessable(
-                "change_window_ended",
+            return Err(EngineError::new(
+                ErrorCode::ChangeWindowEnded,
                 format!("the change window of ticket {} ended at {end}", info.key),
             ));
         }
@@ -239,8 +234,8 @@ impl Engine {
             .as_deref()
             .map(|text| {
                 parse_time(text).ok_or_else(|| {
-                    unprocessable(
-                        "bad_change_window",
+                    EngineError::new(
+                        ErrorCode::BadChangeWindow,
                         format!(
                             "ticket {} has a change window end writ cannot read: {text:?}",
                             info.key

@@ -10,7 +10,7 @@ use writ_domain::ledger::EventKind;
 use writ_store::{Store, TOKEN_ID_LEN, TokenListing, TokenRecord};
 
 use crate::keys::TokenKey;
-use crate::{Caller, Engine, EngineError, ErrorKind};
+use crate::{Caller, Engine, EngineError, ErrorCode};
 
 pub const DEFAULT_TOKEN_TTL_SECONDS: i64 = 3600;
 /// A token found in the store is remembered this long, saving a read per API call.
@@ -36,28 +36,25 @@ pub async fn issue_token(
     {
         let identity = config.identity(identity).ok_or_else(|| {
             EngineError::new(
-                ErrorKind::Unprocessable,
-                "unknown_identity",
+                ErrorCode::UnknownIdentity,
                 format!("no identity {identity:?} is configured"),
             )
         })?;
         if identity.disabled {
             return Err(EngineError::new(
-                ErrorKind::Unprocessable,
-                "identity_disabled",
+                ErrorCode::IdentityDisabled,
                 format!("{} is disabled in the configuration", identity.name),
             ));
         }
         if !(1..=TOKEN_TTL_MAX_SECONDS).contains(&ttl_seconds) {
             return Err(EngineError::new(
-                ErrorKind::Unprocessable,
-                "invalid_ttl",
+                ErrorCode::InvalidTtl,
                 "a token lives between one second and 90 days",
             ));
         }
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret)
-            .map_err(|e| EngineError::new(ErrorKind::Internal, "no_randomness", e.to_string()))?;
+            .map_err(|e| EngineError::new(ErrorCode::NoRandomness, e.to_string()))?;
         let token = format!(
             "{TOKEN_PREFIX}{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
@@ -152,8 +149,7 @@ impl Engine {
         let identity = match identity {
             Some(other) if !admin && other != caller.name.as_str() => {
                 return Err(EngineError::new(
-                    ErrorKind::Forbidden,
-                    "not_an_admin",
+                    ErrorCode::NotAnAdmin,
                     "only admins ([access].admins) see other identities' tokens",
                 ));
             }
@@ -170,8 +166,7 @@ impl Engine {
         let id = id.trim();
         if id.len() != TOKEN_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(EngineError::new(
-                ErrorKind::Unprocessable,
-                "bad_token_id",
+                ErrorCode::BadTokenId,
                 format!(
                     "a token id is {TOKEN_ID_LEN} hexadecimal digits, as `writ token list` shows"
                 ),

@@ -5,6 +5,7 @@ mod harness;
 
 use harness::{Harness, Storage, caller};
 use writ_domain::lifecycle::RequestState;
+use writ_engine::ErrorCode;
 use writ_engine::NewRequest;
 
 #[tokio::test]
@@ -30,7 +31,7 @@ async fn an_approval_after_the_pending_deadline_is_refused_before_the_scheduler_
         .approve(&caller("dave"), request.id, String::new())
         .await
         .expect_err("too late");
-    assert_eq!(refused.code, "expired", "{refused}");
+    assert_eq!(refused.code, ErrorCode::Expired, "{refused}");
     assert!(
         h.engine
             .request(request.id)

@@ -5,6 +5,7 @@
 mod harness;
 
 use harness::{Harness, Storage, caller};
+use writ_engine::ErrorCode;
 use writ_engine::{ErrorKind, NewRequest};
 
 fn ask(entitlement: &str) -> NewRequest {
@@ -84,7 +85,7 @@ async fn an_unknown_entitlement_names_the_nearest() {
         .create_request(&caller("alice"), ask("t/critcal"))
         .await
         .expect_err("unknown");
-    assert_eq!(error.code, "unknown_entitlement");
+    assert_eq!(error.code, ErrorCode::UnknownEntitlement);
     assert!(
         error.message.contains("did you mean t/critical?"),
         "{}",
@@ -129,10 +130,7 @@ async fn ids_as_people_type_them(storage: Storage) {
     // Two ids made in the same minute share their start (UUIDv7 is time first).
     let start = &first.id.to_string()[..6];
     let ambiguous = engine.resolve_request(start).await.expect_err("ambiguous");
-    assert_eq!(
-        (ambiguous.kind, ambiguous.code),
-        (ErrorKind::Malformed, "ambiguous_id")
-    );
+    assert_eq!(ambiguous.code, ErrorCode::AmbiguousId);
     assert!(
         ambiguous.message.contains(&first.id.short())
             && ambiguous.message.contains(&second.id.short()),
@@ -145,15 +143,19 @@ async fn ids_as_people_type_them(storage: Storage) {
         .resolve_request(&grant.short())
         .await
         .expect_err("wrong tag");
-    assert_eq!(as_request.kind, ErrorKind::NotFound);
+    assert_eq!(as_request.kind(), ErrorKind::NotFound);
     assert_eq!(engine.resolve_grant(&grant.short()).await, Ok(grant));
     // LIKE's wildcards are never passed through.
     for text in ["%", "____", "%%%%", "0%"] {
         let error = engine.resolve_request(text).await.expect_err(text);
-        assert_eq!(error.kind, ErrorKind::NotFound, "{text}");
+        assert_eq!(error.kind(), ErrorKind::NotFound, "{text}");
     }
     assert_eq!(
-        engine.resolve_finding("abcd").await.expect_err("none").kind,
+        engine
+            .resolve_finding("abcd")
+            .await
+            .expect_err("none")
+            .kind(),
         ErrorKind::NotFound
     );
     h.finish().await;

@@ -169,7 +169,7 @@ async fn an_unreachable_target_resolves_nothing_and_says_why() {
         .reconcile("nope")
         .await
         .expect_err("unknown target");
-    assert_eq!(error.kind, ErrorKind::NotFound);
+    assert_eq!(error.kind(), ErrorKind::NotFound);
     h.finish().await;
 }
 
@@ -274,7 +274,7 @@ async fn exceptions_need_an_owner_an_expiry_and_reopen_when_they_expire(storage:
             .accept_finding(&caller(who), id, new)
             .await
             .expect_err("refused");
-        assert_eq!(error.kind, kind, "{error}");
+        assert_eq!(error.kind(), kind, "{error}");
     }
     assert_eq!(
         h.store.last_event_seq().await.expect("seq"),
@@ -302,7 +302,7 @@ async fn exceptions_need_an_owner_an_expiry_and_reopen_when_they_expire(storage:
         .accept_finding(&caller("erin"), id, exception("dave", "again", in_an_hour))
         .await
         .expect_err("already accepted");
-    assert_eq!(twice.kind, ErrorKind::Conflict);
+    assert_eq!(twice.kind(), ErrorKind::Conflict);
 
     // Passes leave an accepted finding alone while the difference stands.
     let report = h.engine.reconcile("t").await.expect("pass");

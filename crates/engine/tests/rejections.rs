@@ -7,6 +7,7 @@ mod harness;
 use std::collections::HashMap;
 
 use harness::{Harness, Storage};
+use writ_engine::ErrorCode;
 
 const CONFIG: &str = r#"
 [[target]]
@@ -56,7 +57,7 @@ async fn rejections_within_the_interval_are_recorded_once_it_has_passed() {
             .take_webhook("jira", &unsigned, b"{}")
             .await
             .expect_err("unsigned");
-        assert_eq!(error.code, "bad_webhook");
+        assert_eq!(error.code, ErrorCode::BadWebhook);
     }
     let recorded = rejection_events(&h).await;
     assert_eq!(recorded.len(), 1, "only the first at once: {recorded:?}");

@@ -4,6 +4,7 @@ mod harness;
 
 use harness::{Harness, Storage, caller};
 use writ_domain::lifecycle::{GrantState, RequestState};
+use writ_engine::ErrorCode;
 use writ_engine::NewRequest;
 
 fn low(seconds: i64) -> NewRequest {
@@ -209,7 +210,7 @@ async fn pending_requests_expire_after_the_approval_window() {
         .engine
         .approve(&caller("dave"), request.id, String::new())
         .await;
-    assert_eq!(refused.map_err(|e| e.code), Err("not_pending"));
+    assert_eq!(refused.map_err(|e| e.code), Err(ErrorCode::NotPending));
     h.finish().await;
 }
 
@@ -381,7 +382,7 @@ async fn each_approver_counts_once_and_never_for_their_own_request() {
                 .approve(&caller("alice"), request.id, String::new())
                 .await
         ),
-        Err("self_approval")
+        Err(ErrorCode::SelfApproval)
     );
     assert_eq!(
         code(
@@ -389,7 +390,7 @@ async fn each_approver_counts_once_and_never_for_their_own_request() {
                 .approve(&caller("bob"), request.id, String::new())
                 .await
         ),
-        Err("not_an_approver")
+        Err(ErrorCode::NotAnApprover)
     );
     assert_eq!(
         code(
@@ -405,7 +406,7 @@ async fn each_approver_counts_once_and_never_for_their_own_request() {
                 .approve(&caller("dave"), request.id, "again".into())
                 .await
         ),
-        Err("already_approved")
+        Err(ErrorCode::AlreadyApproved)
     );
     assert!(
         !h.target.holds_now("critical", "alice"),
@@ -443,7 +444,7 @@ async fn rejection_and_cancellation_close_a_request_without_access() {
             .await
             .map_err(|e| e.code)
             .err(),
-        Some("self_approval")
+        Some(ErrorCode::SelfApproval)
     );
     let closed = h
         .engine
@@ -458,7 +459,7 @@ async fn rejection_and_cancellation_close_a_request_without_access() {
             .await
             .map_err(|e| e.code)
             .err(),
-        Some("not_pending")
+        Some(ErrorCode::NotPending)
     );
 
     let cancelled = h
@@ -472,7 +473,7 @@ async fn rejection_and_cancellation_close_a_request_without_access() {
             .await
             .map_err(|e| e.code)
             .err(),
-        Some("not_the_requester")
+        Some(ErrorCode::NotTheRequester)
     );
     assert_eq!(
         h.engine
@@ -488,7 +489,7 @@ async fn rejection_and_cancellation_close_a_request_without_access() {
             .await
             .map_err(|e| e.code)
             .err(),
-        Some("not_pending")
+        Some(ErrorCode::NotPending)
     );
 
     assert!(!h.target.holds_now("high", "alice"));

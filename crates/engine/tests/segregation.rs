@@ -6,6 +6,7 @@ mod harness;
 
 use harness::{Harness, Storage, caller};
 use writ_domain::IdentityKind;
+use writ_engine::ErrorCode;
 use writ_engine::{Caller, NewException, NewRequest};
 use writ_store::FindingFilter;
 
@@ -106,7 +107,7 @@ async fn disabled_identities_neither_ask_nor_receive_nor_approve() {
         .create_request(&caller("frank"), ask("t/low"))
         .await
         .expect_err("disabled requester (say, mapped from a ticketing system)");
-    assert_eq!(refused.code, "identity_disabled");
+    assert_eq!(refused.code, ErrorCode::IdentityDisabled);
 
     let refused = h
         .engine
@@ -119,7 +120,7 @@ async fn disabled_identities_neither_ask_nor_receive_nor_approve() {
         )
         .await
         .expect_err("disabled subject");
-    assert_eq!(refused.code, "subject_disabled");
+    assert_eq!(refused.code, ErrorCode::SubjectDisabled);
 
     let bot = as_kind("bot", IdentityKind::Agent);
     let refused = h
@@ -133,7 +134,7 @@ async fn disabled_identities_neither_ask_nor_receive_nor_approve() {
         )
         .await
         .expect_err("acting for a disabled user");
-    assert_eq!(refused.code, "identity_disabled");
+    assert_eq!(refused.code, ErrorCode::IdentityDisabled);
 
     let pending = h
         .engine
@@ -145,7 +146,7 @@ async fn disabled_identities_neither_ask_nor_receive_nor_approve() {
         .approve(&caller("frank"), pending.id, String::new())
         .await
         .expect_err("disabled approver");
-    assert_eq!(refused.code, "identity_disabled");
+    assert_eq!(refused.code, ErrorCode::IdentityDisabled);
     h.finish().await;
 }
 
@@ -163,7 +164,7 @@ async fn owners_count_as_self_and_only_users_approve() {
         .approve(&caller("erin"), request.id, String::new())
         .await
         .expect_err("the service's owner");
-    assert_eq!(refused.code, "self_approval");
+    assert_eq!(refused.code, ErrorCode::SelfApproval);
     let refused = h
         .engine
         .approve(
@@ -173,7 +174,7 @@ async fn owners_count_as_self_and_only_users_approve() {
         )
         .await
         .expect_err("a service approving");
-    assert_eq!(refused.code, "approver_kind");
+    assert_eq!(refused.code, ErrorCode::ApproverKind);
     let approvers: Vec<String> = h
         .engine
         .approvers(&request)
@@ -209,7 +210,7 @@ async fn an_agent_acts_only_for_its_owner_and_delegates() {
             .await;
         match (allowed, result) {
             (true, Ok(_)) => {}
-            (false, Err(error)) => assert_eq!(error.code, "not_a_delegate"),
+            (false, Err(error)) => assert_eq!(error.code, ErrorCode::NotADelegate),
             (allowed, other) => panic!("{user}: expected allowed={allowed}, got {other:?}"),
         }
     }
@@ -243,7 +244,11 @@ async fn nobody_excuses_their_own_access() {
             .accept_finding(&caller(accepter), finding.finding.id, exception(owner))
             .await
             .expect_err("own account");
-        assert_eq!(refused.code, "own_account", "{accepter} for {owner}");
+        assert_eq!(
+            refused.code,
+            ErrorCode::OwnAccount,
+            "{accepter} for {owner}"
+        );
     }
     h.engine
         .accept_finding(&caller("hank"), finding.finding.id, exception("hank"))
