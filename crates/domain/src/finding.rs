@@ -256,14 +256,14 @@ mod tests {
         fn the_ledger_replays_exactly_the_legal_finding_changes(
             events in proptest::collection::vec(0..3u8, 0..20)
         ) {
-            use crate::ledger::{ChainVerifier, EventKind, GENESIS_HASH, seal};
+            use crate::ledger::{ChainVerifier, EventKind, GENESIS_HASH, SystemActor, seal};
             let at = Timestamp::from_unix_micros(1_800_000_000_000_000);
             let mut verifier = ChainVerifier::default();
             let mut state = FindingState::Open;
             let mut prev = (0, GENESIS_HASH.to_string());
-            let opened = seal(prev.0, &prev.1, at, "writ:reconcile", EventKind::FindingOpened,
+            let opened = seal(prev.0, &prev.1, at, &SystemActor::Reconciler.into(), EventKind::FindingOpened,
                 &serde_json::json!({ "finding": finding(state) }));
-            proptest::prop_assert!(verifier.push(&opened).is_ok());
+            proptest::prop_assert!(verifier.push(opened.fields()).is_ok());
             prev = (opened.seq, opened.hash.clone());
             for code in events {
                 let event = [FindingEvent::Accept, FindingEvent::Reopen, FindingEvent::Resolve][usize::from(code)];
@@ -275,9 +275,9 @@ mod tests {
                     FindingEvent::Reopen => FindingState::Open,
                     FindingEvent::Resolve => FindingState::Resolved,
                 });
-                let sealed = seal(prev.0, &prev.1, at, "x", event_kind(event),
+                let sealed = seal(prev.0, &prev.1, at, &SystemActor::Reconciler.into(), event_kind(event),
                     &serde_json::json!({ "finding": finding(claimed) }));
-                let replayed = verifier.push(&sealed);
+                let replayed = verifier.push(sealed.fields());
                 proptest::prop_assert_eq!(replayed.is_ok(), next.is_ok(), "{:?} from {:?}", event, state);
                 if next.is_err() {
                     proptest::prop_assert_eq!(replayed.err().and_then(|e| e.seq()), Some(sealed.seq));

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use writ_domain::Timestamp;
-use writ_domain::ledger::{ChainVerifier, EventKind, GENESIS_HASH, StoredEvent, seal};
+use writ_domain::ledger::{Actor, ChainVerifier, EventKind, GENESIS_HASH, StoredEvent, seal};
 
 fn cases() -> u32 {
     std::env::var("WRIT_FUZZ_CASES")
@@ -57,6 +57,10 @@ fn data() -> impl Strategy<Value = Value> {
     ]
 }
 
+fn fuzz_actor() -> Actor {
+    "fuzz".parse().expect("an identity name")
+}
+
 fn kind() -> impl Strategy<Value = EventKind> {
     (0..EventKind::ALL.len()).prop_map(|i| EventKind::ALL[i])
 }
@@ -68,7 +72,7 @@ fn chain(events: &[(EventKind, Value)]) -> Vec<StoredEvent> {
             .last()
             .map_or((0, GENESIS_HASH.to_string()), |e| (e.seq, e.hash.clone()));
         let at = Timestamp::from_unix_micros(1_800_000_000_000_000 + i as i64);
-        chain.push(seal(seq, &prev, at, "fuzz", *kind, data));
+        chain.push(seal(seq, &prev, at, &fuzz_actor(), *kind, data));
     }
     chain
 }
@@ -81,7 +85,7 @@ proptest! {
         let chain = chain(&events);
         let mut verifier = ChainVerifier::default();
         for event in &chain {
-            if let Err(error) = verifier.push(event) {
+            if let Err(error) = verifier.push(event.fields()) {
                 prop_assert_eq!(error.seq(), Some(event.seq), "{}", error);
                 break;
             }
@@ -95,11 +99,11 @@ proptest! {
     ) {
         prop_assume!(EventKind::parse(&kind).is_none() || serde_json::from_str::<Value>(&data).is_err());
         let at = Timestamp::from_unix_micros(1_800_000_000_000_000);
-        let mut event = seal(0, GENESIS_HASH, at, "fuzz", EventKind::TokenIssued, &json!({}));
+        let mut event = seal(0, GENESIS_HASH, at, &fuzz_actor(), EventKind::TokenIssued, &json!({})).to_raw();
         event.kind = kind;
         event.data = data;
         event.hash = writ_domain::ledger::event_hash(1, at, &event.actor, &event.kind, &event.data, GENESIS_HASH);
-        let error = ChainVerifier::default().push(&event).expect_err("refused");
+        let error = ChainVerifier::default().push(event.fields()).expect_err("refused");
         prop_assert_eq!(error.seq(), Some(1));
     }
 }

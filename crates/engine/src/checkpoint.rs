@@ -12,7 +12,7 @@ use std::path::Path;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use writ_domain::Timestamp;
-use writ_domain::ledger::EventKind;
+use writ_domain::ledger::{Actor, EventKind, SystemActor};
 use writ_store::Store;
 
 use crate::keys::{KeyError, load_or_create};
@@ -21,7 +21,7 @@ use crate::{EngineError, ErrorCode};
 /// What a signature covers, so no other message signed with the key can pass for one.
 const DOMAIN_TAG: &[u8] = b"writ-ledger-checkpoint-v1\0";
 /// Who takes checkpoints, on the ledger.
-pub const CHECKPOINT_ACTOR: &str = "writ:checkpoint";
+const CHECKPOINT_ACTOR: Actor = Actor::System(SystemActor::Checkpoint);
 /// The name of `writ serve`'s checkpoint task, for supervision and `/healthz`.
 pub const CHECKPOINT_TASK_NAME: &str = "checkpointer";
 
@@ -201,7 +201,7 @@ pub async fn take_checkpoint(
     })?;
     let data = serde_json::to_value(&checkpoint)
         .map_err(|e| EngineError::new(ErrorCode::Checkpoint, e.to_string()))?;
-    tx.append(now, CHECKPOINT_ACTOR, EventKind::LedgerCheckpoint, &data)
+    tx.append(now, &CHECKPOINT_ACTOR, EventKind::LedgerCheckpoint, &data)
         .await?;
     tx.commit().await?;
     tracing::info!(seq, head = %head, "ledger checkpoint signed");

@@ -77,7 +77,7 @@ impl Engine {
             let still_live = tx.grants_by_ids(&ids).await?;
             for grant in still_live.iter().filter(|g| g.state.may_hold_access()) {
                 to_execute.push(
-                    self.begin_revoke_in(&mut tx, grant, SCHEDULER_ACTOR, "expired".into(), now)
+                    self.begin_revoke_in(&mut tx, grant, &SCHEDULER_ACTOR, "expired".into(), now)
                         .await?,
                 );
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
-use writ_domain::ledger::{EventKind, StoredEvent};
+use writ_domain::ledger::{Actor, EventKind, StoredEvent};
 use writ_domain::{Grant, Request, Timestamp};
 use writ_itsm::notify::Notifier;
 use writ_store::{NewOutboxEntry, OutboxAction, OutboxEntry, WriteTx};
@@ -210,7 +210,7 @@ impl Engine {
         &self,
         tx: &mut WriteTx<'_>,
         now: Timestamp,
-        actor: &str,
+        actor: &Actor,
         kind: EventKind,
         request: &Request,
     ) -> Result<StoredEvent, EngineError> {
@@ -238,10 +238,7 @@ impl Engine {
         if self.tickets.is_empty() {
             return Ok(());
         }
-        let Some(kind) = EventKind::parse(&event.kind) else {
-            return Ok(());
-        };
-        let Some((action, text)) = grant_note(kind, grant, event) else {
+        let Some((action, text)) = grant_note(event.kind, grant, event) else {
             return Ok(());
         };
         let Some(request) = tx.request(grant.request_id).await? else {
@@ -420,7 +417,7 @@ impl Engine {
             }
             let mut skipped_to = None;
             for stored in events {
-                if !notifier.config().wants(&stored.kind) {
+                if !notifier.config().wants(stored.kind.as_str()) {
                     skipped_to = Some(stored.seq);
                     last_seq = stored.seq;
                     continue;

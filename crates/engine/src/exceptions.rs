@@ -163,7 +163,7 @@ impl Engine {
         .await?;
         tx.append(
             now,
-            caller.name.as_str(),
+            &caller.actor(),
             EventKind::FindingAccepted,
             &serde_json::json!({ "finding": finding }),
         )
@@ -201,7 +201,7 @@ impl Engine {
         tx.delete_job(&id.to_string()).await?;
         tx.append(
             now,
-            SCHEDULER_ACTOR,
+            &SCHEDULER_ACTOR,
             EventKind::FindingReopened,
             &serde_json::json!({ "finding": finding }),
         )

@@ -68,6 +68,13 @@ pub struct Caller {
     pub kind: IdentityKind,
 }
 
+impl Caller {
+    /// The caller as the actor of what it changes on the ledger.
+    pub fn actor(&self) -> writ_domain::ledger::Actor {
+        self.name.clone().into()
+    }
+}
+
 /// The key of the lock that serialises changes to one account's access to one
 /// entitlement (applying, revoking, reconciling).
 pub(crate) fn holder_key(entitlement: &str, account: &str) -> String {

@@ -1,7 +1,7 @@
 //! Requests: decide, approve, reject, cancel, expire; and the grant that follows.
 
 use serde_json::json;
-use writ_domain::ledger::EventKind;
+use writ_domain::ledger::{Actor, EventKind, SystemActor};
 use writ_domain::lifecycle::{GrantState, RequestEvent, RequestState};
 use writ_domain::{
     Approval, DecisionOutcome, Grant, GrantId, IdentityName, Request, RequestId, Ticket, Timestamp,
@@ -294,13 +294,13 @@ impl Engine {
         self.append_request_event(
             &mut tx,
             now,
-            caller.name.as_str(),
+            &caller.actor(),
             EventKind::RequestCreated,
             &request,
         )
         .await?;
         if let Some(grant) = &grant {
-            self.record_new_grant(&mut tx, caller.name.as_str(), grant, now)
+            self.record_new_grant(&mut tx, &caller.actor(), grant, now)
                 .await?;
         }
         if let Some(expires_at) = request.pending_expires_at {
@@ -374,7 +374,7 @@ impl Engine {
     async fn record_new_grant(
         &self,
         tx: &mut WriteTx<'_>,
-        actor: &str,
+        actor: &Actor,
         grant: &Grant,
         now: Timestamp,
     ) -> Result<(), EngineError> {
@@ -575,7 +575,7 @@ impl Engine {
             comment,
             at: now,
         });
-        let actor = caller.name.as_str();
+        let actor = &caller.actor();
         let mut grant = None;
         if request.approvals_missing() == 0 {
             request.state = request
@@ -624,7 +624,7 @@ impl Engine {
             &mut tx,
             &mut request,
             RequestEvent::Reject,
-            caller.name.as_str(),
+            &caller.actor(),
             comment,
             now,
         )
@@ -657,7 +657,7 @@ impl Engine {
             &mut tx,
             &mut request,
             RequestEvent::Cancel,
-            caller.name.as_str(),
+            &caller.actor(),
             String::new(),
             now,
         )
@@ -672,7 +672,7 @@ impl Engine {
         tx: &mut WriteTx<'_>,
         request: &mut Request,
         event: RequestEvent,
-        actor: &str,
+        actor: &Actor,
         comment: String,
         now: Timestamp,
     ) -> Result<(), EngineError> {
@@ -680,7 +680,7 @@ impl Engine {
             .state
             .transition(event)
             .map_err(|e| EngineError::new(ErrorCode::NotPending, e.to_string()))?;
-        request.closed_by = actor.parse().ok();
+        request.closed_by = actor.identity().cloned();
         request.close_comment = Some(comment).filter(|c| !c.is_empty());
         request.pending_expires_at = None;
         let kind = match event {
@@ -693,7 +693,7 @@ impl Engine {
         self.append_request_event(tx, now, actor, kind, request)
             .await?;
         tx.delete_job(&request.id.to_string()).await?;
-        tracing::info!(request = %request.id, state = %request.state, by = actor, "request closed");
+        tracing::info!(request = %request.id, state = %request.state, by = %actor, "request closed");
         Ok(())
     }
 
@@ -717,7 +717,7 @@ impl Engine {
             &mut tx,
             &mut request,
             RequestEvent::Cancel,
-            crate::revocation::TICKET_ACTOR,
+            &crate::revocation::TICKET_ACTOR,
             reason,
             now,
         )
@@ -742,7 +742,7 @@ impl Engine {
                 &mut tx,
                 &mut request,
                 RequestEvent::Expire,
-                "writ:scheduler",
+                &SystemActor::Scheduler.into(),
                 String::new(),
                 now,
             )

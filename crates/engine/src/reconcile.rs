@@ -14,7 +14,7 @@ use serde::Serialize;
 use writ_config::Entitlement;
 use writ_connectors::{Access, Connector};
 use writ_domain::finding::FindingEvent;
-use writ_domain::ledger::EventKind;
+use writ_domain::ledger::{Actor, EventKind, SystemActor};
 use writ_domain::lifecycle::GrantState;
 use writ_domain::{
     DriftAction, Finding, FindingId, FindingKind, FindingReport, FindingState, GrantId,
@@ -25,7 +25,7 @@ use crate::target_guard::TargetGuard;
 use crate::{Caller, Engine, EngineError, ErrorCode, metrics_names};
 
 /// The actor of every change reconciliation makes.
-pub(crate) const RECONCILE_ACTOR: &str = "writ:reconcile";
+pub(crate) const RECONCILE_ACTOR: Actor = Actor::System(SystemActor::Reconciler);
 
 /// What one pass over one target found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -429,7 +429,7 @@ impl Engine {
         tx.insert_finding(&finding).await?;
         tx.append(
             now,
-            RECONCILE_ACTOR,
+            &RECONCILE_ACTOR,
             EventKind::FindingOpened,
             &serde_json::json!({ "finding": finding }),
         )
@@ -452,7 +452,7 @@ impl Engine {
         tx.delete_job(&finding.id.to_string()).await?;
         tx.append(
             now,
-            RECONCILE_ACTOR,
+            &RECONCILE_ACTOR,
             EventKind::FindingResolved,
             &serde_json::json!({ "finding": finding }),
         )

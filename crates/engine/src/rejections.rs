@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 use writ_domain::Timestamp;
-use writ_domain::ledger::EventKind;
+use writ_domain::ledger::{Actor, EventKind, SystemActor};
 
 use crate::{Engine, EngineError, metrics_names};
 
@@ -20,7 +20,7 @@ const CLAIMED_ID_CHARS_MAX: usize = 64;
 /// The most of a rejection's reason that is stored.
 const REASON_CHARS_MAX: usize = 200;
 /// The actor of ledger events about deliveries nobody authenticated.
-const WEBHOOK_ACTOR: &str = "writ:webhook";
+const WEBHOOK_ACTOR: Actor = Actor::System(SystemActor::Webhook);
 
 /// Per ticketing system: when its last rejection event was written, and the
 /// rejections since then that are not on the ledger yet.
@@ -135,7 +135,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), EngineError> {
         let mut tx = self.store.begin().await?;
-        tx.append(now, WEBHOOK_ACTOR, EventKind::ItsmWebhookRejected, &data)
+        tx.append(now, &WEBHOOK_ACTOR, EventKind::ItsmWebhookRejected, &data)
             .await?;
         tx.commit().await?;
         self.rejections

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use writ_connectors::{Access, Connector, ConnectorError};
-use writ_domain::ledger::EventKind;
+use writ_domain::ledger::{Actor, EventKind, SystemActor};
 use writ_domain::lifecycle::{GrantEvent, GrantState};
 use writ_domain::{Grant, GrantId, Timestamp};
 use writ_policy::ApproveFacts;
@@ -11,9 +11,9 @@ use writ_store::{Job, JobKind, WriteTx};
 use crate::{COMMENT_LENGTH_MAX, Caller, Engine, EngineError, ErrorCode, metrics_names};
 
 /// The actor name the ledger shows for work writ does on its own.
-pub(crate) const SCHEDULER_ACTOR: &str = "writ:scheduler";
+pub(crate) const SCHEDULER_ACTOR: Actor = Actor::System(SystemActor::Scheduler);
 /// The actor of revocations caused by a ticket closed in its ticketing system.
-pub(crate) const TICKET_ACTOR: &str = "writ:itsm";
+pub(crate) const TICKET_ACTOR: Actor = Actor::System(SystemActor::Itsm);
 
 /// What a revocation attempt on the target came to.
 pub(crate) enum RevokeOutcome {
@@ -115,7 +115,7 @@ impl Engine {
         if escalated {
             tx.append(
                 now,
-                SCHEDULER_ACTOR,
+                &SCHEDULER_ACTOR,
                 EventKind::GrantRevokeEscalated,
                 &json!({
                     "grant_id": grant.id, "subject": grant.subject, "entitlement": grant.entitlement,
@@ -135,7 +135,7 @@ impl Engine {
             let event = tx
                 .append(
                     now,
-                    SCHEDULER_ACTOR,
+                    &SCHEDULER_ACTOR,
                     EventKind::GrantRevokeFailed,
                     &json!({ "grant": failed, "error": error }),
                 )
@@ -188,7 +188,7 @@ impl Engine {
             // It expired before it could be applied; a call may have landed, so revoke and verify.
             self.begin_revoke(
                 &grant,
-                SCHEDULER_ACTOR,
+                &SCHEDULER_ACTOR,
                 "expired before it was observed on the target".into(),
                 now,
             )
@@ -258,7 +258,7 @@ impl Engine {
         let event = tx
             .append(
                 now,
-                SCHEDULER_ACTOR,
+                &SCHEDULER_ACTOR,
                 EventKind::GrantActivated,
                 &json!({ "grant": current }),
             )
@@ -280,7 +280,7 @@ impl Engine {
     async fn begin_revoke(
         &self,
         grant: &Grant,
-        actor: &str,
+        actor: &Actor,
         reason: String,
         now: Timestamp,
     ) -> Result<Grant, EngineError> {
@@ -308,7 +308,7 @@ impl Engine {
         &self,
         tx: &mut WriteTx<'_>,
         grant: &Grant,
-        actor: &str,
+        actor: &Actor,
         reason: String,
         now: Timestamp,
     ) -> Result<Grant, EngineError> {
@@ -319,7 +319,7 @@ impl Engine {
             .map_err(illegal)?;
         grant.revoked_at = Some(now);
         grant.revoke_reason = Some(reason);
-        grant.revoked_by = actor.parse().ok();
+        grant.revoked_by = actor.identity().cloned();
         tx.update_grant(&grant).await?;
         let event = tx
             .append(
@@ -481,7 +481,7 @@ impl Engine {
         }
         tx.update_grant(&done).await?;
         let event = tx
-            .append(now, SCHEDULER_ACTOR, EventKind::GrantRevoked, &data)
+            .append(now, &SCHEDULER_ACTOR, EventKind::GrantRevoked, &data)
             .await?;
         self.grant_evidence(tx, &done, &event).await?;
         tx.delete_job(&grant.id.to_string()).await?;
@@ -556,7 +556,7 @@ impl Engine {
         } else {
             reason
         };
-        self.begin_revoke_in(&mut tx, &grant, caller.name.as_str(), reason, now)
+        self.begin_revoke_in(&mut tx, &grant, &caller.actor(), reason, now)
             .await?;
         tx.commit().await?;
         self.evidence_committed();
@@ -579,7 +579,7 @@ impl Engine {
         let Some(grant) = tx.grant(id).await?.filter(|g| g.state.may_hold_access()) else {
             return Ok(None);
         };
-        self.begin_revoke_in(&mut tx, &grant, TICKET_ACTOR, reason, now)
+        self.begin_revoke_in(&mut tx, &grant, &TICKET_ACTOR, reason, now)
             .await?;
         tx.commit().await?;
         self.evidence_committed();

@@ -6,7 +6,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use writ_config::Config;
 use writ_domain::Timestamp;
-use writ_domain::ledger::EventKind;
+use writ_domain::ledger::{EventKind, SystemActor};
 use writ_store::{Store, TOKEN_ID_LEN, TokenListing, TokenRecord};
 
 use crate::keys::TokenKey;
@@ -66,7 +66,7 @@ pub async fn issue_token(
             .await?;
         // The ledger names the token by a prefix of its hash, never the secret.
         let data = json!({ "identity": identity.name, "token_id": &hash[..TOKEN_ID_LEN], "expires_at": expires_at });
-        tx.append(now, "writ:cli", EventKind::TokenIssued, &data)
+        tx.append(now, &SystemActor::Cli.into(), EventKind::TokenIssued, &data)
             .await?;
         tx.commit().await?;
         Ok(token)
@@ -185,7 +185,7 @@ impl Engine {
         }
         tx.revoke_token(hash, now).await?;
         let data = json!({ "identity": identity, "token_id": id, "revoked_by": caller.name });
-        tx.append(now, caller.name.as_str(), EventKind::TokenRevoked, &data)
+        tx.append(now, &caller.actor(), EventKind::TokenRevoked, &data)
             .await?;
         tx.commit().await?;
         self.token_cache

@@ -160,7 +160,8 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let kinds: Vec<&str> = events
             .iter()
             .filter(|e| {
-                e.data.contains(&format!("\"id\":\"{id}\"")) && e.kind.starts_with("grant.")
+                e.data.contains(&format!("\"id\":\"{id}\""))
+                    && e.kind.as_str().starts_with("grant.")
             })
             .map(|e| e.kind.as_str())
             .collect();

@@ -7,6 +7,7 @@ mod harness;
 use std::collections::HashMap;
 
 use harness::{Harness, Storage};
+use writ_domain::ledger::EventKind;
 use writ_engine::ErrorCode;
 
 const CONFIG: &str = r#"
@@ -42,7 +43,7 @@ async fn rejection_events(h: &Harness) -> Vec<serde_json::Value> {
         .expect("events")
         .into_iter()
         .map(|e| e.to_event().expect("event data is JSON"))
-        .filter(|e| e.kind == "itsm.webhook_rejected")
+        .filter(|e| e.kind == EventKind::ItsmWebhookRejected)
         .map(|e| e.data)
         .collect()
 }

@@ -3,6 +3,7 @@
 mod harness;
 
 use harness::{Harness, Storage, caller};
+use writ_domain::ledger::EventKind;
 use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_engine::ErrorCode;
 use writ_engine::NewRequest;
@@ -112,7 +113,7 @@ async fn failed_revocations_are_retried_with_backoff_until_they_succeed(storage:
         .await
         .expect("events")
         .into_iter()
-        .filter(|e| e.kind == "grant.revoke_escalated")
+        .filter(|e| e.kind == EventKind::GrantRevokeEscalated)
         .collect();
     assert_eq!(escalations.len(), 1, "escalated once, whatever the retries");
     assert_eq!(escalations[0].at, escalated_at);
@@ -540,7 +541,7 @@ async fn a_burst_of_expiries_is_revoked_in_batches_each_exactly_once(storage: St
         .await
         .expect("events")
         .into_iter()
-        .filter(|e| e.kind == "grant.revoked")
+        .filter(|e| e.kind == EventKind::GrantRevoked)
         .count();
     assert_eq!(
         revoked_events,

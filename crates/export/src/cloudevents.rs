@@ -54,8 +54,8 @@ mod tests {
         let event = Event {
             seq: 12,
             at: Timestamp::from_unix_micros(1_795_000_000_000_000),
-            actor: "writ:scheduler".into(),
-            kind: "grant.revoked".into(),
+            actor: writ_domain::ledger::SystemActor::Scheduler.into(),
+            kind: writ_domain::ledger::EventKind::GrantRevoked,
             data: json!({ "grant": { "id": "g-1" }, "target_access": "removed" }),
             prev_hash: "aa".into(),
             hash: "bb".into(),

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use writ_domain::Timestamp;
-use writ_domain::ledger::EventKind;
+use writ_domain::ledger::{Actor, EventKind};
 use writ_store::{EVENT_PAGE_SIZE, Store};
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -72,13 +72,14 @@ async fn main() {
     .await
     .expect("store");
     let start = Timestamp::from_unix_micros(1_795_000_000_000_000);
+    let alice: Actor = "alice".parse().expect("an identity name");
     let mut written = 0;
     while written < events {
         let mut tx = store.begin().await.expect("begin");
         for _ in 0..1_000.min(events - written) {
             tx.append(
                 start.plus_millis(written as i64),
-                "alice",
+                &alice,
                 EventKind::RequestCreated,
                 &event_data(written),
             )
@@ -100,7 +101,16 @@ async fn main() {
     }
     let inputs: Vec<Vec<u8>> = stored
         .iter()
-        .map(|e| hashed_bytes(e.seq, e.at, &e.actor, &e.kind, &e.data, &e.prev_hash))
+        .map(|e| {
+            hashed_bytes(
+                e.seq,
+                e.at,
+                e.actor.as_str(),
+                e.kind.as_str(),
+                &e.data,
+                &e.prev_hash,
+            )
+        })
         .collect();
     let total_bytes: usize = inputs.iter().map(Vec::len).sum();
     drop(stored);

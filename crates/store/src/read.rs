@@ -586,7 +586,15 @@ impl Store {
             id: format!("after {after}"),
             problem,
         })?;
-        Ok(raw.into_iter().map(EventFields::to_stored).collect())
+        raw.into_iter()
+            .map(|fields| {
+                fields.to_stored().map_err(|error| StoreError::Corrupt {
+                    what: "event",
+                    id: fields.seq.to_string(),
+                    problem: error.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// The highest sequence number in the events table (0 when empty).

@@ -266,7 +266,7 @@ mod tests {
         );
         tx.append(
             Timestamp::from_unix_micros(1),
-            "a",
+            &"a".parse().expect("an actor"),
             EventKind::TokenIssued,
             &serde_json::json!({}),
         )

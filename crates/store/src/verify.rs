@@ -607,7 +607,7 @@ mod tests {
             let at = Timestamp::from_unix_micros(1_800_000_000_000_000 + n);
             tx.append(
                 at,
-                "alice",
+                &"alice".parse().expect("an actor"),
                 EventKind::TokenIssued,
                 &serde_json::json!({ "n": n, "text": "é;,|" }),
             )
@@ -693,7 +693,7 @@ mod tests {
                 written += 1;
                 tx.append(
                     Timestamp::from_unix_micros(written),
-                    "a",
+                    &"a".parse().expect("an actor"),
                     EventKind::TokenIssued,
                     &serde_json::json!({ "n": written }),
                 )

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::{OwnedMutexGuard, watch};
-use writ_domain::ledger::{self, EventKind, StoredEvent};
+use writ_domain::ledger::{self, Actor, EventKind, StoredEvent};
 use writ_domain::{Grant, GrantId, Request, RequestId, Timestamp};
 
 use crate::sqlite_writer::{SqliteWriter, TextRow};
@@ -455,7 +455,7 @@ impl<'s> WriteTx<'s> {
     pub async fn append(
         &mut self,
         at: Timestamp,
-        actor: &str,
+        actor: &Actor,
         kind: EventKind,
         data: &serde_json::Value,
     ) -> Result<StoredEvent, StoreError> {
@@ -468,8 +468,8 @@ impl<'s> WriteTx<'s> {
             vec![
                 Arg::Int(event.seq),
                 Arg::Int(event.at.unix_micros()),
-                Arg::Text(event.actor.clone()),
-                Arg::Text(event.kind.clone()),
+                Arg::Text(event.actor.to_string()),
+                Arg::Text(event.kind.to_string()),
                 Arg::Text(event.data.clone()),
                 Arg::Text(event.prev_hash.clone()),
                 Arg::Text(event.hash.clone()),
@@ -941,7 +941,7 @@ mod tests {
             .expect("buffer");
         tx.append(
             at(),
-            "t",
+            &"t".parse().expect("an actor"),
             EventKind::TokenIssued,
             &serde_json::json!({ "n": n }),
         )

@@ -1,240 +1,12 @@
-//! The ledger: an append-only, SHA-256 hash-chained list of events.
-//!
-//! Each event's hash covers a canonical, length-prefixed encoding of every field:
-//! sequence number, time, actor, kind, data and the previous hash. So changing,
-//! removing or reordering any event breaks the chain at that event.
-
 use std::collections::HashMap;
-use std::fmt;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::Deserialize;
 
+use super::hash::GENESIS_HASH;
+use super::{Actor, EventFields, EventKind, StoredEvent};
 use crate::finding::{FindingEvent, FindingState};
 use crate::lifecycle::{GrantState, RequestState};
 use crate::{Finding, FindingId, Grant, GrantId, Request, RequestId, Timestamp};
-
-/// The hash that precedes the first event.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-const DOMAIN_TAG: &[u8] = b"writ-ledger-v1\0";
-
-/// Every kind of event writ records. A closed set: adding one is a code change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    RequestCreated,
-    RequestApprovalRecorded,
-    RequestApproved,
-    RequestRejected,
-    RequestCancelled,
-    RequestExpired,
-    GrantCreated,
-    GrantActivated,
-    GrantRevokeStarted,
-    GrantRevokeFailed,
-    GrantRevoked,
-    /// A revocation still failing `revocation.escalate_after` after it started.
-    GrantRevokeEscalated,
-    TokenIssued,
-    /// A bearer token revoked before its expiry.
-    TokenRevoked,
-    /// A signed checkpoint of the ledger up to the event before it.
-    LedgerCheckpoint,
-    /// A webhook delivery that failed authentication (bad or missing signature, stale).
-    ItsmWebhookRejected,
-    /// Reconciliation found a difference between a target and the grants.
-    FindingOpened,
-    FindingAccepted,
-    /// A finding's exception expired.
-    FindingReopened,
-    FindingResolved,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 20] = [
-        Self::RequestCreated,
-        Self::RequestApprovalRecorded,
-        Self::RequestApproved,
-        Self::RequestRejected,
-        Self::RequestCancelled,
-        Self::RequestExpired,
-        Self::GrantCreated,
-        Self::GrantActivated,
-        Self::GrantRevokeStarted,
-        Self::GrantRevokeFailed,
-        Self::GrantRevoked,
-        Self::GrantRevokeEscalated,
-        Self::TokenIssued,
-        Self::TokenRevoked,
-        Self::LedgerCheckpoint,
-        Self::ItsmWebhookRejected,
-        Self::FindingOpened,
-        Self::FindingAccepted,
-        Self::FindingReopened,
-        Self::FindingResolved,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RequestCreated => "request.created",
-            Self::RequestApprovalRecorded => "request.approval_recorded",
-            Self::RequestApproved => "request.approved",
-            Self::RequestRejected => "request.rejected",
-            Self::RequestCancelled => "request.cancelled",
-            Self::RequestExpired => "request.expired",
-            Self::GrantCreated => "grant.created",
-            Self::GrantActivated => "grant.activated",
-            Self::GrantRevokeStarted => "grant.revoke_started",
-            Self::GrantRevokeFailed => "grant.revoke_failed",
-            Self::GrantRevoked => "grant.revoked",
-            Self::GrantRevokeEscalated => "grant.revoke_escalated",
-            Self::TokenIssued => "token.issued",
-            Self::TokenRevoked => "token.revoked",
-            Self::LedgerCheckpoint => "ledger.checkpoint",
-            Self::ItsmWebhookRejected => "itsm.webhook_rejected",
-            Self::FindingOpened => "finding.opened",
-            Self::FindingAccepted => "finding.accepted",
-            Self::FindingReopened => "finding.reopened",
-            Self::FindingResolved => "finding.resolved",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An event as stored: `data` is kept as the exact JSON text that was hashed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredEvent {
-    pub seq: i64,
-    pub at: Timestamp,
-    pub actor: String,
-    pub kind: String,
-    pub data: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-/// An event as the API and exports show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Event {
-    pub seq: i64,
-    pub at: Timestamp,
-    pub actor: String,
-    pub kind: String,
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-impl StoredEvent {
-    /// Its fields, borrowed.
-    pub fn fields(&self) -> EventFields<'_> {
-        EventFields {
-            seq: self.seq,
-            at: self.at,
-            actor: &self.actor,
-            kind: &self.kind,
-            data: &self.data,
-            prev_hash: &self.prev_hash,
-            hash: &self.hash,
-        }
-    }
-
-    /// The event with its data parsed. Stored data that is not JSON was altered: that is
-    /// an error naming the event, never an event with `null` data.
-    pub fn to_event(&self) -> Result<Event, LedgerError> {
-        let data = serde_json::from_str(&self.data).map_err(|e| LedgerError::BadData {
-            seq: self.seq,
-            problem: e.to_string(),
-        })?;
-        Ok(Event {
-            seq: self.seq,
-            at: self.at,
-            actor: self.actor.clone(),
-            kind: self.kind.clone(),
-            data,
-            prev_hash: self.prev_hash.clone(),
-            hash: self.hash.clone(),
-        })
-    }
-}
-
-fn put_bytes(hasher: &mut Sha256, bytes: &[u8]) {
-    let length = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    hasher.update(length.to_be_bytes());
-    hasher.update(bytes);
-}
-
-/// The hash of an event with these fields, as lowercase hex.
-pub fn event_hash(
-    seq: i64,
-    at: Timestamp,
-    actor: &str,
-    kind: &str,
-    data: &str,
-    prev_hash: &str,
-) -> String {
-    hex::encode(event_digest(seq, at, actor, kind, data, prev_hash))
-}
-
-/// The SHA-256 digest behind `event_hash`, as bytes.
-pub fn event_digest(
-    seq: i64,
-    at: Timestamp,
-    actor: &str,
-    kind: &str,
-    data: &str,
-    prev_hash: &str,
-) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(DOMAIN_TAG);
-    hasher.update(seq.to_be_bytes());
-    hasher.update(at.unix_micros().to_be_bytes());
-    put_bytes(&mut hasher, actor.as_bytes());
-    put_bytes(&mut hasher, kind.as_bytes());
-    put_bytes(&mut hasher, data.as_bytes());
-    put_bytes(&mut hasher, prev_hash.as_bytes());
-    hasher.finalize().into()
-}
-
-/// Whether `hash` is `digest` in lowercase hex (as `event_hash` writes it), without
-/// allocating: verification compares one per event.
-pub fn digest_matches(digest: &[u8; 32], hash: &str) -> bool {
-    let mut hex = [0u8; 64];
-    hex::encode_to_slice(digest, &mut hex).is_ok() && hex.as_slice() == hash.as_bytes()
-}
-
-/// The next link of the chain after `head`.
-pub fn seal(
-    prev_seq: i64,
-    prev_hash: &str,
-    at: Timestamp,
-    actor: &str,
-    kind: EventKind,
-    data: &serde_json::Value,
-) -> StoredEvent {
-    let seq = prev_seq + 1;
-    let data = data.to_string();
-    let hash = event_hash(seq, at, actor, kind.as_str(), &data, prev_hash);
-    StoredEvent {
-        seq,
-        at,
-        actor: actor.to_string(),
-        kind: kind.as_str().to_string(),
-        data,
-        prev_hash: prev_hash.to_string(),
-        hash,
-    }
-}
 
 /// Why the ledger does not verify, located at the first bad event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -334,6 +106,7 @@ impl PreparedEvent {
         let replay = EventKind::parse(event.kind)
             .ok_or_else(|| format!("unknown event kind {:?}", event.kind))
             .and_then(|kind| {
+                event.actor.parse::<Actor>().map_err(|e| e.to_string())?;
                 // Straight into the records, not through a `Value`: replay parses every event.
                 serde_json::from_str(event.data)
                     .map(|data| (kind, data))
@@ -345,45 +118,6 @@ impl PreparedEvent {
             hash: event.hash.to_string(),
             hash_matches: event.hash_matches(),
             replay,
-        }
-    }
-}
-
-/// An event's stored fields, borrowed from wherever they were read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventFields<'a> {
-    pub seq: i64,
-    pub at: Timestamp,
-    pub actor: &'a str,
-    pub kind: &'a str,
-    pub data: &'a str,
-    pub prev_hash: &'a str,
-    pub hash: &'a str,
-}
-
-impl EventFields<'_> {
-    /// Whether the stored hash is the one these fields hash to.
-    pub fn hash_matches(self) -> bool {
-        let digest = event_digest(
-            self.seq,
-            self.at,
-            self.actor,
-            self.kind,
-            self.data,
-            self.prev_hash,
-        );
-        digest_matches(&digest, self.hash)
-    }
-
-    pub fn to_stored(self) -> StoredEvent {
-        StoredEvent {
-            seq: self.seq,
-            at: self.at,
-            actor: self.actor.to_string(),
-            kind: self.kind.to_string(),
-            data: self.data.to_string(),
-            prev_hash: self.prev_hash.to_string(),
-            hash: self.hash.to_string(),
         }
     }
 }
@@ -468,8 +202,8 @@ impl ChainVerifier {
     }
 
     /// Verifies the link and replays the event's state change.
-    pub fn push(&mut self, event: &StoredEvent) -> Result<(), LedgerError> {
-        self.push_prepared(PreparedEvent::new(event))
+    pub fn push(&mut self, event: EventFields<'_>) -> Result<(), LedgerError> {
+        self.push_prepared(PreparedEvent::from_fields(event))
     }
 
     /// As `push`, for an event whose hash and data were already worked out (perhaps on
@@ -633,25 +367,33 @@ impl ChainVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::*;
+
+    fn actor(text: &str) -> Actor {
+        text.parse().expect("an actor")
+    }
     use proptest::prelude::*;
 
-    fn chain(payloads: &[(String, String)]) -> Vec<StoredEvent> {
-        let mut events: Vec<StoredEvent> = Vec::new();
-        for (index, (actor, text)) in payloads.iter().enumerate() {
+    fn chain(payloads: &[(String, String)]) -> Vec<RawEvent> {
+        let mut events: Vec<RawEvent> = Vec::new();
+        for (index, (actor_name, text)) in payloads.iter().enumerate() {
             let (seq, hash) = events
                 .last()
                 .map_or((0, GENESIS_HASH.to_string()), |e| (e.seq, e.hash.clone()));
             let at = Timestamp::from_unix_micros(
                 1_700_000_000_000_000 + i64::try_from(index).unwrap_or(0),
             );
-            events.push(seal(
-                seq,
-                &hash,
-                at,
-                actor,
-                EventKind::TokenIssued,
-                &serde_json::json!({ "note": text }),
-            ));
+            events.push(
+                seal(
+                    seq,
+                    &hash,
+                    at,
+                    &actor(actor_name),
+                    EventKind::TokenIssued,
+                    &serde_json::json!({ "note": text }),
+                )
+                .to_raw(),
+            );
         }
         events
     }
@@ -672,6 +414,34 @@ mod tests {
     }
 
     #[test]
+    fn a_hashed_event_whose_actor_is_not_writs_fails_the_replay() {
+        let at = Timestamp::from_unix_micros(1_700_000_000_000_000);
+        for forged in ["writ:root", "", "alice bob", "a:b"] {
+            let mut event = seal(
+                0,
+                GENESIS_HASH,
+                at,
+                &actor("alice"),
+                EventKind::TokenIssued,
+                &serde_json::json!({}),
+            )
+            .to_raw();
+            event.actor = forged.to_string();
+            // Rehashed, so only the actor can be objected to.
+            event.hash = event_hash(1, at, forged, &event.kind, &event.data, GENESIS_HASH);
+            let error = verify(std::slice::from_ref(&event)).expect_err(forged);
+            assert!(
+                matches!(&error, LedgerError::BadReplay { seq: 1, problem } if problem.contains("system actors")),
+                "{forged}: {error}"
+            );
+            assert!(
+                event.fields().to_stored().is_err(),
+                "{forged} is read as an error"
+            );
+        }
+    }
+
+    #[test]
     fn a_sealed_event_whose_snapshot_is_not_a_record_fails_the_replay() {
         let at = Timestamp::from_unix_micros(1_700_000_000_000_000);
         for data in [
@@ -684,11 +454,11 @@ mod tests {
                 0,
                 GENESIS_HASH,
                 at,
-                "mallory",
+                &actor("mallory"),
                 EventKind::RequestCreated,
                 &data,
             );
-            let error = verify(std::slice::from_ref(&event)).expect_err("refused");
+            let error = verify(&[event.to_raw()]).expect_err("refused");
             assert!(
                 matches!(&error, LedgerError::BadReplay { seq: 1, problem } if problem.contains("snapshot")),
                 "{data}: {error}"
@@ -698,12 +468,12 @@ mod tests {
             0,
             GENESIS_HASH,
             at,
-            "a",
+            &actor("a"),
             EventKind::TokenIssued,
             &serde_json::json!({ "note": 1 }),
         );
         assert!(
-            verify(&[note]).is_ok(),
+            verify(&[note.to_raw()]).is_ok(),
             "an event that carries no record replays as nothing"
         );
     }
@@ -719,7 +489,7 @@ mod tests {
                 let (seq, prev) = events
                     .last()
                     .map_or((0, GENESIS_HASH.to_string()), |e| (e.seq, e.hash.clone()));
-                events.push(seal(seq, &prev, at, "a", *kind, data));
+                events.push(seal(seq, &prev, at, &actor("a"), *kind, data));
             }
             events
         };
@@ -728,7 +498,7 @@ mod tests {
             (EventKind::TokenIssued, &issued),
             (EventKind::TokenRevoked, &revoked),
         ]) {
-            verifier.push(&event).expect("replays");
+            verifier.push(event.fields()).expect("replays");
         }
         assert_eq!(
             verifier.tokens.get("0123456789abcdef"),
@@ -760,14 +530,22 @@ mod tests {
                 vec![(EventKind::TokenIssued, &revoked)],
             ),
         ] {
-            let error = verify(&chain(&kinds)).expect_err(what);
+            let error = verify(
+                &chain(&kinds)
+                    .iter()
+                    .map(StoredEvent::to_raw)
+                    .collect::<Vec<_>>(),
+            )
+            .expect_err(what);
             assert!(error.to_string().contains(what), "{what}: {error}");
         }
     }
 
-    fn verify(events: &[StoredEvent]) -> Result<(), LedgerError> {
+    fn verify(events: &[RawEvent]) -> Result<(), LedgerError> {
         let mut verifier = ChainVerifier::default();
-        events.iter().try_for_each(|event| verifier.push(event))
+        events
+            .iter()
+            .try_for_each(|event| verifier.push(event.fields()))
     }
 
     proptest! {

@@ -1,0 +1,107 @@
+use std::fmt;
+
+/// Every kind of event writ records. A closed set: adding one is a code change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    RequestCreated,
+    RequestApprovalRecorded,
+    RequestApproved,
+    RequestRejected,
+    RequestCancelled,
+    RequestExpired,
+    GrantCreated,
+    GrantActivated,
+    GrantRevokeStarted,
+    GrantRevokeFailed,
+    GrantRevoked,
+    /// A revocation still failing `revocation.escalate_after` after it started.
+    GrantRevokeEscalated,
+    TokenIssued,
+    /// A bearer token revoked before its expiry.
+    TokenRevoked,
+    /// A signed checkpoint of the ledger up to the event before it.
+    LedgerCheckpoint,
+    /// A webhook delivery that failed authentication (bad or missing signature, stale).
+    ItsmWebhookRejected,
+    /// Reconciliation found a difference between a target and the grants.
+    FindingOpened,
+    FindingAccepted,
+    /// A finding's exception expired.
+    FindingReopened,
+    FindingResolved,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 20] = [
+        Self::RequestCreated,
+        Self::RequestApprovalRecorded,
+        Self::RequestApproved,
+        Self::RequestRejected,
+        Self::RequestCancelled,
+        Self::RequestExpired,
+        Self::GrantCreated,
+        Self::GrantActivated,
+        Self::GrantRevokeStarted,
+        Self::GrantRevokeFailed,
+        Self::GrantRevoked,
+        Self::GrantRevokeEscalated,
+        Self::TokenIssued,
+        Self::TokenRevoked,
+        Self::LedgerCheckpoint,
+        Self::ItsmWebhookRejected,
+        Self::FindingOpened,
+        Self::FindingAccepted,
+        Self::FindingReopened,
+        Self::FindingResolved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RequestCreated => "request.created",
+            Self::RequestApprovalRecorded => "request.approval_recorded",
+            Self::RequestApproved => "request.approved",
+            Self::RequestRejected => "request.rejected",
+            Self::RequestCancelled => "request.cancelled",
+            Self::RequestExpired => "request.expired",
+            Self::GrantCreated => "grant.created",
+            Self::GrantActivated => "grant.activated",
+            Self::GrantRevokeStarted => "grant.revoke_started",
+            Self::GrantRevokeFailed => "grant.revoke_failed",
+            Self::GrantRevoked => "grant.revoked",
+            Self::GrantRevokeEscalated => "grant.revoke_escalated",
+            Self::TokenIssued => "token.issued",
+            Self::TokenRevoked => "token.revoked",
+            Self::LedgerCheckpoint => "ledger.checkpoint",
+            Self::ItsmWebhookRejected => "itsm.webhook_rejected",
+            Self::FindingOpened => "finding.opened",
+            Self::FindingAccepted => "finding.accepted",
+            Self::FindingReopened => "finding.reopened",
+            Self::FindingResolved => "finding.resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// On the wire as its text (`request.created`).
+impl serde::Serialize for EventKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EventKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown event kind {text:?}")))
+    }
+}
