@@ -21,7 +21,9 @@ pub use ids::{
     EntitlementId, FindingId, GrantId, ID_FRAGMENT_LEN_MIN, IdRef, IdentityKind, IdentityName,
     InvalidId, RequestId, SHORT_ID_HEX_LEN, Sensitivity,
 };
-pub use records::{Approval, Decision, DecisionOutcome, Grant, Request, Ticket, TicketCheck};
+pub use records::{
+    Approval, Decision, DecisionOutcome, Grant, Request, RevokeReason, Ticket, TicketCheck,
+};
 pub use redact::redact_credentials;
 
 /// `text` cut to at most `bytes_max` bytes, never inside a character (cutting a

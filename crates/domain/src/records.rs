@@ -1,5 +1,7 @@
 //! The request and grant records, exactly as the API shows them and the ledger keeps them.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{GrantState, RequestState};
@@ -115,7 +117,8 @@ pub struct Grant {
     /// When the target was observed to hold the access.
     pub granted_at: Option<Timestamp>,
     pub expires_at: Timestamp,
-    pub revoke_reason: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub revoke_reason: Option<RevokeReason>,
     pub revoked_by: Option<IdentityName>,
     /// When revocation was durably decided (the grant entered `revoking`).
     pub revoked_at: Option<Timestamp>,
@@ -127,4 +130,95 @@ pub struct Grant {
     /// dropped at expiry, rather than the role given to the subject's account.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub credential: bool,
+}
+
+/// Why a lease ended. On the ledger and in the API as its text: `expired`, `expired
+/// before it was observed on the target`, or what a person or writ (for a ticket) said.
+/// A person cannot state a text writ reserves (`RevokeReason::is_reserved`), so an
+/// early revocation never reads as an expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum RevokeReason {
+    /// The lease ran its term.
+    Expired,
+    /// The lease ran out before the target was seen to hold the access.
+    ExpiredUnobserved,
+    /// What was said when the lease was ended early.
+    Stated(String),
+}
+
+impl RevokeReason {
+    const EXPIRED: &str = "expired";
+    const EXPIRED_UNOBSERVED: &str = "expired before it was observed on the target";
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Expired => Self::EXPIRED,
+            Self::ExpiredUnobserved => Self::EXPIRED_UNOBSERVED,
+            Self::Stated(text) => text,
+        }
+    }
+
+    /// Whether `text` is one writ records for itself, which nobody may state.
+    pub fn is_reserved(text: &str) -> bool {
+        !matches!(Self::from(text.trim().to_string()), Self::Stated(_))
+    }
+
+    /// Whether the lease ended because its term ran out.
+    pub fn is_expiry(&self) -> bool {
+        matches!(self, Self::Expired | Self::ExpiredUnobserved)
+    }
+}
+
+impl From<String> for RevokeReason {
+    fn from(text: String) -> Self {
+        match text.as_str() {
+            Self::EXPIRED => Self::Expired,
+            Self::EXPIRED_UNOBSERVED => Self::ExpiredUnobserved,
+            _ => Self::Stated(text),
+        }
+    }
+}
+
+impl From<RevokeReason> for String {
+    fn from(reason: RevokeReason) -> String {
+        match reason {
+            RevokeReason::Stated(text) => text,
+            other => other.as_str().to_string(),
+        }
+    }
+}
+
+impl fmt::Display for RevokeReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_revoke_reason_reads_back_as_itself(text in ".{0,60}") {
+            let reason = RevokeReason::from(text.clone());
+            let json = serde_json::to_string(&reason).expect("serialises");
+            prop_assert_eq!(serde_json::from_str::<RevokeReason>(&json).expect("parses"), reason.clone());
+            prop_assert_eq!(reason.as_str(), text.as_str(), "its text is what was stored");
+        }
+    }
+
+    #[test]
+    fn only_writs_own_texts_are_reserved() {
+        assert!(RevokeReason::is_reserved("expired"));
+        assert!(RevokeReason::is_reserved(
+            RevokeReason::ExpiredUnobserved.as_str()
+        ));
+        assert!(!RevokeReason::is_reserved("no longer needed"));
+        assert!(!RevokeReason::is_reserved("Expired?"));
+        assert!(RevokeReason::Expired.is_expiry());
+        assert!(!RevokeReason::Stated("expired".into()).is_expiry());
+    }
 }

@@ -16,8 +16,8 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::StreamExt;
 use writ_domain::lifecycle::GrantState;
-use writ_domain::{Grant, GrantId};
-use writ_store::Job;
+use writ_domain::{Grant, GrantId, RevokeReason};
+use writ_store::{Job, JobTask};
 
 use crate::revocation::{RevokeOutcome, SCHEDULER_ACTOR};
 use crate::{Engine, EngineError};
@@ -34,10 +34,15 @@ impl Engine {
         &self,
         jobs: &'j [Job],
     ) -> Result<Vec<&'j Job>, EngineError> {
-        let ids: Vec<_> = jobs
-            .iter()
-            .filter_map(|j| j.object_id.parse().ok())
-            .collect();
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            // An unreadable one moves nothing: it is returned untouched and put off.
+            match job.task() {
+                Ok(JobTask::RevokeGrant(id)) => ids.push(id),
+                Ok(_) => {}
+                Err(unreadable) => self.unreadable_job(&unreadable),
+            }
+        }
         let now = self.clock.now();
         let mut to_begin = Vec::new();
         let mut to_execute = Vec::new();
@@ -77,8 +82,14 @@ impl Engine {
             let still_live = tx.grants_by_ids(&ids).await?;
             for grant in still_live.iter().filter(|g| g.state.may_hold_access()) {
                 to_execute.push(
-                    self.begin_revoke_in(&mut tx, grant, &SCHEDULER_ACTOR, "expired".into(), now)
-                        .await?,
+                    self.begin_revoke_in(
+                        &mut tx,
+                        grant,
+                        &SCHEDULER_ACTOR,
+                        RevokeReason::Expired,
+                        now,
+                    )
+                    .await?,
                 );
             }
             tx.commit().await?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use writ_domain::ledger::{Actor, EventKind, StoredEvent};
-use writ_domain::{Grant, Request, Timestamp};
+use writ_domain::{Grant, Request, RevokeReason, Timestamp};
 use writ_itsm::notify::Notifier;
 use writ_store::{NewOutboxEntry, OutboxAction, OutboxEntry, WriteTx};
 
@@ -119,7 +119,10 @@ fn grant_note(
             format!(
                 "{head}\nREVOKING since {} ({}), by {}",
                 grant.revoked_at.map(|t| t.to_string()).unwrap_or_default(),
-                grant.revoke_reason.as_deref().unwrap_or("expired"),
+                grant
+                    .revoke_reason
+                    .as_ref()
+                    .map_or("expired", RevokeReason::as_str),
                 grant.revoked_by.as_ref().map_or("writ", |who| who.as_str()),
             ),
         ),
@@ -140,7 +143,10 @@ fn grant_note(
             format!(
                 "{head}\nREVOKED at {} ({}), by {}; verified gone from the target at {}{}\nThe access this ticket asked for has ended.",
                 grant.revoked_at.map(|t| t.to_string()).unwrap_or_default(),
-                grant.revoke_reason.as_deref().unwrap_or("expired"),
+                grant
+                    .revoke_reason
+                    .as_ref()
+                    .map_or("expired", RevokeReason::as_str),
                 grant.revoked_by.as_ref().map_or("writ", |who| who.as_str()),
                 grant.verified_at.map(|t| t.to_string()).unwrap_or_default(),
                 grant

@@ -46,6 +46,8 @@ pub const JOBLESS_GRANTS: &str = "writ_jobless_grants_total";
 pub const WEBHOOKS_REJECTED: &str = "writ_webhooks_rejected_total";
 /// Periodic ledger checkpoints that could not be taken (file or database).
 pub const CHECKPOINT_FAILURES: &str = "writ_checkpoint_failures_total";
+/// Job rows whose id is not an id of the record their kind works on (should stay 0).
+pub const JOBS_UNREADABLE: &str = "writ_jobs_unreadable_total";
 
 /// The supervised background tasks, as `writ_task_panics_total{task}` names them.
 pub const TASK_NAMES: &[&str] = &[
@@ -155,6 +157,10 @@ pub fn describe_all(config: &Config) {
         CHECKPOINT_FAILURES,
         "Periodic ledger checkpoints that could not be taken."
     );
+    describe_counter!(
+        JOBS_UNREADABLE,
+        "Scheduled jobs whose record id could not be read (put off, never guessed)."
+    );
 
     // Registered, so that it is exported with no observation yet.
     let _ = metrics::histogram!(REVOCATION_LAG);
@@ -164,6 +170,7 @@ pub fn describe_all(config: &Config) {
         REVOCATIONS_ESCALATED,
         JOBLESS_GRANTS,
         CHECKPOINT_FAILURES,
+        JOBS_UNREADABLE,
         WRITE_TRANSACTIONS,
         DATABASE_COMMITS,
     ] {

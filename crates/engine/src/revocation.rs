@@ -4,7 +4,7 @@ use serde_json::json;
 use writ_connectors::{Access, Connector, ConnectorError};
 use writ_domain::ledger::{Actor, EventKind, SystemActor};
 use writ_domain::lifecycle::{GrantEvent, GrantState};
-use writ_domain::{Grant, GrantId, Timestamp};
+use writ_domain::{Grant, GrantId, RevokeReason, Timestamp};
 use writ_policy::ApproveFacts;
 use writ_store::{Job, JobKind, WriteTx};
 
@@ -189,7 +189,7 @@ impl Engine {
             self.begin_revoke(
                 &grant,
                 &SCHEDULER_ACTOR,
-                "expired before it was observed on the target".into(),
+                RevokeReason::ExpiredUnobserved,
                 now,
             )
             .await?;
@@ -281,7 +281,7 @@ impl Engine {
         &self,
         grant: &Grant,
         actor: &Actor,
-        reason: String,
+        reason: RevokeReason,
         now: Timestamp,
     ) -> Result<Grant, EngineError> {
         let mut tx = self.store.begin().await?;
@@ -309,7 +309,7 @@ impl Engine {
         tx: &mut WriteTx<'_>,
         grant: &Grant,
         actor: &Actor,
-        reason: String,
+        reason: RevokeReason,
         now: Timestamp,
     ) -> Result<Grant, EngineError> {
         let mut grant = grant.clone();
@@ -491,7 +491,7 @@ impl Engine {
     /// What follows a committed revocation: the lag metric (for expiries), the courier.
     pub(crate) fn revoked_committed(&self, done: &Grant, now: Timestamp) {
         self.lookahead.forget_removed(done.id);
-        if done.revoke_reason.as_deref() == Some("expired") {
+        if done.revoke_reason == Some(RevokeReason::Expired) {
             let lag_seconds = now.millis_since(done.expires_at) as f64 / 1000.0;
             metrics::histogram!(metrics_names::REVOCATION_LAG).record(lag_seconds.max(0.0));
         }
@@ -509,6 +509,16 @@ impl Engine {
             return Err(EngineError::new(
                 ErrorCode::ReasonTooLong,
                 format!("reasons are at most {COMMENT_LENGTH_MAX} bytes"),
+            ));
+        }
+        if RevokeReason::is_reserved(&reason) {
+            // Else an early revocation would read as an expiry on the ledger.
+            return Err(EngineError::new(
+                ErrorCode::InvalidReason,
+                format!(
+                    "{:?} is what writ records when a lease runs out; say why you end it now",
+                    reason.trim()
+                ),
             ));
         }
         let now = self.clock.now();
@@ -551,11 +561,11 @@ impl Engine {
                 ));
             }
         }
-        let reason = if reason.trim().is_empty() {
+        let reason = RevokeReason::Stated(if reason.trim().is_empty() {
             format!("revoked by {}", caller.name)
         } else {
             reason
-        };
+        });
         self.begin_revoke_in(&mut tx, &grant, &caller.actor(), reason, now)
             .await?;
         tx.commit().await?;
@@ -579,8 +589,14 @@ impl Engine {
         let Some(grant) = tx.grant(id).await?.filter(|g| g.state.may_hold_access()) else {
             return Ok(None);
         };
-        self.begin_revoke_in(&mut tx, &grant, &TICKET_ACTOR, reason, now)
-            .await?;
+        self.begin_revoke_in(
+            &mut tx,
+            &grant,
+            &TICKET_ACTOR,
+            RevokeReason::Stated(reason),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         self.evidence_committed();
         if let Err(error) = self.execute_revoke(id).await {
@@ -628,6 +644,13 @@ impl Engine {
         metrics::counter!(crate::metrics_names::JOBLESS_GRANTS).increment(found.len() as u64);
         self.hint_due(now);
         found.len()
+    }
+
+    /// A job row writ did not write: said and counted, never acted on by a guess. The
+    /// caller puts it off like any job that made no progress.
+    pub(crate) fn unreadable_job(&self, unreadable: &writ_store::UnreadableJob) {
+        tracing::error!(%unreadable, "a scheduled job names no record writ can read; put off");
+        metrics::counter!(crate::metrics_names::JOBS_UNREADABLE).increment(1);
     }
 
     pub(crate) async fn defer_job(&self, job: &Job) {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use writ_store::JobKind;
+use writ_store::{JobKind, JobTask};
 
 use crate::Engine;
 
@@ -87,20 +87,19 @@ impl Scheduler {
             }
             for job in &others {
                 let before = (job.due_at, job.attempts);
-                let result = match (job.kind, job.object_id.parse()) {
-                    (JobKind::ApplyGrant, Ok(id)) => {
+                let result = match job.task() {
+                    Ok(JobTask::ApplyGrant(id)) => {
                         engine.apply_grant(id).await;
                         Ok(())
                     }
-                    (JobKind::ExpireRequest, _) => match job.object_id.parse() {
-                        Ok(id) => engine.expire_request(id).await,
-                        Err(_) => Ok(()),
-                    },
-                    (JobKind::ExpireException, _) => match job.object_id.parse() {
-                        Ok(id) => engine.expire_exception(id).await,
-                        Err(_) => Ok(()),
-                    },
-                    (_, _) => Ok(()),
+                    Ok(JobTask::ExpireRequest(id)) => engine.expire_request(id).await,
+                    Ok(JobTask::ExpireException(id)) => engine.expire_exception(id).await,
+                    // Revocations were taken out above, in batches.
+                    Ok(JobTask::RevokeGrant(_)) => Ok(()),
+                    Err(unreadable) => {
+                        engine.unreadable_job(&unreadable);
+                        Ok(())
+                    }
                 };
                 if let Err(error) = result {
                     tracing::error!(job = %job.object_id, kind = job.kind.as_str(), %error, "scheduled work failed; will retry");

@@ -5,8 +5,10 @@ mod harness;
 use harness::{Harness, Storage, caller};
 use writ_domain::ledger::EventKind;
 use writ_domain::lifecycle::{GrantState, RequestState};
+use writ_domain::{Clock, RevokeReason};
 use writ_engine::ErrorCode;
 use writ_engine::NewRequest;
+use writ_store::JobKind;
 
 fn low(seconds: i64) -> NewRequest {
     NewRequest {
@@ -56,6 +58,84 @@ async fn expiry_revokes_and_verifies_on_sqlite() {
 #[tokio::test]
 async fn expiry_revokes_and_verifies_on_postgres() {
     expiry_revokes_and_verifies(Storage::Postgres).await;
+}
+
+/// Nobody can state the reason writ records for an expiry: an early revocation never
+/// reads as one on the ledger, nor counts in the revocation-lag metric.
+#[tokio::test]
+async fn an_early_revocation_cannot_claim_to_be_an_expiry() {
+    let h = Harness::new(Storage::Sqlite).await;
+    let grant_id = h
+        .engine
+        .create_request(&caller("alice"), low(60))
+        .await
+        .expect("request")
+        .grant_id
+        .expect("grant");
+    for reserved in [
+        "expired",
+        " expired ",
+        "expired before it was observed on the target",
+    ] {
+        let refused = h
+            .engine
+            .revoke_grant(&caller("alice"), grant_id, reserved.to_string())
+            .await
+            .expect_err(reserved);
+        assert_eq!(refused.code, ErrorCode::InvalidReason, "{refused}");
+    }
+    let revoked = h
+        .engine
+        .revoke_grant(
+            &caller("alice"),
+            grant_id,
+            "expired: no longer needed".into(),
+        )
+        .await
+        .expect("revoked");
+    assert_eq!(
+        revoked.revoke_reason,
+        Some(RevokeReason::Stated("expired: no longer needed".into()))
+    );
+    h.finish().await;
+}
+
+/// A job row writ did not write (its id names no record of its kind) is put off, never
+/// guessed at, and does not hold up the jobs due beside it.
+#[tokio::test]
+async fn a_job_whose_id_cannot_be_read_is_put_off_and_the_others_still_run() {
+    let h = Harness::new(Storage::Sqlite).await;
+    let grant_id = h
+        .engine
+        .create_request(&caller("alice"), low(10))
+        .await
+        .expect("request")
+        .grant_id
+        .expect("grant");
+    let due = h.clock.now().plus_seconds(5);
+    let mut tx = h.store.begin().await.expect("begin");
+    for (id, kind) in [
+        ("not-a-grant", JobKind::RevokeGrant),
+        ("grt_0", JobKind::ApplyGrant),
+        ("req_zz", JobKind::ExpireRequest),
+        ("", JobKind::ExpireException),
+    ] {
+        tx.set_job(id, kind, due).await.expect("job");
+    }
+    tx.commit().await.expect("commit");
+
+    h.advance(10).await;
+    assert_eq!(
+        h.engine.grant(grant_id).await.expect("grant").state,
+        GrantState::Revoked,
+        "the lease beside them expired on time"
+    );
+    for id in ["not-a-grant", "grt_0", "req_zz", ""] {
+        let job = h.store.job(id).await.expect("read").expect("kept");
+        assert!(job.task().is_err(), "{id:?}");
+        assert!(job.due_at > h.clock.now(), "{id:?} was put off: {job:?}");
+    }
+    h.finish().await;
 }
 
 async fn failed_revocations_are_retried_with_backoff_until_they_succeed(storage: Storage) {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
-use writ_domain::{Grant, Request, Timestamp};
+use writ_domain::{FindingId, Grant, GrantId, Request, RequestId, Timestamp};
 
 pub use findings::{FINDING_ORDER, FindingFilter, LiveGrant};
 pub use outbox::{NewOutboxEntry, NotifyCursor, OutboxAction, OutboxEntry};
@@ -99,6 +99,36 @@ impl JobKind {
     }
 }
 
+/// What a job does, to which record: its kind and its id, typed together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobTask {
+    ApplyGrant(GrantId),
+    RevokeGrant(GrantId),
+    ExpireRequest(RequestId),
+    ExpireException(FindingId),
+}
+
+impl JobTask {
+    pub fn kind(self) -> JobKind {
+        match self {
+            Self::ApplyGrant(_) => JobKind::ApplyGrant,
+            Self::RevokeGrant(_) => JobKind::RevokeGrant,
+            Self::ExpireRequest(_) => JobKind::ExpireRequest,
+            Self::ExpireException(_) => JobKind::ExpireException,
+        }
+    }
+}
+
+/// A job row whose id is not an id of the record its kind works on: not written by
+/// writ. The scheduler logs it, counts it and puts it off; it never guesses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("job {kind} {object_id:?}: {problem}")]
+pub struct UnreadableJob {
+    pub kind: &'static str,
+    pub object_id: String,
+    pub problem: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub object_id: String,
@@ -111,6 +141,22 @@ pub struct Job {
 }
 
 impl Job {
+    /// What the job does, to which record.
+    pub fn task(&self) -> Result<JobTask, UnreadableJob> {
+        let unreadable = |problem: writ_domain::InvalidId| UnreadableJob {
+            kind: self.kind.as_str(),
+            object_id: self.object_id.clone(),
+            problem: problem.to_string(),
+        };
+        let id = self.object_id.as_str();
+        Ok(match self.kind {
+            JobKind::ApplyGrant => JobTask::ApplyGrant(id.parse().map_err(unreadable)?),
+            JobKind::RevokeGrant => JobTask::RevokeGrant(id.parse().map_err(unreadable)?),
+            JobKind::ExpireRequest => JobTask::ExpireRequest(id.parse().map_err(unreadable)?),
+            JobKind::ExpireException => JobTask::ExpireException(id.parse().map_err(unreadable)?),
+        })
+    }
+
     fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
         let object_id: String = row.try_get("object_id")?;
         let kind: String = row.try_get("kind")?;

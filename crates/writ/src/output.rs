@@ -273,7 +273,8 @@ pub fn grant(value: &Value) -> String {
                 .map(|by| format!(" by {by}"))
                 .unwrap_or_default(),
             g.revoke_reason
-                .as_deref()
+                .as_ref()
+                .map(|r| r.as_str())
                 .filter(|r| !r.is_empty())
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()

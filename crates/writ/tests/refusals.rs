@@ -585,6 +585,13 @@ async fn a_lease_that_lost_its_job_is_caught_by_verify_and_revoked_by_the_sweep(
     );
     assert!(memberships(&writ).contains("read alice"), "still held");
 
+    // And a job row writ never wrote, naming no grant: logged, counted, put off.
+    sql(
+        &writ,
+        "INSERT INTO jobs (object_id, kind, due_at_us, attempts) VALUES ('forged', 'grant.revoke', 0, 0)",
+    )
+    .await;
+
     // Past its expiry, writ starts: the sweep finds it and it is revoked as usual.
     tokio::time::sleep(Duration::from_secs(3)).await;
     writ.start().await;
@@ -600,7 +607,17 @@ async fn a_lease_that_lost_its_job_is_caught_by_verify_and_revoked_by_the_sweep(
         .await;
     let text = metrics.as_str().unwrap_or_default().to_string();
     assert!(text.contains("writ_jobless_grants_total 1"), "{text}");
+    assert!(
+        !text.contains("writ_jobs_unreadable_total 0")
+            && text.contains("writ_jobs_unreadable_total "),
+        "{text}"
+    );
+    assert!(
+        writ.log().contains("forged"),
+        "the unreadable job is named in the log"
+    );
     writ.stop();
+    sql(&writ, "DELETE FROM jobs WHERE object_id = 'forged'").await;
     let verify = writ.run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", stderr(&verify));
 }
