@@ -95,6 +95,9 @@ pub fn scram_sha256_verifier(password: &str, salt: &[u8]) -> String {
     )
 }
 
+/// SQLSTATE 42704: a role (or another object) that does not exist.
+const UNDEFINED_OBJECT: &str = "42704";
+
 fn classify(error: sqlx::Error) -> ConnectorError {
     match error {
         // The statement reached the server and was refused: nothing happened.
@@ -238,11 +241,14 @@ impl PostgresConnector {
     }
 
     async fn execute(&self, sql: String) -> Result<(), ConnectorError> {
+        self.execute_raw(sql).await.map_err(classify)
+    }
+
+    async fn execute_raw(&self, sql: String) -> Result<(), sqlx::Error> {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&self.pool)
             .await
             .map(|_| ())
-            .map_err(classify)
     }
 }
 
@@ -260,7 +266,7 @@ impl Connector for PostgresConnector {
 
     async fn revoke(&self, access: Access<'_>) -> Result<(), ConnectorError> {
         let result = self
-            .execute(format!(
+            .execute_raw(format!(
                 "REVOKE {} FROM {}",
                 quote_identifier(access.role)?,
                 quote_identifier(access.account)?
@@ -268,8 +274,10 @@ impl Connector for PostgresConnector {
             .await;
         match result {
             // A dropped account or role holds nothing: the read-back decides.
-            Err(ConnectorError::Failed(message)) if message.contains("does not exist") => Ok(()),
-            Err(error) => Err(error),
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNDEFINED_OBJECT) => {
+                Ok(())
+            }
+            Err(error) => Err(classify(error)),
             // Sessions that took the role on (SET ROLE) must not outlive the lease.
             Ok(()) => self.end_sessions(access.account).await,
         }

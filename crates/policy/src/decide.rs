@@ -355,7 +355,9 @@ impl PolicyEngine {
         }
     }
 
-    fn request_entity(&self, request: &WritRequest) -> Entity {
+    /// The request as a Cedar entity. Its attributes failing to build is an error (a
+    /// decision without them would be taken on less than the policy reads).
+    fn request_entity(&self, request: &WritRequest) -> Result<Entity, String> {
         let this = uid("Request", &request.id.to_string());
         let attrs = HashMap::from([
             (
@@ -378,8 +380,8 @@ impl PolicyEngine {
                 RestrictedExpression::new_long(request.duration_seconds),
             ),
         ]);
-        Entity::new(this.clone(), attrs, Default::default())
-            .unwrap_or_else(|_| Entity::new_no_attrs(this, Default::default()))
+        Entity::new(this, attrs, Default::default())
+            .map_err(|e| format!("request {}: {e}", request.id))
     }
 
     fn permits_on_request(&self, action: &str, facts: &ApproveFacts<'_>) -> Evaluation<bool> {
@@ -395,13 +397,10 @@ impl PolicyEngine {
             now: facts.now,
         };
         let resource = uid("Request", &request.id.to_string());
-        match self.evaluate(
-            facts.actor,
-            action,
-            resource,
-            &request_facts,
-            Some(self.request_entity(request)),
-        ) {
+        let evaluated = self.request_entity(request).and_then(|entity| {
+            self.evaluate(facts.actor, action, resource, &request_facts, Some(entity))
+        });
+        match evaluated {
             Ok(response) => {
                 // A forbid that could not be evaluated denies (fail closed).
                 let forbid_errored = erroring_ids(&response).iter().any(|id| {

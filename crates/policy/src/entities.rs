@@ -64,7 +64,7 @@ pub(crate) struct EntityCatalog {
     pub all: Entities,
 }
 
-fn identity_entities(identity: &Identity) -> IdentityEntities {
+fn identity_entities(identity: &Identity) -> Result<IdentityEntities, String> {
     let groups: HashSet<EntityUid> = identity.groups.iter().map(|g| uid("Group", g)).collect();
     let principal_uid = uid(identity_type(identity.kind), identity.name.as_str());
     let mut attrs = HashMap::new();
@@ -80,8 +80,10 @@ fn identity_entities(identity: &Identity) -> IdentityEntities {
             RestrictedExpression::new_entity_uid(uid("User", owner.as_str())),
         );
     }
-    let principal = Entity::new(principal_uid.clone(), attrs.clone(), groups.clone())
-        .unwrap_or_else(|_| Entity::new_no_attrs(principal_uid.clone(), groups.clone()));
+    let built =
+        |e: cedar_policy::EntityAttrEvaluationError| format!("identity {}: {e}", identity.name);
+    let principal =
+        Entity::new(principal_uid.clone(), attrs.clone(), groups.clone()).map_err(built)?;
 
     attrs.insert(
         "kind".to_string(),
@@ -94,16 +96,15 @@ fn identity_entities(identity: &Identity) -> IdentityEntities {
     let mut subject_parents = groups;
     subject_parents.insert(principal_uid);
     let subject_uid = uid("Subject", identity.name.as_str());
-    let subject = Entity::new(subject_uid.clone(), attrs, subject_parents.clone())
-        .unwrap_or_else(|_| Entity::new_no_attrs(subject_uid, subject_parents));
-    IdentityEntities {
+    let subject = Entity::new(subject_uid, attrs, subject_parents).map_err(built)?;
+    Ok(IdentityEntities {
         principal,
         subject,
         kind: identity.kind,
-    }
+    })
 }
 
-fn entitlement_entity(entitlement: &Entitlement) -> Entity {
+fn entitlement_entity(entitlement: &Entitlement) -> Result<Entity, String> {
     let target = uid("Target", &entitlement.target);
     let mut attrs = HashMap::from([
         (
@@ -127,8 +128,7 @@ fn entitlement_entity(entitlement: &Entitlement) -> Entity {
     }
     let this = uid("Entitlement", entitlement.id.as_str());
     let parents = HashSet::from([target]);
-    Entity::new(this.clone(), attrs, parents.clone())
-        .unwrap_or_else(|_| Entity::new_no_attrs(this, parents))
+    Entity::new(this, attrs, parents).map_err(|e| format!("entitlement {}: {e}", entitlement.id))
 }
 
 impl EntityCatalog {
@@ -136,13 +136,13 @@ impl EntityCatalog {
         let identities: HashMap<String, IdentityEntities> = config
             .identities
             .values()
-            .map(|i| (i.name.to_string(), identity_entities(i)))
-            .collect();
+            .map(|i| Ok((i.name.to_string(), identity_entities(i)?)))
+            .collect::<Result<_, String>>()?;
         let entitlements: HashMap<String, Entity> = config
             .entitlements
             .values()
-            .map(|e| (e.id.to_string(), entitlement_entity(e)))
-            .collect();
+            .map(|e| Ok((e.id.to_string(), entitlement_entity(e)?)))
+            .collect::<Result<_, String>>()?;
         let every = identities
             .values()
             .flat_map(|i| [i.principal.clone(), i.subject.clone()])
