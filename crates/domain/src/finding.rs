@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::lifecycle::IllegalTransition;
 use crate::{EntitlementId, FindingId, GrantId, IdentityName, Timestamp};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// The target holds the access and no grant explains it (a manual or out-of-band grant).
@@ -24,7 +25,8 @@ pub enum FindingKind {
 }
 
 /// What reconciliation does about a kind of finding on an entitlement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DriftAction {
     /// Record the finding; change nothing on the target.
@@ -35,7 +37,8 @@ pub enum DriftAction {
     Reapply,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FindingState {
     Open,
@@ -54,7 +57,8 @@ pub enum FindingEvent {
 }
 
 /// An accepted finding: who answers for it, why, and until when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Exception {
     pub owner: IdentityName,
     pub reason: String,
@@ -63,7 +67,8 @@ pub struct Exception {
     pub accepted_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Finding {
     pub id: FindingId,
     pub target: String,
@@ -84,7 +89,8 @@ pub struct Finding {
 }
 
 /// A finding as the API shows it: the ledgered record plus what the latest passes saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FindingReport {
     #[serde(flatten)]
     pub finding: Finding,

@@ -69,6 +69,7 @@ macro_rules! uuid_id {
             }
         }
 
+        #[cfg(feature = "openapi")]
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
@@ -79,6 +80,7 @@ macro_rules! uuid_id {
             }
         }
 
+        #[cfg(feature = "openapi")]
         impl utoipa::ToSchema for $name {}
 
         impl fmt::Display for $name {
@@ -254,11 +256,10 @@ fn check_name(what: &'static str, text: &str, extra: &[char]) -> Result<(), Inva
 }
 
 /// The name of a user, service or agent, unique across all three kinds.
-#[derive(
-    utoipa::ToSchema, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String)]
+#[cfg_attr(feature = "openapi", schema(value_type = String))]
 pub struct IdentityName(String);
 
 impl IdentityName {
@@ -295,11 +296,10 @@ impl fmt::Display for IdentityName {
 }
 
 /// `"<target>/<name>"`, e.g. `pg/analytics_read`.
-#[derive(
-    utoipa::ToSchema, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String)]
+#[cfg_attr(feature = "openapi", schema(value_type = String))]
 pub struct EntitlementId(String);
 
 impl EntitlementId {

@@ -8,7 +8,8 @@ use crate::lifecycle::{GrantState, RequestState};
 use crate::{EntitlementId, GrantId, IdentityName, RequestId, Timestamp};
 
 /// The ticket a request cites.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ticket {
     pub system: String,
     pub key: String,
@@ -19,7 +20,8 @@ pub struct Ticket {
 }
 
 /// A ticket as writ found it in its ticketing system when the request was made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TicketCheck {
     /// The id the system's API uses for the ticket (Jira issue id, ServiceNow sys_id).
     #[serde(default)]
@@ -37,7 +39,8 @@ pub struct TicketCheck {
     pub checked_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionOutcome {
     Deny,
@@ -46,7 +49,8 @@ pub enum DecisionOutcome {
 }
 
 /// What policy said about a request, with everything needed to explain it later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decision {
     pub outcome: DecisionOutcome,
     pub approvals_required: u32,
@@ -59,14 +63,16 @@ pub struct Decision {
     pub policy_hash: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
     pub approver: IdentityName,
     pub comment: String,
     pub at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Request {
     pub id: RequestId,
     pub state: RequestState,
@@ -105,7 +111,8 @@ impl Request {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Grant {
     pub id: GrantId,
     pub request_id: RequestId,
@@ -117,7 +124,7 @@ pub struct Grant {
     /// When the target was observed to hold the access.
     pub granted_at: Option<Timestamp>,
     pub expires_at: Timestamp,
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub revoke_reason: Option<RevokeReason>,
     pub revoked_by: Option<IdentityName>,
     /// When revocation was durably decided (the grant entered `revoking`).

@@ -18,7 +18,8 @@ use writ_domain::{Grant, GrantId, IdentityKind, Timestamp};
 use crate::{Caller, Engine, EngineError, ErrorCode};
 
 /// A credential as handed over, once.
-#[derive(Clone, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssuedCredential {
     pub username: String,
     /// Shown this once; writ keeps no copy.

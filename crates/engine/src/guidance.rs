@@ -20,7 +20,8 @@ pub const APPROVER_EVALUATIONS_MAX: usize = 2_000;
 
 /// An entitlement as a caller sees it: its terms, and what policy would decide for
 /// the caller asking for themselves now, without and with a checked ticket.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntitlementView {
     pub id: String,
     pub target: String,
@@ -39,7 +40,8 @@ pub struct EntitlementView {
 }
 
 /// A decision as a preview: what it would be, not a record of one.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Preview {
     /// `deny`, `auto` or `approval`.
     pub outcome: String,

@@ -35,7 +35,8 @@ pub(crate) enum Created {
 }
 
 /// What writ did with an authentic delivery.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookAction {
     /// A request was made from the ticket (`request` shows its decision).
@@ -54,7 +55,8 @@ pub enum WebhookAction {
     Approvals,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookOutcome {
     pub action: WebhookAction,
     pub ticket: String,

@@ -28,7 +28,8 @@ use crate::{Caller, Engine, EngineError, ErrorCode, metrics_names};
 pub(crate) const RECONCILE_ACTOR: Actor = Actor::System(SystemActor::Reconciler);
 
 /// What one pass over one target found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconcileReport {
     pub target: String,
     pub entitlements: usize,

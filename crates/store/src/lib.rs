@@ -189,7 +189,8 @@ pub struct TokenRecord {
 
 /// A token as `writ token list` shows it: by its id (the first 16 hex digits of its
 /// hash, as on the ledger), never by anything that could authenticate.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenListing {
     pub id: String,
     pub identity: String,

@@ -10,7 +10,8 @@ use crate::write::Arg;
 use crate::{Store, StoreError, WriteTx};
 
 /// What to do on the ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxAction {
     /// Add an internal note (Jira internal comment, ServiceNow work note).
@@ -35,7 +36,8 @@ impl OutboxAction {
 }
 
 /// One piece of evidence for one ticket.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutboxEntry {
     /// The ledger event it reports.
     pub seq: i64,
@@ -174,7 +176,8 @@ impl Store {
 }
 
 /// Where a notification sink is in the ledger.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotifyCursor {
     pub sink: String,
     /// The last event sent (or skipped as not wanted).

@@ -145,6 +145,43 @@ fn capabilities_stay_in_their_crates() {
     assert!(wrong.is_empty(), "{wrong:?}");
 }
 
+/// OpenAPI schemas are the API crate's business: any other crate may derive them only
+/// behind an `openapi` feature, and never uses utoipa without it.
+#[test]
+fn openapi_schemas_are_optional_outside_the_api() {
+    let mut wrong = Vec::new();
+    for (name, manifest) in &manifests() {
+        if name == "writ-api" {
+            continue;
+        }
+        let Some(utoipa) = manifest.get("dependencies").and_then(|d| d.get("utoipa")) else {
+            continue;
+        };
+        let optional = utoipa.get("optional").and_then(toml::Value::as_bool) == Some(true);
+        if !optional {
+            wrong.push(format!("{name}: utoipa is not optional"));
+        }
+        let crate_dir = name.strip_prefix("writ-").unwrap_or(name);
+        for file in sources(&root().join("crates").join(crate_dir).join("src")) {
+            let text = std::fs::read_to_string(&file).expect("read");
+            let mut previous = "";
+            for (number, line) in text.lines().enumerate() {
+                let code = line.trim();
+                // Derives and field attributes go through `cfg_attr`; impls follow `cfg`.
+                let ungated = (code.starts_with("#[derive(") && code.contains("ToSchema"))
+                    || code.starts_with("#[schema(")
+                    || (code.starts_with("impl utoipa::")
+                        && previous != "#[cfg(feature = \"openapi\")]");
+                if ungated {
+                    wrong.push(format!("{}:{}: {code}", file.display(), number + 1));
+                }
+                previous = code;
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
 /// Every `.rs` file under `dir`.
 fn sources(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();

@@ -17,17 +17,18 @@ pub struct StoredEvent {
 }
 
 /// An event as the API and exports show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     pub seq: i64,
     pub at: Timestamp,
     /// An identity's name, or `writ:<name>` for writ itself (`writ:scheduler`,
     /// `writ:itsm`, `writ:reconcile`, `writ:webhook`, `writ:checkpoint`, `writ:cli`).
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub actor: Actor,
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: EventKind,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: serde_json::Value,
     pub prev_hash: String,
     pub hash: String,
