@@ -123,7 +123,7 @@ impl Engine {
         grant: &Grant,
     ) -> Result<(Grant, IssuedCredential), EngineError> {
         let (role, connector) = self.target_of(grant)?;
-        let lock = self.holder_lock(Self::holder_key(grant));
+        let lock = self.targets.holder_lock(Self::holder_key(grant));
         let _held = lock.lock().await;
         let grant = self
             .store
@@ -180,7 +180,7 @@ impl Engine {
             )
         };
         // Only a call that surely ran with this password may hand this password out.
-        let guard = self.guard(grant.entitlement.target());
+        let guard = self.targets.guard(grant.entitlement.target());
         let now = self.clock.now();
         if let Err(error) = guard
             .call(now, connector.issue_credential(credential))

@@ -105,7 +105,10 @@ impl Engine {
         for grant in &to_execute {
             locks.insert(
                 grant.id,
-                self.holder_lock(Self::holder_key(grant)).lock_owned().await,
+                self.targets
+                    .holder_lock(Self::holder_key(grant))
+                    .lock_owned()
+                    .await,
             );
         }
         // Under the locks, in two queries for the whole batch: which are still being

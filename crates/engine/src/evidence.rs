@@ -184,7 +184,7 @@ impl Engine {
         let Some(check) = &ticket.verified else {
             return Ok(());
         };
-        if self.tickets.get(&ticket.system).is_none() {
+        if self.itsm.systems.get(&ticket.system).is_none() {
             return Ok(());
         }
         // Only the request a ticket backs may close it (a ledger from before one ticket
@@ -241,7 +241,7 @@ impl Engine {
         grant: &Grant,
         event: &StoredEvent,
     ) -> Result<(), EngineError> {
-        if self.tickets.is_empty() {
+        if self.itsm.systems.is_empty() {
             return Ok(());
         }
         let Some((action, text)) = grant_note(event.kind, grant, event) else {
@@ -287,7 +287,7 @@ impl Engine {
         entry: &OutboxEntry,
         now: Timestamp,
     ) -> Result<Result<(), Timestamp>, EngineError> {
-        let result = match self.tickets.get(&entry.system) {
+        let result = match self.itsm.systems.get(&entry.system) {
             None => Err((
                 format!(
                     "no ticketing system {:?} is configured any more",
@@ -360,7 +360,7 @@ impl Engine {
     /// Sends each sink the events after its cursor, in ledger order, as CloudEvents.
     /// Returns when a failed sink should be tried again.
     pub async fn deliver_notifications(&self) -> Result<Option<Timestamp>, EngineError> {
-        let notifiers = self.tickets.notifiers();
+        let notifiers = self.itsm.systems.notifiers();
         if notifiers.is_empty() {
             return Ok(None);
         }
@@ -478,7 +478,7 @@ impl EvidenceCourier {
     }
 
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        if self.engine.tickets.is_empty() && self.engine.tickets.notifiers().is_empty() {
+        if self.engine.itsm.systems.is_empty() && self.engine.itsm.systems.notifiers().is_empty() {
             // Nothing to deliver to: no ticketing system and no sink is configured.
             loop {
                 self.engine.health.tick(COURIER_TASK_NAME);
@@ -488,7 +488,7 @@ impl EvidenceCourier {
                 }
             }
         }
-        let queued: Arc<Notify> = self.engine.evidence_queued.clone();
+        let queued: Arc<Notify> = self.engine.signals.evidence_queued.clone();
         loop {
             self.engine.health.tick(COURIER_TASK_NAME);
             let evidence = self.engine.deliver_evidence().await;

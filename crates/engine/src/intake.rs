@@ -101,7 +101,7 @@ impl Engine {
         headers: &HashMap<String, String>,
         body: &[u8],
     ) -> Result<WebhookOutcome, EngineError> {
-        let Some((config, _)) = self.tickets.get(system) else {
+        let Some((config, _)) = self.itsm.systems.get(system) else {
             return Err(EngineError::not_found("ticketing system", system));
         };
         let now = self.clock.now();
@@ -135,7 +135,7 @@ impl Engine {
         delivery_id: &str,
         ticket_key: &str,
     ) -> Result<WebhookOutcome, EngineError> {
-        let Some((config, tickets)) = self.tickets.get(system) else {
+        let Some((config, tickets)) = self.itsm.systems.get(system) else {
             return Err(EngineError::not_found("ticketing system", system));
         };
         let outcome = |action, request_id, reason: Option<String>| WebhookOutcome {
@@ -376,7 +376,7 @@ impl Engine {
         if request.state != writ_domain::lifecycle::RequestState::PendingApproval {
             return Ok(None);
         }
-        let Some((_, tickets)) = self.tickets.get(system) else {
+        let Some((_, tickets)) = self.itsm.systems.get(system) else {
             return Ok(None);
         };
         let approvers = tickets

@@ -17,6 +17,7 @@ mod exceptions;
 mod guidance;
 pub mod health;
 mod intake;
+mod itsm_side;
 pub mod keys;
 mod lifecycle;
 mod lookup;
@@ -29,16 +30,15 @@ mod reconcile;
 mod rejections;
 mod revocation;
 mod scheduler;
+mod signals;
 mod system_clock;
 mod target_guard;
+mod targets;
 mod tickets;
 mod tokens;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 
-use tokio::sync::{Mutex, Notify};
 use writ_config::{Config, Identity};
 use writ_connectors::Connectors;
 use writ_domain::{Clock, IdentityKind, IdentityName};
@@ -95,37 +95,21 @@ pub struct Engine {
     pub(crate) config: Arc<Config>,
     pub(crate) policy: Arc<PolicyEngine>,
     pub(crate) store: Store,
-    pub(crate) connectors: Connectors,
-    /// Per target: concurrency and rate limits and the circuit breaker.
-    pub(crate) guards: HashMap<String, Arc<target_guard::TargetGuard>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The targets: connectors, their guards, the per-account locks.
+    pub(crate) targets: targets::Targets,
+    /// The ticketing systems, their polling, refused webhook deliveries.
+    pub(crate) itsm: itsm_side::ItsmSide,
+    /// What authenticates bearer tokens.
+    pub(crate) tokens: tokens::TokenAuth,
+    /// Wake-ups for the scheduler and the evidence courier.
+    pub(crate) signals: signals::Signals,
     /// Revocations due soon, kept at hand for when the ledger cannot be written.
     pub(crate) lookahead: outage::Lookahead,
-    /// Configured ticketing systems (empty unless `[[itsm]]` is set).
-    pub(crate) tickets: TicketSystems,
-    pub(crate) clock: Arc<dyn Clock>,
-    /// Wakes the evidence courier when notes for tickets were committed.
-    pub(crate) evidence_queued: Arc<Notify>,
-    /// Wakes the scheduler when a new deadline may be earlier than the one it sleeps for.
-    pub(crate) wake: Arc<Notify>,
-    /// When the scheduler will next look at its jobs (µs since the epoch; `i64::MAX`
-    /// while it is working). Only a job due earlier needs to wake it.
-    pub(crate) next_wake_at_us: AtomicI64,
-    /// One target change at a time per (target, role, account), so that revoking one
-    /// lease and applying an overlapping one cannot interleave.
-    holder_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Liveness of the long-lived tasks, for `/healthz`.
     pub(crate) health: Arc<health::Health>,
-    /// Rejected webhook deliveries not yet on the ledger (bounded writes).
-    pub(crate) rejections: rejections::Rejections,
-    /// Token hash → (record, cached until); see `TOKEN_CACHE_SECONDS`.
-    pub(crate) token_cache:
-        StdMutex<HashMap<String, (writ_store::TokenRecord, writ_domain::Timestamp)>>,
-    /// Keys token hashes; without one no token authenticates.
-    pub(crate) token_key: Option<keys::TokenKey>,
     /// Signs ledger checkpoints; without one `writ serve` takes none.
     pub(crate) ledger_key: Option<Arc<checkpoint::LedgerKey>>,
-    /// When each ticketing system was last polled.
-    pub(crate) polls: polling::PollState,
 }
 
 impl std::fmt::Debug for Engine {
@@ -144,49 +128,32 @@ impl Engine {
         connectors: Connectors,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let guards = config
-            .targets
-            .values()
-            .map(|target| {
-                (
-                    target.name.clone(),
-                    Arc::new(target_guard::TargetGuard::new(target)),
-                )
-            })
-            .collect();
         Self {
+            targets: targets::Targets::new(&config, connectors),
             config,
             policy,
             store,
-            connectors,
-            guards,
-            lookahead: outage::Lookahead::default(),
-            tickets: TicketSystems::default(),
             clock,
-            wake: Arc::new(Notify::new()),
-            evidence_queued: Arc::new(Notify::new()),
-            next_wake_at_us: AtomicI64::new(i64::MAX),
-            holder_locks: StdMutex::new(HashMap::new()),
+            itsm: itsm_side::ItsmSide::default(),
+            tokens: tokens::TokenAuth::default(),
+            signals: signals::Signals::default(),
+            lookahead: outage::Lookahead::default(),
             health: Arc::new(health::Health::default()),
-            rejections: rejections::Rejections::default(),
-            token_cache: StdMutex::new(HashMap::new()),
-            token_key: None,
             ledger_key: None,
-            polls: polling::PollState::default(),
         }
     }
 
     /// Accepts bearer tokens hashed under this key (see `keys`).
     #[must_use]
     pub fn with_token_key(mut self, key: keys::TokenKey) -> Self {
-        self.token_key = Some(key);
+        self.tokens.key = Some(key);
         self
     }
 
     /// Uses these ticketing systems to check cited tickets and take in webhooks.
     #[must_use]
     pub fn with_ticket_systems(mut self, tickets: TicketSystems) -> Self {
-        self.tickets = tickets;
+        self.itsm.systems = tickets;
         self
     }
 
@@ -202,39 +169,16 @@ impl Engine {
         self.config.identity(name)
     }
 
-    pub(crate) fn holder_lock(&self, key: String) -> Arc<Mutex<()>> {
-        let mut locks = self
-            .holder_locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Bounded: drop locks nobody holds once the map grows.
-        if locks.len() > 10_000 {
-            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
-        }
-        locks.entry(key).or_default().clone()
-    }
-
-    /// The limits and breaker of a target (a default one for a target not configured,
-    /// which only tests build).
-    pub(crate) fn guard(&self, target: &str) -> Arc<target_guard::TargetGuard> {
-        self.guards
-            .get(target)
-            .cloned()
-            .unwrap_or_else(|| Arc::new(target_guard::TargetGuard::unconfigured()))
-    }
-
     /// Tells the scheduler about a job due at `due`, waking it only if that is earlier
     /// than it planned to look.
     pub(crate) fn hint_due(&self, due: writ_domain::Timestamp) {
-        if due.unix_micros() < self.next_wake_at_us.load(Ordering::SeqCst) {
-            self.wake.notify_one();
-        }
+        self.signals.hint_due(due);
     }
 
     /// Tells the evidence courier that a transaction that may have queued notes committed.
     pub(crate) fn evidence_committed(&self) {
-        if !self.tickets.is_empty() || !self.tickets.notifiers().is_empty() {
-            self.evidence_queued.notify_one();
+        if !self.itsm.systems.is_empty() || !self.itsm.systems.notifiers().is_empty() {
+            self.signals.evidence_queued.notify_one();
         }
     }
 

@@ -183,7 +183,7 @@ impl Engine {
             let Ok((role, connector)) = self.target_of(grant) else {
                 continue;
             };
-            let lock = self.holder_lock(Self::holder_key(grant));
+            let lock = self.targets.holder_lock(Self::holder_key(grant));
             let _held = lock.lock().await;
             match self
                 .remove_on_target(grant, &role, connector.as_ref())

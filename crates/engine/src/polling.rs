@@ -33,11 +33,12 @@ impl Engine {
     /// Asks `system` for tickets it may not have told writ about, and takes each.
     /// Returns how many became requests.
     pub async fn poll_tickets(&self, system: &str) -> Result<usize, EngineError> {
-        let Some((config, tickets)) = self.tickets.get(system) else {
+        let Some((config, tickets)) = self.itsm.systems.get(system) else {
             return Err(EngineError::not_found("ticketing system", system));
         };
         let now = self.clock.now();
         let last_ok = self
+            .itsm
             .polls
             .last_ok
             .lock()
@@ -72,7 +73,8 @@ impl Engine {
         if retry {
             return Ok(created);
         }
-        self.polls
+        self.itsm
+            .polls
             .last_ok
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

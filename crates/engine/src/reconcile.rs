@@ -118,14 +118,14 @@ impl Engine {
 
     /// Reconciles every entitlement of `target` once.
     pub async fn reconcile(&self, target: &str) -> Result<ReconcileReport, EngineError> {
-        let connector = self.connectors.get(target).cloned().ok_or_else(|| {
+        let connector = self.targets.connector(target).cloned().ok_or_else(|| {
             EngineError::new(
                 ErrorCode::UnknownTarget,
                 format!("no target {target:?} is configured"),
             )
         })?;
         // One pass per target at a time.
-        let pass_lock = self.holder_lock(format!("reconcile\u{0}{target}"));
+        let pass_lock = self.targets.holder_lock(format!("reconcile\u{0}{target}"));
         let _pass = pass_lock.lock().await;
         let mut report = ReconcileReport {
             target: target.to_string(),
@@ -203,7 +203,9 @@ impl Engine {
             let Some(entitlement) = self.config.entitlement(&entitlement_id) else {
                 continue;
             };
-            let lock = self.holder_lock(crate::holder_key(&entitlement_id, &account));
+            let lock = self
+                .targets
+                .holder_lock(crate::holder_key(&entitlement_id, &account));
             let _held = lock.lock().await;
             match self
                 .confirm(entitlement, connector.as_ref(), &account)
@@ -241,7 +243,7 @@ impl Engine {
         entitlement: &Entitlement,
         connector: &dyn Connector,
     ) -> Result<(usize, Vec<(String, Drift)>), String> {
-        let guard = self.guard(&entitlement.target);
+        let guard = self.targets.guard(&entitlement.target);
         let held: HashSet<String> = guard
             .call(self.clock.now(), connector.members(&entitlement.role))
             .await
@@ -318,6 +320,7 @@ impl Engine {
             account,
         };
         let held = self
+            .targets
             .guard(&entitlement.target)
             .call(self.clock.now(), connector.holds(access))
             .await
@@ -343,7 +346,9 @@ impl Engine {
         candidate: Drift,
         existing: Option<Finding>,
     ) -> Result<Settled, EngineError> {
-        let lock = self.holder_lock(crate::holder_key(entitlement.id.as_str(), account));
+        let lock = self
+            .targets
+            .holder_lock(crate::holder_key(entitlement.id.as_str(), account));
         let _held = lock.lock().await;
         let confirmed = self
             .confirm(entitlement, connector, account)
@@ -373,7 +378,7 @@ impl Engine {
                 Settled::Seen(finding.id, None)
             });
         }
-        let guard = self.guard(&entitlement.target);
+        let guard = self.targets.guard(&entitlement.target);
         let calls = TargetCalls {
             connector,
             guard: &guard,

@@ -58,6 +58,7 @@ impl Engine {
         let now = self.clock.now();
         let due = {
             let mut windows = self
+                .itsm
                 .rejections
                 .by_system
                 .lock()
@@ -100,6 +101,7 @@ impl Engine {
         let now = self.clock.now();
         let due: Vec<(String, Window)> = {
             let windows = self
+                .itsm
                 .rejections
                 .by_system
                 .lock()
@@ -138,7 +140,8 @@ impl Engine {
         tx.append(now, &WEBHOOK_ACTOR, EventKind::ItsmWebhookRejected, &data)
             .await?;
         tx.commit().await?;
-        self.rejections
+        self.itsm
+            .rejections
             .by_system
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -60,7 +60,7 @@ impl Engine {
                     format!("entitlement {} is no longer configured", grant.entitlement),
                 )
             })?;
-        let connector = self.connectors.get(&entitlement.target).ok_or_else(|| {
+        let connector = self.targets.connector(&entitlement.target).ok_or_else(|| {
             EngineError::new(
                 ErrorCode::TargetRemoved,
                 format!("target {} is no longer configured", entitlement.target),
@@ -196,7 +196,7 @@ impl Engine {
             return self.execute_revoke(id).await;
         }
         let (role, connector) = self.target_of(&grant)?;
-        let lock = self.holder_lock(Self::holder_key(&grant));
+        let lock = self.targets.holder_lock(Self::holder_key(&grant));
         let _held = lock.lock().await;
         let Some(grant) = self
             .store
@@ -211,7 +211,7 @@ impl Engine {
             account: &grant.account,
         };
         // Whatever the grant call returned, the read-back decides (an unknown outcome may have applied).
-        let guard = self.guard(grant.entitlement.target());
+        let guard = self.targets.guard(grant.entitlement.target());
         let granted = guard.call(now, connector.grant(access)).await;
         let observed = guard.call(now, connector.holds(access)).await;
         let now = self.clock.now();
@@ -342,7 +342,7 @@ impl Engine {
             return Ok(());
         };
         let (role, connector) = self.target_of(&grant)?;
-        let lock = self.holder_lock(Self::holder_key(&grant));
+        let lock = self.targets.holder_lock(Self::holder_key(&grant));
         let _held = lock.lock().await;
         let Some(grant) = self
             .store
@@ -401,7 +401,7 @@ impl Engine {
         role: &str,
         connector: &dyn Connector,
     ) -> RevokeOutcome {
-        let guard = self.guard(grant.entitlement.target());
+        let guard = self.targets.guard(grant.entitlement.target());
         let now = self.clock.now();
         let access = Access {
             role,

@@ -128,7 +128,7 @@ impl Scheduler {
 
     /// Runs until `shutdown` changes.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let wake = self.engine.wake.clone();
+        let wake = self.engine.signals.wake.clone();
         let mut last_sweep: Option<tokio::time::Instant> = None;
         loop {
             self.engine.health.tick(TASK_NAME);
@@ -140,6 +140,7 @@ impl Scheduler {
             // While working, any new job wakes us again (a stored permit), so one added
             // between our last look and the sleep below is not missed.
             self.engine
+                .signals
                 .next_wake_at_us
                 .store(i64::MAX, Ordering::SeqCst);
             let pause = match self.run_due_pass().await {
@@ -167,6 +168,7 @@ impl Scheduler {
                 .now()
                 .plus_millis(i64::try_from(pause.as_millis()).unwrap_or(i64::MAX));
             self.engine
+                .signals
                 .next_wake_at_us
                 .store(wake_at.unix_micros(), Ordering::SeqCst);
             tokio::select! {

@@ -75,7 +75,7 @@ impl Engine {
         };
         // Whatever a caller claims about the ticket, only writ's own reading counts.
         ticket.verified = None;
-        let Some((config, system)) = self.tickets.get(&ticket.system) else {
+        let Some((config, system)) = self.itsm.systems.get(&ticket.system) else {
             if entitlement.ticket_required {
                 return Err(EngineError::new(
                     ErrorCode::TicketRequired,

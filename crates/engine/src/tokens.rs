@@ -22,6 +22,16 @@ const TOKEN_CACHE_ENTRIES_MAX: usize = 10_000;
 pub const TOKEN_TTL_MAX_SECONDS: i64 = 90 * 24 * 3600;
 const TOKEN_PREFIX: &str = "writ_";
 
+/// What authenticates bearer tokens: the key their hashes are made with, and the
+/// tokens found recently.
+#[derive(Default)]
+pub(crate) struct TokenAuth {
+    /// Keys token hashes; without one no token authenticates.
+    pub(crate) key: Option<TokenKey>,
+    /// Token hash → (record, cached until); see `TOKEN_CACHE_SECONDS`.
+    pub(crate) cache: std::sync::Mutex<std::collections::HashMap<String, (TokenRecord, Timestamp)>>,
+}
+
 /// Creates a token for a configured identity. Needs only the config, the token key and
 /// the store, so it works with the server stopped (and with a policy folder that does
 /// not load). On the ledger as issued by `writ:cli`.
@@ -83,7 +93,7 @@ impl Engine {
         identity: &str,
         ttl_seconds: i64,
     ) -> Result<String, EngineError> {
-        let key = self.token_key.as_ref().ok_or_else(no_token_key)?;
+        let key = self.tokens.key.as_ref().ok_or_else(no_token_key)?;
         issue_token(
             &self.config,
             &self.store,
@@ -103,7 +113,8 @@ impl Engine {
             return Err(rejected());
         }
         let hash = self
-            .token_key
+            .tokens
+            .key
             .as_ref()
             .ok_or_else(no_token_key)?
             .hash(token);
@@ -188,7 +199,8 @@ impl Engine {
         tx.append(now, &caller.actor(), EventKind::TokenRevoked, &data)
             .await?;
         tx.commit().await?;
-        self.token_cache
+        self.tokens
+            .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(hash);
@@ -198,7 +210,8 @@ impl Engine {
 
     fn cached_token(&self, hash: &str, now: Timestamp) -> Option<TokenRecord> {
         let cache = self
-            .token_cache
+            .tokens
+            .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache
@@ -209,7 +222,8 @@ impl Engine {
 
     fn cache_token(&self, record: TokenRecord, now: Timestamp) {
         let mut cache = self
-            .token_cache
+            .tokens
+            .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= TOKEN_CACHE_ENTRIES_MAX {
