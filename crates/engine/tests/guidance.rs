@@ -161,12 +161,4 @@ async fn ids_as_people_type_them(storage: Storage) {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn ids_as_people_type_them_on_sqlite() {
-    ids_as_people_type_them(Storage::Sqlite).await;
-}
-
-#[tokio::test]
-async fn ids_as_people_type_them_on_postgres() {
-    ids_as_people_type_them(Storage::Postgres).await;
-}
+writ_testkit::on_both_backends!(ids_as_people_type_them);

@@ -124,15 +124,7 @@ async fn drift_is_found_classified_and_acted_on(storage: Storage) {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn drift_is_found_classified_and_acted_on_on_sqlite() {
-    drift_is_found_classified_and_acted_on(Storage::Sqlite).await;
-}
-
-#[tokio::test]
-async fn drift_is_found_classified_and_acted_on_on_postgres() {
-    drift_is_found_classified_and_acted_on(Storage::Postgres).await;
-}
+writ_testkit::on_both_backends!(drift_is_found_classified_and_acted_on);
 
 #[tokio::test]
 async fn configured_actions_replace_the_defaults() {
@@ -326,12 +318,4 @@ async fn exceptions_need_an_owner_an_expiry_and_reopen_when_they_expire(storage:
     h.finish().await;
 }
 
-#[tokio::test]
-async fn exceptions_need_an_owner_an_expiry_and_reopen_when_they_expire_on_sqlite() {
-    exceptions_need_an_owner_an_expiry_and_reopen_when_they_expire(Storage::Sqlite).await;
-}
-
-#[tokio::test]
-async fn exceptions_need_an_owner_an_expiry_and_reopen_when_they_expire_on_postgres() {
-    exceptions_need_an_owner_an_expiry_and_reopen_when_they_expire(Storage::Postgres).await;
-}
+writ_testkit::on_both_backends!(exceptions_need_an_owner_an_expiry_and_reopen_when_they_expire);

@@ -50,15 +50,7 @@ async fn expiry_revokes_and_verifies(storage: Storage) {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn expiry_revokes_and_verifies_on_sqlite() {
-    expiry_revokes_and_verifies(Storage::Sqlite).await;
-}
-
-#[tokio::test]
-async fn expiry_revokes_and_verifies_on_postgres() {
-    expiry_revokes_and_verifies(Storage::Postgres).await;
-}
+writ_testkit::on_both_backends!(expiry_revokes_and_verifies);
 
 /// Nobody can state the reason writ records for an expiry: an early revocation never
 /// reads as one on the ledger, nor counts in the revocation-lag metric.
@@ -223,15 +215,7 @@ async fn failed_revocations_are_retried_with_backoff_until_they_succeed(storage:
     h.finish().await;
 }
 
-#[tokio::test]
-async fn failed_revocations_retry_on_sqlite() {
-    failed_revocations_are_retried_with_backoff_until_they_succeed(Storage::Sqlite).await;
-}
-
-#[tokio::test]
-async fn failed_revocations_retry_on_postgres() {
-    failed_revocations_are_retried_with_backoff_until_they_succeed(Storage::Postgres).await;
-}
+writ_testkit::on_both_backends!(failed_revocations_are_retried_with_backoff_until_they_succeed);
 
 #[tokio::test]
 async fn a_grant_the_target_refuses_stays_pending_and_is_applied_when_it_recovers() {
@@ -380,15 +364,10 @@ async fn concurrent_writers_share_commits_and_keep_one_chain(storage: Storage) {
     h.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_on_sqlite() {
-    concurrent_writers_share_commits_and_keep_one_chain(Storage::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_on_postgres() {
-    concurrent_writers_share_commits_and_keep_one_chain(Storage::Postgres).await;
-}
+writ_testkit::on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    concurrent_writers_share_commits_and_keep_one_chain
+);
 
 #[tokio::test]
 async fn a_job_that_cannot_move_is_deferred_not_spun_on() {
@@ -631,15 +610,7 @@ async fn a_burst_of_expiries_is_revoked_in_batches_each_exactly_once(storage: St
     h.finish().await;
 }
 
-#[tokio::test]
-async fn a_burst_of_expiries_on_sqlite() {
-    a_burst_of_expiries_is_revoked_in_batches_each_exactly_once(Storage::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_burst_of_expiries_on_postgres() {
-    a_burst_of_expiries_is_revoked_in_batches_each_exactly_once(Storage::Postgres).await;
-}
+writ_testkit::on_both_backends!(a_burst_of_expiries_is_revoked_in_batches_each_exactly_once);
 
 #[tokio::test]
 async fn an_open_circuit_defers_revocations_until_the_target_is_back() {

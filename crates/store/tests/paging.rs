@@ -7,7 +7,7 @@ use writ_domain::lifecycle::RequestState;
 use writ_domain::{Decision, DecisionOutcome, Request, RequestId, Timestamp};
 use writ_store::{RequestFilter, Store};
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+use writ_testkit::pg::TestDatabase;
 
 fn request(created_at_us: i64) -> Request {
     Request {
@@ -126,23 +126,10 @@ proptest! {
 
 #[tokio::test]
 async fn every_row_once_newest_first_on_postgresql() {
-    let admin = sqlx::PgPool::connect(PG_ADMIN_URL)
-        .await
-        .expect("PostgreSQL at 127.0.0.1:5432");
-    let name = format!("writ_paging_{}", uuid::Uuid::now_v7().simple());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    let store = Store::open(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        .await
-        .expect("store");
+    let database = TestDatabase::create().await;
+    let store = Store::open(&database.url).await.expect("store");
     let times: Vec<i64> = (0..57).map(|n| n % 7).collect();
     check(&store, &times, 10).await;
     store.close().await;
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await;
+    database.drop_now().await;
 }

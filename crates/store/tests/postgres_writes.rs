@@ -5,45 +5,12 @@
 use writ_domain::Timestamp;
 use writ_store::Store;
 
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A fresh database for this test, dropped at the end.
-struct Database {
-    name: String,
-    admin: sqlx::PgPool,
-}
-
-impl Database {
-    async fn create() -> Self {
-        let admin = sqlx::PgPool::connect(ADMIN_URL)
-            .await
-            .expect("PostgreSQL at 127.0.0.1:5432");
-        let name = format!("writ_store_{}", uuid::Uuid::now_v7().simple());
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&admin)
-            .await
-            .expect("create database");
-        Self { name, admin }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-    }
-
-    async fn drop(self) {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        )))
-        .execute(&self.admin)
-        .await;
-    }
-}
+use writ_testkit::pg::TestDatabase;
 
 #[tokio::test]
 async fn every_change_of_one_notify_cursor_in_one_transaction_is_kept() {
-    let database = Database::create().await;
-    let store = Store::open(&database.url()).await.expect("store");
+    let database = TestDatabase::create().await;
+    let store = Store::open(&database.url).await.expect("store");
     let now = Timestamp::from_unix_micros(1_800_000_000_000_000);
     let mut tx = store.begin().await.expect("begin");
     tx.start_cursor("pager", 0, now).await.expect("start");
@@ -64,5 +31,5 @@ async fn every_change_of_one_notify_cursor_in_one_transaction_is_kept() {
     assert_eq!(pager.attempts, 2, "{pager:?}");
     assert_eq!(pager.last_error.as_deref(), Some("second"));
     store.close().await;
-    database.drop().await;
+    database.drop_now().await;
 }

@@ -39,6 +39,8 @@ fn dependencies(manifest: &toml::Table, table: &str) -> BTreeSet<String> {
 /// The writ crates each crate may depend on (ARCHITECTURE.md's codemap, bottom up).
 const LAYERS: &[(&str, &[&str])] = &[
     ("writ-domain", &[]),
+    // Tests only (a dev-dependency): below everything, depending on nothing of writ.
+    ("writ-testkit", &[]),
     ("writ-config", &["writ-domain"]),
     ("writ-policy", &["writ-domain", "writ-config"]),
     ("writ-store", &["writ-domain"]),
@@ -86,8 +88,8 @@ const CAPABILITIES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "sqlx",
-        &["writ-store", "writ-connectors"],
-        "only writ-store touches writ's database (connectors: the targets' own)",
+        &["writ-store", "writ-connectors", "writ-testkit"],
+        "only writ-store touches writ's database (connectors: the targets' own; the test kit: throwaway databases)",
     ),
     (
         "rusqlite",

@@ -187,7 +187,7 @@ pub struct Harness {
     pub target: Arc<ControlledTarget>,
     pub store: Store,
     _dir: tempfile::TempDir,
-    pg_database: Option<String>,
+    pg_database: Option<writ_testkit::pg::TestDatabase>,
 }
 
 pub fn caller(name: &str) -> Caller {
@@ -197,12 +197,7 @@ pub fn caller(name: &str) -> Caller {
     }
 }
 
-pub enum Storage {
-    Sqlite,
-    Postgres,
-}
-
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub use writ_testkit::Backend as Storage;
 
 impl Harness {
     pub async fn new(storage: Storage) -> Self {
@@ -223,27 +218,8 @@ impl Harness {
                 None,
             ),
             Storage::Postgres => {
-                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-                let name = format!(
-                    "writ_engine_{}_{}",
-                    std::process::id(),
-                    N.fetch_add(1, Ordering::SeqCst)
-                );
-                let admin = sqlx::PgPool::connect(PG_ADMIN).await.expect("PostgreSQL");
-                for statement in [
-                    format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-                    format!("CREATE DATABASE \"{name}\""),
-                ] {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
-                        .execute(&admin)
-                        .await
-                        .expect("create database");
-                }
-                admin.close().await;
-                (
-                    format!("postgres://postgres@127.0.0.1:5432/{name}"),
-                    Some(name),
-                )
+                let database = writ_testkit::pg::TestDatabase::create().await;
+                (database.url.clone(), Some(database))
             }
         };
         let store = Store::open(&url).await.expect("store");
@@ -283,13 +259,8 @@ impl Harness {
     pub async fn finish(self) {
         self.store.verify().await.expect("the ledger verifies");
         self.store.close().await;
-        if let Some(name) = &self.pg_database {
-            let admin = sqlx::PgPool::connect(PG_ADMIN).await.expect("PostgreSQL");
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-            )))
-            .execute(&admin)
-            .await;
+        if let Some(database) = &self.pg_database {
+            database.drop_now().await;
         }
     }
 }

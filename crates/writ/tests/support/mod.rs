@@ -1,5 +1,6 @@
-//! Test harness: a real `writ` process on a free port, with its own folder, and
-//! per-test PostgreSQL roles and databases so tests never see each other's state.
+//! Test harness: a real `writ` process on a free port, with its own folder; per-test
+//! PostgreSQL roles and databases (from `writ-testkit`) so tests never see each
+//! other's state.
 
 #![allow(dead_code)]
 
@@ -17,19 +18,11 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-pub const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+#[allow(unused_imports)] // each test file uses some of them
+pub use writ_testkit::pg::{ADMIN_URL as PG_URL, TestDatabase, TestRoles, unique};
 
 pub fn writ_binary() -> &'static str {
     env!("CARGO_BIN_EXE_writ")
-}
-
-pub fn unique(prefix: &str) -> String {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{prefix}_{}_{n}_{nanos}", std::process::id())
 }
 
 pub fn free_port() -> u16 {
@@ -37,105 +30,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-/// A PostgreSQL database of its own, dropped at the end.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDatabase {
-    pub async fn create() -> Self {
-        let name = unique("writ_test");
-        let admin = sqlx::PgPool::connect(PG_URL)
-            .await
-            .expect("PostgreSQL at 127.0.0.1:5432");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&admin)
-            .await
-            .expect("create database");
-        admin.close().await;
-        Self {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            name,
-        }
-    }
-
-    pub async fn drop_now(&self) {
-        let admin = sqlx::PgPool::connect(PG_URL).await.expect("PostgreSQL");
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        )))
-        .execute(&admin)
-        .await;
-        admin.close().await;
-    }
-}
-
-/// PostgreSQL roles for one test: an entitlement role and login accounts.
-pub struct TestRoles {
-    pub prefix: String,
-    admin: sqlx::PgPool,
-    created: Vec<String>,
-}
-
-impl TestRoles {
-    pub async fn new() -> Self {
-        let admin = sqlx::PgPool::connect(PG_URL)
-            .await
-            .expect("PostgreSQL at 127.0.0.1:5432");
-        Self {
-            prefix: unique("we2e"),
-            admin,
-            created: Vec::new(),
-        }
-    }
-
-    pub async fn create(&mut self, suffix: &str) -> String {
-        let name = format!("{}_{suffix}", self.prefix);
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE \"{name}\"")))
-            .execute(&self.admin)
-            .await
-            .expect("create role");
-        self.created.push(name.clone());
-        name
-    }
-
-    /// `GRANT` or `REVOKE` behind writ's back, as an administrator would.
-    pub async fn set_by_hand(&self, role: &str, account: &str, held: bool) {
-        let statement = if held {
-            format!("GRANT \"{role}\" TO \"{account}\"")
-        } else {
-            format!("REVOKE \"{role}\" FROM \"{account}\"")
-        };
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
-            .execute(&self.admin)
-            .await
-            .expect("grant or revoke by hand");
-    }
-
-    pub async fn holds(&self, role: &str, account: &str) -> bool {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member WHERE r.rolname = $1 AND a.rolname = $2)",
-        )
-        .bind(role)
-        .bind(account)
-        .fetch_one(&self.admin)
-        .await
-        .expect("query pg_auth_members")
-    }
-
-    pub async fn cleanup(&self) {
-        for name in self.created.iter().rev() {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP ROLE IF EXISTS \"{name}\""
-            )))
-            .execute(&self.admin)
-            .await;
-        }
-    }
 }
 
 /// The admin added to every test config.
