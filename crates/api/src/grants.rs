@@ -26,12 +26,14 @@ pub struct RevokeBody {
 }
 
 /// A grant, plus the scheduler's bookkeeping when an attempt on the target failed.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// Also read back by clients (writ's end-to-end tests assert on it, typed).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GrantView {
     #[serde(flatten)]
     pub grant: Grant,
     /// The last error from the target, while applying or revoking keeps failing.
     pub last_error: Option<String>,
+    #[serde(default)]
     pub attempts: i64,
     pub next_attempt_at: Option<Timestamp>,
     /// When a revocation that kept failing was escalated (`revocation.escalate_after`).

@@ -6,6 +6,8 @@
 
 mod support;
 
+use writ_domain::lifecycle::GrantState;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -209,9 +211,12 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
         id(&r3, "grant_id"),
     );
     for grant in [&g2, &g3] {
-        writ.wait_for_grant(grant, &erin, Duration::from_secs(10), |g| {
-            g["state"] == "active"
-        })
+        writ.wait_for_grant_state(
+            grant.parse().expect("grant id"),
+            &erin,
+            Duration::from_secs(10),
+            GrantState::Active,
+        )
         .await;
     }
     // A finding on pg/read (owned by dba: carol): access given by hand.

@@ -4,6 +4,8 @@
 
 mod support;
 
+use writ_domain::lifecycle::GrantState;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -142,11 +144,14 @@ owner = "alice"
 
     // At expiry the login goes, with its session, and that is verified.
     let revoked = writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(15), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(15),
+            GrantState::Revoked,
+        )
         .await;
-    assert!(revoked["verified_at"].is_string(), "{revoked}");
+    assert!(revoked.grant.verified_at.is_some(), "{revoked:?}");
     assert!(
         !login_exists(&admin, &username).await,
         "the login was dropped"

@@ -3,6 +3,8 @@
 
 mod support;
 
+use writ_domain::lifecycle::GrantState;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,26 +87,32 @@ accounts = {{ pg = "{account}" }}
     assert_eq!(status, 201, "{request}");
     let grant_id = request["grant_id"].as_str().expect("grant").to_string();
     let grant = writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-            g["state"] == "active"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(10),
+            GrantState::Active,
+        )
         .await;
-    assert_eq!(grant["state"], "active", "{grant}");
+    assert_eq!(grant.grant.state, GrantState::Active, "{grant:?}");
     assert!(roles.holds(&role, &account).await);
 
     // The network to the target goes away before the lease expires.
     proxy.set_up(false);
     let failed = writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(15), |g| {
-            g["state"] == "failed"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(15),
+            GrantState::Failed,
+        )
         .await;
-    assert_eq!(failed["state"], "failed", "{failed}");
+    assert_eq!(failed.grant.state, GrantState::Failed, "{failed:?}");
     assert!(
-        failed["last_error"].as_str().is_some_and(|e| !e.is_empty()),
-        "the error is shown: {failed}"
+        failed.last_error.as_deref().is_some_and(|e| !e.is_empty()),
+        "the error is shown: {failed:?}"
     );
-    let first_attempts = failed["attempts"].as_i64().unwrap_or(0);
+    let first_attempts = failed.attempts;
     assert!(
         roles.holds(&role, &account).await,
         "the target could not be reached, so it still holds the role"
@@ -141,12 +149,15 @@ accounts = {{ pg = "{account}" }}
     // The target returns: within seconds the grant is revoked and verified gone.
     proxy.set_up(true);
     let revoked = writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(10),
+            GrantState::Revoked,
+        )
         .await;
-    assert_eq!(revoked["state"], "revoked", "{revoked}");
-    assert!(revoked["verified_at"].is_string(), "{revoked}");
+    assert_eq!(revoked.grant.state, GrantState::Revoked, "{revoked:?}");
+    assert!(revoked.grant.verified_at.is_some(), "{revoked:?}");
     assert!(
         !roles.holds(&role, &account).await,
         "the role is gone from PostgreSQL"
@@ -237,11 +248,14 @@ accounts = {{ slow = "{account}", fast = "{account}" }}
     }
     for grant in &grants {
         let active = writ
-            .wait_for_grant(grant, &alice, Duration::from_secs(10), |g| {
-                g["state"] == "active"
-            })
+            .wait_for_grant_state(
+                grant.parse().expect("grant id"),
+                &alice,
+                Duration::from_secs(10),
+                GrantState::Active,
+            )
             .await;
-        assert_eq!(active["state"], "active", "{active}");
+        assert_eq!(active.grant.state, GrantState::Active, "{active:?}");
     }
 
     // A DBA's transaction takes the same membership away and stays open: writ's own
@@ -257,20 +271,17 @@ accounts = {{ slow = "{account}", fast = "{account}" }}
     .expect("open transaction holding the row");
 
     let fast = writ
-        .wait_for_grant(&grants[1], &alice, Duration::from_secs(15), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grants[1].parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(15),
+            GrantState::Revoked,
+        )
         .await;
-    assert_eq!(fast["state"], "revoked", "{fast}");
-    let lag_ms = |grant: &serde_json::Value| {
-        let at = |key: &str| {
-            time::OffsetDateTime::parse(
-                grant[key].as_str().expect("time"),
-                &time::format_description::well_known::Rfc3339,
-            )
-            .expect("RFC 3339")
-        };
-        (at("verified_at") - at("expires_at")).whole_milliseconds()
+    assert_eq!(fast.grant.state, GrantState::Revoked, "{fast:?}");
+    let lag_ms = |view: &writ_api::GrantView| {
+        let verified_at = view.grant.verified_at.expect("verified");
+        verified_at.millis_since(view.grant.expires_at)
     };
     // At most the stuck target's deadline (3 s) plus a little: without a deadline it
     // would wait for as long as the DBA's transaction stays open.
@@ -281,11 +292,14 @@ accounts = {{ slow = "{account}", fast = "{account}" }}
     );
 
     let stuck = writ
-        .wait_for_grant(&grants[0], &alice, Duration::from_secs(15), |g| {
-            g["state"] == "failed"
-        })
+        .wait_for_grant_state(
+            grants[0].parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(15),
+            GrantState::Failed,
+        )
         .await;
-    assert_eq!(stuck["state"], "failed", "{stuck}");
+    assert_eq!(stuck.grant.state, GrantState::Failed, "{stuck:?}");
     assert!(
         roles.holds(&stuck_role, &account).await,
         "the DBA has not committed"
@@ -296,11 +310,14 @@ accounts = {{ slow = "{account}", fast = "{account}" }}
         .await
         .expect("rollback");
     let done = writ
-        .wait_for_grant(&grants[0], &alice, Duration::from_secs(20), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grants[0].parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(20),
+            GrantState::Revoked,
+        )
         .await;
-    assert_eq!(done["state"], "revoked", "{done}");
+    assert_eq!(done.grant.state, GrantState::Revoked, "{done:?}");
     assert!(!roles.holds(&stuck_role, &account).await);
     writ.stop();
     roles.cleanup().await;

@@ -3,6 +3,8 @@
 
 mod support;
 
+use writ_domain::lifecycle::GrantState;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -246,11 +248,14 @@ async fn a_signed_webhook_for_an_approved_ticket_becomes_one_request_and_a_lease
     let grant_id = request["grant_id"].as_str().expect("grant").to_string();
     let grant = s
         .writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-            g["state"] == "active"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(10),
+            GrantState::Active,
+        )
         .await;
-    assert_eq!(grant["state"], "active", "{grant}");
+    assert_eq!(grant.grant.state, GrantState::Active, "{grant:?}");
     assert!(s.roles.holds(&s.read_role, &s.alice_account).await);
 
     // The same delivery retried, and a second delivery about the same ticket: one request.
@@ -507,11 +512,14 @@ async fn policy_sees_the_checked_ticket_and_jira_down_changes_nothing() {
     let grant_id = request["grant_id"].as_str().expect("grant").to_string();
     let grant = s
         .writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-            g["state"] == "active"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(10),
+            GrantState::Active,
+        )
         .await;
-    assert_eq!(grant["state"], "active", "{grant}");
+    assert_eq!(grant.grant.state, GrantState::Active, "{grant:?}");
     assert!(s.roles.holds(&s.admin_role, &s.alice_account).await);
     s.finish().await;
 }
@@ -571,11 +579,14 @@ async fn the_ticket_gets_the_evidence_and_closes_only_after_verified_revocation(
     // After expiry: revoked on PostgreSQL, verified, and only then the ticket is closed.
     let grant = s
         .writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(15), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(15),
+            GrantState::Revoked,
+        )
         .await;
-    assert!(grant["verified_at"].is_string(), "{grant}");
+    assert!(grant.grant.verified_at.is_some(), "{grant:?}");
     assert!(!s.roles.holds(&s.read_role, &s.alice_account).await);
     assert!(
         eventually(Duration::from_secs(10), || s.jira.status("OPS-8") == "Done").await,
@@ -594,7 +605,7 @@ async fn the_ticket_gets_the_evidence_and_closes_only_after_verified_revocation(
         comments[3]
     );
     assert!(
-        comments[3].contains(grant["verified_at"].as_str().unwrap_or("?")),
+        comments[3].contains(&grant.grant.verified_at.expect("verified").to_rfc3339()),
         "{}",
         comments[3]
     );
@@ -642,9 +653,12 @@ async fn webhooks_jira_sends_about_writs_own_writes_change_nothing() {
         .expect("grant")
         .to_string();
     s.writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(15), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(15),
+            GrantState::Revoked,
+        )
         .await;
     // Four comments and the transition: five deliveries back to writ.
     assert!(
@@ -682,9 +696,12 @@ async fn evidence_waits_out_a_jira_outage_and_arrives_in_order_once() {
     assert_eq!(status, 201, "{request}");
     let grant_id = request["grant_id"].as_str().expect("grant").to_string();
     s.writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-            g["state"] == "active"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(10),
+            GrantState::Active,
+        )
         .await;
     assert!(
         eventually(Duration::from_secs(10), || s.jira.comments("OPS-9").len()
@@ -702,11 +719,14 @@ async fn evidence_waits_out_a_jira_outage_and_arrives_in_order_once() {
             json!({ "reason": "done early" }),
         )
         .await;
-    assert_eq!(status, 200, "{grant}");
+    assert_eq!(status, 200, "{grant:?}");
     s.writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(10),
+            GrantState::Revoked,
+        )
         .await;
     assert!(
         !s.roles.holds(&s.read_role, &s.alice_account).await,
@@ -778,9 +798,12 @@ async fn a_ticket_closed_while_access_is_active_is_a_revoke() {
         .expect("grant")
         .to_string();
     s.writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-            g["state"] == "active"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(10),
+            GrantState::Active,
+        )
         .await;
     assert!(s.roles.holds(&s.read_role, &s.alice_account).await);
 
@@ -799,11 +822,14 @@ async fn a_ticket_closed_while_access_is_active_is_a_revoke() {
     );
     let grant = s
         .writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(10),
+            GrantState::Revoked,
+        )
         .await;
-    assert!(grant["verified_at"].is_string(), "{grant}");
+    assert!(grant.grant.verified_at.is_some(), "{grant:?}");
     let started = s.events_of_kind("grant.revoke_started").await;
     assert_eq!(started.len(), 1, "{started:?}");
     assert_eq!(
@@ -811,10 +837,12 @@ async fn a_ticket_closed_while_access_is_active_is_a_revoke() {
         "the ledger says the ticket's closing ended it"
     );
     assert!(
-        grant["revoke_reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("closed in jira")),
-        "{grant}"
+        grant
+            .grant
+            .revoke_reason
+            .as_ref()
+            .is_some_and(|r| r.as_str().contains("closed in jira")),
+        "{grant:?}"
     );
     assert!(
         !s.roles.holds(&s.read_role, &s.alice_account).await,
@@ -925,11 +953,14 @@ async fn approvals_in_jira_count_only_for_eligible_approvers() {
     let grant_id = request["grant_id"].as_str().expect("grant").to_string();
     let grant = s
         .writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-            g["state"] == "active"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(10),
+            GrantState::Active,
+        )
         .await;
-    assert_eq!(grant["state"], "active", "{grant}");
+    assert_eq!(grant.grant.state, GrantState::Active, "{grant:?}");
     assert!(s.roles.holds(&s.read_role, &s.alice_account).await);
 
     // Another delivery once approved changes nothing.
@@ -1164,9 +1195,12 @@ async fn a_ticket_reported_for_someone_else_gives_them_the_access() {
         .to_string();
     let admin = s.writ.admin_token();
     s.writ
-        .wait_for_grant(&grant_id, &admin, Duration::from_secs(10), |g| {
-            g["state"] == "active"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &admin,
+            Duration::from_secs(10),
+            GrantState::Active,
+        )
         .await;
     assert!(s.roles.holds(&s.read_role, &s.alice_account).await);
     s.finish().await;

@@ -3,6 +3,8 @@
 
 mod support;
 
+use writ_domain::lifecycle::GrantState;
+
 use std::time::Duration;
 
 use serde_json::Value;
@@ -220,11 +222,14 @@ async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revoc
         .to_string();
 
     let grant = writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(15), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(15),
+            GrantState::Revoked,
+        )
         .await;
-    assert!(grant["verified_at"].is_string(), "{grant}");
+    assert!(grant.grant.verified_at.is_some(), "{grant:?}");
     assert!(!roles.holds(&read_role, &alice_account).await);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while snow.field(sys_id, "state") != "3" && std::time::Instant::now() < deadline {
@@ -323,9 +328,12 @@ async fn approvals_in_servicenow_count_for_eligible_approvers_and_closing_the_it
     assert_eq!(request["state"], "approved", "{request}");
     assert_eq!(request["approvals"][0]["approver"], "carol");
     let grant_id = request["grant_id"].as_str().expect("grant").to_string();
-    writ.wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-        g["state"] == "active"
-    })
+    writ.wait_for_grant_state(
+        grant_id.parse().expect("grant id"),
+        &alice,
+        Duration::from_secs(10),
+        GrantState::Active,
+    )
     .await;
     assert!(roles.holds(&read_role, &alice_account).await);
 
@@ -344,11 +352,14 @@ async fn approvals_in_servicenow_count_for_eligible_approvers_and_closing_the_it
         "{outcome}"
     );
     let grant = writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(10),
+            GrantState::Revoked,
+        )
         .await;
-    assert!(grant["verified_at"].is_string(), "{grant}");
+    assert!(grant.grant.verified_at.is_some(), "{grant:?}");
     assert!(!roles.holds(&read_role, &alice_account).await);
 
     finish(writ, roles).await;
@@ -442,11 +453,14 @@ async fn an_item_submitted_for_someone_else_gives_them_the_access() {
     let (_, request) = writ.get(&format!("/v1/requests/{id}"), &admin).await;
     let grant_id = request["grant_id"].as_str().expect("granted").to_string();
     let grant = writ
-        .wait_for_grant(&grant_id, &admin, Duration::from_secs(10), |g| {
-            g["state"] == "active"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &admin,
+            Duration::from_secs(10),
+            GrantState::Active,
+        )
         .await;
-    assert_eq!(grant["subject"], "alice", "{grant}");
+    assert_eq!(grant.grant.subject.as_str(), "alice", "{grant:?}");
     assert!(roles.holds(&read_role, &alice_account).await);
     finish(writ, roles).await;
 }
@@ -491,9 +505,12 @@ async fn approvals_given_before_the_request_count() {
         .expect("granted")
         .to_string();
     let admin = writ.admin_token();
-    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(10), |g| {
-        g["state"] == "active"
-    })
+    writ.wait_for_grant_state(
+        grant_id.parse().expect("grant id"),
+        &admin,
+        Duration::from_secs(10),
+        GrantState::Active,
+    )
     .await;
     assert!(roles.holds(&read_role, &alice_account).await);
     finish(writ, roles).await;
@@ -593,9 +610,12 @@ async fn an_item_whose_delivery_was_lost_is_found_by_polling() {
     };
     assert_eq!(request["ticket"]["key"], "RITM0010013", "{request}");
     let grant_id = request["grant_id"].as_str().expect("granted").to_string();
-    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(10), |g| {
-        g["state"] == "active"
-    })
+    writ.wait_for_grant_state(
+        grant_id.parse().expect("grant id"),
+        &admin,
+        Duration::from_secs(10),
+        GrantState::Active,
+    )
     .await;
     assert!(roles.holds(&read_role, &alice_account).await);
     // Later polls, and the delivery arriving after all, make no second request.
@@ -717,9 +737,12 @@ async fn a_work_note_the_instance_drops_is_not_delivered_until_it_lands() {
 
     // The administrator grants the role: every note arrives, in order, once.
     snow.allow_writes("sc_req_item", "work_notes");
-    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(15), |g| {
-        g["state"] == "revoked"
-    })
+    writ.wait_for_grant_state(
+        grant_id.parse().expect("grant id"),
+        &admin,
+        Duration::from_secs(15),
+        GrantState::Revoked,
+    )
     .await;
     assert!(
         support::eventually(Duration::from_secs(20), || snow.field(sys_id, "state")
@@ -746,9 +769,12 @@ async fn closing_an_item_whose_state_the_instance_drops_says_what_to_configure()
     snow.deny_writes("sc_req_item", "state");
     let grant_id = short_lease_from_item(&writ, &snow, "RITM0010022", sys_id).await;
     let admin = writ.admin_token();
-    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(15), |g| {
-        g["state"] == "revoked"
-    })
+    writ.wait_for_grant_state(
+        grant_id.parse().expect("grant id"),
+        &admin,
+        Duration::from_secs(15),
+        GrantState::Revoked,
+    )
     .await;
     let outbox = writ
         .wait_for_outbox(Duration::from_secs(15), |outbox| {
@@ -792,9 +818,12 @@ async fn closure_by_catalog_tasks_or_by_the_flow() {
     let task = "deed229047801200e0ef563dbb9a71e3";
     snow.put_task(sys_id, task);
     let grant_id = short_lease_from_item(&writ, &snow, "RITM0010023", sys_id).await;
-    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(15), |g| {
-        g["state"] == "revoked"
-    })
+    writ.wait_for_grant_state(
+        grant_id.parse().expect("grant id"),
+        &admin,
+        Duration::from_secs(15),
+        GrantState::Revoked,
+    )
     .await;
     let outbox = writ.wait_for_outbox_drained(Duration::from_secs(15)).await;
     assert_eq!(outbox["backlog"], 0, "{outbox}");
@@ -821,9 +850,12 @@ async fn closure_by_catalog_tasks_or_by_the_flow() {
     let task = "deed229047801200e0ef563dbb9a71e4";
     snow.put_task(sys_id, task);
     let grant_id = short_lease_from_item(&writ, &snow, "RITM0010024", sys_id).await;
-    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(15), |g| {
-        g["state"] == "revoked"
-    })
+    writ.wait_for_grant_state(
+        grant_id.parse().expect("grant id"),
+        &admin,
+        Duration::from_secs(15),
+        GrantState::Revoked,
+    )
     .await;
     let outbox = writ.wait_for_outbox_drained(Duration::from_secs(15)).await;
     assert_eq!(outbox["backlog"], 0, "{outbox}");
@@ -858,9 +890,12 @@ async fn the_business_rule_firing_on_writs_own_close_changes_nothing() {
     let sys_id = "ceed229047801200e0ef563dbb9a71e5";
     let grant_id = short_lease_from_item(&writ, &snow, "RITM0010025", sys_id).await;
     let admin = writ.admin_token();
-    writ.wait_for_grant(&grant_id, &admin, Duration::from_secs(15), |g| {
-        g["state"] == "revoked"
-    })
+    writ.wait_for_grant_state(
+        grant_id.parse().expect("grant id"),
+        &admin,
+        Duration::from_secs(15),
+        GrantState::Revoked,
+    )
     .await;
     assert!(
         support::eventually(Duration::from_secs(15), || !snow.rule_answers().is_empty()).await,

@@ -5,6 +5,8 @@
 
 mod support;
 
+use writ_domain::lifecycle::GrantState;
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -66,9 +68,12 @@ accounts = {{ pg = "{bob_account}" }}
         .await;
     assert_eq!(status, 201, "{request}");
     let grant_id = request["grant_id"].as_str().expect("grant").to_string();
-    writ.wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-        g["state"] == "active"
-    })
+    writ.wait_for_grant_state(
+        grant_id.parse().expect("grant id"),
+        &alice,
+        Duration::from_secs(10),
+        GrantState::Active,
+    )
     .await;
     assert!(roles.holds(&role, &alice_account).await);
     // Let the scheduler take the new lease into its lookahead before the outage (it
@@ -106,12 +111,15 @@ accounts = {{ pg = "{bob_account}" }}
     // The database returns: the revocation is recorded, verified, with when it happened.
     proxy.set_up(true);
     let revoked = writ
-        .wait_for_grant(&grant_id, &alice, Duration::from_secs(20), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(20),
+            GrantState::Revoked,
+        )
         .await;
-    assert_eq!(revoked["state"], "revoked", "{revoked}");
-    assert!(revoked["verified_at"].is_string(), "{revoked}");
+    assert_eq!(revoked.grant.state, GrantState::Revoked, "{revoked:?}");
+    assert!(revoked.grant.verified_at.is_some(), "{revoked:?}");
     let (_, audit) = writ.get("/v1/audit?limit=1000", &writ.admin_token()).await;
     let events = audit["events"].as_array().cloned().unwrap_or_default();
     let revoked_event = events

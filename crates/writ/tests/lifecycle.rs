@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{PG_URL, TestDatabase, TestRoles, Writ, stderr, stdout};
+use writ_domain::RevokeReason;
+use writ_domain::lifecycle::GrantState;
 
 const POLICIES: &[(&str, &str)] = &[
     (
@@ -128,10 +130,6 @@ impl Setup {
     }
 }
 
-fn is_state(state: &'static str) -> impl Fn(&Value) -> bool {
-    move |grant| grant["state"] == state
-}
-
 async fn automatic_grant_is_applied_and_removed_at_expiry(on_postgres_storage: bool) {
     let mut s = setup(on_postgres_storage).await;
     s.writ.start().await;
@@ -149,14 +147,15 @@ async fn automatic_grant_is_applied_and_removed_at_expiry(on_postgres_storage: b
 
     let grant = s
         .writ
-        .wait_for_grant(
-            &grant_id,
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
             &alice,
             Duration::from_secs(5),
-            is_state("active"),
+            GrantState::Active,
         )
-        .await;
-    assert_eq!(grant["state"], "active", "{grant}");
+        .await
+        .grant;
+    assert_eq!(grant.state, GrantState::Active);
     assert!(
         s.roles.holds(&s.read_role, &s.alice_account).await,
         "PostgreSQL should hold the grant while it is active"
@@ -164,16 +163,17 @@ async fn automatic_grant_is_applied_and_removed_at_expiry(on_postgres_storage: b
 
     let grant = s
         .writ
-        .wait_for_grant(
-            &grant_id,
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
             &alice,
             Duration::from_secs(15),
-            is_state("revoked"),
+            GrantState::Revoked,
         )
-        .await;
-    assert_eq!(grant["state"], "revoked", "{grant}");
-    assert!(grant["verified_at"].is_string(), "{grant}");
-    assert_eq!(grant["revoke_reason"], "expired");
+        .await
+        .grant;
+    assert_eq!(grant.state, GrantState::Revoked);
+    assert!(grant.verified_at.is_some(), "{grant:?}");
+    assert_eq!(grant.revoke_reason, Some(RevokeReason::Expired));
     let (_, metrics) = s.writ.get("/metrics", &alice).await;
     let metrics = metrics.as_str().unwrap_or_default().to_string();
     assert!(
@@ -360,14 +360,15 @@ async fn approval_flow_refuses_self_approval_and_non_approvers() {
     let grant_id = approved["grant_id"].as_str().expect("grant").to_string();
     let grant = s
         .writ
-        .wait_for_grant(
-            &grant_id,
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
             &alice,
             Duration::from_secs(5),
-            is_state("active"),
+            GrantState::Active,
         )
-        .await;
-    assert_eq!(grant["state"], "active");
+        .await
+        .grant;
+    assert_eq!(grant.state, GrantState::Active);
     assert!(s.roles.holds(&s.admin_role, &s.alice_account).await);
 
     let (status, error) = s
@@ -391,14 +392,18 @@ async fn approval_flow_refuses_self_approval_and_non_approvers() {
     assert_eq!(status, 200, "{revoked}");
     let grant = s
         .writ
-        .wait_for_grant(
-            &grant_id,
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
             &alice,
             Duration::from_secs(5),
-            is_state("revoked"),
+            GrantState::Revoked,
         )
-        .await;
-    assert_eq!(grant["revoke_reason"], "done");
+        .await
+        .grant;
+    assert_eq!(
+        grant.revoke_reason,
+        Some(RevokeReason::Stated("done".into()))
+    );
     assert!(!s.roles.holds(&s.admin_role, &s.alice_account).await);
     let (status, _) = s
         .writ
@@ -419,7 +424,12 @@ async fn overlapping_grants_are_independent_leases() {
         assert_eq!(status, 201);
         let id = request["grant_id"].as_str().expect("grant").to_string();
         s.writ
-            .wait_for_grant(&id, &alice, Duration::from_secs(5), is_state("active"))
+            .wait_for_grant_state(
+                id.parse().expect("grant id"),
+                &alice,
+                Duration::from_secs(5),
+                GrantState::Active,
+            )
             .await;
         grants.push(id);
     }
@@ -434,17 +444,18 @@ async fn overlapping_grants_are_independent_leases() {
     assert_eq!(status, 200);
     let first = s
         .writ
-        .wait_for_grant(
-            &grants[0],
+        .wait_for_grant_state(
+            grants[0].parse().expect("grant id"),
             &alice,
             Duration::from_secs(5),
-            is_state("revoked"),
+            GrantState::Revoked,
         )
-        .await;
+        .await
+        .grant;
     assert_eq!(
-        first["retained_by"].as_str(),
-        Some(grants[1].as_str()),
-        "{first}"
+        first.retained_by.map(|id| id.to_string()),
+        Some(grants[1].clone()),
+        "{first:?}"
     );
     assert!(
         s.roles.holds(&s.read_role, &s.alice_account).await,
@@ -461,11 +472,11 @@ async fn overlapping_grants_are_independent_leases() {
         .await;
     assert_eq!(status, 200);
     s.writ
-        .wait_for_grant(
-            &grants[1],
+        .wait_for_grant_state(
+            grants[1].parse().expect("grant id"),
             &alice,
             Duration::from_secs(5),
-            is_state("revoked"),
+            GrantState::Revoked,
         )
         .await;
     assert!(
@@ -490,11 +501,11 @@ async fn a_grant_that_expires_while_writ_is_down_is_revoked_at_restart() {
         .await;
     let grant_id = request["grant_id"].as_str().expect("grant").to_string();
     s.writ
-        .wait_for_grant(
-            &grant_id,
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
             &alice,
             Duration::from_secs(5),
-            is_state("active"),
+            GrantState::Active,
         )
         .await;
     assert!(s.roles.holds(&s.read_role, &s.alice_account).await);
@@ -510,14 +521,15 @@ async fn a_grant_that_expires_while_writ_is_down_is_revoked_at_restart() {
     s.writ.start().await;
     let grant = s
         .writ
-        .wait_for_grant(
-            &grant_id,
+        .wait_for_grant_state(
+            grant_id.parse().expect("grant id"),
             &alice,
             Duration::from_secs(10),
-            is_state("revoked"),
+            GrantState::Revoked,
         )
-        .await;
-    assert_eq!(grant["state"], "revoked", "{grant}");
+        .await
+        .grant;
+    assert_eq!(grant.state, GrantState::Revoked);
     assert!(restarted.elapsed() < Duration::from_secs(10));
     assert!(!s.roles.holds(&s.read_role, &s.alice_account).await);
     s.finish().await;

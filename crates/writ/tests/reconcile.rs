@@ -3,6 +3,8 @@
 
 mod support;
 
+use writ_domain::lifecycle::GrantState;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -79,9 +81,12 @@ groups = ["dba"]
         .await;
     assert_eq!(status, 201, "{request}");
     let grant_id = request["grant_id"].as_str().expect("grant").to_string();
-    writ.wait_for_grant(&grant_id, &alice, Duration::from_secs(10), |g| {
-        g["state"] == "active"
-    })
+    writ.wait_for_grant_state(
+        grant_id.parse().expect("grant id"),
+        &alice,
+        Duration::from_secs(10),
+        GrantState::Active,
+    )
     .await;
 
     // By hand: the role given to an account writ never granted, and taken from alice.

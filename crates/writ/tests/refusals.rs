@@ -3,6 +3,8 @@
 
 mod support;
 
+use writ_domain::lifecycle::GrantState;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -288,9 +290,12 @@ async fn recorded_history(writ: &mut Writ) -> Vec<u8> {
     assert_eq!(status, 200);
     let (_, request) = writ.get(&format!("/v1/requests/{id}"), &alice).await;
     let grant = request["grant_id"].as_str().expect("grant").to_string();
-    writ.wait_for_grant(&grant, &alice, Duration::from_secs(5), |g| {
-        g["state"] == "active"
-    })
+    writ.wait_for_grant_state(
+        grant.parse().expect("grant id"),
+        &alice,
+        Duration::from_secs(5),
+        GrantState::Active,
+    )
     .await;
     writ.post(
         &format!("/v1/grants/{grant}/revoke"),
@@ -298,9 +303,12 @@ async fn recorded_history(writ: &mut Writ) -> Vec<u8> {
         json!({"reason": "done"}),
     )
     .await;
-    writ.wait_for_grant(&grant, &alice, Duration::from_secs(5), |g| {
-        g["state"] == "revoked"
-    })
+    writ.wait_for_grant_state(
+        grant.parse().expect("grant id"),
+        &alice,
+        Duration::from_secs(5),
+        GrantState::Revoked,
+    )
     .await;
     writ.stop();
     let verify = writ.run(&["audit", "verify"]);
@@ -550,9 +558,12 @@ async fn a_lease_that_lost_its_job_is_caught_by_verify_and_revoked_by_the_sweep(
         .await;
     assert_eq!(status, 201, "{request}");
     let grant = request["grant_id"].as_str().expect("grant").to_string();
-    writ.wait_for_grant(&grant, &alice, Duration::from_secs(5), |g| {
-        g["state"] == "active"
-    })
+    writ.wait_for_grant_state(
+        grant.parse().expect("grant id"),
+        &alice,
+        Duration::from_secs(5),
+        GrantState::Active,
+    )
     .await;
     writ.stop();
     assert!(writ.run(&["audit", "verify"]).status.success());
@@ -596,11 +607,19 @@ async fn a_lease_that_lost_its_job_is_caught_by_verify_and_revoked_by_the_sweep(
     tokio::time::sleep(Duration::from_secs(3)).await;
     writ.start().await;
     let revoked = writ
-        .wait_for_grant(&grant, &alice, Duration::from_secs(15), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            grant.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(15),
+            GrantState::Revoked,
+        )
         .await;
-    assert_eq!(revoked["state"], "revoked", "{revoked}\n{}", writ.log());
+    assert_eq!(
+        revoked.grant.state,
+        GrantState::Revoked,
+        "{revoked:?}\n{}",
+        writ.log()
+    );
     assert!(!memberships(&writ).contains("read alice"));
     let (_, metrics) = writ
         .call(reqwest::Method::GET, "/metrics", Some(&alice), None)

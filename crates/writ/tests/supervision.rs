@@ -4,6 +4,8 @@
 
 mod support;
 
+use writ_domain::lifecycle::GrantState;
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -94,11 +96,19 @@ async fn a_target_error_that_splits_a_character_stops_nothing() {
     assert_eq!(status, 201, "{good}");
     let good_grant = good["grant_id"].as_str().expect("grant").to_string();
     let revoked = writ
-        .wait_for_grant(&good_grant, &alice, Duration::from_secs(45), |g| {
-            g["state"] == "revoked"
-        })
+        .wait_for_grant_state(
+            good_grant.parse().expect("grant id"),
+            &alice,
+            Duration::from_secs(45),
+            GrantState::Revoked,
+        )
         .await;
-    assert_eq!(revoked["state"], "revoked", "{revoked}\n{}", writ.log());
+    assert_eq!(
+        revoked.grant.state,
+        GrantState::Revoked,
+        "{revoked:?}\n{}",
+        writ.log()
+    );
 
     let (_, bad) = writ.get(&format!("/v1/grants/{bad_grant}"), &alice).await;
     // Tried inline and again by the scheduler, each time failing with the long text.

@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use writ_api::GrantView;
+use writ_domain::lifecycle::GrantState;
+use writ_domain::{GrantId, Request};
 
 #[allow(unused_imports)] // each test file uses some of them
 pub use writ_testkit::pg::{ADMIN_URL as PG_URL, TestDatabase, TestRoles, unique};
@@ -244,6 +247,45 @@ impl Writ {
             if done(&outbox) || Instant::now() > deadline {
                 return outbox;
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `POST /v1/requests`, which must answer 201: the request as writ's own record.
+    pub async fn request_access(&self, token: &str, body: Value) -> Request {
+        let (status, request) = self.post("/v1/requests", token, body).await;
+        assert_eq!(status, 201, "{request}");
+        serde_json::from_value(request.clone()).unwrap_or_else(|e| panic!("{e}: {request}"))
+    }
+
+    /// `GET /v1/grants/{id}`, which must answer 200: the grant as the API's typed view.
+    pub async fn grant(&self, id: GrantId, token: &str) -> GrantView {
+        let (status, grant) = self.get(&format!("/v1/grants/{id}"), token).await;
+        assert_eq!(status, 200, "{grant}");
+        serde_json::from_value(grant.clone()).unwrap_or_else(|e| panic!("{e}: {grant}"))
+    }
+
+    /// Polls a grant until it is in `state`; panics with the log if it is not within
+    /// `timeout`.
+    pub async fn wait_for_grant_state(
+        &self,
+        id: GrantId,
+        token: &str,
+        timeout: Duration,
+        state: GrantState,
+    ) -> GrantView {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let view = self.grant(id, token).await;
+            if view.grant.state == state {
+                return view;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "grant {id} is {} after {timeout:?}, not {state}\n{}",
+                view.grant.state,
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
