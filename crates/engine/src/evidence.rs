@@ -32,6 +32,19 @@ fn short(hash: &str) -> &str {
     hash.get(..16).unwrap_or(hash)
 }
 
+/// Why a lease ended, as a ticket note says it.
+fn why_ended(grant: &Grant) -> &str {
+    grant
+        .revoke_reason
+        .as_ref()
+        .map_or("expired", RevokeReason::as_str)
+}
+
+/// Who ended a lease: the identity, or writ itself.
+fn who_ended(grant: &Grant) -> &str {
+    grant.revoked_by.as_ref().map_or("writ", |who| who.as_str())
+}
+
 fn request_note(kind: EventKind, request: &Request, event: &StoredEvent) -> Option<String> {
     let decision = &request.decision;
     let head = format!(
@@ -119,11 +132,8 @@ fn grant_note(
             format!(
                 "{head}\nREVOKING since {} ({}), by {}",
                 grant.revoked_at.map(|t| t.to_string()).unwrap_or_default(),
-                grant
-                    .revoke_reason
-                    .as_ref()
-                    .map_or("expired", RevokeReason::as_str),
-                grant.revoked_by.as_ref().map_or("writ", |who| who.as_str()),
+                why_ended(grant),
+                who_ended(grant),
             ),
         ),
         EventKind::GrantRevokeFailed => {
@@ -143,11 +153,8 @@ fn grant_note(
             format!(
                 "{head}\nREVOKED at {} ({}), by {}; verified gone from the target at {}{}\nThe access this ticket asked for has ended.",
                 grant.revoked_at.map(|t| t.to_string()).unwrap_or_default(),
-                grant
-                    .revoke_reason
-                    .as_ref()
-                    .map_or("expired", RevokeReason::as_str),
-                grant.revoked_by.as_ref().map_or("writ", |who| who.as_str()),
+                why_ended(grant),
+                who_ended(grant),
                 grant.verified_at.map(|t| t.to_string()).unwrap_or_default(),
                 grant
                     .retained_by

@@ -378,6 +378,13 @@ impl Engine {
         grant: &Grant,
         now: Timestamp,
     ) -> Result<(), EngineError> {
+        // A lease ends after it starts, and a new one holds nothing yet.
+        debug_assert!(
+            grant.expires_at > now,
+            "grant {} ends before it starts",
+            grant.id
+        );
+        debug_assert_eq!(grant.state, writ_domain::lifecycle::GrantState::Pending);
         tx.insert_grant(grant).await?;
         self.lookahead.note_new_lease(grant);
         tx.append(
