@@ -5,6 +5,7 @@
 mod env;
 mod itsm;
 mod keys;
+mod oidc;
 mod raw;
 mod validate;
 
@@ -20,6 +21,7 @@ pub use itsm::{
     Closure, DEFAULT_WEBHOOK_MAX_AGE_SECONDS, Itsm, ItsmAuth, ItsmKind, Notify, TicketFields,
 };
 pub use keys::{Access, KeySource, Keys, SecretKey};
+pub use oidc::{DEFAULT_USERNAME_CLAIM, OidcProvider};
 pub use validate::DEFAULT_PENDING_TTL_SECONDS;
 
 /// A configuration error: which file, where, and what is wrong.
@@ -73,6 +75,8 @@ pub struct Config {
     pub access: Access,
     /// Signed checkpoints of the ledger.
     pub checkpoints: Checkpoints,
+    /// OpenID Connect providers whose tokens are accepted as bearer tokens.
+    pub oidc: Vec<OidcProvider>,
 }
 
 /// Where signed ledger checkpoints go, and how often `writ serve` takes one.

@@ -39,6 +39,17 @@ pub struct RawConfig {
     pub audit: RawAudit,
     #[serde(default)]
     pub access: RawAccess,
+    #[serde(default)]
+    pub oidc: Vec<RawOidc>,
+}
+
+/// `[[oidc]]`: an OpenID Connect provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    pub issuer: EnvString,
+    pub audience: EnvString,
+    pub username_claim: Option<EnvString>,
 }
 
 #[derive(Debug, Default, Deserialize)]

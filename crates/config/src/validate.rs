@@ -200,6 +200,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         targets.insert(target.name.clone(), target);
     }
 
+    let oidc = crate::oidc::validate_oidc(&check, raw.oidc)?;
     let mut itsms = BTreeMap::new();
     for (index, raw) in raw.itsms.into_iter().enumerate() {
         let itsm = crate::itsm::validate_itsm(&check, index, raw)?;
@@ -387,6 +388,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         keys,
         access,
         checkpoints,
+        oidc,
     })
 }
 

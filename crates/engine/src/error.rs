@@ -66,6 +66,10 @@ error_codes! {
 
     Unauthenticated = "unauthenticated" => Unauthenticated,
     BadWebhook = "bad_webhook" => Unauthenticated,
+    /// A valid token whose identity is not configured (or no longer).
+    TokenIdentityUnknown = "token_identity_unknown" => Unauthenticated,
+    /// A valid token of a disabled identity.
+    TokenIdentityDisabled = "token_identity_disabled" => Unauthenticated,
 
     NotAnAuditor = "not_an_auditor" => Forbidden,
     NotAnAdmin = "not_an_admin" => Forbidden,
@@ -143,6 +147,8 @@ error_codes! {
 
     Overloaded = "overloaded" => Unavailable,
     ItsmUnavailable = "itsm_unavailable" => Unavailable,
+    /// An OpenID provider's keys could not be fetched: its tokens cannot be checked.
+    IdentityProviderUnavailable = "identity_provider_unavailable" => Unavailable,
     TargetUnavailable = "target_unavailable" => Unavailable,
     CheckpointFile = "checkpoint_file" => Unavailable,
 

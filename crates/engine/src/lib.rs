@@ -150,6 +150,13 @@ impl Engine {
         self
     }
 
+    /// Accepts bearer tokens from these OpenID Connect providers too.
+    #[must_use]
+    pub fn with_oidc(mut self, verifier: writ_oidc::OidcVerifier) -> Self {
+        self.tokens.oidc = Some(verifier).filter(|v| !v.is_empty());
+        self
+    }
+
     /// Uses these ticketing systems to check cited tickets and take in webhooks.
     #[must_use]
     pub fn with_ticket_systems(mut self, tickets: TicketSystems) -> Self {

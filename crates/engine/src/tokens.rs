@@ -28,6 +28,8 @@ const TOKEN_PREFIX: &str = "writ_";
 pub(crate) struct TokenAuth {
     /// Keys token hashes; without one no token authenticates.
     pub(crate) key: Option<TokenKey>,
+    /// OpenID Connect providers whose tokens are accepted too (`[[oidc]]`).
+    pub(crate) oidc: Option<writ_oidc::OidcVerifier>,
     /// Token hash → (record, cached until); see `TOKEN_CACHE_SECONDS`.
     pub(crate) cache: std::sync::Mutex<std::collections::HashMap<String, (TokenRecord, Timestamp)>>,
 }
@@ -109,6 +111,11 @@ impl Engine {
     pub async fn authenticate(&self, token: &str) -> Result<Caller, EngineError> {
         let rejected =
             || EngineError::unauthenticated("the bearer token is unknown, expired or malformed");
+        if let Some(oidc) = &self.tokens.oidc
+            && writ_oidc::OidcVerifier::looks_like_jwt(token)
+        {
+            return self.authenticate_oidc(oidc, token).await;
+        }
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
             return Err(rejected());
         }
@@ -138,12 +145,40 @@ impl Engine {
                 "the bearer token has expired; issue a new one with `writ token issue`",
             ));
         }
-        let identity = self.identity(&record.identity).ok_or_else(|| {
-            EngineError::unauthenticated("the token's identity is no longer configured")
+        self.caller_named(&record.identity)
+    }
+
+    /// A token from an OpenID Connect provider: checked there, then mapped to the
+    /// configured identity its username claim names.
+    async fn authenticate_oidc(
+        &self,
+        oidc: &writ_oidc::OidcVerifier,
+        token: &str,
+    ) -> Result<Caller, EngineError> {
+        let verified = oidc.verify(token).await.map_err(|error| match error {
+            writ_oidc::OidcError::Refused(why) => EngineError::unauthenticated(why),
+            unavailable @ writ_oidc::OidcError::Unavailable { .. } => EngineError::new(
+                ErrorCode::IdentityProviderUnavailable,
+                unavailable.to_string(),
+            ),
         })?;
-        let identity = Some(identity).filter(|i| !i.disabled).ok_or_else(|| {
-            EngineError::unauthenticated(format!("identity {} is disabled", record.identity))
+        self.caller_named(&verified.username)
+    }
+
+    /// The caller a valid token names: a configured identity that is not disabled.
+    fn caller_named(&self, name: &str) -> Result<Caller, EngineError> {
+        let identity = self.identity(name).ok_or_else(|| {
+            EngineError::new(
+                ErrorCode::TokenIdentityUnknown,
+                format!("the token names {name:?}, who is not a configured identity"),
+            )
         })?;
+        if identity.disabled {
+            return Err(EngineError::new(
+                ErrorCode::TokenIdentityDisabled,
+                format!("identity {name} is disabled"),
+            ));
+        }
         Ok(Caller {
             name: identity.name.clone(),
             kind: identity.kind,

@@ -91,6 +91,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         config.listen
     );
 
+    let oidc = writ_oidc::OidcVerifier::new(&config.oidc)
+        .map_err(|e| Failure::failed(format!("{}: oidc: {e}", config.path.display())))?;
     let config = Arc::new(config);
     {
         // In the background: a target that is slow to answer must not delay serving.
@@ -108,6 +110,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
             Arc::new(SystemClock),
         )
         .with_ticket_systems(tickets)
+        .with_oidc(oidc)
         .with_token_key(token_key)
         .with_ledger_key(ledger_key),
     );

@@ -47,6 +47,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("writ-connectors", &["writ-domain", "writ-config"]),
     ("writ-itsm", &["writ-domain", "writ-config"]),
     ("writ-export", &["writ-domain"]),
+    ("writ-oidc", &["writ-config"]),
     (
         "writ-engine",
         &[
@@ -57,6 +58,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "writ-connectors",
             "writ-itsm",
             "writ-export",
+            "writ-oidc",
         ],
     ),
     (
@@ -73,6 +75,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "writ-connectors",
             "writ-itsm",
             "writ-export",
+            "writ-oidc",
             "writ-engine",
             "writ-api",
         ],
@@ -98,8 +101,8 @@ const CAPABILITIES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "reqwest",
-        &["writ-itsm", "writ"],
-        "only writ-itsm talks to ticketing systems (the CLI talks to writ's own API)",
+        &["writ-itsm", "writ-oidc", "writ"],
+        "only writ-itsm talks to ticketing systems and writ-oidc to identity providers (the CLI talks to writ's own API)",
     ),
     (
         "axum",
