@@ -58,15 +58,54 @@ pub async fn list_identities(
                 .is_none_or(|own| own.iter().any(|name| name == i.name.as_str()))
         })
         .filter(|i| !params.orphaned || orphaned.contains(i.name.as_str()))
-        .map(|i| IdentityView {
-            name: i.name.to_string(),
-            kind: i.kind.as_str().to_string(),
-            groups: i.groups.clone(),
-            owner: i.owner.as_ref().map(ToString::to_string),
-            manager: i.manager.as_ref().map(ToString::to_string),
-            disabled: i.disabled,
-            orphaned: orphaned.contains(i.name.as_str()),
-        })
+        .map(|i| IdentityView::of(i, orphaned.contains(i.name.as_str())))
         .collect();
     Ok(Json(IdentityList { identities }))
+}
+
+impl IdentityView {
+    fn of(identity: &writ_config::Identity, orphaned: bool) -> Self {
+        Self {
+            name: identity.name.to_string(),
+            kind: identity.kind.as_str().to_string(),
+            groups: identity.groups.clone(),
+            owner: identity.owner.as_ref().map(ToString::to_string),
+            manager: identity.manager.as_ref().map(ToString::to_string),
+            disabled: identity.disabled,
+            orphaned,
+        }
+    }
+}
+
+/// The caller as writ sees it: whoever the token (writ's or an identity provider's)
+/// names, and what it may see.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    #[serde(flatten)]
+    pub identity: IdentityView,
+    /// Reads everything, the audit log included (`[access]`).
+    pub auditor: bool,
+    /// As an auditor, and manages tokens and reconciles.
+    pub admin: bool,
+}
+
+#[utoipa::path(get, path = "/v1/whoami",
+    responses((status = 200, body = WhoAmI), (status = 401)))]
+pub async fn whoami(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<WhoAmI>, ApiError> {
+    let config = state.engine.config();
+    let identity = config.identity(caller.name.as_str()).ok_or_else(|| {
+        writ_engine::EngineError::new(
+            writ_engine::ErrorCode::TokenIdentityUnknown,
+            format!("{} is no longer a configured identity", caller.name),
+        )
+    })?;
+    let orphaned = config.orphaned().any(|i| i.name == identity.name);
+    Ok(Json(WhoAmI {
+        identity: IdentityView::of(identity, orphaned),
+        auditor: state.engine.is_auditor(&caller),
+        admin: state.engine.is_admin(&caller),
+    }))
 }

@@ -28,7 +28,7 @@ pub struct ClientArgs {
     /// The writ server (default: the address in --config).
     #[arg(long, global = true, env = "WRIT_SERVER")]
     pub server: Option<String>,
-    /// A bearer token from `writ token issue`.
+    /// A bearer token: from `writ token issue`, or one your OpenID Connect provider issued for writ.
     #[arg(long, global = true, env = "WRIT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Print JSON instead of text.
@@ -181,6 +181,12 @@ pub enum Command {
         /// Only services and agents whose owner is disabled.
         #[arg(long)]
         orphaned: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Who the server takes you for: the identity your token names, its groups, and
+    /// whether it is an auditor or an admin.
+    Whoami {
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -458,6 +464,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .list_identities(orphaned)
                 .await
         }
+        Command::Whoami { client } => client::Client::new(&config, &client)?.whoami().await,
         Command::Credential { grant, client } => {
             client::Client::new(&config, &client)?
                 .collect_credential(&grant)

@@ -380,6 +380,12 @@ impl Client {
         Ok(())
     }
 
+    pub async fn whoami(&self) -> Result<(), Failure> {
+        let me = self.call(Method::GET, "/v1/whoami", &[], None).await?;
+        self.print(&me, output::whoami);
+        Ok(())
+    }
+
     pub async fn list_tokens(&self, identity: Option<String>) -> Result<(), Failure> {
         let query: Vec<(&str, String)> = identity.map(|i| ("identity", i)).into_iter().collect();
         let list = self.call(Method::GET, "/v1/tokens", &query, None).await?;

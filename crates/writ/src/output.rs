@@ -405,6 +405,33 @@ pub fn identity_list(value: &Value) -> String {
     out
 }
 
+pub fn whoami(value: &Value) -> String {
+    let text = |key: &str| value[key].as_str().unwrap_or("-").to_string();
+    let groups: Vec<&str> = value["groups"]
+        .as_array()
+        .map(|groups| groups.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let yes = |key: &str| if value[key] == true { "yes" } else { "no" };
+    let mut out = format!("{} ({})\n", text("name"), text("kind"));
+    let _ = writeln!(
+        out,
+        "groups:  {}",
+        if groups.is_empty() {
+            "-".to_string()
+        } else {
+            groups.join(", ")
+        }
+    );
+    if value["manager"].is_string() {
+        let _ = writeln!(out, "manager: {}", text("manager"));
+    }
+    if value["owner"].is_string() {
+        let _ = writeln!(out, "owner:   {}", text("owner"));
+    }
+    let _ = writeln!(out, "auditor: {}, admin: {}", yes("auditor"), yes("admin"));
+    out
+}
+
 pub fn token_list(value: &Value) -> String {
     let tokens = value["tokens"].as_array().cloned().unwrap_or_default();
     if tokens.is_empty() {

@@ -298,6 +298,7 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
             Who::Auditor | Who::Admin => List("identities", 10),
             _ => List("identities", 1),
         }),
+        get("/v1/whoami".into(), |_| Status(200)),
         get("/v1/audit".into(), |w| match w {
             Who::Auditor | Who::Admin => Status(200),
             _ => Status(403),

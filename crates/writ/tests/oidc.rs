@@ -223,6 +223,19 @@ disabled = true
         .await;
     assert_eq!(status, 201, "{request}\n{}", writ.log());
     assert_eq!(request["requester"], "alice");
+    let (status, me) = writ.get("/v1/whoami", &alice).await;
+    assert_eq!(
+        (status, me["name"].as_str(), me["admin"].as_bool()),
+        (200, Some("alice"), Some(false)),
+        "{me}"
+    );
+    let whoami = writ.run(&["whoami", "--token", &alice]);
+    assert!(
+        whoami.status.success() && support::stdout(&whoami).starts_with("alice (user)"),
+        "{}{}",
+        support::stdout(&whoami),
+        support::stderr(&whoami)
+    );
 
     // Valid tokens for people writ does not know, or who are disabled.
     let carol = provider.token_for("carol").await;
