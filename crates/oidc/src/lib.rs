@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine as _;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use tokio::sync::Mutex;
+use tokio::sync::RwLock;
 use writ_config::OidcProvider;
 
 /// Clock skew tolerated between writ and a provider.
@@ -48,7 +48,8 @@ struct KeyCache {
 
 struct Provider {
     config: OidcProvider,
-    cache: Mutex<KeyCache>,
+    /// Read on every token; written only when the keys are fetched.
+    cache: RwLock<KeyCache>,
 }
 
 /// Checks bearer tokens against the configured providers. Builds nothing over the
@@ -131,7 +132,7 @@ impl OidcVerifier {
                 .iter()
                 .map(|config| Provider {
                     config: config.clone(),
-                    cache: Mutex::new(KeyCache {
+                    cache: RwLock::new(KeyCache {
                         jwks_uri: None,
                         keys: HashMap::new(),
                         fetched_at: None,
@@ -234,7 +235,11 @@ impl Provider {
         http: &reqwest::Client,
         kid: &str,
     ) -> Result<(Algorithm, DecodingKey), OidcError> {
-        let mut cache = self.cache.lock().await;
+        if let Some(found) = self.cache.read().await.keys.get(kid) {
+            return Ok(found.clone());
+        }
+        let mut cache = self.cache.write().await;
+        // Another caller may have fetched them while this one waited.
         if let Some(found) = cache.keys.get(kid) {
             return Ok(found.clone());
         }
