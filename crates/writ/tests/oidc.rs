@@ -316,6 +316,22 @@ disabled = true
         }
     }
 
+    // Groups come from writ's identities: a groups claim the provider adds (or anyone
+    // who controls it) makes nobody an admin or an auditor.
+    let claiming_admin = provider.crafted(
+        rs256.clone(),
+        claims(json!({"groups": ["admins", "auditors"], "roles": ["admin"]})),
+    );
+    let (status, me) = writ.get("/v1/whoami", &claiming_admin).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        (me["admin"].as_bool(), me["auditor"].as_bool()),
+        (Some(false), Some(false)),
+        "{me}"
+    );
+    assert_eq!(me["groups"], json!(["engineers"]));
+    assert_eq!(writ.get("/v1/audit", &claiming_admin).await.0, 403);
+
     // Forged without the key: alg none, HS256 keyed with the public key, a payload
     // changed under a real signature.
     let body = b64(claims(json!({})).to_string().as_bytes());
