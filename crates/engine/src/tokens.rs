@@ -157,10 +157,7 @@ impl Engine {
     ) -> Result<Caller, EngineError> {
         let verified = oidc.verify(token).await.map_err(|error| match error {
             writ_oidc::OidcError::Refused(why) => EngineError::unauthenticated(why),
-            unavailable @ writ_oidc::OidcError::Unavailable { .. } => EngineError::new(
-                ErrorCode::IdentityProviderUnavailable,
-                unavailable.to_string(),
-            ),
+            other => EngineError::new(ErrorCode::IdentityProviderUnavailable, other.to_string()),
         })?;
         self.caller_named(&verified.username)
     }

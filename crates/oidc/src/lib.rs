@@ -31,6 +31,9 @@ pub enum OidcError {
     /// until it answers (fail closed).
     #[error("the identity provider {issuer} did not answer: {problem}")]
     Unavailable { issuer: String, problem: String },
+    /// No HTTP client could be built (at start-up).
+    #[error("cannot build an HTTP client: {0}")]
+    Client(String),
 }
 
 /// An accepted token: who issued it, and the name it gives the caller.
@@ -119,10 +122,7 @@ impl OidcVerifier {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(FETCH_TIMEOUT)
             .build()
-            .map_err(|e| OidcError::Unavailable {
-                issuer: String::new(),
-                problem: format!("no HTTP client: {e}"),
-            })?;
+            .map_err(|e| OidcError::Client(e.to_string()))?;
         Ok(Self::with_client(providers, http))
     }
 
