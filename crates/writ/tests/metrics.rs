@@ -12,23 +12,11 @@ mod support;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use support::{Writ, free_port};
+use support::{NOOP_CONFIG, Writ, free_port};
 
-const CONFIG: &str = r#"
-[storage]
-url = "sqlite://writ.db"
-
-[[target]]
-name = "t"
-kind = "noop"
-
-[[entitlement]]
-id = "t/read"
-target = "t"
-role = "read"
-sensitivity = "low"
-max_duration = "1h"
-
+/// The test kit's configuration plus a ticketing system and a notify sink, so their
+/// labelled series exist.
+const ITSM_AND_SINK: &str = r#"
 [[itsm]]
 name = "jira"
 kind = "jira"
@@ -44,12 +32,10 @@ fields = { entitlement = "customfield_10050" }
 name = "siem"
 url = "http://127.0.0.1:9/events"
 
-[[user]]
-name = "alice"
 "#;
 
 async fn started(server: &str) -> Writ {
-    let mut writ = Writ::new(CONFIG, &[("p.cedar", "")]);
+    let mut writ = Writ::new(&format!("{NOOP_CONFIG}{ITSM_AND_SINK}"), &[("p.cedar", "")]);
     if !server.is_empty() {
         writ.set_server(server);
     }

@@ -323,7 +323,6 @@ fn send_signal(pid: u32, signal: &str) {
         .status();
 }
 
-/// Milliseconds since the epoch, as webhook senders stamp their deliveries.
 /// A configuration most end-to-end tests can start from: SQLite, a `noop` target `t`
 /// with a low-sensitivity entitlement `t/read`, and the user alice.
 pub const NOOP_CONFIG: &str = r#"
@@ -413,6 +412,7 @@ pub async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bo
     done()
 }
 
+/// Milliseconds since the epoch, as webhook senders stamp their deliveries.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
