@@ -7,19 +7,33 @@ use writ_engine::{Caller, EngineError};
 use crate::AppState;
 use crate::error::{ApiError, INVALID_TOKEN_CHALLENGE};
 
-/// An authenticated caller. Handlers that take one cannot run without a valid token.
+/// An authenticated caller. Handlers that take one cannot run without a valid token
+/// (or, over mutual TLS, a client certificate that proves a service or agent).
 pub struct Authenticated(pub Caller);
+
+/// The SPIFFE ID in the client certificate of a mutual-TLS connection, verified against
+/// `[server] client_ca` in the handshake; `writ serve` adds it to each request on such
+/// a connection.
+#[derive(Debug, Clone)]
+pub struct ClientCertificateId(pub String);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                EngineError::unauthenticated("missing Authorization: Bearer <token> header")
-            })?;
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            // No token: a client certificate may still prove a workload.
+            let Some(ClientCertificateId(uri)) = parts.extensions.get::<ClientCertificateId>()
+            else {
+                return Err(EngineError::unauthenticated(
+                    "missing Authorization: Bearer <token> header",
+                )
+                .into());
+            };
+            let caller = state.engine.authenticate_certificate(uri)?;
+            state.limits.check_identity(caller.name.as_str())?;
+            return Ok(Self(caller));
+        };
         // The scheme is case-insensitive (RFC 9110 §11.1).
         let token = header
             .to_str()

@@ -36,6 +36,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use writ_engine::Engine;
 
+pub use auth::ClientCertificateId;
 pub use grants::GrantView;
 pub use metrics_route::install_metrics_recorder;
 

@@ -1,8 +1,10 @@
 //! `[keys]`: the keys writ keeps outside its database, and `[access]`: the groups whose
-//! members see everything.
+//! members see everything, and who writ's own tokens are for.
 
 use std::fmt;
 use std::path::PathBuf;
+
+use writ_domain::IdentityKind;
 
 use crate::ConfigError;
 use crate::raw::{RawAccess, RawKeys};
@@ -56,6 +58,10 @@ pub struct Access {
     pub auditor_groups: Vec<String>,
     /// As auditors, and may reconcile and list or revoke anyone's tokens.
     pub admin_groups: Vec<String>,
+    /// The identity kinds writ's own tokens are issued to and accepted for; the others
+    /// prove who they are with an OIDC provider's or a workload issuer's tokens, or a
+    /// client certificate.
+    pub static_token_kinds: Vec<IdentityKind>,
 }
 
 pub(crate) fn validate_keys(check: &Checker<'_>, raw: RawKeys) -> Result<Keys, ConfigError> {
@@ -102,15 +108,30 @@ pub(crate) fn validate_keys(check: &Checker<'_>, raw: RawKeys) -> Result<Keys, C
     })
 }
 
-pub(crate) fn validate_access(raw: RawAccess) -> Access {
+pub(crate) fn validate_access(check: &Checker<'_>, raw: RawAccess) -> Result<Access, ConfigError> {
     let groups = |given: Option<Vec<crate::env::EnvString>>, default: &[&str]| {
         given.map_or_else(
             || default.iter().map(|g| g.to_string()).collect(),
             |given| given.into_iter().map(|g| g.0).collect(),
         )
     };
-    Access {
+    let static_token_kinds = match raw.static_tokens {
+        None => vec![
+            IdentityKind::User,
+            IdentityKind::Service,
+            IdentityKind::Agent,
+        ],
+        Some(kinds) => {
+            let mut parsed = Vec::new();
+            for (i, kind) in kinds.iter().enumerate() {
+                parsed.push(check.identity_kind(&format!("access.static_tokens[{i}]"), &kind.0)?);
+            }
+            parsed
+        }
+    };
+    Ok(Access {
         auditor_groups: groups(raw.auditors, DEFAULT_AUDITOR_GROUPS),
         admin_groups: groups(raw.admins, DEFAULT_ADMIN_GROUPS),
-    }
+        static_token_kinds,
+    })
 }

@@ -7,7 +7,9 @@ mod itsm;
 mod keys;
 mod oidc;
 mod raw;
+mod tls;
 mod validate;
+mod workload;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,7 +24,11 @@ pub use itsm::{
 };
 pub use keys::{Access, KeySource, Keys, SecretKey};
 pub use oidc::{DEFAULT_USERNAME_CLAIM, OidcProvider};
+pub use tls::{ClientCa, Tls};
 pub use validate::DEFAULT_PENDING_TTL_SECONDS;
+pub use workload::{
+    DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, JwksSource, WorkloadBinding, WorkloadIssuer,
+};
 
 /// A configuration error: which file, where, and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +55,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Serves only `/metrics`, without a token (for a scraper on a private network).
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS for the API listener; `None`: plaintext HTTP.
+    pub tls: Option<Tls>,
+    /// Plaintext on a non-loopback address was asked for explicitly.
+    pub allow_plaintext: bool,
     /// What one client may ask of the HTTP server (docs/configuration.md).
     pub http: HttpLimits,
     /// A sqlx database URL; SQLite paths are already resolved against the config folder.
@@ -77,6 +87,8 @@ pub struct Config {
     pub checkpoints: Checkpoints,
     /// OpenID Connect providers whose tokens are accepted as bearer tokens.
     pub oidc: Vec<OidcProvider>,
+    /// Platforms whose tokens prove services and agents (`workload` bindings).
+    pub workload_issuers: Vec<WorkloadIssuer>,
 }
 
 /// Where signed ledger checkpoints go, and how often `writ serve` takes one.
@@ -224,6 +236,9 @@ pub struct Identity {
     pub accounts: BTreeMap<String, String>,
     /// Agents: the users besides its owner it may act for (`on_behalf_of`).
     pub delegates: Vec<IdentityName>,
+    /// Services and agents: the platform tokens and client certificates that prove
+    /// a caller is this identity.
+    pub workloads: Vec<WorkloadBinding>,
 }
 
 impl Identity {

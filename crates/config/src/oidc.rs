@@ -20,7 +20,7 @@ pub struct OidcProvider {
 
 /// `https://`, or `http://` only to this machine (a provider started beside writ):
 /// keys fetched in plaintext over a network could be anyone's.
-fn is_acceptable_issuer(issuer: &str) -> bool {
+pub(crate) fn is_acceptable_url(issuer: &str) -> bool {
     if issuer.starts_with("https://") {
         return true;
     }
@@ -40,7 +40,7 @@ pub(crate) fn validate_oidc(
     for (index, raw) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("oidc[{index}].{field}");
         let issuer = raw.issuer.0;
-        if !is_acceptable_issuer(&issuer) {
+        if !is_acceptable_url(&issuer) {
             return Err(check.invalid(
                 key("issuer"),
                 format!(
@@ -75,7 +75,7 @@ pub(crate) fn validate_oidc(
 
 #[cfg(test)]
 mod tests {
-    use super::is_acceptable_issuer;
+    use super::is_acceptable_url;
 
     #[test]
     fn plaintext_issuers_are_accepted_only_on_this_machine() {
@@ -85,7 +85,7 @@ mod tests {
             "http://localhost/x",
             "http://[::1]:9000",
         ] {
-            assert!(is_acceptable_issuer(ok), "{ok}");
+            assert!(is_acceptable_url(ok), "{ok}");
         }
         for bad in [
             "http://idp.example.com",
@@ -94,7 +94,7 @@ mod tests {
             "ftp://127.0.0.1",
             "127.0.0.1",
         ] {
-            assert!(!is_acceptable_issuer(bad), "{bad}");
+            assert!(!is_acceptable_url(bad), "{bad}");
         }
     }
 }

@@ -41,6 +41,31 @@ pub struct RawConfig {
     pub access: RawAccess,
     #[serde(default)]
     pub oidc: Vec<RawOidc>,
+    #[serde(default, rename = "workload_issuer")]
+    pub workload_issuers: Vec<RawWorkloadIssuer>,
+}
+
+/// `[[workload_issuer]]`: a platform that issues tokens to workloads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkloadIssuer {
+    pub name: EnvString,
+    pub issuer: EnvString,
+    pub audience: EnvString,
+    pub jwks_url: Option<EnvString>,
+    pub jwks_file: Option<EnvString>,
+    pub max_lifetime: Option<EnvString>,
+}
+
+/// One entry of a service's or agent's `workload` list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    pub issuer: Option<EnvString>,
+    pub subject: Option<EnvString>,
+    #[serde(default)]
+    pub claims: BTreeMap<String, EnvString>,
+    pub client_certificate: Option<EnvString>,
 }
 
 /// `[[oidc]]`: an OpenID Connect provider.
@@ -74,6 +99,8 @@ pub struct RawKeys {
 pub struct RawAccess {
     pub auditors: Option<Vec<EnvString>>,
     pub admins: Option<Vec<EnvString>>,
+    /// The identity kinds writ's own tokens (`writ token issue`) are accepted for.
+    pub static_tokens: Option<Vec<EnvString>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +116,15 @@ pub struct RawServer {
     pub rate_limit: Option<toml::Value>,
     /// Webhook deliveries per second per source address, or "off".
     pub webhook_rate_limit: Option<toml::Value>,
+    /// PEM certificate chain and private key: the API is served over TLS.
+    pub tls_cert: Option<EnvString>,
+    pub tls_key: Option<EnvString>,
+    /// PEM CA certificates that client certificates must chain to (mutual TLS).
+    pub client_ca: Option<EnvString>,
+    /// "required" (default) or "optional".
+    pub client_cert: Option<EnvString>,
+    /// Serve plaintext HTTP on a non-loopback address (behind a TLS-terminating proxy).
+    pub allow_plaintext: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +204,8 @@ pub struct RawIdentity {
     pub disabled: Option<bool>,
     #[serde(default)]
     pub delegates: Vec<EnvString>,
+    #[serde(default)]
+    pub workload: Vec<RawWorkload>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -80,6 +80,18 @@ impl Checker<'_> {
         Ok(name)
     }
 
+    pub(crate) fn identity_kind(&self, key: &str, text: &str) -> Result<IdentityKind, ConfigError> {
+        match text {
+            "user" => Ok(IdentityKind::User),
+            "service" => Ok(IdentityKind::Service),
+            "agent" => Ok(IdentityKind::Agent),
+            other => Err(self.invalid(
+                key,
+                format!("{other:?} is not an identity kind (user, service, agent)"),
+            )),
+        }
+    }
+
     fn identity_name(&self, key: &str, text: &str) -> Result<IdentityName, ConfigError> {
         text.parse()
             .map_err(|error: writ_domain::InvalidId| self.invalid(key, error.to_string()))
@@ -127,9 +139,10 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
 
+    let (tls, allow_plaintext) = crate::tls::validate_tls(&check, &raw.server, listen)?;
     let http = http_limits(&check, &raw.server)?;
     let keys = crate::keys::validate_keys(&check, raw.keys)?;
-    let access = crate::keys::validate_access(raw.access);
+    let access = crate::keys::validate_access(&check, raw.access)?;
     let checkpoints = crate::Checkpoints {
         file: check.relative(
             raw.audit
@@ -159,18 +172,8 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         Some(kinds) => {
             let mut parsed = Vec::new();
             for (i, kind) in kinds.iter().enumerate() {
-                let key = format!("requests.approver_kinds[{i}]");
-                parsed.push(match kind.0.as_str() {
-                    "user" => IdentityKind::User,
-                    "service" => IdentityKind::Service,
-                    "agent" => IdentityKind::Agent,
-                    other => {
-                        return Err(check.invalid(
-                            key,
-                            format!("{other:?} is not an identity kind (user, service, agent)"),
-                        ));
-                    }
-                });
+                parsed
+                    .push(check.identity_kind(&format!("requests.approver_kinds[{i}]"), &kind.0)?);
             }
             parsed
         }
@@ -201,6 +204,11 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let oidc = crate::oidc::validate_oidc(&check, raw.oidc)?;
+    let workload_issuers = crate::workload::validate_workload_issuers(
+        &check,
+        raw.workload_issuers,
+        &oidc.iter().map(|p| p.issuer.as_str()).collect::<Vec<_>>(),
+    )?;
     let mut itsms = BTreeMap::new();
     for (index, raw) in raw.itsms.into_iter().enumerate() {
         let itsm = crate::itsm::validate_itsm(&check, index, raw)?;
@@ -369,10 +377,19 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         raw.agents,
     )?;
 
+    crate::workload::check_bindings(
+        &check,
+        &identities,
+        &workload_issuers,
+        tls.as_ref().is_some_and(|tls| tls.client_ca.is_some()),
+    )?;
+
     Ok(Config {
         path: path.to_path_buf(),
         listen,
         metrics_listen,
+        tls,
+        allow_plaintext,
         http,
         storage_url,
         policy_dir,
@@ -389,6 +406,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         access,
         checkpoints,
         oidc,
+        workload_issuers,
     })
 }
 
@@ -664,6 +682,13 @@ fn validate_identities(
             }
             _ => {}
         }
+        if kind == IdentityKind::User && !raw.workload.is_empty() {
+            return Err(check.invalid(
+                key("workload"),
+                "people sign in through an [[oidc]] provider; workload identity is for services and agents",
+            ));
+        }
+        let workloads = crate::workload::validate_bindings(check, &key, raw.workload)?;
         if kind != IdentityKind::Agent && !raw.delegates.is_empty() {
             return Err(check.invalid(
                 key("delegates"),
@@ -701,6 +726,7 @@ fn validate_identities(
                 accounts,
                 disabled: raw.disabled.unwrap_or(false),
                 delegates,
+                workloads,
             },
         );
     }
@@ -955,6 +981,32 @@ owner = "alice"
                 "server.metrics_listen: \"9464\" is not an address",
             ),
             (
+                GOOD.replace("127.0.0.1:7171", "0.0.0.0:7171"),
+                "server.listen: 0.0.0.0:7171 is reachable from other machines",
+            ),
+            (
+                GOOD.replace(
+                    "listen = \"127.0.0.1:7171\"",
+                    "listen = \"127.0.0.1:7171\"\ntls_cert = \"a.pem\"",
+                ),
+                "server.tls_key: is missing",
+            ),
+            (
+                GOOD.replace(
+                    "listen = \"127.0.0.1:7171\"",
+                    "listen = \"127.0.0.1:7171\"\nclient_ca = \"ca.pem\"",
+                ),
+                "server.client_ca: needs server.tls_cert and server.tls_key",
+            ),
+            (
+                GOOD.replace(
+                    "listen = \"127.0.0.1:7171\"",
+                    "listen = \"127.0.0.1:7171\"\ntls_cert = \"a.pem\"\ntls_key = \"k.pem\"\n\
+                     client_ca = \"ca.pem\"\nclient_cert = \"sometimes\"",
+                ),
+                "server.client_cert: \"sometimes\" is not \"required\" or \"optional\"",
+            ),
+            (
                 GOOD.replace(
                     "postgres://postgres@127.0.0.1:5432/test",
                     "${WRIT_SURELY_UNSET_VAR}",
@@ -970,6 +1022,28 @@ owner = "alice"
                 "{error:?} should contain {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn tls_files_are_relative_to_the_config_and_client_certificates_required_by_default() {
+        let config = load(&GOOD.replace(
+            "listen = \"127.0.0.1:7171\"",
+            "listen = \"0.0.0.0:7171\"\ntls_cert = \"tls/writ.pem\"\ntls_key = \"/keys/writ.key\"\n\
+             client_ca = \"tls/clients.pem\"",
+        ))
+        .expect("valid");
+        let tls = config.tls.expect("tls");
+        assert_eq!(tls.cert, PathBuf::from("/etc/writ/tls/writ.pem"));
+        assert_eq!(tls.key, PathBuf::from("/keys/writ.key"));
+        let client_ca = tls.client_ca.expect("client_ca");
+        assert_eq!(client_ca.file, PathBuf::from("/etc/writ/tls/clients.pem"));
+        assert!(client_ca.required);
+        let plain = load(&GOOD.replace(
+            "listen = \"127.0.0.1:7171\"",
+            "listen = \"0.0.0.0:7171\"\nallow_plaintext = true",
+        ))
+        .expect("plaintext, explicitly");
+        assert!(plain.tls.is_none() && plain.allow_plaintext);
     }
 
     #[test]

@@ -70,6 +70,8 @@ error_codes! {
     TokenIdentityUnknown = "token_identity_unknown" => Unauthenticated,
     /// A valid token of a disabled identity.
     TokenIdentityDisabled = "token_identity_disabled" => Unauthenticated,
+    /// writ's own token for an identity kind `[access] static_tokens` leaves out.
+    StaticTokensDisabled = "static_tokens_disabled" => Unauthenticated,
 
     NotAnAuditor = "not_an_auditor" => Forbidden,
     NotAnAdmin = "not_an_admin" => Forbidden,

@@ -4,9 +4,10 @@
 use base64::Engine as _;
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use writ_config::Config;
-use writ_domain::Timestamp;
+use writ_config::{Config, WorkloadBinding};
 use writ_domain::ledger::{EventKind, SystemActor};
+use writ_domain::{IdentityKind, Timestamp};
+use writ_oidc::TokenSubject;
 use writ_store::{Store, TOKEN_ID_LEN, TokenListing, TokenRecord};
 
 use crate::keys::TokenKey;
@@ -58,6 +59,7 @@ pub async fn issue_token(
                 format!("{} is disabled in the configuration", identity.name),
             ));
         }
+        refuse_static_token(config, identity.kind)?;
         if !(1..=TOKEN_TTL_MAX_SECONDS).contains(&ttl_seconds) {
             return Err(EngineError::new(
                 ErrorCode::InvalidTtl,
@@ -83,6 +85,20 @@ pub async fn issue_token(
         tx.commit().await?;
         Ok(token)
     }
+}
+
+/// writ's own tokens are refused for the kinds `[access] static_tokens` leaves out.
+fn refuse_static_token(config: &Config, kind: IdentityKind) -> Result<(), EngineError> {
+    if config.access.static_token_kinds.contains(&kind) {
+        return Ok(());
+    }
+    Err(EngineError::new(
+        ErrorCode::StaticTokensDisabled,
+        format!(
+            "writ's own tokens are not accepted for {}s ([access] static_tokens); sign in with the identity provider, or use a workload token or client certificate",
+            kind.as_str()
+        ),
+    ))
 }
 
 fn no_token_key() -> EngineError {
@@ -145,7 +161,29 @@ impl Engine {
                 "the bearer token has expired; issue a new one with `writ token issue`",
             ));
         }
-        self.caller_named(&record.identity)
+        let caller = self.caller_named(&record.identity)?;
+        refuse_static_token(&self.config, caller.kind)?;
+        Ok(caller)
+    }
+
+    /// A client certificate verified against `[server] client_ca`: the service or agent
+    /// whose `workload` names its URI SAN (a SPIFFE ID).
+    pub fn authenticate_certificate(&self, uri: &str) -> Result<Caller, EngineError> {
+        let mut proven = self.config.identities.values().filter(|identity| {
+            identity
+                .workloads
+                .iter()
+                .any(|binding| matches!(binding, WorkloadBinding::ClientCertificate(bound) if bound == uri))
+        });
+        match (proven.next(), proven.next()) {
+            (Some(identity), None) => self.caller_named(identity.name.as_str()),
+            _ => Err(EngineError::new(
+                ErrorCode::TokenIdentityUnknown,
+                format!(
+                    "the client certificate names {uri:?}, which proves no configured service or agent"
+                ),
+            )),
+        }
     }
 
     /// A token from an OpenID Connect provider: checked there, then mapped to the
@@ -159,7 +197,38 @@ impl Engine {
             writ_oidc::OidcError::Refused(why) => EngineError::unauthenticated(why),
             other => EngineError::new(ErrorCode::IdentityProviderUnavailable, other.to_string()),
         })?;
-        self.caller_named(&verified.username)
+        match verified.subject {
+            TokenSubject::Person(username) => self.caller_named(&username),
+            TokenSubject::Workload {
+                issuer_name,
+                subject,
+                claims,
+            } => {
+                let mut proven = self.config.identities.values().filter(|identity| {
+                    identity.workloads.iter().any(|binding| {
+                        binding.matches_token(&issuer_name, &subject, |name| {
+                            claims.get(name).and_then(serde_json::Value::as_str)
+                        })
+                    })
+                });
+                match (proven.next(), proven.next()) {
+                    (Some(identity), None) => self.caller_named(identity.name.as_str()),
+                    (Some(first), Some(second)) => Err(EngineError::new(
+                        ErrorCode::TokenIdentityUnknown,
+                        format!(
+                            "the {issuer_name} token for {subject:?} proves both {} and {}; a token must prove one identity (tighten their claim conditions)",
+                            first.name, second.name
+                        ),
+                    )),
+                    (None, _) => Err(EngineError::new(
+                        ErrorCode::TokenIdentityUnknown,
+                        format!(
+                            "the {issuer_name} token for {subject:?} proves no configured service or agent (no workload binding matches its sub and claims)"
+                        ),
+                    )),
+                }
+            }
+        }
     }
 
     /// The caller a valid token names: a configured identity that is not disabled.

@@ -2,16 +2,14 @@
 //! token at a time, fetched on first use, fetched again shortly before it expires, and
 //! once more when the system answers 401 (the token was revoked, or clocks disagree).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use oauth2::basic::BasicClient;
 use oauth2::{
-    AsyncHttpClient, AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, HttpRequest,
-    HttpResponse, Scope, TokenResponse, TokenUrl,
+    AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, Scope, TokenResponse, TokenUrl,
 };
 use tokio::sync::Mutex;
+use writ_oidc::signin::OAuthHttp;
 
 use crate::ItsmError;
 
@@ -26,27 +24,8 @@ pub(crate) struct TokenSource {
     system: String,
     client: TokenClient,
     scope: Option<String>,
-    http: TokenHttp,
+    http: OAuthHttp,
     current: Mutex<Option<Token>>,
-}
-
-/// writ's own HTTP client, as the `oauth2` crate calls one.
-struct TokenHttp(reqwest::Client);
-
-impl<'c> AsyncHttpClient<'c> for TokenHttp {
-    type Error = reqwest::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, reqwest::Error>> + Send + 'c>>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let response = self.0.execute(reqwest::Request::try_from(request)?).await?;
-            let mut answer = HttpResponse::new(Vec::new());
-            *answer.status_mut() = response.status();
-            *answer.headers_mut() = response.headers().clone();
-            *answer.body_mut() = response.bytes().await?.to_vec();
-            Ok(answer)
-        })
-    }
 }
 
 struct Token {
@@ -87,7 +66,7 @@ impl TokenSource {
             system: system.to_string(),
             client,
             scope: scope.map(str::to_string),
-            http: TokenHttp(http),
+            http: OAuthHttp(http),
             current: Mutex::new(None),
         })
     }

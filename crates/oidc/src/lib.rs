@@ -1,23 +1,30 @@
-//! Bearer tokens from OpenID Connect providers (`[[oidc]]`): the provider's signing keys
-//! are discovered from its issuer (`/.well-known/openid-configuration`, then `jwks_uri`),
-//! cached, and fetched again when a token names a key not seen yet — at most once per
-//! [`REFETCH_INTERVAL`], so key rotation needs no restart and forged `kid`s cannot make
-//! writ hammer the provider. A token is accepted only if it is signed with an asymmetric
-//! algorithm (RS256, ES256, EdDSA) by a key its issuer publishes for that algorithm,
-//! names writ's audience, and is within its `exp`/`nbf`/`iat` (with [`LEEWAY_SECONDS`]).
+//! Bearer tokens signed by someone writ trusts: OpenID Connect providers (`[[oidc]]`),
+//! whose tokens name a person, and workload issuers (`[[workload_issuer]]`:
+//! Kubernetes, GitHub Actions, SPIFFE), whose tokens name a workload by `sub`. The
+//! signing keys are discovered from the issuer (`/.well-known/openid-configuration`,
+//! then `jwks_uri`) or read from a configured URL or file, cached, and fetched again
+//! when a token names a key not seen yet — at most once per [`REFETCH_INTERVAL`], so key
+//! rotation needs no restart and forged `kid`s cannot make writ hammer the issuer. A
+//! token is accepted only if it is signed with an asymmetric algorithm (RS256, ES256,
+//! EdDSA) by a key its issuer publishes for that algorithm, names writ's audience, and
+//! is within its `exp`/`nbf`/`iat` (with [`LEEWAY_SECONDS`]); a workload token must also
+//! not live longer than its issuer's `max_lifetime`.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime};
+mod keys;
+pub mod signin;
+
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use tokio::sync::RwLock;
-use writ_config::OidcProvider;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+use writ_config::{OidcProvider, WorkloadIssuer};
 
-/// Clock skew tolerated between writ and a provider.
+use crate::keys::KeySource;
+
+/// Clock skew tolerated between writ and an issuer.
 pub const LEEWAY_SECONDS: u64 = 60;
-/// The least time between two fetches of one provider's keys.
+/// The least time between two fetches of one issuer's keys.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -27,7 +34,7 @@ pub enum OidcError {
     /// The token is not one writ accepts; the text says why, for the caller.
     #[error("{0}")]
     Refused(String),
-    /// The provider could not be asked for its keys: nothing can be accepted from it
+    /// The issuer could not be asked for its keys: nothing can be accepted from it
     /// until it answers (fail closed).
     #[error("the identity provider {issuer} did not answer: {problem}")]
     Unavailable { issuer: String, problem: String },
@@ -36,29 +43,48 @@ pub enum OidcError {
     Client(String),
 }
 
-/// An accepted token: who issued it, and the name it gives the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An accepted token: who issued it, and whom it names.
+#[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedToken {
     pub issuer: String,
-    pub username: String,
+    pub subject: TokenSubject,
 }
 
-struct KeyCache {
-    jwks_uri: Option<String>,
-    keys: HashMap<String, (Algorithm, DecodingKey)>,
-    fetched_at: Option<Instant>,
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenSubject {
+    /// A person, by the provider's username claim.
+    Person(String),
+    /// A workload: the `[[workload_issuer]]`'s name, the token's `sub`, and all its
+    /// claims (for the bindings' claim conditions).
+    Workload {
+        issuer_name: String,
+        subject: String,
+        claims: Map<String, Value>,
+    },
 }
 
-struct Provider {
-    config: OidcProvider,
-    /// Read on every token; written only when the keys are fetched.
-    cache: RwLock<KeyCache>,
+/// What an issuer's tokens say about the caller.
+enum Names {
+    Person {
+        username_claim: String,
+    },
+    Workload {
+        name: String,
+        max_lifetime_seconds: i64,
+    },
 }
 
-/// Checks bearer tokens against the configured providers. Builds nothing over the
-/// network until the first token arrives.
+struct Issuer {
+    issuer: String,
+    audience: String,
+    names: Names,
+    keys: KeySource,
+}
+
+/// Checks bearer tokens against the configured issuers. Fetches nothing until the
+/// first token arrives.
 pub struct OidcVerifier {
-    providers: Vec<Provider>,
+    issuers: Vec<Issuer>,
     http: reqwest::Client,
 }
 
@@ -67,34 +93,19 @@ impl std::fmt::Debug for OidcVerifier {
         f.debug_struct("OidcVerifier")
             .field(
                 "issuers",
-                &self
-                    .providers
-                    .iter()
-                    .map(|p| &p.config.issuer)
-                    .collect::<Vec<_>>(),
+                &self.issuers.iter().map(|i| &i.issuer).collect::<Vec<_>>(),
             )
             .finish()
     }
 }
 
-/// The algorithm a published key may sign with, from its type: asymmetric only. A
-/// symmetric key (`kty: oct`) published in a JWKS is never trusted.
-fn algorithm_of(parameters: &AlgorithmParameters) -> Option<Algorithm> {
-    match parameters {
-        AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
-        AlgorithmParameters::EllipticCurve(_) => Some(Algorithm::ES256),
-        AlgorithmParameters::OctetKeyPair(_) => Some(Algorithm::EdDSA),
-        _ => None,
-    }
-}
-
-/// The unverified claims, only to find which provider to check the token against.
+/// The unverified claims, only to find which issuer to check the token against.
 fn unverified_issuer(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
     claims["iss"].as_str().map(str::to_string)
 }
 
@@ -112,10 +123,19 @@ fn describe(error: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl OidcVerifier {
-    /// A verifier for these providers, with its own HTTP client (no redirects: keys
-    /// come from where the issuer says, or not at all).
-    pub fn new(providers: &[OidcProvider]) -> Result<Self, OidcError> {
+    /// A verifier for these issuers, with its own HTTP client (no redirects: keys come
+    /// from where the issuer says, or not at all).
+    pub fn new(
+        providers: &[OidcProvider],
+        workloads: &[WorkloadIssuer],
+    ) -> Result<Self, OidcError> {
         // rustls needs one process-wide crypto provider; writ uses ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -123,28 +143,31 @@ impl OidcVerifier {
             .timeout(FETCH_TIMEOUT)
             .build()
             .map_err(|e| OidcError::Client(e.to_string()))?;
-        Ok(Self::with_client(providers, http))
-    }
-
-    fn with_client(providers: &[OidcProvider], http: reqwest::Client) -> Self {
-        Self {
-            providers: providers
-                .iter()
-                .map(|config| Provider {
-                    config: config.clone(),
-                    cache: RwLock::new(KeyCache {
-                        jwks_uri: None,
-                        keys: HashMap::new(),
-                        fetched_at: None,
-                    }),
-                })
-                .collect(),
+        let people = providers.iter().map(|p| Issuer {
+            issuer: p.issuer.clone(),
+            audience: p.audience.clone(),
+            names: Names::Person {
+                username_claim: p.username_claim.clone(),
+            },
+            keys: KeySource::new(&p.issuer, &writ_config::JwksSource::Discovery),
+        });
+        let workloads = workloads.iter().map(|w| Issuer {
+            issuer: w.issuer.clone(),
+            audience: w.audience.clone(),
+            names: Names::Workload {
+                name: w.name.clone(),
+                max_lifetime_seconds: w.max_lifetime_seconds,
+            },
+            keys: KeySource::new(&w.issuer, &w.keys),
+        });
+        Ok(Self {
+            issuers: people.chain(workloads).collect(),
             http,
-        }
+        })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.providers.is_empty()
+        self.issuers.is_empty()
     }
 
     /// Whether `token` looks like a JWT (three base64url parts), so is one to check here.
@@ -159,7 +182,7 @@ impl OidcVerifier {
             })
     }
 
-    /// Checks `token` and says who it names.
+    /// Checks `token` and says whom it names.
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, OidcError> {
         let refused = |text: &str| OidcError::Refused(text.to_string());
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
@@ -174,19 +197,21 @@ impl OidcVerifier {
                 header.alg
             )));
         }
-        let issuer =
+        let issuer_text =
             unverified_issuer(token).ok_or_else(|| refused("the token has no issuer (iss)"))?;
-        let provider = self
-            .providers
+        let issuer = self
+            .issuers
             .iter()
-            .find(|p| p.config.issuer == issuer)
+            .find(|i| i.issuer == issuer_text)
             .ok_or_else(|| {
-                OidcError::Refused(format!("{issuer:?} is not a configured identity provider"))
+                OidcError::Refused(format!(
+                    "{issuer_text:?} is not a configured identity provider or workload issuer"
+                ))
             })?;
         let kid = header
             .kid
             .ok_or_else(|| refused("the token does not name its signing key (kid)"))?;
-        let (algorithm, key) = provider.key(&self.http, &kid).await?;
+        let (algorithm, key) = issuer.keys.key(&self.http, &kid).await?;
         if algorithm != header.alg {
             return Err(OidcError::Refused(format!(
                 "the token says {:?} but key {kid} signs with {algorithm:?}",
@@ -194,142 +219,63 @@ impl OidcVerifier {
             )));
         }
         let mut validation = Validation::new(algorithm);
-        validation.set_issuer(&[&provider.config.issuer]);
-        validation.set_audience(&[&provider.config.audience]);
+        validation.set_issuer(&[&issuer.issuer]);
+        validation.set_audience(&[&issuer.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
-        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-            token,
-            &key,
-            &validation,
-        )
-        .map_err(|e| OidcError::Refused(describe(&e)))?;
-        let claims = data.claims;
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if claims
-            .get("iat")
-            .and_then(serde_json::Value::as_u64)
-            .is_some_and(|iat| iat > now + LEEWAY_SECONDS)
-        {
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+            .map_err(|e| OidcError::Refused(describe(&e)))?
+            .claims;
+        let now = now_seconds();
+        let iat = claims.get("iat").and_then(Value::as_u64);
+        if iat.is_some_and(|iat| iat > now + LEEWAY_SECONDS) {
             return Err(refused("the token was issued in the future (iat)"));
         }
-        let claim = &provider.config.username_claim;
-        let username = claims
-            .get(claim)
-            .and_then(serde_json::Value::as_str)
-            .filter(|name| !name.is_empty())
-            .ok_or_else(|| OidcError::Refused(format!("the token has no {claim} claim")))?;
-        Ok(VerifiedToken {
-            issuer: provider.config.issuer.clone(),
-            username: username.to_string(),
-        })
-    }
-}
-
-impl Provider {
-    async fn key(
-        &self,
-        http: &reqwest::Client,
-        kid: &str,
-    ) -> Result<(Algorithm, DecodingKey), OidcError> {
-        if let Some(found) = self.cache.read().await.keys.get(kid) {
-            return Ok(found.clone());
-        }
-        let mut cache = self.cache.write().await;
-        // Another caller may have fetched them while this one waited.
-        if let Some(found) = cache.keys.get(kid) {
-            return Ok(found.clone());
-        }
-        let may_fetch = cache
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL);
-        if may_fetch {
-            let (jwks_uri, keys) = self.fetch(http, cache.jwks_uri.clone()).await?;
-            cache.jwks_uri = Some(jwks_uri);
-            cache.keys = keys;
-            cache.fetched_at = Some(Instant::now());
-            tracing::info!(issuer = %self.config.issuer, keys = cache.keys.len(), "fetched the identity provider's signing keys");
-        }
-        cache.keys.get(kid).cloned().ok_or_else(|| {
-            OidcError::Refused(format!(
-                "the token is signed with key {kid:?}, which {} does not publish",
-                self.config.issuer
-            ))
-        })
-    }
-
-    async fn fetch(
-        &self,
-        http: &reqwest::Client,
-        jwks_uri: Option<String>,
-    ) -> Result<(String, HashMap<String, (Algorithm, DecodingKey)>), OidcError> {
-        let unavailable = |problem: String| OidcError::Unavailable {
-            issuer: self.config.issuer.clone(),
-            problem,
-        };
-        let get_json = |url: String| async move {
-            let response = http
-                .get(&url)
-                .timeout(FETCH_TIMEOUT)
-                .send()
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            if !response.status().is_success() {
-                return Err(format!("{url} answered {}", response.status()));
+        let subject = match &issuer.names {
+            Names::Person { username_claim } => {
+                let username = claims
+                    .get(username_claim)
+                    .and_then(Value::as_str)
+                    .filter(|name| !name.is_empty())
+                    .ok_or_else(|| {
+                        OidcError::Refused(format!("the token has no {username_claim} claim"))
+                    })?;
+                TokenSubject::Person(username.to_string())
             }
-            response
-                .json::<serde_json::Value>()
-                .await
-                .map_err(|e| format!("{url}: {e}"))
-        };
-        let jwks_uri = match jwks_uri {
-            Some(uri) => uri,
-            None => {
-                let discovery_url = format!(
-                    "{}/.well-known/openid-configuration",
-                    self.config.issuer.trim_end_matches('/')
-                );
-                let discovery = get_json(discovery_url).await.map_err(unavailable)?;
-                // OpenID Connect Discovery §4.3: the document must be the issuer's own.
-                if discovery["issuer"].as_str() != Some(self.config.issuer.as_str()) {
-                    return Err(unavailable(format!(
-                        "its discovery document names issuer {}, not {}",
-                        discovery["issuer"], self.config.issuer
+            Names::Workload {
+                name,
+                max_lifetime_seconds,
+            } => {
+                // A token without `iat` is measured from now: what is left of it.
+                let exp = claims
+                    .get("exp")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(u64::MAX);
+                let lifetime = exp.saturating_sub(iat.unwrap_or(now));
+                let allowed = u64::try_from(*max_lifetime_seconds).unwrap_or(0);
+                if lifetime > allowed + LEEWAY_SECONDS {
+                    return Err(OidcError::Refused(format!(
+                        "the token lives {lifetime} s; {name} tokens may live at most {allowed} s (max_lifetime)"
                     )));
                 }
-                discovery["jwks_uri"]
-                    .as_str()
-                    .ok_or_else(|| unavailable("its discovery document has no jwks_uri".into()))?
-                    .to_string()
+                let subject = claims
+                    .get("sub")
+                    .and_then(Value::as_str)
+                    .filter(|sub| !sub.is_empty())
+                    .ok_or_else(|| refused("the token has no sub claim"))?
+                    .to_string();
+                TokenSubject::Workload {
+                    issuer_name: name.clone(),
+                    subject,
+                    claims,
+                }
             }
         };
-        let document = get_json(jwks_uri.clone()).await.map_err(unavailable)?;
-        let set: JwkSet = serde_json::from_value(document)
-            .map_err(|e| unavailable(format!("{jwks_uri} is not a JWK set: {e}")))?;
-        let mut keys = HashMap::new();
-        for jwk in &set.keys {
-            let Some(kid) = jwk.common.key_id.clone() else {
-                continue;
-            };
-            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
-                continue;
-            }
-            let Some(algorithm) = algorithm_of(&jwk.algorithm) else {
-                continue;
-            };
-            match DecodingKey::from_jwk(jwk) {
-                Ok(key) => {
-                    keys.insert(kid, (algorithm, key));
-                }
-                Err(error) => {
-                    tracing::warn!(issuer = %self.config.issuer, %kid, %error, "a published key could not be read; ignored");
-                }
-            }
-        }
-        Ok((jwks_uri, keys))
+        Ok(VerifiedToken {
+            issuer: issuer.issuer.clone(),
+            subject,
+        })
     }
 }
 
@@ -353,11 +299,14 @@ mod tests {
     #[tokio::test]
     async fn symmetric_and_unsigned_tokens_are_refused_before_any_key_is_fetched() {
         // No provider answers on this issuer: a refusal proves nothing was fetched.
-        let verifier = OidcVerifier::new(&[OidcProvider {
-            issuer: "http://127.0.0.1:9".into(),
-            audience: "writ".into(),
-            username_claim: "preferred_username".into(),
-        }])
+        let verifier = OidcVerifier::new(
+            &[OidcProvider {
+                issuer: "http://127.0.0.1:9".into(),
+                audience: "writ".into(),
+                username_claim: "preferred_username".into(),
+            }],
+            &[],
+        )
         .expect("a verifier");
         let b64 = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
         let payload = b64(

@@ -31,6 +31,12 @@ pub struct ClientArgs {
     /// A bearer token: from `writ token issue`, or one your OpenID Connect provider issued for writ.
     #[arg(long, global = true, env = "WRIT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM CA certificates to trust for the server's certificate, besides the system's.
+    #[arg(long, global = true, env = "WRIT_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// A PEM file with a client certificate and its key, for a server that asks for one (mutual TLS).
+    #[arg(long, global = true, env = "WRIT_CLIENT_CERT", value_name = "FILE")]
+    pub client_cert: Option<std::path::PathBuf>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,

@@ -14,6 +14,61 @@ use crate::{
     EXIT_UNAVAILABLE, EXIT_USAGE, Failure, output,
 };
 
+/// reqwest's top-level message hides the cause (refused, timed out, no route, an
+/// untrusted certificate): the innermost error says it.
+fn innermost_cause(error: &reqwest::Error) -> String {
+    let mut cause = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        cause = inner.to_string();
+        source = inner.source();
+    }
+    cause
+}
+
+/// An HTTP client that trusts the system's CAs and `--ca-file`'s, and presents
+/// `--client-cert` when the server asks for one.
+fn http_client(args: &ClientArgs) -> Result<reqwest::Client, Failure> {
+    writ_itsm::install_crypto_provider();
+    let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+    if let Some(path) = &args.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            Failure::usage(format!("--ca-file {}: cannot read: {e}", path.display()))
+        })?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Failure::usage(format!(
+                "--ca-file {}: not PEM certificates: {e}",
+                path.display()
+            ))
+        })?;
+        if roots.is_empty() {
+            return Err(Failure::usage(format!(
+                "--ca-file {}: holds no certificate",
+                path.display()
+            )));
+        }
+        builder = builder.tls_certs_merge(roots);
+    }
+    if let Some(path) = &args.client_cert {
+        let pem = std::fs::read(path).map_err(|e| {
+            Failure::usage(format!(
+                "--client-cert {}: cannot read: {e}",
+                path.display()
+            ))
+        })?;
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            Failure::usage(format!(
+                "--client-cert {}: needs a PEM certificate and its private key: {e}",
+                path.display()
+            ))
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|e| Failure::failed(format!("cannot build an HTTP client: {e}")))
+}
+
 /// What a caller without a token is told.
 const NO_TOKEN: &str =
     "no token: set WRIT_TOKEN or pass --token (get one with `writ token issue NAME`)";
@@ -27,7 +82,8 @@ pub struct Client {
     http: reqwest::Client,
     server: String,
     source: ServerSource,
-    token: String,
+    /// None: the client certificate speaks for the caller.
+    token: Option<String>,
     json: bool,
 }
 
@@ -56,23 +112,30 @@ impl Client {
                         f.message
                     ))
                 })?;
+                // A server listening on every address is reached on this machine's.
+                let mut address = config.listen;
+                if address.ip().is_unspecified() {
+                    address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                let scheme = if config.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 (
-                    format!("http://{}", config.listen),
+                    format!("{scheme}://{address}"),
                     ServerSource::Config(config.path.clone()),
                 )
             }
         };
         // `export WRIT_TOKEN=$(writ token issue NAME)` sets an empty token when the
         // command fails: that is no token, not a wrong one.
-        let token = args
-            .token
-            .clone()
-            .filter(|token| !token.trim().is_empty())
-            .ok_or_else(|| Failure::with_code(EXIT_UNAUTHENTICATED, NO_TOKEN))?;
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .map_err(|e| Failure::failed(format!("cannot build an HTTP client: {e}")))?;
+        let token = args.token.clone().filter(|token| !token.trim().is_empty());
+        // A client certificate can prove a service or agent on its own (mutual TLS).
+        if token.is_none() && args.client_cert.is_none() {
+            return Err(Failure::with_code(EXIT_UNAUTHENTICATED, NO_TOKEN));
+        }
+        let http = http_client(args)?;
         Ok(Self {
             http,
             server,
@@ -83,6 +146,21 @@ impl Client {
     }
 
     fn unreachable(&self, error: &reqwest::Error) -> Failure {
+        let cause = innermost_cause(error);
+        if cause.contains("certificate") || cause.contains("Certificate") {
+            let hint = if cause.contains("expired") {
+                "writ's certificate has expired: replace its tls_cert and tls_key files (writ serves new ones without a restart)"
+            } else {
+                "if its certificate is signed by your own CA, pass that CA with --ca-file or WRIT_CA_FILE; if writ asks for a client certificate, pass yours with --client-cert or WRIT_CLIENT_CERT"
+            };
+            return Failure::with_code(
+                EXIT_UNAVAILABLE,
+                format!(
+                    "cannot reach writ at {} over TLS: {cause}\n  {hint}",
+                    self.server
+                ),
+            );
+        }
         let from = match &self.source {
             ServerSource::Flag => "from --server".to_string(),
             ServerSource::Environment => "from WRIT_SERVER".to_string(),
@@ -92,23 +170,11 @@ impl Client {
             ServerSource::Config(path) => format!("writ serve --config {}", path.display()),
             _ => "writ serve".to_string(),
         };
-        // reqwest's top-level message hides the cause (refused, timed out, no route).
-        let mut cause = String::new();
-        let mut source = std::error::Error::source(error);
-        while let Some(inner) = source {
-            cause = inner.to_string();
-            source = inner.source();
-        }
         Failure::with_code(
             EXIT_UNAVAILABLE,
             format!(
                 "cannot reach writ at {} ({from}): {}\n  is it running? start it with `{start}`, or point --server / WRIT_SERVER at it",
-                self.server,
-                if cause.is_empty() {
-                    error.to_string()
-                } else {
-                    cause
-                }
+                self.server, cause
             ),
         )
     }
@@ -140,11 +206,10 @@ impl Client {
         body: Option<Value>,
     ) -> Result<Value, Failure> {
         let url = format!("{}{path}", self.server);
-        let mut request = self
-            .http
-            .request(method, &url)
-            .bearer_auth(&self.token)
-            .query(query);
+        let mut request = self.http.request(method, &url).query(query);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }

@@ -10,6 +10,7 @@ mod offline;
 mod output;
 mod serve;
 mod stdout;
+mod tls;
 mod when;
 
 use std::process::ExitCode;

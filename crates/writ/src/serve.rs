@@ -61,6 +61,13 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         .map_err(|error| Failure::failed(format!("{}: keys: {error}", config.path.display())))?;
     let ledger_key = writ_engine::checkpoint::LedgerKey::load(&config.keys.ledger)
         .map_err(|error| Failure::failed(format!("{}: keys: {error}", config.path.display())))?;
+    let tls = config
+        .tls
+        .clone()
+        .map(crate::tls::ReloadingTls::load)
+        .transpose()
+        .map_err(|e| Failure::failed(format!("{}: server TLS: {e}", config.path.display())))?
+        .map(Arc::new);
     let store = open_store(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -87,11 +94,18 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         policies = policy.policy_count(),
         policy_hash = policy.policy_hash(),
         storage = %writ_store::redact(&config.storage_url),
-        "writ serving on http://{}",
+        "writ serving on {}://{}",
+        if tls.is_some() { "https" } else { "http" },
         config.listen
     );
+    if tls.is_none() && !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            "serving plaintext HTTP on {} (allow_plaintext = true): bearer tokens must reach writ through a proxy that terminates TLS",
+            config.listen
+        );
+    }
 
-    let oidc = writ_oidc::OidcVerifier::new(&config.oidc)
+    let oidc = writ_oidc::OidcVerifier::new(&config.oidc, &config.workload_issuers)
         .map_err(|e| Failure::failed(format!("{}: oidc: {e}", config.path.display())))?;
     let config = Arc::new(config);
     {
@@ -192,15 +206,20 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
             listener,
             router,
             header_read_timeout,
+            None,
             async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             },
         ))
     });
+    let tls_watcher = tls
+        .clone()
+        .map(|tls| tokio::spawn(tls.watch(stopped.clone())));
     crate::http_server::serve(
         listener,
         writ_api::router(state),
         header_read_timeout,
+        tls,
         async move {
             tokio::select! {
                 () = shutdown_signal() => {}
@@ -215,6 +234,9 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let _ = reconciler.await;
     let _ = checkpointer.await;
     let _ = poller.await;
+    if let Some(tls_watcher) = tls_watcher {
+        let _ = tls_watcher.await;
+    }
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
     }

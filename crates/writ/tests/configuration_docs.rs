@@ -103,6 +103,7 @@ fn every_key_is_documented() {
             "services" => "service",
             "agents" => "agent",
             "itsms" => "itsm",
+            "workload_issuers" => "workload_issuer",
             other => other,
         };
         if !has_word(&docs, key) {

@@ -45,9 +45,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("writ-policy", &["writ-domain", "writ-config"]),
     ("writ-store", &["writ-domain"]),
     ("writ-connectors", &["writ-domain", "writ-config"]),
-    ("writ-itsm", &["writ-domain", "writ-config"]),
-    ("writ-export", &["writ-domain"]),
     ("writ-oidc", &["writ-config"]),
+    ("writ-itsm", &["writ-domain", "writ-config", "writ-oidc"]),
+    ("writ-export", &["writ-domain"]),
     (
         "writ-engine",
         &[

@@ -4,8 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod fake_jira;
 pub mod fake_servicenow;
+pub mod jwt;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -45,6 +47,8 @@ pub struct Writ {
     pub port: u16,
     child: Option<Child>,
     pub http: reqwest::Client,
+    /// "https" once `use_tls` is called.
+    scheme: &'static str,
 }
 
 impl Writ {
@@ -67,6 +71,7 @@ impl Writ {
             config,
             port,
             child: None,
+            scheme: "http",
             http: {
                 writ_itsm::install_crypto_provider();
                 reqwest::Client::new()
@@ -95,7 +100,14 @@ impl Writ {
     }
 
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
+    }
+
+    /// Talks to writ over TLS from now on, trusting only `ca_pem`, and presenting
+    /// `client_pem` (a certificate and its key) when given.
+    pub fn use_tls(&mut self, ca_pem: &str, client_pem: Option<&str>) {
+        self.scheme = "https";
+        self.http = tls_client(ca_pem, client_pem);
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -139,19 +151,7 @@ impl Writ {
 
     /// `start`, with these environment variables set for the server.
     pub async fn start_with_env(&mut self, env: &[(&str, &str)]) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path("serve.log"))
-            .expect("log file");
-        let child = self
-            .command(&["serve"])
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn writ serve");
-        self.child = Some(child);
+        self.spawn(env);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(response) = self
@@ -173,6 +173,23 @@ impl Writ {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("writ serve did not become ready: {}", self.log());
+    }
+
+    /// Starts `writ serve` (with these environment variables) without waiting for it.
+    pub fn spawn(&mut self, env: &[(&str, &str)]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("serve.log"))
+            .expect("log file");
+        let child = self
+            .command(&["serve"])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn writ serve");
+        self.child = Some(child);
     }
 
     pub fn log(&self) -> String {
@@ -313,6 +330,18 @@ impl Drop for Writ {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// An HTTP client that trusts only `ca_pem` and presents `client_pem` when given.
+pub fn tls_client(ca_pem: &str, client_pem: Option<&str>) -> reqwest::Client {
+    writ_itsm::install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("CA PEM")]);
+    if let Some(client_pem) = client_pem {
+        builder =
+            builder.identity(reqwest::Identity::from_pem(client_pem.as_bytes()).expect("identity"));
+    }
+    builder.build().expect("TLS client")
 }
 
 /// The workspace forbids unsafe code (so no libc::kill); the `kill` command does the job.
