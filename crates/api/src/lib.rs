@@ -17,6 +17,7 @@ mod metrics_route;
 pub mod openapi;
 mod requests;
 mod segment;
+mod signin;
 mod tokens;
 
 use std::sync::Arc;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/verify", get(audit::audit_verify))
         .route("/v1/identities", get(identities::list_identities))
         .route("/v1/whoami", get(identities::whoami))
+        .route("/v1/auth/providers", get(signin::providers))
         .route("/v1/reconcile", post(findings::reconcile))
         .route("/v1/findings", get(findings::list_findings))
         .route("/v1/findings/{id}", get(findings::get_finding))

@@ -29,6 +29,7 @@ use crate::{audit, grants, handlers, identities, itsm_routes, requests};
         itsm_routes::itsm_outbox,
         identities::list_identities,
         identities::whoami,
+        crate::signin::providers,
         crate::findings::reconcile,
         crate::findings::list_findings,
         crate::findings::get_finding,

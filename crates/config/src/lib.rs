@@ -23,7 +23,7 @@ pub use itsm::{
     Closure, DEFAULT_WEBHOOK_MAX_AGE_SECONDS, Itsm, ItsmAuth, ItsmKind, Notify, TicketFields,
 };
 pub use keys::{Access, KeySource, Keys, SecretKey};
-pub use oidc::{DEFAULT_USERNAME_CLAIM, OidcProvider};
+pub use oidc::{DEFAULT_USERNAME_CLAIM, OidcProvider, SecretString};
 pub use tls::{ClientCa, Tls};
 pub use validate::DEFAULT_PENDING_TTL_SECONDS;
 pub use workload::{

@@ -16,6 +16,25 @@ pub struct OidcProvider {
     pub issuer: String,
     pub audience: String,
     pub username_claim: String,
+    /// The public client `writ login` signs people in with (device flow, or code +
+    /// PKCE on a loopback redirect); `None`: no CLI sign-in through this provider.
+    pub cli_client_id: Option<String>,
+    /// The client `writ serve`'s browser sign-in uses; `None`: no browser sign-in.
+    pub web_client_id: Option<String>,
+    /// Its secret, if the provider registered it as a confidential client.
+    pub web_client_secret: Option<SecretString>,
+    /// Scopes asked for at sign-in; empty: `openid profile offline_access`.
+    pub scopes: Vec<String>,
+}
+
+/// A secret from the configuration: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(pub String);
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// `https://`, or `http://` only to this machine (a provider started beside writ):
@@ -64,10 +83,42 @@ pub(crate) fn validate_oidc(
         if username_claim.trim().is_empty() {
             return Err(check.invalid(key("username_claim"), "must not be empty"));
         }
+        let client = |field: &str, value: Option<crate::env::EnvString>| {
+            value
+                .map(|v| v.0)
+                .map(|id| {
+                    if id.trim().is_empty() {
+                        Err(check.invalid(key(field), "must not be empty"))
+                    } else {
+                        Ok(id)
+                    }
+                })
+                .transpose()
+        };
+        let cli_client_id = client("cli_client_id", raw.cli_client_id)?;
+        let web_client_id = client("web_client_id", raw.web_client_id)?;
+        let web_client_secret =
+            client("web_client_secret", raw.web_client_secret)?.map(SecretString);
+        if web_client_secret.is_some() && web_client_id.is_none() {
+            return Err(check.invalid(key("web_client_secret"), "needs web_client_id"));
+        }
+        let scopes = raw
+            .scopes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.0)
+            .collect::<Vec<_>>();
+        if scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+            return Err(check.invalid(key("scopes"), "each scope is one word"));
+        }
         providers.push(OidcProvider {
             issuer,
             audience,
             username_claim,
+            cli_client_id,
+            web_client_id,
+            web_client_secret,
+            scopes,
         });
     }
     Ok(providers)

@@ -75,6 +75,12 @@ pub struct RawOidc {
     pub issuer: EnvString,
     pub audience: EnvString,
     pub username_claim: Option<EnvString>,
+    /// The public client `writ login` signs in with.
+    pub cli_client_id: Option<EnvString>,
+    /// The client browser sign-in uses, and its secret if it is confidential.
+    pub web_client_id: Option<EnvString>,
+    pub web_client_secret: Option<EnvString>,
+    pub scopes: Option<Vec<EnvString>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -304,6 +304,10 @@ mod tests {
                 issuer: "http://127.0.0.1:9".into(),
                 audience: "writ".into(),
                 username_claim: "preferred_username".into(),
+                cli_client_id: None,
+                web_client_id: None,
+                web_client_secret: None,
+                scopes: Vec::new(),
             }],
             &[],
         )

@@ -190,6 +190,27 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Sign in with your organisation's OpenID provider: in a browser (authorization
+    /// code with PKCE, back to this machine), or with --device on any device. The
+    /// tokens are kept in your config folder (0600) and renewed when they expire.
+    Login {
+        /// Sign in on another device: print an address and a code to enter there.
+        #[arg(long)]
+        device: bool,
+        /// Do not open a browser; print the address to open.
+        #[arg(long)]
+        no_browser: bool,
+        /// The provider's issuer, when the server offers several.
+        #[arg(long)]
+        provider: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Forget this machine's sign-in to the server.
+    Logout {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Who the server takes you for: the identity your token names, its groups, and
     /// whether it is an auditor or an admin.
     Whoami {
@@ -471,6 +492,20 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .await
         }
         Command::Whoami { client } => client::Client::new(&config, &client)?.whoami().await,
+        Command::Login {
+            device,
+            no_browser,
+            provider,
+            client,
+        } => {
+            let flow = if device {
+                crate::login::Flow::Device
+            } else {
+                crate::login::Flow::Browser { open: !no_browser }
+            };
+            crate::login::login(&config, &client, flow, provider.as_deref()).await
+        }
+        Command::Logout { client } => crate::login::logout(&config, &client).await,
         Command::Credential { grant, client } => {
             client::Client::new(&config, &client)?
                 .collect_credential(&grant)

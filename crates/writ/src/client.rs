@@ -70,10 +70,10 @@ fn http_client(args: &ClientArgs) -> Result<reqwest::Client, Failure> {
 }
 
 /// What a caller without a token is told.
-const NO_TOKEN: &str =
-    "no token: set WRIT_TOKEN or pass --token (get one with `writ token issue NAME`)";
-const GET_A_TOKEN: &str =
-    "get a new token with `writ token issue NAME` and set WRIT_TOKEN or pass --token";
+const NO_TOKEN: &str = "not signed in: run `writ login`, or set WRIT_TOKEN or pass --token (e.g. from `writ token issue NAME`)";
+const GET_A_TOKEN: &str = "sign in again with `writ login`, or get a new token (`writ token issue NAME`) and set WRIT_TOKEN or pass --token";
+/// A stored access token this close to its expiry is refreshed first.
+const REFRESH_BEFORE_SECONDS: i64 = 30;
 
 /// The most items the server sends in one page of a list.
 const SERVER_PAGE_MAX: u32 = 1000;
@@ -82,65 +82,118 @@ pub struct Client {
     http: reqwest::Client,
     server: String,
     source: ServerSource,
-    /// None: the client certificate speaks for the caller.
-    token: Option<String>,
+    bearer: Bearer,
     json: bool,
 }
 
+/// What speaks for the caller.
+enum Bearer {
+    /// --token or WRIT_TOKEN.
+    Given(String),
+    /// `writ login`'s sign-in for this server, refreshed when it is about to expire.
+    Stored(tokio::sync::Mutex<crate::credentials::StoredLogin>),
+    /// Nothing: the client certificate (mutual TLS), or a call that needs no token.
+    None,
+}
+
 /// Where the server's address came from, to say so when it cannot be reached.
+#[derive(Clone)]
 enum ServerSource {
     Flag,
     Environment,
     Config(std::path::PathBuf),
 }
 
+/// The server to call: --server (or WRIT_SERVER), else `listen` in the config.
+fn resolve_server(
+    config_path: &Path,
+    args: &ClientArgs,
+) -> Result<(String, ServerSource), Failure> {
+    Ok(match &args.server {
+        Some(server) => {
+            let source = if std::env::var("WRIT_SERVER").is_ok_and(|env| env == *server) {
+                ServerSource::Environment
+            } else {
+                ServerSource::Flag
+            };
+            (server.trim_end_matches('/').to_string(), source)
+        }
+        None => {
+            let config = crate::offline::load_config(config_path).map_err(|f| {
+                Failure::usage(format!(
+                    "no --server given and the config cannot tell: {}",
+                    f.message
+                ))
+            })?;
+            // A server listening on every address is reached on this machine's.
+            let mut address = config.listen;
+            if address.ip().is_unspecified() {
+                address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            (
+                format!("{scheme}://{address}"),
+                ServerSource::Config(config.path.clone()),
+            )
+        }
+    })
+}
+
 impl Client {
     pub fn new(config_path: &Path, args: &ClientArgs) -> Result<Self, Failure> {
-        let (server, source) = match &args.server {
-            Some(server) => {
-                let source = if std::env::var("WRIT_SERVER").is_ok_and(|env| env == *server) {
-                    ServerSource::Environment
-                } else {
-                    ServerSource::Flag
-                };
-                (server.trim_end_matches('/').to_string(), source)
-            }
-            None => {
-                let config = crate::offline::load_config(config_path).map_err(|f| {
-                    Failure::usage(format!(
-                        "no --server given and the config cannot tell: {}",
-                        f.message
-                    ))
-                })?;
-                // A server listening on every address is reached on this machine's.
-                let mut address = config.listen;
-                if address.ip().is_unspecified() {
-                    address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                let scheme = if config.tls.is_some() {
-                    "https"
-                } else {
-                    "http"
-                };
-                (
-                    format!("{scheme}://{address}"),
-                    ServerSource::Config(config.path.clone()),
-                )
-            }
-        };
+        let (server, source) = resolve_server(config_path, args)?;
         // `export WRIT_TOKEN=$(writ token issue NAME)` sets an empty token when the
         // command fails: that is no token, not a wrong one.
-        let token = args.token.clone().filter(|token| !token.trim().is_empty());
-        // A client certificate can prove a service or agent on its own (mutual TLS).
-        if token.is_none() && args.client_cert.is_none() {
-            return Err(Failure::with_code(EXIT_UNAUTHENTICATED, NO_TOKEN));
+        let bearer = match args.token.clone().filter(|token| !token.trim().is_empty()) {
+            Some(token) => Bearer::Given(token),
+            None => match crate::credentials::load(&server)? {
+                Some(login) => Bearer::Stored(tokio::sync::Mutex::new(login)),
+                // A client certificate can prove a service or agent on its own.
+                None if args.client_cert.is_some() => Bearer::None,
+                None => return Err(Failure::with_code(EXIT_UNAUTHENTICATED, NO_TOKEN)),
+            },
+        };
+        Self::with_bearer(server, source, args, bearer)
+    }
+
+    /// A client for calls that need no token (`writ login` asking which providers to
+    /// sign in with).
+    pub fn anonymous(config_path: &Path, args: &ClientArgs) -> Result<Self, Failure> {
+        let (server, source) = resolve_server(config_path, args)?;
+        Self::with_bearer(server, source, args, Bearer::None)
+    }
+
+    /// The same server, with `token` speaking for the caller.
+    pub fn with_token(&self, token: String) -> Self {
+        Self {
+            http: self.http.clone(),
+            server: self.server.clone(),
+            source: self.source.clone(),
+            bearer: Bearer::Given(token),
+            json: self.json,
         }
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    fn with_bearer(
+        server: String,
+        source: ServerSource,
+        args: &ClientArgs,
+        bearer: Bearer,
+    ) -> Result<Self, Failure> {
         let http = http_client(args)?;
         Ok(Self {
             http,
             server,
             source,
-            token,
+            bearer,
             json: args.json,
         })
     }
@@ -179,6 +232,47 @@ impl Client {
         )
     }
 
+    /// The bearer token to send: a stored sign-in is refreshed (and kept) first when it
+    /// is about to expire.
+    async fn bearer_token(&self) -> Result<Option<String>, Failure> {
+        let stored = match &self.bearer {
+            Bearer::Given(token) => return Ok(Some(token.clone())),
+            Bearer::None => return Ok(None),
+            Bearer::Stored(stored) => stored,
+        };
+        let mut login = stored.lock().await;
+        let fresh = login
+            .expires_at
+            .is_none_or(|at| at - REFRESH_BEFORE_SECONDS > crate::login::unix_now());
+        if fresh {
+            return Ok(Some(login.access_token.clone()));
+        }
+        let expired = || {
+            Failure::with_code(
+                EXIT_UNAUTHENTICATED,
+                format!(
+                    "your sign-in to {} has expired: run `writ login`",
+                    self.server
+                ),
+            )
+        };
+        let refresh_token = login.refresh_token.clone().ok_or_else(expired)?;
+        let refreshed = crate::login::refresh(&login, &refresh_token)
+            .await
+            .map_err(|e| {
+                Failure::with_code(
+                    EXIT_UNAUTHENTICATED,
+                    format!(
+                        "your sign-in to {} has expired and cannot be renewed ({e}): run `writ login`",
+                        self.server
+                    ),
+                )
+            })?;
+        *login = refreshed;
+        crate::credentials::store(&self.server, login.clone())?;
+        Ok(Some(login.access_token.clone()))
+    }
+
     /// An id as a path segment: what people type is hex, dashes and a tag (`req_`);
     /// anything else could change which endpoint is called, so it never gets there.
     fn segment(id: &str) -> Result<&str, Failure> {
@@ -207,7 +301,7 @@ impl Client {
     ) -> Result<Value, Failure> {
         let url = format!("{}{path}", self.server);
         let mut request = self.http.request(method, &url).query(query);
-        if let Some(token) = &self.token {
+        if let Some(token) = self.bearer_token().await? {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
@@ -443,6 +537,22 @@ impl Client {
             .await?;
         self.print(&list, output::identity_list);
         Ok(())
+    }
+
+    /// The providers the server signs people in with (`GET /v1/auth/providers`).
+    pub async fn sign_in_providers(&self) -> Result<Value, Failure> {
+        self.call(Method::GET, "/v1/auth/providers", &[], None)
+            .await
+    }
+
+    /// Who the server takes this client's token for.
+    pub async fn who(&self) -> Result<Value, Failure> {
+        self.call(Method::GET, "/v1/whoami", &[], None).await
+    }
+
+    /// Prints `me` (a `GET /v1/whoami` answer) as `writ whoami` does.
+    pub fn print_identity(&self, me: &Value) {
+        self.print(me, output::whoami);
     }
 
     pub async fn whoami(&self) -> Result<(), Failure> {

@@ -4,8 +4,10 @@
 mod check;
 mod cli;
 mod client;
+mod credentials;
 mod http_server;
 mod init;
+mod login;
 mod offline;
 mod output;
 mod serve;

@@ -79,7 +79,8 @@ async fn the_cli_explains_itself_on_the_quickstart() {
     let output = as_user(&writ, "", &["grants"]);
     assert_eq!(code(&output), EXIT_UNAUTHENTICATED);
     assert!(
-        stderr(&output).contains("no token: set WRIT_TOKEN or pass --token"),
+        stderr(&output)
+            .contains("not signed in: run `writ login`, or set WRIT_TOKEN or pass --token"),
         "{}",
         stderr(&output)
     );

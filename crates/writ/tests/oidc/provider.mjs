@@ -24,6 +24,8 @@ const provider = new Provider(issuer, {
   clients: [
     {
       client_id: 'writ-cli',
+      // RFC 8252: a native app's loopback redirect may use any port.
+      application_type: 'native',
       token_endpoint_auth_method: 'none',
       grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'authorization_code', 'refresh_token'],
       response_types: ['code'],

@@ -4,10 +4,12 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod certs;
 pub mod fake_jira;
 pub mod fake_servicenow;
 pub mod jwt;
+pub mod oidc_provider;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -117,7 +119,9 @@ impl Writ {
             .arg("--config")
             .arg(&self.config)
             .env_remove("WRIT_TOKEN")
-            .env_remove("WRIT_SERVER");
+            .env_remove("WRIT_SERVER")
+            // Sign-ins from `writ login` are the test's own, never the user's.
+            .env("WRIT_CREDENTIALS", self.path("credentials.json"));
         command
     }
 
