@@ -22,7 +22,26 @@ impl FromRequestParts<AppState> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
-            // No token: a client certificate may still prove a workload.
+            // No token: a browser's session, then a client certificate.
+            if let Some(secret) =
+                crate::signin::cookie_value(&parts.headers, crate::signin::SESSION_COOKIE)
+            {
+                let caller = state.engine.authenticate_session(&secret).await?;
+                // A change made with the cookie must prove it comes from writ's own
+                // page: the session's CSRF token, which another site cannot read.
+                if !parts.method.is_safe() {
+                    let given = parts
+                        .headers
+                        .get(crate::signin::CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    if !state.engine.csrf_matches(&secret, given) {
+                        return Err(crate::signin::csrf_refused());
+                    }
+                }
+                state.limits.check_identity(caller.name.as_str())?;
+                return Ok(Self(caller));
+            }
             let Some(ClientCertificateId(uri)) = parts.extensions.get::<ClientCertificateId>()
             else {
                 return Err(EngineError::unauthenticated(

@@ -59,6 +59,11 @@ pub struct Config {
     pub tls: Option<Tls>,
     /// Plaintext on a non-loopback address was asked for explicitly.
     pub allow_plaintext: bool,
+    /// Where browsers reach writ (`https://writ.acme.example`), without a trailing
+    /// slash; needed for browser sign-in.
+    pub public_url: Option<String>,
+    /// How long a browser sign-in session lasts.
+    pub session_lifetime_seconds: i64,
     /// What one client may ask of the HTTP server (docs/configuration.md).
     pub http: HttpLimits,
     /// A sqlx database URL; SQLite paths are already resolved against the config folder.

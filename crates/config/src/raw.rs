@@ -131,6 +131,10 @@ pub struct RawServer {
     pub client_cert: Option<EnvString>,
     /// Serve plaintext HTTP on a non-loopback address (behind a TLS-terminating proxy).
     pub allow_plaintext: Option<bool>,
+    /// The address browsers reach writ at (browser sign-in redirects there).
+    pub public_url: Option<EnvString>,
+    /// How long a browser sign-in lasts.
+    pub session_lifetime: Option<EnvString>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,6 +18,7 @@ use crate::{
 
 pub const DEFAULT_PENDING_TTL_SECONDS: i64 = 24 * 3600;
 const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+const DEFAULT_SESSION_LIFETIME_SECONDS: i64 = 8 * 3600;
 const DEFAULT_STORAGE_URL: &str = "sqlite://writ.db";
 const DEFAULT_CHECKPOINT_FILE: &str = "ledger-checkpoints.jsonl";
 const DEFAULT_CHECKPOINT_EVERY_SECONDS: i64 = 60;
@@ -140,6 +141,25 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let (tls, allow_plaintext) = crate::tls::validate_tls(&check, &raw.server, listen)?;
+    let public_url = match raw
+        .server
+        .public_url
+        .as_ref()
+        .map(|u| u.0.trim_end_matches('/'))
+    {
+        None => None,
+        Some(url) if crate::oidc::is_acceptable_url(url) => Some(url.to_string()),
+        Some(url) => {
+            return Err(check.invalid(
+                "server.public_url",
+                format!("{url:?} must be an https:// URL (http:// only to 127.0.0.1 or localhost)"),
+            ));
+        }
+    };
+    let session_lifetime_seconds = match &raw.server.session_lifetime {
+        Some(text) => check.duration("server.session_lifetime", &text.0)?,
+        None => DEFAULT_SESSION_LIFETIME_SECONDS,
+    };
     let http = http_limits(&check, &raw.server)?;
     let keys = crate::keys::validate_keys(&check, raw.keys)?;
     let access = crate::keys::validate_access(&check, raw.access)?;
@@ -204,6 +224,14 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let oidc = crate::oidc::validate_oidc(&check, raw.oidc)?;
+    if public_url.is_none()
+        && let Some(index) = oidc.iter().position(|p| p.web_client_id.is_some())
+    {
+        return Err(check.invalid(
+            format!("oidc[{index}].web_client_id"),
+            "browser sign-in needs server.public_url (where the provider sends browsers back to)",
+        ));
+    }
     let workload_issuers = crate::workload::validate_workload_issuers(
         &check,
         raw.workload_issuers,
@@ -390,6 +418,8 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         metrics_listen,
         tls,
         allow_plaintext,
+        public_url,
+        session_lifetime_seconds,
         http,
         storage_url,
         policy_dir,

@@ -72,7 +72,12 @@ error_codes! {
     TokenIdentityDisabled = "token_identity_disabled" => Unauthenticated,
     /// writ's own token for an identity kind `[access] static_tokens` leaves out.
     StaticTokensDisabled = "static_tokens_disabled" => Unauthenticated,
+    /// A browser sign-in that cannot be finished (another browser's, altered, too
+    /// late, refused by the provider).
+    SignInFailed = "sign_in_failed" => Unauthenticated,
 
+    /// A change made with a session cookie without the session's CSRF token.
+    CsrfTokenInvalid = "csrf_token_invalid" => Forbidden,
     NotAnAuditor = "not_an_auditor" => Forbidden,
     NotAnAdmin = "not_an_admin" => Forbidden,
     SelfApproval = "self_approval" => Forbidden,
@@ -90,6 +95,9 @@ error_codes! {
 
     NotFound = "not_found" => NotFound,
     UnknownTarget = "unknown_target" => NotFound,
+    /// Browser sign-in is not configured (no `[[oidc]]` `web_client_id`, or no
+    /// `server.public_url`).
+    SignInUnavailable = "sign_in_unavailable" => NotFound,
 
     MethodNotAllowed = "method_not_allowed" => MethodNotAllowed,
 

@@ -30,6 +30,7 @@ mod reconcile;
 mod rejections;
 mod revocation;
 mod scheduler;
+pub mod sessions;
 mod signals;
 mod system_clock;
 mod target_guard;

@@ -135,12 +135,27 @@ impl Engine {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
             return Err(rejected());
         }
+        let record = self.live_token(token, "the bearer token").await?;
+        let caller = self.caller_named(&record.identity)?;
+        refuse_static_token(&self.config, caller.kind)?;
+        Ok(caller)
+    }
+
+    /// The stored record of `secret` (a writ token or a session), if it is live:
+    /// known, not revoked, not expired. `what` names it in the refusal.
+    pub(crate) async fn live_token(
+        &self,
+        secret: &str,
+        what: &str,
+    ) -> Result<TokenRecord, EngineError> {
+        let rejected =
+            || EngineError::unauthenticated(format!("{what} is unknown, expired or malformed"));
         let hash = self
             .tokens
             .key
             .as_ref()
             .ok_or_else(no_token_key)?
-            .hash(token);
+            .hash(secret);
         let now = self.clock.now();
         let record = match self.cached_token(&hash, now) {
             Some(record) => record,
@@ -154,16 +169,14 @@ impl Engine {
             return Err(rejected());
         }
         if record.revoked_at.is_some() {
-            return Err(EngineError::unauthenticated("the bearer token was revoked"));
+            return Err(EngineError::unauthenticated(format!("{what} was revoked")));
         }
         if record.expires_at <= now {
-            return Err(EngineError::unauthenticated(
-                "the bearer token has expired; issue a new one with `writ token issue`",
-            ));
+            return Err(EngineError::unauthenticated(format!(
+                "{what} has expired; issue a new one with `writ token issue`, or sign in again"
+            )));
         }
-        let caller = self.caller_named(&record.identity)?;
-        refuse_static_token(&self.config, caller.kind)?;
-        Ok(caller)
+        Ok(record)
     }
 
     /// A client certificate verified against `[server] client_ca`: the service or agent
@@ -232,7 +245,7 @@ impl Engine {
     }
 
     /// The caller a valid token names: a configured identity that is not disabled.
-    fn caller_named(&self, name: &str) -> Result<Caller, EngineError> {
+    pub(crate) fn caller_named(&self, name: &str) -> Result<Caller, EngineError> {
         let identity = self.identity(name).ok_or_else(|| {
             EngineError::new(
                 ErrorCode::TokenIdentityUnknown,
@@ -300,13 +313,18 @@ impl Engine {
         tx.append(now, &caller.actor(), EventKind::TokenRevoked, &data)
             .await?;
         tx.commit().await?;
+        self.forget_token(hash);
+        tracing::info!(token = %id, identity = %identity, by = %caller.name, "token revoked");
+        Ok(())
+    }
+
+    /// Drops a revoked token from the cache, so this server refuses it at once.
+    pub(crate) fn forget_token(&self, hash: &str) {
         self.tokens
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(hash);
-        tracing::info!(token = %id, identity = %identity, by = %caller.name, "token revoked");
-        Ok(())
     }
 
     fn cached_token(&self, hash: &str, now: Timestamp) -> Option<TokenRecord> {

@@ -78,7 +78,7 @@ async fn login(
                 .to_string();
         }
     };
-    let page = Browser::new().sign_in(&address, login_as).await;
+    let (_, page) = Browser::new().sign_in(&address, login_as).await;
     let mut rest = String::new();
     while let Ok(Some(line)) = lines.next_line().await {
         rest.push_str(&line);

@@ -1,6 +1,7 @@
 // A real OpenID provider for writ's tests: panva's oidc-provider with its keys from
 // WRIT_OIDC_JWKS (private JWKs, so a test can rotate them by restarting with others).
-// Clients: `writ-cli` (public: device flow, code + PKCE) and, for machine tokens,
+// Clients: `writ-cli` (public: device flow, code + PKCE), `writ-web` (confidential:
+// code + PKCE back to WRIT_OIDC_WEB_REDIRECT) and, for machine tokens,
 // `as-<name>` client-credentials clients whose JWT access tokens say
 // preferred_username = <name>.
 import fs from 'node:fs';
@@ -11,6 +12,8 @@ const port = Number(process.env.WRIT_OIDC_PORT);
 const jwks = JSON.parse(fs.readFileSync(process.env.WRIT_OIDC_JWKS, 'utf8'));
 const audience = process.env.WRIT_OIDC_AUDIENCE ?? 'https://writ.test';
 const names = (process.env.WRIT_OIDC_NAMES ?? 'alice').split(',');
+// writ's /auth/callback, for the confidential `writ-web` client (browser sign-in).
+const webRedirect = process.env.WRIT_OIDC_WEB_REDIRECT;
 
 const machineClients = names.map((name) => ({
   client_id: `as-${name}`,
@@ -31,6 +34,14 @@ const provider = new Provider(issuer, {
       response_types: ['code'],
       redirect_uris: ['http://127.0.0.1/callback'],
     },
+    ...(webRedirect ? [{
+      client_id: 'writ-web',
+      client_secret: 'web-secret',
+      token_endpoint_auth_method: 'client_secret_post',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: [webRedirect],
+    }] : []),
     ...machineClients,
   ],
   jwks,

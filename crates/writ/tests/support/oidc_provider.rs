@@ -53,11 +53,23 @@ pub struct Provider {
     port: u16,
     child: Option<Child>,
     pub jwks: PathBuf,
+    /// Where the `writ-web` client may send browsers back to (writ's `/auth/callback`).
+    web_redirect: Option<String>,
     _keys: tempfile::TempDir,
 }
 
 impl Provider {
     pub async fn start(dir: PathBuf, kid: &str) -> Self {
+        Self::start_with(dir, kid, None).await
+    }
+
+    /// A provider whose confidential `writ-web` client (secret `web-secret`) may send
+    /// browsers back to `redirect_uri`.
+    pub async fn start_for_web(dir: PathBuf, kid: &str, redirect_uri: &str) -> Self {
+        Self::start_with(dir, kid, Some(redirect_uri.to_string())).await
+    }
+
+    async fn start_with(dir: PathBuf, kid: &str, web_redirect: Option<String>) -> Self {
         writ_itsm::install_crypto_provider();
         let keys = tempfile::tempdir().expect("tempdir");
         let mut provider = Self {
@@ -65,6 +77,7 @@ impl Provider {
             port: free_port(),
             dir,
             child: None,
+            web_redirect,
             _keys: keys,
         };
         provider.rotate(kid).await;
@@ -87,6 +100,10 @@ impl Provider {
             .env("WRIT_OIDC_JWKS", &self.jwks)
             .env("WRIT_OIDC_AUDIENCE", AUDIENCE)
             .env("WRIT_OIDC_NAMES", "alice,carol,mallory")
+            .env(
+                "WRIT_OIDC_WEB_REDIRECT",
+                self.web_redirect.as_deref().unwrap_or_default(),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
