@@ -59,7 +59,7 @@ pub struct GrantQuery {
     cursor: Option<String>,
 }
 
-async fn grant_view(state: &AppState, grant: Grant) -> Result<GrantView, ApiError> {
+pub(crate) async fn grant_view(state: &AppState, grant: Grant) -> Result<GrantView, ApiError> {
     let job = if matches!(
         grant.state,
         GrantState::Pending | GrantState::Revoking | GrantState::Failed

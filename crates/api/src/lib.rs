@@ -13,6 +13,7 @@ mod identities;
 mod itsm_routes;
 mod json;
 pub mod limits;
+mod mcp;
 mod metrics_route;
 pub mod openapi;
 mod requests;
@@ -102,6 +103,15 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/callback", get(signin::callback))
         .route("/auth/session", get(signin::session))
         .route("/auth/logout", post(signin::logout))
+        .nest_service(
+            "/mcp",
+            tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    mcp::authenticate,
+                ))
+                .service(mcp::service(state.clone())),
+        )
         .route("/v1/reconcile", post(findings::reconcile))
         .route("/v1/findings", get(findings::list_findings))
         .route("/v1/findings/{id}", get(findings::get_finding))

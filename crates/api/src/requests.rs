@@ -74,7 +74,7 @@ pub struct RequestView {
     pub hints: Vec<String>,
 }
 
-fn request_view(state: &AppState, request: Request) -> RequestView {
+pub(crate) fn request_view(state: &AppState, request: Request) -> RequestView {
     RequestView {
         approvers: state
             .engine
