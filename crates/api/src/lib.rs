@@ -16,6 +16,7 @@ pub mod limits;
 mod mcp;
 mod metrics_route;
 pub mod openapi;
+mod policy;
 mod requests;
 mod segment;
 mod signin;
@@ -113,6 +114,7 @@ pub fn router(state: AppState) -> Router {
                 .service(mcp::service(state.clone())),
         )
         .route("/v1/reconcile", post(findings::reconcile))
+        .route("/v1/policy/reload", post(policy::reload))
         .route("/v1/findings", get(findings::list_findings))
         .route("/v1/findings/{id}", get(findings::get_finding))
         .route("/v1/findings/{id}/accept", post(findings::accept_finding))

@@ -35,6 +35,7 @@ use crate::{audit, grants, handlers, identities, itsm_routes, requests};
         crate::signin::session,
         crate::signin::logout,
         crate::findings::reconcile,
+        crate::policy::reload,
         crate::findings::list_findings,
         crate::findings::get_finding,
         crate::findings::accept_finding,

@@ -29,6 +29,17 @@ impl Engine {
             format!("only auditors and admins ([access].auditors, [access].admins) may {what}"),
         ))
     }
+
+    /// Refuses `caller` unless an admin; `what` says what was refused.
+    pub fn require_admin(&self, caller: &Caller, what: &str) -> Result<(), EngineError> {
+        if self.is_admin(caller) {
+            return Ok(());
+        }
+        Err(EngineError::new(
+            ErrorCode::NotAnAdmin,
+            format!("only admins ([access].admins) may {what}"),
+        ))
+    }
 }
 
 /// What a caller may read. Auditors and admins read everything; anyone else reads what

@@ -121,6 +121,8 @@ error_codes! {
     UnsupportedMediaType = "unsupported_media_type" => UnsupportedMediaType,
 
     UnknownEntitlement = "unknown_entitlement" => Unprocessable,
+    /// A policy set that does not load: not put in force.
+    InvalidPolicy = "invalid_policy" => Unprocessable,
     /// A named identity that is not configured. (A caller who is not configured cannot
     /// authenticate at all.)
     UnknownIdentity = "unknown_identity" => Unprocessable,

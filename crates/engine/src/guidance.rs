@@ -96,7 +96,7 @@ impl Engine {
             .values()
             .map(|entitlement| {
                 let preview = |ticket: Option<&Ticket>| {
-                    let evaluation = self.policy.decide_request(&RequestFacts {
+                    let evaluation = self.policy().decide_request(&RequestFacts {
                         requester: caller.name.as_str(),
                         subject: caller.name.as_str(),
                         entitlement: entitlement.id.as_str(),
@@ -198,7 +198,7 @@ impl Engine {
             .filter(|identity| !request.has_approved(&identity.name))
             .take(APPROVER_EVALUATIONS_MAX)
             .filter(|identity| {
-                self.policy
+                self.policy()
                     .may_approve(&ApproveFacts {
                         actor: identity.name.as_str(),
                         request,
@@ -221,7 +221,7 @@ impl Engine {
         let mut hints = Vec::new();
         let now = self.clock.now();
         let with_ticket = |ticket: &Ticket| {
-            self.policy
+            self.policy()
                 .decide_request(&RequestFacts {
                     requester: request.requester.as_str(),
                     subject: request.subject.as_str(),

@@ -23,6 +23,7 @@ mod lifecycle;
 mod lookup;
 pub mod metrics_names;
 mod outage;
+mod policy_reload;
 pub mod polling;
 mod preflight;
 mod reads;
@@ -54,6 +55,7 @@ pub use exceptions::{EXCEPTION_DURATION_MAX_SECONDS, NewException};
 pub use guidance::{EntitlementView, Preview};
 pub use intake::{WebhookAction, WebhookOutcome};
 pub use lifecycle::NewRequest;
+pub use policy_reload::PolicyReloaded;
 pub use preflight::{TargetCheck, check_targets};
 pub use reads::{LedgerVerdict, OutboxStatus};
 pub use reconcile::{ReconcileReport, Reconciler};
@@ -94,7 +96,7 @@ pub const COMMENT_LENGTH_MAX: usize = 4096;
 
 pub struct Engine {
     pub(crate) config: Arc<Config>,
-    pub(crate) policy: Arc<PolicyEngine>,
+    pub(crate) policy: policy_reload::PolicySlot,
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     /// The targets: connectors, their guards, the per-account locks.
@@ -132,7 +134,7 @@ impl Engine {
         Self {
             targets: targets::Targets::new(&config, connectors),
             config,
-            policy,
+            policy: policy_reload::PolicySlot::new(policy),
             store,
             clock,
             itsm: itsm_side::ItsmSide::default(),

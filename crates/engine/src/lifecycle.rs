@@ -205,7 +205,7 @@ impl Engine {
         let window_seconds = checked
             .ends_by
             .map(|end| end.millis_since(now).div_euclid(1000));
-        let evaluation = self.policy.decide_request(&RequestFacts {
+        let evaluation = self.policy().decide_request(&RequestFacts {
             requester: caller.name.as_str(),
             subject: subject.as_str(),
             entitlement: &new.entitlement,
@@ -520,7 +520,7 @@ impl Engine {
                 "the requester, the subject, the user an agent acts for and the owner of a service or agent that asks or is asked for can never approve or reject a request",
             ));
         }
-        let evaluation = self.policy.may_approve(&ApproveFacts {
+        let evaluation = self.policy().may_approve(&ApproveFacts {
             actor: caller.name.as_str(),
             request,
             now,

@@ -545,7 +545,7 @@ impl Engine {
                 .and_then(|s| s.owner.as_ref())
                 == Some(&caller.name);
         if !concerned {
-            let evaluation = self.policy.may_revoke(&ApproveFacts {
+            let evaluation = self.policy().may_revoke(&ApproveFacts {
                 actor: caller.name.as_str(),
                 request: &request,
                 now,

@@ -104,6 +104,7 @@ fn mapping(kind: EventKind, data: &Value) -> Mapping {
             control: Some(REVOKED),
         },
         K::LedgerCheckpoint => entity((99, "Other"), None),
+        K::PolicyReloaded => entity((3, "Update"), None),
         K::ItsmWebhookRejected => Mapping {
             failed: true,
             ..entity((99, "Other"), Some(DENIED))
@@ -202,6 +203,19 @@ fn subject_of(event: &Event) -> (Value, Option<String>, String) {
         if !delivery.is_empty() {
             entity["uid"] = json!(delivery);
         }
+        return (entity, None, message);
+    }
+    if let Some(hash) = data["policy_hash"].as_str() {
+        let message = format!(
+            "{}: {} policies, set {hash} (was {})",
+            event.kind,
+            data["policies"],
+            text(&data["previous_hash"])
+        );
+        let entity = json!({
+            "uid": hash, "type": "writ.policy_set", "name": format!("policy set {hash}"),
+            "data": { "previous_hash": data["previous_hash"], "policies": data["policies"] },
+        });
         return (entity, None, message);
     }
     let id = text(&data["token_id"]).to_string();

@@ -361,6 +361,13 @@ pub enum PolicyCommand {
     Check,
     /// Print writ's Cedar schema.
     Schema,
+    /// Put the policy folder's current set in force on a running server (admins; the
+    /// same as sending it SIGHUP). A set that does not load is refused and the one in
+    /// force kept.
+    Reload {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
@@ -410,6 +417,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .await
         }
         Command::Policy(PolicyCommand::Check) => offline::policy_check(&config),
+        Command::Policy(PolicyCommand::Reload { client }) => {
+            client::Client::new(&config, &client)?.reload_policy().await
+        }
         Command::Policy(PolicyCommand::Schema) => {
             crate::stdout::write(writ_policy::SCHEMA_TEXT);
             Ok(())

@@ -628,6 +628,14 @@ impl Client {
         Ok(())
     }
 
+    pub async fn reload_policy(&self) -> Result<(), Failure> {
+        let result = self
+            .call(Method::POST, "/v1/policy/reload", &[], Some(json!({})))
+            .await?;
+        self.print(&result, output::policy_reloaded);
+        Ok(())
+    }
+
     pub async fn reconcile(&self, target: Option<String>) -> Result<(), Failure> {
         let result = self
             .call(

@@ -405,6 +405,24 @@ pub fn identity_list(value: &Value) -> String {
     out
 }
 
+pub fn policy_reloaded(value: &Value) -> String {
+    let text = |key: &str| value[key].as_str().unwrap_or("-").to_string();
+    if value["changed"] == true {
+        format!(
+            "policies reloaded: {} policies, hash {} (was {})\n",
+            value["policies"],
+            text("policy_hash"),
+            text("previous_hash")
+        )
+    } else {
+        format!(
+            "the policies in force are the folder's already ({} policies, hash {})\n",
+            value["policies"],
+            text("policy_hash")
+        )
+    }
+}
+
 pub fn whoami(value: &Value) -> String {
     let text = |key: &str| value[key].as_str().unwrap_or("-").to_string();
     let groups: Vec<&str> = value["groups"]

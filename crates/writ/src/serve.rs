@@ -197,6 +197,34 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         )
     };
 
+    let reloader = {
+        let (engine, mut stopped) = (engine.clone(), stopped.clone());
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                    tracing::warn!(
+                        "cannot listen for SIGHUP; reload policies with `writ policy reload`"
+                    );
+                    return;
+                };
+                loop {
+                    tokio::select! {
+                        _ = hangups.recv() => {}
+                        _ = stopped.wait_for(|stop| *stop) => return,
+                    }
+                    let by = writ_domain::ledger::SystemActor::Signal.into();
+                    if let Err(error) = engine.reload_policy(&by).await {
+                        tracing::error!(%error, "SIGHUP: the policies were not reloaded");
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
+    };
+
     let header_read_timeout = std::time::Duration::from_secs(
         u64::try_from(engine.config().http.header_read_timeout_seconds).unwrap_or(10),
     );
@@ -234,6 +262,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
     let _ = reconciler.await;
     let _ = checkpointer.await;
     let _ = poller.await;
+    let _ = reloader.await;
     if let Some(tls_watcher) = tls_watcher {
         let _ = tls_watcher.await;
     }

@@ -322,6 +322,11 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
             Who::Auditor | Who::Admin => Status(200),
             _ => Status(403),
         }),
+        // The folder holds the set in force: an admin's reload changes nothing.
+        post("/v1/policy/reload".into(), json!({}), |w| match w {
+            Who::Admin => Status(200),
+            _ => Status(403),
+        }),
         post("/v1/reconcile".into(), json!({}), |w| match w {
             Who::Auditor | Who::Admin => Status(200),
             _ => Status(403),

@@ -232,7 +232,10 @@ async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revoc
     assert!(grant.grant.verified_at.is_some(), "{grant:?}");
     assert!(!roles.holds(&read_role, &alice_account).await);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while snow.field(sys_id, "state") != "3" && std::time::Instant::now() < deadline {
+    // The item is closed, then the same text added as its last work note: wait for both.
+    while (snow.field(sys_id, "state") != "3" || snow.work_notes(sys_id).len() < 4)
+        && std::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(

@@ -24,16 +24,19 @@ pub enum SystemActor {
     /// An offline command run by whoever holds the database and the key (`writ token
     /// issue`).
     Cli,
+    /// A signal from whoever may signal the process (SIGHUP: reload the policies).
+    Signal,
 }
 
 impl SystemActor {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Scheduler,
         Self::Itsm,
         Self::Reconciler,
         Self::Webhook,
         Self::Checkpoint,
         Self::Cli,
+        Self::Signal,
     ];
 
     /// The ledger's text for it (hashed: it never changes).
@@ -45,6 +48,7 @@ impl SystemActor {
             Self::Webhook => "writ:webhook",
             Self::Checkpoint => "writ:checkpoint",
             Self::Cli => "writ:cli",
+            Self::Signal => "writ:signal",
         }
     }
 }

@@ -29,10 +29,12 @@ pub enum EventKind {
     /// A finding's exception expired.
     FindingReopened,
     FindingResolved,
+    /// A new policy set was loaded into a running writ (`writ policy reload`, SIGHUP).
+    PolicyReloaded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 21] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
         Self::RequestApproved,
@@ -53,6 +55,7 @@ impl EventKind {
         Self::FindingAccepted,
         Self::FindingReopened,
         Self::FindingResolved,
+        Self::PolicyReloaded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +80,7 @@ impl EventKind {
             Self::FindingAccepted => "finding.accepted",
             Self::FindingReopened => "finding.reopened",
             Self::FindingResolved => "finding.resolved",
+            Self::PolicyReloaded => "policy.reloaded",
         }
     }
 

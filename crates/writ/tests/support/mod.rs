@@ -207,6 +207,12 @@ impl Writ {
         }
     }
 
+    /// Sends `signal` (e.g. "HUP") to the running server.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("writ serve is running");
+        send_signal(child.id(), signal);
+    }
+
     /// SIGTERM and wait: the graceful path.
     pub fn stop(&mut self) {
         self.stop_and_wait();
