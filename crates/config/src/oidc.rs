@@ -51,6 +51,21 @@ pub(crate) fn is_acceptable_url(issuer: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
+/// `url` if it is [acceptable](is_acceptable_url); otherwise the error for `key`.
+pub(crate) fn checked_url(
+    check: &Checker<'_>,
+    key: &str,
+    url: String,
+) -> Result<String, ConfigError> {
+    if is_acceptable_url(&url) {
+        return Ok(url);
+    }
+    Err(check.invalid(
+        key,
+        format!("{url:?} must be an https:// URL (http:// only to 127.0.0.1 or localhost)"),
+    ))
+}
+
 pub(crate) fn validate_oidc(
     check: &Checker<'_>,
     raw: Vec<RawOidc>,
@@ -58,15 +73,7 @@ pub(crate) fn validate_oidc(
     let mut providers: Vec<OidcProvider> = Vec::new();
     for (index, raw) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("oidc[{index}].{field}");
-        let issuer = raw.issuer.0;
-        if !is_acceptable_url(&issuer) {
-            return Err(check.invalid(
-                key("issuer"),
-                format!(
-                    "{issuer:?} must be an https:// URL (http:// only to 127.0.0.1 or localhost)"
-                ),
-            ));
-        }
+        let issuer = checked_url(check, &key("issuer"), raw.issuer.0)?;
         if providers.iter().any(|p| p.issuer == issuer) {
             return Err(check.invalid(key("issuer"), format!("{issuer:?} is configured twice")));
         }

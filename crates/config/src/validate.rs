@@ -141,21 +141,18 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let (tls, allow_plaintext) = crate::tls::validate_tls(&check, &raw.server, listen)?;
-    let public_url = match raw
+    let public_url = raw
         .server
         .public_url
         .as_ref()
-        .map(|u| u.0.trim_end_matches('/'))
-    {
-        None => None,
-        Some(url) if crate::oidc::is_acceptable_url(url) => Some(url.to_string()),
-        Some(url) => {
-            return Err(check.invalid(
+        .map(|u| {
+            crate::oidc::checked_url(
+                &check,
                 "server.public_url",
-                format!("{url:?} must be an https:// URL (http:// only to 127.0.0.1 or localhost)"),
-            ));
-        }
-    };
+                u.0.trim_end_matches('/').to_string(),
+            )
+        })
+        .transpose()?;
     let session_lifetime_seconds = match &raw.server.session_lifetime {
         Some(text) => check.duration("server.session_lifetime", &text.0)?,
         None => DEFAULT_SESSION_LIFETIME_SECONDS,

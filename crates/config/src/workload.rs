@@ -114,15 +114,7 @@ pub(crate) fn validate_workload_issuers(
         if issuers.iter().any(|i| i.name == name) {
             return Err(check.invalid(key("name"), format!("{name:?} is defined twice")));
         }
-        let issuer = raw.issuer.0;
-        if !crate::oidc::is_acceptable_url(&issuer) {
-            return Err(check.invalid(
-                key("issuer"),
-                format!(
-                    "{issuer:?} must be an https:// URL (http:// only to 127.0.0.1 or localhost)"
-                ),
-            ));
-        }
+        let issuer = crate::oidc::checked_url(check, &key("issuer"), raw.issuer.0)?;
         if issuers.iter().any(|i| i.issuer == issuer) || oidc_issuers.contains(&issuer.as_str()) {
             return Err(check.invalid(
                 key("issuer"),
@@ -140,16 +132,7 @@ pub(crate) fn validate_workload_issuers(
         let keys = match (raw.jwks_url, raw.jwks_file) {
             (None, None) => JwksSource::Discovery,
             (Some(url), None) => {
-                if !crate::oidc::is_acceptable_url(&url.0) {
-                    return Err(check.invalid(
-                        key("jwks_url"),
-                        format!(
-                            "{:?} must be an https:// URL (http:// only to 127.0.0.1 or localhost)",
-                            url.0
-                        ),
-                    ));
-                }
-                JwksSource::Url(url.0)
+                JwksSource::Url(crate::oidc::checked_url(check, &key("jwks_url"), url.0)?)
             }
             (None, Some(file)) => JwksSource::File(check.relative(&file.0)),
             (Some(_), Some(_)) => {

@@ -36,6 +36,19 @@ async fn writ_and_provider() -> Option<(Writ, Provider)> {
 
 const POLICY: &str = r#"permit (principal, action == Action::"request", resource);"#;
 
+/// `GET /v1/whoami` with only `writ-session=<session>` for credentials.
+async fn whoami_with_cookie(writ: &Writ, session: &str) -> (u16, Value) {
+    json_of(
+        reqwest::Client::new()
+            .get(format!("{}/v1/whoami", writ.base()))
+            .header("cookie", format!("writ-session={session}"))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await
+}
+
 async fn json_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
@@ -88,44 +101,22 @@ async fn a_person_signs_in_with_a_browser_and_the_session_works_only_as_a_sessio
     let csrf = session["csrf_token"].as_str().expect("csrf").to_string();
     let ask = json!({"entitlement": "t/read", "justification": "from the browser"});
     let requests = format!("{}/v1/requests", writ.base());
-    let (status, body) = json_of(
-        browser
-            .http()
-            .post(&requests)
-            .json(&ask)
-            .send()
-            .await
-            .expect("post"),
-    )
-    .await;
+    let post = |csrf: Option<String>| {
+        let mut request = browser.http().post(&requests).json(&ask);
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        async move { json_of(request.send().await.expect("post")).await }
+    };
+    let (status, body) = post(None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("csrf_token_invalid")),
         "{body}"
     );
-    let (status, body) = json_of(
-        browser
-            .http()
-            .post(&requests)
-            .header("x-csrf-token", "0".repeat(32))
-            .json(&ask)
-            .send()
-            .await
-            .expect("post"),
-    )
-    .await;
+    let (status, body) = post(Some("0".repeat(32))).await;
     assert_eq!(status, 403, "a wrong CSRF token: {body}");
-    let (status, body) = json_of(
-        browser
-            .http()
-            .post(&requests)
-            .header("x-csrf-token", &csrf)
-            .json(&ask)
-            .send()
-            .await
-            .expect("post"),
-    )
-    .await;
+    let (status, body) = post(Some(csrf.clone())).await;
     assert_eq!(
         (status, body["requester"].as_str()),
         (201, Some("alice")),
@@ -136,15 +127,7 @@ async fn a_person_signs_in_with_a_browser_and_the_session_works_only_as_a_sessio
     let (status, _) = writ.get("/v1/whoami", &secret).await;
     assert_eq!(status, 401, "a session secret used as a bearer token");
     let admin = writ.admin_token();
-    let (status, _) = json_of(
-        reqwest::Client::new()
-            .get(format!("{}/v1/whoami", writ.base()))
-            .header("cookie", format!("writ-session={admin}"))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let (status, _) = whoami_with_cookie(&writ, &admin).await;
     assert_eq!(status, 401, "a bearer token used as a session cookie");
 
     // Signing out ends the session: the cookie no longer works anywhere.
@@ -156,15 +139,7 @@ async fn a_person_signs_in_with_a_browser_and_the_session_works_only_as_a_sessio
         .await
         .expect("logout");
     assert_eq!(response.status().as_u16(), 303);
-    let (status, _) = json_of(
-        reqwest::Client::new()
-            .get(format!("{}/v1/whoami", writ.base()))
-            .header("cookie", format!("writ-session={secret}"))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let (status, _) = whoami_with_cookie(&writ, &secret).await;
     assert_eq!(status, 401, "the ended session still works");
 
     // Sign-in and sign-out are on the ledger (a session is a token of its own).

@@ -15,6 +15,29 @@ use support::oidc_provider::{AUDIENCE, Provider, provider_dir};
 use support::{Writ, stderr, stdout};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+/// A running writ that offers sign-in through a running provider, and where this
+/// test's CLI keeps its sign-ins (nothing there yet).
+struct Signed {
+    writ: Writ,
+    credentials: std::path::PathBuf,
+    _provider: Provider,
+    _folder: tempfile::TempDir,
+}
+
+async fn signed_out() -> Option<Signed> {
+    let provider = Provider::start(provider_dir()?, "k1").await;
+    let mut writ = writ_with_sign_in(&provider);
+    writ.start().await;
+    let folder = tempfile::tempdir().expect("tempdir");
+    Some(Signed {
+        writ,
+        // In a folder that does not exist yet: the CLI makes it (0700).
+        credentials: folder.path().join("writ/credentials.json"),
+        _provider: provider,
+        _folder: folder,
+    })
+}
+
 fn writ_with_sign_in(provider: &Provider) -> Writ {
     Writ::new(
         &format!(
@@ -108,12 +131,16 @@ fn stored(credentials: &std::path::Path) -> Value {
 
 #[tokio::test]
 async fn a_person_signs_in_in_a_browser_and_the_cli_keeps_and_renews_the_sign_in() {
-    let Some(dir) = provider_dir() else { return };
-    let provider = Provider::start(dir, "k1").await;
-    let mut writ = writ_with_sign_in(&provider);
-    writ.start().await;
-    let folder = tempfile::tempdir().expect("tempdir");
-    let credentials = folder.path().join("writ/credentials.json");
+    // Bound by name: the provider and the folder live as long as the test.
+    let Some(Signed {
+        writ,
+        credentials,
+        _provider,
+        _folder,
+    }) = signed_out().await
+    else {
+        return;
+    };
 
     let (code, out, err) = login(
         &writ,
@@ -194,12 +221,16 @@ async fn a_person_signs_in_in_a_browser_and_the_cli_keeps_and_renews_the_sign_in
 
 #[tokio::test]
 async fn a_person_signs_in_on_another_device_with_a_code() {
-    let Some(dir) = provider_dir() else { return };
-    let provider = Provider::start(dir, "k1").await;
-    let mut writ = writ_with_sign_in(&provider);
-    writ.start().await;
-    let folder = tempfile::tempdir().expect("tempdir");
-    let credentials = folder.path().join("credentials.json");
+    // Bound by name: the provider and the folder live as long as the test.
+    let Some(Signed {
+        writ,
+        credentials,
+        _provider,
+        _folder,
+    }) = signed_out().await
+    else {
+        return;
+    };
 
     let (code, out, err) = login(
         &writ,
@@ -221,12 +252,16 @@ async fn a_person_signs_in_on_another_device_with_a_code() {
 
 #[tokio::test]
 async fn signing_in_as_someone_writ_does_not_know_keeps_nothing() {
-    let Some(dir) = provider_dir() else { return };
-    let provider = Provider::start(dir, "k1").await;
-    let mut writ = writ_with_sign_in(&provider);
-    writ.start().await;
-    let folder = tempfile::tempdir().expect("tempdir");
-    let credentials = folder.path().join("credentials.json");
+    // Bound by name: the provider and the folder live as long as the test.
+    let Some(Signed {
+        writ,
+        credentials,
+        _provider,
+        _folder,
+    }) = signed_out().await
+    else {
+        return;
+    };
 
     let (code, out, err) = login(
         &writ,

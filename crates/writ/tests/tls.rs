@@ -175,15 +175,13 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_from_its_ca() {
         "without a client certificate: {err}"
     );
     let stranger_file = writ.path("stranger.pem");
-    let (code, _, err) = whoami(
-        &writ,
-        &[
-            "--ca-file",
-            ca_file,
-            "--client-cert",
-            stranger_file.to_str().expect("utf-8"),
-        ],
-    );
+    let as_stranger = [
+        "--ca-file",
+        ca_file,
+        "--client-cert",
+        stranger_file.to_str().expect("utf-8"),
+    ];
+    let (code, _, err) = whoami(&writ, &as_stranger);
     assert_eq!(
         code, EXIT_UNAVAILABLE,
         "a certificate from another CA: {err}"
@@ -196,15 +194,7 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_from_its_ca() {
     writ.start().await;
     let (code, _, err) = whoami(&writ, &["--ca-file", ca_file]);
     assert_eq!(code, 0, "optional, without a certificate: {err}");
-    let (code, _, err) = whoami(
-        &writ,
-        &[
-            "--ca-file",
-            ca_file,
-            "--client-cert",
-            stranger_file.to_str().expect("utf-8"),
-        ],
-    );
+    let (code, _, err) = whoami(&writ, &as_stranger);
     assert_eq!(
         code, EXIT_UNAVAILABLE,
         "optional, a stranger's certificate: {err}"
