@@ -150,6 +150,8 @@ pub enum RevokeReason {
     Expired,
     /// The lease ran out before the target was seen to hold the access.
     ExpiredUnobserved,
+    /// The subject left: disabled, or no longer in the identity store.
+    Leaver,
     /// What was said when the lease was ended early.
     Stated(String),
 }
@@ -157,11 +159,13 @@ pub enum RevokeReason {
 impl RevokeReason {
     const EXPIRED: &str = "expired";
     const EXPIRED_UNOBSERVED: &str = "expired before it was observed on the target";
+    const LEAVER: &str = "leaver";
 
     pub fn as_str(&self) -> &str {
         match self {
             Self::Expired => Self::EXPIRED,
             Self::ExpiredUnobserved => Self::EXPIRED_UNOBSERVED,
+            Self::Leaver => Self::LEAVER,
             Self::Stated(text) => text,
         }
     }
@@ -182,6 +186,7 @@ impl From<String> for RevokeReason {
         match text.as_str() {
             Self::EXPIRED => Self::Expired,
             Self::EXPIRED_UNOBSERVED => Self::ExpiredUnobserved,
+            Self::LEAVER => Self::Leaver,
             _ => Self::Stated(text),
         }
     }

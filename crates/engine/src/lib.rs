@@ -19,6 +19,7 @@ pub mod health;
 mod intake;
 mod itsm_side;
 pub mod keys;
+mod leavers;
 mod lifecycle;
 mod lookup;
 pub mod metrics_names;

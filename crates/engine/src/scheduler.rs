@@ -130,9 +130,18 @@ impl Scheduler {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let wake = self.engine.signals.wake.clone();
         let mut last_sweep: Option<tokio::time::Instant> = None;
+        let mut last_leaver_sweep: Option<tokio::time::Instant> = None;
         loop {
             self.engine.health.tick(TASK_NAME);
             self.engine.flush_rejected_deliveries().await;
+            if last_leaver_sweep
+                .is_none_or(|at| at.elapsed() >= crate::leavers::LEAVER_SWEEP_INTERVAL)
+            {
+                if let Err(error) = self.engine.sweep_leavers().await {
+                    tracing::error!(%error, "the leaver sweep failed; it runs again shortly");
+                }
+                last_leaver_sweep = Some(tokio::time::Instant::now());
+            }
             if last_sweep.is_none_or(|at| at.elapsed() >= JOBLESS_SWEEP_INTERVAL) {
                 self.engine.sweep_jobless_grants().await;
                 last_sweep = Some(tokio::time::Instant::now());

@@ -1,0 +1,109 @@
+//! Leavers: an identity disabled in the configuration keeps nothing. Every lease it
+//! holds is revoked through the usual verified path (reason `leaver`, by
+//! `writ:scheduler`), and its tokens and browser sessions are revoked on the ledger,
+//! so none of them works again even if the identity is enabled later. The scheduler
+//! sweeps when it starts — a writ started with a newly disabled identity acts on it at
+//! once — and again on each of its passes at least `LEAVER_SWEEP_INTERVAL` apart.
+
+use std::time::Duration;
+
+use serde_json::json;
+use writ_domain::RevokeReason;
+use writ_domain::ledger::{Actor, EventKind, SystemActor};
+use writ_store::GrantFilter;
+
+use crate::{Engine, EngineError};
+
+/// The least time between two sweeps.
+pub const LEAVER_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// The most leases of one leaver started on in one sweep (the next sweep takes more).
+const LEASES_PER_SWEEP_MAX: i64 = 1000;
+const SCHEDULER: Actor = Actor::System(SystemActor::Scheduler);
+
+impl Engine {
+    /// One sweep over the configured leavers; what it started revoking, for the log.
+    pub async fn sweep_leavers(&self) -> Result<usize, EngineError> {
+        let leavers: Vec<String> = self
+            .config
+            .identities
+            .values()
+            .filter(|identity| identity.disabled)
+            .map(|identity| identity.name.to_string())
+            .collect();
+        let mut revoked = 0;
+        for name in leavers {
+            revoked += self.revoke_leases_of(&name).await?;
+            self.revoke_tokens_of(&name).await?;
+        }
+        Ok(revoked)
+    }
+
+    async fn revoke_leases_of(&self, subject: &str) -> Result<usize, EngineError> {
+        let filter = GrantFilter {
+            state: None,
+            subject: Some(subject.to_string()),
+            entitlement: None,
+            involving: None,
+            limit: Some(LEASES_PER_SWEEP_MAX),
+            after: None,
+        };
+        let holding: Vec<_> = self
+            .store
+            .grants(&filter)
+            .await?
+            .items
+            .into_iter()
+            .filter(|grant| grant.state.may_hold_access())
+            .collect();
+        let mut started = 0;
+        for grant in holding {
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            // Read again in the transaction: another path may have ended it meanwhile.
+            let Some(grant) = tx
+                .grant(grant.id)
+                .await?
+                .filter(|g| g.state.may_hold_access())
+            else {
+                continue;
+            };
+            self.begin_revoke_in(&mut tx, &grant, &SCHEDULER, RevokeReason::Leaver, now)
+                .await?;
+            tx.commit().await?;
+            started += 1;
+            tracing::info!(grant = %grant.id, %subject, "revoking a leaver's lease");
+            self.evidence_committed();
+            if let Err(error) = self.execute_revoke(grant.id).await {
+                tracing::error!(grant = %grant.id, %error, "revocation will be retried");
+            }
+        }
+        Ok(started)
+    }
+
+    async fn revoke_tokens_of(&self, identity: &str) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let live: Vec<String> = self
+            .store
+            .tokens(Some(identity))
+            .await?
+            .into_iter()
+            .filter(|token| token.revoked_at.is_none() && token.expires_at > now)
+            .map(|token| token.id)
+            .collect();
+        for id in live {
+            let mut tx = self.store.begin().await?;
+            for (hash, holder) in tx.live_tokens_by_id(&id).await? {
+                if holder != identity {
+                    continue;
+                }
+                tx.revoke_token(&hash, now).await?;
+                let data = json!({ "identity": identity, "token_id": id, "revoked_by": SCHEDULER.as_str(), "reason": "leaver" });
+                tx.append(now, &SCHEDULER, EventKind::TokenRevoked, &data)
+                    .await?;
+                self.forget_token(&hash);
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
