@@ -244,6 +244,9 @@ pub struct Identity {
     /// Services and agents: the platform tokens and client certificates that prove
     /// a caller is this identity.
     pub workloads: Vec<WorkloadBinding>,
+    /// When the identity ends: from then on it is a leaver, and no grant of it runs
+    /// past this.
+    pub valid_until: Option<writ_domain::Timestamp>,
 }
 
 impl Identity {
@@ -263,6 +266,11 @@ impl Identity {
         self.kind == IdentityKind::User
             && !self.disabled
             && self.groups.iter().any(|group| groups.contains(group))
+    }
+
+    /// A leaver at `now`: disabled, or past its `valid_until`.
+    pub fn has_left(&self, now: writ_domain::Timestamp) -> bool {
+        self.disabled || self.valid_until.is_some_and(|end| end <= now)
     }
 
     /// The account this identity has on `target` (its own name unless configured).

@@ -216,6 +216,8 @@ pub struct RawIdentity {
     pub delegates: Vec<EnvString>,
     #[serde(default)]
     pub workload: Vec<RawWorkload>,
+    /// RFC 3339: when the identity ends (a contractor's last day).
+    pub valid_until: Option<EnvString>,
 }
 
 #[derive(Debug, Deserialize)]

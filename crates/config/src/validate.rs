@@ -716,6 +716,20 @@ fn validate_identities(
             ));
         }
         let workloads = crate::workload::validate_bindings(check, &key, raw.workload)?;
+        let valid_until = raw
+            .valid_until
+            .map(|text| {
+                writ_domain::Timestamp::parse_rfc3339(&text.0).map_err(|_| {
+                    check.invalid(
+                        key("valid_until"),
+                        format!(
+                            "{:?} is not an RFC 3339 time like \"2027-03-31T23:59:59Z\"",
+                            text.0
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
         if kind != IdentityKind::Agent && !raw.delegates.is_empty() {
             return Err(check.invalid(
                 key("delegates"),
@@ -754,6 +768,7 @@ fn validate_identities(
                 disabled: raw.disabled.unwrap_or(false),
                 delegates,
                 workloads,
+                valid_until,
             },
         );
     }

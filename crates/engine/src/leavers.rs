@@ -1,4 +1,5 @@
-//! Leavers: an identity disabled in the configuration keeps nothing. Every lease it
+//! Leavers: an identity disabled in the configuration, or past its `valid_until`,
+//! keeps nothing. Every lease it
 //! holds is revoked through the usual verified path (reason `leaver`, by
 //! `writ:scheduler`), and its tokens and browser sessions are revoked on the ledger,
 //! so none of them works again even if the identity is enabled later. The scheduler
@@ -23,11 +24,12 @@ const SCHEDULER: Actor = Actor::System(SystemActor::Scheduler);
 impl Engine {
     /// One sweep over the configured leavers; what it started revoking, for the log.
     pub async fn sweep_leavers(&self) -> Result<usize, EngineError> {
+        let now = self.clock.now();
         let leavers: Vec<String> = self
             .config
             .identities
             .values()
-            .filter(|identity| identity.disabled)
+            .filter(|identity| identity.has_left(now))
             .map(|identity| identity.name.to_string())
             .collect();
         let mut revoked = 0;

@@ -66,9 +66,10 @@ impl Engine {
         // Nobody disabled asks, or is given access; nor a service or agent whose owner
         // is (nobody answers for it). Tokens of disabled identities are refused already;
         // this also covers requesters mapped from a ticketing system.
+        let now = self.clock.now();
         if self
             .identity(caller.name.as_str())
-            .is_none_or(|requester| requester.disabled)
+            .is_none_or(|requester| requester.has_left(now))
         {
             return Err(EngineError::new(
                 ErrorCode::IdentityDisabled,
@@ -78,14 +79,19 @@ impl Engine {
                 ),
             ));
         }
-        if subject.disabled {
+        if subject.has_left(now) {
             return Err(EngineError::new(
                 ErrorCode::SubjectDisabled,
-                format!("{} is disabled and cannot be given access", subject.name),
+                format!(
+                    "{} is disabled (or past its valid_until) and cannot be given access",
+                    subject.name
+                ),
             ));
         }
         if let Some(owner) = &subject.owner
-            && self.identity(owner.as_str()).is_none_or(|o| o.disabled)
+            && self
+                .identity(owner.as_str())
+                .is_none_or(|o| o.has_left(now))
         {
             return Err(EngineError::new(
                 ErrorCode::SubjectOrphaned,
@@ -205,6 +211,11 @@ impl Engine {
         let window_seconds = checked
             .ends_by
             .map(|end| end.millis_since(now).div_euclid(1000));
+        // And it ends no later than its subject does (`valid_until`).
+        let subject_ends_seconds = self
+            .identity(subject.as_str())
+            .and_then(|identity| identity.valid_until)
+            .map(|end| end.millis_since(now).div_euclid(1000));
         let evaluation = self.policy().decide_request(&RequestFacts {
             requester: caller.name.as_str(),
             subject: subject.as_str(),
@@ -222,6 +233,7 @@ impl Engine {
             Some(entitlement_max),
             decision.max_duration_seconds,
             window_seconds,
+            subject_ends_seconds,
             checked.lasts_at_most_seconds,
         ]
         .into_iter()
@@ -361,7 +373,13 @@ impl Engine {
             account,
             state: GrantState::Pending,
             granted_at: None,
-            expires_at: now.plus_seconds(request.duration_seconds),
+            // No grant runs past its subject's end date (`valid_until`).
+            expires_at: self
+                .identity(request.subject.as_str())
+                .and_then(|subject| subject.valid_until)
+                .map_or(now.plus_seconds(request.duration_seconds), |end| {
+                    end.min(now.plus_seconds(request.duration_seconds))
+                }),
             revoke_reason: None,
             revoked_by: None,
             revoked_at: None,

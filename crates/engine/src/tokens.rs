@@ -252,10 +252,13 @@ impl Engine {
                 format!("the token names {name:?}, who is not a configured identity"),
             )
         })?;
-        if identity.disabled {
+        if identity.has_left(self.clock.now()) {
             return Err(EngineError::new(
                 ErrorCode::TokenIdentityDisabled,
-                format!("identity {name} is disabled"),
+                match identity.valid_until {
+                    Some(end) if !identity.disabled => format!("identity {name} ended at {end}"),
+                    _ => format!("identity {name} is disabled"),
+                },
             ));
         }
         Ok(Caller {

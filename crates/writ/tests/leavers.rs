@@ -64,3 +64,66 @@ async fn a_disabled_identity_loses_its_leases_and_its_tokens() {
     let verify = writ.run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", stderr(&verify));
 }
+
+#[tokio::test]
+async fn no_grant_runs_past_an_identitys_end_date_and_then_it_is_a_leaver() {
+    let ends = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let ends_text = ends
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
+    let mut writ = Writ::new(
+        &NOOP_CONFIG.replace(
+            "name = \"alice\"\n",
+            &format!("name = \"alice\"\nvalid_until = \"{ends_text}\"\n"),
+        ),
+        &[("p.cedar", POLICY)],
+    );
+    let alice = writ.token("alice");
+    writ.start().await;
+    let request = writ
+        .request_access(
+            &alice,
+            json!({"entitlement": "t/read", "justification": "last day", "duration_seconds": 3600}),
+        )
+        .await;
+    assert!(request.duration_seconds <= 4, "{request:?}");
+    let grant = request.grant_id.expect("granted at once");
+    let admin = writ.admin_token();
+    let view = writ.grant(grant, &admin).await;
+    assert!(
+        view.grant.expires_at.unix_micros() <= ends.unix_timestamp() * 1_000_000 + 1_000_000,
+        "{view:?}"
+    );
+    let view = writ
+        .wait_for_grant_state(grant, &admin, Duration::from_secs(20), GrantState::Revoked)
+        .await;
+    assert!(view.grant.verified_at.is_some(), "{view:?}");
+    // The lease ended (within the last second before the end date); now the end date
+    // itself passes.
+    let left = ends - time::OffsetDateTime::now_utc() + time::Duration::milliseconds(200);
+    if left.is_positive() {
+        tokio::time::sleep(Duration::from_millis(left.whole_milliseconds() as u64)).await;
+    }
+    let (status, body) = writ.get("/v1/whoami", &alice).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("token_identity_disabled")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ended at")
+    );
+
+    // An end date that is not a time is a configuration error, named.
+    writ.stop();
+    writ.replace_in_config(&ends_text, "next friday");
+    let output = writ.run(&["policy", "check"]);
+    assert!(
+        stderr(&output).contains("user[0].valid_until: \"next friday\" is not an RFC 3339 time"),
+        "{}",
+        stderr(&output)
+    );
+}
