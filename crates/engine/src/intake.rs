@@ -340,7 +340,7 @@ impl Engine {
                 info.key, info.state
             );
             let cancelled = self
-                .cancel_for_closed_ticket(request_id, reason.clone())
+                .cancel_pending(request_id, &crate::revocation::TICKET_ACTOR, reason.clone())
                 .await?;
             return Ok(cancelled.then_some((WebhookAction::Cancelled, reason)));
         }

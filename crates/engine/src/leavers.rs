@@ -1,7 +1,8 @@
 //! Leavers: an identity disabled in the configuration, or past its `valid_until`,
 //! keeps nothing. Every lease it
 //! holds is revoked through the usual verified path (reason `leaver`, by
-//! `writ:scheduler`), and its tokens and browser sessions are revoked on the ledger,
+//! `writ:scheduler`), its requests still waiting for approval are cancelled, and its
+//! tokens and browser sessions are revoked on the ledger,
 //! so none of them works again even if the identity is enabled later. The scheduler
 //! sweeps when it starts — a writ started with a newly disabled identity acts on it at
 //! once — and again on each of its passes at least `LEAVER_SWEEP_INTERVAL` apart.
@@ -11,7 +12,8 @@ use std::time::Duration;
 use serde_json::json;
 use writ_domain::RevokeReason;
 use writ_domain::ledger::{Actor, EventKind, SystemActor};
-use writ_store::GrantFilter;
+use writ_domain::lifecycle::RequestState;
+use writ_store::{GrantFilter, RequestFilter};
 
 use crate::{Engine, EngineError};
 
@@ -36,6 +38,7 @@ impl Engine {
         for name in leavers {
             revoked += self.revoke_leases_of(&name).await?;
             self.revoke_tokens_of(&name).await?;
+            self.cancel_requests_of(&name).await?;
         }
         Ok(revoked)
     }
@@ -80,6 +83,25 @@ impl Engine {
             }
         }
         Ok(started)
+    }
+
+    /// Requests still waiting for approval that the leaver made or would receive.
+    async fn cancel_requests_of(&self, identity: &str) -> Result<(), EngineError> {
+        let filter = RequestFilter {
+            state: Some(RequestState::PendingApproval),
+            requester: None,
+            subject: None,
+            involving: Some(vec![identity.to_string()]),
+            limit: Some(LEASES_PER_SWEEP_MAX),
+            after: None,
+        };
+        for request in self.store.requests(&filter).await?.items {
+            let reason = format!("leaver: {identity} left");
+            if self.cancel_pending(request.id, &SCHEDULER, reason).await? {
+                tracing::info!(request = %request.id, %identity, "cancelled a leaver's pending request");
+            }
+        }
+        Ok(())
     }
 
     async fn revoke_tokens_of(&self, identity: &str) -> Result<(), EngineError> {

@@ -722,11 +722,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Cancels a request still pending approval because the ticket behind it was
-    /// closed in its ticketing system. Returns whether it was cancelled.
-    pub(crate) async fn cancel_for_closed_ticket(
+    /// Cancels a request still pending approval on writ's own account (`actor`): the
+    /// ticket behind it was closed, or its requester or subject left. Returns whether it
+    /// was cancelled.
+    pub(crate) async fn cancel_pending(
         &self,
         id: RequestId,
+        actor: &Actor,
         reason: String,
     ) -> Result<bool, EngineError> {
         let now = self.clock.now();
@@ -742,7 +744,7 @@ impl Engine {
             &mut tx,
             &mut request,
             RequestEvent::Cancel,
-            &crate::revocation::TICKET_ACTOR,
+            actor,
             reason,
             now,
         )

@@ -10,13 +10,32 @@ use serde_json::json;
 use support::{NOOP_CONFIG, Writ, stderr};
 use writ_domain::lifecycle::GrantState;
 
-const POLICY: &str = r#"permit (principal, action == Action::"request", resource);"#;
+const POLICY: &str = r#"
+permit (principal, action == Action::"request", resource == Entitlement::"t/read");
+@approvals("1")
+permit (principal, action == Action::"request", resource == Entitlement::"t/admin");
+"#;
+
+/// NOOP_CONFIG and an entitlement that needs an approval.
+fn config() -> String {
+    format!(
+        "{NOOP_CONFIG}\n[[entitlement]]\nid = \"t/admin\"\ntarget = \"t\"\nrole = \"admin\"\n\
+         sensitivity = \"high\"\nmax_duration = \"1h\"\n"
+    )
+}
 
 #[tokio::test]
 async fn a_disabled_identity_loses_its_leases_and_its_tokens() {
-    let mut writ = Writ::new(NOOP_CONFIG, &[("p.cedar", POLICY)]);
+    let mut writ = Writ::new(&config(), &[("p.cedar", POLICY)]);
     let alice = writ.token("alice");
     writ.start().await;
+    let pending = writ
+        .request_access(
+            &alice,
+            json!({"entitlement": "t/admin", "justification": "needs a yes"}),
+        )
+        .await;
+    assert_eq!(pending.state.as_str(), "pending_approval");
     let request = writ
         .request_access(
             &alice,
@@ -40,6 +59,18 @@ async fn a_disabled_identity_loses_its_leases_and_its_tokens() {
         Some("leaver")
     );
     assert!(view.grant.verified_at.is_some(), "{view:?}");
+    // Her request still waiting for approval is cancelled, by writ, saying why.
+    let (_, cancelled) = writ
+        .get(&format!("/v1/requests/{}", pending.id), &admin)
+        .await;
+    assert_eq!(
+        (
+            cancelled["state"].as_str(),
+            cancelled["close_comment"].as_str()
+        ),
+        (Some("cancelled"), Some("leaver: alice left")),
+        "{cancelled}"
+    );
 
     // Her token is revoked on the ledger, so enabling her again does not revive it.
     let revoked_tokens = || async {
@@ -72,7 +103,7 @@ async fn no_grant_runs_past_an_identitys_end_date_and_then_it_is_a_leaver() {
         .format(&time::format_description::well_known::Rfc3339)
         .expect("RFC 3339");
     let mut writ = Writ::new(
-        &NOOP_CONFIG.replace(
+        &config().replace(
             "name = \"alice\"\n",
             &format!("name = \"alice\"\nvalid_until = \"{ends_text}\"\n"),
         ),
