@@ -28,8 +28,15 @@ pub struct IdentityView {
     pub owner: Option<String>,
     pub manager: Option<String>,
     pub disabled: bool,
+    /// Past its `valid_until`: a leaver, as if disabled.
+    pub ended: bool,
+    /// When it ends, if it has an end date.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub valid_until: Option<writ_domain::Timestamp>,
     /// A service or agent whose owner is disabled: nobody is accountable for it.
     pub orphaned: bool,
+    /// Where writ knows it from: `config` (writ.toml).
+    pub source: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -58,13 +65,13 @@ pub async fn list_identities(
                 .is_none_or(|own| own.iter().any(|name| name == i.name.as_str()))
         })
         .filter(|i| !params.orphaned || orphaned.contains(i.name.as_str()))
-        .map(|i| IdentityView::of(i, orphaned.contains(i.name.as_str())))
+        .map(|i| IdentityView::of(i, orphaned.contains(i.name.as_str()), state.engine.now()))
         .collect();
     Ok(Json(IdentityList { identities }))
 }
 
 impl IdentityView {
-    fn of(identity: &writ_config::Identity, orphaned: bool) -> Self {
+    fn of(identity: &writ_config::Identity, orphaned: bool, now: writ_domain::Timestamp) -> Self {
         Self {
             name: identity.name.to_string(),
             kind: identity.kind.as_str().to_string(),
@@ -72,7 +79,10 @@ impl IdentityView {
             owner: identity.owner.as_ref().map(ToString::to_string),
             manager: identity.manager.as_ref().map(ToString::to_string),
             disabled: identity.disabled,
+            ended: !identity.disabled && identity.has_left(now),
+            valid_until: identity.valid_until,
             orphaned,
+            source: "config".to_string(),
         }
     }
 }
@@ -104,7 +114,7 @@ pub async fn whoami(
     })?;
     let orphaned = config.orphaned().any(|i| i.name == identity.name);
     Ok(Json(WhoAmI {
-        identity: IdentityView::of(identity, orphaned),
+        identity: IdentityView::of(identity, orphaned, state.engine.now()),
         auditor: state.engine.is_auditor(&caller),
         admin: state.engine.is_admin(&caller),
     }))

@@ -44,6 +44,7 @@ use std::sync::Arc;
 
 use writ_config::{Config, Identity};
 use writ_connectors::Connectors;
+use writ_domain::Timestamp;
 use writ_domain::{Clock, IdentityKind, IdentityName};
 use writ_itsm::TicketSystems;
 use writ_policy::PolicyEngine;
@@ -125,6 +126,11 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// Now, by the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     pub fn new(
         config: Arc<Config>,
         policy: Arc<PolicyEngine>,

@@ -384,22 +384,29 @@ pub fn identity_list(value: &Value) -> String {
         return "no identities\n".to_string();
     }
     let mut out = format!(
-        "{:<20}  {:<8}  {:<16}  {}\n",
-        "NAME", "KIND", "OWNER", "STATUS"
+        "{:<20}  {:<8}  {:<16}  {:<8}  {}\n",
+        "NAME", "KIND", "OWNER", "SOURCE", "STATUS"
     );
     for i in identities {
         let text = |key: &str| i[key].as_str().unwrap_or("-").to_string();
-        let status = match (i["disabled"].as_bool(), i["orphaned"].as_bool()) {
-            (Some(true), _) => "disabled",
-            (_, Some(true)) => "ORPHANED (owner disabled)",
-            _ => "ok",
+        let status = if i["disabled"] == true {
+            "disabled".to_string()
+        } else if i["ended"] == true {
+            format!("ended {}", text("valid_until"))
+        } else if i["orphaned"] == true {
+            "ORPHANED (owner disabled)".to_string()
+        } else if i["valid_until"].is_string() {
+            format!("ok until {}", text("valid_until"))
+        } else {
+            "ok".to_string()
         };
         let _ = writeln!(
             out,
-            "{:<20}  {:<8}  {:<16}  {status}",
+            "{:<20}  {:<8}  {:<16}  {:<8}  {status}",
             text("name"),
             text("kind"),
-            text("owner")
+            text("owner"),
+            text("source")
         );
     }
     out

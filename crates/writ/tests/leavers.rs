@@ -147,6 +147,14 @@ async fn no_grant_runs_past_an_identitys_end_date_and_then_it_is_a_leaver() {
             .unwrap_or_default()
             .contains("ended at")
     );
+    // `writ identities` says so, and where writ knows her from.
+    let listing = writ.run(&["identities", "--token", &admin]);
+    let line = support::stdout(&listing)
+        .lines()
+        .find(|l| l.starts_with("alice "))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(line.contains("config") && line.contains("ended"), "{line}");
 
     // An end date that is not a time is a configuration error, named.
     writ.stop();
