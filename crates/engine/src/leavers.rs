@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 use writ_domain::RevokeReason;
 use writ_domain::ledger::{Actor, EventKind, SystemActor};
-use writ_domain::lifecycle::RequestState;
+use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_store::{GrantFilter, RequestFilter};
 
 use crate::{Engine, EngineError};
@@ -44,22 +44,19 @@ impl Engine {
     }
 
     async fn revoke_leases_of(&self, subject: &str) -> Result<usize, EngineError> {
-        let filter = GrantFilter {
-            state: None,
-            subject: Some(subject.to_string()),
-            entitlement: None,
-            involving: None,
-            limit: Some(LEASES_PER_SWEEP_MAX),
-            after: None,
-        };
-        let holding: Vec<_> = self
-            .store
-            .grants(&filter)
-            .await?
-            .items
-            .into_iter()
-            .filter(|grant| grant.state.may_hold_access())
-            .collect();
+        // By state, so a long history of ended grants cannot hide a live one.
+        let mut holding = Vec::new();
+        for state in [GrantState::Pending, GrantState::Active] {
+            let filter = GrantFilter {
+                state: Some(state),
+                subject: Some(subject.to_string()),
+                entitlement: None,
+                involving: None,
+                limit: Some(LEASES_PER_SWEEP_MAX),
+                after: None,
+            };
+            holding.extend(self.store.grants(&filter).await?.items);
+        }
         let mut started = 0;
         for grant in holding {
             let now = self.clock.now();
