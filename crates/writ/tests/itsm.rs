@@ -588,8 +588,12 @@ async fn the_ticket_gets_the_evidence_and_closes_only_after_verified_revocation(
         .await;
     assert!(grant.grant.verified_at.is_some(), "{grant:?}");
     assert!(!s.roles.holds(&s.read_role, &s.alice_account).await);
+    // The issue is moved to Done, then the same text added as its last comment.
     assert!(
-        eventually(Duration::from_secs(10), || s.jira.status("OPS-8") == "Done").await,
+        eventually(Duration::from_secs(10), || {
+            s.jira.status("OPS-8") == "Done" && s.jira.comments("OPS-8").len() >= 4
+        })
+        .await,
         "closed after revocation"
     );
     let comments = s.jira.comments("OPS-8");

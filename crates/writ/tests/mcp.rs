@@ -10,25 +10,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use support::jwt::Signer;
-use support::{Writ, external_tool};
+use support::{NOOP_CONFIG, Writ, external_tool};
 
+/// Besides the test kit's NOOP_CONFIG (target `t`, `t/read`, alice).
 const CONFIG: &str = r#"
 [[workload_issuer]]
 name = "k8s"
 issuer = "https://kubernetes.default.svc.cluster.local"
 audience = "writ"
 jwks_file = "k8s-jwks.json"
-
-[[target]]
-name = "t"
-kind = "noop"
-
-[[entitlement]]
-id = "t/read"
-target = "t"
-role = "read"
-sensitivity = "low"
-max_duration = "1h"
 
 [[entitlement]]
 id = "t/admin"
@@ -38,9 +28,6 @@ sensitivity = "high"
 max_duration = "1h"
 
 [[user]]
-name = "alice"
-
-[[user]]
 name = "bob"
 
 [[agent]]
@@ -48,6 +35,10 @@ name = "triage-bot"
 owner = "alice"
 workload = [{ issuer = "k8s", subject = "system:serviceaccount:agents:triage-bot" }]
 "#;
+
+fn config() -> String {
+    format!("{NOOP_CONFIG}\n{CONFIG}")
+}
 
 const POLICY: &str = r#"
 @id("agents-read-for-their-owner")
@@ -105,7 +96,7 @@ fn refusal(result: &Value) -> String {
 #[tokio::test]
 async fn an_agent_asks_checks_and_releases_through_mcp_under_the_same_rules() {
     let Some(python) = python() else { return };
-    let mut writ = Writ::new(CONFIG, &[("p.cedar", POLICY)]);
+    let mut writ = Writ::new(&config(), &[("p.cedar", POLICY)]);
     let signer = Signer::new("k8s-1");
     std::fs::write(writ.path("k8s-jwks.json"), signer.jwks().to_string()).expect("jwks");
     writ.start().await;

@@ -9,13 +9,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use support::jwt::Signer;
-use support::{Writ, stderr};
+use support::{NOOP_CONFIG, Writ, stderr};
 
 const K8S: &str = "https://kubernetes.default.svc.cluster.local";
 const GITHUB: &str = "https://token.actions.githubusercontent.com";
 const SPIRE: &str = "https://oidc.spire.acme.test";
 const RELEASE_WORKFLOW: &str = "acme/infra/.github/workflows/release.yml@refs/heads/main";
 
+/// Besides the test kit's NOOP_CONFIG (target `t`, `t/read`, alice).
 const CONFIG: &str = r#"
 [[workload_issuer]]
 name = "k8s"
@@ -35,20 +36,6 @@ name = "spire"
 issuer = "https://oidc.spire.acme.test"
 audience = "writ"
 jwks_file = "spire-jwks.json"
-
-[[target]]
-name = "t"
-kind = "noop"
-
-[[entitlement]]
-id = "t/read"
-target = "t"
-role = "read"
-sensitivity = "low"
-max_duration = "1h"
-
-[[user]]
-name = "alice"
 
 [[service]]
 name = "deployer"
@@ -73,6 +60,10 @@ owner = "alice"
 workload = [{ issuer = "github", subject = "repo:acme/infra:environment:prod", claims = { job_workflow_ref = "acme/infra/.github/workflows/release.yml@refs/heads/main" } }]
 "#;
 
+fn config() -> String {
+    format!("{NOOP_CONFIG}\n{CONFIG}")
+}
+
 const POLICY: &str =
     r#"permit (principal in Group::"deployers", action == Action::"request", resource);"#;
 
@@ -90,7 +81,7 @@ struct Platforms {
 
 /// A writ trusting three platforms, each with a key of its own in a JWKS file.
 fn writ_and_platforms(extra: &str) -> (Writ, Platforms) {
-    let writ = Writ::new(&format!("{CONFIG}\n{extra}"), &[("p.cedar", POLICY)]);
+    let writ = Writ::new(&format!("{}\n{extra}", config()), &[("p.cedar", POLICY)]);
     let platforms = Platforms {
         k8s: Signer::new("k8s-1"),
         github: Signer::new("gh-1"),
@@ -332,7 +323,7 @@ async fn writ_tokens_can_be_switched_off_for_services_and_agents() {
 
 #[test]
 fn bindings_that_could_prove_two_identities_or_a_person_are_refused() {
-    let writ = Writ::new(CONFIG, &[]);
+    let writ = Writ::new(&config(), &[]);
     let check = |from: &str, to: &str, expected: &str| {
         writ.replace_in_config(from, to);
         let output = writ.run(&["policy", "check"]);
