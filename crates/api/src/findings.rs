@@ -54,7 +54,7 @@ pub struct FindingQuery {
     #[param(value_type = Option<FindingState>)]
     pub state: Option<String>,
     pub target: Option<String>,
-    /// `unmanaged`, `lingering` or `missing`.
+    /// `unmanaged`, `lingering`, `missing` or `not_permitted`.
     #[param(value_type = Option<FindingKind>)]
     pub kind: Option<String>,
     #[param(minimum = 1, maximum = 1000)]
@@ -95,7 +95,7 @@ pub async fn list_findings(
         .map(|k| {
             FindingKind::parse(&k).ok_or_else(|| {
                 ApiError::malformed(format!(
-                    "unknown finding kind {k:?}; expected unmanaged, lingering or missing"
+                    "unknown finding kind {k:?}; expected unmanaged, lingering, missing or not_permitted"
                 ))
             })
         })

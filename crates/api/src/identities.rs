@@ -53,8 +53,7 @@ pub async fn list_identities(
 ) -> Result<Json<IdentityList>, ApiError> {
     let params = query(params)?;
     let config = state.engine.config();
-    let orphaned: std::collections::BTreeSet<&str> =
-        config.orphaned().map(|i| i.name.as_str()).collect();
+    let now = state.engine.now();
     let readable = state.engine.narrow_to_own(&caller);
     let identities = config
         .identities
@@ -64,21 +63,26 @@ pub async fn list_identities(
                 .as_ref()
                 .is_none_or(|own| own.iter().any(|name| name == i.name.as_str()))
         })
-        .filter(|i| !params.orphaned || orphaned.contains(i.name.as_str()))
-        .map(|i| IdentityView::of(i, orphaned.contains(i.name.as_str()), state.engine.now()))
+        .filter(|i| !params.orphaned || state.engine.is_orphaned(i, now))
+        .map(|i| IdentityView::of(&state.engine, i, now))
         .collect();
     Ok(Json(IdentityList { identities }))
 }
 
 impl IdentityView {
-    fn of(identity: &writ_config::Identity, orphaned: bool, now: writ_domain::Timestamp) -> Self {
+    fn of(
+        engine: &writ_engine::Engine,
+        identity: &writ_config::Identity,
+        now: writ_domain::Timestamp,
+    ) -> Self {
+        let orphaned = engine.is_orphaned(identity, now);
         Self {
             name: identity.name.to_string(),
             kind: identity.kind.as_str().to_string(),
             groups: identity.groups.clone(),
             owner: identity.owner.as_ref().map(ToString::to_string),
             manager: identity.manager.as_ref().map(ToString::to_string),
-            disabled: identity.disabled,
+            disabled: identity.disabled || engine.is_disabled_orphan(identity),
             ended: !identity.disabled && identity.has_left(now),
             valid_until: identity.valid_until,
             orphaned,
@@ -112,9 +116,8 @@ pub async fn whoami(
             format!("{} is no longer a configured identity", caller.name),
         )
     })?;
-    let orphaned = config.orphaned().any(|i| i.name == identity.name);
     Ok(Json(WhoAmI {
-        identity: IdentityView::of(identity, orphaned, state.engine.now()),
+        identity: IdentityView::of(&state.engine, identity, state.engine.now()),
         auditor: state.engine.is_auditor(&caller),
         admin: state.engine.is_admin(&caller),
     }))

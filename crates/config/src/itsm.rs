@@ -482,11 +482,11 @@ fields = { entitlement = "customfield_10050", duration = "customfield_10052", wi
         assert!(!siem.wants("request.approved") && !siem.from_start);
         let error = load(&format!(
             "{BASE}{JIRA}{}",
-            sink.replace("grant.*", "grants.*")
+            sink.replace("grant.*", "grnt.*")
         ))
         .expect_err("unknown kind");
         assert!(
-            error.contains("notify[0].events[0]: \"grants.*\" matches no event kind"),
+            error.contains("notify[0].events[0]: \"grnt.*\" matches no event kind"),
             "{error}"
         );
         let error = load(&format!(

@@ -77,6 +77,8 @@ pub struct Config {
     pub retry_backoff_max_seconds: i64,
     /// A revocation still failing this long after it started is escalated (once).
     pub escalate_after_seconds: i64,
+    /// A service or agent whose owner left is disabled after this without a new owner.
+    pub orphan_grace_seconds: i64,
     pub targets: BTreeMap<String, Target>,
     /// Ticketing systems, by name.
     pub itsms: BTreeMap<String, Itsm>,
@@ -182,6 +184,7 @@ impl DriftPolicy {
             FindingKind::Unmanaged => self.unmanaged,
             FindingKind::Lingering => self.lingering,
             FindingKind::Missing => self.missing,
+            FindingKind::NotPermitted => DriftAction::Report,
         }
     }
 }
@@ -224,6 +227,28 @@ pub struct Entitlement {
     /// Grants issue a short-lived login of their own (PostgreSQL targets; services and
     /// agents only) instead of giving the role to the subject's account.
     pub credential: bool,
+    /// What happens to a live grant that policy, decided again, no longer permits.
+    pub on_policy_change: PolicyChangeAction,
+}
+
+/// What happens to a live grant that the policy in force no longer permits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PolicyChangeAction {
+    /// Revoke it (reason `no_longer_permitted`).
+    #[default]
+    Revoke,
+    /// Keep it, and open a `not_permitted` finding for the entitlement's owners.
+    Review,
+}
+
+impl PolicyChangeAction {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "revoke" => Some(Self::Revoke),
+            "review" => Some(Self::Review),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,18 +344,6 @@ impl Config {
         name.parse::<IdentityName>()
             .ok()
             .and_then(|name| self.identities.get(&name))
-    }
-
-    /// Services and agents without an accountable owner: the owner is disabled (an
-    /// owner that is not a configured user is refused when the file is loaded).
-    pub fn orphaned(&self) -> impl Iterator<Item = &Identity> {
-        self.identities.values().filter(|identity| {
-            identity.owner.as_ref().is_some_and(|owner| {
-                self.identities
-                    .get(owner)
-                    .is_none_or(|owner| owner.disabled)
-            })
-        })
     }
 
     /// The identity whose account on `system` (a target or ITSM) is `account`.

@@ -19,6 +19,8 @@ pub struct RawConfig {
     pub requests: RawRequests,
     #[serde(default)]
     pub revocation: RawRevocation,
+    #[serde(default)]
+    pub identities: RawIdentities,
     #[serde(default, rename = "target")]
     pub targets: Vec<RawTarget>,
     #[serde(default, rename = "entitlement")]
@@ -158,6 +160,12 @@ pub struct RawRequests {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawIdentities {
+    pub orphan_grace: Option<EnvString>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawRevocation {
     pub retry_backoff_max: Option<EnvString>,
     pub escalate_after: Option<EnvString>,
@@ -199,6 +207,7 @@ pub struct RawEntitlement {
     pub on_missing: Option<EnvString>,
     pub credential: Option<bool>,
     pub shared_role: Option<bool>,
+    pub on_policy_change: Option<EnvString>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,10 +13,12 @@ use crate::env::EnvString;
 use crate::raw::{RawConfig, RawIdentity, RawTarget};
 use crate::{
     Config, ConfigError, ConnectorConfig, DEFAULT_RECONCILE_EVERY_SECONDS, DriftPolicy,
-    Entitlement, Identity, Target,
+    Entitlement, Identity, PolicyChangeAction, Target,
 };
 
 pub const DEFAULT_PENDING_TTL_SECONDS: i64 = 24 * 3600;
+/// How long a service or agent whose owner left may go without a new one.
+pub const DEFAULT_ORPHAN_GRACE_SECONDS: i64 = 7 * 24 * 3600;
 const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 const DEFAULT_SESSION_LIFETIME_SECONDS: i64 = 8 * 3600;
 const DEFAULT_STORAGE_URL: &str = "sqlite://writ.db";
@@ -203,6 +205,10 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         Some(text) => check.duration("revocation.retry_backoff_max", &text.0)?,
         None => DEFAULT_RETRY_BACKOFF_MAX_SECONDS,
     };
+    let orphan_grace_seconds = match raw.identities.orphan_grace {
+        Some(text) => check.duration("identities.orphan_grace", &text.0)?,
+        None => DEFAULT_ORPHAN_GRACE_SECONDS,
+    };
     let escalate_after_seconds = match raw.revocation.escalate_after {
         Some(text) => check.duration("revocation.escalate_after", &text.0)?,
         None => DEFAULT_ESCALATE_AFTER_SECONDS,
@@ -346,6 +352,15 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
             lingering: drift_action("on_lingering", FindingKind::Lingering, raw.on_lingering)?,
             missing,
         };
+        let on_policy_change = match raw.on_policy_change {
+            None => PolicyChangeAction::default(),
+            Some(text) => PolicyChangeAction::parse(&text.0).ok_or_else(|| {
+                check.invalid(
+                    key("on_policy_change"),
+                    format!("{:?} is not an action; expected revoke or review", text.0),
+                )
+            })?,
+        };
         if entitlements.contains_key(&id) {
             return Err(check.invalid(key("id"), format!("entitlement {id} is defined twice")));
         }
@@ -383,6 +398,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
                 ticket_required: raw.ticket_required.unwrap_or(false),
                 drift,
                 credential,
+                on_policy_change,
             },
         );
     }
@@ -424,6 +440,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         approver_kinds,
         retry_backoff_max_seconds,
         escalate_after_seconds,
+        orphan_grace_seconds,
         targets,
         itsms,
         notify,

@@ -22,6 +22,10 @@ pub enum FindingKind {
     Lingering,
     /// An active grant's access is not on the target.
     Missing,
+    /// A live grant that policy, decided again, no longer permits, on an entitlement
+    /// whose owners review such grants (`on_policy_change = "review"`) instead of writ
+    /// revoking them. Not drift: reconciliation leaves it alone.
+    NotPermitted,
 }
 
 /// What reconciliation does about a kind of finding on an entitlement.
@@ -101,13 +105,19 @@ pub struct FindingReport {
 }
 
 impl FindingKind {
-    pub const ALL: [Self; 3] = [Self::Unmanaged, Self::Lingering, Self::Missing];
+    pub const ALL: [Self; 4] = [
+        Self::Unmanaged,
+        Self::Lingering,
+        Self::Missing,
+        Self::NotPermitted,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unmanaged => "unmanaged",
             Self::Lingering => "lingering",
             Self::Missing => "missing",
+            Self::NotPermitted => "not_permitted",
         }
     }
 
@@ -115,12 +125,17 @@ impl FindingKind {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 
+    /// Whether reconciliation finds it (a difference between a target and the grants).
+    pub fn is_drift(self) -> bool {
+        self != Self::NotPermitted
+    }
+
     /// Whether `action` makes sense for this kind: access that should not be there can
     /// only be revoked, access that should be there only reapplied.
     pub fn allows(self, action: DriftAction) -> bool {
         match action {
             DriftAction::Report => true,
-            DriftAction::Revoke => self != Self::Missing,
+            DriftAction::Revoke => matches!(self, Self::Unmanaged | Self::Lingering),
             DriftAction::Reapply => self == Self::Missing,
         }
     }
@@ -131,6 +146,7 @@ impl FindingKind {
             Self::Unmanaged => DriftAction::Report,
             Self::Lingering => DriftAction::Revoke,
             Self::Missing => DriftAction::Reapply,
+            Self::NotPermitted => DriftAction::Report,
         }
     }
 }

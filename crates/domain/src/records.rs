@@ -152,6 +152,9 @@ pub enum RevokeReason {
     ExpiredUnobserved,
     /// The subject left: disabled, or no longer in the identity store.
     Leaver,
+    /// Decided again under the policy in force (after a policy change, or the
+    /// subject's groups or manager changed), the grant is no longer permitted.
+    NoLongerPermitted,
     /// What was said when the lease was ended early.
     Stated(String),
 }
@@ -160,12 +163,14 @@ impl RevokeReason {
     const EXPIRED: &str = "expired";
     const EXPIRED_UNOBSERVED: &str = "expired before it was observed on the target";
     const LEAVER: &str = "leaver";
+    const NO_LONGER_PERMITTED: &str = "no_longer_permitted";
 
     pub fn as_str(&self) -> &str {
         match self {
             Self::Expired => Self::EXPIRED,
             Self::ExpiredUnobserved => Self::EXPIRED_UNOBSERVED,
             Self::Leaver => Self::LEAVER,
+            Self::NoLongerPermitted => Self::NO_LONGER_PERMITTED,
             Self::Stated(text) => text,
         }
     }
@@ -187,6 +192,7 @@ impl From<String> for RevokeReason {
             Self::EXPIRED => Self::Expired,
             Self::EXPIRED_UNOBSERVED => Self::ExpiredUnobserved,
             Self::LEAVER => Self::Leaver,
+            Self::NO_LONGER_PERMITTED => Self::NoLongerPermitted,
             _ => Self::Stated(text),
         }
     }

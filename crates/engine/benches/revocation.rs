@@ -21,7 +21,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{env_number, median};
+use common::{env_number, median, raw_commit_rate};
 use tokio::sync::watch;
 use writ_config::Config;
 use writ_connectors::{Connectors, NoopConnector};
@@ -188,35 +188,6 @@ impl Running {
         let _ = self.scheduler.await;
         self.store.close().await;
     }
-}
-
-async fn raw_commit_rate(dir: &std::path::Path, seconds: u64) -> f64 {
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-    let options = SqliteConnectOptions::new()
-        .filename(dir.join("raw.db"))
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full);
-    let pool = sqlx::SqlitePool::connect_with(options)
-        .await
-        .expect("raw sqlite");
-    sqlx::query("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-        .execute(&pool)
-        .await
-        .expect("table");
-    let started = Instant::now();
-    let mut commits = 0u64;
-    while started.elapsed() < Duration::from_secs(seconds) {
-        sqlx::query("INSERT INTO t (v) VALUES ($1)")
-            .bind("a row about the size of an event id")
-            .execute(&pool)
-            .await
-            .expect("insert");
-        commits += 1;
-    }
-    let rate = commits as f64 / started.elapsed().as_secs_f64();
-    pool.close().await;
-    rate
 }
 
 /// Grants made through the engine for `seconds`, `per_second` of them, each lasting 2 s,

@@ -1,8 +1,9 @@
-//! Leavers: an identity disabled in the configuration, or past its `valid_until`,
-//! keeps nothing. Every lease it
+//! Leavers: an identity disabled in the configuration, past its `valid_until`, or an
+//! orphan writ disabled (`orphans`), keeps nothing. Every lease it
 //! holds is revoked through the usual verified path (reason `leaver`, by
 //! `writ:scheduler`), its requests still waiting for approval are cancelled, and its
-//! tokens and browser sessions are revoked on the ledger,
+//! tokens and browser sessions are revoked on the ledger, approvals it gave on requests
+//! still pending are voided (`request.approval_voided`),
 //! so none of them works again even if the identity is enabled later. The scheduler
 //! sweeps when it starts — a writ started with a newly disabled identity acts on it at
 //! once — and again on each of its passes at least `LEAVER_SWEEP_INTERVAL` apart.
@@ -10,9 +11,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use writ_domain::RevokeReason;
 use writ_domain::ledger::{Actor, EventKind, SystemActor};
 use writ_domain::lifecycle::{GrantState, RequestState};
+use writ_domain::{RevokeReason, Timestamp};
 use writ_store::{GrantFilter, RequestFilter};
 
 use crate::{Engine, EngineError};
@@ -24,23 +25,33 @@ const LEASES_PER_SWEEP_MAX: i64 = 1000;
 const SCHEDULER: Actor = Actor::System(SystemActor::Scheduler);
 
 impl Engine {
-    /// One sweep over the configured leavers; what it started revoking, for the log.
-    pub async fn sweep_leavers(&self) -> Result<usize, EngineError> {
+    /// One sweep over the leavers. Returns when the next sweep is owed: the next end
+    /// date or orphan deadline, if any.
+    pub async fn sweep_leavers(&self) -> Result<Option<Timestamp>, EngineError> {
         let now = self.clock.now();
-        let leavers: Vec<String> = self
+        let mut leavers: Vec<String> = self
             .config
             .identities
             .values()
             .filter(|identity| identity.has_left(now))
             .map(|identity| identity.name.to_string())
             .collect();
-        let mut revoked = 0;
-        for name in leavers {
-            revoked += self.revoke_leases_of(&name).await?;
-            self.revoke_tokens_of(&name).await?;
-            self.cancel_requests_of(&name).await?;
+        let (disabled_orphans, next_orphan_due) = self.sweep_orphans().await?;
+        leavers.extend(disabled_orphans);
+        let next_end = self
+            .config
+            .identities
+            .values()
+            .filter_map(|identity| identity.valid_until)
+            .filter(|end| *end > now);
+        let next_due = next_end.chain(next_orphan_due).min();
+        for name in &leavers {
+            self.revoke_leases_of(name).await?;
+            self.revoke_tokens_of(name).await?;
+            self.cancel_requests_of(name).await?;
         }
-        Ok(revoked)
+        self.void_approvals_of(&leavers).await?;
+        Ok(next_due)
     }
 
     async fn revoke_leases_of(&self, subject: &str) -> Result<usize, EngineError> {
@@ -99,6 +110,63 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Approvals the leaver gave on requests still pending stop counting: someone who
+    /// left cannot vouch for access any more. (Approvals that already granted access
+    /// stand; the grants are decided again only if policy or their subject changes.)
+    async fn void_approvals_of(&self, leavers: &[String]) -> Result<(), EngineError> {
+        if leavers.is_empty() {
+            return Ok(());
+        }
+        let left = |approver: &str| leavers.iter().any(|name| name == approver);
+        let mut after = None;
+        loop {
+            let filter = RequestFilter {
+                state: Some(RequestState::PendingApproval),
+                requester: None,
+                subject: None,
+                involving: None,
+                limit: Some(LEASES_PER_SWEEP_MAX),
+                after,
+            };
+            let page = self.store.requests(&filter).await?;
+            let touched = page
+                .items
+                .iter()
+                .filter(|r| r.approvals.iter().any(|a| left(a.approver.as_str())));
+            for request in touched {
+                let now = self.clock.now();
+                let mut tx = self.store.begin().await?;
+                let Some(mut request) = tx
+                    .request(request.id)
+                    .await?
+                    .filter(|r| r.state == RequestState::PendingApproval)
+                else {
+                    continue;
+                };
+                let (voided, kept): (Vec<_>, Vec<_>) = request
+                    .approvals
+                    .into_iter()
+                    .partition(|approval| left(approval.approver.as_str()));
+                request.approvals = kept;
+                if voided.is_empty() {
+                    continue;
+                }
+                tx.update_request(&request).await?;
+                let data = json!({ "request": request, "voided": &voided, "reason": "leaver" });
+                tx.append(now, &SCHEDULER, EventKind::RequestApprovalVoided, &data)
+                    .await?;
+                tx.commit().await?;
+                for approval in &voided {
+                    tracing::info!(request = %request.id, approver = %approval.approver, "voided a leaver's approval");
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+        }
     }
 
     async fn revoke_tokens_of(&self, identity: &str) -> Result<(), EngineError> {

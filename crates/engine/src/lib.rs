@@ -23,12 +23,14 @@ mod leavers;
 mod lifecycle;
 mod lookup;
 pub mod metrics_names;
+mod orphans;
 mod outage;
 mod policy_reload;
 pub mod polling;
 mod preflight;
 mod reads;
 mod reconcile;
+mod redecide;
 mod rejections;
 mod revocation;
 mod scheduler;
@@ -61,6 +63,7 @@ pub use policy_reload::PolicyReloaded;
 pub use preflight::{TargetCheck, check_targets};
 pub use reads::{LedgerVerdict, OutboxStatus};
 pub use reconcile::{ReconcileReport, Reconciler};
+pub use redecide::{Occasion, Redecided};
 pub use scheduler::Scheduler;
 pub use scheduler::{TASK_NAME as SCHEDULER_TASK_NAME, TICK_DEADLINE as SCHEDULER_TICK_DEADLINE};
 pub use system_clock::SystemClock;
@@ -115,6 +118,8 @@ pub struct Engine {
     pub(crate) health: Arc<health::Health>,
     /// Signs ledger checkpoints; without one `writ serve` takes none.
     pub(crate) ledger_key: Option<Arc<checkpoint::LedgerKey>>,
+    /// Services and agents disabled because their owner left and nobody took them on.
+    pub(crate) disabled_orphans: orphans::DisabledOrphans,
 }
 
 impl std::fmt::Debug for Engine {
@@ -150,6 +155,7 @@ impl Engine {
             lookahead: outage::Lookahead::default(),
             health: Arc::new(health::Health::default()),
             ledger_key: None,
+            disabled_orphans: orphans::DisabledOrphans::default(),
         }
     }
 

@@ -69,7 +69,7 @@ impl Engine {
         let now = self.clock.now();
         if self
             .identity(caller.name.as_str())
-            .is_none_or(|requester| requester.has_left(now))
+            .is_none_or(|requester| self.has_left(requester, now))
         {
             return Err(EngineError::new(
                 ErrorCode::IdentityDisabled,
@@ -79,7 +79,7 @@ impl Engine {
                 ),
             ));
         }
-        if subject.has_left(now) {
+        if self.has_left(subject, now) {
             return Err(EngineError::new(
                 ErrorCode::SubjectDisabled,
                 format!(
@@ -89,9 +89,7 @@ impl Engine {
             ));
         }
         if let Some(owner) = &subject.owner
-            && self
-                .identity(owner.as_str())
-                .is_none_or(|o| o.has_left(now))
+            && self.is_orphaned(subject, now)
         {
             return Err(EngineError::new(
                 ErrorCode::SubjectOrphaned,

@@ -48,6 +48,9 @@ pub const WEBHOOKS_REJECTED: &str = "writ_webhooks_rejected_total";
 pub const CHECKPOINT_FAILURES: &str = "writ_checkpoint_failures_total";
 /// Job rows whose id is not an id of the record their kind works on (should stay 0).
 pub const JOBS_UNREADABLE: &str = "writ_jobs_unreadable_total";
+/// Live grants decided again under the policy in force (after a reload, at start,
+/// when an identity changes).
+pub const GRANTS_REDECIDED: &str = "writ_grants_redecided_total";
 
 /// The supervised background tasks, as `writ_task_panics_total{task}` names them.
 pub const TASK_NAMES: &[&str] = &[
@@ -126,7 +129,7 @@ pub fn describe_all(config: &Config) {
     );
     describe_counter!(
         FINDINGS_OPENED,
-        "Findings opened by reconciliation, by kind."
+        "Findings opened by reconciliation (and not_permitted ones by policy re-decisions), by kind."
     );
     describe_gauge!(FINDINGS, "Reconciliation findings by kind and state.");
     describe_counter!(
@@ -162,6 +165,11 @@ pub fn describe_all(config: &Config) {
         "Scheduled jobs whose record id could not be read (put off, never guessed)."
     );
 
+    describe_counter!(
+        GRANTS_REDECIDED,
+        "Live grants decided again under the policy in force."
+    );
+
     // Registered, so that it is exported with no observation yet.
     let _ = metrics::histogram!(REVOCATION_LAG);
     for name in [
@@ -171,6 +179,7 @@ pub fn describe_all(config: &Config) {
         JOBLESS_GRANTS,
         CHECKPOINT_FAILURES,
         JOBS_UNREADABLE,
+        GRANTS_REDECIDED,
         WRITE_TRANSACTIONS,
         DATABASE_COMMITS,
     ] {

@@ -2,7 +2,8 @@
 //! `POST /v1/policy/reload`, SIGHUP): the new set is loaded and validated whole; a set
 //! that does not load is refused and the one in force kept; one that loads is recorded
 //! on the ledger (`policy.reloaded`, with both hashes) and only then put in force, in
-//! one swap — every decision is made under exactly one of the two sets.
+//! one swap — every decision is made under exactly one of the two sets. Then every
+//! live grant is decided again under the new set (`redecide`).
 
 use std::sync::{Arc, RwLock};
 
@@ -10,6 +11,7 @@ use serde_json::json;
 use writ_domain::ledger::{Actor, EventKind};
 use writ_policy::{PolicyEngine, PolicyLoadError};
 
+use crate::redecide::{Occasion, Redecided};
 use crate::{Engine, EngineError, ErrorCode};
 
 /// The policy set in force.
@@ -52,6 +54,9 @@ pub struct PolicyReloaded {
     pub policies: usize,
     /// False when the files hold the set already in force (nothing recorded).
     pub changed: bool,
+    /// The live grants decided again under the new set (when it changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redecided: Option<Redecided>,
 }
 
 impl Engine {
@@ -84,6 +89,7 @@ impl Engine {
             policy_hash: loaded.policy_hash().to_string(),
             policies: loaded.policy_count(),
             changed: previous.policy_hash() != loaded.policy_hash(),
+            redecided: None,
         };
         if !reloaded.changed {
             return Ok(reloaded);
@@ -107,6 +113,23 @@ impl Engine {
             by = %by.as_str(),
             "policies reloaded"
         );
-        Ok(reloaded)
+        // Under the new set, every live grant is decided again. Should this fail part
+        // way, the rest are decided when writ next starts (it decides all then).
+        let redecided = self
+            .redecide_grants(Occasion::PolicyReloaded, None)
+            .await
+            .map_err(|error| {
+                EngineError::new(
+                    error.code,
+                    format!(
+                        "the policies {} are in force, but deciding the live grants again failed part way ({}); the rest are decided again when writ next starts, or at the next reload",
+                        reloaded.policy_hash, error.message
+                    ),
+                )
+            })?;
+        Ok(PolicyReloaded {
+            redecided: Some(redecided),
+            ..reloaded
+        })
     }
 }

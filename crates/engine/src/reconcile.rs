@@ -136,6 +136,8 @@ impl Engine {
             .unresolved_findings(target)
             .await?
             .into_iter()
+            // A grant policy no longer permits is the owners' to review, not drift.
+            .filter(|report| report.finding.kind.is_drift())
             .map(|report| {
                 let f = &report.finding;
                 (

@@ -131,16 +131,36 @@ impl Scheduler {
         let wake = self.engine.signals.wake.clone();
         let mut last_sweep: Option<tokio::time::Instant> = None;
         let mut last_leaver_sweep: Option<tokio::time::Instant> = None;
+        let mut redecided_since_start = false;
+        // When an identity ends or an orphan's grace runs out next.
+        let mut leaver_due: Option<writ_domain::Timestamp> = None;
         loop {
             self.engine.health.tick(TASK_NAME);
             self.engine.flush_rejected_deliveries().await;
             if last_leaver_sweep
                 .is_none_or(|at| at.elapsed() >= crate::leavers::LEAVER_SWEEP_INTERVAL)
             {
-                if let Err(error) = self.engine.sweep_leavers().await {
-                    tracing::error!(%error, "the leaver sweep failed; it runs again shortly");
-                }
+                leaver_due = match self.engine.sweep_leavers().await {
+                    Ok(due) => due,
+                    Err(error) => {
+                        tracing::error!(%error, "the leaver sweep failed; it runs again shortly");
+                        None
+                    }
+                };
                 last_leaver_sweep = Some(tokio::time::Instant::now());
+            }
+            // Policies or identities may have changed while writ was stopped.
+            if !redecided_since_start {
+                match self
+                    .engine
+                    .redecide_grants(crate::Occasion::Start, None)
+                    .await
+                {
+                    Ok(_) => redecided_since_start = true,
+                    Err(error) => {
+                        tracing::error!(%error, "deciding the live grants again at start failed; retrying");
+                    }
+                }
             }
             if last_sweep.is_none_or(|at| at.elapsed() >= JOBLESS_SWEEP_INTERVAL) {
                 self.engine.sweep_jobless_grants().await;
@@ -170,6 +190,16 @@ impl Scheduler {
                     self.engine.revoke_during_outage().await;
                     STORAGE_RETRY
                 }
+            };
+            // A leaver is acted on when it leaves, not at the idle pace (but no sooner
+            // than the next sweep may run).
+            let pause = match leaver_due {
+                Some(due) => {
+                    let until = due.millis_since(self.engine.clock.now()).max(0);
+                    let until = Duration::from_millis(u64::try_from(until).unwrap_or(0));
+                    pause.min(until.max(crate::leavers::LEAVER_SWEEP_INTERVAL))
+                }
+                None => pause,
             };
             let wake_at = self
                 .engine

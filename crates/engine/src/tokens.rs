@@ -252,12 +252,16 @@ impl Engine {
                 format!("the token names {name:?}, who is not a configured identity"),
             )
         })?;
-        if identity.has_left(self.clock.now()) {
+        let now = self.clock.now();
+        if self.has_left(identity, now) {
             return Err(EngineError::new(
                 ErrorCode::TokenIdentityDisabled,
                 match identity.valid_until {
-                    Some(end) if !identity.disabled => format!("identity {name} ended at {end}"),
-                    _ => format!("identity {name} is disabled"),
+                    _ if identity.disabled => format!("identity {name} is disabled"),
+                    Some(end) if end <= now => format!("identity {name} ended at {end}"),
+                    _ => format!(
+                        "identity {name} is disabled: its owner left and nobody took it on within identities.orphan_grace"
+                    ),
                 },
             ));
         }

@@ -79,7 +79,7 @@ fn mapping(kind: EventKind, data: &Value) -> Mapping {
             };
             entity((1, "Create"), Some(control))
         }
-        K::RequestApprovalRecorded => entity((3, "Update"), None),
+        K::RequestApprovalRecorded | K::RequestApprovalVoided => entity((3, "Update"), None),
         K::RequestApproved => entity((3, "Update"), Some(APPROVED)),
         K::RequestRejected => entity((11, "Deactivate"), Some(REJECTED)),
         K::RequestCancelled | K::RequestExpired | K::TokenRevoked => {
@@ -104,7 +104,9 @@ fn mapping(kind: EventKind, data: &Value) -> Mapping {
             control: Some(REVOKED),
         },
         K::LedgerCheckpoint => entity((99, "Other"), None),
-        K::PolicyReloaded => entity((3, "Update"), None),
+        K::PolicyReloaded | K::GrantsRedecided | K::GrantRescheduled => entity((3, "Update"), None),
+        K::IdentityOrphaned | K::IdentityAdopted => entity((3, "Update"), None),
+        K::IdentityOrphanDisabled => entity((11, "Deactivate"), None),
         K::ItsmWebhookRejected => Mapping {
             failed: true,
             ..entity((99, "Other"), Some(DENIED))
@@ -203,6 +205,24 @@ fn subject_of(event: &Event) -> (Value, Option<String>, String) {
         if !delivery.is_empty() {
             entity["uid"] = json!(delivery);
         }
+        return (entity, None, message);
+    }
+    if let Some(grants) = data["grants"].as_array() {
+        let hash = text(&data["policy_hash"]);
+        let count = |outcome: &str| grants.iter().filter(|g| g["outcome"] == outcome).count();
+        let message = format!(
+            "{}: {} live grants decided again under policy set {hash} ({}): {} no longer permitted, {} for review, {} shortened",
+            event.kind,
+            grants.len(),
+            text(&data["occasion"]),
+            count("no_longer_permitted"),
+            count("review"),
+            count("shortened"),
+        );
+        let entity = json!({
+            "uid": hash, "type": "writ.policy_set", "name": format!("policy set {hash}"),
+            "data": { "occasion": data["occasion"], "identity": data["identity"], "grants": grants },
+        });
         return (entity, None, message);
     }
     if let Some(hash) = data["policy_hash"].as_str() {

@@ -109,6 +109,22 @@ impl Store {
         rows.iter().map(report_from_row).collect()
     }
 
+    /// Every open or accepted finding of one kind, on any target.
+    pub async fn unresolved_findings_of_kind(
+        &self,
+        kind: FindingKind,
+    ) -> Result<Vec<Finding>, StoreError> {
+        let sql =
+            format!("SELECT {FINDING_COLUMNS} FROM findings WHERE kind = $1 AND state IN ($2, $3)");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(kind.as_str())
+            .bind(FindingState::Open.as_str())
+            .bind(FindingState::Accepted.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(finding_from_row).collect()
+    }
+
     /// Number of findings by (kind, state), for metrics.
     pub async fn finding_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
         let rows =

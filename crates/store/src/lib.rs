@@ -7,6 +7,7 @@
 
 mod findings;
 mod migrate;
+mod orphans;
 mod outbox;
 mod page;
 mod read;
@@ -22,6 +23,7 @@ use sqlx::{AnyPool, Row};
 use writ_domain::{FindingId, Grant, GrantId, Request, RequestId, Timestamp};
 
 pub use findings::{FINDING_ORDER, FindingFilter, LiveGrant};
+pub use orphans::Orphan;
 pub use outbox::{NewOutboxEntry, NotifyCursor, OutboxAction, OutboxEntry};
 pub use page::{ID_CURSOR_PATTERN, Page, PageCursor, SortKey, TIMED_CURSOR_PATTERN};
 pub use read::{

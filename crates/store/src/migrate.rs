@@ -14,6 +14,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/0005_one_ticket_one_request.sql"),
     ),
     (6, include_str!("../migrations/0006_token_revocation.sql")),
+    (7, include_str!("../migrations/0007_grants_by_state.sql")),
+    (8, include_str!("../migrations/0008_orphans.sql")),
 ];
 
 pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {

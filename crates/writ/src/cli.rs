@@ -233,7 +233,7 @@ pub enum Command {
         /// open, accepted or resolved (default: open).
         #[arg(long, default_value = "open")]
         state: String,
-        /// unmanaged, lingering or missing.
+        /// unmanaged, lingering, missing or not_permitted.
         #[arg(long)]
         kind: Option<String>,
         /// Only findings on this target.

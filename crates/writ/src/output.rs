@@ -415,12 +415,25 @@ pub fn identity_list(value: &Value) -> String {
 pub fn policy_reloaded(value: &Value) -> String {
     let text = |key: &str| value[key].as_str().unwrap_or("-").to_string();
     if value["changed"] == true {
-        format!(
+        let mut out = format!(
             "policies reloaded: {} policies, hash {} (was {})\n",
             value["policies"],
             text("policy_hash"),
             text("previous_hash")
-        )
+        );
+        let redecided = &value["redecided"];
+        if redecided.is_object() {
+            let count = |key: &str| redecided[key].as_u64().unwrap_or(0);
+            out.push_str(&format!(
+                "live grants decided again: {}; kept {}, shortened {}, revoked {} (no_longer_permitted), flagged for review {}\n",
+                count("grants"),
+                count("kept"),
+                count("shortened"),
+                count("revoked"),
+                count("flagged")
+            ));
+        }
+        out
     } else {
         format!(
             "the policies in force are the folder's already ({} policies, hash {})\n",

@@ -128,6 +128,11 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         .with_token_key(token_key)
         .with_ledger_key(ledger_key),
     );
+    // Orphans writ disabled stay disabled from the first request on.
+    engine
+        .load_orphans()
+        .await
+        .map_err(|e| Failure::failed(format!("cannot read the orphaned identities: {e}")))?;
     let state = writ_api::AppState {
         engine: engine.clone(),
         metrics: writ_api::install_metrics_recorder(engine.config()),

@@ -26,10 +26,13 @@ pub enum SystemActor {
     Cli,
     /// A signal from whoever may signal the process (SIGHUP: reload the policies).
     Signal,
+    /// The policy in force, deciding live grants again (after a reload, at start, or
+    /// when an identity's groups or manager change).
+    Policy,
 }
 
 impl SystemActor {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Scheduler,
         Self::Itsm,
         Self::Reconciler,
@@ -37,6 +40,7 @@ impl SystemActor {
         Self::Checkpoint,
         Self::Cli,
         Self::Signal,
+        Self::Policy,
     ];
 
     /// The ledger's text for it (hashed: it never changes).
@@ -49,6 +53,7 @@ impl SystemActor {
             Self::Checkpoint => "writ:checkpoint",
             Self::Cli => "writ:cli",
             Self::Signal => "writ:signal",
+            Self::Policy => "writ:policy",
         }
     }
 }

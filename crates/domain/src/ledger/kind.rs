@@ -5,6 +5,8 @@ use std::fmt;
 pub enum EventKind {
     RequestCreated,
     RequestApprovalRecorded,
+    /// An approval taken back from a request still pending (its approver left).
+    RequestApprovalVoided,
     RequestApproved,
     RequestRejected,
     RequestCancelled,
@@ -31,12 +33,24 @@ pub enum EventKind {
     FindingResolved,
     /// A new policy set was loaded into a running writ (`writ policy reload`, SIGHUP).
     PolicyReloaded,
+    /// Live grants decided again under the policy in force: one event per batch,
+    /// each grant's outcome with the determining policies.
+    GrantsRedecided,
+    /// A live grant's end moved (sooner: the policy in force allows less time).
+    GrantRescheduled,
+    /// A service or agent whose owner left (whom to tell, when it will be disabled).
+    IdentityOrphaned,
+    /// An orphan disabled: no new owner within `identities.orphan_grace`.
+    IdentityOrphanDisabled,
+    /// An orphan has an owner again.
+    IdentityAdopted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 27] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
+        Self::RequestApprovalVoided,
         Self::RequestApproved,
         Self::RequestRejected,
         Self::RequestCancelled,
@@ -56,12 +70,18 @@ impl EventKind {
         Self::FindingReopened,
         Self::FindingResolved,
         Self::PolicyReloaded,
+        Self::GrantsRedecided,
+        Self::GrantRescheduled,
+        Self::IdentityOrphaned,
+        Self::IdentityOrphanDisabled,
+        Self::IdentityAdopted,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RequestCreated => "request.created",
             Self::RequestApprovalRecorded => "request.approval_recorded",
+            Self::RequestApprovalVoided => "request.approval_voided",
             Self::RequestApproved => "request.approved",
             Self::RequestRejected => "request.rejected",
             Self::RequestCancelled => "request.cancelled",
@@ -81,6 +101,11 @@ impl EventKind {
             Self::FindingReopened => "finding.reopened",
             Self::FindingResolved => "finding.resolved",
             Self::PolicyReloaded => "policy.reloaded",
+            Self::GrantsRedecided => "grants.redecided",
+            Self::GrantRescheduled => "grant.rescheduled",
+            Self::IdentityOrphaned => "identity.orphaned",
+            Self::IdentityOrphanDisabled => "identity.orphan_disabled",
+            Self::IdentityAdopted => "identity.adopted",
         }
     }
 

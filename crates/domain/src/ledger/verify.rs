@@ -302,7 +302,7 @@ impl ChainVerifier {
                 request.state,
                 RequestState::Denied | RequestState::PendingApproval | RequestState::Approved
             ),
-            (Some(from), EventKind::RequestApprovalRecorded) => {
+            (Some(from), EventKind::RequestApprovalRecorded | EventKind::RequestApprovalVoided) => {
                 from == RequestState::PendingApproval && request.state == from
             }
             (Some(from), _) => {
@@ -347,6 +347,10 @@ impl ChainVerifier {
             }
             (Some(from), EventKind::GrantRevoked) => {
                 from.transition(E::ConfirmRevoked) == Ok(grant.state)
+            }
+            // Only the end moves, and only of a grant that may still hold access.
+            (Some(from), EventKind::GrantRescheduled) => {
+                from == grant.state && from.may_hold_access()
             }
             _ => false,
         };

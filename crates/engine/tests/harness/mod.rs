@@ -251,6 +251,11 @@ impl Harness {
         }
     }
 
+    /// Replaces the policy files (`Engine::reload_policy` puts them in force).
+    pub fn write_policy(&self, policy: &str) {
+        std::fs::write(self._dir.path().join("policies/p.cedar"), policy).expect("policy");
+    }
+
     pub async fn advance(&self, seconds: i64) {
         self.clock.advance_seconds(seconds);
         self.scheduler.run_due().await.expect("scheduler pass");

@@ -55,11 +55,12 @@ impl WriteTx<'_> {
 
     pub async fn update_grant(&mut self, grant: &Grant) -> Result<(), StoreError> {
         self.buffer(
-            "UPDATE grants SET state = $2, doc = $3 WHERE id = $1",
+            "UPDATE grants SET state = $2, doc = $3, expires_at_us = $4 WHERE id = $1",
             vec![
                 Arg::Text(grant.id.to_string()),
                 Arg::Text(grant.state.as_str().to_string()),
                 Arg::Text(doc(grant)?),
+                Arg::Int(grant.expires_at.unix_micros()),
             ],
         );
         Ok(())
