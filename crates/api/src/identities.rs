@@ -52,12 +52,12 @@ pub async fn list_identities(
     params: Result<Query<IdentityQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<IdentityList>, ApiError> {
     let params = query(params)?;
-    let config = state.engine.config();
     let now = state.engine.now();
     let readable = state.engine.narrow_to_own(&caller);
-    let identities = config
-        .identities
-        .values()
+    let identities = state
+        .engine
+        .identities()
+        .iter()
         .filter(|i| {
             readable
                 .as_ref()
@@ -86,7 +86,12 @@ impl IdentityView {
             ended: !identity.disabled && identity.has_left(now),
             valid_until: identity.valid_until,
             orphaned,
-            source: "config".to_string(),
+            source: if engine.config().identity(identity.name.as_str()).is_some() {
+                "config"
+            } else {
+                "scim"
+            }
+            .to_string(),
         }
     }
 }
@@ -109,15 +114,14 @@ pub async fn whoami(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<WhoAmI>, ApiError> {
-    let config = state.engine.config();
-    let identity = config.identity(caller.name.as_str()).ok_or_else(|| {
+    let identity = state.engine.identity(caller.name.as_str()).ok_or_else(|| {
         writ_engine::EngineError::new(
             writ_engine::ErrorCode::TokenIdentityUnknown,
             format!("{} is no longer a configured identity", caller.name),
         )
     })?;
     Ok(Json(WhoAmI {
-        identity: IdentityView::of(&state.engine, identity, state.engine.now()),
+        identity: IdentityView::of(&state.engine, &identity, state.engine.now()),
         auditor: state.engine.is_auditor(&caller),
         admin: state.engine.is_admin(&caller),
     }))

@@ -18,6 +18,7 @@ mod metrics_route;
 pub mod openapi;
 mod policy;
 mod requests;
+mod scim;
 mod segment;
 mod signin;
 mod tokens;
@@ -126,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             post(itsm_routes::itsm_webhook)
                 .layer(DefaultBodyLimit::max(itsm_routes::WEBHOOK_BODY_SIZE_MAX_BYTES)),
         )
+        .nest("/scim/v2", scim::router())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))

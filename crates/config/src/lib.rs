@@ -7,6 +7,7 @@ mod itsm;
 mod keys;
 mod oidc;
 mod raw;
+mod scim;
 mod tls;
 mod validate;
 mod workload;
@@ -24,6 +25,7 @@ pub use itsm::{
 };
 pub use keys::{Access, KeySource, Keys, SecretKey};
 pub use oidc::{DEFAULT_USERNAME_CLAIM, OidcProvider, SecretString};
+pub use scim::{SCIM_TOKEN_LENGTH_MIN, ScimClient};
 pub use tls::{ClientCa, Tls};
 pub use validate::DEFAULT_PENDING_TTL_SECONDS;
 pub use workload::{
@@ -96,6 +98,8 @@ pub struct Config {
     pub oidc: Vec<OidcProvider>,
     /// Platforms whose tokens prove services and agents (`workload` bindings).
     pub workload_issuers: Vec<WorkloadIssuer>,
+    /// Identity providers that push people and groups over SCIM.
+    pub scim_clients: Vec<ScimClient>,
 }
 
 /// Where signed ledger checkpoints go, and how often `writ serve` takes one.

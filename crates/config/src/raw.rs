@@ -45,6 +45,16 @@ pub struct RawConfig {
     pub oidc: Vec<RawOidc>,
     #[serde(default, rename = "workload_issuer")]
     pub workload_issuers: Vec<RawWorkloadIssuer>,
+    #[serde(default, rename = "scim")]
+    pub scim_clients: Vec<RawScim>,
+}
+
+/// `[[scim]]`: an identity provider that pushes people and groups.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScim {
+    pub name: EnvString,
+    pub token: EnvString,
 }
 
 /// `[[workload_issuer]]`: a platform that issues tokens to workloads.

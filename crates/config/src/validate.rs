@@ -240,6 +240,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         raw.workload_issuers,
         &oidc.iter().map(|p| p.issuer.as_str()).collect::<Vec<_>>(),
     )?;
+    let scim_clients = crate::scim::validate_scim(&check, raw.scim_clients)?;
     let mut itsms = BTreeMap::new();
     for (index, raw) in raw.itsms.into_iter().enumerate() {
         let itsm = crate::itsm::validate_itsm(&check, index, raw)?;
@@ -451,6 +452,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         checkpoints,
         oidc,
         workload_issuers,
+        scim_clients,
     })
 }
 

@@ -105,6 +105,7 @@ macro_rules! uuid_id {
 uuid_id!(RequestId, "request id", "req_");
 uuid_id!(GrantId, "grant id", "grt_");
 uuid_id!(FindingId, "finding id", "fnd_");
+uuid_id!(DirectoryId, "directory id", "dir_");
 
 /// Hex digits of an id shown in its short form.
 pub const SHORT_ID_HEX_LEN: usize = 8;

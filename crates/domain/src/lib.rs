@@ -4,6 +4,7 @@
 //! Cedar or connectors. Time comes in as a parameter (see [`Clock`]).
 
 mod clock;
+pub mod directory;
 mod duration;
 pub mod finding;
 mod ids;
@@ -13,13 +14,14 @@ mod records;
 mod redact;
 
 pub use clock::{Clock, ManualClock, Timestamp};
+pub use directory::{DirectoryGroup, DirectoryMeta, DirectoryUser};
 pub use duration::{DURATION_HELP, format_duration_seconds, parse_duration_seconds};
 pub use finding::{
     DriftAction, Exception, Finding, FindingEvent, FindingKind, FindingReport, FindingState,
 };
 pub use ids::{
-    EntitlementId, FindingId, GrantId, ID_FRAGMENT_LEN_MIN, IdRef, IdentityKind, IdentityName,
-    InvalidId, RequestId, SHORT_ID_HEX_LEN, Sensitivity,
+    DirectoryId, EntitlementId, FindingId, GrantId, ID_FRAGMENT_LEN_MIN, IdRef, IdentityKind,
+    IdentityName, InvalidId, RequestId, SHORT_ID_HEX_LEN, Sensitivity,
 };
 pub use records::{
     Approval, Decision, DecisionOutcome, Grant, Request, RevokeReason, Ticket, TicketCheck,

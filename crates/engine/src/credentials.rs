@@ -101,10 +101,10 @@ impl Engine {
             .ok_or_else(|| EngineError::not_found("request", grant.request_id))?;
         let owner = self
             .identity(grant.subject.as_str())
-            .and_then(|s| s.owner.as_ref());
+            .and_then(|s| s.owner.clone());
         if caller.name != request.requester
             && caller.name != grant.subject
-            && owner != Some(&caller.name)
+            && owner.as_ref() != Some(&caller.name)
         {
             return Err(EngineError::new(
                 ErrorCode::NotTheRequester,

@@ -63,6 +63,9 @@ error_codes! {
     MalformedRequest = "malformed_request" => Malformed,
     /// An abbreviated id that names more than one record.
     AmbiguousId = "ambiguous_id" => Malformed,
+    /// A SCIM resource writ cannot keep (a userName that is not an identity name, a
+    /// member that is not a user here, a change of userName).
+    DirectoryInvalid = "directory_invalid" => Malformed,
 
     Unauthenticated = "unauthenticated" => Unauthenticated,
     BadWebhook = "bad_webhook" => Unauthenticated,
@@ -103,6 +106,10 @@ error_codes! {
 
     VerifyRunning = "verify_running" => Conflict,
     TicketTaken = "ticket_taken" => Conflict,
+    /// A userName or displayName taken (in the directory, or in writ.toml).
+    DirectoryConflict = "directory_conflict" => Conflict,
+    /// A SCIM change made against a version that is no longer the latest (`If-Match`).
+    DirectoryVersionMismatch = "directory_version_mismatch" => Conflict,
     NotPending = "not_pending" => Conflict,
     AlreadyApproved = "already_approved" => Conflict,
     NotActive = "not_active" => Conflict,
@@ -168,6 +175,9 @@ error_codes! {
     Checkpoint = "checkpoint" => Internal,
     NoRandomness = "no_randomness" => Internal,
     IntakeOutcome = "intake_outcome" => Internal,
+    /// Identities that do not make Cedar entities (should not happen: names are
+    /// checked before they are kept).
+    PolicyEntities = "policy_entities" => Internal,
 
     DataCorrupt = "data_corrupt" => Corrupt,
 }

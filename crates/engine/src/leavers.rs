@@ -30,21 +30,27 @@ impl Engine {
     pub async fn sweep_leavers(&self) -> Result<Option<Timestamp>, EngineError> {
         let now = self.clock.now();
         let mut leavers: Vec<String> = self
-            .config
-            .identities
-            .values()
+            .identities()
+            .iter()
             .filter(|identity| identity.has_left(now))
             .map(|identity| identity.name.to_string())
             .collect();
         let (disabled_orphans, next_orphan_due) = self.sweep_orphans().await?;
         leavers.extend(disabled_orphans);
-        let next_end = self
-            .config
-            .identities
-            .values()
+        let next_due = self
+            .identities()
+            .iter()
             .filter_map(|identity| identity.valid_until)
-            .filter(|end| *end > now);
-        let next_due = next_end.chain(next_orphan_due).min();
+            .filter(|end| *end > now)
+            .chain(next_orphan_due)
+            .min();
+        // People no longer known at all (deleted from the directory, removed from
+        // writ.toml) who still hold something.
+        for subject in self.store.live_grant_subjects().await? {
+            if self.identity(&subject).is_none() && !leavers.contains(&subject) {
+                leavers.push(subject);
+            }
+        }
         for name in &leavers {
             self.revoke_leases_of(name).await?;
             self.revoke_tokens_of(name).await?;
@@ -52,6 +58,15 @@ impl Engine {
         }
         self.void_approvals_of(&leavers).await?;
         Ok(next_due)
+    }
+
+    /// One person leaves now (made inactive or deleted by the identity provider): all
+    /// a leaver sweep does for them, without waiting for it.
+    pub(crate) async fn depart(&self, name: &str) -> Result<(), EngineError> {
+        self.revoke_leases_of(name).await?;
+        self.revoke_tokens_of(name).await?;
+        self.cancel_requests_of(name).await?;
+        self.void_approvals_of(&[name.to_string()]).await
     }
 
     async fn revoke_leases_of(&self, subject: &str) -> Result<usize, EngineError> {

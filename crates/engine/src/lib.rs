@@ -10,6 +10,7 @@
 mod access;
 pub mod checkpoint;
 mod credentials;
+mod directory;
 mod dispatch;
 mod error;
 mod evidence;
@@ -28,6 +29,7 @@ mod outage;
 mod policy_reload;
 pub mod polling;
 mod preflight;
+mod provisioning;
 mod reads;
 mod reconcile;
 mod redecide;
@@ -61,6 +63,7 @@ pub use intake::{WebhookAction, WebhookOutcome};
 pub use lifecycle::NewRequest;
 pub use policy_reload::PolicyReloaded;
 pub use preflight::{TargetCheck, check_targets};
+pub use provisioning::{GroupChange, UserChange};
 pub use reads::{LedgerVerdict, OutboxStatus};
 pub use reconcile::{ReconcileReport, Reconciler};
 pub use redecide::{Occasion, Redecided};
@@ -120,6 +123,8 @@ pub struct Engine {
     pub(crate) ledger_key: Option<Arc<checkpoint::LedgerKey>>,
     /// Services and agents disabled because their owner left and nobody took them on.
     pub(crate) disabled_orphans: orphans::DisabledOrphans,
+    /// Who writ knows: `writ.toml`'s identities and the directory pushed over SCIM.
+    pub(crate) directory: directory::Directory,
 }
 
 impl std::fmt::Debug for Engine {
@@ -143,7 +148,13 @@ impl Engine {
         connectors: Connectors,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let directory = directory::Directory::new(directory::DirectoryView::build(
+            &config,
+            Default::default(),
+            Default::default(),
+        ));
         Self {
+            directory,
             targets: targets::Targets::new(&config, connectors),
             config,
             policy: policy_reload::PolicySlot::new(policy),
@@ -188,8 +199,19 @@ impl Engine {
         &self.health
     }
 
-    pub(crate) fn identity(&self, name: &str) -> Option<&Identity> {
-        self.config.identity(name)
+    /// The identity named `name`: configured in `writ.toml`, or pushed by an identity
+    /// provider over SCIM.
+    pub fn identity(&self, name: &str) -> Option<Arc<Identity>> {
+        let name: IdentityName = name.parse().ok()?;
+        self.directory.view().identities.get(&name).cloned()
+    }
+
+    /// Every identity writ knows, by name.
+    pub fn identities(&self) -> Vec<Arc<Identity>> {
+        let mut all: Vec<Arc<Identity>> =
+            self.directory.view().identities.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
     }
 
     /// Tells the scheduler about a job due at `due`, waking it only if that is earlier

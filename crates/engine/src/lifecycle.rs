@@ -69,7 +69,7 @@ impl Engine {
         let now = self.clock.now();
         if self
             .identity(caller.name.as_str())
-            .is_none_or(|requester| self.has_left(requester, now))
+            .is_none_or(|requester| self.has_left(&requester, now))
         {
             return Err(EngineError::new(
                 ErrorCode::IdentityDisabled,
@@ -79,7 +79,7 @@ impl Engine {
                 ),
             ));
         }
-        if self.has_left(subject, now) {
+        if self.has_left(&subject, now) {
             return Err(EngineError::new(
                 ErrorCode::SubjectDisabled,
                 format!(
@@ -89,7 +89,7 @@ impl Engine {
             ));
         }
         if let Some(owner) = &subject.owner
-            && self.is_orphaned(subject, now)
+            && self.is_orphaned(&subject, now)
         {
             return Err(EngineError::new(
                 ErrorCode::SubjectOrphaned,
@@ -359,9 +359,10 @@ impl Engine {
         let account = if credential {
             credential_username(id)
         } else {
-            self.identity(request.subject.as_str())
-                .map_or(request.subject.as_str(), |i| i.account_on(target))
-                .to_string()
+            self.identity(request.subject.as_str()).map_or_else(
+                || request.subject.to_string(),
+                |i| i.account_on(target).to_string(),
+            )
         };
         Grant {
             id,

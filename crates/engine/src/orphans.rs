@@ -55,7 +55,7 @@ impl Engine {
     pub fn is_orphaned(&self, identity: &Identity, now: Timestamp) -> bool {
         identity.owner.as_ref().is_some_and(|owner| {
             self.identity(owner.as_str())
-                .is_none_or(|owner| self.has_left(owner, now))
+                .is_none_or(|owner| self.has_left(&owner, now))
         })
     }
 
@@ -123,8 +123,7 @@ impl Engine {
             tx.delete_orphan(&orphan.identity).await?;
             let owner = self
                 .identity(&orphan.identity)
-                .and_then(|identity| identity.owner.as_ref())
-                .map(ToString::to_string);
+                .and_then(|identity| identity.owner.as_ref().map(ToString::to_string));
             let data = json!({ "identity": orphan.identity, "owner": owner, "previous_owner": orphan.owner });
             tx.append(now, &SCHEDULER, EventKind::IdentityAdopted, &data)
                 .await?;
@@ -148,8 +147,7 @@ impl Engine {
             .unwrap_or_default();
         let manager = self
             .identity(&owner)
-            .and_then(|owner| owner.manager.as_ref())
-            .map(ToString::to_string);
+            .and_then(|owner| owner.manager.as_ref().map(ToString::to_string));
         let mut entitlement_owners = BTreeSet::new();
         for state in [GrantState::Pending, GrantState::Active] {
             let filter = GrantFilter {

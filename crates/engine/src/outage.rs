@@ -50,6 +50,9 @@ struct LookaheadState {
     /// Accounts (entitlement, account) granted since the last refresh: their coverage
     /// is unknown, so none of their leases is removed during an outage until a refresh.
     dirty: HashSet<(String, String)>,
+    /// How many times a lease was noted: a load that saw none noted meanwhile may
+    /// clear `dirty`; one that did not, may not (it may have read before the lease).
+    noted: u64,
     upcoming: Vec<Upcoming>,
     /// Removed from their targets while the ledger was unavailable, not yet recorded.
     removed: HashMap<GrantId, Timestamp>,
@@ -72,9 +75,11 @@ impl Lookahead {
     /// A grant was recorded or activated: its account's coverage may have changed, and
     /// its revocation may be due soon.
     pub(crate) fn note_new_lease(&self, grant: &Grant) {
-        self.state()
+        let mut state = self.state();
+        state
             .dirty
             .insert((grant.entitlement.to_string(), grant.account.clone()));
+        state.noted += 1;
     }
 
     /// When the grant was taken off its target during an outage, if it was.
@@ -106,6 +111,7 @@ impl Engine {
                 return Some(std::time::Duration::from_millis(wait));
             }
         }
+        let noted_before = self.lookahead.state().noted;
         let upcoming = match self.load_upcoming(now).await {
             Ok(upcoming) => upcoming,
             Err(error) => {
@@ -116,8 +122,15 @@ impl Engine {
         let mut state = self.lookahead.state();
         state.upcoming = upcoming;
         state.refreshed_at = Some(now);
-        state.dirty.clear();
-        None
+        if state.noted == noted_before {
+            state.dirty.clear();
+            None
+        } else {
+            // A lease was noted while loading: the load may have missed it.
+            Some(std::time::Duration::from_millis(
+                u64::try_from(DIRTY_REFRESH_MS).unwrap_or(1_000),
+            ))
+        }
     }
 
     async fn load_upcoming(&self, now: Timestamp) -> Result<Vec<Upcoming>, writ_store::StoreError> {

@@ -17,8 +17,9 @@ use crate::{Engine, EngineError, ErrorCode};
 /// The policy set in force.
 pub(crate) struct PolicySlot {
     current: RwLock<Arc<PolicyEngine>>,
-    /// One reload at a time, so the ledger's order is the order they took effect.
-    reloading: tokio::sync::Mutex<()>,
+    /// One change at a time (a reload, new directory identities), so the ledger's order
+    /// is the order they took effect and neither undoes the other.
+    pub(crate) reloading: tokio::sync::Mutex<()>,
 }
 
 impl PolicySlot {
@@ -36,7 +37,7 @@ impl PolicySlot {
         }
     }
 
-    fn replace(&self, policy: Arc<PolicyEngine>) {
+    pub(crate) fn replace(&self, policy: Arc<PolicyEngine>) {
         let mut current = match self.current.write() {
             Ok(current) => current,
             Err(poisoned) => poisoned.into_inner(),
@@ -82,6 +83,18 @@ impl Engine {
                 EngineError::new(
                     ErrorCode::InvalidPolicy,
                     format!("the policies were not reloaded; the ones in force stay: {problem}"),
+                )
+            })?;
+        // Deciding for the directory's people too, not only writ.toml's.
+        let loaded = loaded
+            .with_identities(
+                &self.config,
+                self.directory.view().identities.values().map(Arc::as_ref),
+            )
+            .map_err(|problem| {
+                EngineError::new(
+                    ErrorCode::PolicyEntities,
+                    format!("the policies were not reloaded: {problem}"),
                 )
             })?;
         let reloaded = PolicyReloaded {

@@ -542,7 +542,8 @@ impl Engine {
             || caller.name == request.requester
             || self
                 .identity(grant.subject.as_str())
-                .and_then(|s| s.owner.as_ref())
+                .and_then(|s| s.owner.clone())
+                .as_ref()
                 == Some(&caller.name);
         if !concerned {
             let evaluation = self.policy().may_revoke(&ApproveFacts {

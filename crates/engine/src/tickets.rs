@@ -97,9 +97,9 @@ impl Engine {
         };
         let account = self
             .identity(requester.as_str())
-            .and_then(|identity| identity.accounts.get(&ticket.system));
+            .and_then(|identity| identity.accounts.get(&ticket.system).cloned());
         Self::check_ticket_facts(&info, config, now)?;
-        let named = |field: &Option<String>| account.is_some() && field.as_ref() == account;
+        let named = |field: &Option<String>| account.is_some() && *field == account;
         if !(named(&info.requester) || named(&info.assignee)) {
             return Err(EngineError::new(
                 ErrorCode::TicketMismatch,
@@ -163,7 +163,8 @@ impl Engine {
                 beneficiary.name == *subject
                     || self
                         .identity(subject.as_str())
-                        .and_then(|s| s.owner.as_ref())
+                        .and_then(|s| s.owner.clone())
+                        .as_ref()
                         == Some(&beneficiary.name)
             });
             if !backs {

@@ -47,19 +47,33 @@ pub async fn issue_token(
     ttl_seconds: i64,
 ) -> Result<String, EngineError> {
     {
-        let identity = config.identity(identity).ok_or_else(|| {
-            EngineError::new(
-                ErrorCode::UnknownIdentity,
-                format!("no identity {identity:?} is configured"),
-            )
-        })?;
-        if identity.disabled {
+        // Configured in writ.toml, or a person an identity provider pushed.
+        let (name, kind, disabled) = match config.identity(identity) {
+            Some(configured) => (
+                configured.name.clone(),
+                configured.kind,
+                configured.disabled,
+            ),
+            None => store
+                .directory_users()
+                .await?
+                .into_iter()
+                .find(|user| user.user_name.as_str() == identity)
+                .map(|user| (user.user_name, IdentityKind::User, !user.active))
+                .ok_or_else(|| {
+                    EngineError::new(
+                        ErrorCode::UnknownIdentity,
+                        format!("no identity {identity:?} is configured or in the directory"),
+                    )
+                })?,
+        };
+        if disabled {
             return Err(EngineError::new(
                 ErrorCode::IdentityDisabled,
-                format!("{} is disabled in the configuration", identity.name),
+                format!("{name} is disabled"),
             ));
         }
-        refuse_static_token(config, identity.kind)?;
+        refuse_static_token(config, kind)?;
         if !(1..=TOKEN_TTL_MAX_SECONDS).contains(&ttl_seconds) {
             return Err(EngineError::new(
                 ErrorCode::InvalidTtl,
@@ -76,10 +90,10 @@ pub async fn issue_token(
         let hash = key.hash(&token);
         let expires_at = now.plus_seconds(ttl_seconds);
         let mut tx = store.begin().await?;
-        tx.insert_token(&hash, identity.name.as_str(), now, expires_at)
+        tx.insert_token(&hash, name.as_str(), now, expires_at)
             .await?;
         // The ledger names the token by a prefix of its hash, never the secret.
-        let data = json!({ "identity": identity.name, "token_id": &hash[..TOKEN_ID_LEN], "expires_at": expires_at });
+        let data = json!({ "identity": name, "token_id": &hash[..TOKEN_ID_LEN], "expires_at": expires_at });
         tx.append(now, &SystemActor::Cli.into(), EventKind::TokenIssued, &data)
             .await?;
         tx.commit().await?;
@@ -253,7 +267,7 @@ impl Engine {
             )
         })?;
         let now = self.clock.now();
-        if self.has_left(identity, now) {
+        if self.has_left(&identity, now) {
             return Err(EngineError::new(
                 ErrorCode::TokenIdentityDisabled,
                 match identity.valid_until {

@@ -107,6 +107,9 @@ fn mapping(kind: EventKind, data: &Value) -> Mapping {
         K::PolicyReloaded | K::GrantsRedecided | K::GrantRescheduled => entity((3, "Update"), None),
         K::IdentityOrphaned | K::IdentityAdopted => entity((3, "Update"), None),
         K::IdentityOrphanDisabled => entity((11, "Deactivate"), None),
+        K::DirectoryUserCreated | K::DirectoryGroupCreated => entity((1, "Create"), None),
+        K::DirectoryUserUpdated | K::DirectoryGroupUpdated => entity((3, "Update"), None),
+        K::DirectoryUserDeleted | K::DirectoryGroupDeleted => entity((4, "Delete"), None),
         K::ItsmWebhookRejected => Mapping {
             failed: true,
             ..entity((99, "Other"), Some(DENIED))
@@ -164,6 +167,23 @@ fn subject_of(event: &Event) -> (Value, Option<String>, String) {
         let entity = json!({ "uid": id, "type": "writ.grant", "name": format!("grant {id}"), "data": grant });
         let request = grant["request_id"].as_str().map(str::to_string);
         return (entity, request, message);
+    }
+    for (key, kind, name_field) in [
+        ("directory_user", "writ.directory_user", "user_name"),
+        ("directory_group", "writ.directory_group", "display_name"),
+    ] {
+        if let Some(record) = data.get(key) {
+            let id = text(&record["id"]).to_string();
+            let name = text(&record[name_field]).to_string();
+            let message = format!(
+                "{}: {name} (version {}, from SCIM client {})",
+                event.kind,
+                record["meta"]["version"],
+                text(&record["meta"]["client"])
+            );
+            let entity = json!({ "uid": id, "type": kind, "name": name, "data": record });
+            return (entity, None, message);
+        }
     }
     if let Some(finding) = data.get("finding") {
         let id = text(&finding["id"]).to_string();

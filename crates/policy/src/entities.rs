@@ -132,10 +132,12 @@ fn entitlement_entity(entitlement: &Entitlement) -> Result<Entity, String> {
 }
 
 impl EntityCatalog {
-    pub fn build(config: &Config) -> Result<Self, String> {
-        let identities: HashMap<String, IdentityEntities> = config
-            .identities
-            .values()
+    pub fn build<'a>(
+        config: &Config,
+        identities: impl IntoIterator<Item = &'a Identity>,
+    ) -> Result<Self, String> {
+        let identities: HashMap<String, IdentityEntities> = identities
+            .into_iter()
             .map(|i| Ok((i.name.to_string(), identity_entities(i)?)))
             .collect::<Result<_, String>>()?;
         let entitlements: HashMap<String, Entity> = config

@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cedar_policy::{Effect, PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
 use sha2::{Digest, Sha256};
-use writ_config::Config;
+use writ_config::{Config, Identity};
 
 use crate::entities::EntityCatalog;
 use crate::slice::SlicedPolicySet;
@@ -65,8 +66,9 @@ pub(crate) struct PolicyMeta {
 /// The loaded, validated policy set with the entities of the configuration.
 #[derive(Debug)]
 pub struct PolicyEngine {
-    pub(crate) set: SlicedPolicySet,
-    pub(crate) meta: HashMap<PolicyId, PolicyMeta>,
+    /// Shared with the engines made for other identities (`with_identities`).
+    pub(crate) set: Arc<SlicedPolicySet>,
+    pub(crate) meta: Arc<HashMap<PolicyId, PolicyMeta>>,
     pub(crate) catalog: EntityCatalog,
     hash: String,
     files: usize,
@@ -290,20 +292,38 @@ impl PolicyEngine {
             return Err(PolicyLoadError::Invalid(diagnostics));
         }
 
-        let catalog = EntityCatalog::build(config).map_err(|problem| {
-            PolicyLoadError::Invalid(vec![PolicyDiagnostic {
-                file: config.path.clone(),
-                line: 1,
-                column: 1,
-                message: format!("cannot build Cedar entities: {problem}"),
-            }])
-        })?;
+        let catalog =
+            EntityCatalog::build(config, config.identities.values()).map_err(|problem| {
+                PolicyLoadError::Invalid(vec![PolicyDiagnostic {
+                    file: config.path.clone(),
+                    line: 1,
+                    column: 1,
+                    message: format!("cannot build Cedar entities: {problem}"),
+                }])
+            })?;
         Ok(Self {
-            set: SlicedPolicySet::new(set),
-            meta,
+            set: Arc::new(SlicedPolicySet::new(set)),
+            meta: Arc::new(meta),
             catalog,
             hash: hex::encode(hasher.finalize()),
             files: sources.len(),
+        })
+    }
+
+    /// The same policies, deciding for `identities` (the configured ones and those an
+    /// identity provider pushed) and the configured entitlements. The policy set is
+    /// shared, not copied.
+    pub fn with_identities<'a>(
+        &self,
+        config: &Config,
+        identities: impl IntoIterator<Item = &'a Identity>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            set: self.set.clone(),
+            meta: self.meta.clone(),
+            catalog: EntityCatalog::build(config, identities)?,
+            hash: self.hash.clone(),
+            files: self.files,
         })
     }
 

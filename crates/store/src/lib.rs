@@ -5,6 +5,7 @@
 //! ARCHITECTURE.md for why), and every state change it writes goes through a
 //! [`WriteTx`], which appends the matching ledger event in the same transaction.
 
+mod directory;
 mod findings;
 mod migrate;
 mod orphans;
@@ -224,7 +225,7 @@ pub struct Store {
     commits: Arc<[std::sync::atomic::AtomicU64; 2]>,
 }
 
-fn decode_doc<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode_doc<T: serde::de::DeserializeOwned>(
     what: &'static str,
     row: &AnyRow,
 ) -> Result<T, StoreError> {

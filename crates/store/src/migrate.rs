@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_token_revocation.sql")),
     (7, include_str!("../migrations/0007_grants_by_state.sql")),
     (8, include_str!("../migrations/0008_orphans.sql")),
+    (9, include_str!("../migrations/0009_directory.sql")),
 ];
 
 pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {

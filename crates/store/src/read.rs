@@ -456,6 +456,16 @@ impl Store {
             .collect()
     }
 
+    /// Whoever holds a grant that may hold access (pending, active).
+    pub async fn live_grant_subjects(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT subject FROM grants WHERE state IN ($1, $2)")
+            .bind(GrantState::Pending.as_str())
+            .bind(GrantState::Active.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get("subject")?)).collect()
+    }
+
     /// Number of grants in each state, for metrics.
     pub async fn grant_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM grants GROUP BY state")

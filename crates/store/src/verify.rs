@@ -9,7 +9,7 @@ use writ_domain::ledger::{ChainVerifier, EventFields, LedgerError, LedgerToken, 
 
 use crate::read::parse_event_page;
 use crate::scan;
-use writ_domain::{Finding, Grant, Request, Timestamp};
+use writ_domain::{DirectoryGroup, DirectoryUser, Finding, Grant, Request, Timestamp};
 
 use crate::{
     Backend, EVENT_PAGE_SIZE, JobKind, Store, StoreError, finding_from_row, grant_from_row,
@@ -385,6 +385,37 @@ impl Store {
             |finding| (finding.id, finding.state.as_str()),
         )?;
 
+        let rows = snapshot.directory_users;
+        compare_table(
+            "directory_users",
+            &rows,
+            std::mem::take(&mut verifier.directory_users),
+            |row| crate::decode_doc("directory user", row),
+            |row, user: &DirectoryUser| {
+                Ok(
+                    row.try_get::<String, _>("user_name")? == user.user_name.as_str()
+                        && row.try_get::<String, _>("user_name_key")?
+                            == user.user_name.as_str().to_lowercase(),
+                )
+            },
+            |user| (user.id, user.user_name.as_str()),
+        )?;
+        let rows = snapshot.directory_groups;
+        compare_table(
+            "directory_groups",
+            &rows,
+            std::mem::take(&mut verifier.directory_groups),
+            |row| crate::decode_doc("directory group", row),
+            |row, group: &DirectoryGroup| {
+                Ok(
+                    row.try_get::<Option<String>, _>("display_name")? == group.display_name
+                        && row.try_get::<Option<String>, _>("display_name_key")?
+                            == group.display_name.as_ref().map(|n| n.to_lowercase()),
+                )
+            },
+            |group| (group.id, group.display_name.as_deref().unwrap_or("-")),
+        )?;
+
         check_live_grants_have_jobs(&snapshot.live_grants)?;
         let tokens = check_tokens(&snapshot.tokens, std::mem::take(&mut verifier.tokens))?;
 
@@ -407,6 +438,8 @@ struct Snapshot {
     findings: Vec<AnyRow>,
     live_grants: Vec<AnyRow>,
     tokens: Vec<AnyRow>,
+    directory_users: Vec<AnyRow>,
+    directory_groups: Vec<AnyRow>,
 }
 
 /// The ledger head row.
@@ -444,8 +477,17 @@ impl Store {
         let tokens = read("SELECT hash, identity, expires_at_us, revoked_at_us FROM tokens")
             .fetch_all(&mut *tx)
             .await?;
+        let directory_users = read("SELECT id, user_name, user_name_key, doc FROM directory_users")
+            .fetch_all(&mut *tx)
+            .await?;
+        let directory_groups =
+            read("SELECT id, display_name, display_name_key, doc FROM directory_groups")
+                .fetch_all(&mut *tx)
+                .await?;
         tx.rollback().await?;
         Ok(Snapshot {
+            directory_users,
+            directory_groups,
             head,
             requests,
             grants,

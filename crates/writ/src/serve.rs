@@ -128,6 +128,12 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         .with_token_key(token_key)
         .with_ledger_key(ledger_key),
     );
+    // The people an identity provider pushed, before anything decides or sweeps: a
+    // leaver sweep that did not know them would take them for leavers.
+    engine
+        .load_directory()
+        .await
+        .map_err(|e| Failure::failed(format!("cannot read the directory: {e}")))?;
     // Orphans writ disabled stay disabled from the first request on.
     engine
         .load_orphans()

@@ -104,6 +104,7 @@ fn every_key_is_documented() {
             "agents" => "agent",
             "itsms" => "itsm",
             "workload_issuers" => "workload_issuer",
+            "scim_clients" => "scim",
             other => other,
         };
         if !has_word(&docs, key) {

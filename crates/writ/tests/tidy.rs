@@ -48,6 +48,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("writ-oidc", &["writ-config"]),
     ("writ-itsm", &["writ-domain", "writ-config", "writ-oidc"]),
     ("writ-export", &["writ-domain"]),
+    // SCIM 2.0 as a protocol over JSON: no I/O, nothing of writ.
+    ("writ-scim", &[]),
     (
         "writ-engine",
         &[
@@ -63,7 +65,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "writ-api",
-        &["writ-domain", "writ-config", "writ-engine", "writ-store"],
+        &[
+            "writ-domain",
+            "writ-config",
+            "writ-engine",
+            "writ-store",
+            "writ-scim",
+        ],
     ),
     (
         "writ",

@@ -29,10 +29,13 @@ pub enum SystemActor {
     /// The policy in force, deciding live grants again (after a reload, at start, or
     /// when an identity's groups or manager change).
     Policy,
+    /// An identity provider pushing people and groups over SCIM (the `[[scim]]`
+    /// client is named in the event).
+    Scim,
 }
 
 impl SystemActor {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Scheduler,
         Self::Itsm,
         Self::Reconciler,
@@ -41,6 +44,7 @@ impl SystemActor {
         Self::Cli,
         Self::Signal,
         Self::Policy,
+        Self::Scim,
     ];
 
     /// The ledger's text for it (hashed: it never changes).
@@ -54,6 +58,7 @@ impl SystemActor {
             Self::Cli => "writ:cli",
             Self::Signal => "writ:signal",
             Self::Policy => "writ:policy",
+            Self::Scim => "writ:scim",
         }
     }
 }

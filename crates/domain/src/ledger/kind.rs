@@ -44,10 +44,17 @@ pub enum EventKind {
     IdentityOrphanDisabled,
     /// An orphan has an owner again.
     IdentityAdopted,
+    /// A person or group pushed over SCIM: made, changed, deleted (the full record).
+    DirectoryUserCreated,
+    DirectoryUserUpdated,
+    DirectoryUserDeleted,
+    DirectoryGroupCreated,
+    DirectoryGroupUpdated,
+    DirectoryGroupDeleted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 27] = [
+    pub const ALL: [EventKind; 33] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
         Self::RequestApprovalVoided,
@@ -75,6 +82,12 @@ impl EventKind {
         Self::IdentityOrphaned,
         Self::IdentityOrphanDisabled,
         Self::IdentityAdopted,
+        Self::DirectoryUserCreated,
+        Self::DirectoryUserUpdated,
+        Self::DirectoryUserDeleted,
+        Self::DirectoryGroupCreated,
+        Self::DirectoryGroupUpdated,
+        Self::DirectoryGroupDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +119,12 @@ impl EventKind {
             Self::IdentityOrphaned => "identity.orphaned",
             Self::IdentityOrphanDisabled => "identity.orphan_disabled",
             Self::IdentityAdopted => "identity.adopted",
+            Self::DirectoryUserCreated => "directory.user_created",
+            Self::DirectoryUserUpdated => "directory.user_updated",
+            Self::DirectoryUserDeleted => "directory.user_deleted",
+            Self::DirectoryGroupCreated => "directory.group_created",
+            Self::DirectoryGroupUpdated => "directory.group_updated",
+            Self::DirectoryGroupDeleted => "directory.group_deleted",
         }
     }
 

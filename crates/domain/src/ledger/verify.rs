@@ -6,7 +6,10 @@ use super::hash::GENESIS_HASH;
 use super::{Actor, EventFields, EventKind, StoredEvent};
 use crate::finding::{FindingEvent, FindingState};
 use crate::lifecycle::{GrantState, RequestState};
-use crate::{Finding, FindingId, Grant, GrantId, Request, RequestId, Timestamp};
+use crate::{
+    DirectoryGroup, DirectoryId, DirectoryUser, Finding, FindingId, Grant, GrantId, Request,
+    RequestId, Timestamp,
+};
 
 /// Why the ledger does not verify, located at the first bad event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +61,9 @@ pub struct ChainVerifier {
     pub findings: HashMap<FindingId, Finding>,
     /// Bearer tokens by id (`token_id`), as issued and revoked on the ledger.
     pub tokens: HashMap<String, LedgerToken>,
+    /// People and groups pushed over SCIM, as the ledger last recorded them.
+    pub directory_users: HashMap<DirectoryId, DirectoryUser>,
+    pub directory_groups: HashMap<DirectoryId, DirectoryGroup>,
 }
 
 /// A bearer token as the ledger knows it.
@@ -78,6 +84,8 @@ struct Snapshots {
     token_id: Option<String>,
     identity: Option<String>,
     expires_at: Option<Timestamp>,
+    directory_user: Option<DirectoryUser>,
+    directory_group: Option<DirectoryGroup>,
 }
 
 /// An event with the work done that needs no other event: its hash recomputed and its
@@ -131,6 +139,8 @@ impl Default for ChainVerifier {
             grants: HashMap::new(),
             findings: HashMap::new(),
             tokens: HashMap::new(),
+            directory_users: HashMap::new(),
+            directory_groups: HashMap::new(),
         }
     }
 }
@@ -231,6 +241,34 @@ impl ChainVerifier {
         }
         if let Some(token_id) = data.token_id {
             self.replay_token(kind, token_id, data.identity, data.expires_at)?;
+        }
+        if let Some(user) = data.directory_user {
+            replay_directory(
+                &mut self.directory_users,
+                kind,
+                user.id,
+                user.meta.version,
+                user,
+                [
+                    EventKind::DirectoryUserCreated,
+                    EventKind::DirectoryUserUpdated,
+                    EventKind::DirectoryUserDeleted,
+                ],
+            )?;
+        }
+        if let Some(group) = data.directory_group {
+            replay_directory(
+                &mut self.directory_groups,
+                kind,
+                group.id,
+                group.meta.version,
+                group,
+                [
+                    EventKind::DirectoryGroupCreated,
+                    EventKind::DirectoryGroupUpdated,
+                    EventKind::DirectoryGroupDeleted,
+                ],
+            )?;
         }
         Ok(())
     }
@@ -368,10 +406,98 @@ impl ChainVerifier {
     }
 }
 
+/// A directory record's event: made once, then each change one version on, and
+/// deleted only while it exists.
+fn replay_directory<T: DirectoryRecord>(
+    records: &mut HashMap<DirectoryId, T>,
+    kind: EventKind,
+    id: DirectoryId,
+    version: u64,
+    record: T,
+    [created, updated, deleted]: [EventKind; 3],
+) -> Result<(), String> {
+    let previous = records.get(&id).map(DirectoryRecord::version);
+    let legal = match previous {
+        None => kind == created && version == 1,
+        Some(before) => (kind == updated || kind == deleted) && version == before + 1,
+    };
+    if !legal {
+        return Err(format!(
+            "{kind} of directory record {id} at version {version} does not follow {}",
+            previous.map_or("nothing".to_string(), |v| format!("version {v}"))
+        ));
+    }
+    if kind == deleted {
+        records.remove(&id);
+    } else {
+        records.insert(id, record);
+    }
+    Ok(())
+}
+
+trait DirectoryRecord {
+    fn version(&self) -> u64;
+}
+
+impl DirectoryRecord for DirectoryUser {
+    fn version(&self) -> u64 {
+        self.meta.version
+    }
+}
+
+impl DirectoryRecord for DirectoryGroup {
+    fn version(&self) -> u64 {
+        self.meta.version
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ledger::*;
+
+    fn person(version: u64) -> crate::DirectoryUser {
+        crate::DirectoryUser {
+            id: "01a22634-7402-70a7-8637-0000000000aa".parse().expect("id"),
+            user_name: "alice".parse().expect("name"),
+            external_id: None,
+            active: true,
+            manager_id: None,
+            valid_until: None,
+            resource: serde_json::json!({"userName": "alice"}),
+            meta: crate::DirectoryMeta {
+                created: crate::Timestamp::from_unix_micros(0),
+                last_modified: crate::Timestamp::from_unix_micros(0),
+                version,
+                client: "okta".into(),
+            },
+        }
+    }
+
+    /// A directory record is made once at version 1, then changed or deleted one
+    /// version on; anything else does not replay.
+    #[test]
+    fn directory_records_replay_only_in_version_order() {
+        let kinds = [
+            EventKind::DirectoryUserCreated,
+            EventKind::DirectoryUserUpdated,
+            EventKind::DirectoryUserDeleted,
+        ];
+        let replay = |records: &mut HashMap<DirectoryId, DirectoryUser>, kind, version| {
+            let user = person(version);
+            replay_directory(records, kind, user.id, version, user, kinds)
+        };
+        let mut records = HashMap::new();
+        assert!(replay(&mut records, EventKind::DirectoryUserUpdated, 1).is_err());
+        assert!(replay(&mut records, EventKind::DirectoryUserCreated, 2).is_err());
+        replay(&mut records, EventKind::DirectoryUserCreated, 1).expect("created");
+        assert!(replay(&mut records, EventKind::DirectoryUserCreated, 2).is_err());
+        assert!(replay(&mut records, EventKind::DirectoryUserUpdated, 3).is_err());
+        replay(&mut records, EventKind::DirectoryUserUpdated, 2).expect("updated");
+        replay(&mut records, EventKind::DirectoryUserDeleted, 3).expect("deleted");
+        assert!(records.is_empty());
+        assert!(replay(&mut records, EventKind::DirectoryUserUpdated, 4).is_err());
+    }
 
     fn actor(text: &str) -> Actor {
         text.parse().expect("an actor")
