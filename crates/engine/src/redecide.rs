@@ -110,29 +110,35 @@ impl Engine {
             .filter_map(|finding| finding.grant_id.map(|id| (id, finding)))
             .collect();
         let mut report = Redecided::default();
-        let mut after = None;
-        loop {
-            let batch = self
-                .store
-                .live_grants_with_requests(subject, after, BATCH)
-                .await?;
-            let Some((last, _)) = batch.last() else {
-                break;
-            };
-            after = Some(last.id);
+        let mut batch = self
+            .store
+            .live_grants_with_requests(subject, None, BATCH)
+            .await?;
+        while let Some((last, _)) = batch.last() {
+            let after = Some(last.id);
             let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= BATCH;
-            self.redecide_batch(
+            // The next page is read (on SQLite, by a thread of its own) while this one
+            // is decided and recorded.
+            let next = async {
+                if full {
+                    self.store
+                        .live_grants_with_requests(subject, after, BATCH)
+                        .await
+                } else {
+                    Ok(Vec::new())
+                }
+            };
+            let decided = self.redecide_batch(
                 &policy,
                 occasion,
                 subject,
                 &batch,
                 &mut flagged,
                 &mut report,
-            )
-            .await?;
-            if !full {
-                break;
-            }
+            );
+            let (next, decided) = tokio::join!(next, decided);
+            decided?;
+            batch = next?;
         }
         // A flagged grant that ended meanwhile needs no review any more.
         if subject.is_none() {

@@ -7,6 +7,7 @@
 
 mod directory;
 mod findings;
+mod live;
 mod migrate;
 mod orphans;
 mod outbox;
@@ -62,6 +63,9 @@ pub enum StoreError {
     /// From the connections that bypass sqlx on SQLite (the writer, the chain scan).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A thread reading SQLite directly stopped before it answered.
+    #[error("a database reading thread failed: {0}")]
+    ReadThread(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

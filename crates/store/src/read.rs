@@ -411,51 +411,6 @@ impl Store {
         page_of(rows, filter.limit, GRANT_ORDER, grant_from_row)
     }
 
-    /// Grants that hold access or are about to (pending, active), each with the
-    /// request it came from, in id order after `after`: what is decided again when
-    /// policy or an identity changes. Only `subject`'s, when given.
-    pub async fn live_grants_with_requests(
-        &self,
-        subject: Option<&str>,
-        after: Option<GrantId>,
-        limit: i64,
-    ) -> Result<Vec<(Grant, Request)>, StoreError> {
-        let mut sql = String::from(
-            "SELECT g.id AS id, g.doc AS doc, r.doc AS request_doc FROM grants g JOIN requests r ON r.id = g.request_id WHERE g.state IN ($1, $2)",
-        );
-        if subject.is_some() {
-            sql.push_str(" AND g.subject = $3");
-        }
-        let after_at = if subject.is_some() { 4 } else { 3 };
-        if after.is_some() {
-            sql.push_str(&format!(" AND g.id > ${after_at}"));
-        }
-        sql.push_str(&format!(
-            " ORDER BY g.id LIMIT {}",
-            limit.clamp(1, LIST_LIMIT_MAX)
-        ));
-        // Only placeholders and a number writ chose are interpolated.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(GrantState::Pending.as_str())
-            .bind(GrantState::Active.as_str());
-        if let Some(subject) = subject {
-            query = query.bind(subject.to_string());
-        }
-        if let Some(after) = after {
-            query = query.bind(after.to_string());
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                let grant = grant_from_row(row)?;
-                let request_doc: &str = row.try_get("request_doc")?;
-                let request =
-                    crate::decode_doc_text("request", &grant.request_id.to_string(), request_doc)?;
-                Ok((grant, request))
-            })
-            .collect()
-    }
-
     /// Whoever holds a grant that may hold access (pending, active).
     pub async fn live_grant_subjects(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT DISTINCT subject FROM grants WHERE state IN ($1, $2)")
