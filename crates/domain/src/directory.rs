@@ -46,3 +46,25 @@ pub struct DirectoryMeta {
     pub version: u64,
     pub client: String,
 }
+
+impl DirectoryMeta {
+    /// A record made at `at` by `client`: version 1.
+    pub fn new(at: Timestamp, client: &str) -> Self {
+        Self {
+            created: at,
+            last_modified: at,
+            version: 1,
+            client: client.to_string(),
+        }
+    }
+
+    /// The same record changed at `at` by `client`: the next version.
+    pub fn changed(&self, at: Timestamp, client: &str) -> Self {
+        Self {
+            created: self.created,
+            last_modified: at,
+            version: self.version + 1,
+            client: client.to_string(),
+        }
+    }
+}

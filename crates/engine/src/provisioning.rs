@@ -145,12 +145,7 @@ impl Engine {
             manager_id: change.manager_id,
             valid_until: change.valid_until,
             resource: change.resource,
-            meta: DirectoryMeta {
-                created: now,
-                last_modified: now,
-                version: 1,
-                client: client.to_string(),
-            },
+            meta: DirectoryMeta::new(now, client),
         };
         let mut tx = self.store.begin().await?;
         tx.insert_directory_user(&user).await?;
@@ -212,12 +207,7 @@ impl Engine {
             manager_id: change.manager_id,
             valid_until: change.valid_until,
             resource: change.resource,
-            meta: DirectoryMeta {
-                created: before.meta.created,
-                last_modified: now,
-                version: before.meta.version + 1,
-                client: client.to_string(),
-            },
+            meta: before.meta.changed(now, client),
         };
         let mut tx = self.store.begin().await?;
         tx.update_directory_user(&user).await?;
@@ -367,12 +357,7 @@ impl Engine {
             external_id: change.external_id,
             members,
             resource: change.resource,
-            meta: DirectoryMeta {
-                created: now,
-                last_modified: now,
-                version: 1,
-                client: client.to_string(),
-            },
+            meta: DirectoryMeta::new(now, client),
         };
         let mut tx = self.store.begin().await?;
         tx.insert_directory_group(&group).await?;
@@ -418,12 +403,7 @@ impl Engine {
             external_id: change.external_id,
             members,
             resource: change.resource,
-            meta: DirectoryMeta {
-                created: before.meta.created,
-                last_modified: now,
-                version: before.meta.version + 1,
-                client: client.to_string(),
-            },
+            meta: before.meta.changed(now, client),
         };
         let mut tx = self.store.begin().await?;
         tx.update_directory_group(&group).await?;
