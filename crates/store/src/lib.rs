@@ -9,6 +9,7 @@ mod directory;
 mod findings;
 mod live;
 mod migrate;
+pub use migrate::SCHEMA_VERSION;
 mod orphans;
 mod outbox;
 mod page;
@@ -63,6 +64,11 @@ pub enum StoreError {
     /// From the connections that bypass sqlx on SQLite (the writer, the chain scan).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "the database's schema is version {found}; this writ knows versions up to {known}: \
+         a newer writ upgraded it. Run that release (or a newer one); this one changed nothing"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
     /// A thread reading SQLite directly stopped before it answered.
     #[error("a database reading thread failed: {0}")]
     ReadThread(String),

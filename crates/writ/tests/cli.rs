@@ -424,3 +424,52 @@ accounts = {{ pg = "{missing_account}" }}
     run(format!("REVOKE pg_signal_backend FROM \"{login}\"")).await;
     roles.cleanup().await;
 }
+
+/// A database a newer writ has upgraded is refused by every command that opens it,
+/// with both versions named and nothing written.
+#[tokio::test]
+async fn a_database_upgraded_by_a_newer_writ_is_refused() {
+    let writ = quickstart();
+    let made = writ.run(&["audit", "verify"]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let newer = writ_store::SCHEMA_VERSION + 1;
+    let database = rusqlite::Connection::open(writ.path("state/writ.db")).expect("open");
+    database
+        .execute("INSERT INTO writ_schema (version) VALUES (?1)", [newer])
+        .expect("newer version");
+    drop(database);
+    let refused = writ.run(&["audit", "verify"]);
+    assert_eq!(code(&refused), EXIT_FAILED, "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(&format!("schema is version {newer}")),
+        "{}",
+        stderr(&refused)
+    );
+    // `writ serve` refuses it too: it exits by itself, not serving.
+    let mut serve = writ
+        .command(&["serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn writ serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = serve.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = serve.kill();
+            panic!("writ serve started on a newer schema");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    serve
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("stderr");
+    assert!(!status.success(), "{log}");
+    assert!(log.contains(&format!("schema is version {newer}")), "{log}");
+}
