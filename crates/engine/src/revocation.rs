@@ -266,9 +266,10 @@ impl Engine {
         self.grant_evidence(&mut tx, &current, &event).await?;
         tx.set_job(&id.to_string(), JobKind::RevokeGrant, current.expires_at)
             .await?;
-        // Its revocation is scheduled now: the lookahead must learn of it.
-        self.lookahead.note_new_lease(&current);
         tx.commit().await?;
+        // Its revocation is scheduled now: the lookahead must learn of it. Noted once
+        // committed, so a lookahead load that starts after this sees the job.
+        self.lookahead.note_new_lease(&current);
         self.evidence_committed();
         self.hint_due(current.expires_at);
         tracing::info!(grant = %id, subject = %current.subject, entitlement = %current.entitlement, expires_at = %current.expires_at, "grant active");
