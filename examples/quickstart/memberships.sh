@@ -6,6 +6,12 @@ set -eu
 state="${WRIT_MEMBERSHIPS_FILE:-$(dirname "$0")/state/memberships.txt}"
 mkdir -p "$(dirname "$state")"
 touch "$state"
+# writ calls concurrently (several accounts at once): one call at a time edits the file
+# (flock is util-linux's; where there is none, concurrent calls may race).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>>"$state.lock"
+  flock 9
+fi
 line="$WRIT_ROLE $WRIT_ACCOUNT"
 case "$WRIT_ACTION" in
   grant)
