@@ -13,7 +13,7 @@ use crate::error::ApiError;
 #[utoipa::path(get, path = "/healthz", security(()),
     responses(
         (status = 200, description = "every background task runs: `ok`", content_type = "text/plain", body = String),
-        (status = 503, description = "`unhealthy:` and the tasks that stopped or stalled, one per line", content_type = "text/plain", body = String),
+        (status = 503, description = "`unhealthy:` and each problem, one per line: a task that stopped or stalled, the database unavailable", content_type = "text/plain", body = String),
     ))]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
     let problems = state.engine.health().problems();

@@ -247,6 +247,10 @@ impl crate::Engine {
                 () = tokio::time::sleep(every) => {}
                 _ = shutdown.changed() => return,
             }
+            // One node signs checkpoints for all.
+            if !self.leads(CHECKPOINT_TASK_NAME).await {
+                continue;
+            }
             let file = &self.config.checkpoints.file;
             if let Err(error) =
                 take_checkpoint(&self.store, &key, file, self.clock.now(), false).await

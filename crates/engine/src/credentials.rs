@@ -123,8 +123,7 @@ impl Engine {
         grant: &Grant,
     ) -> Result<(Grant, IssuedCredential), EngineError> {
         let (role, connector) = self.target_of(grant)?;
-        let lock = self.targets.holder_lock(Self::holder_key(grant));
-        let _held = lock.lock().await;
+        let _held = self.lock_account(Self::holder_key(grant)).await?;
         let grant = self
             .store
             .grant(grant.id)

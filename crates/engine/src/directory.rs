@@ -101,6 +101,8 @@ impl DirectoryView {
 pub(crate) struct Directory {
     view: RwLock<Arc<DirectoryView>>,
     pub writing: tokio::sync::Mutex<()>,
+    /// The ledger position the view reflects (for following other nodes' changes).
+    seen: std::sync::atomic::AtomicI64,
 }
 
 impl Directory {
@@ -108,7 +110,16 @@ impl Directory {
         Self {
             view: RwLock::new(Arc::new(view)),
             writing: tokio::sync::Mutex::new(()),
+            seen: std::sync::atomic::AtomicI64::new(0),
         }
+    }
+
+    pub fn seen(&self) -> i64 {
+        self.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn seen_up_to(&self, seq: i64) {
+        self.seen.store(seq, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn view(&self) -> Arc<DirectoryView> {

@@ -29,11 +29,11 @@ const BATCH_CONCURRENCY: usize = 64;
 impl Engine {
     /// Revokes the grants of these due revocation jobs. Returns the jobs whose grant
     /// needed nothing (gone, already revoked, not yet expired), for the scheduler to
-    /// put off.
+    /// put off, and how many were left due because another node holds their account.
     pub(crate) async fn revoke_due_batch<'j>(
         &self,
         jobs: &'j [Job],
-    ) -> Result<Vec<&'j Job>, EngineError> {
+    ) -> Result<(Vec<&'j Job>, usize), EngineError> {
         let mut ids = Vec::with_capacity(jobs.len());
         for job in jobs {
             // An unreadable one moves nothing: it is returned untouched and put off.
@@ -96,21 +96,26 @@ impl Engine {
             self.evidence_committed();
         }
         if to_execute.is_empty() {
-            return Ok(untouched);
+            return Ok((untouched, 0));
         }
 
         // Every account's lock (one lease per account here, so the batch never waits for
         // itself), held until the outcome is on the record, as for one at a time.
+        // An account another node is changing is left for a later batch.
+        let mut by_account = self
+            .try_lock_accounts(to_execute.iter().map(Self::holder_key).collect())
+            .await?;
         let mut locks = HashMap::with_capacity(to_execute.len());
-        for grant in &to_execute {
-            locks.insert(
-                grant.id,
-                self.targets
-                    .holder_lock(Self::holder_key(grant))
-                    .lock_owned()
-                    .await,
-            );
-        }
+        let wanted = to_execute.len();
+        let to_execute: Vec<Grant> = to_execute
+            .into_iter()
+            .filter_map(|grant| {
+                let lock = by_account.remove(&Self::holder_key(&grant))?;
+                locks.insert(grant.id, lock);
+                Some(grant)
+            })
+            .collect();
+        let busy = wanted - to_execute.len();
         // Under the locks, in two queries for the whole batch: which are still being
         // revoked (another path may have finished one), and which accounts another live
         // lease keeps.
@@ -163,7 +168,7 @@ impl Engine {
         let recorded = futures_util::future::join_all(groups.collect::<Vec<_>>()).await;
         drop(locks);
         recorded.into_iter().collect::<Result<Vec<()>, _>>()?;
-        Ok(untouched)
+        Ok((untouched, busy))
     }
 
     /// Takes these grants (all on one target) off it, concurrently within its limits.
@@ -204,9 +209,22 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        // Read again in the writer: each ending is recorded once, even when a node that
+        // was thought dead finished the same revocation meanwhile.
+        let ids: Vec<GrantId> = outcomes.iter().map(|(grant, _)| grant.id).collect();
+        let still_revoking: HashSet<GrantId> = tx
+            .grants_by_ids(&ids)
+            .await?
+            .into_iter()
+            .filter(|g| matches!(g.state, GrantState::Revoking | GrantState::Failed))
+            .map(|g| g.id)
+            .collect();
         let mut revoked = Vec::new();
         let mut failed = Vec::new();
         for (grant, outcome) in outcomes {
+            if !still_revoking.contains(&grant.id) {
+                continue;
+            }
             match outcome {
                 Ok(RevokeOutcome::Removed) => {
                     revoked.push(self.record_revoked_in(&mut tx, &grant, None, now).await?);

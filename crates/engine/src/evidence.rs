@@ -498,6 +498,14 @@ impl EvidenceCourier {
         let queued: Arc<Notify> = self.engine.signals.evidence_queued.clone();
         loop {
             self.engine.health.tick(COURIER_TASK_NAME);
+            // One node delivers for all, so each note and notification goes out once.
+            if !self.engine.leads(COURIER_TASK_NAME).await {
+                tokio::select! {
+                    () = tokio::time::sleep(crate::cluster::LEADERSHIP_RETRY) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
             let evidence = self.engine.deliver_evidence().await;
             let notifications = self.engine.deliver_notifications().await;
             let next = match (evidence, notifications) {

@@ -39,6 +39,8 @@ struct TaskState {
 #[derive(Debug, Default)]
 pub struct Health {
     tasks: Mutex<BTreeMap<&'static str, TaskState>>,
+    /// Since when, and why, the database cannot be used (the scheduler's last look).
+    database_down: Mutex<Option<(Instant, String)>>,
 }
 
 impl Health {
@@ -77,16 +79,48 @@ impl Health {
         })
     }
 
+    /// The database failed a read or write: this node claims no work until it answers
+    /// again (leases due meanwhile are still removed, from the outage lookahead).
+    pub fn database_failed(&self, error: &str) {
+        let mut down = self
+            .database_down
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match down.as_mut() {
+            Some((_, last)) => *last = error.to_string(),
+            None => *down = Some((Instant::now(), error.to_string())),
+        }
+    }
+
+    /// The database answered again.
+    pub fn database_answered(&self) {
+        *self
+            .database_down
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
     /// Every reason writ is not healthy now, one line each; empty when it is.
     pub fn problems(&self) -> Vec<String> {
+        let now = Instant::now();
+        let database = self
+            .database_down
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|(since, error)| {
+                format!(
+                    "database unavailable for {}s; this node claims no work until it answers: {error}",
+                    now.duration_since(*since).as_secs()
+                )
+            });
         let tasks = self
             .tasks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        tasks
-            .iter()
-            .filter_map(|(name, state)| {
+        database
+            .into_iter()
+            .chain(tasks.iter().filter_map(|(name, state)| {
                 if !state.running {
                     return Some(format!(
                         "{name} is not running ({} panics since start; restarting)",
@@ -102,7 +136,7 @@ impl Health {
                     )),
                     _ => None,
                 }
-            })
+            }))
             .collect()
     }
 }

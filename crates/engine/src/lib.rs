@@ -9,6 +9,7 @@
 
 mod access;
 pub mod checkpoint;
+mod cluster;
 mod credentials;
 mod directory;
 mod dispatch;
@@ -123,6 +124,8 @@ pub struct Engine {
     pub(crate) ledger_key: Option<Arc<checkpoint::LedgerKey>>,
     /// Services and agents disabled because their owner left and nobody took them on.
     pub(crate) disabled_orphans: orphans::DisabledOrphans,
+    /// The once-for-all background tasks this node runs now (`cluster`).
+    pub(crate) leadership: cluster::Leadership,
     /// Who writ knows: `writ.toml`'s identities and the directory pushed over SCIM.
     pub(crate) directory: directory::Directory,
 }
@@ -167,6 +170,7 @@ impl Engine {
             health: Arc::new(health::Health::default()),
             ledger_key: None,
             disabled_orphans: orphans::DisabledOrphans::default(),
+            leadership: cluster::Leadership::default(),
         }
     }
 

@@ -110,6 +110,11 @@ impl Engine {
                 () = tokio::time::sleep_until(next.2) => {}
                 _ = shutdown.changed() => return,
             }
+            // One node polls for all; the others look again at the next interval.
+            if !self.leads(POLLER_TASK_NAME).await {
+                next.2 = tokio::time::Instant::now() + next.1.min(crate::cluster::LEADERSHIP_RETRY);
+                continue;
+            }
             if let Err(error) = self.poll_tickets(&next.0).await {
                 tracing::warn!(system = %next.0, %error, "ticket poll failed; trying again next time");
             }

@@ -56,9 +56,18 @@ fn check_version(id: DirectoryId, held: u64, expected: Option<u64>) -> Result<()
     }
 }
 
+/// Held while one change to the directory is made (`directory_writer`).
+struct DirectoryWriter<'e> {
+    _local: tokio::sync::MutexGuard<'e, ()>,
+    _cluster: Option<crate::cluster::ClusterGuard>,
+}
+
 impl Engine {
-    /// Reads the directory from the store and puts it in force (at start).
+    /// Reads the directory from the store and puts it in force (at start, and when
+    /// another node changed it).
     pub async fn load_directory(&self) -> Result<(), EngineError> {
+        // Read first: a change committed while the tables are read is found next time.
+        let seen = self.store.head().await?.0;
         let users = self.store.directory_users().await?;
         let groups = self.store.directory_groups().await?;
         let view = DirectoryView::build(
@@ -66,7 +75,56 @@ impl Engine {
             users.into_iter().map(|u| (u.id, u)).collect(),
             groups.into_iter().map(|g| (g.id, g)).collect(),
         );
-        self.install(view).await
+        self.install(view).await?;
+        self.directory.seen_up_to(seen);
+        Ok(())
+    }
+
+    /// With several nodes, puts in force the changes another node made to the
+    /// directory (found on the ledger since this node last looked). Then decisions
+    /// here follow a joiner, mover or leaver within a scheduler pass (a second).
+    pub(crate) async fn follow_directory(&self) -> Result<(), EngineError> {
+        if !self.store.locks().shared() {
+            return Ok(());
+        }
+        let _one_writer = self.directory.writing.lock().await;
+        self.refresh_directory().await
+    }
+
+    /// Reads the directory again if the ledger shows a change since the view was read.
+    /// The caller holds `directory.writing`.
+    async fn refresh_directory(&self) -> Result<(), EngineError> {
+        let seen = self.directory.seen();
+        let head = self.store.head().await?.0;
+        if head == seen {
+            return Ok(());
+        }
+        if self.store.directory_changed_after(seen).await? {
+            self.load_directory().await?;
+            tracing::debug!("the directory changed on the ledger; the view in force is read again");
+        } else {
+            self.directory.seen_up_to(head);
+        }
+        Ok(())
+    }
+
+    /// The right to change the directory: one writer across every node, working on
+    /// the directory as the database has it (another node may have changed it).
+    async fn directory_writer(&self) -> Result<DirectoryWriter<'_>, EngineError> {
+        let local = self.directory.writing.lock().await;
+        let cluster = if self.store.locks().shared() {
+            let cluster = self
+                .lock_named(writ_store::LockSpace::Task, "directory".to_string())
+                .await?;
+            self.refresh_directory().await?;
+            Some(cluster)
+        } else {
+            None
+        };
+        Ok(DirectoryWriter {
+            _local: local,
+            _cluster: cluster,
+        })
     }
 
     pub fn directory_users(&self) -> Vec<DirectoryUser> {
@@ -133,7 +191,7 @@ impl Engine {
         client: &str,
         change: UserChange,
     ) -> Result<DirectoryUser, EngineError> {
-        let _one_writer = self.directory.writing.lock().await;
+        let _one_writer = self.directory_writer().await?;
         let view = self.directory.view();
         let user_name = self.check_user_name(&view, &change.user_name, None)?;
         let now = self.clock.now();
@@ -176,7 +234,7 @@ impl Engine {
         change: UserChange,
         expected_version: Option<u64>,
     ) -> Result<DirectoryUser, EngineError> {
-        let _one_writer = self.directory.writing.lock().await;
+        let _one_writer = self.directory_writer().await?;
         let view = self.directory.view();
         let before = view
             .users
@@ -265,7 +323,7 @@ impl Engine {
         client: &str,
         id: DirectoryId,
     ) -> Result<(), EngineError> {
-        let _one_writer = self.directory.writing.lock().await;
+        let _one_writer = self.directory_writer().await?;
         let view = self.directory.view();
         let before = view
             .users
@@ -347,7 +405,7 @@ impl Engine {
         client: &str,
         change: GroupChange,
     ) -> Result<DirectoryGroup, EngineError> {
-        let _one_writer = self.directory.writing.lock().await;
+        let _one_writer = self.directory_writer().await?;
         let view = self.directory.view();
         let members = self.check_group(&view, &change, None)?;
         let now = self.clock.now();
@@ -388,7 +446,7 @@ impl Engine {
         change: GroupChange,
         expected_version: Option<u64>,
     ) -> Result<DirectoryGroup, EngineError> {
-        let _one_writer = self.directory.writing.lock().await;
+        let _one_writer = self.directory_writer().await?;
         let view = self.directory.view();
         let before = view
             .groups
@@ -440,7 +498,7 @@ impl Engine {
         client: &str,
         id: DirectoryId,
     ) -> Result<(), EngineError> {
-        let _one_writer = self.directory.writing.lock().await;
+        let _one_writer = self.directory_writer().await?;
         let view = self.directory.view();
         let before = view
             .groups

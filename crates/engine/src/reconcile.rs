@@ -125,8 +125,12 @@ impl Engine {
             )
         })?;
         // One pass per target at a time.
-        let pass_lock = self.targets.holder_lock(format!("reconcile\u{0}{target}"));
-        let _pass = pass_lock.lock().await;
+        let _pass = self
+            .lock_named(
+                writ_store::LockSpace::Task,
+                format!("reconcile\u{0}{target}"),
+            )
+            .await?;
         let mut report = ReconcileReport {
             target: target.to_string(),
             ..ReconcileReport::default()
@@ -205,10 +209,9 @@ impl Engine {
             let Some(entitlement) = self.config.entitlement(&entitlement_id) else {
                 continue;
             };
-            let lock = self
-                .targets
-                .holder_lock(crate::holder_key(&entitlement_id, &account));
-            let _held = lock.lock().await;
+            let _held = self
+                .lock_account(crate::holder_key(&entitlement_id, &account))
+                .await?;
             match self
                 .confirm(entitlement, connector.as_ref(), &account)
                 .await
@@ -348,10 +351,9 @@ impl Engine {
         candidate: Drift,
         existing: Option<Finding>,
     ) -> Result<Settled, EngineError> {
-        let lock = self
-            .targets
-            .holder_lock(crate::holder_key(entitlement.id.as_str(), account));
-        let _held = lock.lock().await;
+        let _held = self
+            .lock_account(crate::holder_key(entitlement.id.as_str(), account))
+            .await?;
         let confirmed = self
             .confirm(entitlement, connector, account)
             .await
@@ -598,6 +600,15 @@ impl Reconciler {
             tokio::select! {
                 () = tokio::time::sleep_until(next.2) => {}
                 _ = shutdown.changed() => return,
+            }
+            // One node reconciles for all; the others look again at the next interval.
+            if !self
+                .engine
+                .leads(crate::metrics_names::RECONCILER_TASK_NAME)
+                .await
+            {
+                next.2 = Instant::now() + next.1.min(crate::cluster::LEADERSHIP_RETRY);
+                continue;
             }
             match self.engine.reconcile(&next.0).await {
                 Ok(report) => tracing::info!(

@@ -185,6 +185,27 @@ impl Engine {
             return Ok(());
         }
         let mut tx = self.store.begin().await?;
+        // Read again in the writer: a grant another path (or node) changed since the page
+        // was read is left alone; it was decided on a record that is no longer current.
+        let ids: Vec<GrantId> = verdicts.iter().map(|(grant, _, _)| grant.id).collect();
+        let current: HashMap<GrantId, Grant> = tx
+            .grants_by_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|grant| (grant.id, grant))
+            .collect();
+        let verdicts: Vec<_> = verdicts
+            .into_iter()
+            .filter(|(grant, _, _)| {
+                current.get(&grant.id).is_some_and(|latest| {
+                    latest.state == grant.state && latest.expires_at == grant.expires_at
+                })
+            })
+            .collect();
+        if verdicts.is_empty() {
+            tx.commit().await?;
+            return Ok(());
+        }
         let mut outcomes = Vec::with_capacity(verdicts.len());
         let mut revoking = false;
         for (grant, verdict, policies) in &verdicts {

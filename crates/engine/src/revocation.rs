@@ -89,11 +89,21 @@ impl Engine {
             escalated_at: None,
         });
         let mut tx = self.store.begin().await?;
+        // Read again in the writer: an attempt that another path (or node) overtook is
+        // not recorded as failed.
+        let expected = |state: GrantState| match kind {
+            JobKind::RevokeGrant => matches!(state, GrantState::Revoking | GrantState::Failed),
+            _ => state == GrantState::Pending,
+        };
+        let Some(grant) = tx.grant(grant.id).await?.filter(|g| expected(g.state)) else {
+            tx.commit().await?;
+            return Ok(());
+        };
         let failure = self
-            .record_failure_in(&mut tx, grant, &job, error, now)
+            .record_failure_in(&mut tx, &grant, &job, error, now)
             .await?;
         tx.commit().await?;
-        self.failure_committed(grant, &failure, error);
+        self.failure_committed(&grant, &failure, error);
         Ok(())
     }
 
@@ -196,8 +206,7 @@ impl Engine {
             return self.execute_revoke(id).await;
         }
         let (role, connector) = self.target_of(&grant)?;
-        let lock = self.targets.holder_lock(Self::holder_key(&grant));
-        let _held = lock.lock().await;
+        let _held = self.lock_account(Self::holder_key(&grant)).await?;
         let Some(grant) = self
             .store
             .grant(id)
@@ -343,8 +352,7 @@ impl Engine {
             return Ok(());
         };
         let (role, connector) = self.target_of(&grant)?;
-        let lock = self.targets.holder_lock(Self::holder_key(&grant));
-        let _held = lock.lock().await;
+        let _held = self.lock_account(Self::holder_key(&grant)).await?;
         let Some(grant) = self
             .store
             .grant(id)
@@ -449,8 +457,17 @@ impl Engine {
         retained_by: Option<GrantId>,
         now: Timestamp,
     ) -> Result<Grant, EngineError> {
+        // Read again in the writer: recorded once, whoever else finished it meanwhile.
+        let Some(current) = tx
+            .grant(grant.id)
+            .await?
+            .filter(|g| matches!(g.state, GrantState::Revoking | GrantState::Failed))
+        else {
+            tx.commit().await?;
+            return Ok(grant.clone());
+        };
         let done = self
-            .record_revoked_in(&mut tx, grant, retained_by, now)
+            .record_revoked_in(&mut tx, &current, retained_by, now)
             .await?;
         tx.commit().await?;
         self.revoked_committed(&done, now);

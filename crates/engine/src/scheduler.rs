@@ -15,10 +15,17 @@ pub const BATCH_SIZE_MAX: i64 = 512;
 /// After a storage error, wait this long before trying again.
 const STORAGE_RETRY: Duration = Duration::from_secs(1);
 /// Sleep at most this long even with nothing scheduled: a safety net for work another
-/// process (e.g. `writ token issue`, another node) added without waking us.
+/// process (e.g. `writ token issue`) added without waking us.
 const IDLE_SLEEP_MAX: Duration = Duration::from_secs(60);
+/// With several nodes on one database, each looks for due work at least this often: a
+/// job another node scheduled (and will run, unless it dies) is never waited on longer.
+const SHARED_POLL_MAX: Duration = Duration::from_secs(1);
+/// How long to wait when every due job is claimed by another node.
+const CLAIMED_ELSEWHERE_PAUSE: Duration = Duration::from_millis(250);
 /// How often the scheduler looks for expired grants that lost their job.
 const JOBLESS_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// The leaver and jobless-grant sweeps, which one node runs for all.
+const SWEEPS_TASK: &str = "scheduler sweeps";
 /// The scheduler's name for supervision and `/healthz`.
 pub const TASK_NAME: &str = "scheduler";
 /// The scheduler ticks at least this often unless it is stuck: its longest sleep and
@@ -34,6 +41,8 @@ enum Ended {
     Stalled,
     /// The database failed a write.
     StorageFailed,
+    /// Every due job is being worked on by another node.
+    ClaimedElsewhere,
 }
 
 pub struct Scheduler {
@@ -54,13 +63,22 @@ impl Scheduler {
     async fn run_due_pass(&self) -> Result<(usize, Ended), crate::EngineError> {
         let engine = &self.engine;
         let mut ran = 0;
+        // With several nodes, look past the jobs others have claimed.
+        let window = if engine.store.locks().shared() {
+            4 * BATCH_SIZE_MAX
+        } else {
+            BATCH_SIZE_MAX
+        };
         loop {
-            let jobs = engine
-                .store
-                .due_jobs(engine.clock.now(), BATCH_SIZE_MAX)
+            let due = engine.store.due_jobs(engine.clock.now(), window).await?;
+            if due.is_empty() {
+                return Ok((ran, Ended::Done));
+            }
+            let (jobs, claims) = engine
+                .claim_jobs(due, usize::try_from(BATCH_SIZE_MAX).unwrap_or(512))
                 .await?;
             if jobs.is_empty() {
-                return Ok((ran, Ended::Done));
+                return Ok((ran, Ended::ClaimedElsewhere));
             }
             let mut progressed = false;
             let (revocations, others): (Vec<_>, Vec<_>) = jobs
@@ -69,8 +87,8 @@ impl Scheduler {
             if !revocations.is_empty() {
                 ran += revocations.len();
                 match engine.revoke_due_batch(&revocations).await {
-                    Ok(untouched) => {
-                        progressed |= untouched.len() < revocations.len();
+                    Ok((untouched, busy)) => {
+                        progressed |= untouched.len() + busy < revocations.len();
                         // Nothing to do for these (say, already revoked): put them off
                         // so they cannot make the scheduler spin.
                         for job in untouched {
@@ -80,6 +98,7 @@ impl Scheduler {
                     Err(error) => {
                         tracing::error!(%error, "revocation batch failed; will retry");
                         if error.kind() == crate::ErrorKind::Internal {
+                            engine.health.database_failed(&error.message);
                             return Ok((ran, Ended::StorageFailed));
                         }
                     }
@@ -119,6 +138,7 @@ impl Scheduler {
                 }
                 ran += 1;
             }
+            claims.release().await;
             if !progressed {
                 // Nothing moved: let the caller back off.
                 return Ok((ran, Ended::Stalled));
@@ -131,14 +151,30 @@ impl Scheduler {
         let wake = self.engine.signals.wake.clone();
         let mut last_sweep: Option<tokio::time::Instant> = None;
         let mut last_leaver_sweep: Option<tokio::time::Instant> = None;
+        // When this node last checked its lock sessions and other nodes' directory changes.
+        let mut last_follow: Option<tokio::time::Instant> = None;
         let mut redecided_since_start = false;
         // When an identity ends or an orphan's grace runs out next.
         let mut leaver_due: Option<writ_domain::Timestamp> = None;
         loop {
             self.engine.health.tick(TASK_NAME);
             self.engine.flush_rejected_deliveries().await;
-            if last_leaver_sweep
-                .is_none_or(|at| at.elapsed() >= crate::leavers::LEAVER_SWEEP_INTERVAL)
+            if last_follow.is_none_or(|at| at.elapsed() >= SHARED_POLL_MAX) {
+                // A lock session that died took its locks with it: find out now, not
+                // when this node next acts as if it held them.
+                if let Err(error) = self.engine.store.locks().check().await {
+                    tracing::warn!(%error, "a cluster lock session was lost; its locks are taken again as needed");
+                }
+                if let Err(error) = self.engine.follow_directory().await {
+                    tracing::warn!(%error, "cannot follow directory changes made on other nodes; trying again");
+                }
+                last_follow = Some(tokio::time::Instant::now());
+            }
+            // The sweeps are once-for-all work: the node that runs them for every node.
+            let sweeps = self.engine.leads(SWEEPS_TASK).await;
+            if sweeps
+                && last_leaver_sweep
+                    .is_none_or(|at| at.elapsed() >= crate::leavers::LEAVER_SWEEP_INTERVAL)
             {
                 leaver_due = match self.engine.sweep_leavers().await {
                     Ok(due) => due,
@@ -162,7 +198,7 @@ impl Scheduler {
                     }
                 }
             }
-            if last_sweep.is_none_or(|at| at.elapsed() >= JOBLESS_SWEEP_INTERVAL) {
+            if sweeps && last_sweep.is_none_or(|at| at.elapsed() >= JOBLESS_SWEEP_INTERVAL) {
                 self.engine.sweep_jobless_grants().await;
                 last_sweep = Some(tokio::time::Instant::now());
             }
@@ -172,13 +208,21 @@ impl Scheduler {
                 .signals
                 .next_wake_at_us
                 .store(i64::MAX, Ordering::SeqCst);
-            let pause = match self.run_due_pass().await {
+            let pass = self.run_due_pass().await;
+            if matches!(
+                pass,
+                Ok((_, Ended::Done | Ended::Stalled | Ended::ClaimedElsewhere))
+            ) {
+                self.engine.health.database_answered();
+            }
+            let pause = match pass {
                 Ok((_, Ended::Done)) => {
                     let owed = self.engine.refresh_lookahead().await;
                     let next = self.until_next_deadline().await;
                     owed.map_or(next, |owed| owed.min(next))
                 }
                 Ok((_, Ended::Stalled)) => STORAGE_RETRY,
+                Ok((_, Ended::ClaimedElsewhere)) => CLAIMED_ELSEWHERE_PAUSE,
                 // The database refuses writes, or cannot be reached: leases due now are
                 // still taken off their targets (see `outage`), recorded once it is back.
                 Ok((_, Ended::StorageFailed)) => {
@@ -187,6 +231,7 @@ impl Scheduler {
                 }
                 Err(error) => {
                     tracing::error!(%error, "scheduler cannot read its work; retrying");
+                    self.engine.health.database_failed(&error.message);
                     self.engine.revoke_during_outage().await;
                     STORAGE_RETRY
                 }
@@ -219,12 +264,17 @@ impl Scheduler {
     }
 
     async fn until_next_deadline(&self) -> Duration {
+        let longest = if self.engine.store.locks().shared() {
+            SHARED_POLL_MAX
+        } else {
+            IDLE_SLEEP_MAX
+        };
         match self.engine.store.next_due().await {
             Ok(Some(due)) => {
                 let millis = due.millis_since(self.engine.clock.now()).max(0);
-                Duration::from_millis(u64::try_from(millis).unwrap_or(0)).min(IDLE_SLEEP_MAX)
+                Duration::from_millis(u64::try_from(millis).unwrap_or(0)).min(longest)
             }
-            Ok(None) => IDLE_SLEEP_MAX,
+            Ok(None) => longest,
             Err(_) => STORAGE_RETRY,
         }
     }

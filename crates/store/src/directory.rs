@@ -23,6 +23,18 @@ impl Store {
         .await
     }
 
+    /// Whether the ledger holds a directory change after event `seq` (a range read on
+    /// the primary key: cheap when `seq` is recent).
+    pub async fn directory_changed_after(&self, seq: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM events WHERE seq > $1 AND kind LIKE 'directory.%' LIMIT 1) AS found",
+        )
+        .bind(seq)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(sqlx::Row::try_get::<i64, _>(&row, "n")? > 0)
+    }
+
     async fn directory_docs<T: serde::de::DeserializeOwned>(
         &self,
         what: &'static str,

@@ -5,11 +5,12 @@
 //! ARCHITECTURE.md for why), and every state change it writes goes through a
 //! [`WriteTx`], which appends the matching ledger event in the same transaction.
 
+mod cluster;
 mod directory;
 mod findings;
 mod live;
 mod migrate;
-pub use migrate::SCHEMA_VERSION;
+pub use migrate::{Migrated, SCHEMA_VERSION, Schema};
 mod orphans;
 mod outbox;
 mod page;
@@ -25,6 +26,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use writ_domain::{FindingId, Grant, GrantId, Request, RequestId, Timestamp};
 
+pub use cluster::{ClusterLocks, HeldLock, LockKey, LockSpace};
 pub use findings::{FINDING_ORDER, FindingFilter, LiveGrant};
 pub use orphans::Orphan;
 pub use outbox::{NewOutboxEntry, NotifyCursor, OutboxAction, OutboxEntry};
@@ -69,6 +71,11 @@ pub enum StoreError {
          a newer writ upgraded it. Run that release (or a newer one); this one changed nothing"
     )]
     SchemaTooNew { found: i64, known: i64 },
+    #[error(
+        "the database's schema is version {found}; this writ needs version {needed}. \
+         Upgrade it with `writ migrate` (or start with `writ serve --migrate`); nothing was changed"
+    )]
+    SchemaBehind { found: i64, needed: i64 },
     /// A thread reading SQLite directly stopped before it answered.
     #[error("a database reading thread failed: {0}")]
     ReadThread(String),
@@ -78,6 +85,17 @@ pub enum StoreError {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Backend {
+    /// The database a storage URL names: `sqlite:` or (anything else) PostgreSQL.
+    pub fn of(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Self::Sqlite
+        } else {
+            Self::Postgres
+        }
+    }
 }
 
 /// Work the scheduler owes.
@@ -233,6 +251,8 @@ pub struct Store {
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// Write transactions committed, and database commits that carried them.
     commits: Arc<[std::sync::atomic::AtomicU64; 2]>,
+    /// Locks every node on this database respects (`cluster`).
+    locks: Arc<ClusterLocks>,
 }
 
 pub(crate) fn decode_doc<T: serde::de::DeserializeOwned>(
@@ -282,12 +302,15 @@ pub(crate) fn finding_from_row(row: &AnyRow) -> Result<writ_domain::Finding, Sto
 impl Store {
     /// Connects to `url` (`sqlite://...` or `postgres://...`) and brings the schema up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, Schema::Upgrade)
+            .await
+            .map(|(store, _)| store)
+    }
+
+    /// Connects to `url`; upgrades its schema or requires it current, as `schema` says.
+    pub async fn open_with(url: &str, schema: Schema) -> Result<(Self, Migrated), StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        };
+        let backend = Backend::of(url);
         let options =
             AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
         let options = if backend == Backend::Sqlite {
@@ -322,16 +345,20 @@ impl Store {
         }
         // One plain connection first: a pool only says "timed out" after its acquire
         // timeout, while this fails at once with the reason (refused, no such database, ...).
-        let probe = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        let mut first = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
             .await
             .map_err(open_error)?;
-        let _ = sqlx::Connection::close(probe).await;
+        // The schema is checked (and upgraded) on that connection, closed at the end: on
+        // PostgreSQL the migration lock is a session lock, so it is released however
+        // this ends.
+        let migrated = migrate::run(&mut first, backend, schema).await;
+        let _ = sqlx::Connection::close(first).await;
+        let migrated = migrated?;
         let pool = options
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
             .map_err(open_error)?;
-        migrate::run(&pool).await?;
         let sqlite_file = (backend == Backend::Sqlite)
             .then(|| sqlite_file(url))
             .flatten();
@@ -344,7 +371,7 @@ impl Store {
             ),
             None => write::Batch::default(),
         };
-        Ok(Self {
+        let store = Self {
             pool,
             backend,
             sqlite_file,
@@ -354,7 +381,9 @@ impl Store {
                 std::sync::atomic::AtomicU64::new(0),
                 std::sync::atomic::AtomicU64::new(0),
             ]),
-        })
+            locks: Arc::new(ClusterLocks::new(url, backend)),
+        };
+        Ok((store, migrated))
     }
 
     /// Starts a write transaction holding the ledger head.
@@ -371,6 +400,20 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// The locks every node on this database respects.
+    pub fn locks(&self) -> &Arc<ClusterLocks> {
+        &self.locks
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The SQLite database file, when the database is one.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_file.as_deref()
     }
 }
 

@@ -1,8 +1,9 @@
-//! Schema migrations, embedded in the binary and applied in order at start-up.
+//! Schema migrations, embedded in the binary and applied in order: by `writ migrate`,
+//! by `writ serve --migrate`, and whenever a SQLite database is opened.
 
-use sqlx::{AnyPool, Row};
+use sqlx::Row;
 
-use crate::StoreError;
+use crate::{Backend, StoreError};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
@@ -22,24 +23,64 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
-pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS writ_schema (version BIGINT PRIMARY KEY)")
-        .execute(pool)
-        .await?;
+/// What opening a database may do to its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply the migrations it lacks (`writ migrate`, `writ serve --migrate`, SQLite).
+    Upgrade,
+    /// Change nothing; refuse a schema older than this build's (a shared PostgreSQL
+    /// database is upgraded only when an operator says so).
+    RequireCurrent,
+}
+
+/// The schema version a database had when opened, and has now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Two writ processes upgrading one PostgreSQL database at once (several nodes started
+/// with `--migrate`) take turns on this session lock, so each migration runs once.
+const MIGRATION_LOCK_KEY: i64 = 0x7772_6974_0000_0001;
+
+/// Checks the schema of the database behind `connection` and, if `schema` allows,
+/// upgrades it. The caller closes the connection afterwards (which ends the session and
+/// so releases the migration lock).
+pub async fn run(
+    connection: &mut sqlx::AnyConnection,
+    backend: Backend,
+    schema: Schema,
+) -> Result<Migrated, StoreError> {
+    if backend == Backend::Postgres && schema == Schema::Upgrade {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *connection)
+            .await?;
+    }
+    let from = current_version(connection, backend).await?;
     // A database a newer writ has upgraded may hold what this one would misread or
     // overwrite: refuse it rather than guess.
-    let newest = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM writ_schema")
-        .fetch_one(pool)
-        .await?
-        .try_get::<i64, _>("v")?;
-    if newest > SCHEMA_VERSION {
+    if from > SCHEMA_VERSION {
         return Err(StoreError::SchemaTooNew {
-            found: newest,
+            found: from,
             known: SCHEMA_VERSION,
         });
     }
+    if schema == Schema::RequireCurrent {
+        if from < SCHEMA_VERSION {
+            return Err(StoreError::SchemaBehind {
+                found: from,
+                needed: SCHEMA_VERSION,
+            });
+        }
+        return Ok(Migrated { from, to: from });
+    }
+    sqlx::query("CREATE TABLE IF NOT EXISTS writ_schema (version BIGINT PRIMARY KEY)")
+        .execute(&mut *connection)
+        .await?;
     for &(version, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await?;
+        let mut tx = sqlx::Connection::begin(&mut *connection).await?;
         let applied = sqlx::query("SELECT COUNT(*) AS n FROM writ_schema WHERE version = $1")
             .bind(version)
             .fetch_one(&mut *tx)
@@ -54,13 +95,108 @@ pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {
             .await?;
         tx.commit().await?;
     }
-    Ok(())
+    Ok(Migrated {
+        from,
+        to: SCHEMA_VERSION,
+    })
+}
+
+/// The newest migration applied; 0 for a database writ has never opened.
+async fn current_version(
+    connection: &mut sqlx::AnyConnection,
+    backend: Backend,
+) -> Result<i64, StoreError> {
+    let exists = match backend {
+        Backend::Postgres => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'writ_schema'"
+        }
+        Backend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'writ_schema'"
+        }
+    };
+    let found = sqlx::query(exists).fetch_one(&mut *connection).await?;
+    if found.try_get::<i64, _>("n")? == 0 {
+        return Ok(0);
+    }
+    Ok(
+        sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM writ_schema")
+            .fetch_one(&mut *connection)
+            .await?
+            .try_get::<i64, _>("v")?,
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::SCHEMA_VERSION;
+    use super::{Migrated, SCHEMA_VERSION, Schema};
     use crate::{Store, StoreError};
+
+    /// Without leave to upgrade, an empty database is refused, named, and left empty;
+    /// upgraded, it opens, and opens again without leave.
+    #[tokio::test]
+    async fn a_schema_behind_is_refused_unless_upgrading_is_allowed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let refused = Store::open_with(&url, Schema::RequireCurrent)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(refused, StoreError::SchemaBehind { found: 0, needed } if needed == SCHEMA_VERSION),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("writ migrate"), "{refused}");
+        let (store, migrated) = Store::open_with(&url, Schema::Upgrade)
+            .await
+            .expect("upgraded");
+        assert_eq!(
+            migrated,
+            Migrated {
+                from: 0,
+                to: SCHEMA_VERSION
+            }
+        );
+        let tables: i64 = sqlx::Row::get(
+            &sqlx::query("SELECT COUNT(*) AS n FROM writ_schema")
+                .fetch_one(&store.pool)
+                .await
+                .expect("count"),
+            "n",
+        );
+        assert_eq!(tables, SCHEMA_VERSION, "each migration recorded once");
+        store.close().await;
+        let (store, again) = Store::open_with(&url, Schema::RequireCurrent)
+            .await
+            .expect("current");
+        assert_eq!(
+            again,
+            Migrated {
+                from: SCHEMA_VERSION,
+                to: SCHEMA_VERSION
+            }
+        );
+        store.close().await;
+    }
+
+    /// Several nodes started with `--migrate` at once on one new PostgreSQL database:
+    /// each migration runs once, and every node opens.
+    #[tokio::test]
+    async fn nodes_upgrading_one_postgres_database_at_once_take_turns() {
+        let database = writ_testkit::pg::TestDatabase::create().await;
+        let opens = (0..4).map(|_| Store::open_with(&database.url, Schema::Upgrade));
+        let results = futures_util::future::join_all(opens).await;
+        let mut upgraded_from_zero = 0;
+        for result in results {
+            let (store, migrated) = result.expect("every node opens");
+            assert_eq!(migrated.to, SCHEMA_VERSION);
+            upgraded_from_zero += usize::from(migrated.from == 0);
+            store.close().await;
+        }
+        assert_eq!(
+            upgraded_from_zero, 1,
+            "one node upgraded; the others found it done"
+        );
+        database.drop_now().await;
+    }
 
     /// A database upgraded by a newer writ is refused, naming both versions, and left
     /// as it was.

@@ -66,7 +66,15 @@ pub enum Command {
         /// object per line; each answered request is one, with its request id).
         #[arg(long, value_enum, default_value = "text", env = "WRIT_LOG_FORMAT")]
         log_format: LogFormat,
+        /// Upgrade a PostgreSQL database's schema before serving, as `writ migrate`
+        /// does (a SQLite database is always brought up to date). Without it, a
+        /// schema older than this writ's is refused.
+        #[arg(long)]
+        migrate: bool,
     },
+    /// Bring the database's schema up to this writ's version (one migration at a time,
+    /// each in its own transaction; safe to run from several nodes at once).
+    Migrate,
     /// Write a starter configuration, policies and example target into DIR.
     Init {
         /// The folder to write into (made if missing; existing files are never overwritten).
@@ -373,7 +381,11 @@ pub enum PolicyCommand {
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let config = cli.config;
     match cli.command {
-        Command::Serve { log_format } => serve::run(&config, log_format).await,
+        Command::Serve {
+            log_format,
+            migrate,
+        } => serve::run(&config, log_format, migrate).await,
+        Command::Migrate => offline::migrate(&config).await,
         Command::Init { dir } => init::run(&dir),
         Command::Check => check::run(&config).await,
         Command::Entitlements { client } => {

@@ -9,7 +9,7 @@ use writ_domain::{Clock, parse_duration_seconds};
 use writ_engine::SystemClock;
 use writ_engine::checkpoint::{self, CheckpointErrorOrStore};
 use writ_policy::{PolicyEngine, PolicyLoadError};
-use writ_store::{EVENT_PAGE_SIZE, Store, VerifyError};
+use writ_store::{Backend, EVENT_PAGE_SIZE, Migrated, Schema, Store, VerifyError};
 
 use crate::Failure;
 use crate::cli::ExportFormat;
@@ -36,10 +36,47 @@ pub fn load_policy(config: &Config) -> Result<PolicyEngine, Failure> {
     })
 }
 
+/// Opens the configured database. A SQLite file belongs to this one writ, which brings
+/// its schema up to date; a PostgreSQL database may be shared by several nodes, so its
+/// schema changes only through `writ migrate` or `writ serve --migrate`.
 pub async fn open_store(config: &Config) -> Result<Store, Failure> {
-    Store::open(&config.storage_url).await.map_err(|error| {
-        Failure::failed(format!("{}: storage.url: {error}", config.path.display()))
-    })
+    open_store_upgrading(config, false)
+        .await
+        .map(|(store, _)| store)
+}
+
+/// `open_store`, upgrading the schema of any database when `upgrade` is set.
+pub async fn open_store_upgrading(
+    config: &Config,
+    upgrade: bool,
+) -> Result<(Store, Migrated), Failure> {
+    let schema = if upgrade || Backend::of(&config.storage_url) == Backend::Sqlite {
+        Schema::Upgrade
+    } else {
+        Schema::RequireCurrent
+    };
+    Store::open_with(&config.storage_url, schema)
+        .await
+        .map_err(|error| {
+            Failure::failed(format!("{}: storage.url: {error}", config.path.display()))
+        })
+}
+
+/// `writ migrate`: brings the database's schema up to this writ's version.
+pub async fn migrate(config_path: &Path) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let (store, migrated) = open_store_upgrading(&config, true).await?;
+    store.close().await;
+    if migrated.from == migrated.to {
+        outln!("schema already at version {}; nothing to do", migrated.to);
+    } else {
+        outln!(
+            "schema upgraded from version {} to {}",
+            migrated.from,
+            migrated.to
+        );
+    }
+    Ok(())
 }
 
 pub async fn issue_token(config_path: &Path, identity: &str, ttl: &str) -> Result<(), Failure> {

@@ -16,7 +16,9 @@ type TaskFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>
 
 use crate::Failure;
 use crate::cli::LogFormat;
-use crate::offline::{load_config, load_policy, open_store};
+use crate::offline::{load_config, load_policy, open_store_upgrading};
+use writ_config::Config;
+use writ_store::Store;
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("WRIT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
@@ -49,7 +51,7 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
-pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failure> {
+pub async fn run(config_path: &Path, log_format: LogFormat, migrate: bool) -> Result<(), Failure> {
     init_tracing(log_format);
     let config = load_config(config_path)?;
     let policy = load_policy(&config)?;
@@ -68,7 +70,15 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         .transpose()
         .map_err(|e| Failure::failed(format!("{}: server TLS: {e}", config.path.display())))?
         .map(Arc::new);
-    let store = open_store(&config).await?;
+    let (store, migrated) = open_store_upgrading(&config, migrate).await?;
+    if migrated.from != migrated.to {
+        tracing::info!(
+            from = migrated.from,
+            to = migrated.to,
+            "database schema upgraded"
+        );
+    }
+    let _one_node = sqlite_serve_lock(&config, &store)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| {
@@ -286,4 +296,34 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> Result<(), Failur
         return Err(Failure::failed(format!("stopped because {reason}")));
     }
     Ok(())
+}
+
+/// A SQLite database has one node: a second `writ serve` on the same file is refused
+/// (several nodes share a PostgreSQL database instead). The lock is the OS's, on the
+/// database file itself (independent of SQLite's own), held until the process ends.
+fn sqlite_serve_lock(config: &Config, store: &Store) -> Result<Option<std::fs::File>, Failure> {
+    let Some(file) = store.sqlite_file() else {
+        return Ok(None);
+    };
+    let handle = std::fs::File::open(file).map_err(|error| {
+        Failure::failed(format!(
+            "{}: storage.url: {}: {error}",
+            config.path.display(),
+            file.display()
+        ))
+    })?;
+    match handle.try_lock() {
+        Ok(()) => Ok(Some(handle)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::failed(format!(
+            "{}: storage.url: another `writ serve` is using {}; a SQLite database has one node \
+             (run several nodes on PostgreSQL: docs/deployment.md)",
+            config.path.display(),
+            file.display()
+        ))),
+        Err(std::fs::TryLockError::Error(error)) => Err(Failure::failed(format!(
+            "{}: storage.url: cannot lock {}: {error}",
+            config.path.display(),
+            file.display()
+        ))),
+    }
 }

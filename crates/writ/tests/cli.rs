@@ -473,3 +473,27 @@ async fn a_database_upgraded_by_a_newer_writ_is_refused() {
     assert!(!status.success(), "{log}");
     assert!(log.contains(&format!("schema is version {newer}")), "{log}");
 }
+
+/// A SQLite database has one node: a second `writ serve` on the same file exits at once,
+/// saying why and where several nodes go, before it listens or changes anything.
+#[tokio::test]
+async fn a_second_serve_on_one_sqlite_database_is_refused() {
+    let mut writ = quickstart();
+    writ.start().await;
+    let second = writ
+        .command(&["serve"])
+        .env("WRIT_LOG_FORMAT", "text")
+        .output()
+        .expect("second serve");
+    assert_eq!(code(&second), EXIT_FAILED, "{}", stderr(&second));
+    let message = stderr(&second);
+    assert!(
+        message.contains("another `writ serve` is using"),
+        "{message}"
+    );
+    assert!(message.contains("PostgreSQL"), "{message}");
+    // The first one serves on, unharmed.
+    let (status, _) = writ.get("/v1/grants", &writ.admin_token()).await;
+    assert_eq!(status, 200);
+    writ.stop();
+}

@@ -8,10 +8,10 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::chaos::{Rng, all_events, grant_event_counts, held, parse_time};
 use support::{PG_URL, TestRoles, Writ};
 
 const USERS: usize = 6;
@@ -23,22 +23,6 @@ const MAX_DURATION: u64 = 3;
 const REQUESTS_PER_CLIENT: usize = 150;
 /// Access may outlive its lease by at most this much (the issue's bound).
 const GRACE_SECONDS: i64 = 5;
-
-/// xorshift64*: small, seedable, good enough to pick users, roles and moments.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn config(roles: &[String], accounts: &[String]) -> String {
     let mut config = String::from(
@@ -111,40 +95,9 @@ async fn load(writ: &Writ, tokens: &[String], seed: u64, for_how_long: Duration)
     }
 }
 
-/// (role, account) pairs PostgreSQL holds among ours.
-async fn held(roles: &[String], accounts: &[String]) -> BTreeSet<(String, String)> {
-    let admin = sqlx::PgPool::connect(PG_URL).await.expect("PostgreSQL");
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT r.rolname::text, a.rolname::text FROM pg_auth_members m \
-         JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member \
-         WHERE r.rolname = ANY($1) AND a.rolname = ANY($2)",
-    )
-    .bind(roles)
-    .bind(accounts)
-    .fetch_all(&admin)
-    .await
-    .expect("pg_auth_members");
-    admin.close().await;
-    rows.into_iter().collect()
-}
-
-fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
-}
-
 #[tokio::test]
 async fn sigkill_at_random_moments_loses_no_revocation() {
-    let seed = std::env::var("WRIT_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64 | 1)
-                .unwrap_or(1)
-        });
-    println!("crash test seed: {seed} (replay with WRIT_CRASH_SEED={seed})");
-    let mut rng = Rng(seed);
+    let (mut rng, seed) = Rng::from_env("WRIT_CRASH_SEED", "crash test");
 
     let mut test_roles = TestRoles::new().await;
     let mut roles = Vec::new();
@@ -224,30 +177,14 @@ async fn sigkill_at_random_moments_loses_no_revocation() {
     );
 
     // Exactly one `grant.revoked` per grant, and the ledger verifies.
-    let mut revoked: BTreeMap<String, usize> = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let (_, page) = writ
-            .get(&format!("/v1/audit?after={after}&limit=1000"), admin)
-            .await;
-        let events = page["events"].as_array().cloned().unwrap_or_default();
-        let Some(last) = events.last() else { break };
-        after = last["seq"].as_i64().unwrap_or(i64::MAX);
-        for event in events.iter().filter(|e| e["kind"] == "grant.revoked") {
-            let id = event["data"]["grant"]["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            *revoked.entry(id).or_default() += 1;
-        }
-    }
+    let counts = grant_event_counts(&all_events(&writ, admin).await);
     for grant in &grants {
         let id = grant["id"].as_str().unwrap_or_default();
+        let revoked = counts.get(&(id.to_string(), "grant.revoked".to_string()));
         assert_eq!(
-            revoked.get(id),
+            revoked,
             Some(&1),
-            "seed {seed}: grant {id} revoked {:?} times",
-            revoked.get(id)
+            "seed {seed}: grant {id} revoked {revoked:?} times"
         );
     }
     println!(

@@ -108,6 +108,12 @@ accounts = {{ pg = "{bob_account}" }}
         writ.log()
     );
 
+    // The node says it has lost its database, so a load balancer sends its calls
+    // elsewhere and an operator sees why.
+    let (health_status, health) = healthz(&writ).await;
+    assert_eq!(health_status, 503, "{health}");
+    assert!(health.contains("database unavailable"), "{health}");
+
     // The database returns: the revocation is recorded, verified, with when it happened.
     proxy.set_up(true);
     let revoked = writ
@@ -138,9 +144,30 @@ accounts = {{ pg = "{bob_account}" }}
         1,
         "bob's refused request left nothing behind"
     );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while healthz(&writ).await.0 != 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (health_status, health) = healthz(&writ).await;
+    assert_eq!(
+        health_status, 200,
+        "healthy again once the database answers: {health}"
+    );
     writ.stop();
     let verify = writ.run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", support::stderr(&verify));
     roles.cleanup().await;
     database.drop_now().await;
+}
+
+/// `GET /healthz`: status and body.
+async fn healthz(writ: &Writ) -> (u16, String) {
+    let response = writ
+        .http
+        .get(format!("{}/healthz", writ.base()))
+        .send()
+        .await
+        .expect("healthz");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
 }

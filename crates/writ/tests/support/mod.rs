@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod certs;
+pub mod chaos;
 pub mod fake_jira;
 pub mod fake_servicenow;
 pub mod jwt;
@@ -51,6 +52,8 @@ pub struct Writ {
     pub http: reqwest::Client,
     /// "https" once `use_tls` is called.
     scheme: &'static str,
+    /// Whether a PostgreSQL database has been given writ's schema (`ensure_schema`).
+    schema_ready: std::sync::atomic::AtomicBool,
 }
 
 impl Writ {
@@ -74,6 +77,7 @@ impl Writ {
             port,
             child: None,
             scheme: "http",
+            schema_ready: std::sync::atomic::AtomicBool::new(false),
             http: {
                 writ_itsm::install_crypto_provider();
                 reqwest::Client::new()
@@ -113,6 +117,34 @@ impl Writ {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
+        self.ensure_schema();
+        self.command_as_is(args)
+    }
+
+    /// A PostgreSQL database changes schema only by `writ migrate` (or `serve
+    /// --migrate`), as an operator would run it: done once, before the first command.
+    fn ensure_schema(&self) {
+        if self
+            .schema_ready
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let config = std::fs::read_to_string(&self.config).unwrap_or_default();
+        let storage_is_postgres = config
+            .split("[storage]")
+            .nth(1)
+            .and_then(|rest| rest.lines().find(|l| l.trim_start().starts_with("url")))
+            .is_some_and(|line| line.contains("postgres"));
+        if storage_is_postgres {
+            // A database that cannot be reached yet is the test's business: the
+            // command that needs it says so.
+            let _ = self.command_as_is(&["migrate"]).output();
+        }
+    }
+
+    /// `command`, without making sure the database has writ's schema first.
+    pub fn command_as_is(&self, args: &[&str]) -> Command {
         let mut command = Command::new(writ_binary());
         command
             .args(args)
@@ -156,6 +188,12 @@ impl Writ {
     /// `start`, with these environment variables set for the server.
     pub async fn start_with_env(&mut self, env: &[(&str, &str)]) {
         self.spawn(env);
+        self.wait_until_ready().await;
+    }
+
+    /// Waits until the server started by `spawn…` answers /healthz; panics with its log
+    /// if it exits or does not within 30 s.
+    pub async fn wait_until_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(response) = self
@@ -181,13 +219,24 @@ impl Writ {
 
     /// Starts `writ serve` (with these environment variables) without waiting for it.
     pub fn spawn(&mut self, env: &[(&str, &str)]) {
+        self.ensure_schema();
+        self.spawn_as_is(&["serve"], env);
+    }
+
+    /// Starts `writ ARGS` (e.g. `serve --migrate`) as the server, as it is: without
+    /// the harness's `writ migrate` first.
+    pub fn spawn_with_args(&mut self, args: &[&str]) {
+        self.spawn_as_is(args, &[]);
+    }
+
+    fn spawn_as_is(&mut self, args: &[&str], env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.path("serve.log"))
             .expect("log file");
         let child = self
-            .command(&["serve"])
+            .command_as_is(args)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
