@@ -11,8 +11,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::chaos::{Rng, all_events, grant_event_counts, held, parse_time};
-use support::{PG_URL, TestRoles, Writ};
+use support::chaos::{Rng, all_events, grant_event_counts, held, parse_time, pg_target_config};
+use support::{TestRoles, Writ};
 
 const USERS: usize = 6;
 const ROLES: usize = 3;
@@ -23,24 +23,6 @@ const MAX_DURATION: u64 = 3;
 const REQUESTS_PER_CLIENT: usize = 150;
 /// Access may outlive its lease by at most this much (the issue's bound).
 const GRACE_SECONDS: i64 = 5;
-
-fn config(roles: &[String], accounts: &[String]) -> String {
-    let mut config = String::from(
-        "[revocation]\nretry_backoff_max = \"1s\"\n\n[[target]]\nname = \"pg\"\nkind = \"postgres\"\n",
-    );
-    config.push_str(&format!("url = \"{PG_URL}\"\n"));
-    for (i, role) in roles.iter().enumerate() {
-        config.push_str(&format!(
-            "\n[[entitlement]]\nid = \"pg/r{i}\"\ntarget = \"pg\"\nrole = \"{role}\"\nsensitivity = \"low\"\nmax_duration = \"1h\"\n"
-        ));
-    }
-    for (i, account) in accounts.iter().enumerate() {
-        config.push_str(&format!(
-            "\n[[user]]\nname = \"u{i}\"\ngroups = [\"engineers\"]\naccounts = {{ pg = \"{account}\" }}\n"
-        ));
-    }
-    config
-}
 
 /// One round of load: requests with random durations and some early revocations, for
 /// `for_how_long`, from a few concurrent clients. Errors (the server dying) are expected.
@@ -110,7 +92,10 @@ async fn sigkill_at_random_moments_loses_no_revocation() {
     }
     let policy =
         r#"permit (principal in Group::"engineers", action == Action::"request", resource);"#;
-    let mut writ = Writ::new(&config(&roles, &accounts), &[("request.cedar", policy)]);
+    let mut writ = Writ::new(
+        &pg_target_config(&roles, &accounts, "1h"),
+        &[("request.cedar", policy)],
+    );
     let tokens: Vec<String> = (0..USERS).map(|i| writ.token(&format!("u{i}"))).collect();
 
     for round in 0..ROUNDS {

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::chaos::{Rng, all_events, held, parse_time};
-use support::{PG_URL, TestDatabase, TestRoles, Writ};
+use support::chaos::{Rng, all_events, held, parse_time, pg_target_config};
+use support::{TestDatabase, TestRoles, Writ};
 use tokio::sync::RwLock;
 
 const NODES: usize = 3;
@@ -32,24 +32,12 @@ const GRACE_SECONDS: i64 = 5;
 
 /// Every node shares the keys (a token issued on one is good on all) and the database.
 fn config(storage: &str, roles: &[String], accounts: &[String]) -> String {
-    let mut config = format!(
-        "[storage]\nurl = \"{storage}\"\n\n[keys]\ntoken_key = \"{}\"\nledger_key = \"{}\"\n\n\
-         [revocation]\nretry_backoff_max = \"1s\"\n\n\
-         [[target]]\nname = \"pg\"\nkind = \"postgres\"\nurl = \"{PG_URL}\"\nreconcile_every = \"off\"\n",
+    format!(
+        "[storage]\nurl = \"{storage}\"\n\n[keys]\ntoken_key = \"{}\"\nledger_key = \"{}\"\n\n{}",
         "1f".repeat(32),
         "2e".repeat(32),
-    );
-    for (i, role) in roles.iter().enumerate() {
-        config.push_str(&format!(
-            "\n[[entitlement]]\nid = \"pg/r{i}\"\ntarget = \"pg\"\nrole = \"{role}\"\nsensitivity = \"low\"\nmax_duration = \"1h\"\n"
-        ));
-    }
-    for (i, account) in accounts.iter().enumerate() {
-        config.push_str(&format!(
-            "\n[[user]]\nname = \"u{i}\"\ngroups = [\"engineers\"]\naccounts = {{ pg = \"{account}\" }}\n"
-        ));
-    }
-    config
+        pg_target_config(roles, accounts, "off")
+    )
 }
 
 /// A request through a running node (not one being killed); every call must succeed.

@@ -40,9 +40,17 @@ fn previous_release(storage: Option<&str>) -> Writ {
     let policy = std::fs::read_to_string(fixture().join("policies/request.cedar")).expect("policy");
     let writ = Writ::new(&body, &[("request.cedar", &policy)]);
     std::fs::create_dir_all(writ.path("state")).expect("state");
-    for file in ["memberships.sh", "state/memberships.txt"] {
-        std::fs::copy(fixture().join(file), writ.path(file)).expect("copy fixture");
-    }
+    // The target: the quickstart's connector script, with the memberships it left.
+    std::fs::copy(
+        fixture().join("../../../../../examples/quickstart/memberships.sh"),
+        writ.path("memberships.sh"),
+    )
+    .expect("connector script");
+    std::fs::copy(
+        fixture().join("state/memberships.txt"),
+        writ.path("state/memberships.txt"),
+    )
+    .expect("memberships");
     if storage.is_none() {
         std::fs::copy(fixture().join("state/writ.db"), writ.path("state/writ.db")).expect("db");
     }

@@ -40,6 +40,26 @@ impl Rng {
     }
 }
 
+/// A PostgreSQL target `pg` (reconciliation `reconcile`: e.g. "off"), entitlement
+/// `pg/r{i}` per role, user `u{i}` per account (all engineers), retries at most a
+/// second apart: what the crash tests load.
+pub fn pg_target_config(roles: &[String], accounts: &[String], reconcile: &str) -> String {
+    let mut config = format!(
+        "[revocation]\nretry_backoff_max = \"1s\"\n\n[[target]]\nname = \"pg\"\nkind = \"postgres\"\nurl = \"{PG_URL}\"\nreconcile_every = \"{reconcile}\"\n"
+    );
+    for (i, role) in roles.iter().enumerate() {
+        config.push_str(&format!(
+            "\n[[entitlement]]\nid = \"pg/r{i}\"\ntarget = \"pg\"\nrole = \"{role}\"\nsensitivity = \"low\"\nmax_duration = \"1h\"\n"
+        ));
+    }
+    for (i, account) in accounts.iter().enumerate() {
+        config.push_str(&format!(
+            "\n[[user]]\nname = \"u{i}\"\ngroups = [\"engineers\"]\naccounts = {{ pg = \"{account}\" }}\n"
+        ));
+    }
+    config
+}
+
 /// (role, account) pairs PostgreSQL holds among these.
 pub async fn held(roles: &[String], accounts: &[String]) -> BTreeSet<(String, String)> {
     let admin = sqlx::PgPool::connect(PG_URL).await.expect("PostgreSQL");
