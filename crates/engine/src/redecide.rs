@@ -145,6 +145,10 @@ impl Engine {
             for finding in flagged.into_values() {
                 self.resolve_not_permitted(finding, "grant ended").await?;
             }
+            let mut tx = self.store.begin().await?;
+            tx.set_decision_basis(&self.decision_basis(&policy), self.clock.now())
+                .await?;
+            tx.commit().await?;
         }
         tracing::info!(
             occasion = occasion.as_str(),
@@ -156,6 +160,32 @@ impl Engine {
             "live grants decided again"
         );
         Ok(report)
+    }
+
+    /// At start: decides every live grant again unless they were last decided, by this
+    /// node or another, on the same basis (policies, configured identities and
+    /// entitlements) — then a restart has nothing to change. `None` when skipped.
+    pub async fn redecide_at_start(&self) -> Result<Option<Redecided>, EngineError> {
+        let basis = self.decision_basis(&self.policy());
+        if self.store.decision_basis().await?.as_deref() == Some(basis.as_str()) {
+            tracing::info!(
+                "live grants were last decided on this policy set and configuration; not deciding them again"
+            );
+            return Ok(None);
+        }
+        self.redecide_grants(Occasion::Start, None).await.map(Some)
+    }
+
+    /// A fingerprint of what a full pass decides on: the policy set and the configured
+    /// identities and entitlements (the directory's people are decided again as they
+    /// change).
+    fn decision_basis(&self, policy: &PolicyEngine) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(policy.policy_hash().as_bytes());
+        hasher.update(format!("{:?}", self.config.identities).as_bytes());
+        hasher.update(format!("{:?}", self.config.entitlements).as_bytes());
+        hex::encode(hasher.finalize())
     }
 
     async fn redecide_batch(

@@ -187,11 +187,7 @@ impl Scheduler {
             }
             // Policies or identities may have changed while writ was stopped.
             if !redecided_since_start {
-                match self
-                    .engine
-                    .redecide_grants(crate::Occasion::Start, None)
-                    .await
-                {
+                match self.engine.redecide_at_start().await {
                     Ok(_) => redecided_since_start = true,
                     Err(error) => {
                         tracing::error!(%error, "deciding the live grants again at start failed; retrying");

@@ -230,6 +230,39 @@ async fn a_policy_change_decides_every_live_grant_again(storage: Storage) {
 
 writ_testkit::on_both_backends!(a_policy_change_decides_every_live_grant_again);
 
+/// A restart on the basis the live grants were last decided on (the same policies and
+/// configuration: a rolling restart of several nodes) decides nothing again; a restart
+/// on another basis decides them all.
+async fn a_restart_on_the_same_basis_decides_nothing_again(storage: Storage) {
+    let h = Harness::with(storage, CONFIG, POLICY).await;
+    granted(&h, "t/low", 30).await;
+    let first = h.engine.redecide_at_start().await.expect("first start");
+    assert_eq!(
+        first.map(|r| r.grants),
+        Some(1),
+        "nothing recorded yet: decided"
+    );
+    let recorded = redecisions(&h).await.len();
+    assert_eq!(h.engine.redecide_at_start().await.expect("restart"), None);
+    assert_eq!(
+        redecisions(&h).await.len(),
+        recorded,
+        "nothing decided again"
+    );
+    // Decided last on another basis (say, a node with other policies): decided again.
+    let mut tx = h.store.begin().await.expect("begin");
+    tx.set_decision_basis("another basis", h.engine.now())
+        .await
+        .expect("basis");
+    tx.commit().await.expect("commit");
+    let again = h.engine.redecide_at_start().await.expect("start");
+    assert_eq!(again.map(|r| r.grants), Some(1));
+    assert_eq!(redecisions(&h).await.len(), recorded + 1);
+    h.finish().await;
+}
+
+writ_testkit::on_both_backends!(a_restart_on_the_same_basis_decides_nothing_again);
+
 /// Re-deciding one person's grants touches nobody else's, and a batch of many grants
 /// pages through them all.
 #[tokio::test]

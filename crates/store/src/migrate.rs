@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_grants_by_state.sql")),
     (8, include_str!("../migrations/0008_orphans.sql")),
     (9, include_str!("../migrations/0009_directory.sql")),
+    (10, include_str!("../migrations/0010_decision_basis.sql")),
 ];
 
 /// The newest schema version this build knows.

@@ -449,6 +449,14 @@ impl Store {
         rows.iter().map(Job::from_row).collect()
     }
 
+    /// The basis the live grants were last decided on as a whole, if any.
+    pub async fn decision_basis(&self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT basis FROM decision_basis WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get("basis")).transpose()?)
+    }
+
     /// The earliest deadline of any job.
     pub async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         let row = sqlx::query("SELECT MIN(due_at_us) AS due FROM jobs")

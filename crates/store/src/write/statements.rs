@@ -209,6 +209,20 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Records the basis the live grants were just decided on as a whole.
+    pub async fn set_decision_basis(
+        &mut self,
+        basis: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.buffer(
+            "INSERT INTO decision_basis (id, basis, decided_at_us) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET basis = excluded.basis, decided_at_us = excluded.decided_at_us",
+            vec![Arg::Text(basis.to_string()), Arg::Int(at.unix_micros())],
+        );
+        Ok(())
+    }
+
     pub async fn delete_job(&mut self, object_id: &str) -> Result<(), StoreError> {
         self.buffer(
             "DELETE FROM jobs WHERE object_id = $1",
