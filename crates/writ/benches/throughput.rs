@@ -1,6 +1,9 @@
 //! Audited, automatically approved requests per second through the HTTP API (real
-//! `writ serve`, SQLite with synchronous=FULL, a no-op connector) against the raw
-//! durable single-row commit rate of SQLite on the same disk, in the same run.
+//! `writ serve`, SQLite with synchronous=FULL, a no-op connector) beside, in the same
+//! run: the least any audited HTTP service must do — a minimal axum service that
+//! answers each request once one durable row is committed, with writ's group commit and
+//! connection settings — and the raw durable single-row commit rate of SQLite on the
+//! same disk.
 //!
 //! cargo bench -p writ --bench throughput
 //! WRIT_BENCH_SECONDS (default 5) per measurement, WRIT_BENCH_CLIENTS (default 16)
@@ -8,49 +11,13 @@
 //! runs another build of `writ` (to compare two builds in the same conditions);
 //! WRIT_BENCH_KEEP keeps the run's folder (configuration and ledger) and prints where.
 
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::time::{Duration, Instant};
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{env_number, median};
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-const CONFIG: &str = r#"
-[storage]
-url = "sqlite://writ.db"
-
-[[target]]
-name = "noop"
-kind = "noop"
-
-[[entitlement]]
-id = "noop/read"
-target = "noop"
-role = "read"
-sensitivity = "low"
-max_duration = "8h"
-
-"#;
-
-/// One user per client: each client's grants are leases on its own account, as with
-/// real requesters (writ serialises changes to one account's access on purpose).
-fn users(clients: u64) -> String {
-    (0..clients)
-        .map(|n| format!("\n[[user]]\nname = \"user{n}\"\ngroups = [\"engineers\"]\n"))
-        .collect()
-}
-
-const POLICY: &str = r#"@id("auto") permit (principal in Group::"engineers", action == Action::"request", resource);"#;
+const STORAGE: &str = "[storage]\nurl = \"sqlite://writ.db\"\n";
 
 async fn raw_commit_rate(dir: &std::path::Path, seconds: u64) -> f64 {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -107,29 +74,61 @@ fn raw_commit_rate_direct(dir: &std::path::Path, seconds: u64) -> f64 {
     commits as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn writ_rate(base: &str, tokens: &[String], seconds: u64) -> f64 {
-    let done = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for token in tokens {
-        let (done, base, token) = (done.clone(), base.to_string(), token.clone());
-        tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let body = serde_json::json!({"entitlement": "noop/read", "duration_seconds": 3600, "justification": "bench"});
-            while Instant::now() < deadline {
-                let response = http.post(format!("{base}/v1/requests")).bearer_auth(&token).json(&body).send().await.expect("request");
-                assert_eq!(response.status().as_u16(), 201);
-                let request: serde_json::Value = response.json().await.expect("json");
-                assert_eq!(request["state"], "approved");
-                done.fetch_add(1, Ordering::Relaxed);
+/// The minimal audited HTTP service: `POST /v1/requests` answers 201 once one row (the
+/// body) is durable. One writer thread owns the connection (WAL, synchronous=FULL, as
+/// writ's); requests that arrive while it commits share the next transaction (group
+/// commit, as writ's). Returns its base URL; it serves until the process ends.
+async fn minimal_service(dir: &std::path::Path) -> String {
+    type Queued = (String, tokio::sync::oneshot::Sender<()>);
+    let (queue, queued) = std::sync::mpsc::channel::<Queued>();
+    let file = dir.join("minimal.db");
+    std::thread::spawn(move || {
+        let mut connection = rusqlite::Connection::open(file).expect("sqlite");
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                 CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
+            )
+            .expect("table");
+        while let Ok(first) = queued.recv() {
+            let mut batch = vec![first];
+            batch.extend(queued.try_iter());
+            let transaction = connection.transaction().expect("begin");
+            {
+                let mut insert = transaction
+                    .prepare_cached("INSERT INTO t (v) VALUES (?1)")
+                    .expect("prepare");
+                for (row, _) in &batch {
+                    insert.execute([row]).expect("insert");
+                }
             }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("client");
-    }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+            transaction.commit().expect("commit");
+            for (_, done) in batch {
+                let _ = done.send(());
+            }
+        }
+    });
+    let app = axum::Router::new().route(
+        "/v1/requests",
+        axum::routing::post(move |body: String| {
+            let queue = queue.clone();
+            async move {
+                let (done, committed) = tokio::sync::oneshot::channel();
+                queue.send((body, done)).expect("writer");
+                committed.await.expect("committed");
+                (
+                    axum::http::StatusCode::CREATED,
+                    axum::Json(serde_json::json!({"state": "approved"})),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
 }
 
 #[tokio::main]
@@ -139,70 +138,24 @@ async fn main() {
     let clients = env_number("WRIT_BENCH_CLIENTS", 16);
     let runs = env_number("WRIT_BENCH_RUNS", 5);
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    std::fs::write(
-        dir.path().join("writ.toml"),
-        format!(
-            // Raw throughput: no per-identity rate limit, no concurrency cap.
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nrate_limit = \"off\"\nconcurrency_limit = 100000\n{CONFIG}{}",
-            users(clients)
-        ),
-    )
-    .expect("config");
-    std::fs::create_dir_all(dir.path().join("policies")).expect("mkdir");
-    std::fs::write(dir.path().join("policies/p.cedar"), POLICY).expect("policy");
-    let config = dir.path().join("writ.toml");
-    // Another build of writ can be compared against this one in the same conditions.
-    let writ = std::env::var("WRIT_BENCH_BINARY")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_writ").to_string());
-    let tokens: Vec<String> = (0..clients)
-        .map(|n| {
-            let output = Command::new(&writ)
-                .args([
-                    "token",
-                    "issue",
-                    &format!("user{n}"),
-                    "--ttl",
-                    "1h",
-                    "--config",
-                ])
-                .arg(&config)
-                .output()
-                .expect("token");
-            assert!(
-                output.status.success(),
-                "token issue: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            String::from_utf8_lossy(&output.stdout).trim().to_string()
-        })
-        .collect();
+    let port = common::free_port();
+    let body = format!("{STORAGE}{}{}", common::NOOP_TARGET, common::users(clients));
+    let config = common::write_config(dir.path(), port, &body);
+    let tokens = common::tokens(&config, clients);
     let token = tokens[0].clone();
-    let mut server = Command::new(&writ)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("WRIT_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
+    let mut server = common::serve(&config, port).await;
     let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let minimal = minimal_service(dir.path()).await;
 
     let mut raw = Vec::new();
     let mut direct = Vec::new();
+    let mut least = Vec::new();
     let mut served = Vec::new();
     for _ in 0..runs {
         raw.push(raw_commit_rate(dir.path(), seconds).await);
         direct.push(raw_commit_rate_direct(dir.path(), seconds));
-        served.push(writ_rate(&base, &tokens, seconds).await);
+        least.push(common::writ_rate(std::slice::from_ref(&minimal), &tokens, seconds).await);
+        served.push(common::writ_rate(std::slice::from_ref(&base), &tokens, seconds).await);
     }
     let metrics = reqwest::Client::new()
         .get(format!("{base}/metrics"))
@@ -228,7 +181,7 @@ async fn main() {
     );
     let _ = server.kill();
     let _ = server.wait();
-    let (raw, direct, served) = (median(raw), median(direct), median(served));
+    let (raw, direct, least, served) = (median(raw), median(direct), median(least), median(served));
     println!(
         "audited auto-approved requests through HTTP, {clients} clients, {seconds}s per measurement, median of {runs} runs"
     );
@@ -241,10 +194,14 @@ async fn main() {
         "| raw SQLite durable single-row commits, C API directly (rusqlite, no driver) | {direct:.0} |"
     );
     println!(
+        "| minimal axum service: one durable row per request, group commit (rusqlite) | {least:.0} |"
+    );
+    println!(
         "| writ requests (decision + request, grant, 3 ledger events, target applied and activated) | {served:.0} |"
     );
     println!(
-        "ratio: {:.2}× the raw rate through sqlx, {:.2}× the direct one",
+        "ratio: {:.2}× the minimal audited service, {:.2}× the raw rate through sqlx, {:.2}× the direct one",
+        served / least,
         served / raw,
         served / direct
     );
