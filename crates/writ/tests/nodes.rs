@@ -266,3 +266,93 @@ fn kind_name(kind: &str) -> &'static str {
         _ => "other",
     }
 }
+
+const SCIM_SECRET: &str = "scim-secret-0123456789abcdef0123456789";
+
+/// `/scim/v2` on `node`, as the identity provider.
+async fn scim(node: &Writ, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let (status, answer) = node
+        .call(
+            method,
+            &format!("/scim/v2{path}"),
+            Some(SCIM_SECRET),
+            Some(body),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status}: {answer}");
+    answer
+}
+
+/// Polls `node` until a request by `token` answers `wanted`; the last answer.
+async fn request_until(node: &Writ, token: &str, wanted: u16) -> (u16, Value) {
+    let body = json!({"entitlement": "t/read", "justification": "j", "duration_seconds": 600});
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, answer) = node.post("/v1/requests", token, body.clone()).await;
+        if status == wanted || Instant::now() > deadline {
+            return (status, answer);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The identity provider talks to one node; every node decides with what it said:
+/// a joiner pushed through one node may ask through another within seconds, and a
+/// leaver pushed through one is refused by the other.
+#[tokio::test]
+async fn a_directory_change_made_through_one_node_is_in_force_on_the_others() {
+    let database = TestDatabase::create().await;
+    let config = format!(
+        "[storage]\nurl = \"{}\"\n\n[keys]\ntoken_key = \"{}\"\nledger_key = \"{}\"\n\n\
+         [[target]]\nname = \"t\"\nkind = \"noop\"\n\n\
+         [[entitlement]]\nid = \"t/read\"\ntarget = \"t\"\nrole = \"read\"\nsensitivity = \"low\"\nmax_duration = \"1h\"\n\n\
+         [[scim]]\nname = \"okta\"\ntoken = \"{SCIM_SECRET}\"\n",
+        database.url,
+        "1f".repeat(32),
+        "2e".repeat(32),
+    );
+    let policy =
+        r#"permit (principal in Group::"engineers", action == Action::"request", resource);"#;
+    let mut a = Writ::new(&config, &[("request.cedar", policy)]);
+    let mut b = Writ::new(&config, &[("request.cedar", policy)]);
+    a.start().await;
+    b.start().await;
+
+    // A joiner, pushed through node a, asks through node b.
+    let user = scim(
+        &a,
+        reqwest::Method::POST,
+        "/Users",
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "dana", "active": true}),
+    )
+    .await;
+    let id = user["id"].as_str().expect("id").to_string();
+    scim(
+        &a,
+        reqwest::Method::POST,
+        "/Groups",
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "engineers", "members": [{"value": id}]}),
+    )
+    .await;
+    let dana = b.token("dana");
+    let (status, request) = request_until(&b, &dana, 201).await;
+    assert_eq!(status, 201, "{request}\n{}", b.log());
+    assert_eq!(request["state"], "approved", "{request}");
+
+    // A leaver, pushed through node a, is refused by node b.
+    scim(
+        &a,
+        reqwest::Method::PATCH,
+        &format!("/Users/{id}"),
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+               "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+    )
+    .await;
+    let (status, refused) = request_until(&b, &dana, 401).await;
+    assert_eq!(status, 401, "{refused}\n{}", b.log());
+    a.stop();
+    b.stop();
+    let verify = a.run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", support::stderr(&verify));
+    database.drop_now().await;
+}
