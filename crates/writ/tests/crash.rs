@@ -11,8 +11,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::chaos::{Rng, all_events, grant_event_counts, held, parse_time, pg_target_config};
-use support::{TestRoles, Writ};
+use support::Writ;
+use support::chaos::{
+    ENGINEERS_MAY_REQUEST, Rng, all_events, grant_event_counts, held, parse_time, pg_target_config,
+    roles_and_accounts,
+};
 
 const USERS: usize = 6;
 const ROLES: usize = 3;
@@ -81,17 +84,8 @@ async fn load(writ: &Writ, tokens: &[String], seed: u64, for_how_long: Duration)
 async fn sigkill_at_random_moments_loses_no_revocation() {
     let (mut rng, seed) = Rng::from_env("WRIT_CRASH_SEED", "crash test");
 
-    let mut test_roles = TestRoles::new().await;
-    let mut roles = Vec::new();
-    for i in 0..ROLES {
-        roles.push(test_roles.create(&format!("r{i}")).await);
-    }
-    let mut accounts = Vec::new();
-    for i in 0..USERS {
-        accounts.push(test_roles.create(&format!("u{i}")).await);
-    }
-    let policy =
-        r#"permit (principal in Group::"engineers", action == Action::"request", resource);"#;
+    let (test_roles, roles, accounts) = roles_and_accounts(ROLES, USERS).await;
+    let policy = ENGINEERS_MAY_REQUEST;
     let mut writ = Writ::new(
         &pg_target_config(&roles, &accounts, "1h"),
         &[("request.cedar", policy)],

@@ -14,8 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::chaos::{Rng, all_events, held, parse_time, pg_target_config};
-use support::{TestDatabase, TestRoles, Writ};
+use support::chaos::{
+    ENGINEERS_MAY_REQUEST, Rng, all_events, held, parse_time, pg_target_config, roles_and_accounts,
+};
+use support::{TestDatabase, Writ};
 use tokio::sync::RwLock;
 
 const NODES: usize = 3;
@@ -71,17 +73,8 @@ async fn request_on_some_node(
 async fn nodes_killed_at_random_moments_lose_no_revocation_and_record_each_change_once() {
     let (mut rng, seed) = Rng::from_env("WRIT_NODES_SEED", "nodes test");
     let database = TestDatabase::create().await;
-    let mut test_roles = TestRoles::new().await;
-    let mut roles = Vec::new();
-    for i in 0..ROLES {
-        roles.push(test_roles.create(&format!("r{i}")).await);
-    }
-    let mut accounts = Vec::new();
-    for i in 0..USERS {
-        accounts.push(test_roles.create(&format!("u{i}")).await);
-    }
-    let policy =
-        r#"permit (principal in Group::"engineers", action == Action::"request", resource);"#;
+    let (test_roles, roles, accounts) = roles_and_accounts(ROLES, USERS).await;
+    let policy = ENGINEERS_MAY_REQUEST;
     let body = config(&database.url, &roles, &accounts);
     let mut nodes = Vec::new();
     for _ in 0..NODES {
@@ -311,8 +304,7 @@ async fn a_directory_change_made_through_one_node_is_in_force_on_the_others() {
         "1f".repeat(32),
         "2e".repeat(32),
     );
-    let policy =
-        r#"permit (principal in Group::"engineers", action == Action::"request", resource);"#;
+    let policy = ENGINEERS_MAY_REQUEST;
     let mut a = Writ::new(&config, &[("request.cedar", policy)]);
     let mut b = Writ::new(&config, &[("request.cedar", policy)]);
     a.start().await;

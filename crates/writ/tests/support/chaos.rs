@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{PG_URL, Writ};
+use super::{PG_URL, TestRoles, Writ};
 
 /// xorshift64*: small, seedable, good enough to pick users, roles and moments.
 pub struct Rng(pub u64);
@@ -58,6 +58,27 @@ pub fn pg_target_config(roles: &[String], accounts: &[String], reconcile: &str) 
         ));
     }
     config
+}
+
+/// Every engineer may request anything, granted at once.
+pub const ENGINEERS_MAY_REQUEST: &str =
+    r#"permit (principal in Group::"engineers", action == Action::"request", resource);"#;
+
+/// PostgreSQL roles `r{i}` and accounts `u{i}` of a test's own (`pg_target_config`'s).
+pub async fn roles_and_accounts(
+    roles: usize,
+    accounts: usize,
+) -> (TestRoles, Vec<String>, Vec<String>) {
+    let mut test_roles = TestRoles::new().await;
+    let mut role_names = Vec::new();
+    for i in 0..roles {
+        role_names.push(test_roles.create(&format!("r{i}")).await);
+    }
+    let mut account_names = Vec::new();
+    for i in 0..accounts {
+        account_names.push(test_roles.create(&format!("u{i}")).await);
+    }
+    (test_roles, role_names, account_names)
 }
 
 /// (role, account) pairs PostgreSQL holds among these.
