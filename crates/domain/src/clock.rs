@@ -52,13 +52,22 @@ impl Timestamp {
     }
 
     /// The form Cedar's `datetime()` accepts: milliseconds, always three digits, `Z`.
+    /// Written by hand: it is in every decision, and `time`'s formatter costs more.
     pub fn to_cedar_datetime(self) -> String {
-        let format = time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        );
-        self.to_offset_date_time()
-            .format(&format)
-            .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_string())
+        let at = self.to_offset_date_time();
+        if !(0..=9999).contains(&at.year()) {
+            return "1970-01-01T00:00:00.000Z".to_string();
+        }
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        )
     }
 
     pub fn parse_rfc3339(text: &str) -> Result<Self, time::error::Parse> {
@@ -136,5 +145,17 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339(&text).ok(), Some(at));
         assert!(text.ends_with('Z'), "{text}");
         assert_eq!(at.to_cedar_datetime(), "2026-11-18T11:06:40.123Z");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cedar_datetime_as_times_formatter_writes_it(micros in 0i64..253_402_300_799_999_999) {
+            let at = Timestamp::from_unix_micros(micros);
+            let format = time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            );
+            let expected = at.to_offset_date_time().format(&format).expect("format");
+            proptest::prop_assert_eq!(at.to_cedar_datetime(), expected);
+        }
     }
 }

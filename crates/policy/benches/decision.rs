@@ -4,6 +4,7 @@
 //!
 //! cargo bench -p writ-policy --bench decision
 //! Prints one table; each figure is the median over WRIT_BENCH_RUNS runs (default 5).
+//! WRIT_BENCH_POLICIES (e.g. "10,1000") measures only those policy-set sizes.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -254,7 +255,15 @@ fn main() {
         "| policies | writ p50 | writ p99 | raw Cedar p50 | raw Cedar p99 | speed-up at p99 |"
     );
     println!("|---:|---:|---:|---:|---:|---:|");
-    for count in [10, 100, 1_000, 10_000] {
+    let counts: Vec<usize> = std::env::var("WRIT_BENCH_POLICIES")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .map(|n| n.trim().parse().expect("WRIT_BENCH_POLICIES: numbers"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![10, 100, 1_000, 10_000]);
+    for count in counts {
         let policy_dir = dir.path().join(format!("p{count}"));
         std::fs::create_dir_all(&policy_dir).expect("mkdir");
         std::fs::write(policy_dir.join("bench.cedar"), policies(count)).expect("write");

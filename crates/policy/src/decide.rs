@@ -10,6 +10,7 @@ use cedar_policy::{
 };
 use writ_domain::{Decision, DecisionOutcome, Request as WritRequest, Ticket, Timestamp};
 
+use crate::cedar_values::{self, Field};
 use crate::entities::uid;
 use crate::load::PolicyEngine;
 
@@ -45,87 +46,42 @@ pub struct Evaluation<T> {
 
 const NO_PERMIT_REASON: &str = "no policy permits this request";
 
-fn context(facts: &RequestFacts<'_>, subject_kind: &str) -> Result<Context, String> {
-    let (has_ticket, system, key) = match facts.ticket {
-        Some(ticket) => (true, ticket.system.clone(), ticket.key.clone()),
-        None => (false, String::new(), String::new()),
-    };
+/// The context's fields, as `writ.cedarschema` declares them.
+fn context_fields(facts: &RequestFacts<'_>, subject_kind: &str) -> Vec<(&'static str, Field)> {
     let check = facts.ticket.and_then(|ticket| ticket.verified.as_ref());
-    let window_end = check.and_then(|check| check.window_end).map(|end| {
+    let mut fields = Vec::with_capacity(14);
+    if let Some(end) = check.and_then(|check| check.window_end) {
+        fields.push(("window_end", Field::Datetime(end.to_cedar_datetime())));
+    }
+    if let Some(user) = facts.on_behalf_of {
+        fields.push(("on_behalf_of", Field::Entity(uid("User", user))));
+    }
+    let text = |value: Option<&String>| Field::Text(value.cloned().unwrap_or_default());
+    fields.extend([
+        ("ticket_verified", Field::Bool(check.is_some())),
+        ("ticket_state", text(check.map(|c| &c.state))),
+        ("ticket_type", text(check.map(|c| &c.ticket_type))),
         (
-            "window_end".to_string(),
-            RestrictedExpression::new_datetime(end.to_cedar_datetime()),
-        )
-    });
-    let ticket_facts = [
-        (
-            "ticket_verified".to_string(),
-            RestrictedExpression::new_bool(check.is_some()),
+            "ticket_approval",
+            text(check.and_then(|c| c.approval.as_ref())),
         ),
+        ("now", Field::Datetime(facts.now.to_cedar_datetime())),
+        ("subject", Field::Entity(uid("Subject", facts.subject))),
+        ("subject_kind", Field::Text(subject_kind.to_string())),
+        ("duration_seconds", Field::Long(facts.duration_seconds)),
         (
-            "ticket_state".to_string(),
-            RestrictedExpression::new_string(check.map(|c| c.state.clone()).unwrap_or_default()),
+            "justification",
+            Field::Text(facts.justification.to_string()),
         ),
-        (
-            "ticket_type".to_string(),
-            RestrictedExpression::new_string(
-                check.map(|c| c.ticket_type.clone()).unwrap_or_default(),
-            ),
-        ),
-        (
-            "ticket_approval".to_string(),
-            RestrictedExpression::new_string(
-                check.and_then(|c| c.approval.clone()).unwrap_or_default(),
-            ),
-        ),
-    ];
-    let on_behalf_of = facts.on_behalf_of.map(|user| {
-        (
-            "on_behalf_of".to_string(),
-            RestrictedExpression::new_entity_uid(uid("User", user)),
-        )
-    });
-    Context::from_pairs(
-        ticket_facts
-            .into_iter()
-            .chain(window_end)
-            .chain(on_behalf_of)
-            .chain([
-                (
-                    "now".to_string(),
-                    RestrictedExpression::new_datetime(facts.now.to_cedar_datetime()),
-                ),
-                (
-                    "subject".to_string(),
-                    RestrictedExpression::new_entity_uid(uid("Subject", facts.subject)),
-                ),
-                (
-                    "subject_kind".to_string(),
-                    RestrictedExpression::new_string(subject_kind.to_string()),
-                ),
-                (
-                    "duration_seconds".to_string(),
-                    RestrictedExpression::new_long(facts.duration_seconds),
-                ),
-                (
-                    "justification".to_string(),
-                    RestrictedExpression::new_string(facts.justification.to_string()),
-                ),
-                (
-                    "has_ticket".to_string(),
-                    RestrictedExpression::new_bool(has_ticket),
-                ),
-                (
-                    "ticket_system".to_string(),
-                    RestrictedExpression::new_string(system),
-                ),
-                (
-                    "ticket_key".to_string(),
-                    RestrictedExpression::new_string(key),
-                ),
-            ]),
-    )
-    .map_err(|e| e.to_string())
+        ("has_ticket", Field::Bool(facts.ticket.is_some())),
+        ("ticket_system", text(facts.ticket.map(|t| &t.system))),
+        ("ticket_key", text(facts.ticket.map(|t| &t.key))),
+    ]);
+    fields
+}
+
+fn context(facts: &RequestFacts<'_>, subject_kind: &str) -> Result<Context, String> {
+    cedar_values::context(context_fields(facts, subject_kind))
 }
 
 /// The ids of the policies whose evaluation errored.
@@ -490,5 +446,50 @@ impl PolicyEngine {
             }
         }
         run
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use writ_domain::{Ticket, TicketCheck, Timestamp};
+
+    use super::*;
+    use crate::cedar_values::tests::public_context;
+
+    #[test]
+    fn every_context_field_as_cedars_constructors_make_it() {
+        let ticket = Ticket {
+            system: "jira".into(),
+            key: "OPS-1".into(),
+            verified: Some(TicketCheck {
+                state: "In Progress".into(),
+                ticket_type: "Access".into(),
+                approval: Some("approved".into()),
+                window_end: Some(Timestamp::from_unix_micros(1_795_000_123_456_789)),
+                id: "10001".into(),
+                checked_at: Timestamp::from_unix_micros(1_795_000_000_000_000),
+            }),
+        };
+        let full = RequestFacts {
+            requester: "bot",
+            subject: "alice",
+            entitlement: "pg/read",
+            duration_seconds: 900,
+            justification: "incident",
+            ticket: Some(&ticket),
+            on_behalf_of: Some("alice"),
+            now: Timestamp::from_unix_micros(1_795_000_000_000_001),
+        };
+        let bare = RequestFacts {
+            ticket: None,
+            on_behalf_of: None,
+            ..full.clone()
+        };
+        for facts in [full, bare] {
+            assert_eq!(
+                context(&facts, "agent"),
+                public_context(context_fields(&facts, "agent"))
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! Architecture invariant: this is the only crate that imports `cedar_policy`. Other
 //! crates see [`PolicyEngine`], writ's [`Decision`] type and plain strings.
 
+mod cedar_values;
 mod decide;
 mod entities;
 mod load;

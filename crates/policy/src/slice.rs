@@ -7,22 +7,77 @@
 //! `tests/cedar_conformance.rs` checks that on Cedar's own conformance suite.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Entities, EntityTypeName, EntityUid, Policy, PolicySet,
     PrincipalConstraint, Request, ResourceConstraint, Response,
 };
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What one scope constraint (principal, action or resource) was filed under: any
+/// entity, one entity or its descendants, or one type. Looked up by reference, so a
+/// decision clones no uid to find its candidates.
+#[derive(Debug)]
+struct Scope<T> {
+    any: Option<T>,
+    entity: HashMap<EntityUid, T>,
+    of_type: HashMap<EntityTypeName, T>,
+}
+
+impl<T> Default for Scope<T> {
+    fn default() -> Self {
+        Self {
+            any: None,
+            entity: HashMap::new(),
+            of_type: HashMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 enum ScopeKey {
     Any,
     Entity(EntityUid),
     Type(EntityTypeName),
 }
 
-/// action key → principal key → resource key → policy indices. Nested so a lookup
-/// borrows its keys instead of building tuples.
-type Buckets = HashMap<ScopeKey, HashMap<ScopeKey, HashMap<ScopeKey, Vec<usize>>>>;
+impl<T: Default> Scope<T> {
+    fn entry(&mut self, key: ScopeKey) -> &mut T {
+        match key {
+            ScopeKey::Any => self.any.get_or_insert_with(T::default),
+            ScopeKey::Entity(uid) => self.entity.entry(uid).or_default(),
+            ScopeKey::Type(name) => self.of_type.entry(name).or_default(),
+        }
+    }
+}
+
+impl<T> Scope<T> {
+    /// Every entry a policy that can match `uid` may be filed under: any, the entity
+    /// itself, its ancestors and (with `with_type`) its type.
+    fn matching<'a>(
+        &'a self,
+        uid: &'a EntityUid,
+        entities: &'a Entities,
+        with_type: bool,
+    ) -> impl Iterator<Item = &'a T> + 'a {
+        let ancestors = entities.ancestors(uid).into_iter().flatten();
+        self.any
+            .iter()
+            .chain(self.entity.get(uid))
+            .chain(
+                with_type
+                    .then(|| self.of_type.get(uid.type_name()))
+                    .flatten(),
+            )
+            .chain(ancestors.filter_map(|ancestor| self.entity.get(ancestor)))
+    }
+}
+
+/// action → principal → resource → policy indices.
+type Buckets = Scope<Scope<Scope<Vec<usize>>>>;
+
+/// The most distinct slices kept built; past it the cache starts again empty.
+const SLICES_KEPT: usize = 4096;
 
 #[derive(Debug)]
 pub struct SlicedPolicySet {
@@ -32,6 +87,9 @@ pub struct SlicedPolicySet {
     /// Template-linked policies are not indexed; a set with any is evaluated whole.
     has_templates: bool,
     authorizer: Authorizer,
+    /// Slices already built, by their policies' indices: requests alike (same groups,
+    /// same entitlement) evaluate the same few policies.
+    slices: RwLock<HashMap<Vec<usize>, Arc<PolicySet>>>,
 }
 
 fn principal_key(constraint: PrincipalConstraint) -> ScopeKey {
@@ -62,34 +120,19 @@ fn action_keys(constraint: ActionConstraint) -> Vec<ScopeKey> {
     }
 }
 
-/// The keys under which a policy that can match `uid` may be filed.
-fn lookup_keys(uid: &EntityUid, entities: &Entities, with_type: bool) -> Vec<ScopeKey> {
-    let mut keys = vec![ScopeKey::Any, ScopeKey::Entity(uid.clone())];
-    if with_type {
-        keys.push(ScopeKey::Type(uid.type_name().clone()));
-    }
-    if let Some(ancestors) = entities.ancestors(uid) {
-        keys.extend(ancestors.cloned().map(ScopeKey::Entity));
-    }
-    keys
-}
-
 impl SlicedPolicySet {
     pub fn new(whole: PolicySet) -> Self {
         let has_templates = whole.templates().next().is_some();
         let policies: Vec<Policy> = whole.policies().cloned().collect();
-        let mut buckets: Buckets = HashMap::new();
+        let mut buckets = Buckets::default();
         for (index, policy) in policies.iter().enumerate() {
             let principal = principal_key(policy.principal_constraint());
             let resource = resource_key(policy.resource_constraint());
             for action in action_keys(policy.action_constraint()) {
                 let bucket = buckets
                     .entry(action)
-                    .or_default()
                     .entry(principal.clone())
-                    .or_default()
-                    .entry(resource.clone())
-                    .or_default();
+                    .entry(resource.clone());
                 // `action in [A, A]` must not file the same policy twice.
                 if bucket.last() != Some(&index) {
                     bucket.push(index);
@@ -102,6 +145,7 @@ impl SlicedPolicySet {
             buckets,
             has_templates,
             authorizer: Authorizer::new(),
+            slices: RwLock::new(HashMap::new()),
         }
     }
 
@@ -113,16 +157,10 @@ impl SlicedPolicySet {
     pub fn candidates(&self, request: &Request, entities: &Entities) -> Option<Vec<usize>> {
         let (principal, action, resource) =
             (request.principal()?, request.action()?, request.resource()?);
-        let principal_keys = lookup_keys(principal, entities, true);
-        let action_keys = lookup_keys(action, entities, false);
-        let resource_keys = lookup_keys(resource, entities, true);
         let mut found = Vec::new();
-        for by_principal in action_keys.iter().filter_map(|key| self.buckets.get(key)) {
-            for by_resource in principal_keys
-                .iter()
-                .filter_map(|key| by_principal.get(key))
-            {
-                for bucket in resource_keys.iter().filter_map(|key| by_resource.get(key)) {
+        for by_principal in self.buckets.matching(action, entities, false) {
+            for by_resource in by_principal.matching(principal, entities, true) {
+                for bucket in by_resource.matching(resource, entities, true) {
                     found.extend_from_slice(bucket);
                 }
             }
@@ -132,26 +170,44 @@ impl SlicedPolicySet {
         Some(found)
     }
 
+    /// The policy set of these candidates, built once and kept.
+    fn slice(&self, candidates: Vec<usize>) -> Option<Arc<PolicySet>> {
+        // A poisoned lock only means another thread panicked mid-insert: rebuild.
+        if let Some(slice) = self
+            .slices
+            .read()
+            .ok()
+            .and_then(|slices| slices.get(&candidates).cloned())
+        {
+            return Some(slice);
+        }
+        let slice = Arc::new(
+            PolicySet::from_policies(candidates.iter().map(|&index| self.policies[index].clone()))
+                .ok()?,
+        );
+        if let Ok(mut slices) = self.slices.write() {
+            if slices.len() >= SLICES_KEPT {
+                slices.clear();
+            }
+            slices.insert(candidates, slice.clone());
+        }
+        Some(slice)
+    }
+
     /// Cedar's answer for `request`, evaluating only the policies that can apply.
     pub fn is_authorized(&self, request: &Request, entities: &Entities) -> Response {
-        if self.has_templates {
-            return self
-                .authorizer
-                .is_authorized(request, &self.whole, entities);
-        }
-        let Some(candidates) = self.candidates(request, entities) else {
-            return self
-                .authorizer
-                .is_authorized(request, &self.whole, entities);
+        let slice = if self.has_templates {
+            None
+        } else {
+            self.candidates(request, entities)
+                .and_then(|candidates| self.slice(candidates))
         };
-        match PolicySet::from_policies(
-            candidates
-                .into_iter()
-                .map(|index| self.policies[index].clone()),
-        ) {
-            Ok(slice) => self.authorizer.is_authorized(request, &slice, entities),
-            // Cannot happen (the policies came from one valid set); stay correct anyway.
-            Err(_) => self
+        match slice {
+            Some(slice) => self.authorizer.is_authorized(request, &slice, entities),
+            // With templates, a request without a principal, action or resource, or a
+            // slice that cannot be built (the policies came from one valid set, so it
+            // cannot happen): the whole set, which is always correct.
+            None => self
                 .authorizer
                 .is_authorized(request, &self.whole, entities),
         }
