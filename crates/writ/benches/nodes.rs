@@ -5,6 +5,10 @@
 //! ledger events with their sequence numbers taken from the head row (as writ takes
 //! them), the job, and the head row updated twice per transaction.
 //!
+//! Then the revocation drain: a burst of WRIT_BENCH_BURST (default 100,000) active
+//! grants, all expiring at once, revoked and verified by 1 node and by 3, beside the
+//! server's raw durable commit rate (one connection, one row per commit) in the same run.
+//!
 //! cargo bench -p writ --bench nodes
 //! WRIT_BENCH_SECONDS (default 5) per measurement, WRIT_BENCH_CLIENTS (default 16)
 //! concurrent clients, median of WRIT_BENCH_RUNS (default 3) runs; WRIT_BENCH_PG the
@@ -47,6 +51,23 @@ const KEYS: &str = r#"
 token_key = "1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f"
 ledger_key = "2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e"
 "#;
+
+/// The burst: `count` active grants on `noop/read`, one account each, expiring at
+/// `expires` (already due), and their revocation jobs, in one transaction.
+const SEED_BURST: &str = r"
+WITH n AS (SELECT i, lpad(i::text, 12, '0') AS p FROM generate_series(1, $1) AS i),
+g AS (
+  INSERT INTO grants (id, request_id, subject, entitlement, account, state, expires_at_us, doc)
+  SELECT '00000000-0000-7000-8000-' || p, '00000000-0000-7000-9000-' || p, 'user1',
+         'noop/read', 'acct' || p, 'active', $2,
+         json_build_object('id', '00000000-0000-7000-8000-' || p,
+           'request_id', '00000000-0000-7000-9000-' || p, 'subject', 'user1',
+           'entitlement', 'noop/read', 'account', 'acct' || p, 'state', 'active',
+           'granted_at', NULL, 'expires_at', $3::text, 'revoke_reason', NULL,
+           'revoked_by', NULL, 'revoked_at', NULL, 'verified_at', NULL,
+           'retained_by', NULL)::text
+  FROM n RETURNING id, expires_at_us)
+INSERT INTO jobs (object_id, kind, due_at_us, attempts) SELECT id, 'grant.revoke', expires_at_us, 0 FROM g";
 
 async fn admin(server: &str) -> sqlx::PgPool {
     sqlx::PgPool::connect(&format!("{server}/postgres"))
@@ -93,6 +114,79 @@ fn pgbench_rate(url: &str, script: &std::path::Path, clients: u64, seconds: u64)
             rest.split_whitespace().next()?.parse().ok()
         })
         .unwrap_or_else(|| panic!("no tps in pgbench's output: {text}"))
+}
+
+/// Durable commits per second on one connection, one row each: the raw limit.
+async fn raw_commit_rate(url: &str, seconds: u64) -> f64 {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("raw pool");
+    sql(
+        &pool,
+        "CREATE TABLE IF NOT EXISTS raw_commits (id BIGSERIAL PRIMARY KEY, at BIGINT)".into(),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut commits = 0u64;
+    while started.elapsed().as_secs() < seconds {
+        sqlx::query("INSERT INTO raw_commits (at) VALUES ($1)")
+            .bind(i64::try_from(commits).unwrap_or(0))
+            .execute(&pool)
+            .await
+            .expect("raw commit");
+        commits += 1;
+    }
+    pool.close().await;
+    commits as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Revoked and verified per second: `burst` grants due at once, drained by the nodes
+/// already serving on `url`, from the burst's commit until the last is recorded.
+async fn drain_rate(url: &str, burst: u64) -> f64 {
+    let pool = sqlx::PgPool::connect(url).await.expect("drain pool");
+    sql(
+        &pool,
+        "DELETE FROM grants WHERE state = 'revoked'; DELETE FROM jobs".into(),
+    )
+    .await;
+    let now = writ_domain::Timestamp::from_unix_micros(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_micros(),
+        )
+        .expect("micros"),
+    );
+    sqlx::query(SEED_BURST)
+        .bind(i64::try_from(burst).expect("burst"))
+        .bind(now.unix_micros())
+        .bind(now.to_rfc3339())
+        .execute(&pool)
+        .await
+        .expect("seed the burst");
+    let started = std::time::Instant::now();
+    let deadline = started + std::time::Duration::from_secs(600);
+    loop {
+        let (revoked,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM grants WHERE state = 'revoked'")
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+        if u64::try_from(revoked).unwrap_or(0) >= burst {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{revoked} of {burst} revoked after 10 minutes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let rate = burst as f64 / started.elapsed().as_secs_f64();
+    pool.close().await;
+    rate
 }
 
 #[tokio::main]
@@ -160,13 +254,45 @@ async fn main() {
             }
         }
     }
+
+    // The revocation drain, on a database of its own.
+    let burst = env_number("WRIT_BENCH_BURST", 100_000);
+    let drain_db = format!("writ_bench_drain_{pid}");
+    sql(&admin, format!("CREATE DATABASE \"{drain_db}\"")).await;
+    let drain_url = format!("{server}/{drain_db}");
+    let drain_nodes: Vec<(std::path::PathBuf, u16)> = (0..NODES_MAX)
+        .map(|n| {
+            let folder = dir.path().join(format!("drain{n}"));
+            std::fs::create_dir_all(&folder).expect("mkdir");
+            let port = common::free_port();
+            (common::write_config(&folder, port, &body(&drain_db)), port)
+        })
+        .collect();
+    common::run_writ(&drain_nodes[0].0, &["migrate"]);
+    let mut commits = Vec::new();
+    let mut drained: Vec<Vec<f64>> = vec![Vec::new(); 2];
+    for _ in 0..runs {
+        commits.push(raw_commit_rate(&drain_url, seconds).await);
+        for (slot, count) in [1, NODES_MAX].into_iter().enumerate() {
+            let mut running: Vec<Child> = Vec::new();
+            for (config, port) in &drain_nodes[..count] {
+                running.push(common::serve(config, *port).await);
+            }
+            drained[slot].push(drain_rate(&drain_url, burst).await);
+            for mut node in running {
+                let _ = node.kill();
+                let _ = node.wait();
+            }
+        }
+    }
+
     admin.close().await;
     if std::env::var_os("WRIT_BENCH_KEEP").is_some() {
         // The nodes' configurations (and logs, with WRIT_BENCH_LOGS).
         println!("kept {}", dir.keep().display());
     }
     let admin = self::admin(&server).await;
-    for db in [&writ_db, &raw_db] {
+    for db in [&writ_db, &raw_db, &drain_db] {
         sql(
             &admin,
             format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
@@ -189,6 +315,22 @@ async fn main() {
             count + 1,
             if count == 0 { "" } else { "s" },
             rate / raw
+        );
+    }
+    let commits = median(commits);
+    println!(
+        "revocation drain: {burst} grants expiring at once, revoked and verified, median of {runs} runs"
+    );
+    println!("| measure | per second | × raw commits |");
+    println!("|---|---:|---:|");
+    println!("| raw durable commits, one connection | {commits:.0} | 1.00 |");
+    for (slot, rates) in drained.into_iter().enumerate() {
+        let rate = median(rates);
+        let count = if slot == 0 { 1 } else { NODES_MAX };
+        println!(
+            "| writ, {count} node{}: drained | {rate:.0} | {:.2} |",
+            if count == 1 { "" } else { "s" },
+            rate / commits
         );
     }
 }
