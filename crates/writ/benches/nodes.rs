@@ -220,14 +220,18 @@ async fn main() {
     let script = dir.path().join("writ-request.sql");
     std::fs::write(&script, PGBENCH_SCRIPT).expect("script");
 
-    let nodes: Vec<(std::path::PathBuf, u16)> = (0..NODES_MAX)
-        .map(|n| {
-            let folder = dir.path().join(format!("node{n}"));
-            std::fs::create_dir_all(&folder).expect("mkdir");
-            let port = common::free_port();
-            (common::write_config(&folder, port, &body(&writ_db)), port)
-        })
-        .collect();
+    // Each node's configuration (in `<prefix>N/`) and port, all on database `db`.
+    let node_configs = |prefix: &str, db: &str| -> Vec<(std::path::PathBuf, u16)> {
+        (0..NODES_MAX)
+            .map(|n| {
+                let folder = dir.path().join(format!("{prefix}{n}"));
+                std::fs::create_dir_all(&folder).expect("mkdir");
+                let port = common::free_port();
+                (common::write_config(&folder, port, &body(db)), port)
+            })
+            .collect()
+    };
+    let nodes = node_configs("node", &writ_db);
     common::run_writ(&nodes[0].0, &["migrate"]);
     let tokens = common::tokens(&nodes[0].0, clients);
 
@@ -260,14 +264,7 @@ async fn main() {
     let drain_db = format!("writ_bench_drain_{pid}");
     sql(&admin, format!("CREATE DATABASE \"{drain_db}\"")).await;
     let drain_url = format!("{server}/{drain_db}");
-    let drain_nodes: Vec<(std::path::PathBuf, u16)> = (0..NODES_MAX)
-        .map(|n| {
-            let folder = dir.path().join(format!("drain{n}"));
-            std::fs::create_dir_all(&folder).expect("mkdir");
-            let port = common::free_port();
-            (common::write_config(&folder, port, &body(&drain_db)), port)
-        })
-        .collect();
+    let drain_nodes = node_configs("drain", &drain_db);
     common::run_writ(&drain_nodes[0].0, &["migrate"]);
     let mut commits = Vec::new();
     let mut drained: Vec<Vec<f64>> = vec![Vec::new(); 2];
