@@ -298,36 +298,46 @@ async fn main() {
     }
     admin.close().await;
 
-    let raw = median(raw);
     println!(
         "audited auto-approved requests through HTTP on PostgreSQL, {clients} clients, {seconds}s per measurement, median of {runs} runs"
     );
-    println!("| measure | per second | × pgbench |");
-    println!("|---|---:|---:|");
-    println!("| pgbench: the same rows, {clients} connections | {raw:.0} | 1.00 |");
-    for (count, rates) in served.into_iter().enumerate() {
-        let rate = median(rates);
-        println!(
-            "| writ, {} node{} | {rate:.0} | {:.2} |",
-            count + 1,
-            if count == 0 { "" } else { "s" },
-            rate / raw
-        );
-    }
-    let commits = median(commits);
+    print_table(
+        (
+            "pgbench",
+            &format!("pgbench: the same rows, {clients} connections"),
+        ),
+        raw,
+        (1..=NODES_MAX).zip(served).collect(),
+        "",
+    );
     println!(
         "revocation drain: {burst} grants expiring at once, revoked and verified, median of {runs} runs"
     );
-    println!("| measure | per second | × raw commits |");
+    print_table(
+        ("raw commits", "raw durable commits, one connection"),
+        commits,
+        [1, NODES_MAX].into_iter().zip(drained).collect(),
+        ": drained",
+    );
+}
+
+/// One table: the raw limit's median, then writ's with `n` nodes beside it.
+fn print_table(
+    (short, raw_label): (&str, &str),
+    raw: Vec<f64>,
+    writ: Vec<(usize, Vec<f64>)>,
+    what: &str,
+) {
+    let raw = median(raw);
+    println!("| measure | per second | × {short} |");
     println!("|---|---:|---:|");
-    println!("| raw durable commits, one connection | {commits:.0} | 1.00 |");
-    for (slot, rates) in drained.into_iter().enumerate() {
+    println!("| {raw_label} | {raw:.0} | 1.00 |");
+    for (count, rates) in writ {
         let rate = median(rates);
-        let count = if slot == 0 { 1 } else { NODES_MAX };
         println!(
-            "| writ, {count} node{}: drained | {rate:.0} | {:.2} |",
+            "| writ, {count} node{}{what} | {rate:.0} | {:.2} |",
             if count == 1 { "" } else { "s" },
-            rate / commits
+            rate / raw
         );
     }
 }
