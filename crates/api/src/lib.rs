@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod break_glass;
 mod error;
 mod findings;
 mod grants;
@@ -92,6 +93,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/approve", post(requests::approve_request))
         .route("/v1/requests/{id}/reject", post(requests::reject_request))
         .route("/v1/entitlements", get(requests::list_entitlements))
+        .route("/v1/break-glass/{profile}", post(break_glass::activate))
+        .route("/v1/break-glass/activations", get(break_glass::list_activations))
+        .route("/v1/break-glass/activations/{id}", get(break_glass::get_activation))
+        .route(
+            "/v1/break-glass/activations/{id}/sign-off",
+            post(break_glass::sign_off),
+        )
         .route("/v1/grants", get(grants::list_grants))
         .route("/v1/grants/{id}", get(grants::get_grant))
         .route("/v1/grants/{id}/revoke", post(grants::revoke_grant))

@@ -2,6 +2,7 @@
 //! errors, `${ENV}` is replaced while parsing), then `validate` checks every reference
 //! and produces the typed [`Config`] the rest of writ uses. Nothing reads the file twice.
 
+mod break_glass;
 mod env;
 mod itsm;
 mod keys;
@@ -20,6 +21,9 @@ use writ_domain::{
     DriftAction, EntitlementId, FindingKind, IdentityKind, IdentityName, Sensitivity,
 };
 
+pub use break_glass::{
+    BREAK_GLASS_MAX_DURATION_SECONDS, BreakGlassProfile, DEFAULT_REVIEW_WITHIN_SECONDS,
+};
 pub use itsm::{
     Closure, DEFAULT_WEBHOOK_MAX_AGE_SECONDS, Itsm, ItsmAuth, ItsmKind, Notify, TicketFields,
 };
@@ -100,6 +104,8 @@ pub struct Config {
     pub workload_issuers: Vec<WorkloadIssuer>,
     /// Identity providers that push people and groups over SCIM.
     pub scim_clients: Vec<ScimClient>,
+    /// Emergency access profiles, by name.
+    pub break_glass: BTreeMap<String, BreakGlassProfile>,
 }
 
 /// Where signed ledger checkpoints go, and how often `writ serve` takes one.

@@ -47,6 +47,21 @@ pub struct RawConfig {
     pub workload_issuers: Vec<RawWorkloadIssuer>,
     #[serde(default, rename = "scim")]
     pub scim_clients: Vec<RawScim>,
+    #[serde(default, rename = "break_glass")]
+    pub break_glass: Vec<RawBreakGlass>,
+}
+
+/// `[[break_glass]]`: an emergency access profile.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreakGlass {
+    pub name: EnvString,
+    pub entitlements: Vec<EnvString>,
+    pub max_duration: EnvString,
+    #[serde(default)]
+    pub notify: Vec<EnvString>,
+    pub review_within: Option<EnvString>,
+    pub allow_with_overdue_review: Option<bool>,
 }
 
 /// `[[scim]]`: an identity provider that pushes people and groups.

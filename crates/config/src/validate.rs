@@ -404,6 +404,13 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         );
     }
 
+    let break_glass = crate::break_glass::validate_break_glass(
+        &check,
+        raw.break_glass,
+        &entitlements,
+        &mut notify,
+    )?;
+
     let systems: BTreeSet<&str> = targets
         .keys()
         .chain(itsms.keys())
@@ -453,6 +460,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         oidc,
         workload_issuers,
         scim_clients,
+        break_glass,
     })
 }
 

@@ -106,6 +106,7 @@ uuid_id!(RequestId, "request id", "req_");
 uuid_id!(GrantId, "grant id", "grt_");
 uuid_id!(FindingId, "finding id", "fnd_");
 uuid_id!(DirectoryId, "directory id", "dir_");
+uuid_id!(ActivationId, "break-glass activation id", "bgl_");
 
 /// Hex digits of an id shown in its short form.
 pub const SHORT_ID_HEX_LEN: usize = 8;

@@ -3,6 +3,7 @@
 //! Architecture invariant: this crate does no I/O and knows nothing of SQL, HTTP,
 //! Cedar or connectors. Time comes in as a parameter (see [`Clock`]).
 
+pub mod break_glass;
 mod clock;
 pub mod directory;
 mod duration;
@@ -13,6 +14,7 @@ pub mod lifecycle;
 mod records;
 mod redact;
 
+pub use break_glass::{Activation, BreakGlassMark, ReviewEvent, ReviewState};
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use directory::{DirectoryGroup, DirectoryMeta, DirectoryUser};
 pub use duration::{DURATION_HELP, format_duration_seconds, parse_duration_seconds};
@@ -20,8 +22,8 @@ pub use finding::{
     DriftAction, Exception, Finding, FindingEvent, FindingKind, FindingReport, FindingState,
 };
 pub use ids::{
-    DirectoryId, EntitlementId, FindingId, GrantId, ID_FRAGMENT_LEN_MIN, IdRef, IdentityKind,
-    IdentityName, InvalidId, RequestId, SHORT_ID_HEX_LEN, Sensitivity,
+    ActivationId, DirectoryId, EntitlementId, FindingId, GrantId, ID_FRAGMENT_LEN_MIN, IdRef,
+    IdentityKind, IdentityName, InvalidId, RequestId, SHORT_ID_HEX_LEN, Sensitivity,
 };
 pub use records::{
     Approval, Decision, DecisionOutcome, Grant, Request, RevokeReason, Ticket, TicketCheck,

@@ -95,6 +95,10 @@ pub struct Request {
     /// Who rejected or cancelled it, and why.
     pub closed_by: Option<IdentityName>,
     pub close_comment: Option<String>,
+    /// Set when a break-glass activation made it (granted without approval, reviewed
+    /// after the fact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<crate::BreakGlassMark>,
 }
 
 impl Request {

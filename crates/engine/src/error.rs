@@ -95,6 +95,15 @@ error_codes! {
     NotARevoker = "not_a_revoker" => Forbidden,
     NotAnOwner = "not_an_owner" => Forbidden,
     OwnAccount = "own_account" => Forbidden,
+    /// No `break_glass` policy permits this activation (each entitlement is decided).
+    BreakGlassDenied = "break_glass_denied" => Forbidden,
+    /// An earlier activation's review is overdue: sign it off before breaking the glass
+    /// again (unless the profile sets `allow_with_overdue_review`).
+    BreakGlassReviewOverdue = "break_glass_review_overdue" => Forbidden,
+    /// The activator (or the user an agent acted for) reviewing their own activation.
+    SelfReview = "self_review" => Forbidden,
+    /// A subordinate of the activator (by the manager chain) reviewing their activation.
+    SubordinateReview = "subordinate_review" => Forbidden,
 
     NotFound = "not_found" => NotFound,
     UnknownTarget = "unknown_target" => NotFound,
@@ -111,6 +120,7 @@ error_codes! {
     /// A SCIM change made against a version that is no longer the latest (`If-Match`).
     DirectoryVersionMismatch = "directory_version_mismatch" => Conflict,
     NotPending = "not_pending" => Conflict,
+    AlreadySignedOff = "already_signed_off" => Conflict,
     AlreadyApproved = "already_approved" => Conflict,
     NotActive = "not_active" => Conflict,
     FindingNotOpen = "finding_not_open" => Conflict,
@@ -140,6 +150,8 @@ error_codes! {
     InvalidTicket = "invalid_ticket" => Unprocessable,
     JustificationTooLong = "justification_too_long" => Unprocessable,
     CommentTooLong = "comment_too_long" => Unprocessable,
+    /// A sign-off without a comment: a review says what was looked at.
+    MissingComment = "missing_comment" => Unprocessable,
     ReasonTooLong = "reason_too_long" => Unprocessable,
     OnBehalfOfRequired = "on_behalf_of_required" => Unprocessable,
     OnBehalfOfNotAgent = "on_behalf_of_not_agent" => Unprocessable,

@@ -8,6 +8,7 @@
 //! - `now` comes from the injected [`Clock`], never from the system directly.
 
 mod access;
+mod break_glass;
 pub mod checkpoint;
 mod cluster;
 mod credentials;
@@ -55,6 +56,7 @@ use writ_itsm::TicketSystems;
 use writ_policy::PolicyEngine;
 use writ_store::Store;
 
+pub use break_glass::{Activated, BreakGlass};
 pub use credentials::IssuedCredential;
 pub use error::{EngineError, ErrorCode, ErrorKind};
 pub use evidence::{COURIER_TASK_NAME, COURIER_TICK_DEADLINE, EvidenceCourier};

@@ -43,7 +43,7 @@ fn check_comment(comment: &str) -> Result<(), EngineError> {
 impl Engine {
     /// Checks a new request. `beneficiary`: whom the cited ticket is for, by its
     /// ticketing system's word; the requester may ask for them without owning them.
-    fn validate_new(
+    pub(crate) fn validate_new(
         &self,
         caller: &Caller,
         new: &NewRequest,
@@ -267,6 +267,7 @@ impl Engine {
                 .then(|| now.plus_seconds(self.config.pending_ttl_seconds)),
             closed_by: None,
             close_comment: None,
+            break_glass: None,
         };
         let grant = (state == RequestState::Approved).then(|| self.new_grant(&request, now));
         request.grant_id = grant.as_ref().map(|g| g.id);
@@ -349,7 +350,7 @@ impl Engine {
         Ok(Created::Request(Box::new(request), credential))
     }
 
-    fn new_grant(&self, request: &Request, now: Timestamp) -> Grant {
+    pub(crate) fn new_grant(&self, request: &Request, now: Timestamp) -> Grant {
         let id = GrantId::generate_at(now);
         let credential = self
             .config
@@ -388,7 +389,7 @@ impl Engine {
         }
     }
 
-    async fn record_new_grant(
+    pub(crate) async fn record_new_grant(
         &self,
         tx: &mut WriteTx<'_>,
         actor: &Actor,
@@ -441,7 +442,7 @@ impl Engine {
 
     /// Segregation of duties, then policy: may `caller` approve or reject `request`?
     /// An agent says which user it acts for; nobody else may.
-    fn check_on_behalf_of(
+    pub(crate) fn check_on_behalf_of(
         &self,
         caller: &Caller,
         on_behalf_of: Option<&str>,

@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use writ_domain::{FindingId, GrantId, IdRef, InvalidId, RequestId};
+use writ_domain::{ActivationId, FindingId, GrantId, IdRef, InvalidId, RequestId};
 use writ_store::IdTable;
 
 use crate::{Engine, EngineError, ErrorCode};
@@ -38,6 +38,17 @@ impl Engine {
             IdTable::Findings,
             "finding",
             |id: &FindingId| id.short(),
+        )
+        .await
+    }
+
+    pub async fn resolve_activation(&self, text: &str) -> Result<ActivationId, EngineError> {
+        self.resolve_id(
+            text,
+            ActivationId::reference(text),
+            IdTable::Activations,
+            "break-glass activation",
+            |id: &ActivationId| id.short(),
         )
         .await
     }

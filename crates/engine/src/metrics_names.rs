@@ -51,6 +51,12 @@ pub const JOBS_UNREADABLE: &str = "writ_jobs_unreadable_total";
 /// Live grants decided again under the policy in force (after a reload, at start,
 /// when an identity changes).
 pub const GRANTS_REDECIDED: &str = "writ_grants_redecided_total";
+/// Break-glass activations, by profile: an alert on any increase is the point.
+pub const BREAK_GLASS_ACTIVATIONS: &str = "writ_break_glass_activations_total";
+/// Break-glass reviews that passed their deadline unsigned, by profile.
+pub const BREAK_GLASS_REVIEWS_OVERDUE: &str = "writ_break_glass_reviews_overdue_total";
+/// Break-glass reviews by profile and state (gauge, read at scrape).
+pub const BREAK_GLASS_REVIEWS: &str = "writ_break_glass_reviews";
 
 /// The supervised background tasks, as `writ_task_panics_total{task}` names them.
 pub const TASK_NAMES: &[&str] = &[
@@ -170,6 +176,19 @@ pub fn describe_all(config: &Config) {
         "Live grants decided again under the policy in force."
     );
 
+    describe_counter!(
+        BREAK_GLASS_ACTIVATIONS,
+        "Break-glass activations (access granted without approval), by profile."
+    );
+    describe_counter!(
+        BREAK_GLASS_REVIEWS_OVERDUE,
+        "Break-glass reviews that passed their deadline without a sign-off, by profile."
+    );
+    describe_gauge!(
+        BREAK_GLASS_REVIEWS,
+        "Break-glass activations by profile and review state (open, overdue, signed_off)."
+    );
+
     // Registered, so that it is exported with no observation yet.
     let _ = metrics::histogram!(REVOCATION_LAG);
     for name in [
@@ -192,7 +211,11 @@ pub fn describe_all(config: &Config) {
     ] {
         metrics::counter!(REQUESTS, "outcome" => outcome.as_str()).increment(0);
     }
-    for action in ["request", "approve", "revoke"] {
+    for profile in config.break_glass.keys() {
+        metrics::counter!(BREAK_GLASS_ACTIVATIONS, "profile" => profile.clone()).increment(0);
+        metrics::counter!(BREAK_GLASS_REVIEWS_OVERDUE, "profile" => profile.clone()).increment(0);
+    }
+    for action in ["request", "approve", "revoke", "break_glass"] {
         metrics::counter!(POLICY_ERRORS, "action" => action).increment(0);
     }
     for action in ["note", "close"] {

@@ -118,6 +118,17 @@ impl Engine {
                     .set(count as f64);
             }
         }
+        let reviews = self.store.activation_counts().await?;
+        for profile in self.config.break_glass.keys() {
+            for state in writ_domain::ReviewState::ALL {
+                let count = reviews
+                    .iter()
+                    .find(|(p, s, _)| p == profile && s == state.as_str())
+                    .map_or(0, |(_, _, n)| *n);
+                metrics::gauge!(metrics_names::BREAK_GLASS_REVIEWS, "profile" => profile.clone(), "state" => state.as_str())
+                    .set(count as f64);
+            }
+        }
         metrics::gauge!(metrics_names::ESCALATED_REVOCATIONS)
             .set(self.store.escalated_jobs().await? as f64);
         let (writes, commits) = self.store.commit_counts();

@@ -10,23 +10,27 @@ pub const CONTENT_TYPE: &str = "application/cloudevents+json";
 /// reference); `id` is the event's hash, unique per source, so receivers can drop
 /// repeats (delivery is at least once).
 pub fn to_cloudevent(event: &Event, source: &str) -> Value {
-    let subject = ["request", "grant"]
-        .iter()
-        .find_map(|record| {
-            event.data[record]["id"]
-                .as_str()
-                .map(|id| format!("{record}/{id}"))
-        })
-        .or_else(|| {
-            event.data["itsm"]
-                .as_str()
-                .map(|itsm| format!("itsm/{itsm}"))
-        })
-        .or_else(|| {
-            event.data["identity"]
-                .as_str()
-                .map(|who| format!("identity/{who}"))
-        });
+    let subject = [
+        ("request", "request"),
+        ("grant", "grant"),
+        ("activation", "break-glass"),
+    ]
+    .iter()
+    .find_map(|(record, path)| {
+        event.data[record]["id"]
+            .as_str()
+            .map(|id| format!("{path}/{id}"))
+    })
+    .or_else(|| {
+        event.data["itsm"]
+            .as_str()
+            .map(|itsm| format!("itsm/{itsm}"))
+    })
+    .or_else(|| {
+        event.data["identity"]
+            .as_str()
+            .map(|who| format!("identity/{who}"))
+    });
     let mut envelope = json!({
         "specversion": "1.0",
         "id": event.hash,

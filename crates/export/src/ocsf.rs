@@ -59,6 +59,8 @@ struct Mapping {
     class: (i64, &'static str),
     activity: (i64, &'static str),
     failed: bool,
+    /// Something a SIEM should raise at once (break-glass), whatever its status.
+    alert: bool,
     control: Option<Control>,
 }
 
@@ -68,6 +70,7 @@ fn mapping(kind: EventKind, data: &Value) -> Mapping {
         class: ENTITY_MANAGEMENT,
         activity,
         failed: false,
+        alert: false,
         control,
     };
     match kind {
@@ -95,12 +98,14 @@ fn mapping(kind: EventKind, data: &Value) -> Mapping {
             class: USER_ACCESS_MANAGEMENT,
             activity: (1, "Assign Privileges"),
             failed: false,
+            alert: false,
             control: Some(ALLOWED),
         },
         K::GrantRevoked => Mapping {
             class: USER_ACCESS_MANAGEMENT,
             activity: (2, "Revoke Privileges"),
             failed: false,
+            alert: false,
             control: Some(REVOKED),
         },
         K::LedgerCheckpoint => entity((99, "Other"), None),
@@ -117,6 +122,16 @@ fn mapping(kind: EventKind, data: &Value) -> Mapping {
         K::FindingOpened => entity((1, "Create"), None),
         K::FindingAccepted | K::FindingReopened => entity((3, "Update"), None),
         K::FindingResolved => entity((11, "Deactivate"), None),
+        // Access granted without approval, and a review nobody signed off in time.
+        K::BreakGlassActivated => Mapping {
+            alert: true,
+            ..entity((1, "Create"), Some(ALLOWED))
+        },
+        K::BreakGlassReviewOverdue => Mapping {
+            alert: true,
+            ..entity((3, "Update"), None)
+        },
+        K::BreakGlassReviewSignedOff => entity((3, "Update"), None),
     }
 }
 
@@ -227,6 +242,20 @@ fn subject_of(event: &Event) -> (Value, Option<String>, String) {
         }
         return (entity, None, message);
     }
+    if let Some(activation) = data.get("activation") {
+        let id = text(&activation["id"]).to_string();
+        let message = format!(
+            "{}: {} broke the glass of {} ({}); review {} (due {})",
+            event.kind,
+            text(&activation["activator"]),
+            text(&activation["profile"]),
+            text(&activation["justification"]),
+            text(&activation["review_state"]),
+            text(&activation["review_due_at"]),
+        );
+        let entity = json!({ "uid": id, "type": "writ.break_glass_activation", "name": format!("break-glass activation {id}"), "data": activation });
+        return (entity, None, message);
+    }
     if let Some(grants) = data["grants"].as_array() {
         let hash = text(&data["policy_hash"]);
         let count = |outcome: &str| grants.iter().filter(|g| g["outcome"] == outcome).count();
@@ -308,6 +337,7 @@ pub fn to_ocsf(event: &Event, product_version: &str) -> Value {
         class: (class_uid, class_name),
         activity: (activity_id, activity_name),
         failed,
+        alert,
         control,
     } = mapping(kind, &event.data);
     let (entity, request_id, message) = subject_of(event);
@@ -325,11 +355,13 @@ pub fn to_ocsf(event: &Event, product_version: &str) -> Value {
     put("type_name", json!(format!("{class_name}: {activity_name}")));
     put("time", json!(event.at.unix_micros().div_euclid(1000)));
     put("time_dt", json!(event.at.to_string()));
-    put("severity_id", json!(if failed { 3 } else { 1 }));
-    put(
-        "severity",
-        json!(if failed { "Medium" } else { "Informational" }),
-    );
+    let (severity_id, severity) = match (alert, failed) {
+        (true, _) => (4, "High"),
+        (false, true) => (3, "Medium"),
+        (false, false) => (1, "Informational"),
+    };
+    put("severity_id", json!(severity_id));
+    put("severity", json!(severity));
     put("status_id", json!(if failed { 2 } else { 1 }));
     put("status", json!(if failed { "Failure" } else { "Success" }));
     if failed
@@ -382,7 +414,8 @@ pub fn to_ocsf(event: &Event, product_version: &str) -> Value {
                     .and_then(|approvals| approvals.last())
                     .and_then(|approval| approval["comment"].as_str())
             })
-            .or_else(|| event.data["grant"]["revoke_reason"].as_str());
+            .or_else(|| event.data["grant"]["revoke_reason"].as_str())
+            .or_else(|| event.data["activation"]["review_comment"].as_str());
         if let Some(comment) = comment {
             put("comment", json!(comment));
         }

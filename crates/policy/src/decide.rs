@@ -188,9 +188,26 @@ impl PolicyEngine {
 
     /// Decides a new request: deny (with reasons), automatic, or N approvals, and the cap.
     pub fn decide_request(&self, facts: &RequestFacts<'_>) -> Evaluation<Decision> {
+        self.decide("request", facts)
+    }
+
+    /// Decides a break-glass activation of one entitlement: permitted (automatic: it is
+    /// granted at once and reviewed afterwards, so `@approvals` counts for nothing), or
+    /// denied with reasons, and the cap `@max_duration` sets.
+    pub fn decide_break_glass(&self, facts: &RequestFacts<'_>) -> Evaluation<Decision> {
+        let mut evaluation = self.decide("break_glass", facts);
+        let decision = &mut evaluation.value;
+        if decision.outcome == DecisionOutcome::Approval {
+            decision.outcome = DecisionOutcome::Auto;
+            decision.approvals_required = 0;
+        }
+        evaluation
+    }
+
+    fn decide(&self, action: &str, facts: &RequestFacts<'_>) -> Evaluation<Decision> {
         let response = match self.evaluate(
             facts.requester,
-            "request",
+            action,
             uid("Entitlement", facts.entitlement),
             facts,
             None,

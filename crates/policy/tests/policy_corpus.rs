@@ -106,6 +106,7 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
             pending_expires_at: None,
             closed_by: None,
             close_comment: None,
+            break_glass: None,
         };
         let approver = case
             .approver
@@ -142,7 +143,11 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
         }
         return failures;
     }
-    let evaluation = engine.decide_request(&facts);
+    let evaluation = match case.action.as_str() {
+        "request" => engine.decide_request(&facts),
+        "break_glass" => engine.decide_break_glass(&facts),
+        other => panic!("{}: unknown action {other:?}", case.description),
+    };
     let decision = &evaluation.value;
     let expect = &case.expect;
     if let Some(outcome) = expect.outcome {

@@ -5,6 +5,7 @@
 //! ARCHITECTURE.md for why), and every state change it writes goes through a
 //! [`WriteTx`], which appends the matching ledger event in the same transaction.
 
+mod break_glass;
 mod cluster;
 mod directory;
 mod findings;
@@ -24,8 +25,9 @@ use std::sync::Arc;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
-use writ_domain::{FindingId, Grant, GrantId, Request, RequestId, Timestamp};
+use writ_domain::{ActivationId, FindingId, Grant, GrantId, Request, RequestId, Timestamp};
 
+pub use break_glass::{ACTIVATION_ORDER, ActivationFilter};
 pub use cluster::{ClusterLocks, HeldLock, LockKey, LockSpace};
 pub use findings::{FINDING_ORDER, FindingFilter, LiveGrant};
 pub use orphans::Orphan;
@@ -106,6 +108,8 @@ pub enum JobKind {
     ExpireRequest,
     /// Reopen a finding whose exception ran out.
     ExpireException,
+    /// Record a break-glass review overdue if it is still not signed off.
+    BreakGlassReviewDue,
 }
 
 impl JobKind {
@@ -115,6 +119,7 @@ impl JobKind {
             Self::RevokeGrant => "grant.revoke",
             Self::ExpireRequest => "request.expire",
             Self::ExpireException => "exception.expire",
+            Self::BreakGlassReviewDue => "break_glass.review_due",
         }
     }
 
@@ -124,6 +129,7 @@ impl JobKind {
             Self::RevokeGrant,
             Self::ExpireRequest,
             Self::ExpireException,
+            Self::BreakGlassReviewDue,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -137,6 +143,7 @@ pub enum JobTask {
     RevokeGrant(GrantId),
     ExpireRequest(RequestId),
     ExpireException(FindingId),
+    BreakGlassReviewDue(ActivationId),
 }
 
 impl JobTask {
@@ -146,6 +153,7 @@ impl JobTask {
             Self::RevokeGrant(_) => JobKind::RevokeGrant,
             Self::ExpireRequest(_) => JobKind::ExpireRequest,
             Self::ExpireException(_) => JobKind::ExpireException,
+            Self::BreakGlassReviewDue(_) => JobKind::BreakGlassReviewDue,
         }
     }
 }
@@ -185,6 +193,9 @@ impl Job {
             JobKind::RevokeGrant => JobTask::RevokeGrant(id.parse().map_err(unreadable)?),
             JobKind::ExpireRequest => JobTask::ExpireRequest(id.parse().map_err(unreadable)?),
             JobKind::ExpireException => JobTask::ExpireException(id.parse().map_err(unreadable)?),
+            JobKind::BreakGlassReviewDue => {
+                JobTask::BreakGlassReviewDue(id.parse().map_err(unreadable)?)
+            }
         })
     }
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_orphans.sql")),
     (9, include_str!("../migrations/0009_directory.sql")),
     (10, include_str!("../migrations/0010_decision_basis.sql")),
+    (11, include_str!("../migrations/0011_break_glass.sql")),
 ];
 
 /// The newest schema version this build knows.

@@ -77,6 +77,7 @@ pub enum IdTable {
     Requests,
     Grants,
     Findings,
+    Activations,
 }
 
 /// How many matches of an abbreviated id are read: enough to show an ambiguity.
@@ -181,6 +182,9 @@ impl Store {
             IdTable::Findings => {
                 "SELECT id FROM findings WHERE id LIKE $1 OR id LIKE $2 ORDER BY id LIMIT $3"
             }
+            IdTable::Activations => {
+                "SELECT id FROM break_glass_activations WHERE id LIKE $1 OR id LIKE $2 ORDER BY id LIMIT $3"
+            }
         };
         let rows = sqlx::query(sql)
             .bind(format!("{fragment}%"))
@@ -248,7 +252,7 @@ impl Store {
     /// `SELECT id, doc[, time] FROM <table> WHERE <conditions> [AND after the cursor]
     /// ORDER BY <key> LIMIT <limit + 1>`: one row more than a page, to know whether
     /// another page follows.
-    async fn list(
+    pub(crate) async fn list(
         &self,
         table: &str,
         conditions: &[(&str, Option<String>)],

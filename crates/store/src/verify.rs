@@ -9,7 +9,7 @@ use writ_domain::ledger::{ChainVerifier, EventFields, LedgerError, LedgerToken, 
 
 use crate::read::parse_event_page;
 use crate::scan;
-use writ_domain::{DirectoryGroup, DirectoryUser, Finding, Grant, Request, Timestamp};
+use writ_domain::{Activation, DirectoryGroup, DirectoryUser, Finding, Grant, Request, Timestamp};
 
 use crate::{
     Backend, EVENT_PAGE_SIZE, JobKind, Store, StoreError, finding_from_row, grant_from_row,
@@ -24,6 +24,7 @@ pub struct VerifyReport {
     pub grants: usize,
     pub findings: usize,
     pub tokens: usize,
+    pub activations: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +182,7 @@ impl Store {
             grants: 0,
             findings: 0,
             tokens: 0,
+            activations: 0,
         })
     }
 
@@ -416,7 +418,27 @@ impl Store {
             |group| (group.id, group.display_name.as_deref().unwrap_or("-")),
         )?;
 
+        let rows = snapshot.activations;
+        let activations = compare_table(
+            "break_glass_activations",
+            &rows,
+            std::mem::take(&mut verifier.activations),
+            |row| crate::decode_doc("break-glass activation", row),
+            |row, activation: &Activation| {
+                Ok(row.try_get::<String, _>("profile")? == activation.profile
+                    && row.try_get::<String, _>("activator")? == activation.activator.as_str()
+                    && row.try_get::<String, _>("review_state")?
+                        == activation.review_state.as_str()
+                    && row.try_get::<i64, _>("activated_at_us")?
+                        == activation.activated_at.unix_micros()
+                    && row.try_get::<i64, _>("review_due_at_us")?
+                        == activation.review_due_at.unix_micros())
+            },
+            |activation| (activation.id, activation.review_state.as_str()),
+        )?;
+
         check_live_grants_have_jobs(&snapshot.live_grants)?;
+        check_open_reviews_have_jobs(&snapshot.open_reviews)?;
         let tokens = check_tokens(&snapshot.tokens, std::mem::take(&mut verifier.tokens))?;
 
         Ok(VerifyReport {
@@ -426,6 +448,7 @@ impl Store {
             grants,
             findings,
             tokens,
+            activations,
         })
     }
 }
@@ -440,6 +463,8 @@ struct Snapshot {
     tokens: Vec<AnyRow>,
     directory_users: Vec<AnyRow>,
     directory_groups: Vec<AnyRow>,
+    activations: Vec<AnyRow>,
+    open_reviews: Vec<AnyRow>,
 }
 
 /// The ledger head row.
@@ -484,8 +509,20 @@ impl Store {
             read("SELECT id, display_name, display_name_key, doc FROM directory_groups")
                 .fetch_all(&mut *tx)
                 .await?;
+        let activations = read(
+            "SELECT id, profile, activator, review_state, activated_at_us, review_due_at_us, doc FROM break_glass_activations",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let open_reviews = read(
+            "SELECT a.id, j.kind FROM break_glass_activations a LEFT JOIN jobs j ON j.object_id = a.id WHERE a.review_state = 'open'",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         tx.rollback().await?;
         Ok(Snapshot {
+            activations,
+            open_reviews,
             directory_users,
             directory_groups,
             head,
@@ -496,6 +533,21 @@ impl Store {
             tokens,
         })
     }
+}
+
+/// What marks a break-glass review overdue is its job: every open review must have one.
+fn check_open_reviews_have_jobs(rows: &[AnyRow]) -> Result<(), VerifyError> {
+    for row in rows {
+        let kind: Option<String> = row.try_get("kind")?;
+        if kind.as_deref() != Some(JobKind::BreakGlassReviewDue.as_str()) {
+            return Err(mismatch(
+                "break_glass_activations",
+                row.try_get("id")?,
+                "is open for review but has no review job: nothing would ever mark it overdue",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What keeps a lease from being permanent is its job, which is bookkeeping and so not
@@ -715,6 +767,7 @@ mod tests {
             grants: 0,
             findings: 0,
             tokens: 0,
+            activations: 0,
         })
     }
 

@@ -257,6 +257,41 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Emergency access: grant a `[[break_glass]]` profile's entitlements at once,
+    /// without approval. Everyone the profile names is told at once, and someone else
+    /// must review the use afterwards (`writ activations sign-off`).
+    BreakGlass {
+        /// The profile's name.
+        profile: String,
+        /// What is on fire.
+        #[arg(long, short = 'j')]
+        justification: String,
+        /// How long, e.g. 30m or 1h (default: the profile's max_duration).
+        #[arg(long)]
+        duration: Option<String>,
+        /// Agents: the user you act for (required for agents).
+        #[arg(long)]
+        on_behalf_of: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Break-glass activations and their reviews: list them (yours; everyone's for
+    /// auditors), show one, or sign one off.
+    Activations {
+        #[command(subcommand)]
+        action: Option<ActivationsCommand>,
+        /// Only reviews in this state: open, overdue or signed_off.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only the reviews waiting for you to sign off.
+        #[arg(long)]
+        inbox: bool,
+        /// Show at most this many, newest first (writ pages through the server's list).
+        #[arg(long, default_value_t = DEFAULT_LIST_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// End a grant now: writ removes it from the target and verifies it is gone.
     Revoke {
         /// The grant (its id, or a unique part of it such as grt_4f2a9c1b).
@@ -266,6 +301,23 @@ pub enum Command {
         reason: String,
         #[command(flatten)]
         client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActivationsCommand {
+    /// Show one activation and its review.
+    Show {
+        /// The activation (its id, or a unique part of it such as bgl_4f2a9c1b).
+        id: String,
+    },
+    /// Sign off the review of someone else's activation.
+    SignOff {
+        /// The activation (its id, or a unique part of it such as bgl_4f2a9c1b).
+        id: String,
+        /// What you looked at and found, kept on the ledger.
+        #[arg(long, short = 'm')]
+        comment: String,
     },
 }
 
@@ -555,6 +607,33 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     reason,
                     expires,
                 }) => client.accept_finding(&id, owner, reason, &expires).await,
+            }
+        }
+        Command::BreakGlass {
+            profile,
+            justification,
+            duration,
+            on_behalf_of,
+            client,
+        } => {
+            client::Client::new(&config, &client)?
+                .break_glass(&profile, justification, duration, on_behalf_of)
+                .await
+        }
+        Command::Activations {
+            action,
+            state,
+            inbox,
+            limit,
+            client,
+        } => {
+            let client = client::Client::new(&config, &client)?;
+            match action {
+                None => client.list_activations(state, inbox, limit).await,
+                Some(ActivationsCommand::Show { id }) => client.show_activation(&id).await,
+                Some(ActivationsCommand::SignOff { id, comment }) => {
+                    client.sign_off_activation(&id, comment).await
+                }
             }
         }
         Command::Revoke { id, reason, client } => {

@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use writ_domain::{Clock, Timestamp, parse_duration_seconds};
 use writ_engine::SystemClock;
 
+mod break_glass;
+
 use crate::cli::ClientArgs;
 use crate::{
     EXIT_DENIED, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_REVOKE_FAILED, EXIT_UNAUTHENTICATED,

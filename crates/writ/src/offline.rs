@@ -140,13 +140,14 @@ pub async fn verify(
             report.events, report.head
         ),
         Ok(report) => format!(
-            "ledger intact: {} events, head {}; {} requests, {} grants, {} findings and {} tokens agree with the ledger",
+            "ledger intact: {} events, head {}; {} requests, {} grants, {} findings, {} tokens and {} break-glass activations agree with the ledger",
             report.events,
             report.head,
             report.requests,
             report.grants,
             report.findings,
-            report.tokens
+            report.tokens,
+            report.activations
         ),
         Err(VerifyError::Ledger(error)) => {
             let located = error

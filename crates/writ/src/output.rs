@@ -8,7 +8,8 @@ use std::fmt::Write;
 use serde_json::Value;
 use writ_domain::lifecycle::GrantState;
 use writ_domain::{
-    Clock as _, DecisionOutcome, FindingReport, Grant, Request, Timestamp, format_duration_seconds,
+    Activation, Clock as _, DecisionOutcome, FindingReport, Grant, Request, Timestamp,
+    format_duration_seconds,
 };
 
 use crate::when::local;
@@ -641,6 +642,104 @@ pub fn finding(value: &Value) -> String {
     }
     if let Some(error) = &report.last_error {
         let _ = writeln!(out, "  last error  {error}");
+    }
+    out
+}
+
+fn as_activation(value: &Value) -> Option<Activation> {
+    serde_json::from_value(value.clone()).ok()
+}
+
+/// A break-glass activation just made: what was granted, and the review it owes.
+pub fn activated(value: &Value) -> String {
+    let Some(a) = as_activation(&value["activation"]) else {
+        return format!("{value}\n");
+    };
+    let mut out = format!(
+        "BREAK-GLASS {} activated: {} ({})\n  granted without approval; everyone the profile names has been told\n",
+        a.id.short(),
+        a.profile,
+        a.justification
+    );
+    let requests: Vec<Request> = value
+        .get("requests")
+        .and_then(|r| serde_json::from_value(r.clone()).ok())
+        .unwrap_or_default();
+    for r in requests {
+        let _ = writeln!(
+            out,
+            "  {:<24}  for {}  grant {}",
+            r.entitlement.as_str(),
+            format_duration_seconds(r.duration_seconds),
+            r.grant_id.map(|g| g.short()).unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  review: someone else must sign it off by {} (writ activations sign-off {})",
+        local(a.review_due_at),
+        a.id.short()
+    );
+    out
+}
+
+pub fn activation_list(value: &Value) -> String {
+    let activations: Vec<Activation> = value
+        .get("activations")
+        .and_then(|a| serde_json::from_value(a.clone()).ok())
+        .unwrap_or_default();
+    if activations.is_empty() {
+        return "no break-glass activations\n".to_string();
+    }
+    let mut out = format!(
+        "{:<12}  {:<16}  {:<12}  {:<10}  {:<22}  {}\n",
+        "ID", "PROFILE", "ACTIVATOR", "REVIEW", "ACTIVATED", "REVIEW DUE"
+    );
+    for a in activations {
+        let _ = writeln!(
+            out,
+            "{:<12}  {:<16}  {:<12}  {:<10}  {:<22}  {}",
+            a.id.short(),
+            a.profile,
+            a.activator.as_str(),
+            a.review_state.as_str(),
+            local(a.activated_at),
+            local(a.review_due_at)
+        );
+    }
+    out
+}
+
+pub fn activation(value: &Value) -> String {
+    let Some(a) = as_activation(value) else {
+        return format!("{value}\n");
+    };
+    let requests: Vec<String> = a.requests.iter().map(|r| r.short()).collect();
+    let mut out = format!(
+        "break-glass activation {}\n  id             {}\n  profile        {}\n  activator      {}\n  justification  {}\n  activated      {}\n  requests       {}\n  review         {} (due {})\n",
+        a.id.short(),
+        a.id,
+        a.profile,
+        a.activator,
+        a.justification,
+        local(a.activated_at),
+        requests.join(", "),
+        a.review_state,
+        local(a.review_due_at)
+    );
+    if let Some(agent_for) = &a.on_behalf_of {
+        let _ = writeln!(out, "  on behalf of   {agent_for}");
+    }
+    if let Some(at) = a.overdue_at {
+        let _ = writeln!(out, "  overdue since  {}", local(at));
+    }
+    if let (Some(reviewer), Some(at)) = (&a.reviewer, a.reviewed_at) {
+        let _ = writeln!(
+            out,
+            "  signed off     by {reviewer} at {}: {}",
+            local(at),
+            a.review_comment.as_deref().unwrap_or("")
+        );
     }
     out
 }

@@ -27,6 +27,9 @@ when { resource.sensitivity == "high" };
 
 @id("managers-approve")
 permit (principal in Group::"managers", action == Action::"approve", resource);
+
+@id("engineers-break-glass")
+permit (principal in Group::"engineers", action == Action::"break_glass", resource);
 "#,
 )];
 
@@ -53,6 +56,11 @@ target = "pg"
 role = "{ops}"
 sensitivity = "high"
 max_duration = "1h"
+
+[[break_glass]]
+name = "outage"
+entitlements = ["pg/read"]
+max_duration = "30m"
 
 [[user]]
 name = "alice"
@@ -221,6 +229,19 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
         )
         .await;
     }
+    // A1: alice breaks the glass (pg/read, granted at once; carol may review it).
+    let (status, a1) = writ
+        .post(
+            "/v1/break-glass/outage",
+            &alice,
+            json!({ "justification": "down" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{a1}");
+    let a1 = a1["activation"]["id"]
+        .as_str()
+        .expect("activation")
+        .to_string();
     // A finding on pg/read (owned by dba: carol): access given by hand.
     roles.set_by_hand(&read, &stray, true).await;
     let (status, pass) = writ
@@ -280,9 +301,9 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
             _ => Status(404),
         }),
         get("/v1/requests".into(), |w| match w {
-            Who::Own => List("requests", 2),
+            Who::Own => List("requests", 3),
             Who::Owner | Who::Service => List("requests", 1),
-            Who::Auditor | Who::Admin => List("requests", 3),
+            Who::Auditor | Who::Admin => List("requests", 4),
             _ => List("requests", 0),
         }),
         get("/v1/requests?approvable_by_me=true".into(), |w| match w {
@@ -290,8 +311,9 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
             _ => List("requests", 0),
         }),
         get("/v1/grants".into(), |w| match w {
-            Who::Own | Who::Owner | Who::Service => List("grants", 1),
-            Who::Auditor | Who::Admin => List("grants", 2),
+            Who::Own => List("grants", 2),
+            Who::Owner | Who::Service => List("grants", 1),
+            Who::Auditor | Who::Admin => List("grants", 3),
             _ => List("grants", 0),
         }),
         get("/v1/findings".into(), |w| match w {
@@ -302,6 +324,21 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
             Who::Approver | Who::Auditor | Who::Admin => Status(200),
             _ => Status(404),
         }),
+        get(format!("/v1/break-glass/activations/{a1}"), |w| match w {
+            Who::Own | Who::Approver | Who::Auditor | Who::Admin => Status(200),
+            _ => Status(404),
+        }),
+        get("/v1/break-glass/activations".into(), |w| match w {
+            Who::Own | Who::Auditor | Who::Admin => List("activations", 1),
+            _ => List("activations", 0),
+        }),
+        get(
+            "/v1/break-glass/activations?reviewable_by_me=true".into(),
+            |w| match w {
+                Who::Approver => List("activations", 1),
+                _ => List("activations", 0),
+            },
+        ),
         get("/v1/identities".into(), |w| match w {
             // olivia owns svc-a, bob owns agent-b.
             Who::Owner | Who::Other => List("identities", 2),
@@ -376,6 +413,24 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
             json!({ "reason": "r" }),
             |w| match w {
                 Who::Owner | Who::Service => Status(0),
+                _ => Status(403),
+            },
+        ),
+        post(
+            "/v1/break-glass/outage".into(),
+            json!({ "justification": "j" }),
+            |w| match w {
+                // Engineers may: not tried here, it would grant.
+                Who::Own | Who::Other | Who::Owner => Status(0),
+                Who::Agent => Status(422),
+                _ => Status(403),
+            },
+        ),
+        post(
+            format!("/v1/break-glass/activations/{a1}/sign-off"),
+            json!({ "comment": "looked" }),
+            |w| match w {
+                Who::Approver => Status(0),
                 _ => Status(403),
             },
         ),

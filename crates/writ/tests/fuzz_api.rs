@@ -145,6 +145,8 @@ fn call() -> impl Strategy<Value = Call> {
         segment().prop_map(|id| format!("/v1/findings/{id}/accept")),
         segment().prop_map(|id| format!("/v1/tokens/{id}/revoke")),
         segment().prop_map(|name| format!("/v1/itsm/{name}/webhook")),
+        segment().prop_map(|name| format!("/v1/break-glass/{name}")),
+        segment().prop_map(|id| format!("/v1/break-glass/activations/{id}/sign-off")),
     ];
     let get_path = prop_oneof![
         query().prop_map(|q| format!("/v1/requests?{q}")),
@@ -156,6 +158,8 @@ fn call() -> impl Strategy<Value = Call> {
         segment().prop_map(|id| format!("/v1/requests/{id}")),
         segment().prop_map(|id| format!("/v1/grants/{id}")),
         segment().prop_map(|id| format!("/v1/findings/{id}")),
+        query().prop_map(|q| format!("/v1/break-glass/activations?{q}")),
+        segment().prop_map(|id| format!("/v1/break-glass/activations/{id}")),
     ];
     prop_oneof![
         (post_path, body(), any::<bool>()).prop_map(|(path, body, json_type)| Call {

@@ -14,8 +14,8 @@ use std::process::Command;
 
 use support::{NOOP_CONFIG, Writ, free_port};
 
-/// The test kit's configuration plus a ticketing system and a notify sink, so their
-/// labelled series exist.
+/// The test kit's configuration plus a ticketing system, a notify sink and a
+/// break-glass profile, so their labelled series exist.
 const ITSM_AND_SINK: &str = r#"
 [[itsm]]
 name = "jira"
@@ -32,6 +32,10 @@ fields = { entitlement = "customfield_10050" }
 name = "siem"
 url = "http://127.0.0.1:9/events"
 
+[[break_glass]]
+name = "outage"
+entitlements = ["t/read"]
+max_duration = "30m"
 "#;
 
 async fn started(server: &str) -> Writ {

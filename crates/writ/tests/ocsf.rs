@@ -53,6 +53,11 @@ request_states = ["Approved"]
 poll_every = "off"
 fields = { entitlement = "customfield_10050" }
 
+[[break_glass]]
+name = "outage"
+entitlements = ["t/root"]
+max_duration = "30m"
+
 [[user]]
 name = "alice"
 groups = ["engineers"]
@@ -66,6 +71,7 @@ const POLICY: &str = r#"
 @id("read-auto") permit (principal, action == Action::"request", resource) when { resource.sensitivity == "low" };
 @id("admin-approved") @approvals("1") permit (principal in Group::"engineers", action == Action::"request", resource) when { resource.sensitivity == "high" };
 @id("leads-approve") permit (principal in Group::"leads", action == Action::"approve", resource);
+@id("engineers-break-glass") permit (principal in Group::"engineers", action == Action::"break_glass", resource);
 "#;
 
 #[tokio::test]
@@ -123,6 +129,24 @@ async fn every_exported_event_passes_the_ocsf_schema() {
             .await;
         assert_eq!(status, 200, "{answer}: {after}");
     }
+    // Break-glass, and its review signed off by someone else.
+    let (status, activated) = writ
+        .post(
+            "/v1/break-glass/outage",
+            &alice,
+            json!({ "justification": "outage" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{activated}");
+    let activation = activated["activation"]["id"].as_str().expect("id");
+    let (status, signed) = writ
+        .post(
+            &format!("/v1/break-glass/activations/{activation}/sign-off"),
+            &bob,
+            json!({ "comment": "looked at the session" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{signed}");
     // A forged webhook delivery, a token issued and revoked, a checkpoint.
     let forged = writ
         .http
@@ -171,6 +195,8 @@ async fn every_exported_event_passes_the_ocsf_schema() {
         "itsm.webhook_rejected",
         "token.revoked",
         "ledger.checkpoint",
+        "break_glass.activated",
+        "break_glass.review_signed_off",
     ] {
         assert!(
             events.contains(&format!("\"kind\":\"{kind}\"")),

@@ -29,6 +29,11 @@ role = "admin"
 sensitivity = "high"
 max_duration = "1h"
 
+[[break_glass]]
+name = "outage"
+entitlements = ["t/read"]
+max_duration = "30m"
+
 [[user]]
 name = "alice"
 groups = ["engineers"]
@@ -41,6 +46,7 @@ owner = "alice"
 const POLICY: &str = r#"
 @id("read") permit (principal, action == Action::"request", resource) when { resource.sensitivity == "low" };
 @id("admin") @approvals("1") permit (principal in Group::"engineers", action == Action::"request", resource);
+@id("break-glass") permit (principal, action == Action::"break_glass", resource);
 "#;
 
 /// Examples per operation; `WRIT_SCHEMATHESIS_EXAMPLES` for a longer run.
@@ -74,6 +80,14 @@ async fn the_api_answers_as_its_openapi_document_says() {
             .await;
         assert_eq!(status, 201, "{body}");
     }
+    let (status, body) = writ
+        .post(
+            "/v1/break-glass/outage",
+            &alice,
+            serde_json::json!({ "justification": "schemathesis" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let examples =
         std::env::var("WRIT_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| EXAMPLES.to_string());
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");

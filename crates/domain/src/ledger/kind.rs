@@ -51,10 +51,16 @@ pub enum EventKind {
     DirectoryGroupCreated,
     DirectoryGroupUpdated,
     DirectoryGroupDeleted,
+    /// A break-glass profile used: its requests and grants were made in the same
+    /// transaction, without approval; the record carries its review and deadline.
+    BreakGlassActivated,
+    /// A break-glass review passed its deadline without a sign-off.
+    BreakGlassReviewOverdue,
+    BreakGlassReviewSignedOff,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 33] = [
+    pub const ALL: [EventKind; 36] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
         Self::RequestApprovalVoided,
@@ -88,6 +94,9 @@ impl EventKind {
         Self::DirectoryGroupCreated,
         Self::DirectoryGroupUpdated,
         Self::DirectoryGroupDeleted,
+        Self::BreakGlassActivated,
+        Self::BreakGlassReviewOverdue,
+        Self::BreakGlassReviewSignedOff,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -125,6 +134,9 @@ impl EventKind {
             Self::DirectoryGroupCreated => "directory.group_created",
             Self::DirectoryGroupUpdated => "directory.group_updated",
             Self::DirectoryGroupDeleted => "directory.group_deleted",
+            Self::BreakGlassActivated => "break_glass.activated",
+            Self::BreakGlassReviewOverdue => "break_glass.review_overdue",
+            Self::BreakGlassReviewSignedOff => "break_glass.review_signed_off",
         }
     }
 

@@ -7,8 +7,8 @@ use super::{Actor, EventFields, EventKind, StoredEvent};
 use crate::finding::{FindingEvent, FindingState};
 use crate::lifecycle::{GrantState, RequestState};
 use crate::{
-    DirectoryGroup, DirectoryId, DirectoryUser, Finding, FindingId, Grant, GrantId, Request,
-    RequestId, Timestamp,
+    Activation, ActivationId, DirectoryGroup, DirectoryId, DirectoryUser, Finding, FindingId,
+    Grant, GrantId, Request, RequestId, Timestamp,
 };
 
 /// Why the ledger does not verify, located at the first bad event.
@@ -64,6 +64,8 @@ pub struct ChainVerifier {
     /// People and groups pushed over SCIM, as the ledger last recorded them.
     pub directory_users: HashMap<DirectoryId, DirectoryUser>,
     pub directory_groups: HashMap<DirectoryId, DirectoryGroup>,
+    /// Break-glass activations, with their reviews as the ledger last recorded them.
+    pub activations: HashMap<ActivationId, Activation>,
 }
 
 /// A bearer token as the ledger knows it.
@@ -86,6 +88,7 @@ struct Snapshots {
     expires_at: Option<Timestamp>,
     directory_user: Option<DirectoryUser>,
     directory_group: Option<DirectoryGroup>,
+    activation: Option<Activation>,
 }
 
 /// An event with the work done that needs no other event: its hash recomputed and its
@@ -141,6 +144,7 @@ impl Default for ChainVerifier {
             tokens: HashMap::new(),
             directory_users: HashMap::new(),
             directory_groups: HashMap::new(),
+            activations: HashMap::new(),
         }
     }
 }
@@ -239,6 +243,9 @@ impl ChainVerifier {
         if let Some(finding) = data.finding {
             self.replay_finding(kind, finding)?;
         }
+        if let Some(activation) = data.activation {
+            self.replay_activation(kind, activation)?;
+        }
         if let Some(token_id) = data.token_id {
             self.replay_token(kind, token_id, data.identity, data.expires_at)?;
         }
@@ -306,6 +313,56 @@ impl ChainVerifier {
         Ok(())
     }
 
+    fn replay_activation(&mut self, kind: EventKind, activation: Activation) -> Result<(), String> {
+        let previous = self.activations.get(&activation.id);
+        let legal = match (previous, kind) {
+            (None, EventKind::BreakGlassActivated) => {
+                activation.is_new() && self.made_by(&activation).is_ok()
+            }
+            (
+                Some(previous),
+                EventKind::BreakGlassReviewOverdue | EventKind::BreakGlassReviewSignedOff,
+            ) => {
+                previous.may_become(&activation)
+                    && (kind == EventKind::BreakGlassReviewOverdue)
+                        == (activation.review_state == crate::ReviewState::Overdue)
+            }
+            _ => false,
+        };
+        if !legal {
+            let problem = self.made_by(&activation).err().unwrap_or_default();
+            return Err(format!(
+                "{} moves break-glass activation {} from {} to {}, which its review does not allow{problem}",
+                kind,
+                activation.id,
+                previous.map_or("nothing", |a| a.review_state.as_str()),
+                activation.review_state
+            ));
+        }
+        self.activations.insert(activation.id, activation);
+        Ok(())
+    }
+
+    /// Whether every request an activation names was recorded just before it, approved
+    /// at once, for the activator, and marked as made by it.
+    fn made_by(&self, activation: &Activation) -> Result<(), String> {
+        for id in &activation.requests {
+            let made = self.requests.get(id).is_some_and(|request| {
+                request.subject == activation.activator
+                    && request.break_glass.as_ref().is_some_and(|mark| {
+                        mark.activation == activation.id && mark.profile == activation.profile
+                    })
+            });
+            if !made {
+                return Err(format!(
+                    " (request {id} is not one it made for {})",
+                    activation.activator
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn replay_finding(&mut self, kind: EventKind, finding: Finding) -> Result<(), String> {
         let previous = self.findings.get(&finding.id).map(|f| f.state);
         let event = match kind {
@@ -336,6 +393,10 @@ impl ChainVerifier {
         let previous = self.requests.get(&request.id).map(|r| r.state);
         let legal = match (previous, kind) {
             // A request is born decided: denied, waiting for approvals, or approved.
+            // A break-glass request is granted at once, or not made at all.
+            (None, EventKind::RequestCreated) if request.break_glass.is_some() => {
+                request.state == RequestState::Approved && request.approvals.is_empty()
+            }
             (None, EventKind::RequestCreated) => matches!(
                 request.state,
                 RequestState::Denied | RequestState::PendingApproval | RequestState::Approved

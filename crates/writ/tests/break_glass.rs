@@ -1,0 +1,262 @@
+//! End to end: break-glass through the API and the CLI against a real PostgreSQL
+//! target, on PostgreSQL storage. Granted at once and seen on the target; the profile's
+//! sink told at once as a CloudEvent; the metric raised; the review refused to the
+//! activator and their subordinate, recorded overdue by the scheduler, blocking the
+//! next activation until someone else signs it off; `writ audit verify` replays it all.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use support::{PG_URL, TestDatabase, TestRoles, Writ, eventually, stderr, stdout};
+
+#[derive(Clone, Default)]
+struct Sink {
+    received: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Sink {
+    fn types(&self) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|event| event["type"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+async fn receive(State(sink): State<Sink>, body: Bytes) -> StatusCode {
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    sink.received
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(event);
+    StatusCode::ACCEPTED
+}
+
+const POLICIES: &[(&str, &str)] = &[(
+    "break_glass.cedar",
+    r#"
+@id("oncall-breaks-glass")
+permit (principal in Group::"oncall", action == Action::"break_glass", resource);
+
+@id("dba-approve")
+permit (principal in Group::"dba", action == Action::"approve", resource);
+"#,
+)];
+
+fn config(storage: &str, sink: &str, roles: &TestRoles, root_role: &str) -> String {
+    let p = &roles.prefix;
+    format!(
+        r#"
+[storage]
+url = "{storage}"
+
+[[target]]
+name = "pg"
+kind = "postgres"
+url = "{PG_URL}"
+
+[[entitlement]]
+id = "pg/root"
+target = "pg"
+role = "{root_role}"
+sensitivity = "critical"
+max_duration = "4h"
+
+[[notify]]
+name = "pager"
+url = "{sink}"
+events = ["grant.revoked"]
+
+[[break_glass]]
+name = "db-outage"
+entitlements = ["pg/root"]
+max_duration = "1h"
+notify = ["pager"]
+review_within = "3s"
+
+[[user]]
+name = "olive"
+groups = ["oncall"]
+accounts = {{ pg = "{p}_olive" }}
+
+[[user]]
+name = "sam"
+groups = ["dba"]
+manager = "olive"
+
+[[user]]
+name = "erin"
+groups = ["dba"]
+"#
+    )
+}
+
+#[tokio::test]
+async fn break_glass_is_granted_at_once_told_and_reviewed_by_someone_else() {
+    let sink = Sink::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let sink_url = format!("http://{}/events", listener.local_addr().expect("addr"));
+    let app = axum::Router::new()
+        .route("/events", axum::routing::post(receive))
+        .with_state(sink.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let mut roles = TestRoles::new().await;
+    let root_role = roles.create("root").await;
+    let olive_account = roles.create("olive").await;
+    let database = TestDatabase::create().await;
+    let mut writ = Writ::new(
+        &config(&database.url, &sink_url, &roles, &root_role),
+        POLICIES,
+    );
+    writ.start().await;
+    let (olive, sam, erin) = (writ.token("olive"), writ.token("sam"), writ.token("erin"));
+
+    // Granted at once through the API, and on the target.
+    let (status, activated) = writ
+        .post(
+            "/v1/break-glass/db-outage",
+            &olive,
+            json!({ "justification": "primary down, INC-7" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{activated}");
+    let id = activated["activation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(activated["activation"]["review_state"], "open");
+    assert_eq!(activated["requests"][0]["state"], "approved");
+    assert_eq!(
+        activated["requests"][0]["break_glass"]["activation"],
+        id.as_str()
+    );
+    let holds = roles.holds(&root_role, &olive_account).await;
+    assert!(holds, "the role is on the target when the answer comes");
+
+    // Told at once: the pager (filtered to grant.revoked) receives the activation.
+    assert!(
+        eventually(Duration::from_secs(15), || sink
+            .types()
+            .contains(&"dev.writ.break_glass.activated.v1".to_string()))
+        .await,
+        "{:?}",
+        sink.types()
+    );
+    let (_, metrics) = writ.get("/metrics", &olive).await;
+    let metrics = metrics.as_str().unwrap_or_default();
+    assert!(
+        metrics.contains("writ_break_glass_activations_total{profile=\"db-outage\"} 1"),
+        "{metrics}"
+    );
+
+    // The activator and their subordinate may not sign off.
+    let sign_off = |comment: &str| json!({ "comment": comment });
+    let path = format!("/v1/break-glass/activations/{id}/sign-off");
+    let (status, refused) = writ.post(&path, &olive, sign_off("all fine")).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("self_review"))
+    );
+    let (status, refused) = writ.post(&path, &sam, sign_off("all fine")).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("subordinate_review")),
+        "{refused}"
+    );
+
+    // Past the deadline the scheduler records the review overdue, the pager hears of
+    // it, and olive cannot break the glass again.
+    assert!(
+        eventually(Duration::from_secs(20), || sink
+            .types()
+            .contains(&"dev.writ.break_glass.review_overdue.v1".to_string()))
+        .await,
+        "{:?}",
+        sink.types()
+    );
+    let again = writ.run(&[
+        "break-glass",
+        "db-outage",
+        "--justification",
+        "still down",
+        "--token",
+        &olive,
+    ]);
+    assert!(!again.status.success(), "{}", stdout(&again));
+    assert!(
+        stderr(&again).contains("break_glass_review_overdue"),
+        "{}",
+        stderr(&again)
+    );
+
+    // Erin finds it in her inbox and signs it off from the CLI; olive may go again.
+    let inbox = writ.run(&["activations", "--inbox", "--token", &erin]);
+    assert!(stdout(&inbox).contains("overdue"), "{}", stdout(&inbox));
+    let short = &id[..12];
+    let signed = writ.run(&[
+        "activations",
+        "sign-off",
+        short,
+        "-m",
+        "read the session log: read-only queries",
+        "--token",
+        &erin,
+    ]);
+    assert!(
+        signed.status.success(),
+        "{}{}",
+        stdout(&signed),
+        stderr(&signed)
+    );
+    assert!(
+        stdout(&signed).contains("signed off     by erin"),
+        "{}",
+        stdout(&signed)
+    );
+    let again = writ.run(&[
+        "break-glass",
+        "db-outage",
+        "-j",
+        "second outage",
+        "--duration",
+        "10m",
+        "--token",
+        &olive,
+    ]);
+    assert!(
+        again.status.success(),
+        "{}{}",
+        stdout(&again),
+        stderr(&again)
+    );
+    assert!(stdout(&again).contains("BREAK-GLASS"), "{}", stdout(&again));
+
+    // Who is not concerned sees nothing of it.
+    let (status, _) = writ
+        .get(&format!("/v1/break-glass/activations/{id}"), &sam)
+        .await;
+    assert_eq!(status, 404);
+
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(
+        verify.status.success() && stdout(&verify).contains("2 break-glass activations"),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
+    );
+    writ.stop();
+    roles.cleanup().await;
+    database.drop_now().await;
+}
