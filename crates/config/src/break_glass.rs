@@ -8,7 +8,7 @@ use writ_domain::EntitlementId;
 
 use crate::raw::RawBreakGlass;
 use crate::validate::Checker;
-use crate::{ConfigError, Entitlement, Notify};
+use crate::{ConfigError, Entitlement, Itsm, ItsmKind, Notify};
 
 /// The longest a break-glass grant may last: emergency access is short by definition.
 pub const BREAK_GLASS_MAX_DURATION_SECONDS: i64 = 24 * 3600;
@@ -33,13 +33,27 @@ pub struct BreakGlassProfile {
     pub review_within_seconds: i64,
     /// Whether someone whose earlier activation's review is overdue may activate again.
     pub allow_with_overdue_review: bool,
+    /// Where an incident ticket is opened for every activation.
+    pub incident: Option<IncidentTicket>,
 }
+
+/// An incident ticket's system, and for Jira its project and issue type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentTicket {
+    pub system: String,
+    pub project: Option<String>,
+    pub issue_type: Option<String>,
+}
+
+/// Jira's issue type for a break-glass incident unless the profile names another.
+pub const DEFAULT_INCIDENT_ISSUE_TYPE: &str = "Incident";
 
 pub(crate) fn validate_break_glass(
     check: &Checker<'_>,
     raw: Vec<RawBreakGlass>,
     entitlements: &BTreeMap<EntitlementId, Entitlement>,
     notify: &mut BTreeMap<String, Notify>,
+    itsms: &BTreeMap<String, Itsm>,
 ) -> Result<BTreeMap<String, BreakGlassProfile>, ConfigError> {
     let mut profiles = BTreeMap::new();
     for (index, raw) in raw.into_iter().enumerate() {
@@ -127,6 +141,47 @@ pub(crate) fn validate_break_glass(
             }
             sinks.push(sink.0);
         }
+        let incident = match raw.incident {
+            None => None,
+            Some(raw) => {
+                let system = raw.system.0;
+                let kind = itsms.get(&system).map(|itsm| itsm.kind).ok_or_else(|| {
+                    check.invalid(
+                        key("incident.system"),
+                        format!(
+                            "unknown ticketing system {system:?} (define it in an [[itsm]] table)"
+                        ),
+                    )
+                })?;
+                let project = raw.project.map(|p| p.0);
+                let issue_type = raw.issue_type.map(|t| t.0);
+                match kind {
+                    ItsmKind::Jira if project.as_deref().is_none_or(str::is_empty) => {
+                        return Err(check.invalid(
+                            key("incident.project"),
+                            "a Jira incident needs the project key to open it in (e.g. \"OPS\")",
+                        ));
+                    }
+                    ItsmKind::ServiceNow if project.is_some() || issue_type.is_some() => {
+                        return Err(check.invalid(
+                            key("incident"),
+                            "ServiceNow incidents go to its incident table: project and issue_type are Jira's",
+                        ));
+                    }
+                    _ => {}
+                }
+                Some(IncidentTicket {
+                    system,
+                    project,
+                    issue_type: match kind {
+                        ItsmKind::Jira => Some(
+                            issue_type.unwrap_or_else(|| DEFAULT_INCIDENT_ISSUE_TYPE.to_string()),
+                        ),
+                        ItsmKind::ServiceNow => None,
+                    },
+                })
+            }
+        };
         profiles.insert(
             name.clone(),
             BreakGlassProfile {
@@ -136,6 +191,7 @@ pub(crate) fn validate_break_glass(
                 notify: sinks,
                 review_within_seconds,
                 allow_with_overdue_review: raw.allow_with_overdue_review.unwrap_or(false),
+                incident,
             },
         );
     }
@@ -202,7 +258,7 @@ max_duration = "1h"
 notify = ["oncall", "siem"]
 "#,
         )
-        .unwrap();
+        .expect("loads");
         let profile = &config.break_glass["db-outage"];
         assert_eq!(profile.entitlements[0].as_str(), "pg/admin");
         assert_eq!(profile.max_duration_seconds, 3600);
@@ -260,12 +316,50 @@ notify = ["oncall", "siem"]
             ),
         ];
         for (profile, expected) in cases {
-            let error = load(&format!("[[break_glass]]\n{profile}\n")).unwrap_err();
+            let error = load(&format!("[[break_glass]]\n{profile}\n")).expect_err("refused");
             assert!(error.contains(expected), "{profile}: {error}");
         }
         let twice =
             "[[break_glass]]\nname = \"x\"\nentitlements = [\"pg/admin\"]\nmax_duration = \"1h\"\n";
-        let error = load(&format!("{twice}{twice}")).unwrap_err();
+        let error = load(&format!("{twice}{twice}")).expect_err("refused");
         assert!(error.contains("break_glass[1].name"), "{error}");
+    }
+
+    const JIRA: &str = r#"
+[[itsm]]
+name = "jira"
+kind = "jira"
+url = "https://acme.atlassian.net"
+user = "writ@acme.example"
+password = "api-token"
+webhook_secret = "0123456789abcdef0123"
+fields = { entitlement = "customfield_10050" }
+"#;
+
+    #[test]
+    fn an_incident_names_a_configured_system_and_for_jira_its_project() {
+        let profile = |incident: &str| {
+            format!(
+                "{JIRA}[[break_glass]]\nname = \"x\"\nentitlements = [\"pg/admin\"]\nmax_duration = \"1h\"\nincident = {incident}\n"
+            )
+        };
+        let config = load(&profile(r#"{ system = "jira", project = "OPS" }"#)).expect("loads");
+        let incident = config.break_glass["x"].incident.clone().expect("incident");
+        assert_eq!(incident.project.as_deref(), Some("OPS"));
+        assert_eq!(incident.issue_type.as_deref(), Some("Incident"));
+        for (incident, expected) in [
+            (
+                r#"{ system = "snow" }"#,
+                "break_glass[0].incident.system: unknown ticketing system",
+            ),
+            (r#"{ system = "jira" }"#, "break_glass[0].incident.project"),
+            (
+                r#"{ system = "jira", project = "OPS", queue = "x" }"#,
+                "queue",
+            ),
+        ] {
+            let error = load(&profile(incident)).expect_err("refused");
+            assert!(error.contains(expected), "{incident}: {error}");
+        }
     }
 }

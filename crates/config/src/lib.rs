@@ -22,7 +22,8 @@ use writ_domain::{
 };
 
 pub use break_glass::{
-    BREAK_GLASS_MAX_DURATION_SECONDS, BreakGlassProfile, DEFAULT_REVIEW_WITHIN_SECONDS,
+    BREAK_GLASS_MAX_DURATION_SECONDS, BreakGlassProfile, DEFAULT_INCIDENT_ISSUE_TYPE,
+    DEFAULT_REVIEW_WITHIN_SECONDS, IncidentTicket,
 };
 pub use itsm::{
     Closure, DEFAULT_WEBHOOK_MAX_AGE_SECONDS, Itsm, ItsmAuth, ItsmKind, Notify, TicketFields,

@@ -62,6 +62,16 @@ pub struct RawBreakGlass {
     pub notify: Vec<EnvString>,
     pub review_within: Option<EnvString>,
     pub allow_with_overdue_review: Option<bool>,
+    pub incident: Option<RawIncident>,
+}
+
+/// Where a break-glass profile opens an incident ticket.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIncident {
+    pub system: EnvString,
+    pub project: Option<EnvString>,
+    pub issue_type: Option<EnvString>,
 }
 
 /// `[[scim]]`: an identity provider that pushes people and groups.

@@ -409,6 +409,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         raw.break_glass,
         &entitlements,
         &mut notify,
+        &itsms,
     )?;
 
     let systems: BTreeSet<&str> = targets

@@ -255,7 +255,7 @@ mod tests {
         let mut verifier = ChainVerifier::default();
         let error = verifier
             .push(activated((0, GENESIS_HASH)).fields())
-            .unwrap_err();
+            .expect_err("refused");
         assert!(error.to_string().contains("is not one it made"), "{error}");
         // After them, it replays; a second activation event for it does not.
         let mut verifier = ChainVerifier::default();

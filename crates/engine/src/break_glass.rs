@@ -4,15 +4,16 @@
 //! review is overdue does not break the glass again (unless the profile allows it).
 
 use serde_json::json;
-use writ_config::BreakGlassProfile;
-use writ_domain::ledger::EventKind;
+use writ_config::{BreakGlassProfile, IncidentTicket};
+use writ_domain::ledger::{EventKind, StoredEvent};
 use writ_domain::lifecycle::RequestState;
 use writ_domain::{
     Activation, ActivationId, BreakGlassMark, DecisionOutcome, IdentityName, Request, RequestId,
     ReviewEvent, ReviewState, Timestamp,
 };
+use writ_itsm::NewIncident;
 use writ_policy::RequestFacts;
-use writ_store::{ActivationFilter, JobKind, Page};
+use writ_store::{ActivationFilter, JobKind, NewOutboxEntry, OutboxAction, Page};
 
 use crate::lifecycle::NewRequest;
 use crate::revocation::SCHEDULER_ACTOR;
@@ -37,6 +38,54 @@ pub struct BreakGlass {
 pub struct Activated {
     pub activation: Activation,
     pub requests: Vec<Request>,
+}
+
+/// The incident a break-glass activation opens: who, which profile, why, what was
+/// granted until when, the review's deadline, and the ledger event to check it against.
+fn incident_for(
+    activation: &Activation,
+    requests: &[Request],
+    ticket: &IncidentTicket,
+    event: &StoredEvent,
+) -> NewIncident {
+    let mut description = format!(
+        "{} broke the glass of writ profile {} at {}{}.\nJustification: {}\n\nGranted without approval:\n",
+        activation.activator,
+        activation.profile,
+        activation.activated_at,
+        activation
+            .on_behalf_of
+            .as_ref()
+            .map(|user| format!(" (an agent acting for {user})"))
+            .unwrap_or_default(),
+        activation.justification
+    );
+    for request in requests {
+        description.push_str(&format!(
+            "- {} for {} s (request {}, grant {})\n",
+            request.entitlement,
+            request.duration_seconds,
+            request.id,
+            request.grant_id.map(|g| g.to_string()).unwrap_or_default()
+        ));
+    }
+    description.push_str(&format!(
+        "\nSomeone else must review it by {}: writ activations sign-off {}\nActivation {}; ledger event {} ({})",
+        activation.review_due_at,
+        activation.id.short(),
+        activation.id,
+        event.seq,
+        event.hash
+    ));
+    NewIncident {
+        summary: format!(
+            "BREAK-GLASS: {} activated {}",
+            activation.activator, activation.profile
+        ),
+        description,
+        project: ticket.project.clone(),
+        issue_type: ticket.issue_type.clone(),
+    }
 }
 
 /// The most manager links followed when looking for the activator above a reviewer (a
@@ -199,17 +248,38 @@ impl Engine {
             self.record_new_grant(&mut tx, &actor, grant, now).await?;
         }
         tx.insert_activation(&activation).await?;
-        tx.append(
-            now,
-            &actor,
-            EventKind::BreakGlassActivated,
-            &json!({
-                "activation": activation,
-                "grants": grants.iter().map(|g| g.id).collect::<Vec<_>>(),
-                "notify": profile.notify,
-            }),
-        )
-        .await?;
+        let event = tx
+            .append(
+                now,
+                &actor,
+                EventKind::BreakGlassActivated,
+                &json!({
+                    "activation": activation,
+                    "grants": grants.iter().map(|g| g.id).collect::<Vec<_>>(),
+                    "notify": profile.notify,
+                }),
+            )
+            .await?;
+        if let Some(ticket) = &profile.incident {
+            // Opened by the courier, retried until the ticketing system takes it; queued
+            // here, so an activation never goes without its incident.
+            let incident = incident_for(&activation, &requests, ticket, &event);
+            let body = serde_json::to_string(&incident)
+                .map_err(|e| EngineError::new(ErrorCode::DataCorrupt, format!("incident: {e}")))?;
+            let key = activation.id.to_string();
+            tx.queue_outbox(
+                NewOutboxEntry {
+                    seq: event.seq,
+                    system: &ticket.system,
+                    ticket_key: &key,
+                    ticket_id: "",
+                    action: OutboxAction::OpenIncident,
+                    body: &body,
+                },
+                now,
+            )
+            .await?;
+        }
         tx.set_job(
             &activation.id.to_string(),
             JobKind::BreakGlassReviewDue,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
-use writ_domain::ledger::{Actor, EventKind, StoredEvent};
+use writ_domain::ledger::{Actor, EventKind, StoredEvent, SystemActor};
 use writ_domain::{Grant, Request, RevokeReason, Timestamp};
 use writ_itsm::notify::Notifier;
 use writ_store::{NewOutboxEntry, OutboxAction, OutboxEntry, WriteTx};
@@ -304,16 +304,21 @@ impl Engine {
                 "not_configured",
             )),
             Some((_, system)) => match entry.action {
-                OutboxAction::Note => {
-                    system
-                        .add_note(&entry.ticket_key, &entry.ticket_id, &entry.body)
-                        .await
-                }
-                OutboxAction::Close => {
-                    system
-                        .close(&entry.ticket_key, &entry.ticket_id, &entry.body)
-                        .await
-                }
+                OutboxAction::Note => system
+                    .add_note(&entry.ticket_key, &entry.ticket_id, &entry.body)
+                    .await
+                    .map(|()| None),
+                OutboxAction::Close => system
+                    .close(&entry.ticket_key, &entry.ticket_id, &entry.body)
+                    .await
+                    .map(|()| None),
+                OutboxAction::OpenIncident => match serde_json::from_str(&entry.body) {
+                    Ok(incident) => system.open_incident(&incident).await.map(Some),
+                    Err(e) => Err(writ_itsm::ItsmError::Malformed {
+                        system: entry.system.clone(),
+                        problem: format!("outbox entry {} is not an incident: {e}", entry.seq),
+                    }),
+                },
             }
             .map_err(|e| {
                 // A system limiting writ says when to come back: no sooner than that.
@@ -329,8 +334,23 @@ impl Engine {
         };
         let mut tx = self.store.begin().await?;
         let outcome = match result {
-            Ok(()) => {
+            Ok(opened) => {
                 tx.outbox_delivered(entry.seq, now).await?;
+                if let Some(incident) = opened {
+                    // Which incident an activation opened is part of its record.
+                    tx.append(
+                        now,
+                        &Actor::System(SystemActor::Itsm),
+                        EventKind::BreakGlassIncidentOpened,
+                        &serde_json::json!({
+                            "activation_id": entry.ticket_key,
+                            "system": entry.system,
+                            "incident": incident,
+                        }),
+                    )
+                    .await?;
+                    tracing::warn!(system = %entry.system, incident = %incident, activation = %entry.ticket_key, "break-glass incident opened");
+                }
                 metrics::counter!(metrics_names::EVIDENCE_DELIVERED, "action" => entry.action.as_str()).increment(1);
                 tracing::info!(system = %entry.system, ticket = %entry.ticket_key, seq = entry.seq, action = entry.action.as_str(), "evidence delivered");
                 Ok(())

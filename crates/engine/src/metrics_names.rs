@@ -218,7 +218,7 @@ pub fn describe_all(config: &Config) {
     for action in ["request", "approve", "revoke", "break_glass"] {
         metrics::counter!(POLICY_ERRORS, "action" => action).increment(0);
     }
-    for action in ["note", "close"] {
+    for action in ["note", "close", "open_incident"] {
         metrics::counter!(EVIDENCE_DELIVERED, "action" => action).increment(0);
     }
     for itsm in config.itsms.keys() {

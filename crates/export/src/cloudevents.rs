@@ -22,6 +22,11 @@ pub fn to_cloudevent(event: &Event, source: &str) -> Value {
             .map(|id| format!("{path}/{id}"))
     })
     .or_else(|| {
+        event.data["activation_id"]
+            .as_str()
+            .map(|id| format!("break-glass/{id}"))
+    })
+    .or_else(|| {
         event.data["itsm"]
             .as_str()
             .map(|itsm| format!("itsm/{itsm}"))

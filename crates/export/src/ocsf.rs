@@ -131,7 +131,7 @@ fn mapping(kind: EventKind, data: &Value) -> Mapping {
             alert: true,
             ..entity((3, "Update"), None)
         },
-        K::BreakGlassReviewSignedOff => entity((3, "Update"), None),
+        K::BreakGlassReviewSignedOff | K::BreakGlassIncidentOpened => entity((3, "Update"), None),
     }
 }
 
@@ -254,6 +254,17 @@ fn subject_of(event: &Event) -> (Value, Option<String>, String) {
             text(&activation["review_due_at"]),
         );
         let entity = json!({ "uid": id, "type": "writ.break_glass_activation", "name": format!("break-glass activation {id}"), "data": activation });
+        return (entity, None, message);
+    }
+    if let Some(incident) = data["incident"].as_str() {
+        let id = text(&data["activation_id"]).to_string();
+        let message = format!(
+            "{}: incident {incident} opened in {} for break-glass activation {id}",
+            event.kind,
+            text(&data["system"]),
+        );
+        let entity = json!({ "uid": id, "type": "writ.break_glass_activation", "name": format!("break-glass activation {id}"),
+            "data": { "system": data["system"], "incident": incident } });
         return (entity, None, message);
     }
     if let Some(grants) = data["grants"].as_array() {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use writ_config::{Closure, Itsm};
 
 use crate::ticket::{TicketInfo, field_text};
-use crate::{Client, ItsmError, TicketSystem};
+use crate::{Client, ItsmError, NewIncident, TicketSystem};
 
 pub struct Jira {
     client: Client,
@@ -73,6 +73,31 @@ pub fn adf(text: &str) -> Value {
 
 #[async_trait]
 impl TicketSystem for Jira {
+    /// `POST /rest/api/3/issue` (201: `{"id", "key", "self"}`) in the incident's project,
+    /// of its issue type, with an ADF description.
+    async fn open_incident(&self, incident: &NewIncident) -> Result<String, ItsmError> {
+        let project = incident.project.as_deref().unwrap_or_default();
+        let body = json!({ "fields": {
+            "project": { "key": project },
+            "issuetype": { "name": incident.issue_type.as_deref().unwrap_or("Incident") },
+            "summary": incident.summary,
+            "description": adf(&incident.description),
+            "labels": ["writ-break-glass"],
+        }});
+        let created = self
+            .client
+            .send_json(Method::POST, "/rest/api/3/issue", &body, project)
+            .await?;
+        match created["key"].as_str() {
+            Some(key) if crate::check_key(key).is_ok() => Ok(key.to_string()),
+            _ => Err(ItsmError::WriteIgnored {
+                system: self.client.name.clone(),
+                key: project.to_string(),
+                problem: "the answer to creating an issue names no created issue".to_string(),
+            }),
+        }
+    }
+
     async fn ticket(&self, key: &str) -> Result<TicketInfo, ItsmError> {
         let mapping = &self.client.config.fields;
         let mut fields = vec!["summary", "status", "issuetype", "reporter", "assignee"];

@@ -73,9 +73,25 @@ impl ItsmError {
     }
 }
 
+/// An incident to open: what happened, in a summary line and a description, and where
+/// (Jira's project and issue type; ServiceNow's `incident` table needs neither).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewIncident {
+    pub summary: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_type: Option<String>,
+}
+
 /// What writ needs from a ticketing system.
 #[async_trait]
 pub trait TicketSystem: Send + Sync {
+    /// Opens an incident and returns its key as people know it (Jira `OPS-12`,
+    /// ServiceNow `INC0010001`).
+    async fn open_incident(&self, incident: &NewIncident) -> Result<String, ItsmError>;
+
     /// The ticket as the system's API shows it now.
     async fn ticket(&self, key: &str) -> Result<TicketInfo, ItsmError>;
 

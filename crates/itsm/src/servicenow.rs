@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use writ_config::{Closure, Itsm};
 
 use crate::ticket::{TicketInfo, field_text};
-use crate::{Client, ItsmError, TicketSystem};
+use crate::{Client, ItsmError, NewIncident, TicketSystem};
 
 /// Requested items: what a catalog request for access creates.
 const TABLE: &str = "sc_req_item";
@@ -159,6 +159,34 @@ impl ServiceNow {
 
 #[async_trait]
 impl TicketSystem for ServiceNow {
+    /// `POST /api/now/table/incident` (201: `{"result": {"sys_id", "number", ...}}`),
+    /// urgent and high impact: someone broke the glass.
+    async fn open_incident(&self, incident: &NewIncident) -> Result<String, ItsmError> {
+        let body = json!({
+            "short_description": incident.summary,
+            "description": incident.description,
+            "urgency": "1",
+            "impact": "1",
+        });
+        let created = self
+            .client
+            .send_json(
+                Method::POST,
+                "/api/now/table/incident?sysparm_fields=sys_id,number",
+                &body,
+                "incident",
+            )
+            .await?;
+        match created["result"]["number"].as_str() {
+            Some(number) if crate::check_key(number).is_ok() => Ok(number.to_string()),
+            _ => Err(self.ignored(
+                "incident",
+                "the answer to creating an incident names no created record; writ's API user needs \
+                 create access to the incident table (e.g. role itil)",
+            )),
+        }
+    }
+
     async fn ticket(&self, key: &str) -> Result<TicketInfo, ItsmError> {
         crate::check_key(key)?;
         let mapping = &self.client.config.fields;

@@ -18,6 +18,9 @@ pub enum OutboxAction {
     Note,
     /// Add the note and close the ticket (the access it asked for is gone, verified).
     Close,
+    /// Open a new incident (a break-glass activation): `body` is the incident as JSON,
+    /// `ticket_key` the activation's id.
+    OpenIncident,
 }
 
 impl OutboxAction {
@@ -25,11 +28,12 @@ impl OutboxAction {
         match self {
             Self::Note => "note",
             Self::Close => "close",
+            Self::OpenIncident => "open_incident",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Self::Note, Self::Close]
+        [Self::Note, Self::Close, Self::OpenIncident]
             .into_iter()
             .find(|action| action.as_str() == text)
     }

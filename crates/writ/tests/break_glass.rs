@@ -260,3 +260,154 @@ async fn break_glass_is_granted_at_once_told_and_reviewed_by_someone_else() {
     roles.cleanup().await;
     database.drop_now().await;
 }
+
+/// An activation opens an incident in the profile's ticketing system — Jira (in its
+/// project, of type Incident) or ServiceNow (its incident table) — retried while the
+/// system refuses, and the key it got is on the ledger.
+#[tokio::test]
+async fn an_activation_opens_an_incident_in_jira_or_servicenow() {
+    use support::{fake_jira, fake_servicenow};
+    let jira = fake_jira::FakeJira::start().await;
+    jira.put_project("OPS");
+    let snow = fake_servicenow::FakeServiceNow::start().await;
+    let config = format!(
+        r#"
+[[target]]
+name = "t"
+kind = "noop"
+
+[[entitlement]]
+id = "t/root"
+target = "t"
+role = "root"
+sensitivity = "critical"
+max_duration = "1h"
+
+[[itsm]]
+name = "jira"
+kind = "jira"
+url = "{jira_url}"
+user = "{jira_user}"
+password = "{jira_token}"
+webhook_secret = "{jira_secret}"
+request_states = ["Approved"]
+poll_every = "off"
+fields = {{ entitlement = "customfield_10050" }}
+
+[[itsm]]
+name = "snow"
+kind = "servicenow"
+url = "{snow_url}"
+user = "{snow_user}"
+password = "{snow_password}"
+webhook_secret = "{snow_secret}"
+request_states = ["2"]
+poll_every = "off"
+fields = {{ entitlement = "variables.entitlement" }}
+
+[[break_glass]]
+name = "jira-outage"
+entitlements = ["t/root"]
+max_duration = "30m"
+incident = {{ system = "jira", project = "OPS" }}
+
+[[break_glass]]
+name = "snow-outage"
+entitlements = ["t/root"]
+max_duration = "30m"
+incident = {{ system = "snow" }}
+
+[[user]]
+name = "olive"
+groups = ["oncall"]
+"#,
+        jira_url = jira.url,
+        jira_user = fake_jira::USER,
+        jira_token = fake_jira::API_TOKEN,
+        jira_secret = fake_jira::WEBHOOK_SECRET,
+        snow_url = snow.url,
+        snow_user = fake_servicenow::USER,
+        snow_password = fake_servicenow::PASSWORD,
+        snow_secret = fake_servicenow::WEBHOOK_SECRET,
+    );
+    let mut writ = Writ::new(&config, POLICIES);
+    writ.start().await;
+    let olive = writ.token("olive");
+    let admin = writ.admin_token();
+
+    // Jira refuses writes for now: the activation is granted all the same, and its
+    // incident waits in the outbox.
+    jira.set_failing_writes(Some(503));
+    for profile in ["jira-outage", "snow-outage"] {
+        let (status, activated) = writ
+            .post(
+                &format!("/v1/break-glass/{profile}"),
+                &olive,
+                json!({ "justification": "INC from the pager" }),
+            )
+            .await;
+        assert_eq!(status, 201, "{activated}");
+    }
+    let incidents = snow.records("incident");
+    assert!(
+        eventually(Duration::from_secs(15), || !snow
+            .records("incident")
+            .is_empty())
+        .await,
+        "{incidents:?}"
+    );
+    let incident = &snow.records("incident")[0];
+    assert_eq!(incident["urgency"], "1");
+    assert!(
+        incident["short_description"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("BREAK-GLASS: olive activated snow-outage")),
+        "{incident:?}"
+    );
+    assert!(jira.issue_as_held("OPS-1").is_none(), "Jira was refusing");
+    let (_, outbox) = writ.get("/v1/itsm/outbox", &admin).await;
+    assert_eq!(outbox["backlog"], 1, "{outbox}");
+
+    // Jira takes writes again: the incident is opened on the courier's next try.
+    jira.set_failing_writes(None);
+    assert!(
+        eventually(Duration::from_secs(20), || jira
+            .issue_as_held("OPS-1")
+            .is_some())
+        .await,
+        "{:?}",
+        jira.calls()
+    );
+    let issue = jira.issue_as_held("OPS-1").expect("issue");
+    assert_eq!(issue["fields"]["issuetype"]["name"], "Incident");
+    assert_eq!(issue["fields"]["labels"], json!(["writ-break-glass"]));
+
+    // Both keys are on the ledger, and the ledger verifies.
+    let (_, events) = writ.get("/v1/audit?limit=1000", &admin).await;
+    let opened: Vec<String> = events["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == "break_glass.incident_opened")
+        .map(|e| {
+            e["data"]["incident"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    assert!(opened.contains(&"OPS-1".to_string()), "{opened:?}");
+    assert!(
+        opened.iter().any(|key| key.starts_with("INC")),
+        "{opened:?}"
+    );
+    writ.stop();
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
+    );
+}

@@ -57,10 +57,12 @@ pub enum EventKind {
     /// A break-glass review passed its deadline without a sign-off.
     BreakGlassReviewOverdue,
     BreakGlassReviewSignedOff,
+    /// The incident ticket a break-glass activation opened in a ticketing system.
+    BreakGlassIncidentOpened,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 36] = [
+    pub const ALL: [EventKind; 37] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
         Self::RequestApprovalVoided,
@@ -97,6 +99,7 @@ impl EventKind {
         Self::BreakGlassActivated,
         Self::BreakGlassReviewOverdue,
         Self::BreakGlassReviewSignedOff,
+        Self::BreakGlassIncidentOpened,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +140,7 @@ impl EventKind {
             Self::BreakGlassActivated => "break_glass.activated",
             Self::BreakGlassReviewOverdue => "break_glass.review_overdue",
             Self::BreakGlassReviewSignedOff => "break_glass.review_signed_off",
+            Self::BreakGlassIncidentOpened => "break_glass.incident_opened",
         }
     }
 

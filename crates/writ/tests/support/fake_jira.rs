@@ -37,6 +37,8 @@ struct Inner {
     /// What writ answered each webhook call: (status, body).
     webhook_answers: Vec<(u16, Value)>,
     deliveries: u64,
+    /// Project keys issues may be created in.
+    projects: std::collections::BTreeSet<String>,
 }
 
 /// Workflow transitions every issue offers, as `GET .../transitions` lists them.
@@ -83,6 +85,7 @@ impl FakeJira {
         };
         let app = axum::Router::new()
             .route("/rest/api/3/search/jql", get(search))
+            .route("/rest/api/3/issue", post(create_issue))
             .route("/rest/api/3/issue/{key}", get(get_issue))
             .route("/rest/api/3/issue/{key}/comment", post(add_comment))
             .route(
@@ -110,6 +113,16 @@ impl FakeJira {
             let _ = axum::serve(listener, app).await;
         });
         fake
+    }
+
+    /// A project issues may be created in (`POST /rest/api/3/issue`).
+    pub fn put_project(&self, key: &str) {
+        self.lock().projects.insert(key.to_string());
+    }
+
+    /// The issue as the fake holds it now.
+    pub fn issue_as_held(&self, key: &str) -> Option<Value> {
+        self.lock().issues.get(key).cloned()
     }
 
     pub fn put_issue(&self, issue: Value) {
@@ -382,6 +395,82 @@ fn guard(
         ));
     }
     Ok(())
+}
+
+/// `POST /rest/api/3/issue`: 201 with `{"id", "key", "self"}`. The project must be one
+/// the fake knows (`put_project`), the issue type named, the description ADF.
+async fn create_issue(
+    State(fake): State<FakeJira>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let mut inner = fake.lock();
+    inner.calls.push("POST /rest/api/3/issue".to_string());
+    if let Some(status) = inner.failing.or(inner.failing_writes) {
+        return (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Json(json!({ "errorMessages": ["Internal server error"], "errors": {} })),
+        );
+    }
+    if !authorised(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "errorMessages": ["You are not authenticated."], "errors": {} })),
+        );
+    }
+    let fields = &body["fields"];
+    let project = fields["project"]["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut errors = serde_json::Map::new();
+    if !inner.projects.contains(&project) {
+        errors.insert("project".into(), json!("valid project is required"));
+    }
+    if fields["issuetype"]["name"]
+        .as_str()
+        .is_none_or(str::is_empty)
+    {
+        errors.insert("issuetype".into(), json!("Specify an issue type"));
+    }
+    if fields["summary"].as_str().is_none_or(str::is_empty) {
+        errors.insert(
+            "summary".into(),
+            json!("You must specify a summary of the issue."),
+        );
+    }
+    if fields["description"]["type"] != "doc" {
+        errors.insert(
+            "description".into(),
+            json!("Operation value must be an Atlassian Document"),
+        );
+    }
+    if !errors.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "errorMessages": [], "errors": errors })),
+        );
+    }
+    let number = 1 + inner
+        .issues
+        .keys()
+        .filter(|k| k.starts_with(&format!("{project}-")))
+        .count();
+    let key = format!("{project}-{number}");
+    let mut created = issue(&key, "Open", "writ", json!({}));
+    created["fields"]["summary"] = fields["summary"].clone();
+    created["fields"]["issuetype"] =
+        json!({ "id": "10010", "name": fields["issuetype"]["name"], "subtask": false });
+    created["fields"]["description"] = fields["description"].clone();
+    created["fields"]["labels"] = fields["labels"].clone();
+    let id = created["id"].clone();
+    inner.issues.insert(key.clone(), created);
+    (
+        StatusCode::CREATED,
+        Json(
+            json!({ "id": id, "key": key, "self": format!("https://acme.atlassian.net/rest/api/3/issue/{}", id.as_str().unwrap_or_default()) }),
+        ),
+    )
 }
 
 /// `POST /rest/api/3/issue/{key}/comment`: 201 with the comment. The body must be ADF.

@@ -124,7 +124,10 @@ impl FakeServiceNow {
             url,
         };
         let app = axum::Router::new()
-            .route("/api/now/table/{table}", get(list_records))
+            .route(
+                "/api/now/table/{table}",
+                get(list_records).post(create_record),
+            )
             .route(
                 "/api/now/table/{table}/{sys_id}",
                 get(get_record).patch(patch_record),
@@ -174,6 +177,15 @@ impl FakeServiceNow {
     }
 
     /// A field of an item.
+    /// Every record of `table` (e.g. the incidents writ opened), in sys_id order.
+    pub fn records(&self, table: &str) -> Vec<Record> {
+        self.lock()
+            .tables
+            .get(table)
+            .map(|records| records.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn field(&self, sys_id: &str, name: &str) -> String {
         self.field_of("sc_req_item", sys_id, name)
     }
@@ -427,6 +439,54 @@ async fn list_records(
     }
     // Table API v2 answers 200 with [] on no match.
     (StatusCode::OK, Json(json!({ "result": result })))
+}
+
+/// `POST /api/now/table/{table}`: one new record, 201 with it (its `sys_id`, and for an
+/// incident a `number` such as `INC0010001`), as the Table API answers.
+async fn create_record(
+    State(fake): State<FakeServiceNow>,
+    Path(table): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    Json(body): Json<Record>,
+) -> (StatusCode, Json<Value>) {
+    let mut inner = fake.lock();
+    inner.calls.push(format!("POST {table}"));
+    if let Err(refused) = authorised(&mut inner, &headers) {
+        return refused;
+    }
+    if inner.denied.iter().any(|(t, _)| t == &table) {
+        return failure(
+            StatusCode::FORBIDDEN,
+            "Operation Failed",
+            "ACL Exception Insert Failed due to security constraints",
+        );
+    }
+    inner.next_id += 1;
+    let sys_id = format!("n{:031}", inner.next_id);
+    let mut record = Record::new();
+    for (name, value) in body {
+        // Every field is a string in the Table API.
+        let text = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string);
+        record.insert(name, json!(text));
+    }
+    record.insert("sys_id".into(), json!(sys_id));
+    if table == "incident" {
+        record.insert(
+            "number".into(),
+            json!(format!("INC{:07}", 10_000 + inner.next_id)),
+        );
+        record.insert("state".into(), json!("1"));
+    }
+    let shown = project(&record, &query, &fake.url);
+    inner
+        .tables
+        .entry(table)
+        .or_default()
+        .insert(sys_id, record);
+    (StatusCode::CREATED, Json(json!({ "result": shown })))
 }
 
 async fn get_record(
