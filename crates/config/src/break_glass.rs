@@ -333,6 +333,7 @@ url = "https://acme.atlassian.net"
 user = "writ@acme.example"
 password = "api-token"
 webhook_secret = "0123456789abcdef0123"
+request_states = ["Approved"]
 fields = { entitlement = "customfield_10050" }
 "#;
 
