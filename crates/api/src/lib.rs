@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_route::metrics))
         .route("/openapi.json", get(openapi::serve))
         .route("/v1/requests", post(requests::create_request).get(requests::list_requests))
+        .route("/v1/requests/preview", post(requests::preview_request))
         .route("/v1/requests/{id}", get(requests::get_request))
         .route("/v1/requests/{id}/cancel", post(requests::cancel_request))
         .route("/v1/requests/{id}/approve", post(requests::approve_request))

@@ -13,6 +13,7 @@ use crate::{audit, grants, handlers, identities, itsm_routes, requests};
         crate::metrics_route::metrics,
         serve,
         requests::create_request,
+        requests::preview_request,
         requests::list_requests,
         requests::get_request,
         requests::cancel_request,

@@ -123,14 +123,32 @@ pub struct RequestQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/requests", request_body = CreateRequestBody,
-    responses((status = 201, body = CreatedRequest), (status = 400), (status = 401), (status = 403), (status = 422)))]
-pub async fn create_request(
-    State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    JsonBody(body): JsonBody<CreateRequestBody>,
-) -> Result<(StatusCode, Json<CreatedRequest>), ApiError> {
-    let new = NewRequest {
+/// What a request would be if made now: the decision, the duration it would be granted
+/// for, who could approve it, and what would change a denial. Nothing was recorded.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestPreview {
+    pub subject: String,
+    pub entitlement: String,
+    /// `approved` (automatic), `pending_approval` or `denied`, as the request would be.
+    pub state: RequestState,
+    pub decision: writ_domain::Decision,
+    pub requested_duration_seconds: i64,
+    /// What it would be granted for: the request capped by the entitlement, policy,
+    /// a ticket's change window and the subject's end date.
+    pub duration_seconds: i64,
+    /// The ticket as writ read it from its system, when it cites one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<Ticket>,
+    /// Needing approval: the users an `approve` policy permits now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// Denied: what would change the answer, where policy can tell.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+}
+
+fn new_request(body: CreateRequestBody) -> NewRequest {
+    NewRequest {
         entitlement: body.entitlement,
         subject: body.subject,
         duration_seconds: body.duration_seconds,
@@ -141,8 +159,47 @@ pub async fn create_request(
             verified: None,
         }),
         on_behalf_of: body.on_behalf_of,
-    };
-    let (request, credential) = state.engine.create_request_issuing(&caller, new).await?;
+    }
+}
+
+#[utoipa::path(post, path = "/v1/requests/preview", request_body = CreateRequestBody,
+    responses((status = 200, body = RequestPreview, description = "the decision writ would make now; nothing recorded, no target called"),
+        (status = 400), (status = 401), (status = 403), (status = 422)))]
+pub async fn preview_request(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(body): JsonBody<CreateRequestBody>,
+) -> Result<Json<RequestPreview>, ApiError> {
+    let request = state
+        .engine
+        .preview_request(&caller, new_request(body))
+        .await?;
+    let view = request_view(&state, request);
+    let request = view.request;
+    Ok(Json(RequestPreview {
+        subject: request.subject.to_string(),
+        entitlement: request.entitlement.to_string(),
+        state: request.state,
+        decision: request.decision,
+        requested_duration_seconds: request.requested_duration_seconds,
+        duration_seconds: request.duration_seconds,
+        ticket: request.ticket,
+        approvers: view.approvers,
+        hints: view.hints,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/requests", request_body = CreateRequestBody,
+    responses((status = 201, body = CreatedRequest), (status = 400), (status = 401), (status = 403), (status = 422)))]
+pub async fn create_request(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(body): JsonBody<CreateRequestBody>,
+) -> Result<(StatusCode, Json<CreatedRequest>), ApiError> {
+    let (request, credential) = state
+        .engine
+        .create_request_issuing(&caller, new_request(body))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedRequest {

@@ -179,15 +179,18 @@ impl Engine {
         }
     }
 
-    /// As `create_request`, for a request that a webhook delivery brought in.
-    pub(crate) async fn create_request_with(
+    /// The request `new` would be, decided under the policy in force, and not recorded:
+    /// every check a request meets (the ticket read from its system included), then the
+    /// decision and the duration it would be granted for. Nothing is written and no
+    /// target is called.
+    pub(crate) async fn decide_new(
         &self,
         caller: &Caller,
         new: NewRequest,
-        intake: Intake,
-    ) -> Result<Created, EngineError> {
-        let (subject, requested, entitlement_max) =
-            self.validate_new(caller, &new, intake.beneficiary.as_ref())?;
+        beneficiary: Option<&IdentityName>,
+        prefetched: Option<writ_itsm::TicketInfo>,
+    ) -> Result<Request, EngineError> {
+        let (subject, requested, entitlement_max) = self.validate_new(caller, &new, beneficiary)?;
         let now = self.clock.now();
         let entitlement = self
             .config
@@ -201,7 +204,7 @@ impl Engine {
                 &subject,
                 entitlement,
                 new.ticket,
-                intake.prefetched,
+                prefetched,
                 now,
             )
             .await?;
@@ -243,7 +246,7 @@ impl Engine {
             DecisionOutcome::Auto => RequestState::Approved,
             DecisionOutcome::Approval => RequestState::PendingApproval,
         };
-        let mut request = Request {
+        Ok(Request {
             id: RequestId::generate_at(now),
             state,
             requester: caller.name.clone(),
@@ -268,7 +271,32 @@ impl Engine {
             closed_by: None,
             close_comment: None,
             break_glass: None,
-        };
+        })
+    }
+
+    /// What `POST /v1/requests` would decide now, with no ledger write and no target
+    /// call: the request as it would be recorded, with who could approve it or what
+    /// would change a denial.
+    pub async fn preview_request(
+        &self,
+        caller: &Caller,
+        new: NewRequest,
+    ) -> Result<Request, EngineError> {
+        self.decide_new(caller, new, None, None).await
+    }
+
+    /// As `create_request`, for a request that a webhook delivery brought in.
+    pub(crate) async fn create_request_with(
+        &self,
+        caller: &Caller,
+        new: NewRequest,
+        intake: Intake,
+    ) -> Result<Created, EngineError> {
+        let mut request = self
+            .decide_new(caller, new, intake.beneficiary.as_ref(), intake.prefetched)
+            .await?;
+        let now = request.created_at;
+        let state = request.state;
         let grant = (state == RequestState::Approved).then(|| self.new_grant(&request, now));
         request.grant_id = grant.as_ref().map(|g| g.id);
 

@@ -118,6 +118,10 @@ pub enum Command {
         /// Agents: the user you act for (required for agents).
         #[arg(long)]
         on_behalf_of: Option<String>,
+        /// Show the decision writ would make now (automatic for how long, how many
+        /// approvals from whom, or denied and why), and record nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -495,18 +499,23 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             justification,
             ticket,
             on_behalf_of,
+            dry_run,
             client,
         } => {
-            client::Client::new(&config, &client)?
-                .request(
-                    entitlement,
-                    subject,
-                    duration,
-                    justification,
-                    ticket,
-                    on_behalf_of,
-                )
-                .await
+            let asked = client::Asked {
+                entitlement,
+                subject,
+                duration,
+                justification,
+                ticket,
+                on_behalf_of,
+            };
+            let client = client::Client::new(&config, &client)?;
+            if dry_run {
+                client.preview(asked).await
+            } else {
+                client.request(asked).await
+            }
         }
         Command::Requests {
             id,

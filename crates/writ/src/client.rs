@@ -16,6 +16,44 @@ use crate::{
     EXIT_UNAVAILABLE, EXIT_USAGE, Failure, output,
 };
 
+/// A request as `writ request` takes it.
+pub struct Asked {
+    pub entitlement: String,
+    pub subject: Option<String>,
+    pub duration: Option<String>,
+    pub justification: String,
+    pub ticket: Option<String>,
+    pub on_behalf_of: Option<String>,
+}
+
+impl Asked {
+    /// The body of `POST /v1/requests` (and of its preview).
+    fn body(self) -> Result<Value, Failure> {
+        let duration_seconds = self
+            .duration
+            .map(|d| {
+                parse_duration_seconds(&d)
+                    .map_err(|problem| Failure::usage(format!("--duration {d:?}: {problem}")))
+            })
+            .transpose()?;
+        let ticket = self
+            .ticket
+            .map(|t| {
+                t.split_once(':')
+                    .map(|(system, key)| json!({ "system": system, "key": key }))
+                    .ok_or_else(|| {
+                        Failure::usage(format!(
+                            "--ticket {t:?}: write SYSTEM:KEY, e.g. jira:OPS-42"
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(
+            json!({ "entitlement": self.entitlement, "subject": self.subject, "duration_seconds": duration_seconds, "justification": self.justification, "ticket": ticket, "on_behalf_of": self.on_behalf_of }),
+        )
+    }
+}
+
 /// reqwest's top-level message hides the cause (refused, timed out, no route, an
 /// untrusted certificate): the innermost error says it.
 fn innermost_cause(error: &reqwest::Error) -> String {
@@ -380,35 +418,9 @@ impl Client {
         }
     }
 
-    pub async fn request(
-        &self,
-        entitlement: String,
-        subject: Option<String>,
-        duration: Option<String>,
-        justification: String,
-        ticket: Option<String>,
-        on_behalf_of: Option<String>,
-    ) -> Result<(), Failure> {
-        let duration_seconds = duration
-            .map(|d| {
-                parse_duration_seconds(&d)
-                    .map_err(|problem| Failure::usage(format!("--duration {d:?}: {problem}")))
-            })
-            .transpose()?;
-        let ticket = ticket
-            .map(|t| {
-                t.split_once(':')
-                    .map(|(system, key)| json!({ "system": system, "key": key }))
-                    .ok_or_else(|| {
-                        Failure::usage(format!(
-                            "--ticket {t:?}: write SYSTEM:KEY, e.g. jira:OPS-42"
-                        ))
-                    })
-            })
-            .transpose()?;
-        let body = json!({ "entitlement": entitlement, "subject": subject, "duration_seconds": duration_seconds, "justification": justification, "ticket": ticket, "on_behalf_of": on_behalf_of });
+    pub async fn request(&self, asked: Asked) -> Result<(), Failure> {
         let request = self
-            .call(Method::POST, "/v1/requests", &[], Some(body))
+            .call(Method::POST, "/v1/requests", &[], Some(asked.body()?))
             .await?;
         self.print(&request, output::request);
         if request["state"] == "denied" {
@@ -444,6 +456,23 @@ impl Client {
             )
             .await?;
         self.print(&request, output::request);
+        Ok(())
+    }
+
+    /// `writ request --dry-run`: the decision writ would make now; nothing recorded.
+    pub async fn preview(&self, asked: Asked) -> Result<(), Failure> {
+        let preview = self
+            .call(
+                Method::POST,
+                "/v1/requests/preview",
+                &[],
+                Some(asked.body()?),
+            )
+            .await?;
+        self.print(&preview, output::request_preview);
+        if preview["state"] == "denied" {
+            return Err(Failure::silent(EXIT_DENIED));
+        }
         Ok(())
     }
 

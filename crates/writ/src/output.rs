@@ -646,6 +646,53 @@ pub fn finding(value: &Value) -> String {
     out
 }
 
+/// `writ request --dry-run`: the decision in one line, then why.
+pub fn request_preview(value: &Value) -> String {
+    let Ok(decision) = serde_json::from_value::<writ_domain::Decision>(value["decision"].clone())
+    else {
+        return format!("{value}\n");
+    };
+    let duration = format_duration_seconds(value["duration_seconds"].as_i64().unwrap_or(0));
+    let headline = match decision.outcome {
+        DecisionOutcome::Auto => format!("automatic, for {duration}"),
+        DecisionOutcome::Approval => {
+            let approvers = strings(&value["approvers"]);
+            let from = if approvers.is_empty() {
+                "nobody policy permits now".to_string()
+            } else {
+                approvers.join(", ")
+            };
+            format!(
+                "needs {} approval{} from {from}, for at most {duration}",
+                decision.approvals_required,
+                if decision.approvals_required == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            )
+        }
+        DecisionOutcome::Deny => format!("denied: {}", decision.reasons.join("; ")),
+    };
+    let mut out = format!(
+        "dry run: {} for {} would be {headline}\n",
+        value["entitlement"].as_str().unwrap_or_default(),
+        value["subject"].as_str().unwrap_or_default()
+    );
+    if !decision.policies.is_empty() {
+        let _ = writeln!(out, "  policies  {}", decision.policies.join(", "));
+    }
+    let _ = writeln!(out, "  policy set {}", decision.policy_hash);
+    for hint in strings(&value["hints"]) {
+        let _ = writeln!(out, "  what would change it: {hint}");
+    }
+    let _ = writeln!(
+        out,
+        "  nothing was recorded; ask without --dry-run to make the request"
+    );
+    out
+}
+
 fn as_activation(value: &Value) -> Option<Activation> {
     serde_json::from_value(value.clone()).ok()
 }

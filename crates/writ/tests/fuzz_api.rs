@@ -137,6 +137,7 @@ fn call() -> impl Strategy<Value = Call> {
     let post_path = prop_oneof![
         Just("/v1/requests".to_string()),
         Just("/v1/reconcile".to_string()),
+        Just("/v1/requests/preview".to_string()),
         segment().prop_map(|id| format!("/v1/requests/{id}/approve")),
         segment().prop_map(|id| format!("/v1/requests/{id}/reject")),
         segment().prop_map(|id| format!("/v1/requests/{id}/cancel")),

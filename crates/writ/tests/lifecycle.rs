@@ -680,3 +680,113 @@ async fn operational_endpoints_metrics_openapi_request_ids_and_graceful_shutdown
     assert!(s.writ.log().contains("writ stopped"));
     s.finish().await;
 }
+
+/// `POST /v1/requests/preview` and `writ request --dry-run` tell the decision writ would
+/// make — automatic for how long, approvals from whom, denied and why — and it is the
+/// one a real request then gets; a preview records nothing and touches no target.
+#[tokio::test]
+async fn a_preview_tells_the_decision_and_records_nothing() {
+    let mut s = setup(true).await;
+    s.writ.start().await;
+    // Tokens first: issuing one is on the ledger.
+    let (alice, dave, admin) = (
+        s.writ.token("alice"),
+        s.writ.token("dave"),
+        s.writ.admin_token(),
+    );
+    async fn events(writ: &Writ, admin: &str) -> usize {
+        let (_, events) = writ.get("/v1/audit?limit=1000", admin).await;
+        events["events"].as_array().map_or(0, Vec::len)
+    }
+    let before = events(&s.writ, &admin).await;
+    let ask = |entitlement: &str, duration: i64| json!({"entitlement": entitlement, "duration_seconds": duration, "justification": "month end"});
+
+    // Automatic, capped by policy's @max_duration (1h) below the asked-for 3h.
+    let (status, auto) = s
+        .writ
+        .post("/v1/requests/preview", &alice, ask("pg/read", 3 * 3600))
+        .await;
+    assert_eq!(status, 200, "{auto}");
+    assert_eq!(
+        (auto["state"].as_str(), auto["duration_seconds"].as_i64()),
+        (Some("approved"), Some(3600)),
+        "{auto}"
+    );
+    assert_eq!(auto["decision"]["policies"], json!(["low-auto"]));
+    // Needs one approval, from alice's manager.
+    let (_, pending) = s
+        .writ
+        .post("/v1/requests/preview", &alice, ask("pg/admin", 600))
+        .await;
+    assert_eq!(pending["decision"]["approvals_required"], 1, "{pending}");
+    assert_eq!(pending["approvers"], json!(["dave"]), "{pending}");
+    // dave is no engineer: denied, with the reason.
+    let (_, denied) = s
+        .writ
+        .post("/v1/requests/preview", &dave, ask("pg/read", 600))
+        .await;
+    assert_eq!(denied["state"], "denied", "{denied}");
+    assert_eq!(
+        denied["decision"]["reasons"],
+        json!(["no policy permits this request"])
+    );
+    // Refusals are the request's own.
+    let (status, refused) = s
+        .writ
+        .post("/v1/requests/preview", &alice, ask("pg/nope", 600))
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("unknown_entitlement"))
+    );
+
+    // Nothing recorded, nothing granted.
+    assert_eq!(events(&s.writ, &admin).await, before);
+    assert!(!s.roles.holds(&s.read_role, &s.alice_account).await);
+    let (_, requests) = s.writ.get("/v1/requests", &alice).await;
+    assert_eq!(requests["requests"], json!([]));
+
+    // The CLI says it in a line, and a real request then gets exactly that decision.
+    let dry = s.writ.run(&[
+        "request",
+        "pg/admin",
+        "-j",
+        "month end",
+        "--duration",
+        "10m",
+        "--dry-run",
+        "--token",
+        &alice,
+    ]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(
+        stdout(&dry).contains("would be needs 1 approval from dave, for at most 10m"),
+        "{}",
+        stdout(&dry)
+    );
+    let denied = s.writ.run(&[
+        "request",
+        "pg/read",
+        "-j",
+        "x",
+        "--dry-run",
+        "--token",
+        &dave,
+    ]);
+    assert!(
+        !denied.status.success(),
+        "a denied preview exits as a denied request"
+    );
+    assert!(
+        stdout(&denied).contains("would be denied: no policy permits this request"),
+        "{}",
+        stdout(&denied)
+    );
+    let (_, made) = s
+        .writ
+        .post("/v1/requests", &alice, ask("pg/read", 3 * 3600))
+        .await;
+    assert_eq!(made["decision"], auto["decision"]);
+    assert_eq!(made["duration_seconds"], auto["duration_seconds"]);
+    s.finish().await;
+}
