@@ -80,7 +80,7 @@ fn context_fields(facts: &RequestFacts<'_>, subject_kind: &str) -> Vec<(&'static
     fields
 }
 
-fn context(facts: &RequestFacts<'_>, subject_kind: &str) -> Result<Context, String> {
+pub(crate) fn context(facts: &RequestFacts<'_>, subject_kind: &str) -> Result<Context, String> {
     cedar_values::context(context_fields(facts, subject_kind))
 }
 
@@ -118,7 +118,7 @@ impl PolicyEngine {
     /// The entities a decision about `facts` can look at, and the principal's uid. Without
     /// an extra entity that is the catalog's prebuilt store; with one (the `Request` of an
     /// approval), a small store of just the entities involved.
-    fn entities_for(
+    pub(crate) fn entities_for(
         &self,
         actor: &str,
         facts: &RequestFacts<'_>,

@@ -6,9 +6,11 @@
 mod cedar_values;
 mod decide;
 mod entities;
+mod lint;
 mod load;
 mod slice;
 
 pub use decide::{ApproveFacts, DryRun, Evaluation, RequestFacts};
+pub use lint::{LintFinding, LintRule};
 pub use load::{PolicyDiagnostic, PolicyEngine, PolicyLoadError, SCHEMA_TEXT};
 pub use slice::SlicedPolicySet;

@@ -423,6 +423,11 @@ pub enum AuditCommand {
 pub enum PolicyCommand {
     /// Validate the policy folder against writ's schema; errors as file:line:column.
     Check,
+    /// Policies that are valid but probably not meant: automatic high or critical
+    /// access, permits without @max_duration, request policies that apply to nobody,
+    /// forbids without @reason. Exits 1 when it finds any (`policy check` prints them
+    /// as warnings); @lint_allow("RULE") on a policy silences a rule for it.
+    Lint,
     /// Print writ's Cedar schema.
     Schema,
     /// Put the policy folder's current set in force on a running server (admins; the
@@ -485,6 +490,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .await
         }
         Command::Policy(PolicyCommand::Check) => offline::policy_check(&config),
+        Command::Policy(PolicyCommand::Lint) => crate::policy_tools::policy_lint(&config),
         Command::Policy(PolicyCommand::Reload { client }) => {
             client::Client::new(&config, &client)?.reload_policy().await
         }

@@ -10,6 +10,7 @@ mod init;
 mod login;
 mod offline;
 mod output;
+mod policy_tools;
 mod serve;
 mod stdout;
 mod tls;

@@ -261,6 +261,8 @@ pub fn policy_check(config_path: &Path) -> Result<(), Failure> {
     for (id, effect) in policy.policy_ids() {
         outln!("  {effect:<6} {id}");
     }
+    let lint = crate::policy_tools::findings(&policy, &config);
+    crate::policy_tools::print(&lint, "warning: ");
     let dry_run = policy.dry_run(&config, SystemClock.now(), DRY_RUN_EVALUATIONS_MAX);
     if dry_run.errors.is_empty() {
         outln!(

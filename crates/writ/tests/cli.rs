@@ -497,3 +497,42 @@ async fn a_second_serve_on_one_sqlite_database_is_refused() {
     assert_eq!(status, 200);
     writ.stop();
 }
+
+/// `writ policy lint` names each finding with its policy and rule and exits 1;
+/// `writ policy check` prints the same as warnings and still passes a valid set.
+#[test]
+fn policy_lint_names_its_findings_and_check_warns() {
+    let config = format!(
+        "{}\n[[entitlement]]\nid = \"t/root\"\ntarget = \"t\"\nrole = \"root\"\nsensitivity = \"critical\"\nmax_duration = \"1h\"\n",
+        support::NOOP_CONFIG
+    );
+    let policies = r#"
+@id("anyone-root")
+permit (principal, action == Action::"request", resource == Entitlement::"t/root");
+"#;
+    let writ = Writ::new(&config, &[("p.cedar", policies)]);
+    let lint = writ.run(&["policy", "lint"]);
+    assert_eq!(code(&lint), 1, "{}", stderr(&lint));
+    let out = stdout(&lint);
+    assert!(out.contains("anyone-root: auto_high_sensitivity"), "{out}");
+    assert!(out.contains("t/root (e.g. for alice)"), "{out}");
+    assert!(out.contains("anyone-root: no_max_duration"), "{out}");
+    let check = writ.run(&["policy", "check"]);
+    assert_eq!(code(&check), 0, "{}", stderr(&check));
+    assert!(
+        stdout(&check).contains("warning: anyone-root: auto_high_sensitivity"),
+        "{}",
+        stdout(&check)
+    );
+    // Meant: said so on the policy.
+    std::fs::write(
+        writ.path("policies/p.cedar"),
+        policies.replace(
+            "@id(\"anyone-root\")",
+            "@id(\"anyone-root\") @lint_allow(\"auto_high_sensitivity, no_max_duration\")",
+        ),
+    )
+    .expect("write");
+    let lint = writ.run(&["policy", "lint"]);
+    assert_eq!(code(&lint), 0, "{}", stdout(&lint));
+}
