@@ -7,6 +7,7 @@
 
 mod break_glass;
 mod cluster;
+mod decisions;
 mod directory;
 mod findings;
 mod live;

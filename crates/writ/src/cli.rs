@@ -428,6 +428,18 @@ pub enum PolicyCommand {
     /// forbids without @reason. Exits 1 when it finds any (`policy check` prints them
     /// as warnings); @lint_allow("RULE") on a policy silences a rule for it.
     Lint,
+    /// Why a past request was decided as it was: its decision of record from the
+    /// ledger, and — when the policy set at hand is the one that decided — every
+    /// policy's part: which set the outcome and with which annotations, which applied,
+    /// and why the others did not.
+    Explain {
+        /// The request (its id, or a unique part of it such as req_4f2a9c1b).
+        id: String,
+        /// The policy folder to explain with (default: policy.dir); its set must be the
+        /// one that decided.
+        #[arg(long, value_name = "DIR")]
+        policies: Option<PathBuf>,
+    },
     /// Print writ's Cedar schema.
     Schema,
     /// Put the policy folder's current set in force on a running server (admins; the
@@ -491,6 +503,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Policy(PolicyCommand::Check) => offline::policy_check(&config),
         Command::Policy(PolicyCommand::Lint) => crate::policy_tools::policy_lint(&config),
+        Command::Policy(PolicyCommand::Explain { id, policies }) => {
+            crate::policy_tools::policy_explain(&config, &id, policies.as_deref()).await
+        }
         Command::Policy(PolicyCommand::Reload { client }) => {
             client::Client::new(&config, &client)?.reload_policy().await
         }

@@ -1,14 +1,15 @@
-//! Offline policy tools beyond `policy check`: `policy lint`.
+//! Offline policy tools beyond `policy check`: `policy lint`, `policy explain`.
 
 use std::path::Path;
 
-use writ_domain::Clock as _;
+use writ_domain::{Clock as _, DecisionOutcome, IdRef, Request, RequestId};
 use writ_engine::SystemClock;
-use writ_policy::{LintFinding, PolicyEngine};
+use writ_policy::{LintFinding, PolicyEngine, PolicyVerdict, RequestFacts};
+use writ_store::IdTable;
 
 use crate::offline::{load_config, load_policy};
 use crate::stdout::outln;
-use crate::{EXIT_FAILED, Failure};
+use crate::{EXIT_FAILED, EXIT_NOT_FOUND, Failure};
 
 /// Requests a lint's dry run evaluates at most (each is a few policy evaluations).
 const LINT_EVALUATIONS_MAX: usize = 50_000;
@@ -51,4 +52,171 @@ pub fn policy_lint(config_path: &Path) -> Result<(), Failure> {
             found.len()
         ),
     ))
+}
+
+/// A request id as a person types it (whole, `req_4f2a9c1b`, or a unique part), read
+/// against the database.
+async fn resolve_request(store: &writ_store::Store, text: &str) -> Result<RequestId, Failure> {
+    let not_found = |problem: String| Failure::with_code(EXIT_NOT_FOUND, problem);
+    match RequestId::reference(text) {
+        Ok(IdRef::Full(id)) => Ok(id),
+        Ok(IdRef::Fragment(fragment)) => {
+            let found = store
+                .ids_matching(IdTable::Requests, &fragment)
+                .await
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            match found.as_slice() {
+                [one] => one
+                    .parse()
+                    .map_err(|e: writ_domain::InvalidId| Failure::failed(e.to_string())),
+                [] => Err(not_found(format!("no request {text}"))),
+                _ => Err(Failure::usage(format!(
+                    "{text} names more than one request; give more of the id"
+                ))),
+            }
+        }
+        Err(invalid) => Err(not_found(format!("no request {text}: {}", invalid.problem))),
+    }
+}
+
+fn verdict_text(verdict: &PolicyVerdict) -> String {
+    match verdict {
+        PolicyVerdict::Determined => "SET THE OUTCOME".into(),
+        PolicyVerdict::Applied => "applied, but did not set the outcome".into(),
+        PolicyVerdict::ScopeDoesNotMatch => {
+            "did not apply: its scope (principal, action, resource) does not match".into()
+        }
+        PolicyVerdict::ConditionsFalse => {
+            "did not apply: its scope matches, its conditions were not met".into()
+        }
+        PolicyVerdict::Errored(error) => {
+            format!("could not be evaluated (counted as not satisfied; a forbid denies): {error}")
+        }
+    }
+}
+
+/// `writ policy explain REQUEST_ID`: the decision of record, from the ledger, and each
+/// policy's part in it when the policy set at hand is the one that decided.
+pub async fn policy_explain(
+    config_path: &Path,
+    id: &str,
+    policies: Option<&Path>,
+) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let policy = match policies {
+        Some(dir) => PolicyEngine::load(dir, &config)
+            .map_err(|e| Failure::usage(format!("{}: {e}", dir.display())))?,
+        None => load_policy(&config)?,
+    };
+    let store = crate::offline::open_store(&config).await?;
+    let id = resolve_request(&store, id).await?;
+    let event = store
+        .request_created_event(id)
+        .await
+        .map_err(|e| Failure::failed(e.to_string()))?;
+    store.close().await;
+    let event = event.ok_or_else(|| {
+        Failure::with_code(EXIT_NOT_FOUND, format!("no request.created event for {id}"))
+    })?;
+    let data: serde_json::Value =
+        serde_json::from_str(&event.data).map_err(|e| Failure::failed(e.to_string()))?;
+    let request: Request = serde_json::from_value(data["request"].clone())
+        .map_err(|e| Failure::failed(format!("event {}: {e}", event.seq)))?;
+    let recorded = &request.decision;
+    outln!(
+        "request {} — {} asked for {} for {}, {} s, at {}",
+        request.id.short(),
+        request.requester,
+        request.entitlement,
+        request.subject,
+        request.requested_duration_seconds,
+        request.created_at
+    );
+    outln!("  ledger event {} ({})", event.seq, event.hash);
+    outln!(
+        "  decided: {}{}; policy set {}",
+        outcome_text(recorded),
+        if recorded.policies.is_empty() {
+            " (no policy permitted it: default deny)".to_string()
+        } else {
+            format!(" by {}", recorded.policies.join(", "))
+        },
+        recorded.policy_hash
+    );
+    for reason in &recorded.reasons {
+        outln!("    reason: {reason}");
+    }
+    if policy.policy_hash() != recorded.policy_hash {
+        outln!(
+            "the policy set at hand ({}) is not the one that decided ({}): the decision above is the record. Give --policies DIR with that set (git history of the policy folder) to see each policy's part.",
+            policy.policy_hash(),
+            recorded.policy_hash
+        );
+        return Ok(());
+    }
+    let action = if request.break_glass.is_some() {
+        "break_glass"
+    } else {
+        "request"
+    };
+    let facts = RequestFacts {
+        requester: request.requester.as_str(),
+        subject: request.subject.as_str(),
+        entitlement: request.entitlement.as_str(),
+        duration_seconds: request.requested_duration_seconds,
+        justification: &request.justification,
+        ticket: request.ticket.as_ref(),
+        on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+        now: request.created_at,
+    };
+    let explained = policy
+        .explain(action, &facts)
+        .map_err(|problem| Failure::failed(format!("cannot evaluate it again: {problem}")))?;
+    outln!(
+        "the same policy set decides it again ({action}, at {}, with the identities and entitlements configured now):",
+        request.created_at
+    );
+    for part in &explained.parts {
+        let annotations: Vec<String> = part
+            .annotations
+            .iter()
+            .map(|(key, value)| format!("@{key}({value:?})"))
+            .collect();
+        let annotations = if annotations.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", annotations.join(" "))
+        };
+        outln!(
+            "  {:<6} {}{annotations}\n         {}",
+            part.effect,
+            part.id,
+            verdict_text(&part.verdict)
+        );
+    }
+    let again = &explained.decision;
+    if again.outcome != recorded.outcome
+        || again.approvals_required != recorded.approvals_required
+        || again.policies != recorded.policies
+    {
+        outln!(
+            "note: decided again it comes out {} — identities, groups or entitlements have changed since; the record stands",
+            outcome_text(again)
+        );
+    }
+    Ok(())
+}
+
+fn outcome_text(decision: &writ_domain::Decision) -> String {
+    let cap = decision
+        .max_duration_seconds
+        .map(|s| format!(", at most {}", writ_domain::format_duration_seconds(s)))
+        .unwrap_or_default();
+    match decision.outcome {
+        DecisionOutcome::Deny => "denied".to_string(),
+        DecisionOutcome::Auto => format!("automatic{cap}"),
+        DecisionOutcome::Approval => {
+            format!("{} approval(s) needed{cap}", decision.approvals_required)
+        }
+    }
 }

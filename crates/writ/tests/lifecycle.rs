@@ -790,3 +790,65 @@ async fn a_preview_tells_the_decision_and_records_nothing() {
     assert_eq!(made["duration_seconds"], auto["duration_seconds"]);
     s.finish().await;
 }
+
+/// `writ policy explain` tells a past decision from the ledger, and each policy's part
+/// while the set at hand is the one that decided; after a policy change it says so, and
+/// explains with the old set given as `--policies`.
+#[tokio::test]
+async fn a_past_decision_is_explained_from_the_ledger() {
+    let mut s = setup(true).await;
+    s.writ.start().await;
+    let alice = s.writ.token("alice");
+    let ask = |entitlement: &str| json!({"entitlement": entitlement, "duration_seconds": 600, "justification": "month end"});
+    let (_, pending) = s.writ.post("/v1/requests", &alice, ask("pg/admin")).await;
+    let id = pending["id"].as_str().expect("id").to_string();
+    s.writ.stop();
+
+    let explain = s.writ.run(&["policy", "explain", &id[..12]]);
+    assert!(explain.status.success(), "{}", stderr(&explain));
+    let out = stdout(&explain);
+    assert!(
+        out.contains("decided: 1 approval(s) needed by high-one-approval"),
+        "{out}"
+    );
+    assert!(
+        out.contains("permit high-one-approval @approvals(\"1\")\n         SET THE OUTCOME"),
+        "{out}"
+    );
+    assert!(
+        out.contains("permit low-auto @max_duration(\"1h\")\n         did not apply: its scope matches, its conditions were not met"),
+        "{out}"
+    );
+    assert!(
+        out.contains("permit manager-approves\n         did not apply: its scope (principal, action, resource) does not match"),
+        "{out}"
+    );
+
+    // The policies change: the record stands, and the old set explains it.
+    let old = tempfile::tempdir().expect("dir");
+    for (name, text) in POLICIES {
+        std::fs::write(old.path().join(name), text).expect("write");
+    }
+    std::fs::write(
+        s.writ.path("policies/request.cedar"),
+        "@id(\"everything-auto\") @max_duration(\"1h\")\npermit (principal, action == Action::\"request\", resource);\n",
+    )
+    .expect("write");
+    let explain = s.writ.run(&["policy", "explain", &id]);
+    let out = stdout(&explain);
+    assert!(out.contains("is not the one that decided"), "{out}");
+    assert!(!out.contains("SET THE OUTCOME"), "{out}");
+    let old_dir = old.path().to_string_lossy().to_string();
+    let explain = s
+        .writ
+        .run(&["policy", "explain", &id, "--policies", &old_dir]);
+    assert!(
+        stdout(&explain).contains("SET THE OUTCOME"),
+        "{}",
+        stdout(&explain)
+    );
+    let missing = s.writ.run(&["policy", "explain", "req_00000000"]);
+    assert_eq!(missing.status.code(), Some(4), "{}", stderr(&missing));
+    s.writ.start().await;
+    s.finish().await;
+}
