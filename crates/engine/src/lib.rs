@@ -36,6 +36,7 @@ mod reads;
 mod reconcile;
 mod redecide;
 mod rejections;
+pub mod replay;
 mod revocation;
 mod scheduler;
 pub mod sessions;

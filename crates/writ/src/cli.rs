@@ -440,6 +440,20 @@ pub enum PolicyCommand {
         #[arg(long, value_name = "DIR")]
         policies: Option<PathBuf>,
     },
+    /// How a proposed policy set would have decided the recorded requests: each
+    /// request on the ledger (since --since) decided again with its recorded facts, and
+    /// a table of the decisions that change. Records nothing.
+    Replay {
+        /// The proposed policy folder.
+        #[arg(long, value_name = "DIR")]
+        policies: PathBuf,
+        /// Only requests made this long ago or since, e.g. 30d or 12h (default: all).
+        #[arg(long)]
+        since: Option<String>,
+        /// Show at most this many changes (the count is always whole).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Print writ's Cedar schema.
     Schema,
     /// Put the policy folder's current set in force on a running server (admins; the
@@ -503,6 +517,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Policy(PolicyCommand::Check) => offline::policy_check(&config),
         Command::Policy(PolicyCommand::Lint) => crate::policy_tools::policy_lint(&config),
+        Command::Policy(PolicyCommand::Replay {
+            policies,
+            since,
+            limit,
+        }) => crate::policy_tools::policy_replay(&config, &policies, since.as_deref(), limit).await,
         Command::Policy(PolicyCommand::Explain { id, policies }) => {
             crate::policy_tools::policy_explain(&config, &id, policies.as_deref()).await
         }

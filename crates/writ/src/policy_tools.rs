@@ -1,4 +1,5 @@
-//! Offline policy tools beyond `policy check`: `policy lint`, `policy explain`.
+//! Offline policy tools beyond `policy check`: `policy lint`, `policy explain`,
+//! `policy replay`.
 
 use std::path::Path;
 
@@ -219,4 +220,70 @@ fn outcome_text(decision: &writ_domain::Decision) -> String {
             format!("{} approval(s) needed{cap}", decision.approvals_required)
         }
     }
+}
+
+/// `writ policy replay --policies DIR [--since 30d]`.
+pub async fn policy_replay(
+    config_path: &Path,
+    dir: &Path,
+    since: Option<&str>,
+    limit: usize,
+) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let proposed = PolicyEngine::load(dir, &config)
+        .map_err(|e| Failure::usage(format!("{}: {e}", dir.display())))?;
+    let since = match since {
+        None => writ_domain::Timestamp::from_unix_micros(0),
+        Some(text) => {
+            let seconds = writ_domain::parse_duration_seconds(text)
+                .map_err(|problem| Failure::usage(format!("--since {text:?}: {problem}")))?;
+            SystemClock.now().plus_seconds(-seconds)
+        }
+    };
+    let store = crate::offline::open_store(&config).await?;
+    let report = writ_engine::replay::replay(&store, &proposed, since).await;
+    store.close().await;
+    let report = report.map_err(|e| Failure::failed(e.to_string()))?;
+    outln!(
+        "replayed {} recorded requests under policy set {}: {} decision(s) change{}",
+        report.replayed,
+        proposed.policy_hash(),
+        report.changes.len(),
+        if report.skipped > 0 {
+            format!(
+                " ({} skipped: their identity or entitlement is no longer configured)",
+                report.skipped
+            )
+        } else {
+            String::new()
+        }
+    );
+    if report.changes.is_empty() {
+        return Ok(());
+    }
+    outln!(
+        "{:<12}  {:<20}  {:<12}  {:<12}  {:<24}  {:<28}  WOULD BE",
+        "REQUEST",
+        "MADE",
+        "REQUESTER",
+        "SUBJECT",
+        "ENTITLEMENT",
+        "WAS"
+    );
+    for change in report.changes.iter().take(limit) {
+        outln!(
+            "{:<12}  {:<20}  {:<12}  {:<12}  {:<24}  {:<28}  {}",
+            change.request.short(),
+            change.at.to_string().get(..19).unwrap_or_default(),
+            change.requester,
+            change.subject,
+            change.entitlement,
+            outcome_text(&change.was),
+            outcome_text(&change.would_be)
+        );
+    }
+    if report.changes.len() > limit {
+        outln!("… and {} more (--limit)", report.changes.len() - limit);
+    }
+    Ok(())
 }
