@@ -97,10 +97,10 @@ pub struct EntitlementList {
 pub async fn list_entitlements(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-) -> Json<EntitlementList> {
-    Json(EntitlementList {
-        entitlements: state.engine.entitlements_for(&caller),
-    })
+) -> Result<Json<EntitlementList>, ApiError> {
+    Ok(Json(EntitlementList {
+        entitlements: state.engine.entitlements_for(&caller).await?,
+    }))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

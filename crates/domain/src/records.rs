@@ -95,6 +95,10 @@ pub struct Request {
     /// Who rejected or cancelled it, and why.
     pub closed_by: Option<IdentityName>,
     pub close_comment: Option<String>,
+    /// What the subject held or had asked for when this was decided (policy's
+    /// `context.holds`): kept so the decision can be explained and replayed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<EntitlementId>,
     /// Set when a break-glass activation made it (granted without approval, reviewed
     /// after the fact).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -131,6 +131,7 @@ impl Engine {
             // The same checks as any request: known and enabled, a positive duration, a
             // justification within bounds, and only ever for the caller.
             let (subject, requested, entitlement_max) = self.validate_new(caller, &new, None)?;
+            let holds = self.store.held_entitlements(subject.as_str()).await?;
             let evaluation = self.policy().decide_break_glass(&RequestFacts {
                 requester: caller.name.as_str(),
                 subject: subject.as_str(),
@@ -139,6 +140,7 @@ impl Engine {
                 justification: &asked.justification,
                 ticket: None,
                 on_behalf_of: on_behalf_of.as_ref().map(|u| u.as_str()),
+                holds: &holds,
                 now,
             });
             self.report_policy_errors("break_glass", &evaluation.errors);
@@ -180,6 +182,7 @@ impl Engine {
                 pending_expires_at: None,
                 closed_by: None,
                 close_comment: None,
+                holds,
                 break_glass: Some(BreakGlassMark {
                     profile: profile.name.clone(),
                     activation: id,

@@ -121,6 +121,9 @@ error_codes! {
     DirectoryVersionMismatch = "directory_version_mismatch" => Conflict,
     NotPending = "not_pending" => Conflict,
     AlreadySignedOff = "already_signed_off" => Conflict,
+    /// What a decision depended on kept changing under it (what the subject holds):
+    /// nothing was recorded; ask again.
+    ConcurrentChange = "concurrent_change" => Conflict,
     AlreadyApproved = "already_approved" => Conflict,
     NotActive = "not_active" => Conflict,
     FindingNotOpen = "finding_not_open" => Conflict,

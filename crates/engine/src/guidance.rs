@@ -86,9 +86,14 @@ fn checked_ticket(system: Option<&String>, now: Timestamp) -> Ticket {
 }
 
 impl Engine {
-    /// Every configured entitlement, with policy's answer for `caller` now.
-    pub fn entitlements_for(&self, caller: &Caller) -> Vec<EntitlementView> {
+    /// Every configured entitlement, with policy's answer for `caller` now (what the
+    /// caller holds counted, as a request would count it).
+    pub async fn entitlements_for(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<EntitlementView>, EngineError> {
         let now = self.clock.now();
+        let holds = self.store.held_entitlements(caller.name.as_str()).await?;
         let ticket = checked_ticket(self.config.itsms.keys().next(), now);
         let mut views: Vec<EntitlementView> = self
             .config
@@ -104,6 +109,7 @@ impl Engine {
                         justification: "preview",
                         ticket,
                         on_behalf_of: None,
+                        holds: &holds,
                         now,
                     });
                     Preview::from(evaluation.value)
@@ -122,7 +128,7 @@ impl Engine {
             })
             .collect();
         views.sort_by(|a, b| a.id.cmp(&b.id));
-        views
+        Ok(views)
     }
 
     /// The error for an entitlement id that is not configured, naming the nearest ids.
@@ -230,6 +236,7 @@ impl Engine {
                     justification: &request.justification,
                     ticket: Some(ticket),
                     on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+                    holds: &request.holds,
                     now,
                 })
                 .value

@@ -16,6 +16,10 @@ use crate::{
     JUSTIFICATION_LENGTH_MAX, metrics_names,
 };
 
+/// How often a request is decided again when what its subject holds changed between
+/// the decision and its recording.
+const DECIDE_ATTEMPTS: u32 = 3;
+
 /// A request as a caller submits it.
 #[derive(Debug, Clone, Default)]
 pub struct NewRequest {
@@ -217,6 +221,8 @@ impl Engine {
             .identity(subject.as_str())
             .and_then(|identity| identity.valid_until)
             .map(|end| end.millis_since(now).div_euclid(1000));
+        // What the subject holds or has asked for: policy refuses toxic combinations.
+        let holds = self.store.held_entitlements(subject.as_str()).await?;
         let evaluation = self.policy().decide_request(&RequestFacts {
             requester: caller.name.as_str(),
             subject: subject.as_str(),
@@ -225,6 +231,7 @@ impl Engine {
             justification: &new.justification,
             ticket: checked.ticket.as_ref(),
             on_behalf_of: on_behalf_of.as_ref().map(|u| u.as_str()),
+            holds: &holds,
             now,
         });
         self.report_policy_errors("request", &evaluation.errors);
@@ -270,6 +277,7 @@ impl Engine {
                 .then(|| now.plus_seconds(self.config.pending_ttl_seconds)),
             closed_by: None,
             close_comment: None,
+            holds,
             break_glass: None,
         })
     }
@@ -292,17 +300,42 @@ impl Engine {
         new: NewRequest,
         intake: Intake,
     ) -> Result<Created, EngineError> {
-        let mut request = self
-            .decide_new(caller, new, intake.beneficiary.as_ref(), intake.prefetched)
-            .await?;
+        let mut attempts = 0;
+        let (mut request, mut tx) = loop {
+            attempts += 1;
+            let request = self
+                .decide_new(
+                    caller,
+                    new.clone(),
+                    intake.beneficiary.as_ref(),
+                    intake.prefetched.clone(),
+                )
+                .await?;
+            // Reads first: a writer that returns before sending anything leaves the
+            // shared transaction untouched.
+            let mut tx = self.store.begin().await?;
+            // The decision must have seen what the subject holds as of the write: two
+            // requests made at once for the two sides of a toxic combination must not
+            // each be decided without the other.
+            if tx.held_entitlements(request.subject.as_str()).await? == request.holds {
+                break (request, tx);
+            }
+            drop(tx);
+            if attempts >= DECIDE_ATTEMPTS {
+                return Err(EngineError::new(
+                    ErrorCode::ConcurrentChange,
+                    format!(
+                        "what {} holds kept changing while the request was decided; ask again",
+                        request.subject
+                    ),
+                ));
+            }
+        };
         let now = request.created_at;
         let state = request.state;
         let grant = (state == RequestState::Approved).then(|| self.new_grant(&request, now));
         request.grant_id = grant.as_ref().map(|g| g.id);
 
-        let mut tx = self.store.begin().await?;
-        // Reads first: a writer that returns before sending anything leaves the shared
-        // transaction untouched.
         let cited = request.ticket.as_ref().filter(|t| t.verified.is_some());
         // One ticket backs one request: its approvals, its closing and the evidence on
         // it then speak of that request alone.

@@ -333,6 +333,7 @@ impl Engine {
             justification: &request.justification,
             ticket: request.ticket.as_ref(),
             on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+            holds: &request.holds,
             now,
         });
         self.report_policy_errors("redecide", &evaluation.errors);

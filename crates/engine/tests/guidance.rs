@@ -48,7 +48,11 @@ async fn approvers_are_those_policy_permits_minus_parties_and_who_approved() {
 #[tokio::test]
 async fn previews_match_what_a_request_would_get() {
     let h = Harness::new(Storage::Sqlite).await;
-    let views = h.engine.entitlements_for(&caller("bob"));
+    let views = h
+        .engine
+        .entitlements_for(&caller("bob"))
+        .await
+        .expect("views");
     let view = |id: &str| views.iter().find(|v| v.id == id).expect("listed");
     assert_eq!(view("t/low").without_ticket.outcome, "auto");
     assert_eq!(
@@ -71,6 +75,8 @@ async fn previews_match_what_a_request_would_get() {
     assert!(
         h.engine
             .entitlements_for(&caller("dave"))
+            .await
+            .expect("views")
             .iter()
             .all(|v| v.without_ticket.outcome == "deny" && v.with_ticket.outcome == "deny")
     );

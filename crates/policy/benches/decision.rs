@@ -136,6 +136,7 @@ fn measure(engine: &PolicyEngine, whole: &PolicySet, config: &Config, seed: u64)
             justification: "bench",
             ticket: None,
             on_behalf_of: None,
+            holds: &[],
             now,
         };
         std::hint::black_box(engine.decide_request(&facts));
@@ -150,6 +151,7 @@ fn measure(engine: &PolicyEngine, whole: &PolicySet, config: &Config, seed: u64)
             justification: "bench",
             ticket: None,
             on_behalf_of: None,
+            holds: &[],
             now,
         };
         let started = Instant::now();
@@ -207,6 +209,7 @@ fn measure(engine: &PolicyEngine, whole: &PolicySet, config: &Config, seed: u64)
                 "has_ticket".to_string(),
                 RestrictedExpression::new_bool(false),
             ),
+            ("holds".to_string(), RestrictedExpression::new_set([])),
             (
                 "ticket_system".to_string(),
                 RestrictedExpression::new_string(String::new()),

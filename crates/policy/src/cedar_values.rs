@@ -22,6 +22,8 @@ pub(crate) enum Field {
     Long(i64),
     Text(String),
     Entity(EntityUid),
+    /// A set of entities (e.g. the entitlements a subject holds).
+    EntitySet(Vec<EntityUid>),
     /// RFC 3339 text, as Cedar's `datetime("…")` takes it.
     Datetime(String),
 }
@@ -37,6 +39,11 @@ fn value(field: Field) -> Result<Value, String> {
         Field::Long(n) => Value::from(n),
         Field::Text(text) => Value::from(text),
         Field::Entity(uid) => Value::from(ast::EntityUID::from(uid)),
+        Field::EntitySet(uids) => Value::set(
+            uids.into_iter()
+                .map(|uid| Value::from(ast::EntityUID::from(uid))),
+            None,
+        ),
         Field::Datetime(text) => {
             let datetime = DATETIME.ok_or("Cedar's datetime extension is not available")?;
             match datetime.call(&[Value::from(text)]) {
@@ -78,6 +85,9 @@ pub(crate) mod tests {
                 Field::Long(n) => RestrictedExpression::new_long(n),
                 Field::Text(text) => RestrictedExpression::new_string(text),
                 Field::Entity(uid) => RestrictedExpression::new_entity_uid(uid),
+                Field::EntitySet(uids) => RestrictedExpression::new_set(
+                    uids.into_iter().map(RestrictedExpression::new_entity_uid),
+                ),
                 Field::Datetime(text) => RestrictedExpression::new_datetime(text),
             };
             (key.to_string(), expression)
@@ -95,6 +105,14 @@ pub(crate) mod tests {
                     kind.parse().expect("type name"),
                     cedar_policy::EntityId::new(id)
                 )
+            )),
+            prop::collection::vec(".{0,6}", 0..4).prop_map(|ids| Field::EntitySet(
+                ids.into_iter()
+                    .map(|id| EntityUid::from_type_name_and_id(
+                        "Entitlement".parse().expect("type name"),
+                        cedar_policy::EntityId::new(id)
+                    ))
+                    .collect()
             )),
             (0i64..4_000_000_000_000, any::<bool>()).prop_map(|(ms, valid)| {
                 if valid {

@@ -8,7 +8,9 @@ use cedar_policy::{
     Context, Decision as CedarDecision, Entities, Entity, EntityUid, Request, Response,
     RestrictedExpression,
 };
-use writ_domain::{Decision, DecisionOutcome, Request as WritRequest, Ticket, Timestamp};
+use writ_domain::{
+    Decision, DecisionOutcome, EntitlementId, Request as WritRequest, Ticket, Timestamp,
+};
 
 use crate::cedar_values::{self, Field};
 use crate::entities::uid;
@@ -25,6 +27,8 @@ pub struct RequestFacts<'a> {
     pub ticket: Option<&'a Ticket>,
     /// The user an agent acts for.
     pub on_behalf_of: Option<&'a str>,
+    /// The entitlements the subject holds or has asked for (`context.holds`).
+    pub holds: &'a [EntitlementId],
     pub now: Timestamp,
 }
 
@@ -49,7 +53,7 @@ const NO_PERMIT_REASON: &str = "no policy permits this request";
 /// The context's fields, as `writ.cedarschema` declares them.
 fn context_fields(facts: &RequestFacts<'_>, subject_kind: &str) -> Vec<(&'static str, Field)> {
     let check = facts.ticket.and_then(|ticket| ticket.verified.as_ref());
-    let mut fields = Vec::with_capacity(14);
+    let mut fields = Vec::with_capacity(15);
     if let Some(end) = check.and_then(|check| check.window_end) {
         fields.push(("window_end", Field::Datetime(end.to_cedar_datetime())));
     }
@@ -74,6 +78,16 @@ fn context_fields(facts: &RequestFacts<'_>, subject_kind: &str) -> Vec<(&'static
             Field::Text(facts.justification.to_string()),
         ),
         ("has_ticket", Field::Bool(facts.ticket.is_some())),
+        (
+            "holds",
+            Field::EntitySet(
+                facts
+                    .holds
+                    .iter()
+                    .map(|held| uid("Entitlement", held.as_str()))
+                    .collect(),
+            ),
+        ),
         ("ticket_system", text(facts.ticket.map(|t| &t.system))),
         ("ticket_key", text(facts.ticket.map(|t| &t.key))),
     ]);
@@ -367,6 +381,7 @@ impl PolicyEngine {
             justification: &request.justification,
             ticket: request.ticket.as_ref(),
             on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+            holds: &request.holds,
             now: facts.now,
         };
         let resource = uid("Request", &request.id.to_string());
@@ -451,6 +466,7 @@ impl PolicyEngine {
                         justification: "writ policy check",
                         ticket,
                         on_behalf_of: identity.owner.as_ref().map(|o| o.as_str()),
+                        holds: &[],
                         now,
                     };
                     run.evaluated += 1;
@@ -487,6 +503,7 @@ mod tests {
                 checked_at: Timestamp::from_unix_micros(1_795_000_000_000_000),
             }),
         };
+        let held: Vec<EntitlementId> = vec!["pg/admin".parse().expect("id")];
         let full = RequestFacts {
             requester: "bot",
             subject: "alice",
@@ -495,11 +512,13 @@ mod tests {
             justification: "incident",
             ticket: Some(&ticket),
             on_behalf_of: Some("alice"),
+            holds: &held,
             now: Timestamp::from_unix_micros(1_795_000_000_000_001),
         };
         let bare = RequestFacts {
             ticket: None,
             on_behalf_of: None,
+            holds: &[],
             ..full.clone()
         };
         for facts in [full, bare] {

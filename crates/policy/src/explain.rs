@@ -187,6 +187,7 @@ forbid (principal, action == Action::"request", resource) when { context.justifi
                     justification,
                     ticket: None,
                     on_behalf_of: None,
+                    holds: &[],
                     now: Timestamp::from_unix_micros(1_800_000_000_000_000),
                 },
             )

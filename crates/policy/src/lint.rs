@@ -187,6 +187,7 @@ impl PolicyEngine {
                                 justification: "writ policy lint",
                                 ticket,
                                 on_behalf_of: identity.owner.as_ref().map(|o| o.as_str()),
+                                holds: &[],
                                 now,
                             };
                             let Ok((principal, entities, kind)) =

@@ -24,6 +24,9 @@ struct Case {
     justification: String,
     ticket: Option<Ticket>,
     on_behalf_of: Option<String>,
+    /// Entitlements the subject already holds (`context.holds`).
+    #[serde(default)]
+    holds: Vec<String>,
     now: Option<String>,
     expect: Expect,
 }
@@ -66,6 +69,11 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
         .map_or(Timestamp::from_unix_micros(1_795_000_000_000_000), |t| {
             Timestamp::parse_rfc3339(t).expect("now")
         });
+    let holds: Vec<writ_domain::EntitlementId> = case
+        .holds
+        .iter()
+        .map(|id| id.parse().expect("held entitlement"))
+        .collect();
     let facts = RequestFacts {
         requester: &case.requester,
         subject,
@@ -74,6 +82,7 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
         justification: &case.justification,
         ticket: case.ticket.as_ref(),
         on_behalf_of: case.on_behalf_of.as_deref(),
+        holds: &holds,
         now,
     };
     let mut check = |what: &str, ok: bool, detail: String| {
@@ -106,6 +115,7 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
             pending_expires_at: None,
             closed_by: None,
             close_comment: None,
+            holds: holds.clone(),
             break_glass: None,
         };
         let approver = case

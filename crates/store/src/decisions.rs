@@ -4,9 +4,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use writ_domain::ledger::{EventFields, StoredEvent};
-use writ_domain::{RequestId, Timestamp};
+use writ_domain::{EntitlementId, RequestId, Timestamp};
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, WriteTx};
 
 const COLUMNS: &str = "seq, at_us, actor, kind, data, prev_hash, hash";
 
@@ -81,5 +81,53 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(stored).collect()
+    }
+}
+
+/// The entitlements a subject holds or has asked for: its pending and active grants,
+/// and its requests waiting for approval (policy's `context.holds`).
+const HELD_SQL: &str = "SELECT entitlement FROM grants WHERE subject = $1 AND state IN ('pending', 'active') \
+     UNION SELECT entitlement FROM requests WHERE subject = $1 AND state = 'pending_approval' \
+     ORDER BY entitlement";
+
+fn entitlement_id(text: String) -> Result<EntitlementId, StoreError> {
+    text.parse()
+        .map_err(|e: writ_domain::InvalidId| StoreError::Corrupt {
+            what: "entitlement id",
+            id: text.clone(),
+            problem: e.to_string(),
+        })
+}
+
+impl Store {
+    /// What `subject` holds or has asked for, sorted, each once.
+    pub async fn held_entitlements(&self, subject: &str) -> Result<Vec<EntitlementId>, StoreError> {
+        let rows = sqlx::query(HELD_SQL)
+            .bind(subject)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| entitlement_id(row.try_get("entitlement")?))
+            .collect()
+    }
+}
+
+impl WriteTx<'_> {
+    /// As `Store::held_entitlements`, as of this transaction: what a decision about to
+    /// be recorded must have seen.
+    pub async fn held_entitlements(
+        &mut self,
+        subject: &str,
+    ) -> Result<Vec<EntitlementId>, StoreError> {
+        let rows = self
+            .read_texts(
+                HELD_SQL.to_string(),
+                vec![crate::write::Arg::Text(subject.to_string())],
+                1,
+            )
+            .await?;
+        rows.into_iter()
+            .map(|row| entitlement_id(row.into_iter().next().flatten().unwrap_or_default()))
+            .collect()
     }
 }

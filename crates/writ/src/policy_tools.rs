@@ -168,6 +168,7 @@ pub async fn policy_explain(
         justification: &request.justification,
         ticket: request.ticket.as_ref(),
         on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+        holds: &request.holds,
         now: request.created_at,
     };
     let explained = policy

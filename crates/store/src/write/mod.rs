@@ -154,7 +154,7 @@ impl<'s> WriteTx<'s> {
     /// Rows of a read in this transaction (after the buffered writes), each column as
     /// text. A failed read can leave the shared transaction unusable (PostgreSQL aborts
     /// it, and would then turn a COMMIT into a silent ROLLBACK), so it abandons the batch.
-    async fn read_texts(
+    pub(crate) async fn read_texts(
         &mut self,
         sql: String,
         args: Vec<Arg>,
