@@ -24,7 +24,7 @@ use writ_connectors::{Connectors, NoopConnector};
 use writ_domain::ledger::EventKind;
 use writ_domain::{IdentityKind, Request, Timestamp};
 use writ_engine::{Caller, Engine, NewRequest, SystemClock};
-use writ_policy::PolicyEngine;
+use writ_policy::{PolicyEngine, RequestFacts};
 use writ_store::Store;
 
 const TARGETS: usize = 4;
@@ -141,8 +141,21 @@ fn raw_decisions(policy: &PolicyEngine, requests: &[Request]) -> (f64, usize) {
     let started = Instant::now();
     let mut changed = 0;
     for request in requests {
-        let now = writ_engine::replay::redecide_recorded(policy, request).expect("decided");
-        changed += usize::from(now.max_duration_seconds != request.decision.max_duration_seconds);
+        let decision = policy
+            .decide_request(&RequestFacts {
+                requester: request.requester.as_str(),
+                subject: request.subject.as_str(),
+                entitlement: request.entitlement.as_str(),
+                duration_seconds: request.requested_duration_seconds,
+                justification: &request.justification,
+                ticket: request.ticket.as_ref(),
+                on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+                holds: &request.holds,
+                now: request.created_at,
+            })
+            .value;
+        changed +=
+            usize::from(decision.max_duration_seconds != request.decision.max_duration_seconds);
     }
     (started.elapsed().as_secs_f64(), changed)
 }

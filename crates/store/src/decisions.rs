@@ -37,6 +37,35 @@ fn stored(row: &AnyRow) -> Result<StoredEvent, StoreError> {
 }
 
 impl Store {
+    /// Events with `seq > after`, oldest first, at most `limit`, handed to `read` as
+    /// borrowed fields (no copy of their data): for passes over the whole ledger.
+    pub async fn with_event_page<T>(
+        &self,
+        after: i64,
+        limit: i64,
+        read: impl FnOnce(&[EventFields<'_>]) -> T,
+    ) -> Result<T, StoreError> {
+        let page = self.event_page(after, limit).await?;
+        let events =
+            crate::read::parse_event_page(page.text()?).map_err(|problem| StoreError::Corrupt {
+                what: "event page",
+                id: format!("after {after}"),
+                problem,
+            })?;
+        Ok(read(&events))
+    }
+
+    /// The sequence number just before the first event recorded at or after `since`
+    /// (where a pass over the events since then starts).
+    pub async fn seq_before(&self, since: Timestamp) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MIN(seq), (SELECT COALESCE(MAX(seq), 0) + 1 FROM events)) AS first FROM events WHERE at_us >= $1")
+            .bind(since.unix_micros())
+            .fetch_one(&self.pool)
+            .await?;
+        let first: i64 = row.try_get("first")?;
+        Ok((first - 1).max(0))
+    }
+
     /// The `request.created` event of a request: its decision of record.
     pub async fn request_created_event(
         &self,
@@ -61,26 +90,6 @@ impl Store {
             }
         }
         Ok(None)
-    }
-
-    /// `request.created` events after `after` (a sequence number) recorded at or after
-    /// `since`, oldest first, at most `limit`.
-    pub async fn request_created_events(
-        &self,
-        after: i64,
-        since: Timestamp,
-        limit: i64,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE seq > $1 AND kind = 'request.created' AND at_us >= $2 ORDER BY seq LIMIT $3"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after)
-            .bind(since.unix_micros())
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(stored).collect()
     }
 }
 

@@ -210,6 +210,12 @@ pub async fn policy_explain(
 }
 
 fn outcome_text(decision: &writ_domain::Decision) -> String {
+    summary_text(&writ_engine::replay::DecisionSummary::from(
+        decision.clone(),
+    ))
+}
+
+fn summary_text(decision: &writ_engine::replay::DecisionSummary) -> String {
     let cap = decision
         .max_duration_seconds
         .map(|s| format!(", at most {}", writ_domain::format_duration_seconds(s)))
@@ -279,8 +285,8 @@ pub async fn policy_replay(
             change.requester,
             change.subject,
             change.entitlement,
-            outcome_text(&change.was),
-            outcome_text(&change.would_be)
+            summary_text(&change.was),
+            summary_text(&change.would_be)
         );
     }
     if report.changes.len() > limit {
