@@ -163,3 +163,51 @@ pub async fn revoke_grant(
         .await?;
     Ok(Json(grant_view(&state, grant).await?))
 }
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    /// How much longer; defaults to the entitlement's maximum, capped like any request
+    /// (and by the subject's end date, the ticket's window and `ticket_max_total`).
+    #[serde(default, deserialize_with = "crate::json::whole_number")]
+    #[schema(minimum = 1)]
+    pub duration_seconds: Option<i64>,
+    /// Why more time is needed: required, at most 4,096 bytes.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 4096)]
+    pub justification: String,
+    /// Agents only, and required for them: the user the agent acts for.
+    pub on_behalf_of: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/grants/{id}/extend", request_body = ExtendBody,
+    responses((status = 201, body = crate::requests::RequestView, description = "the extension request: approved (the grant's end moved, `grant_id` is the grant), pending approval, or denied"),
+        (status = 403), (status = 404), (status = 409, description = "not_extendable"), (status = 422)))]
+pub async fn extend_grant(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Segment(id): Segment,
+    JsonBody(body): JsonBody<ExtendBody>,
+) -> Result<(axum::http::StatusCode, Json<crate::requests::RequestView>), ApiError> {
+    // Whoever may not read the grant is told it does not exist.
+    let grant = state
+        .engine
+        .visible_grant(&caller, state.engine.resolve_grant(&id).await?)
+        .await?;
+    let request = state
+        .engine
+        .extend_grant(
+            &caller,
+            grant.id,
+            writ_engine::ExtendGrant {
+                duration_seconds: body.duration_seconds,
+                justification: body.justification,
+                on_behalf_of: body.on_behalf_of,
+            },
+        )
+        .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(crate::requests::request_view(&state, request)),
+    ))
+}

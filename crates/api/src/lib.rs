@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grants", get(grants::list_grants))
         .route("/v1/grants/{id}", get(grants::get_grant))
         .route("/v1/grants/{id}/revoke", post(grants::revoke_grant))
+        .route("/v1/grants/{id}/extend", post(grants::extend_grant))
         .route("/v1/grants/{id}/credential", post(grants::collect_credential))
         .route("/v1/audit", get(audit::audit))
         .route("/v1/audit/verify", get(audit::audit_verify))

@@ -126,6 +126,7 @@ impl WritTools {
             justification: ask.justification,
             ticket,
             on_behalf_of: ask.on_behalf_of,
+            extends: None,
         };
         match self.state.engine.create_request_issuing(&caller, new).await {
             Ok((request, credential)) => answer(crate::requests::CreatedRequest {

@@ -23,6 +23,7 @@ use crate::{audit, grants, handlers, identities, itsm_routes, requests};
         grants::list_grants,
         grants::get_grant,
         grants::revoke_grant,
+        grants::extend_grant,
         grants::collect_credential,
         audit::audit,
         audit::audit_verify,

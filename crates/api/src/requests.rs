@@ -159,6 +159,8 @@ fn new_request(body: CreateRequestBody) -> NewRequest {
             verified: None,
         }),
         on_behalf_of: body.on_behalf_of,
+        // More time on a grant is asked for at /v1/grants/{id}/extend.
+        extends: None,
     }
 }
 

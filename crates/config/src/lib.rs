@@ -78,6 +78,9 @@ pub struct Config {
     pub policy_dir: PathBuf,
     /// How long a request may wait for approvals before it expires.
     pub pending_ttl_seconds: i64,
+    /// The longest one checked ticket backs access, extensions of its grant included
+    /// (`None`: no cap beyond the entitlement's and the ticket's own window).
+    pub ticket_max_total_seconds: Option<i64>,
     /// The kinds of identity that may approve requests (default: users only).
     pub approver_kinds: Vec<IdentityKind>,
     /// The longest pause between two attempts to revoke the same grant.

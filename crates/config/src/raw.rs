@@ -191,6 +191,8 @@ pub struct RawPolicy {
 pub struct RawRequests {
     pub pending_ttl: Option<EnvString>,
     pub approver_kinds: Option<Vec<EnvString>>,
+    /// A duration, or "off": the longest one checked ticket backs, extensions included.
+    pub ticket_max_total: Option<EnvString>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -201,6 +201,20 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         Some(text) => check.duration("requests.pending_ttl", &text.0)?,
         None => DEFAULT_PENDING_TTL_SECONDS,
     };
+    let ticket_max_total_seconds = match raw.requests.ticket_max_total {
+        Some(text) if text.0 == "off" => None,
+        Some(text) => {
+            let seconds = check.duration("requests.ticket_max_total", &text.0)?;
+            if seconds <= 0 {
+                return Err(check.invalid(
+                    "requests.ticket_max_total",
+                    "must be longer than nothing, or \"off\"",
+                ));
+            }
+            Some(seconds)
+        }
+        None => None,
+    };
     let retry_backoff_max_seconds = match raw.revocation.retry_backoff_max {
         Some(text) => check.duration("revocation.retry_backoff_max", &text.0)?,
         None => DEFAULT_RETRY_BACKOFF_MAX_SECONDS,
@@ -446,6 +460,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         storage_url,
         policy_dir,
         pending_ttl_seconds,
+        ticket_max_total_seconds,
         approver_kinds,
         retry_backoff_max_seconds,
         escalate_after_seconds,
@@ -888,6 +903,21 @@ owner = "alice"
 
     fn load(text: &str) -> Result<Config, String> {
         crate::Config::from_toml(Path::new("/etc/writ/writ.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_ticket_backs_at_most_ticket_max_total_or_off() {
+        let with = |value: &str| load(&format!("[requests]\nticket_max_total = {value}\n{GOOD}"));
+        assert_eq!(
+            with("\"7d\"").expect("7d").ticket_max_total_seconds,
+            Some(7 * 86_400)
+        );
+        assert_eq!(with("\"off\"").expect("off").ticket_max_total_seconds, None);
+        assert_eq!(load(GOOD).expect("default").ticket_max_total_seconds, None);
+        for bad in ["\"0s\"", "\"soon\""] {
+            let error = with(bad).expect_err(bad);
+            assert!(error.contains("requests.ticket_max_total"), "{error}");
+        }
     }
 
     /// Segregation of duties starts in the configuration.

@@ -222,6 +222,7 @@ mod tests {
             pending_expires_at: None,
             closed_by: None,
             close_comment: None,
+            extends: None,
             holds: Vec::new(),
             break_glass: Some(BreakGlassMark {
                 profile: activation.profile.clone(),

@@ -95,6 +95,10 @@ pub struct Request {
     /// Who rejected or cancelled it, and why.
     pub closed_by: Option<IdentityName>,
     pub close_comment: Option<String>,
+    /// For a request to extend a live grant: that grant. Granted, it moves the grant's
+    /// end later (`grant_id` is that grant) rather than making a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends: Option<GrantId>,
     /// What the subject held or had asked for when this was decided (policy's
     /// `context.holds`): kept so the decision can be explained and replayed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

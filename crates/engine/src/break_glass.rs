@@ -127,6 +127,7 @@ impl Engine {
                 justification: asked.justification.clone(),
                 ticket: None,
                 on_behalf_of: None,
+                extends: None,
             };
             // The same checks as any request: known and enabled, a positive duration, a
             // justification within bounds, and only ever for the caller.
@@ -183,6 +184,7 @@ impl Engine {
                 closed_by: None,
                 close_comment: None,
                 holds,
+                extends: None,
                 break_glass: Some(BreakGlassMark {
                     profile: profile.name.clone(),
                     activation: id,

@@ -121,9 +121,9 @@ error_codes! {
     DirectoryVersionMismatch = "directory_version_mismatch" => Conflict,
     NotPending = "not_pending" => Conflict,
     AlreadySignedOff = "already_signed_off" => Conflict,
-    /// What a decision depended on kept changing under it (what the subject holds):
-    /// nothing was recorded; ask again.
-    ConcurrentChange = "concurrent_change" => Conflict,
+    /// A grant that cannot be extended: not active, a credential, break-glass, or
+    /// already at the latest end it may have.
+    NotExtendable = "not_extendable" => Conflict,
     AlreadyApproved = "already_approved" => Conflict,
     NotActive = "not_active" => Conflict,
     FindingNotOpen = "finding_not_open" => Conflict,

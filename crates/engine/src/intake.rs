@@ -263,6 +263,7 @@ impl Engine {
                 verified: None,
             }),
             on_behalf_of: None,
+            extends: None,
         };
         // Approvals are often given in the ticketing system before the ticket reaches a
         // requesting state (and no later delivery comes): they count from the start.

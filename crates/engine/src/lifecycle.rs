@@ -16,9 +16,12 @@ use crate::{
     JUSTIFICATION_LENGTH_MAX, metrics_names,
 };
 
-/// How often a request is decided again when what its subject holds changed between
-/// the decision and its recording.
-const DECIDE_ATTEMPTS: u32 = 3;
+/// A request decided and not yet recorded, with what caps its grant besides policy (to
+/// decide it again if what its subject holds changes before it is recorded).
+pub(crate) struct Decided {
+    pub request: Request,
+    pub cap_seconds: i64,
+}
 
 /// A request as a caller submits it.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +35,8 @@ pub struct NewRequest {
     pub ticket: Option<Ticket>,
     /// Agents only (and then required): the user the agent acts for.
     pub on_behalf_of: Option<String>,
+    /// More time on this live grant (`Engine::extend_grant`), rather than a new one.
+    pub extends: Option<GrantId>,
 }
 
 fn check_comment(comment: &str) -> Result<(), EngineError> {
@@ -193,7 +198,7 @@ impl Engine {
         new: NewRequest,
         beneficiary: Option<&IdentityName>,
         prefetched: Option<writ_itsm::TicketInfo>,
-    ) -> Result<Request, EngineError> {
+    ) -> Result<Decided, EngineError> {
         let (subject, requested, entitlement_max) = self.validate_new(caller, &new, beneficiary)?;
         let now = self.clock.now();
         let entitlement = self
@@ -221,41 +226,30 @@ impl Engine {
             .identity(subject.as_str())
             .and_then(|identity| identity.valid_until)
             .map(|end| end.millis_since(now).div_euclid(1000));
+        // One checked ticket backs at most `requests.ticket_max_total`.
+        let ticket_cap_seconds = checked
+            .ticket
+            .as_ref()
+            .filter(|t| t.verified.is_some())
+            .and(self.config.ticket_max_total_seconds);
         // What the subject holds or has asked for: policy refuses toxic combinations.
         let holds = self.store.held_entitlements(subject.as_str()).await?;
-        let evaluation = self.policy().decide_request(&RequestFacts {
-            requester: caller.name.as_str(),
-            subject: subject.as_str(),
-            entitlement: &new.entitlement,
-            duration_seconds: requested,
-            justification: &new.justification,
-            ticket: checked.ticket.as_ref(),
-            on_behalf_of: on_behalf_of.as_ref().map(|u| u.as_str()),
-            holds: &holds,
-            now,
-        });
-        self.report_policy_errors("request", &evaluation.errors);
-        let decision = evaluation.value;
-        let duration_seconds = [
+        // Everything that caps the grant but policy.
+        let cap_seconds = [
             Some(requested),
             Some(entitlement_max),
-            decision.max_duration_seconds,
             window_seconds,
             subject_ends_seconds,
             checked.lasts_at_most_seconds,
+            ticket_cap_seconds,
         ]
         .into_iter()
         .flatten()
         .min()
         .unwrap_or(0);
-        let state = match decision.outcome {
-            DecisionOutcome::Deny => RequestState::Denied,
-            DecisionOutcome::Auto => RequestState::Approved,
-            DecisionOutcome::Approval => RequestState::PendingApproval,
-        };
-        Ok(Request {
+        let mut request = Request {
             id: RequestId::generate_at(now),
-            state,
+            state: RequestState::Denied,
             requester: caller.name.clone(),
             subject,
             entitlement: new
@@ -268,18 +262,64 @@ impl Engine {
             ticket: checked.ticket,
             on_behalf_of,
             requested_duration_seconds: requested,
-            duration_seconds,
-            decision,
+            duration_seconds: 0,
+            // Decided just below.
+            decision: writ_domain::Decision {
+                outcome: DecisionOutcome::Deny,
+                approvals_required: 0,
+                policies: Vec::new(),
+                reasons: Vec::new(),
+                max_duration_seconds: None,
+                policy_hash: String::new(),
+            },
             approvals: Vec::new(),
             grant_id: None,
             created_at: now,
-            pending_expires_at: (state == RequestState::PendingApproval)
-                .then(|| now.plus_seconds(self.config.pending_ttl_seconds)),
+            pending_expires_at: None,
             closed_by: None,
             close_comment: None,
             holds,
+            extends: new.extends,
             break_glass: None,
+        };
+        self.decide_on(&mut request, cap_seconds);
+        Ok(Decided {
+            request,
+            cap_seconds,
         })
+    }
+
+    /// Decides `request` under the policy in force with its facts as they stand (what
+    /// its subject holds included), and sets its state, duration and approval deadline.
+    /// `cap_seconds`: what caps the grant besides policy.
+    fn decide_on(&self, request: &mut Request, cap_seconds: i64) {
+        let evaluation = self.policy().decide_request(&RequestFacts {
+            requester: request.requester.as_str(),
+            subject: request.subject.as_str(),
+            entitlement: request.entitlement.as_str(),
+            duration_seconds: request.requested_duration_seconds,
+            justification: &request.justification,
+            ticket: request.ticket.as_ref(),
+            on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+            holds: &request.holds,
+            now: request.created_at,
+        });
+        self.report_policy_errors("request", &evaluation.errors);
+        let decision = evaluation.value;
+        request.duration_seconds = decision
+            .max_duration_seconds
+            .map_or(cap_seconds, |max| max.min(cap_seconds));
+        request.state = match decision.outcome {
+            DecisionOutcome::Deny => RequestState::Denied,
+            DecisionOutcome::Auto => RequestState::Approved,
+            DecisionOutcome::Approval => RequestState::PendingApproval,
+        };
+        request.pending_expires_at = (request.state == RequestState::PendingApproval).then(|| {
+            request
+                .created_at
+                .plus_seconds(self.config.pending_ttl_seconds)
+        });
+        request.decision = decision;
     }
 
     /// What `POST /v1/requests` would decide now, with no ledger write and no target
@@ -290,7 +330,7 @@ impl Engine {
         caller: &Caller,
         new: NewRequest,
     ) -> Result<Request, EngineError> {
-        self.decide_new(caller, new, None, None).await
+        Ok(self.decide_new(caller, new, None, None).await?.request)
     }
 
     /// As `create_request`, for a request that a webhook delivery brought in.
@@ -300,43 +340,34 @@ impl Engine {
         new: NewRequest,
         intake: Intake,
     ) -> Result<Created, EngineError> {
-        let mut attempts = 0;
-        let (mut request, mut tx) = loop {
-            attempts += 1;
-            let request = self
-                .decide_new(
-                    caller,
-                    new.clone(),
-                    intake.beneficiary.as_ref(),
-                    intake.prefetched.clone(),
-                )
-                .await?;
-            // Reads first: a writer that returns before sending anything leaves the
-            // shared transaction untouched.
-            let mut tx = self.store.begin().await?;
-            // The decision must have seen what the subject holds as of the write: two
-            // requests made at once for the two sides of a toxic combination must not
-            // each be decided without the other.
-            if tx.held_entitlements(request.subject.as_str()).await? == request.holds {
-                break (request, tx);
-            }
-            drop(tx);
-            if attempts >= DECIDE_ATTEMPTS {
-                return Err(EngineError::new(
-                    ErrorCode::ConcurrentChange,
-                    format!(
-                        "what {} holds kept changing while the request was decided; ask again",
-                        request.subject
-                    ),
-                ));
-            }
-        };
+        let Decided {
+            mut request,
+            cap_seconds,
+        } = self
+            .decide_new(caller, new, intake.beneficiary.as_ref(), intake.prefetched)
+            .await?;
+        // Reads first: a writer that returns before sending anything leaves the shared
+        // transaction untouched.
+        let mut tx = self.store.begin().await?;
+        // The decision must stand on what the subject holds as of the write: two requests
+        // made at once for the two sides of a toxic combination are decided one after
+        // the other, never each without the other.
+        let holds = tx.held_entitlements(request.subject.as_str()).await?;
+        if holds != request.holds {
+            request.holds = holds;
+            self.decide_on(&mut request, cap_seconds);
+        }
         let now = request.created_at;
         let state = request.state;
-        let grant = (state == RequestState::Approved).then(|| self.new_grant(&request, now));
+        let grant = (state == RequestState::Approved && request.extends.is_none())
+            .then(|| self.new_grant(&request, now));
         request.grant_id = grant.as_ref().map(|g| g.id);
 
-        let cited = request.ticket.as_ref().filter(|t| t.verified.is_some());
+        // An extension cites the ticket of the grant it extends, which already backs it.
+        let cited = request
+            .ticket
+            .as_ref()
+            .filter(|t| t.verified.is_some() && request.extends.is_none());
         // One ticket backs one request: its approvals, its closing and the evidence on
         // it then speak of that request alone.
         if let Some(ticket) = cited
@@ -362,6 +393,12 @@ impl Engine {
             tx.link_ticket(&ticket.system, &ticket.key, request.id)
                 .await?;
         }
+        let extended = match request.extends {
+            Some(_) if state == RequestState::Approved => {
+                Some(self.extended_grant(&mut tx, &mut request).await?)
+            }
+            _ => None,
+        };
         tx.insert_request(&request).await?;
         self.append_request_event(
             &mut tx,
@@ -371,6 +408,10 @@ impl Engine {
             &request,
         )
         .await?;
+        if let Some(grant) = &extended {
+            self.record_extension(&mut tx, &caller.actor(), grant, &request, now)
+                .await?;
+        }
         if let Some(grant) = &grant {
             self.record_new_grant(&mut tx, &caller.actor(), grant, now)
                 .await?;
@@ -668,15 +709,38 @@ impl Engine {
                 .state
                 .transition(RequestEvent::Approve)
                 .map_err(|e| EngineError::new(ErrorCode::NotPending, e.to_string()))?;
-            let new = self.new_grant(&request, now);
-            request.grant_id = Some(new.id);
             request.pending_expires_at = None;
-            tx.update_request(&request).await?;
-            self.append_request_event(&mut tx, now, actor, EventKind::RequestApproved, &request)
+            if request.extends.is_some() {
+                // More time on the live grant, not a new one.
+                let extended = self.extended_grant(&mut tx, &mut request).await?;
+                tx.update_request(&request).await?;
+                self.append_request_event(
+                    &mut tx,
+                    now,
+                    actor,
+                    EventKind::RequestApproved,
+                    &request,
+                )
                 .await?;
-            tx.delete_job(&request.id.to_string()).await?;
-            self.record_new_grant(&mut tx, actor, &new, now).await?;
-            grant = Some(new.id);
+                tx.delete_job(&request.id.to_string()).await?;
+                self.record_extension(&mut tx, actor, &extended, &request, now)
+                    .await?;
+            } else {
+                let new = self.new_grant(&request, now);
+                request.grant_id = Some(new.id);
+                tx.update_request(&request).await?;
+                self.append_request_event(
+                    &mut tx,
+                    now,
+                    actor,
+                    EventKind::RequestApproved,
+                    &request,
+                )
+                .await?;
+                tx.delete_job(&request.id.to_string()).await?;
+                self.record_new_grant(&mut tx, actor, &new, now).await?;
+                grant = Some(new.id);
+            }
         } else {
             tx.update_request(&request).await?;
             self.append_request_event(

@@ -116,6 +116,7 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
             closed_by: None,
             close_comment: None,
             holds: holds.clone(),
+            extends: None,
             break_glass: None,
         };
         let approver = case

@@ -35,6 +35,7 @@ fn request(created_at_us: i64) -> Request {
         pending_expires_at: None,
         closed_by: None,
         close_comment: None,
+        extends: None,
         holds: Vec::new(),
         break_glass: None,
     }

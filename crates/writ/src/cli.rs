@@ -296,6 +296,23 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Ask for more time on an active grant: a new request under the policy in force
+    /// (with its own approvals), which moves the grant's end when granted.
+    Extend {
+        /// The grant (its id, or a unique part of it such as grt_4f2a9c1b).
+        grant: String,
+        /// How much longer, e.g. 1h or 30m (default: the entitlement's maximum).
+        #[arg(long)]
+        duration: Option<String>,
+        /// Why more time is needed.
+        #[arg(long, short = 'j')]
+        justification: String,
+        /// Agents: the user you act for (required for agents).
+        #[arg(long)]
+        on_behalf_of: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// End a grant now: writ removes it from the target and verifies it is gone.
     Revoke {
         /// The grant (its id, or a unique part of it such as grt_4f2a9c1b).
@@ -684,6 +701,17 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     client.sign_off_activation(&id, comment).await
                 }
             }
+        }
+        Command::Extend {
+            grant,
+            duration,
+            justification,
+            on_behalf_of,
+            client,
+        } => {
+            client::Client::new(&config, &client)?
+                .extend(&grant, duration, justification, on_behalf_of)
+                .await
         }
         Command::Revoke { id, reason, client } => {
             client::Client::new(&config, &client)?

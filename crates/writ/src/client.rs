@@ -459,6 +459,30 @@ impl Client {
         Ok(())
     }
 
+    /// `writ extend GRANT`: more time, decided now as a request of its own.
+    pub async fn extend(
+        &self,
+        grant: &str,
+        duration: Option<String>,
+        justification: String,
+        on_behalf_of: Option<String>,
+    ) -> Result<(), Failure> {
+        let duration_seconds = duration
+            .map(|d| {
+                parse_duration_seconds(&d)
+                    .map_err(|problem| Failure::usage(format!("--duration {d:?}: {problem}")))
+            })
+            .transpose()?;
+        let path = format!("/v1/grants/{}/extend", Self::segment(grant)?);
+        let body = json!({ "duration_seconds": duration_seconds, "justification": justification, "on_behalf_of": on_behalf_of });
+        let request = self.call(Method::POST, &path, &[], Some(body)).await?;
+        self.print(&request, output::request);
+        if request["state"] == "denied" {
+            return Err(Failure::silent(EXIT_DENIED));
+        }
+        Ok(())
+    }
+
     /// `writ request --dry-run`: the decision writ would make now; nothing recorded.
     pub async fn preview(&self, asked: Asked) -> Result<(), Failure> {
         let preview = self

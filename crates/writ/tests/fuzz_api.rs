@@ -143,6 +143,7 @@ fn call() -> impl Strategy<Value = Call> {
         segment().prop_map(|id| format!("/v1/requests/{id}/cancel")),
         segment().prop_map(|id| format!("/v1/grants/{id}/revoke")),
         segment().prop_map(|id| format!("/v1/grants/{id}/credential")),
+        segment().prop_map(|id| format!("/v1/grants/{id}/extend")),
         segment().prop_map(|id| format!("/v1/findings/{id}/accept")),
         segment().prop_map(|id| format!("/v1/tokens/{id}/revoke")),
         segment().prop_map(|name| format!("/v1/itsm/{name}/webhook")),

@@ -1254,3 +1254,81 @@ async fn a_ticket_whose_deliveries_were_lost_is_found_by_polling() {
     }
     s.finish().await;
 }
+
+/// `requests.ticket_max_total` caps what one ticket backs: the request citing it, and
+/// any extension of its grant (which cites the same ticket, checked again).
+#[tokio::test]
+async fn one_ticket_backs_at_most_ticket_max_total_extensions_included() {
+    let mut s = setup().await;
+    s.writ.stop();
+    s.writ.replace_in_config(
+        "[storage]",
+        "[requests]\nticket_max_total = \"1h\"\n\n[storage]",
+    );
+    s.writ.start().await;
+    let alice = s.writ.token("alice");
+    s.jira.put_issue(issue(
+        "OPS-31",
+        "Approved",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+    let (status, request) = s
+        .writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({ "entitlement": "pg/read", "justification": "deploy", "duration_seconds": 3 * 3600,
+                    "ticket": { "system": "jira", "key": "OPS-31" } }),
+        )
+        .await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(
+        request["duration_seconds"], 3600,
+        "capped by ticket_max_total: {request}"
+    );
+    let grant: writ_domain::GrantId = request["grant_id"]
+        .as_str()
+        .expect("grant")
+        .parse()
+        .expect("id");
+    s.writ
+        .wait_for_grant_state(
+            grant,
+            &alice,
+            std::time::Duration::from_secs(10),
+            GrantState::Active,
+        )
+        .await;
+    // The ticket has backed all it may: no extension.
+    let (status, refused) = s
+        .writ
+        .post(
+            &format!("/v1/grants/{grant}/extend"),
+            &alice,
+            json!({ "duration_seconds": 1800, "justification": "overran" }),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("not_extendable")),
+        "{refused}"
+    );
+    // A ticket no longer in an approved state backs no extension either.
+    s.jira.put_issue(issue(
+        "OPS-31",
+        "Done",
+        ALICE_JIRA,
+        json!({ "customfield_10050": "pg/read" }),
+    ));
+    let (status, refused) = s
+        .writ
+        .post(
+            &format!("/v1/grants/{grant}/extend"),
+            &alice,
+            json!({ "duration_seconds": 60, "justification": "overran" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    s.finish().await;
+}

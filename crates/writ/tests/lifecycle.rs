@@ -940,3 +940,81 @@ async fn a_proposed_policy_set_is_replayed_over_the_recorded_requests() {
     s.writ.start().await;
     s.finish().await;
 }
+
+/// More time on a grant through the API and the CLI: a new decision under the policy in
+/// force that moves the same lease's end, on the real target; someone else's grant
+/// answers 404.
+#[tokio::test]
+async fn a_grant_is_extended_by_a_decision_of_its_own() {
+    let mut s = setup(true).await;
+    s.writ.start().await;
+    let (alice, bob) = (s.writ.token("alice"), s.writ.token("bob"));
+    let (_, made) = s
+        .writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({"entitlement": "pg/read", "duration_seconds": 3, "justification": "numbers"}),
+        )
+        .await;
+    let grant: writ_domain::GrantId = made["grant_id"]
+        .as_str()
+        .expect("grant")
+        .parse()
+        .expect("id");
+    s.writ
+        .wait_for_grant_state(grant, &alice, Duration::from_secs(10), GrantState::Active)
+        .await;
+    let before = s.writ.grant(grant, &alice).await.grant.expires_at;
+
+    let (status, refused) = s
+        .writ
+        .post(
+            &format!("/v1/grants/{grant}/extend"),
+            &bob,
+            json!({"duration_seconds": 5, "justification": "mine now"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{refused}");
+    let extended = s.writ.run(&[
+        "extend",
+        &grant.to_string(),
+        "--duration",
+        "5s",
+        "-j",
+        "the numbers are late",
+        "--token",
+        &alice,
+    ]);
+    assert!(extended.status.success(), "{}", stderr(&extended));
+    let after = s.writ.grant(grant, &alice).await.grant.expires_at;
+    assert_eq!(after, before.plus_seconds(5));
+    let (_, requests) = s.writ.get("/v1/requests", &alice).await;
+    let extension = requests["requests"]
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["extends"] == grant.to_string()))
+        .expect("the extension is a request of its own");
+    assert_eq!(extension["state"], "approved");
+    assert_eq!(extension["grant_id"], grant.to_string());
+
+    // Past the original end the role is still held; at the new end it is verified gone.
+    tokio::time::sleep(Duration::from_millis(
+        u64::try_from(
+            before
+                .millis_since(writ_domain::Clock::now(&writ_engine::SystemClock))
+                .max(0),
+        )
+        .unwrap_or(0)
+            + 1000,
+    ))
+    .await;
+    assert!(
+        s.roles.holds(&s.read_role, &s.alice_account).await,
+        "extended, not ended"
+    );
+    s.writ
+        .wait_for_grant_state(grant, &alice, Duration::from_secs(15), GrantState::Revoked)
+        .await;
+    assert!(!s.roles.holds(&s.read_role, &s.alice_account).await);
+    s.finish().await;
+}
