@@ -417,6 +417,25 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
             },
         ),
         post(
+            "/v1/requests/preview".into(),
+            json!({ "entitlement": "pg/read", "justification": "j" }),
+            |w| match w {
+                // An agent says whom it acts for, even to preview.
+                Who::Agent => Status(422),
+                _ => Status(200),
+            },
+        ),
+        post(
+            format!("/v1/grants/{g2}/extend"),
+            json!({ "duration_seconds": 60, "justification": "j" }),
+            |w| match w {
+                Who::Own => Status(0),
+                // They read it, but it is not theirs to extend.
+                Who::Auditor | Who::Admin => Status(403),
+                _ => Status(404),
+            },
+        ),
+        post(
             "/v1/break-glass/outage".into(),
             json!({ "justification": "j" }),
             |w| match w {
