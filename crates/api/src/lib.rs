@@ -18,6 +18,7 @@ mod mcp;
 mod metrics_route;
 pub mod openapi;
 mod policy;
+mod reports;
 mod requests;
 mod scim;
 mod segment;
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/approve", post(requests::approve_request))
         .route("/v1/requests/{id}/reject", post(requests::reject_request))
         .route("/v1/entitlements", get(requests::list_entitlements))
+        .route("/v1/reports/{name}", get(reports::report))
         .route("/v1/break-glass/{profile}", post(break_glass::activate))
         .route("/v1/break-glass/activations", get(break_glass::list_activations))
         .route("/v1/break-glass/activations/{id}", get(break_glass::get_activation))

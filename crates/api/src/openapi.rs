@@ -43,6 +43,7 @@ use crate::{audit, grants, handlers, identities, itsm_routes, requests};
         crate::findings::accept_finding,
         crate::tokens::list_tokens,
         crate::tokens::revoke_token,
+        crate::reports::report,
         crate::break_glass::activate,
         crate::break_glass::list_activations,
         crate::break_glass::get_activation,

@@ -38,6 +38,7 @@ mod reconcile;
 mod redecide;
 mod rejections;
 pub mod replay;
+pub mod reports;
 mod revocation;
 mod scheduler;
 pub mod sessions;

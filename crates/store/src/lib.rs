@@ -17,6 +17,7 @@ mod orphans;
 mod outbox;
 mod page;
 mod read;
+mod reports;
 mod scan;
 mod sqlite_writer;
 mod verify;
@@ -37,6 +38,7 @@ pub use page::{ID_CURSOR_PATTERN, Page, PageCursor, SortKey, TIMED_CURSOR_PATTER
 pub use read::{
     GRANT_ORDER, GrantFilter, ID_MATCHES_MAX, IdTable, LiveLease, REQUEST_ORDER, RequestFilter,
 };
+pub use reports::FailingRevocation;
 pub use verify::{VerifyError, VerifyReport};
 pub use write::WriteTx;
 

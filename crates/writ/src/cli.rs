@@ -313,6 +313,21 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// A report for auditors (auditors and admins): standing-access, exceptions,
+    /// failed-revocations, time-to-revoke, break-glass, orphans, requests-by-outcome or
+    /// agent-access. A table; --json for JSON, --csv for CSV.
+    Report {
+        /// Which report.
+        name: String,
+        /// The period or threshold in days (each report has its default; docs/reports.md).
+        #[arg(long)]
+        days: Option<i64>,
+        /// Print CSV (RFC 4180) instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// End a grant now: writ removes it from the target and verifies it is gone.
     Revoke {
         /// The grant (its id, or a unique part of it such as grt_4f2a9c1b).
@@ -711,6 +726,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             client::Client::new(&config, &client)?
                 .extend(&grant, duration, justification, on_behalf_of)
+                .await
+        }
+        Command::Report {
+            name,
+            days,
+            csv,
+            client,
+        } => {
+            client::Client::new(&config, &client)?
+                .report(&name, days, csv)
                 .await
         }
         Command::Revoke { id, reason, client } => {

@@ -9,6 +9,7 @@ use writ_domain::{Clock, Timestamp, parse_duration_seconds};
 use writ_engine::SystemClock;
 
 mod break_glass;
+mod reports;
 
 use crate::cli::ClientArgs;
 use crate::{

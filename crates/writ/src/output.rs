@@ -693,6 +693,59 @@ pub fn request_preview(value: &Value) -> String {
     out
 }
 
+/// A report: its scope, a table with each column as wide as its widest cell, and its
+/// summary.
+pub fn report(value: &Value) -> String {
+    let cells = |row: &Value| -> Vec<String> {
+        row.as_array()
+            .into_iter()
+            .flatten()
+            .map(|cell| cell.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let columns: Vec<String> = cells(&value["columns"])
+        .into_iter()
+        .map(|c| c.to_uppercase())
+        .collect();
+    let rows: Vec<Vec<String>> = value["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(cells)
+        .collect();
+    let mut out = format!(
+        "{}: {}\n",
+        value["report"].as_str().unwrap_or_default(),
+        value["scope"].as_str().unwrap_or_default()
+    );
+    if rows.is_empty() {
+        out.push_str("  nothing to report\n");
+    } else {
+        let widths: Vec<usize> = (0..columns.len())
+            .map(|i| {
+                rows.iter()
+                    .filter_map(|row| row.get(i))
+                    .chain(std::iter::once(&columns[i]))
+                    .map(|cell| cell.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for row in std::iter::once(&columns).chain(rows.iter()) {
+            let line: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        }
+    }
+    for (name, figure) in value["summary"].as_object().into_iter().flatten() {
+        let _ = writeln!(out, "{name}: {}", figure.as_str().unwrap_or_default());
+    }
+    out
+}
+
 fn as_activation(value: &Value) -> Option<Activation> {
     serde_json::from_value(value.clone()).ok()
 }

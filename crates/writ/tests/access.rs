@@ -355,6 +355,10 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
             Who::Auditor | Who::Admin => Status(200),
             _ => Status(403),
         }),
+        get("/v1/reports/standing-access".into(), |w| match w {
+            Who::Auditor | Who::Admin => Status(200),
+            _ => Status(403),
+        }),
         get("/v1/itsm/outbox".into(), |w| match w {
             Who::Auditor | Who::Admin => Status(200),
             _ => Status(403),

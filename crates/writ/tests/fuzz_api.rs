@@ -160,6 +160,7 @@ fn call() -> impl Strategy<Value = Call> {
         segment().prop_map(|id| format!("/v1/requests/{id}")),
         segment().prop_map(|id| format!("/v1/grants/{id}")),
         segment().prop_map(|id| format!("/v1/findings/{id}")),
+        segment().prop_map(|name| format!("/v1/reports/{name}")),
         query().prop_map(|q| format!("/v1/break-glass/activations?{q}")),
         segment().prop_map(|id| format!("/v1/break-glass/activations/{id}")),
     ];

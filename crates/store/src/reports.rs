@@ -1,0 +1,83 @@
+//! The reads reports are made of: whole sets of state rows, never the ledger (the
+//! tables say what the ledger says; `audit verify` checks that they do).
+
+use sqlx::Row;
+use writ_domain::lifecycle::GrantState;
+use writ_domain::{Finding, FindingState, Grant, Timestamp};
+
+use crate::{Store, StoreError, finding_from_row, grant_from_row};
+
+/// A grant whose removal keeps failing, with its job's bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailingRevocation {
+    pub grant: Grant,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub escalated_at: Option<Timestamp>,
+}
+
+impl Store {
+    /// Every grant in `state`.
+    pub async fn grants_in(&self, state: GrantState) -> Result<Vec<Grant>, StoreError> {
+        let rows = sqlx::query("SELECT id, doc FROM grants WHERE state = $1")
+            .bind(state.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
+    /// Grants being revoked or failed whose revocation has failed at least once.
+    pub async fn failing_revocations(&self) -> Result<Vec<FailingRevocation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.id, g.doc, j.attempts, j.last_error, j.escalated_at_us FROM grants g \
+             JOIN jobs j ON j.object_id = g.id \
+             WHERE g.state IN ('revoking', 'failed') AND j.attempts > 0 ORDER BY g.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FailingRevocation {
+                    grant: grant_from_row(row)?,
+                    attempts: row.try_get("attempts")?,
+                    last_error: row.try_get("last_error")?,
+                    escalated_at: row
+                        .try_get::<Option<i64>, _>("escalated_at_us")?
+                        .map(Timestamp::from_unix_micros),
+                })
+            })
+            .collect()
+    }
+
+    /// Every finding in `state`.
+    pub async fn findings_in(&self, state: FindingState) -> Result<Vec<Finding>, StoreError> {
+        let rows = sqlx::query("SELECT id, doc FROM findings WHERE state = $1")
+            .bind(state.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(finding_from_row).collect()
+    }
+
+    /// Requests made since `since`, counted by (entitlement, state).
+    pub async fn request_outcomes(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT entitlement, state, COUNT(*) AS n FROM requests WHERE created_at_us >= $1 \
+             GROUP BY entitlement, state ORDER BY entitlement, state",
+        )
+        .bind(since.unix_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("entitlement")?,
+                    row.try_get("state")?,
+                    row.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+}
