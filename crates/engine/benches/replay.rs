@@ -142,17 +142,11 @@ fn raw_decisions(policy: &PolicyEngine, requests: &[Request]) -> (f64, usize) {
     let mut changed = 0;
     for request in requests {
         let decision = policy
-            .decide_request(&RequestFacts {
-                requester: request.requester.as_str(),
-                subject: request.subject.as_str(),
-                entitlement: request.entitlement.as_str(),
-                duration_seconds: request.requested_duration_seconds,
-                justification: &request.justification,
-                ticket: request.ticket.as_ref(),
-                on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
-                holds: &request.holds,
-                now: request.created_at,
-            })
+            .decide_request(&RequestFacts::of_request(
+                request,
+                request.requested_duration_seconds,
+                request.created_at,
+            ))
             .value;
         changed +=
             usize::from(decision.max_duration_seconds != request.decision.max_duration_seconds);

@@ -293,17 +293,11 @@ impl Engine {
     /// its subject holds included), and sets its state, duration and approval deadline.
     /// `cap_seconds`: what caps the grant besides policy.
     fn decide_on(&self, request: &mut Request, cap_seconds: i64) {
-        let evaluation = self.policy().decide_request(&RequestFacts {
-            requester: request.requester.as_str(),
-            subject: request.subject.as_str(),
-            entitlement: request.entitlement.as_str(),
-            duration_seconds: request.requested_duration_seconds,
-            justification: &request.justification,
-            ticket: request.ticket.as_ref(),
-            on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
-            holds: &request.holds,
-            now: request.created_at,
-        });
+        let evaluation = self.policy().decide_request(&RequestFacts::of_request(
+            request,
+            request.requested_duration_seconds,
+            request.created_at,
+        ));
         self.report_policy_errors("request", &evaluation.errors);
         let decision = evaluation.value;
         request.duration_seconds = decision

@@ -249,7 +249,7 @@ impl Engine {
                 ]);
                 let mut expiries = Vec::new();
                 let mut early = Vec::new();
-                for g in self.store.grants_in(GrantState::Revoked).await? {
+                for g in self.store.ended_leases().await? {
                     let Some(verified) = g.verified_at.filter(|at| *at >= since) else {
                         continue;
                     };

@@ -32,6 +32,23 @@ pub struct RequestFacts<'a> {
     pub now: Timestamp,
 }
 
+impl<'a> RequestFacts<'a> {
+    /// The facts of a recorded request, for `duration_seconds` at `now`.
+    pub fn of_request(request: &'a WritRequest, duration_seconds: i64, now: Timestamp) -> Self {
+        Self {
+            requester: request.requester.as_str(),
+            subject: request.subject.as_str(),
+            entitlement: request.entitlement.as_str(),
+            duration_seconds,
+            justification: &request.justification,
+            ticket: request.ticket.as_ref(),
+            on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+            holds: &request.holds,
+            now,
+        }
+    }
+}
+
 /// Who wants to approve (or revoke) which request.
 #[derive(Debug, Clone)]
 pub struct ApproveFacts<'a> {
@@ -373,17 +390,7 @@ impl PolicyEngine {
 
     fn permits_on_request(&self, action: &str, facts: &ApproveFacts<'_>) -> Evaluation<bool> {
         let request = facts.request;
-        let request_facts = RequestFacts {
-            requester: request.requester.as_str(),
-            subject: request.subject.as_str(),
-            entitlement: request.entitlement.as_str(),
-            duration_seconds: request.duration_seconds,
-            justification: &request.justification,
-            ticket: request.ticket.as_ref(),
-            on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
-            holds: &request.holds,
-            now: facts.now,
-        };
+        let request_facts = RequestFacts::of_request(request, request.duration_seconds, facts.now);
         let resource = uid("Request", &request.id.to_string());
         let evaluated = self.request_entity(request).and_then(|entity| {
             self.evaluate(facts.actor, action, resource, &request_facts, Some(entity))

@@ -38,7 +38,7 @@ pub use page::{ID_CURSOR_PATTERN, Page, PageCursor, SortKey, TIMED_CURSOR_PATTER
 pub use read::{
     GRANT_ORDER, GrantFilter, ID_MATCHES_MAX, IdTable, LiveLease, REQUEST_ORDER, RequestFilter,
 };
-pub use reports::FailingRevocation;
+pub use reports::{EndedLease, FailingRevocation};
 pub use verify::{VerifyError, VerifyReport};
 pub use write::WriteTx;
 

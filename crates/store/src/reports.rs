@@ -16,7 +16,28 @@ pub struct FailingRevocation {
     pub escalated_at: Option<Timestamp>,
 }
 
+/// When a revoked lease should have ended and when it was verified gone: what time to
+/// revoke is made of (read without the rest of the grant).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct EndedLease {
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub verified_at: Option<Timestamp>,
+    #[serde(default)]
+    pub revoke_reason: Option<writ_domain::RevokeReason>,
+}
+
 impl Store {
+    /// Every revoked lease's ends.
+    pub async fn ended_leases(&self) -> Result<Vec<EndedLease>, StoreError> {
+        let rows = sqlx::query("SELECT id, doc FROM grants WHERE state = 'revoked'")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| crate::decode_doc("grant", row))
+            .collect()
+    }
+
     /// Every grant in `state`.
     pub async fn grants_in(&self, state: GrantState) -> Result<Vec<Grant>, StoreError> {
         let rows = sqlx::query("SELECT id, doc FROM grants WHERE state = $1")

@@ -17,6 +17,16 @@ use crate::{
     EXIT_UNAVAILABLE, EXIT_USAGE, Failure, output,
 };
 
+/// `--duration`, in seconds, when given.
+pub(crate) fn duration_option(duration: Option<String>) -> Result<Option<i64>, Failure> {
+    duration
+        .map(|d| {
+            parse_duration_seconds(&d)
+                .map_err(|problem| Failure::usage(format!("--duration {d:?}: {problem}")))
+        })
+        .transpose()
+}
+
 /// A request as `writ request` takes it.
 pub struct Asked {
     pub entitlement: String,
@@ -30,13 +40,7 @@ pub struct Asked {
 impl Asked {
     /// The body of `POST /v1/requests` (and of its preview).
     fn body(self) -> Result<Value, Failure> {
-        let duration_seconds = self
-            .duration
-            .map(|d| {
-                parse_duration_seconds(&d)
-                    .map_err(|problem| Failure::usage(format!("--duration {d:?}: {problem}")))
-            })
-            .transpose()?;
+        let duration_seconds = duration_option(self.duration)?;
         let ticket = self
             .ticket
             .map(|t| {
@@ -468,12 +472,7 @@ impl Client {
         justification: String,
         on_behalf_of: Option<String>,
     ) -> Result<(), Failure> {
-        let duration_seconds = duration
-            .map(|d| {
-                parse_duration_seconds(&d)
-                    .map_err(|problem| Failure::usage(format!("--duration {d:?}: {problem}")))
-            })
-            .transpose()?;
+        let duration_seconds = duration_option(duration)?;
         let path = format!("/v1/grants/{}/extend", Self::segment(grant)?);
         let body = json!({ "duration_seconds": duration_seconds, "justification": justification, "on_behalf_of": on_behalf_of });
         let request = self.call(Method::POST, &path, &[], Some(body)).await?;

@@ -160,17 +160,11 @@ pub async fn policy_explain(
     } else {
         "request"
     };
-    let facts = RequestFacts {
-        requester: request.requester.as_str(),
-        subject: request.subject.as_str(),
-        entitlement: request.entitlement.as_str(),
-        duration_seconds: request.requested_duration_seconds,
-        justification: &request.justification,
-        ticket: request.ticket.as_ref(),
-        on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
-        holds: &request.holds,
-        now: request.created_at,
-    };
+    let facts = RequestFacts::of_request(
+        &request,
+        request.requested_duration_seconds,
+        request.created_at,
+    );
     let explained = policy
         .explain(action, &facts)
         .map_err(|problem| Failure::failed(format!("cannot evaluate it again: {problem}")))?;

@@ -2,7 +2,6 @@
 
 use reqwest::Method;
 use serde_json::json;
-use writ_domain::parse_duration_seconds;
 
 use super::Client;
 use crate::{Failure, output};
@@ -15,12 +14,7 @@ impl Client {
         duration: Option<String>,
         on_behalf_of: Option<String>,
     ) -> Result<(), Failure> {
-        let duration_seconds = duration
-            .map(|d| {
-                parse_duration_seconds(&d)
-                    .map_err(|problem| Failure::usage(format!("--duration {d:?}: {problem}")))
-            })
-            .transpose()?;
+        let duration_seconds = super::duration_option(duration)?;
         let body = json!({ "justification": justification, "duration_seconds": duration_seconds, "on_behalf_of": on_behalf_of });
         let activated = self
             .call(
