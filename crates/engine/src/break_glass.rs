@@ -119,6 +119,8 @@ impl Engine {
         let id = ActivationId::generate_at(now);
         let mut requests = Vec::with_capacity(profile.entitlements.len());
         let mut denials = Vec::new();
+        // What the activator holds or has asked for (every request is for the caller).
+        let holds = self.store.held_entitlements(caller.name.as_str()).await?;
         for entitlement in &profile.entitlements {
             let new = NewRequest {
                 entitlement: entitlement.to_string(),
@@ -132,7 +134,6 @@ impl Engine {
             // The same checks as any request: known and enabled, a positive duration, a
             // justification within bounds, and only ever for the caller.
             let (subject, requested, entitlement_max) = self.validate_new(caller, &new, None)?;
-            let holds = self.store.held_entitlements(subject.as_str()).await?;
             let evaluation = self.policy().decide_break_glass(&RequestFacts {
                 requester: caller.name.as_str(),
                 subject: subject.as_str(),
@@ -183,7 +184,7 @@ impl Engine {
                 pending_expires_at: None,
                 closed_by: None,
                 close_comment: None,
-                holds,
+                holds: holds.clone(),
                 extends: None,
                 break_glass: Some(BreakGlassMark {
                     profile: profile.name.clone(),
