@@ -102,6 +102,13 @@ forbid (principal, action == Action::"break_glass", resource == Entitlement::"t/
 permit (principal in Group::"dba", action == Action::"approve", resource);
 "#;
 
+fn agent(name: &str) -> Caller {
+    Caller {
+        name: name.parse().expect("name"),
+        kind: IdentityKind::Agent,
+    }
+}
+
 fn asked(justification: &str) -> BreakGlass {
     BreakGlass {
         justification: justification.into(),
@@ -272,10 +279,7 @@ async fn all_or_nothing_and_only_as_policy_permits(storage: Storage) {
         assert_eq!(refused.code, code, "{refused}");
     }
     // An agent says whom it acts for, and may act only for its owner or delegates.
-    let fixer = Caller {
-        name: "fixer".parse().expect("name"),
-        kind: IdentityKind::Agent,
-    };
+    let fixer = agent("fixer");
     let refused = h
         .engine
         .break_glass(&fixer, "db-outage", asked("auto-remediation"))
@@ -352,10 +356,7 @@ async fn an_overdue_review_stops_the_next_activation(storage: Storage) {
         .await
         .expect("lenient profile");
     // An agent acting for olive is stopped by olive's overdue review too.
-    let fixer = Caller {
-        name: "fixer".parse().expect("name"),
-        kind: IdentityKind::Agent,
-    };
+    let fixer = agent("fixer");
     let refused = h
         .engine
         .break_glass(
