@@ -20,6 +20,7 @@ pub mod openapi;
 mod policy;
 mod reports;
 mod requests;
+mod reviews;
 mod scim;
 mod segment;
 mod signin;
@@ -103,6 +104,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/break-glass/activations/{id}/sign-off",
             post(break_glass::sign_off),
         )
+        .route("/v1/reviews", get(reviews::list).post(reviews::start))
+        .route("/v1/reviews/{id}", get(reviews::get))
+        .route("/v1/reviews/{id}/items", get(reviews::campaign_items))
+        .route("/v1/review-items", get(reviews::list_items))
+        .route("/v1/review-items/{id}", get(reviews::get_item))
+        .route("/v1/review-items/{id}/decide", post(reviews::decide))
         .route("/v1/grants", get(grants::list_grants))
         .route("/v1/grants/{id}", get(grants::get_grant))
         .route("/v1/grants/{id}/revoke", post(grants::revoke_grant))

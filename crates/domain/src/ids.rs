@@ -107,6 +107,8 @@ uuid_id!(GrantId, "grant id", "grt_");
 uuid_id!(FindingId, "finding id", "fnd_");
 uuid_id!(DirectoryId, "directory id", "dir_");
 uuid_id!(ActivationId, "break-glass activation id", "bgl_");
+uuid_id!(CampaignId, "review campaign id", "rvc_");
+uuid_id!(ReviewItemId, "review item id", "rvi_");
 
 /// Hex digits of an id shown in its short form.
 pub const SHORT_ID_HEX_LEN: usize = 8;

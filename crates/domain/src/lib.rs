@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod lifecycle;
 mod records;
 mod redact;
+pub mod review;
 
 pub use break_glass::{Activation, BreakGlassMark, ReviewEvent, ReviewState};
 pub use clock::{Clock, ManualClock, Timestamp};
@@ -22,13 +23,18 @@ pub use finding::{
     DriftAction, Exception, Finding, FindingEvent, FindingKind, FindingReport, FindingState,
 };
 pub use ids::{
-    ActivationId, DirectoryId, EntitlementId, FindingId, GrantId, ID_FRAGMENT_LEN_MIN, IdRef,
-    IdentityKind, IdentityName, InvalidId, RequestId, SHORT_ID_HEX_LEN, Sensitivity,
+    ActivationId, CampaignId, DirectoryId, EntitlementId, FindingId, GrantId, ID_FRAGMENT_LEN_MIN,
+    IdRef, IdentityKind, IdentityName, InvalidId, RequestId, ReviewItemId, SHORT_ID_HEX_LEN,
+    Sensitivity,
 };
 pub use records::{
     Approval, Decision, DecisionOutcome, Grant, Request, RevokeReason, Ticket, TicketCheck,
 };
 pub use redact::redact_credentials;
+pub use review::{
+    Assignment, Campaign, CampaignScope, CampaignState, ItemState, ReviewDecision, ReviewItem,
+    ReviewedAccess,
+};
 
 /// `text` cut to at most `bytes_max` bytes, never inside a character (cutting a
 /// `String` mid-character panics; outside text such as a program's stderr can be

@@ -104,6 +104,9 @@ error_codes! {
     SelfReview = "self_review" => Forbidden,
     /// A subordinate of the activator (by the manager chain) reviewing their activation.
     SubordinateReview = "subordinate_review" => Forbidden,
+    /// Deciding a review item one is not a reviewer of (not named by the campaign's
+    /// rule, or not permitted by an `approve` policy under the `approvers` rule).
+    NotAReviewer = "not_a_reviewer" => Forbidden,
 
     NotFound = "not_found" => NotFound,
     UnknownTarget = "unknown_target" => NotFound,
@@ -121,6 +124,10 @@ error_codes! {
     DirectoryVersionMismatch = "directory_version_mismatch" => Conflict,
     NotPending = "not_pending" => Conflict,
     AlreadySignedOff = "already_signed_off" => Conflict,
+    /// A review item decided already (by a reviewer, or by the default).
+    AlreadyDecided = "already_decided" => Conflict,
+    /// A review campaign past its deadline: what nobody decided takes the default.
+    CampaignClosed = "campaign_closed" => Conflict,
     /// A grant that cannot be extended: not active, a credential, break-glass, or
     /// already at the latest end it may have.
     NotExtendable = "not_extendable" => Conflict,
@@ -176,6 +183,9 @@ error_codes! {
     UnknownSubject = "unknown_subject" => Unprocessable,
     MissingEntitlement = "missing_entitlement" => Unprocessable,
     BadTicketDuration = "bad_ticket_duration" => Unprocessable,
+    /// A review campaign that cannot start: no name, a deadline out of bounds, an
+    /// unknown target or entitlement, nothing to review.
+    InvalidCampaign = "invalid_campaign" => Unprocessable,
 
     RateLimited = "rate_limited" => RateLimited,
 

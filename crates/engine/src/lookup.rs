@@ -3,7 +3,9 @@
 
 use std::str::FromStr;
 
-use writ_domain::{ActivationId, FindingId, GrantId, IdRef, InvalidId, RequestId};
+use writ_domain::{
+    ActivationId, CampaignId, FindingId, GrantId, IdRef, InvalidId, RequestId, ReviewItemId,
+};
 use writ_store::IdTable;
 
 use crate::{Engine, EngineError, ErrorCode};
@@ -49,6 +51,28 @@ impl Engine {
             IdTable::Activations,
             "break-glass activation",
             |id: &ActivationId| id.short(),
+        )
+        .await
+    }
+
+    pub async fn resolve_campaign(&self, text: &str) -> Result<CampaignId, EngineError> {
+        self.resolve_id(
+            text,
+            CampaignId::reference(text),
+            IdTable::Campaigns,
+            "review campaign",
+            |id: &CampaignId| id.short(),
+        )
+        .await
+    }
+
+    pub async fn resolve_review_item(&self, text: &str) -> Result<ReviewItemId, EngineError> {
+        self.resolve_id(
+            text,
+            ReviewItemId::reference(text),
+            IdTable::ReviewItems,
+            "review item",
+            |id: &ReviewItemId| id.short(),
         )
         .await
     }

@@ -412,6 +412,48 @@ impl Engine {
         }
     }
 
+    /// Removes the access a withdrawn exception covered (a review revoked it): confirmed
+    /// and acted on as a pass would, resolved once the target no longer holds it. If
+    /// the target fails, the open finding's `revoke` action has the next pass retry.
+    pub(crate) async fn remove_reviewed_access(&self, finding: Finding) -> Result<(), EngineError> {
+        let entitlement = self
+            .config
+            .entitlement(finding.entitlement.as_str())
+            .ok_or_else(|| {
+                EngineError::new(
+                    ErrorCode::EntitlementRemoved,
+                    format!(
+                        "entitlement {} is no longer configured",
+                        finding.entitlement
+                    ),
+                )
+            })?;
+        let connector = self
+            .targets
+            .connector(&entitlement.target)
+            .cloned()
+            .ok_or_else(|| {
+                EngineError::new(
+                    ErrorCode::TargetRemoved,
+                    format!("target {} is no longer configured", entitlement.target),
+                )
+            })?;
+        let drift = Drift {
+            kind: finding.kind,
+            grant: finding.grant_id,
+        };
+        let account = finding.account.clone();
+        self.settle(
+            entitlement,
+            connector.as_ref(),
+            &account,
+            drift,
+            Some(finding),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Records a new finding. Committed before writ acts on it, so the ledger says
     /// what writ is about to change on the target (fail closed).
     async fn open_finding(

@@ -114,6 +114,7 @@ impl Scheduler {
                     Ok(JobTask::ExpireRequest(id)) => engine.expire_request(id).await,
                     Ok(JobTask::ExpireException(id)) => engine.expire_exception(id).await,
                     Ok(JobTask::BreakGlassReviewDue(id)) => engine.review_due(id).await,
+                    Ok(JobTask::ReviewCampaignDue(id)) => engine.campaign_due(id).await,
                     // Revocations were taken out above, in batches.
                     Ok(JobTask::RevokeGrant(_)) => Ok(()),
                     Err(unreadable) => {

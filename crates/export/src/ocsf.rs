@@ -132,6 +132,9 @@ fn mapping(kind: EventKind, data: &Value) -> Mapping {
             ..entity((3, "Update"), None)
         },
         K::BreakGlassReviewSignedOff | K::BreakGlassIncidentOpened => entity((3, "Update"), None),
+        K::ReviewCampaignStarted | K::ReviewItemOpened => entity((1, "Create"), None),
+        K::ReviewItemDecided | K::ReviewCampaignClosed => entity((3, "Update"), None),
+        K::ReviewReminder => entity((99, "Other"), None),
     }
 }
 
@@ -254,6 +257,49 @@ fn subject_of(event: &Event) -> (Value, Option<String>, String) {
             text(&activation["review_due_at"]),
         );
         let entity = json!({ "uid": id, "type": "writ.break_glass_activation", "name": format!("break-glass activation {id}"), "data": activation });
+        return (entity, None, message);
+    }
+    if let Some(campaign) = data.get("campaign") {
+        let id = text(&campaign["id"]).to_string();
+        let message = format!(
+            "{}: access review {:?} by {} ({} items, due {}, default {})",
+            event.kind,
+            text(&campaign["name"]),
+            text(&campaign["created_by"]),
+            campaign["items"],
+            text(&campaign["due_at"]),
+            text(&campaign["default_decision"]),
+        );
+        let entity = json!({ "uid": id, "type": "writ.review_campaign", "name": text(&campaign["name"]), "data": campaign });
+        return (entity, None, message);
+    }
+    if let Some(item) = data.get("review_item") {
+        let id = text(&item["id"]).to_string();
+        let message = format!(
+            "{}: {} on {} (account {}) is {} (decided by {})",
+            event.kind,
+            text(&item["subject"]),
+            text(&item["entitlement"]),
+            text(&item["account"]),
+            text(&item["state"]),
+            item["decided_by"].as_str().unwrap_or("nobody"),
+        );
+        let entity = json!({ "uid": id, "type": "writ.review_item", "name": format!("review item {id}"), "data": item });
+        return (entity, None, message);
+    }
+    if let Some(campaign) = data["campaign_id"].as_str() {
+        let message = format!(
+            "{}: {} item(s) of access review {:?} wait for {} (due {})",
+            event.kind,
+            data["pending"],
+            text(&data["name"]),
+            data["reviewer"]
+                .as_str()
+                .unwrap_or("any permitted approver"),
+            text(&data["due_at"]),
+        );
+        let entity = json!({ "uid": campaign, "type": "writ.review_campaign", "name": text(&data["name"]),
+            "data": { "reviewer": data["reviewer"], "pending": data["pending"], "due_at": data["due_at"] } });
         return (entity, None, message);
     }
     if let Some(incident) = data["incident"].as_str() {

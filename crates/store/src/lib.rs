@@ -18,6 +18,7 @@ mod outbox;
 mod page;
 mod read;
 mod reports;
+mod reviews;
 mod scan;
 mod sqlite_writer;
 mod verify;
@@ -27,7 +28,9 @@ use std::sync::Arc;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
-use writ_domain::{ActivationId, FindingId, Grant, GrantId, Request, RequestId, Timestamp};
+use writ_domain::{
+    ActivationId, CampaignId, FindingId, Grant, GrantId, Request, RequestId, Timestamp,
+};
 
 pub use break_glass::{ACTIVATION_ORDER, ActivationFilter};
 pub use cluster::{ClusterLocks, HeldLock, LockKey, LockSpace};
@@ -39,6 +42,9 @@ pub use read::{
     GRANT_ORDER, GrantFilter, ID_MATCHES_MAX, IdTable, LiveLease, REQUEST_ORDER, RequestFilter,
 };
 pub use reports::{EndedLease, FailingRevocation};
+pub use reviews::{
+    CAMPAIGN_ORDER, CampaignCounts, CampaignFilter, REVIEW_ITEM_ORDER, ReviewItemFilter,
+};
 pub use verify::{VerifyError, VerifyReport};
 pub use write::WriteTx;
 
@@ -113,6 +119,9 @@ pub enum JobKind {
     ExpireException,
     /// Record a break-glass review overdue if it is still not signed off.
     BreakGlassReviewDue,
+    /// A review campaign's next step: remind its reviewers, or at its deadline apply
+    /// the default to what nobody decided and close it.
+    ReviewCampaignDue,
 }
 
 impl JobKind {
@@ -123,6 +132,7 @@ impl JobKind {
             Self::ExpireRequest => "request.expire",
             Self::ExpireException => "exception.expire",
             Self::BreakGlassReviewDue => "break_glass.review_due",
+            Self::ReviewCampaignDue => "review.campaign_due",
         }
     }
 
@@ -133,6 +143,7 @@ impl JobKind {
             Self::ExpireRequest,
             Self::ExpireException,
             Self::BreakGlassReviewDue,
+            Self::ReviewCampaignDue,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -147,6 +158,7 @@ pub enum JobTask {
     ExpireRequest(RequestId),
     ExpireException(FindingId),
     BreakGlassReviewDue(ActivationId),
+    ReviewCampaignDue(CampaignId),
 }
 
 impl JobTask {
@@ -157,6 +169,7 @@ impl JobTask {
             Self::ExpireRequest(_) => JobKind::ExpireRequest,
             Self::ExpireException(_) => JobKind::ExpireException,
             Self::BreakGlassReviewDue(_) => JobKind::BreakGlassReviewDue,
+            Self::ReviewCampaignDue(_) => JobKind::ReviewCampaignDue,
         }
     }
 }
@@ -198,6 +211,9 @@ impl Job {
             JobKind::ExpireException => JobTask::ExpireException(id.parse().map_err(unreadable)?),
             JobKind::BreakGlassReviewDue => {
                 JobTask::BreakGlassReviewDue(id.parse().map_err(unreadable)?)
+            }
+            JobKind::ReviewCampaignDue => {
+                JobTask::ReviewCampaignDue(id.parse().map_err(unreadable)?)
             }
         })
     }

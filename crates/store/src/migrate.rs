@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_directory.sql")),
     (10, include_str!("../migrations/0010_decision_basis.sql")),
     (11, include_str!("../migrations/0011_break_glass.sql")),
+    (12, include_str!("../migrations/0012_reviews.sql")),
 ];
 
 /// The newest schema version this build knows.

@@ -78,6 +78,8 @@ pub enum IdTable {
     Grants,
     Findings,
     Activations,
+    Campaigns,
+    ReviewItems,
 }
 
 /// How many matches of an abbreviated id are read: enough to show an ambiguity.
@@ -184,6 +186,12 @@ impl Store {
             }
             IdTable::Activations => {
                 "SELECT id FROM break_glass_activations WHERE id LIKE $1 OR id LIKE $2 ORDER BY id LIMIT $3"
+            }
+            IdTable::Campaigns => {
+                "SELECT id FROM review_campaigns WHERE id LIKE $1 OR id LIKE $2 ORDER BY id LIMIT $3"
+            }
+            IdTable::ReviewItems => {
+                "SELECT id FROM review_items WHERE id LIKE $1 OR id LIKE $2 ORDER BY id LIMIT $3"
             }
         };
         let rows = sqlx::query(sql)

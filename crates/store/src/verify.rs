@@ -9,7 +9,10 @@ use writ_domain::ledger::{ChainVerifier, EventFields, LedgerError, LedgerToken, 
 
 use crate::read::parse_event_page;
 use crate::scan;
-use writ_domain::{Activation, DirectoryGroup, DirectoryUser, Finding, Grant, Request, Timestamp};
+use writ_domain::{
+    Activation, Campaign, DirectoryGroup, DirectoryUser, Finding, Grant, Request, ReviewItem,
+    Timestamp,
+};
 
 use crate::{
     Backend, EVENT_PAGE_SIZE, JobKind, Store, StoreError, finding_from_row, grant_from_row,
@@ -25,6 +28,25 @@ pub struct VerifyReport {
     pub findings: usize,
     pub tokens: usize,
     pub activations: usize,
+    pub campaigns: usize,
+    pub review_items: usize,
+}
+
+impl VerifyReport {
+    /// The chain checked, nothing replayed against the tables.
+    fn chain_only(verifier: &ChainVerifier) -> Self {
+        Self {
+            events: verifier.events(),
+            head: verifier.head().to_string(),
+            requests: 0,
+            grants: 0,
+            findings: 0,
+            tokens: 0,
+            activations: 0,
+            campaigns: 0,
+            review_items: 0,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,15 +197,7 @@ impl Store {
         let head = self.consistent_head().await?;
         let verifier = self.walk_chain(false, &head).await?;
 
-        Ok(VerifyReport {
-            events: verifier.events(),
-            head: verifier.head().to_string(),
-            requests: 0,
-            grants: 0,
-            findings: 0,
-            tokens: 0,
-            activations: 0,
-        })
+        Ok(VerifyReport::chain_only(&verifier))
     }
 
     /// Walks the chain (to its end, or for the replay to `head`) and checks `head` is
@@ -437,8 +451,44 @@ impl Store {
             |activation| (activation.id, activation.review_state.as_str()),
         )?;
 
+        let rows = snapshot.campaigns;
+        let campaigns = compare_table(
+            "review_campaigns",
+            &rows,
+            std::mem::take(&mut verifier.campaigns),
+            |row| crate::decode_doc("review campaign", row),
+            |row, campaign: &Campaign| {
+                Ok(row.try_get::<String, _>("name")? == campaign.name
+                    && row.try_get::<String, _>("state")? == campaign.state.as_str()
+                    && row.try_get::<i64, _>("created_at_us")? == campaign.created_at.unix_micros()
+                    && row.try_get::<i64, _>("due_at_us")? == campaign.due_at.unix_micros())
+            },
+            |campaign| (campaign.id, campaign.state.as_str()),
+        )?;
+        let rows = snapshot.review_items;
+        let ledger_items = std::mem::take(&mut verifier.review_items);
+        check_assignments(&snapshot.review_assignments, &ledger_items)?;
+        let review_items = compare_table(
+            "review_items",
+            &rows,
+            ledger_items,
+            |row| crate::decode_doc("review item", row),
+            |row, item: &ReviewItem| {
+                Ok(
+                    row.try_get::<String, _>("campaign")? == item.campaign.to_string()
+                        && row.try_get::<String, _>("state")? == item.state.as_str()
+                        && row.try_get::<Option<String>, _>("subject")?
+                            == item.subject.as_ref().map(|s| s.to_string())
+                        && row.try_get::<Option<String>, _>("decided_by")?
+                            == item.decided_by.as_ref().map(|r| r.to_string()),
+                )
+            },
+            |item| (item.id, item.state.as_str()),
+        )?;
+
         check_live_grants_have_jobs(&snapshot.live_grants)?;
         check_open_reviews_have_jobs(&snapshot.open_reviews)?;
+        check_open_campaigns_have_jobs(&snapshot.open_campaigns)?;
         let tokens = check_tokens(&snapshot.tokens, std::mem::take(&mut verifier.tokens))?;
 
         Ok(VerifyReport {
@@ -449,6 +499,8 @@ impl Store {
             findings,
             tokens,
             activations,
+            campaigns,
+            review_items,
         })
     }
 }
@@ -465,6 +517,10 @@ struct Snapshot {
     directory_groups: Vec<AnyRow>,
     activations: Vec<AnyRow>,
     open_reviews: Vec<AnyRow>,
+    campaigns: Vec<AnyRow>,
+    review_items: Vec<AnyRow>,
+    review_assignments: Vec<AnyRow>,
+    open_campaigns: Vec<AnyRow>,
 }
 
 /// The ledger head row.
@@ -519,8 +575,28 @@ impl Store {
         )
         .fetch_all(&mut *tx)
         .await?;
+        let campaigns =
+            read("SELECT id, name, state, created_at_us, due_at_us, doc FROM review_campaigns")
+                .fetch_all(&mut *tx)
+                .await?;
+        let review_items =
+            read("SELECT id, campaign, state, subject, decided_by, doc FROM review_items")
+                .fetch_all(&mut *tx)
+                .await?;
+        let review_assignments = read("SELECT reviewer, item, campaign FROM review_assignments")
+            .fetch_all(&mut *tx)
+            .await?;
+        let open_campaigns = read(
+            "SELECT c.id, j.kind FROM review_campaigns c LEFT JOIN jobs j ON j.object_id = c.id WHERE c.state = 'open'",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         tx.rollback().await?;
         Ok(Snapshot {
+            campaigns,
+            review_items,
+            review_assignments,
+            open_campaigns,
             activations,
             open_reviews,
             directory_users,
@@ -546,6 +622,60 @@ fn check_open_reviews_have_jobs(rows: &[AnyRow]) -> Result<(), VerifyError> {
                 "is open for review but has no review job: nothing would ever mark it overdue",
             ));
         }
+    }
+    Ok(())
+}
+
+/// What closes a campaign at its deadline is its job: every open campaign must have one.
+fn check_open_campaigns_have_jobs(rows: &[AnyRow]) -> Result<(), VerifyError> {
+    for row in rows {
+        let kind: Option<String> = row.try_get("kind")?;
+        if kind.as_deref() != Some(JobKind::ReviewCampaignDue.as_str()) {
+            return Err(mismatch(
+                "review_campaigns",
+                row.try_get("id")?,
+                "is open but has no job: its deadline would never apply the default",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Who may decide an item is read from `review_assignments`: each row must be one of
+/// the reviewers the ledger named for that item, and each named reviewer must have one
+/// (a row added there by someone with database access would let them decide).
+fn check_assignments(
+    rows: &[AnyRow],
+    ledger: &HashMap<writ_domain::ReviewItemId, ReviewItem>,
+) -> Result<(), VerifyError> {
+    let mut named: usize = ledger.values().map(|item| item.reviewers.len()).sum();
+    for row in rows {
+        let item: String = row.try_get("item")?;
+        let reviewer: String = row.try_get("reviewer")?;
+        let campaign: String = row.try_get("campaign")?;
+        let on_ledger = item
+            .parse()
+            .ok()
+            .and_then(|id| ledger.get(&id))
+            .is_some_and(|i| {
+                i.campaign.to_string() == campaign
+                    && i.reviewers.iter().any(|r| r.as_str() == reviewer)
+            });
+        if !on_ledger {
+            return Err(mismatch(
+                "review_assignments",
+                format!("{item}/{reviewer}"),
+                "names a reviewer the ledger did not assign to that item",
+            ));
+        }
+        named = named.saturating_sub(1);
+    }
+    if named > 0 {
+        return Err(mismatch(
+            "review_assignments",
+            String::from("-"),
+            format!("{named} reviewer assignment(s) on the ledger have no row"),
+        ));
     }
     Ok(())
 }
@@ -760,15 +890,7 @@ mod tests {
         };
         store.check_head(&verifier, &head).await?;
 
-        Ok(VerifyReport {
-            events: verifier.events(),
-            head: verifier.head().to_string(),
-            requests: 0,
-            grants: 0,
-            findings: 0,
-            tokens: 0,
-            activations: 0,
-        })
+        Ok(VerifyReport::chain_only(&verifier))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -296,6 +296,14 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Access reviews: start a campaign (admins), follow its progress, and keep or
+    /// revoke the items waiting for you.
+    Review {
+        #[command(subcommand)]
+        action: ReviewCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Ask for more time on an active grant: a new request under the policy in force
     /// (with its own approvals), which moves the grant's end when granted.
     Extend {
@@ -352,6 +360,92 @@ pub enum ActivationsCommand {
         /// The activation (its id, or a unique part of it such as bgl_4f2a9c1b).
         id: String,
         /// What you looked at and found, kept on the ledger.
+        #[arg(long, short = 'm')]
+        comment: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Start a campaign: one item per active grant (and with --exceptions, accepted
+    /// exception) in scope, each assigned to its reviewers (admins only).
+    Start {
+        /// What to call it, e.g. "2027-Q1 production databases".
+        name: String,
+        /// Only access on this target.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only this entitlement.
+        #[arg(long)]
+        entitlement: Option<String>,
+        /// Only entitlements of at least this sensitivity: low, medium, high, critical.
+        #[arg(long)]
+        sensitivity: Option<String>,
+        /// Standing access only: held for at least this many days.
+        #[arg(long)]
+        older_than_days: Option<u32>,
+        /// Review accepted exceptions too.
+        #[arg(long)]
+        exceptions: bool,
+        /// Review no grants (with --exceptions: exceptions only).
+        #[arg(long, requires = "exceptions")]
+        no_grants: bool,
+        /// Who reviews: owners (the entitlement's owners group), manager (the
+        /// subject's manager) or approvers (whoever an approve policy permits).
+        #[arg(long, default_value = "owners")]
+        assign: String,
+        /// What items nobody decided by the deadline become: revoke or keep.
+        #[arg(long = "default", default_value = "revoke")]
+        default_decision: String,
+        /// How long reviewers have, e.g. 14d.
+        #[arg(long, default_value = "14d")]
+        due: String,
+        /// Remind reviewers with items waiting this often, e.g. 2d.
+        #[arg(long)]
+        remind_every: Option<String>,
+    },
+    /// List campaigns, newest first (auditors: all; others: those you review in).
+    List {
+        /// Only campaigns in this state: open or closed.
+        #[arg(long)]
+        state: Option<String>,
+        /// Show at most this many (writ pages through the server's list).
+        #[arg(long, default_value_t = DEFAULT_LIST_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+    },
+    /// A campaign's progress: items pending, kept, revoked, and who still has items.
+    Show {
+        /// The campaign (its id, or a unique part of it such as rvc_4f2a9c1b).
+        id: String,
+    },
+    /// Review items: a campaign's, or with --inbox those waiting for you.
+    Items {
+        /// The campaign (its id, or a unique part of it); all campaigns when absent.
+        campaign: Option<String>,
+        /// Only items in this state: pending, kept or revoked.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only the pending items you may decide now.
+        #[arg(long)]
+        inbox: bool,
+        /// Show at most this many (writ pages through the server's list).
+        #[arg(long, default_value_t = DEFAULT_LIST_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+    },
+    /// Keep an item's access, saying why.
+    Keep {
+        /// The item (its id, or a unique part of it such as rvi_4f2a9c1b).
+        item: String,
+        /// Why it stays, kept on the ledger.
+        #[arg(long, short = 'm')]
+        comment: String,
+    },
+    /// Revoke an item's access, saying why: writ removes it from the target and
+    /// verifies it is gone.
+    Revoke {
+        /// The item (its id, or a unique part of it such as rvi_4f2a9c1b).
+        item: String,
+        /// Why it goes, kept on the ledger.
         #[arg(long, short = 'm')]
         comment: String,
     },
@@ -716,6 +810,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     client.sign_off_activation(&id, comment).await
                 }
             }
+        }
+        Command::Review { action, client } => {
+            client::Client::new(&config, &client)?.review(action).await
         }
         Command::Extend {
             grant,

@@ -10,6 +10,7 @@ use writ_engine::SystemClock;
 
 mod break_glass;
 mod reports;
+mod reviews;
 
 use crate::cli::ClientArgs;
 use crate::{

@@ -140,14 +140,16 @@ pub async fn verify(
             report.events, report.head
         ),
         Ok(report) => format!(
-            "ledger intact: {} events, head {}; {} requests, {} grants, {} findings, {} tokens and {} break-glass activations agree with the ledger",
+            "ledger intact: {} events, head {}; {} requests, {} grants, {} findings, {} tokens, {} break-glass activations, {} review campaigns and {} review items agree with the ledger",
             report.events,
             report.head,
             report.requests,
             report.grants,
             report.findings,
             report.tokens,
-            report.activations
+            report.activations,
+            report.campaigns,
+            report.review_items
         ),
         Err(VerifyError::Ledger(error)) => {
             let located = error

@@ -14,6 +14,9 @@ use writ_domain::{
 
 use crate::when::local;
 
+mod reviews;
+pub use reviews::{campaign, campaign_list, review_item, review_items};
+
 fn as_request(value: &Value) -> Option<Request> {
     serde_json::from_value(value.clone()).ok()
 }

@@ -255,6 +255,24 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
         .map(|f| id(f, "id"))
         .expect("the stray account is a finding");
 
+    // C1: an access review of pg/read by its owners (carol): alice's grant and her
+    // break-glass grant, and svc-a's.
+    let (status, c1) = writ
+        .post(
+            "/v1/reviews",
+            &erin,
+            json!({ "name": "read review", "entitlement": "pg/read", "due_in_seconds": 86400 }),
+        )
+        .await;
+    assert_eq!(status, 201, "{c1}");
+    let c1 = id(&c1["campaign"], "id");
+    let (_, items) = writ.get(&format!("/v1/reviews/{c1}/items"), &erin).await;
+    let i_alice = items["items"]
+        .as_array()
+        .and_then(|all| all.iter().find(|i| i["access"]["grant"] == g2.as_str()))
+        .map(|i| id(i, "id"))
+        .expect("alice's grant is under review");
+
     // The disabled identity: its token was issued while it was enabled.
     writ.stop();
     writ.replace_in_config("disabled = false", "disabled = true");
@@ -339,6 +357,29 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
                 _ => List("activations", 0),
             },
         ),
+        get("/v1/reviews".into(), |w| match w {
+            Who::Approver | Who::Auditor | Who::Admin => List("campaigns", 1),
+            _ => List("campaigns", 0),
+        }),
+        get(format!("/v1/reviews/{c1}"), |w| match w {
+            Who::Approver | Who::Auditor | Who::Admin => Status(200),
+            _ => Status(404),
+        }),
+        get(format!("/v1/reviews/{c1}/items"), |w| match w {
+            Who::Approver | Who::Auditor | Who::Admin => List("items", 3),
+            _ => Status(404),
+        }),
+        get(
+            "/v1/review-items?reviewable_by_me=true".into(),
+            |w| match w {
+                Who::Approver => List("items", 3),
+                _ => List("items", 0),
+            },
+        ),
+        get(format!("/v1/review-items/{i_alice}"), |w| match w {
+            Who::Own | Who::Approver | Who::Auditor | Who::Admin => Status(200),
+            _ => Status(404),
+        }),
         get("/v1/identities".into(), |w| match w {
             // olivia owns svc-a, bob owns agent-b.
             Who::Owner | Who::Other => List("identities", 2),
@@ -454,6 +495,23 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
             json!({ "comment": "looked" }),
             |w| match w {
                 Who::Approver => Status(0),
+                _ => Status(403),
+            },
+        ),
+        post(
+            "/v1/reviews".into(),
+            json!({ "name": "again", "entitlement": "pg/read" }),
+            |w| match w {
+                Who::Admin => Status(0), // not tried here: it would start one
+                _ => Status(403),
+            },
+        ),
+        post(
+            format!("/v1/review-items/{i_alice}/decide"),
+            json!({ "decision": "revoke", "comment": "no" }),
+            |w| match w {
+                Who::Approver => Status(0),
+                // alice's own access (self_review); everyone else is no reviewer.
                 _ => Status(403),
             },
         ),

@@ -149,6 +149,8 @@ fn call() -> impl Strategy<Value = Call> {
         segment().prop_map(|name| format!("/v1/itsm/{name}/webhook")),
         segment().prop_map(|name| format!("/v1/break-glass/{name}")),
         segment().prop_map(|id| format!("/v1/break-glass/activations/{id}/sign-off")),
+        Just("/v1/reviews".to_string()),
+        segment().prop_map(|id| format!("/v1/review-items/{id}/decide")),
     ];
     let get_path = prop_oneof![
         query().prop_map(|q| format!("/v1/requests?{q}")),
@@ -163,6 +165,11 @@ fn call() -> impl Strategy<Value = Call> {
         segment().prop_map(|name| format!("/v1/reports/{name}")),
         query().prop_map(|q| format!("/v1/break-glass/activations?{q}")),
         segment().prop_map(|id| format!("/v1/break-glass/activations/{id}")),
+        query().prop_map(|q| format!("/v1/reviews?{q}")),
+        segment().prop_map(|id| format!("/v1/reviews/{id}")),
+        segment().prop_map(|id| format!("/v1/reviews/{id}/items")),
+        query().prop_map(|q| format!("/v1/review-items?{q}")),
+        segment().prop_map(|id| format!("/v1/review-items/{id}")),
     ];
     prop_oneof![
         (post_path, body(), any::<bool>()).prop_map(|(path, body, json_type)| Call {

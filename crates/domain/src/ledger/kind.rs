@@ -59,10 +59,21 @@ pub enum EventKind {
     BreakGlassReviewSignedOff,
     /// The incident ticket a break-glass activation opened in a ticketing system.
     BreakGlassIncidentOpened,
+    /// An access review campaign started (its scope, rule, default and deadline); its
+    /// items follow in the same transaction.
+    ReviewCampaignStarted,
+    /// One piece of access put under review, with its reviewers.
+    ReviewItemOpened,
+    /// An item kept or revoked, by a reviewer or by the campaign's default.
+    ReviewItemDecided,
+    /// A reviewer reminded of the items still waiting for them.
+    ReviewReminder,
+    /// A campaign past its deadline, every item decided.
+    ReviewCampaignClosed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 37] = [
+    pub const ALL: [EventKind; 42] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
         Self::RequestApprovalVoided,
@@ -100,6 +111,11 @@ impl EventKind {
         Self::BreakGlassReviewOverdue,
         Self::BreakGlassReviewSignedOff,
         Self::BreakGlassIncidentOpened,
+        Self::ReviewCampaignStarted,
+        Self::ReviewItemOpened,
+        Self::ReviewItemDecided,
+        Self::ReviewReminder,
+        Self::ReviewCampaignClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -141,6 +157,11 @@ impl EventKind {
             Self::BreakGlassReviewOverdue => "break_glass.review_overdue",
             Self::BreakGlassReviewSignedOff => "break_glass.review_signed_off",
             Self::BreakGlassIncidentOpened => "break_glass.incident_opened",
+            Self::ReviewCampaignStarted => "review.campaign_started",
+            Self::ReviewItemOpened => "review.item_opened",
+            Self::ReviewItemDecided => "review.item_decided",
+            Self::ReviewReminder => "review.reminder",
+            Self::ReviewCampaignClosed => "review.campaign_closed",
         }
     }
 

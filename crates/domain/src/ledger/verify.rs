@@ -6,9 +6,10 @@ use super::hash::GENESIS_HASH;
 use super::{Actor, EventFields, EventKind, StoredEvent};
 use crate::finding::{FindingEvent, FindingState};
 use crate::lifecycle::{GrantState, RequestState};
+use crate::review::{Campaign, CampaignState, ItemState, ReviewItem};
 use crate::{
-    Activation, ActivationId, DirectoryGroup, DirectoryId, DirectoryUser, Finding, FindingId,
-    Grant, GrantId, Request, RequestId, Timestamp,
+    Activation, ActivationId, CampaignId, DirectoryGroup, DirectoryId, DirectoryUser, Finding,
+    FindingId, Grant, GrantId, Request, RequestId, ReviewItemId, Timestamp,
 };
 
 /// Why the ledger does not verify, located at the first bad event.
@@ -66,6 +67,9 @@ pub struct ChainVerifier {
     pub directory_groups: HashMap<DirectoryId, DirectoryGroup>,
     /// Break-glass activations, with their reviews as the ledger last recorded them.
     pub activations: HashMap<ActivationId, Activation>,
+    /// Access review campaigns and their items, as the ledger last recorded them.
+    pub campaigns: HashMap<CampaignId, Campaign>,
+    pub review_items: HashMap<ReviewItemId, ReviewItem>,
 }
 
 /// A bearer token as the ledger knows it.
@@ -89,6 +93,10 @@ struct Snapshots {
     directory_user: Option<DirectoryUser>,
     directory_group: Option<DirectoryGroup>,
     activation: Option<Activation>,
+    campaign: Option<Campaign>,
+    review_item: Option<ReviewItem>,
+    /// A reminder's campaign.
+    campaign_id: Option<CampaignId>,
 }
 
 /// An event with the work done that needs no other event: its hash recomputed and its
@@ -145,6 +153,8 @@ impl Default for ChainVerifier {
             directory_users: HashMap::new(),
             directory_groups: HashMap::new(),
             activations: HashMap::new(),
+            campaigns: HashMap::new(),
+            review_items: HashMap::new(),
         }
     }
 }
@@ -246,6 +256,15 @@ impl ChainVerifier {
         if let Some(activation) = data.activation {
             self.replay_activation(kind, activation)?;
         }
+        if let Some(campaign) = data.campaign {
+            self.replay_campaign(kind, campaign)?;
+        }
+        if let Some(item) = data.review_item {
+            self.replay_review_item(kind, item)?;
+        }
+        if let Some(id) = data.campaign_id {
+            self.replay_reminder(kind, id)?;
+        }
         if let Some(token_id) = data.token_id {
             self.replay_token(kind, token_id, data.identity, data.expires_at)?;
         }
@@ -340,6 +359,87 @@ impl ChainVerifier {
             ));
         }
         self.activations.insert(activation.id, activation);
+        Ok(())
+    }
+
+    fn replay_campaign(&mut self, kind: EventKind, campaign: Campaign) -> Result<(), String> {
+        let previous = self.campaigns.get(&campaign.id);
+        let legal = match (previous, kind) {
+            (None, EventKind::ReviewCampaignStarted) => campaign.is_new(),
+            (Some(previous), EventKind::ReviewCampaignClosed) => {
+                let opened = self
+                    .review_items
+                    .values()
+                    .filter(|item| item.campaign == campaign.id);
+                let (mut count, mut pending) = (0u64, 0u64);
+                for item in opened {
+                    count += 1;
+                    pending += u64::from(item.state == ItemState::Pending);
+                }
+                if pending > 0 || count != campaign.items {
+                    return Err(format!(
+                        "{kind} closes campaign {} with {pending} item(s) undecided and {count} of its {} opened",
+                        campaign.id, campaign.items
+                    ));
+                }
+                previous.may_close_as(&campaign)
+            }
+            _ => false,
+        };
+        if !legal {
+            return Err(format!(
+                "{} moves review campaign {} from {} to {}, which a campaign does not allow",
+                kind,
+                campaign.id,
+                previous.map_or("nothing", |c| c.state.as_str()),
+                campaign.state
+            ));
+        }
+        self.campaigns.insert(campaign.id, campaign);
+        Ok(())
+    }
+
+    fn replay_review_item(&mut self, kind: EventKind, item: ReviewItem) -> Result<(), String> {
+        let campaign_open = self
+            .campaigns
+            .get(&item.campaign)
+            .is_some_and(|c| c.state == CampaignState::Open);
+        let previous = self.review_items.get(&item.id);
+        let legal = campaign_open
+            && match (previous, kind) {
+                (None, EventKind::ReviewItemOpened) => item.is_new(),
+                (Some(previous), EventKind::ReviewItemDecided) => previous.may_become(&item),
+                _ => false,
+            };
+        if !legal {
+            return Err(format!(
+                "{} moves review item {} from {} to {} (decided by {}), which a review does not allow{}",
+                kind,
+                item.id,
+                previous.map_or("nothing", |i| i.state.as_str()),
+                item.state,
+                item.decided_by.as_ref().map_or("nobody", |r| r.as_str()),
+                if campaign_open {
+                    ""
+                } else {
+                    " (its campaign is not open)"
+                }
+            ));
+        }
+        self.review_items.insert(item.id, item);
+        Ok(())
+    }
+
+    fn replay_reminder(&self, kind: EventKind, id: CampaignId) -> Result<(), String> {
+        let open = self
+            .campaigns
+            .get(&id)
+            .is_some_and(|c| c.state == CampaignState::Open);
+        if kind != EventKind::ReviewReminder || !open {
+            return Err(format!(
+                "{kind} names review campaign {id}, which is not open"
+            ));
+        }
         Ok(())
     }
 
