@@ -359,4 +359,100 @@ mod tests {
             .push("alice".parse().expect("name"));
         assert!(!reviewer_is_subject.is_new());
     }
+
+    fn campaign_of(item: &ReviewItem) -> crate::Campaign {
+        crate::Campaign {
+            id: item.campaign,
+            name: "q1".into(),
+            scope: CampaignScope {
+                grants: true,
+                ..CampaignScope::default()
+            },
+            assignment: Assignment::Owners,
+            default_decision: ReviewDecision::Revoke,
+            remind_every_seconds: None,
+            created_by: "ada".parse().expect("name"),
+            created_at: item.since,
+            due_at: item.since.plus_seconds(3600),
+            state: CampaignState::Open,
+            items: 1,
+            closed_at: None,
+        }
+    }
+
+    #[test]
+    fn a_campaign_closes_only_with_every_item_decided() {
+        use crate::ledger::{Actor, ChainVerifier, EventKind, GENESIS_HASH, seal};
+        let item = item();
+        let campaign = campaign_of(&item);
+        let actor: Actor = "ada".parse().expect("actor");
+        let at = item.since;
+        let mut verifier = ChainVerifier::default();
+        let mut prev = (0, GENESIS_HASH.to_string());
+        let mut push = |kind, data: serde_json::Value| {
+            let event = seal(prev.0, &prev.1, at, &actor, kind, &data);
+            prev = (event.seq, event.hash.clone());
+            verifier.push(event.fields())
+        };
+        push(
+            EventKind::ReviewCampaignStarted,
+            serde_json::json!({ "campaign": campaign }),
+        )
+        .expect("started");
+        push(
+            EventKind::ReviewItemOpened,
+            serde_json::json!({ "review_item": item }),
+        )
+        .expect("opened");
+        let mut closed = campaign.clone();
+        closed.state = CampaignState::Closed;
+        closed.closed_at = Some(at.plus_seconds(3600));
+        let early = push(
+            EventKind::ReviewCampaignClosed,
+            serde_json::json!({ "campaign": closed }),
+        )
+        .expect_err("an item is pending");
+        assert!(early.to_string().contains("1 item(s) undecided"), "{early}");
+    }
+
+    proptest::proptest! {
+        /// Any sequence of decisions by anyone: the ledger replay accepts exactly the
+        /// first one made by a named reviewer or by the default, and nothing after it.
+        #[test]
+        fn the_ledger_replays_exactly_the_legal_decisions(
+            steps in proptest::collection::vec((0..4usize, proptest::bool::ANY), 1..6)
+        ) {
+            use crate::ledger::{Actor, ChainVerifier, EventKind, GENESIS_HASH, seal};
+            let opened = item();
+            let campaign = campaign_of(&opened);
+            let actor: Actor = "ada".parse().expect("actor");
+            let at = opened.since;
+            let mut verifier = ChainVerifier::default();
+            let started = seal(0, GENESIS_HASH, at, &actor, EventKind::ReviewCampaignStarted,
+                &serde_json::json!({ "campaign": campaign }));
+            proptest::prop_assert!(verifier.push(started.fields()).is_ok());
+            let event = seal(started.seq, &started.hash, at, &actor, EventKind::ReviewItemOpened,
+                &serde_json::json!({ "review_item": opened }));
+            proptest::prop_assert!(verifier.push(event.fields()).is_ok());
+            let mut prev = (event.seq, event.hash.clone());
+            let mut decided = false;
+            // bob is the reviewer, alice whose access it is, carol nobody; None the default.
+            let deciders = [Some("bob"), Some("alice"), Some("carol"), None];
+            for (who, keep) in steps {
+                let state = if keep { ItemState::Kept } else { ItemState::Revoked };
+                let next = decided(deciders[who], state);
+                let legal = !decided && matches!(deciders[who], Some("bob") | None);
+                let sealed = seal(prev.0, &prev.1, at, &actor, EventKind::ReviewItemDecided,
+                    &serde_json::json!({ "review_item": next }));
+                let replayed = verifier.push(sealed.fields());
+                proptest::prop_assert_eq!(replayed.is_ok(), legal, "{:?} by {:?}", state, deciders[who]);
+                if !legal {
+                    proptest::prop_assert_eq!(replayed.err().and_then(|e| e.seq()), Some(sealed.seq));
+                    break;
+                }
+                decided = true;
+                prev = (sealed.seq, sealed.hash.clone());
+            }
+        }
+    }
 }
