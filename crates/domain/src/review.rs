@@ -435,13 +435,13 @@ mod tests {
                 &serde_json::json!({ "review_item": opened }));
             proptest::prop_assert!(verifier.push(event.fields()).is_ok());
             let mut prev = (event.seq, event.hash.clone());
-            let mut decided = false;
+            let mut done = false;
             // bob is the reviewer, alice whose access it is, carol nobody; None the default.
             let deciders = [Some("bob"), Some("alice"), Some("carol"), None];
             for (who, keep) in steps {
                 let state = if keep { ItemState::Kept } else { ItemState::Revoked };
                 let next = decided(deciders[who], state);
-                let legal = !decided && matches!(deciders[who], Some("bob") | None);
+                let legal = !done && matches!(deciders[who], Some("bob") | None);
                 let sealed = seal(prev.0, &prev.1, at, &actor, EventKind::ReviewItemDecided,
                     &serde_json::json!({ "review_item": next }));
                 let replayed = verifier.push(sealed.fields());
@@ -450,7 +450,7 @@ mod tests {
                     proptest::prop_assert_eq!(replayed.err().and_then(|e| e.seq()), Some(sealed.seq));
                     break;
                 }
-                decided = true;
+                done = true;
                 prev = (sealed.seq, sealed.hash.clone());
             }
         }
