@@ -23,7 +23,7 @@ pub struct ReportQuery {
 }
 
 #[utoipa::path(get, path = "/v1/reports/{name}", params(("name" = String, Path,
-        description = "standing-access, exceptions, failed-revocations, time-to-revoke, break-glass, orphans, requests-by-outcome or agent-access"), ReportQuery),
+        description = "standing-access, exceptions, failed-revocations, time-to-revoke, break-glass, orphans, requests-by-outcome, agent-access or controls"), ReportQuery),
     responses((status = 200, body = Report), (status = 403, description = "not_an_auditor"), (status = 404), (status = 422)))]
 pub async fn report(
     State(state): State<AppState>,

@@ -11,6 +11,7 @@ mod access;
 mod break_glass;
 pub mod checkpoint;
 mod cluster;
+mod controls;
 mod credentials;
 mod directory;
 mod dispatch;

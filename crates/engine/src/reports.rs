@@ -26,10 +26,12 @@ pub enum ReportName {
     Orphans,
     RequestsByOutcome,
     AgentAccess,
+    /// Evidence per control: NIST CSF 2.0 PR.AA and the OWASP NHI Top 10.
+    Controls,
 }
 
 impl ReportName {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::StandingAccess,
         Self::Exceptions,
         Self::FailedRevocations,
@@ -38,6 +40,7 @@ impl ReportName {
         Self::Orphans,
         Self::RequestsByOutcome,
         Self::AgentAccess,
+        Self::Controls,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl ReportName {
             Self::Orphans => "orphans",
             Self::RequestsByOutcome => "requests-by-outcome",
             Self::AgentAccess => "agent-access",
+            Self::Controls => "controls",
         }
     }
 
@@ -65,6 +69,7 @@ impl ReportName {
             | Self::BreakGlass
             | Self::RequestsByOutcome => Some(30),
             Self::Exceptions => Some(14),
+            Self::Controls => Some(90),
             Self::FailedRevocations | Self::Orphans | Self::AgentAccess => None,
         }
     }
@@ -124,6 +129,16 @@ impl Engine {
         let since = now.plus_seconds(-days * DAY_SECONDS);
         let mut summary = BTreeMap::new();
         let (scope, columns, rows) = match name {
+            ReportName::Controls => (
+                format!(
+                    "evidence per control over the last {days} days (NIST CSF 2.0 PR.AA, OWASP NHI Top 10; docs/controls.md)"
+                ),
+                crate::controls::COLUMNS
+                    .iter()
+                    .map(|c| (*c).to_string())
+                    .collect(),
+                self.controls(since, &mut summary).await?,
+            ),
             ReportName::StandingAccess => {
                 let (columns, mut rows) = table(&[
                     "grant",

@@ -41,7 +41,7 @@ pub use page::{ID_CURSOR_PATTERN, Page, PageCursor, SortKey, TIMED_CURSOR_PATTER
 pub use read::{
     GRANT_ORDER, GrantFilter, ID_MATCHES_MAX, IdTable, LiveLease, REQUEST_ORDER, RequestFilter,
 };
-pub use reports::{EndedLease, FailingRevocation};
+pub use reports::{EndedLease, FailingRevocation, KindCount};
 pub use reviews::{
     CAMPAIGN_ORDER, CampaignCounts, CampaignFilter, REVIEW_ITEM_ORDER, ReviewItemFilter,
 };

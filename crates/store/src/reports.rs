@@ -101,4 +101,35 @@ impl Store {
             })
             .collect()
     }
+
+    /// Ledger events since `since`, by kind: how many, and the first and last sequence
+    /// numbers among them (the range an auditor checks them against).
+    pub async fn event_counts_since(&self, since: Timestamp) -> Result<Vec<KindCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, COUNT(*) AS n, MIN(seq) AS first, MAX(seq) AS last FROM events \
+             WHERE at_us >= $1 GROUP BY kind ORDER BY kind",
+        )
+        .bind(since.unix_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(KindCount {
+                    kind: row.try_get("kind")?,
+                    count: row.try_get("n")?,
+                    first_seq: row.try_get("first")?,
+                    last_seq: row.try_get("last")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// How many events of one kind a period holds, and where they lie on the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindCount {
+    pub kind: String,
+    pub count: i64,
+    pub first_seq: i64,
+    pub last_seq: i64,
 }

@@ -323,7 +323,7 @@ pub enum Command {
     },
     /// A report for auditors (auditors and admins): standing-access, exceptions,
     /// failed-revocations, time-to-revoke, break-glass, orphans, requests-by-outcome or
-    /// agent-access. A table; --json for JSON, --csv for CSV.
+    /// agent-access or controls. A table; --json for JSON, --csv for CSV.
     Report {
         /// Which report.
         name: String,

@@ -149,6 +149,65 @@ auditors = ["auditors"]
         );
     }
 
+    // The controls report: evidence per control over the period, with where it lies
+    // on the ledger.
+    let (status, controls) = writ.get("/v1/reports/controls", &dave).await;
+    assert_eq!(status, 200, "{controls}");
+    let rows = controls["rows"].as_array().cloned().unwrap_or_default();
+    let ids: Vec<&str> = rows.iter().filter_map(|r| r[1].as_str()).collect();
+    assert_eq!(
+        ids,
+        ["PR.AA-01", "PR.AA-03", "PR.AA-05", "NHI1", "NHI5", "NHI7"]
+    );
+    let control = |id: &str| {
+        rows.iter()
+            .find(|r| r[1] == id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let access = control("PR.AA-05");
+    let evidence = access[4].as_str().unwrap_or_default();
+    assert!(
+        evidence.starts_with("4 requests (3 approved, 1 denied"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("1 revoked and verified gone"),
+        "{evidence}"
+    );
+    assert!(
+        access[5]
+            .as_str()
+            .is_some_and(|e| e.contains("1 break-glass activations")),
+        "{access:?}"
+    );
+    let (first, last) = access[7]
+        .as_str()
+        .and_then(|range| range.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
+        .expect("a ledger range");
+    assert!(0 < first && first < last, "{access:?}");
+    assert_eq!(
+        control("NHI5")[4],
+        "1 grants to services and agents: 0 ended and verified gone, 1 live"
+    );
+    assert!(
+        controls["summary"]["ledger_seq"]
+            .as_str()
+            .is_some_and(|r| r.contains('-'))
+    );
+    let csv = writ.run(&[
+        "report", "controls", "--days", "7", "--csv", "--token", &dave,
+    ]);
+    assert!(csv.status.success(), "{}", stderr(&csv));
+    assert!(
+        stdout(&csv).starts_with(
+            "framework,control,title,writ_feature,evidence,exceptions,failures,ledger_seq"
+        ),
+        "{}",
+        stdout(&csv)
+    );
+
     // The CLI: a table, and CSV a spreadsheet reads.
     let table = writ.run(&["report", "agent-access", "--token", &dave]);
     assert!(table.status.success(), "{}", stderr(&table));
