@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use writ_domain::lifecycle::{GrantState, RequestState};
-use writ_domain::{Grant, IdentityKind, Timestamp};
+use writ_domain::{IdentityKind, Timestamp};
 use writ_store::KindCount;
 
 use crate::{Engine, EngineError};
@@ -60,36 +60,29 @@ struct NonHuman {
 }
 
 impl Engine {
-    fn non_human(&self, grant: &Grant) -> bool {
-        self.identity(grant.subject.as_str())
-            .is_some_and(|i| i.kind != IdentityKind::User)
-    }
-
     async fn non_human_grants(&self, since: Timestamp) -> Result<NonHuman, EngineError> {
+        let non_human: Vec<String> = self
+            .identities()
+            .iter()
+            .filter(|i| i.kind != IdentityKind::User)
+            .map(|i| i.name.to_string())
+            .collect();
         let mut tally = NonHuman::default();
-        for state in [
-            GrantState::Pending,
-            GrantState::Active,
-            GrantState::Revoking,
-            GrantState::Failed,
-            GrantState::Revoked,
-        ] {
-            for grant in self.store.grants_in(state).await? {
-                let made = grant.granted_at.unwrap_or(grant.expires_at);
-                if made < since || !self.non_human(&grant) {
-                    continue;
-                }
-                let ended = state == GrantState::Revoked;
-                let failing = state == GrantState::Failed;
-                tally.granted += 1;
-                tally.ended += usize::from(ended);
-                tally.live += usize::from(!ended);
-                tally.failing += usize::from(failing);
-                if grant.credential {
-                    tally.credentials += 1;
-                    tally.credentials_ended += usize::from(ended);
-                    tally.failing_credentials += usize::from(failing);
-                }
+        for grant in self.store.grants_of_since(&non_human, since).await? {
+            let made = grant.granted_at.unwrap_or(grant.expires_at);
+            if made < since {
+                continue;
+            }
+            let ended = grant.state == GrantState::Revoked;
+            let failing = grant.state == GrantState::Failed;
+            tally.granted += 1;
+            tally.ended += usize::from(ended);
+            tally.live += usize::from(!ended);
+            tally.failing += usize::from(failing);
+            if grant.credential {
+                tally.credentials += 1;
+                tally.credentials_ended += usize::from(ended);
+                tally.failing_credentials += usize::from(failing);
             }
         }
         Ok(tally)

@@ -102,6 +102,34 @@ impl Store {
             .collect()
     }
 
+    /// Grants of these subjects that end at or after `since` (every grant made since
+    /// then among them), in any state.
+    pub async fn grants_of_since(
+        &self,
+        subjects: &[String],
+        since: Timestamp,
+    ) -> Result<Vec<Grant>, StoreError> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut clause = "WHERE expires_at_us >= $1".to_string();
+        let mut values = Vec::new();
+        let first = 2;
+        let placeholders: Vec<String> = (first..first + subjects.len())
+            .map(|n| format!("${n}"))
+            .collect();
+        clause.push_str(&format!(" AND subject IN ({})", placeholders.join(", ")));
+        values.extend(subjects.iter().cloned());
+        // Only numbered placeholders are interpolated.
+        let sql = format!("SELECT id, doc FROM grants {clause}");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since.unix_micros());
+        for value in values {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
     /// Ledger events since `since`, by kind: how many, and the first and last sequence
     /// numbers among them (the range an auditor checks them against).
     pub async fn event_counts_since(&self, since: Timestamp) -> Result<Vec<KindCount>, StoreError> {
