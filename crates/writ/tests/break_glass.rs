@@ -6,39 +6,11 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::sink::Sink;
 use support::{PG_URL, TestDatabase, TestRoles, Writ, eventually, stderr, stdout};
-
-#[derive(Clone, Default)]
-struct Sink {
-    received: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Sink {
-    fn types(&self) -> Vec<String> {
-        self.received
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|event| event["type"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-}
-
-async fn receive(State(sink): State<Sink>, body: Bytes) -> StatusCode {
-    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    sink.received
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(event);
-    StatusCode::ACCEPTED
-}
 
 const POLICIES: &[(&str, &str)] = &[(
     "break_glass.cedar",
@@ -101,17 +73,7 @@ groups = ["dba"]
 
 #[tokio::test]
 async fn break_glass_is_granted_at_once_told_and_reviewed_by_someone_else() {
-    let sink = Sink::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let sink_url = format!("http://{}/events", listener.local_addr().expect("addr"));
-    let app = axum::Router::new()
-        .route("/events", axum::routing::post(receive))
-        .with_state(sink.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (sink, sink_url) = Sink::start().await;
     let mut roles = TestRoles::new().await;
     let root_role = roles.create("root").await;
     let olive_account = roles.create("olive").await;

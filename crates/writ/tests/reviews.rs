@@ -7,41 +7,13 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
 use serde_json::{Value, json};
+use support::sink::Sink;
 use support::{PG_URL, TestDatabase, TestRoles, Writ, eventually, stderr, stdout};
 use writ_domain::GrantId;
 use writ_domain::lifecycle::GrantState;
-
-#[derive(Clone, Default)]
-struct Sink {
-    received: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Sink {
-    fn types(&self) -> Vec<String> {
-        self.received
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|event| event["type"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-}
-
-async fn receive(State(sink): State<Sink>, body: Bytes) -> StatusCode {
-    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    sink.received
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(event);
-    StatusCode::ACCEPTED
-}
 
 const POLICIES: &[(&str, &str)] = &[(
     "reviews.cedar",
@@ -103,17 +75,7 @@ groups = ["admins"]
 
 #[tokio::test]
 async fn a_review_revokes_on_the_target_reminds_and_applies_its_default() {
-    let sink = Sink::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let sink_url = format!("http://{}/events", listener.local_addr().expect("addr"));
-    let app = axum::Router::new()
-        .route("/events", axum::routing::post(receive))
-        .with_state(sink.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (sink, sink_url) = Sink::start().await;
     let mut roles = TestRoles::new().await;
     let read_role = roles.create("read").await;
     let alice_account = roles.create("alice").await;
