@@ -874,40 +874,45 @@ impl Engine {
     /// One `review.reminder` per reviewer with items waiting (and one for items any
     /// permitted approver may decide), then the next step is scheduled.
     async fn remind(&self, campaign: &Campaign, now: Timestamp) -> Result<(), EngineError> {
-        let waiting = self.store.pending_by_reviewer(campaign.id).await?;
-        let counts = self.store.campaign_counts(campaign.id).await?;
+        // Without reminders this is only an early wake-up (another node's clock ahead).
+        let (waiting, pending) = if campaign.remind_every_seconds.is_some() {
+            (
+                self.store.pending_by_reviewer(campaign.id).await?,
+                self.store.campaign_counts(campaign.id).await?.pending,
+            )
+        } else {
+            (Vec::new(), 0)
+        };
         let mut tx = self.store.begin().await?;
-        if campaign.remind_every_seconds.is_some() {
-            for (reviewer, pending) in &waiting {
-                tx.append(
-                    now,
-                    &SCHEDULER_ACTOR,
-                    EventKind::ReviewReminder,
-                    &json!({
-                        "campaign_id": campaign.id,
-                        "name": campaign.name,
-                        "reviewer": reviewer,
-                        "pending": pending,
-                        "due_at": campaign.due_at,
-                    }),
-                )
-                .await?;
-            }
-            if campaign.assignment == Assignment::Approvers && counts.pending > 0 {
-                tx.append(
-                    now,
-                    &SCHEDULER_ACTOR,
-                    EventKind::ReviewReminder,
-                    &json!({
-                        "campaign_id": campaign.id,
-                        "name": campaign.name,
-                        "reviewer": null,
-                        "pending": counts.pending,
-                        "due_at": campaign.due_at,
-                    }),
-                )
-                .await?;
-            }
+        for (reviewer, pending) in &waiting {
+            tx.append(
+                now,
+                &SCHEDULER_ACTOR,
+                EventKind::ReviewReminder,
+                &json!({
+                    "campaign_id": campaign.id,
+                    "name": campaign.name,
+                    "reviewer": reviewer,
+                    "pending": pending,
+                    "due_at": campaign.due_at,
+                }),
+            )
+            .await?;
+        }
+        if campaign.assignment == Assignment::Approvers && pending > 0 {
+            tx.append(
+                now,
+                &SCHEDULER_ACTOR,
+                EventKind::ReviewReminder,
+                &json!({
+                    "campaign_id": campaign.id,
+                    "name": campaign.name,
+                    "reviewer": null,
+                    "pending": pending,
+                    "due_at": campaign.due_at,
+                }),
+            )
+            .await?;
         }
         let next = Self::next_step(campaign, now);
         tx.set_job(&campaign.id.to_string(), JobKind::ReviewCampaignDue, next)

@@ -112,20 +112,16 @@ impl Store {
         if subjects.is_empty() {
             return Ok(Vec::new());
         }
-        let mut clause = "WHERE expires_at_us >= $1".to_string();
-        let mut values = Vec::new();
-        let first = 2;
-        let placeholders: Vec<String> = (first..first + subjects.len())
-            .map(|n| format!("${n}"))
-            .collect();
-        clause.push_str(&format!(" AND subject IN ({})", placeholders.join(", ")));
-        values.extend(subjects.iter().cloned());
-        // Only numbered placeholders are interpolated.
+        let (mut clause, mut values) = (String::new(), Vec::new());
+        crate::read::involving_clause(&mut clause, &mut values, &["subject"], subjects);
+        clause.push_str(&format!(" AND expires_at_us >= ${}", values.len() + 1));
+        // Only a column name writ chose and numbered placeholders are interpolated.
         let sql = format!("SELECT id, doc FROM grants {clause}");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since.unix_micros());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for value in values {
             query = query.bind(value);
         }
+        let query = query.bind(since.unix_micros());
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(grant_from_row).collect()
     }
