@@ -1,10 +1,14 @@
 //! writ's test kit, shared by every crate's tests: throwaway PostgreSQL databases and
-//! roles on the local server (127.0.0.1:5432, trust authentication), and
+//! roles on the local server (127.0.0.1:5432, trust authentication), a throwaway
+//! OpenLDAP `slapd` and SCIM server, test certificates, and
 //! [`on_both_backends!`], which runs one engine or store test on SQLite and on
 //! PostgreSQL. The end-to-end harness that starts a real `writ` lives beside the
 //! binary's tests (`crates/writ/tests/support`), which alone can name the binary.
 
+pub mod certs;
 pub mod pg;
+pub mod scim_server;
+pub mod slapd;
 
 /// Where a test keeps writ's own data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

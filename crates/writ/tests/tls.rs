@@ -8,9 +8,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::certs::{Ca, Validity};
 use support::{NOOP_CONFIG, Writ, eventually, stderr, stdout};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use writ_testkit::certs::{Ca, Validity};
 
 const EXIT_UNAVAILABLE: i32 = 7;
 

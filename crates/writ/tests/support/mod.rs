@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 pub mod browser;
-pub mod certs;
 pub mod chaos;
 pub mod fake_jira;
 pub mod fake_servicenow;
