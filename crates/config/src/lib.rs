@@ -9,6 +9,7 @@ mod keys;
 mod oidc;
 mod raw;
 mod scim;
+mod targets;
 mod tls;
 mod validate;
 mod workload;
@@ -212,6 +213,18 @@ pub enum ConnectorConfig {
         /// before the login is dropped: `NOLOGIN`, no privileges, created if missing.
         orphan_owner: String,
     },
+    /// GRANT / REVOKE a role on a MariaDB or MySQL server.
+    Mariadb {
+        url: String,
+        /// The host part of accounts written without one (`alice` is `'alice'@'%'`).
+        account_host: String,
+        /// Make granted roles the account's default role (`SET DEFAULT ROLE`).
+        default_role: bool,
+    },
+    /// Add and remove accounts in directory groups over LDAP.
+    Ldap(LdapTarget),
+    /// Add and remove users in an application's groups over SCIM 2.0.
+    Scim(ScimTarget),
     /// Run a program with a JSON document on stdin for grant / revoke / check.
     Command {
         program: PathBuf,
@@ -223,6 +236,58 @@ pub enum ConnectorConfig {
     },
     /// Keeps memberships in memory; for benchmarks and trials.
     Noop,
+}
+
+/// A directory: where groups and accounts are, and how writ binds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LdapTarget {
+    /// `ldap://` (with StartTLS unless `starttls = false`) or `ldaps://`.
+    pub url: String,
+    pub starttls: bool,
+    /// PEM roots trusted for the directory's certificate; `None`: the system's.
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: String,
+    pub bind_password: String,
+    pub group_base: String,
+    pub group_attribute: String,
+    /// `member` or `uniqueMember`.
+    pub member_attribute: String,
+    pub account_base: String,
+    pub account_attribute: String,
+    pub account_filter: Option<String>,
+    pub placeholder_member: Option<String>,
+}
+
+impl std::fmt::Debug for LdapTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapTarget")
+            .field("url", &self.url)
+            .field("starttls", &self.starttls)
+            .field("bind_dn", &self.bind_dn)
+            .field("bind_password", &"<redacted>")
+            .field("group_base", &self.group_base)
+            .field("member_attribute", &self.member_attribute)
+            .field("account_base", &self.account_base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An application that accepts SCIM 2.0: its base URL and writ's bearer token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScimTarget {
+    pub url: String,
+    pub bearer_token: String,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ScimTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimTarget")
+            .field("url", &self.url)
+            .field("bearer_token", &"<redacted>")
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

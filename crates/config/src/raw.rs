@@ -224,6 +224,20 @@ pub struct RawTarget {
     pub circuit_failures: Option<u32>,
     pub circuit_cooldown: Option<EnvString>,
     pub orphan_owner: Option<EnvString>,
+    pub account_host: Option<EnvString>,
+    pub default_role: Option<bool>,
+    pub starttls: Option<bool>,
+    pub ca_file: Option<EnvString>,
+    pub bind_dn: Option<EnvString>,
+    pub bind_password: Option<EnvString>,
+    pub group_base: Option<EnvString>,
+    pub group_attribute: Option<EnvString>,
+    pub member_attribute: Option<EnvString>,
+    pub account_base: Option<EnvString>,
+    pub account_attribute: Option<EnvString>,
+    pub account_filter: Option<EnvString>,
+    pub placeholder_member: Option<EnvString>,
+    pub bearer_token: Option<EnvString>,
     pub call_timeout: Option<EnvString>,
     #[serde(default)]
     pub env: Vec<String>,
@@ -321,4 +335,24 @@ pub struct RawNotify {
     #[serde(default)]
     pub events: Vec<EnvString>,
     pub from_start: Option<bool>,
+}
+
+impl RawTarget {
+    /// The first key only LDAP targets take, if this target has one.
+    pub fn ldap_key(&self) -> Option<&'static str> {
+        [
+            ("starttls", self.starttls.is_some()),
+            ("bind_dn", self.bind_dn.is_some()),
+            ("bind_password", self.bind_password.is_some()),
+            ("group_base", self.group_base.is_some()),
+            ("group_attribute", self.group_attribute.is_some()),
+            ("member_attribute", self.member_attribute.is_some()),
+            ("account_base", self.account_base.is_some()),
+            ("account_attribute", self.account_attribute.is_some()),
+            ("account_filter", self.account_filter.is_some()),
+            ("placeholder_member", self.placeholder_member.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(key, present)| present.then_some(key))
+    }
 }

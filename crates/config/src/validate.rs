@@ -26,6 +26,8 @@ const DEFAULT_CHECKPOINT_FILE: &str = "ledger-checkpoints.jsonl";
 const DEFAULT_CHECKPOINT_EVERY_SECONDS: i64 = 60;
 /// Who owns what short-lived credentials created, once they are gone.
 pub const DEFAULT_ORPHAN_OWNER: &str = "writ_orphaned";
+/// The host part of a MariaDB account written without one.
+pub const DEFAULT_ACCOUNT_HOST: &str = "%";
 const DEFAULT_POLICY_DIR: &str = "policies";
 const DEFAULT_COMMAND_TIMEOUT_SECONDS: u64 = 10;
 const DEFAULT_ESCALATE_AFTER_SECONDS: i64 = 15 * 60;
@@ -343,12 +345,12 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         if credential
             && !matches!(
                 targets.get(&raw.target.0).map(|t| &t.connector),
-                Some(ConnectorConfig::Postgres { .. })
+                Some(ConnectorConfig::Postgres { .. } | ConnectorConfig::Mariadb { .. })
             )
         {
             return Err(check.invalid(
                 key("credential"),
-                "short-lived credentials can only be issued on postgres targets",
+                "short-lived credentials can only be issued on postgres and mariadb targets",
             ));
         }
         // A credential's secret is handed over once; writ cannot put a lost one back.
@@ -561,24 +563,61 @@ fn storage_url(check: &Checker<'_>, url: String) -> Result<String, ConfigError> 
     ))
 }
 
+/// Keys of the database and command targets, which directory and SCIM targets do not take.
+fn database_and_command_keys(raw: &RawTarget) -> [(&'static str, bool); 7] {
+    [
+        ("command", raw.command.is_some()),
+        ("args", !raw.args.is_empty()),
+        ("timeout", raw.timeout.is_some()),
+        ("env", !raw.env.is_empty()),
+        ("orphan_owner", raw.orphan_owner.is_some()),
+        ("account_host", raw.account_host.is_some()),
+        ("default_role", raw.default_role.is_some()),
+    ]
+}
+
 fn validate_target(
     check: &Checker<'_>,
     index: usize,
-    raw: RawTarget,
+    mut raw: RawTarget,
 ) -> Result<Target, ConfigError> {
     let key = |field: &str| format!("target[{index}].{field}");
-    let name = check.system_name(&key("name"), raw.name.0)?;
+    let name = check.system_name(&key("name"), std::mem::take(&mut raw.name.0))?;
+    let kind = raw.kind.0.clone();
     let unused = |field: &str, value: bool| -> Result<(), ConfigError> {
         if value {
             Err(check.invalid(
                 key(field),
-                format!("is not used by targets of kind {:?}", raw.kind.0),
+                format!("is not used by targets of kind {kind:?}"),
             ))
         } else {
             Ok(())
         }
     };
+    if raw.kind.0 != "ldap"
+        && let Some(field) = raw.ldap_key()
+    {
+        unused(field, true)?;
+    }
+    if raw.kind.0 != "scim" {
+        unused("bearer_token", raw.bearer_token.is_some())?;
+    }
+    if !matches!(raw.kind.0.as_str(), "ldap" | "scim") {
+        unused("ca_file", raw.ca_file.is_some())?;
+    }
     let connector = match raw.kind.0.as_str() {
+        "ldap" => {
+            for (field, present) in database_and_command_keys(&raw) {
+                unused(field, present)?;
+            }
+            ConnectorConfig::Ldap(crate::targets::ldap(check, &key, &mut raw)?)
+        }
+        "scim" => {
+            for (field, present) in database_and_command_keys(&raw) {
+                unused(field, present)?;
+            }
+            ConnectorConfig::Scim(crate::targets::scim(check, &key, &mut raw)?)
+        }
         "postgres" => {
             unused("command", raw.command.is_some())?;
             unused("args", !raw.args.is_empty())?;
@@ -595,11 +634,47 @@ fn validate_target(
                 Some(name) => check.system_name(&key("orphan_owner"), name.0)?,
                 None => DEFAULT_ORPHAN_OWNER.to_string(),
             };
+            unused("account_host", raw.account_host.is_some())?;
+            unused("default_role", raw.default_role.is_some())?;
             ConnectorConfig::Postgres { url, orphan_owner }
+        }
+        "mariadb" | "mysql" => {
+            unused("command", raw.command.is_some())?;
+            unused("args", !raw.args.is_empty())?;
+            unused("timeout", raw.timeout.is_some())?;
+            unused("env", !raw.env.is_empty())?;
+            unused("orphan_owner", raw.orphan_owner.is_some())?;
+            let url = raw
+                .url
+                .ok_or_else(|| check.invalid(key("url"), "a mariadb target needs a url"))?
+                .0;
+            if !(url.starts_with("mysql://") || url.starts_with("mariadb://")) {
+                return Err(check.invalid(
+                    key("url"),
+                    format!("{url:?} is not a mysql:// or mariadb:// URL"),
+                ));
+            }
+            let account_host = match raw.account_host {
+                Some(host) if host.0.is_empty() || host.0.contains('\0') => {
+                    return Err(check.invalid(
+                        key("account_host"),
+                        "must be a host name or pattern such as % or 10.0.%",
+                    ));
+                }
+                Some(host) => host.0,
+                None => DEFAULT_ACCOUNT_HOST.to_string(),
+            };
+            ConnectorConfig::Mariadb {
+                url,
+                account_host,
+                default_role: raw.default_role.unwrap_or(false),
+            }
         }
         "command" => {
             unused("url", raw.url.is_some())?;
             unused("orphan_owner", raw.orphan_owner.is_some())?;
+            unused("account_host", raw.account_host.is_some())?;
+            unused("default_role", raw.default_role.is_some())?;
             let command = raw
                 .command
                 .ok_or_else(|| check.invalid(key("command"), "a command target needs a command"))?
@@ -640,13 +715,17 @@ fn validate_target(
             unused("url", raw.url.is_some())?;
             unused("command", raw.command.is_some())?;
             unused("orphan_owner", raw.orphan_owner.is_some())?;
+            unused("account_host", raw.account_host.is_some())?;
+            unused("default_role", raw.default_role.is_some())?;
             unused("env", !raw.env.is_empty())?;
             ConnectorConfig::Noop
         }
         other => {
             return Err(check.invalid(
                 key("kind"),
-                format!("unknown kind {other:?}; expected postgres, command or noop"),
+                format!(
+                    "unknown kind {other:?}; expected postgres, mariadb, ldap, scim, command or noop"
+                ),
             ));
         }
     };
@@ -1007,6 +1086,139 @@ owner = "alice"
     }
 
     #[test]
+    fn mariadb_targets_take_a_mysql_url_an_account_host_and_default_roles() {
+        let mariadb = |extra: &str| {
+            GOOD.replace(
+                "kind = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"",
+                &format!("kind = \"mariadb\"\nurl = \"mysql://root@127.0.0.1:3306/\"\n{extra}"),
+            )
+        };
+        let config = load(&mariadb("")).expect("valid");
+        assert_eq!(
+            config.targets["pg"].connector,
+            ConnectorConfig::Mariadb {
+                url: "mysql://root@127.0.0.1:3306/".into(),
+                account_host: "%".into(),
+                default_role: false,
+            }
+        );
+        let config =
+            load(&mariadb("account_host = \"10.0.%\"\ndefault_role = true")).expect("valid");
+        assert_eq!(
+            config.targets["pg"].connector,
+            ConnectorConfig::Mariadb {
+                url: "mysql://root@127.0.0.1:3306/".into(),
+                account_host: "10.0.%".into(),
+                default_role: true,
+            }
+        );
+        for (text, error) in [
+            (
+                mariadb("").replace("mysql://root@", "postgres://root@"),
+                "target[0].url: \"postgres://root@127.0.0.1:3306/\" is not a mysql:// or mariadb:// URL",
+            ),
+            (
+                mariadb("orphan_owner = \"x\""),
+                "target[0].orphan_owner: is not used by targets of kind \"mariadb\"",
+            ),
+            (
+                mariadb("account_host = \"\""),
+                "target[0].account_host: must be a host name",
+            ),
+            (
+                GOOD.replace(
+                    "kind = \"postgres\"",
+                    "kind = \"postgres\"\ndefault_role = true",
+                ),
+                "target[0].default_role: is not used by targets of kind \"postgres\"",
+            ),
+        ] {
+            let message = load(&text).expect_err(error);
+            assert!(message.contains(error), "{message}");
+        }
+    }
+
+    #[test]
+    fn ldap_and_scim_targets_refuse_clear_text_secrets_and_stray_keys() {
+        let target = |body: &str| {
+            GOOD.replace(
+                "kind = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"",
+                body,
+            )
+        };
+        let ldap = "kind = \"ldap\"\nurl = \"ldap://dir.example.org\"\nbind_dn = \"cn=writ,dc=example,dc=org\"\nbind_password = \"s\"\ngroup_base = \"ou=groups,dc=example,dc=org\"\naccount_base = \"ou=people,dc=example,dc=org\"";
+        let config = load(&target(ldap)).expect("valid");
+        let ConnectorConfig::Ldap(directory) = &config.targets["pg"].connector else {
+            panic!("an ldap target");
+        };
+        assert!(directory.starttls, "StartTLS unless told otherwise");
+        assert_eq!(
+            (
+                directory.member_attribute.as_str(),
+                directory.account_attribute.as_str()
+            ),
+            ("member", "uid")
+        );
+        assert!(!format!("{directory:?}").contains("bind_password: \"s\""));
+        let scim =
+            "kind = \"scim\"\nurl = \"https://app.example.com/scim/v2\"\nbearer_token = \"t\"";
+        assert!(matches!(
+            load(&target(scim)).expect("valid").targets["pg"].connector,
+            ConnectorConfig::Scim(_)
+        ));
+        for (text, error) in [
+            (
+                target(
+                    &ldap
+                        .replace("ldap://", "ldaps://")
+                        .replace("bind_password", "starttls = true\nbind_password"),
+                ),
+                "target[0].starttls: an ldaps:// URL is already TLS",
+            ),
+            (
+                target(&ldap.replace("group_base", "member_attribute = \"memberUid\"\ngroup_base")),
+                "target[0].member_attribute",
+            ),
+            (
+                target(&ldap.replace("bind_dn = \"cn=writ,dc=example,dc=org\"\n", "")),
+                "target[0].bind_dn: an ldap target needs it",
+            ),
+            (
+                target(&ldap.replace(
+                    "bind_password",
+                    "account_filter = \"objectClass=person\"\nbind_password",
+                )),
+                "target[0].account_filter",
+            ),
+            (
+                target(&scim.replace("https://app", "http://app")),
+                "would send writ's token in clear",
+            ),
+            (
+                target(&scim.replace("bearer_token = \"t\"", "")),
+                "target[0].bearer_token",
+            ),
+            (
+                GOOD.replace(
+                    "kind = \"postgres\"",
+                    "kind = \"postgres\"\nbearer_token = \"t\"",
+                ),
+                "target[0].bearer_token: is not used by targets of kind \"postgres\"",
+            ),
+            (
+                GOOD.replace(
+                    "kind = \"postgres\"",
+                    "kind = \"postgres\"\ngroup_base = \"x\"",
+                ),
+                "target[0].group_base: is not used by targets of kind \"postgres\"",
+            ),
+        ] {
+            let message = load(&text).expect_err(error);
+            assert!(message.contains(error), "{error} in {message}");
+        }
+    }
+
+    #[test]
     fn a_complete_config_validates() {
         let config = load(GOOD).expect("valid");
         assert_eq!(config.listen.port(), 7171);
@@ -1058,8 +1270,8 @@ owner = "alice"
                 "user \"alice\".manager: \"nobody\" is not a configured user",
             ),
             (
-                GOOD.replace("kind = \"postgres\"", "kind = \"ldap\""),
-                "target[0].kind: unknown kind \"ldap\"",
+                GOOD.replace("kind = \"postgres\"", "kind = \"oracle\""),
+                "target[0].kind: unknown kind \"oracle\"",
             ),
             (
                 GOOD.replace("name = \"dave\"", "name = \"svc-report\""),

@@ -202,6 +202,11 @@ impl Connector for CommandConnector {
     }
 
     async fn holds(&self, access: Access<'_>) -> Result<bool, ConnectorError> {
+        // A name with a NUL byte cannot be passed to the program, so it was never
+        // granted through it.
+        if access.role.contains('\0') || access.account.contains('\0') {
+            return Ok(false);
+        }
         let stdout = self.run("check", access).await?;
         self.parse::<CheckOutput>("check", &stdout, r#"{"held": true|false}"#)
             .map(|out| out.held)

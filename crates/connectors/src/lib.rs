@@ -4,8 +4,11 @@
 //! so the engine may repeat any call whose outcome it does not know.
 
 mod command;
+mod ldap;
+mod mariadb;
 mod noop;
 mod postgres;
+mod scim;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,8 +18,13 @@ use writ_config::{Config, ConnectorConfig};
 use writ_domain::Timestamp;
 
 pub use command::CommandConnector;
+pub use ldap::{LdapConnector, LdapSettings};
+pub use mariadb::{
+    Account as MariadbAccount, MariadbConnector, native_password_hash, quote_mariadb_identifier,
+};
 pub use noop::NoopConnector;
 pub use postgres::{PostgresConnector, quote_identifier, scram_sha256_verifier};
+pub use scim::{ScimConnector, ScimSettings};
 
 /// One entitlement for one account: what a connector changes or reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,16 +171,43 @@ impl Connectors {
     pub fn from_config(config: &Config) -> Result<Self, ConnectorError> {
         let mut by_target: HashMap<String, Arc<dyn Connector>> = HashMap::new();
         for target in config.targets.values() {
+            let timeout = std::time::Duration::from_secs(
+                u64::try_from(target.call_timeout_seconds).unwrap_or(0),
+            );
             let connector: Arc<dyn Connector> = match &target.connector {
-                ConnectorConfig::Postgres { url, orphan_owner } => {
-                    let timeout = std::time::Duration::from_secs(
-                        u64::try_from(target.call_timeout_seconds).unwrap_or(0),
-                    );
-                    Arc::new(
-                        PostgresConnector::with_statement_timeout(url, timeout)?
-                            .with_orphan_owner(orphan_owner),
-                    )
-                }
+                ConnectorConfig::Postgres { url, orphan_owner } => Arc::new(
+                    PostgresConnector::with_statement_timeout(url, timeout)?
+                        .with_orphan_owner(orphan_owner),
+                ),
+                ConnectorConfig::Mariadb {
+                    url,
+                    account_host,
+                    default_role,
+                } => Arc::new(
+                    MariadbConnector::new(url, account_host, timeout)?
+                        .with_default_role(*default_role),
+                ),
+                ConnectorConfig::Ldap(ldap) => Arc::new(LdapConnector::new(LdapSettings {
+                    url: ldap.url.clone(),
+                    starttls: ldap.starttls,
+                    ca_file: ldap.ca_file.clone(),
+                    bind_dn: ldap.bind_dn.clone(),
+                    bind_password: ldap.bind_password.clone(),
+                    group_base: ldap.group_base.clone(),
+                    group_attribute: ldap.group_attribute.clone(),
+                    member_attribute: ldap.member_attribute.clone(),
+                    account_base: ldap.account_base.clone(),
+                    account_attribute: ldap.account_attribute.clone(),
+                    account_filter: ldap.account_filter.clone(),
+                    placeholder_member: ldap.placeholder_member.clone(),
+                    timeout,
+                })?),
+                ConnectorConfig::Scim(scim) => Arc::new(ScimConnector::new(ScimSettings {
+                    url: scim.url.clone(),
+                    bearer_token: scim.bearer_token.clone(),
+                    ca_file: scim.ca_file.clone(),
+                    timeout,
+                })?),
                 ConnectorConfig::Command {
                     program,
                     args,

@@ -284,6 +284,10 @@ impl Connector for PostgresConnector {
     }
 
     async fn holds(&self, access: Access<'_>) -> Result<bool, ConnectorError> {
+        // No role can be named with a NUL byte (and PostgreSQL refuses to be asked).
+        if access.role.contains('\0') || access.account.contains('\0') {
+            return Ok(false);
+        }
         sqlx::query_scalar::<_, bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_auth_members m \
              JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member \
