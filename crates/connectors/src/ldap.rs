@@ -471,6 +471,38 @@ impl Connector for LdapConnector {
         result
     }
 
+    /// The groups the role's group is nested in, directly or through others: their
+    /// members are members of those too. A directory has no superuser to reach here.
+    async fn effective_access(
+        &self,
+        role: &str,
+    ) -> Result<Option<writ_domain::EffectiveAccess>, ConnectorError> {
+        let mut session = self.connect().await?;
+        let result = async {
+            let group = self.group_dn(role);
+            if self.group_members(&mut session, &group).await?.is_none() {
+                return Err(ConnectorError::Failed(format!(
+                    "group {group} does not exist"
+                )));
+            }
+            let mut access = writ_domain::EffectiveAccess::default();
+            let mut seen = HashSet::from([normalise_dn(&group)]);
+            let mut frontier = vec![group];
+            while let Some(dn) = frontier.pop() {
+                for (parent, name) in self.parents(&mut session, &dn).await? {
+                    if seen.insert(normalise_dn(&parent)) {
+                        access.roles.insert(name);
+                        frontier.push(parent);
+                    }
+                }
+            }
+            Ok(Some(access))
+        }
+        .await;
+        Self::unbind(session).await;
+        result
+    }
+
     /// The accounts the group lists, by name; a member that is not an account under
     /// `account_base` (another group, an entry elsewhere) is listed by its DN, so
     /// reconciliation reports it rather than missing it.
@@ -504,6 +536,46 @@ impl Connector for LdapConnector {
         .await;
         Self::unbind(session).await;
         result
+    }
+}
+
+impl LdapConnector {
+    /// The groups under `group_base` that list `dn` as a member: (their DN, name).
+    async fn parents(
+        &self,
+        session: &mut Session,
+        dn: &str,
+    ) -> Result<Vec<(String, String)>, ConnectorError> {
+        let filter = format!("({}={})", self.settings.member_attribute, ldap_escape(dn));
+        let attribute = self.settings.group_attribute.as_str();
+        let (entries, _) = session
+            .ldap
+            .with_timeout(session.timeout)
+            .search(
+                &self.settings.group_base,
+                Scope::Subtree,
+                &filter,
+                vec![attribute],
+            )
+            .await
+            .map_err(lost)?
+            .success()
+            .map_err(|e| {
+                ConnectorError::Failed(format!("searching for groups holding {dn}: {e}"))
+            })?;
+        Ok(entries
+            .into_iter()
+            .map(SearchEntry::construct)
+            .map(|entry| {
+                let name = entry
+                    .attrs
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(attribute))
+                    .and_then(|(_, values)| values.first().cloned())
+                    .unwrap_or_else(|| entry.dn.clone());
+                (entry.dn, name)
+            })
+            .collect())
     }
 }
 

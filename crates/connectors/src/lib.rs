@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use writ_config::{Config, ConnectorConfig};
-use writ_domain::Timestamp;
+use writ_domain::{EffectiveAccess, Timestamp};
 
 pub use command::CommandConnector;
 pub use ldap::{LdapConnector, LdapSettings};
@@ -134,6 +134,16 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     async fn credential_exists(&self, username: &str) -> Result<bool, ConnectorError> {
         let _ = username;
         Err(no_credentials())
+    }
+
+    /// What `role` really gives on the target (the roles it reaches, superuser,
+    /// powers, privileges); `None` where this kind of target cannot tell.
+    async fn effective_access(
+        &self,
+        role: &str,
+    ) -> Result<Option<EffectiveAccess>, ConnectorError> {
+        let _ = role;
+        Ok(None)
     }
 
     /// Looks, without changing anything, for what would make grants fail. By default:

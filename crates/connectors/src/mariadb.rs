@@ -19,6 +19,7 @@ use tokio::sync::OnceCell;
 use crate::{Access, Connector, ConnectorError, Credential};
 
 mod check;
+mod effective;
 
 /// How long writ waits for a connection to the target before calling it down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -506,6 +507,13 @@ impl Connector for MariadbConnector {
 
     async fn check(&self, plan: &crate::CheckPlan) -> Vec<crate::CheckItem> {
         check::run(self, plan).await
+    }
+
+    async fn effective_access(
+        &self,
+        role: &str,
+    ) -> Result<Option<writ_domain::EffectiveAccess>, ConnectorError> {
+        effective::read(self, role).await.map(Some)
     }
 }
 

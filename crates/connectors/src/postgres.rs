@@ -20,6 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::{Access, Connector, ConnectorError, Credential};
 
 mod check;
+mod effective;
 
 /// How long writ waits for a connection to the target before calling it down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -354,6 +355,13 @@ impl Connector for PostgresConnector {
 
     async fn credential_exists(&self, username: &str) -> Result<bool, ConnectorError> {
         self.role_exists(username).await
+    }
+
+    async fn effective_access(
+        &self,
+        role: &str,
+    ) -> Result<Option<writ_domain::EffectiveAccess>, ConnectorError> {
+        effective::read(&self.pool, role).await
     }
 
     /// Direct members of the role (what `GRANT role TO account` creates).

@@ -219,3 +219,56 @@ async fn reconciliation_pages_through_a_group_larger_than_the_size_limit() {
     assert_eq!(members.len(), 1201);
     assert_eq!(members, expected);
 }
+
+#[tokio::test]
+async fn effective_access_follows_nested_groups() {
+    let slapd = Slapd::start(None);
+    group(
+        &slapd,
+        "readers",
+        "groupOfNames",
+        "member",
+        fixture::PLACEHOLDER,
+    );
+    group(
+        &slapd,
+        "staff",
+        "groupOfNames",
+        "member",
+        &format!("cn=readers,{}", slapd::GROUPS),
+    );
+    group(
+        &slapd,
+        "vpn",
+        "groupOfNames",
+        "member",
+        &format!("cn=staff,{}", slapd::GROUPS),
+    );
+    group(
+        &slapd,
+        "unrelated",
+        "groupOfNames",
+        "member",
+        fixture::PLACEHOLDER,
+    );
+    let connector = LdapConnector::new(fixture::settings(&slapd.url())).expect("connector");
+    let access = connector
+        .effective_access("readers")
+        .await
+        .expect("read")
+        .expect("a directory tells");
+    assert_eq!(access.roles.iter().collect::<Vec<_>>(), ["staff", "vpn"]);
+    assert!(!access.superuser);
+    // A loop in the nesting ends.
+    slapd.modify(&format!(
+        "dn: cn=readers,{}\nchangetype: modify\nadd: member\nmember: cn=vpn,{}\n",
+        slapd::GROUPS,
+        slapd::GROUPS
+    ));
+    let looped = connector
+        .effective_access("staff")
+        .await
+        .expect("read")
+        .expect("a directory tells");
+    assert_eq!(looped.roles.iter().collect::<Vec<_>>(), ["readers", "vpn"]);
+}

@@ -421,3 +421,33 @@ async fn check_names_missing_privileges() {
     .expect("connector");
     assert_eq!(problems(connector.check(&plan).await), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn effective_access_follows_nested_roles_to_superuser() {
+    let admin = admin().await;
+    let s = suffix();
+    let (role, inner) = (format!("eff_role_{s}"), format!("eff_inner_{s}"));
+    run(&admin, &format!("CREATE ROLE {role}")).await;
+    run(&admin, &format!("CREATE ROLE {inner}")).await;
+    run(&admin, &format!("GRANT SELECT ON mysql.db TO {inner}")).await;
+    run(&admin, &format!("GRANT {inner} TO {role}")).await;
+    let connector = connector();
+    let approved = connector
+        .effective_access(&role)
+        .await
+        .expect("read")
+        .expect("mariadb tells");
+    assert_eq!(approved.roles.iter().collect::<Vec<_>>(), [&inner]);
+    assert!(
+        approved.privileges.contains("SELECT ON `mysql`.`db`"),
+        "{approved:?}"
+    );
+    assert!(!approved.superuser);
+    run(&admin, &format!("GRANT ALL PRIVILEGES ON *.* TO {inner}")).await;
+    let now = connector
+        .effective_access(&role)
+        .await
+        .expect("read")
+        .expect("mariadb tells");
+    assert!(now.superuser && now.is_critical(), "{now:?}");
+}

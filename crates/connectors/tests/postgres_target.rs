@@ -495,3 +495,83 @@ async fn literals_mean_the_same_whatever_standard_conforming_strings_says() {
         .await;
     drop_role(&admin, &role).await;
 }
+
+#[tokio::test]
+async fn effective_access_follows_memberships_to_privileges_and_superuser() {
+    let admin = PgPool::connect(ADMIN_URL)
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432");
+    let s = uuid::Uuid::now_v7().simple().to_string()[24..].to_string();
+    let (role, middle, top, table) = (
+        format!("eff_role_{s}"),
+        format!("eff_mid_{s}"),
+        format!("eff_top_{s}"),
+        format!("eff_orders_{s}"),
+    );
+    for sql in [
+        format!("CREATE ROLE {role} NOLOGIN"),
+        format!("CREATE ROLE {middle} NOLOGIN"),
+        format!("CREATE ROLE {top} NOLOGIN"),
+        format!("CREATE TABLE public.{table} (id int)"),
+        format!("GRANT SELECT ON public.{table} TO {middle}"),
+        format!("GRANT {middle} TO {role}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .expect("set up");
+    }
+    let connector = PostgresConnector::new(ADMIN_URL).expect("connector");
+    let approved = connector
+        .effective_access(&role)
+        .await
+        .expect("read")
+        .expect("postgres tells");
+    assert_eq!(approved.roles.iter().collect::<Vec<_>>(), [&middle]);
+    assert!(
+        approved
+            .privileges
+            .contains(&format!("SELECT ON TABLE public.{table}")),
+        "{approved:?}"
+    );
+    assert!(!approved.superuser && !approved.is_critical());
+
+    // Behind writ's back: the middle role is nested in a superuser and given
+    // pg_write_all_data. The entitlement's role was never touched.
+    for sql in [
+        format!("ALTER ROLE {top} SUPERUSER"),
+        format!("GRANT {top} TO {middle}"),
+        format!("GRANT pg_write_all_data TO {middle}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .expect("change");
+    }
+    let now = connector
+        .effective_access(&role)
+        .await
+        .expect("read")
+        .expect("postgres tells");
+    assert!(now.superuser && now.powers.contains("pg_write_all_data") && now.is_critical());
+    let change = approved.change_to(&now).expect("changed");
+    assert_eq!(change.roles_added, std::slice::from_ref(&top));
+    assert_eq!(change.superuser, Some(true));
+
+    let missing = connector
+        .effective_access("no_such_role_for_writ")
+        .await
+        .expect_err("no such role");
+    assert!(missing.to_string().contains("does not exist"), "{missing}");
+    for sql in [
+        format!("DROP TABLE public.{table}"),
+        format!("DROP ROLE {role}"),
+        format!("DROP ROLE {middle}"),
+        format!("DROP ROLE {top}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .expect("clean up");
+    }
+}

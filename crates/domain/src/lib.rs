@@ -7,6 +7,7 @@ pub mod break_glass;
 mod clock;
 pub mod directory;
 mod duration;
+pub mod effective;
 pub mod finding;
 mod ids;
 pub mod ledger;
@@ -19,6 +20,7 @@ pub use break_glass::{Activation, BreakGlassMark, ReviewEvent, ReviewState};
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use directory::{DirectoryGroup, DirectoryMeta, DirectoryUser};
 pub use duration::{DURATION_HELP, format_duration_seconds, parse_duration_seconds};
+pub use effective::{EffectiveAccess, EffectiveChange};
 pub use finding::{
     DriftAction, Exception, Finding, FindingEvent, FindingKind, FindingReport, FindingState,
 };
