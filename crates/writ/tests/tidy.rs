@@ -109,8 +109,8 @@ const CAPABILITIES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "reqwest",
-        &["writ-itsm", "writ-oidc", "writ"],
-        "only writ-itsm talks to ticketing systems and writ-oidc to identity providers (the CLI talks to writ's own API)",
+        &["writ-itsm", "writ-oidc", "writ-connectors", "writ"],
+        "only writ-itsm talks to ticketing systems, writ-oidc to identity providers and writ-connectors to targets (SCIM applications; the CLI talks to writ's own API)",
     ),
     (
         "axum",
