@@ -95,7 +95,7 @@ pub async fn list_findings(
         .map(|k| {
             FindingKind::parse(&k).ok_or_else(|| {
                 ApiError::malformed(format!(
-                    "unknown finding kind {k:?}; expected unmanaged, lingering, missing or not_permitted"
+                    "unknown finding kind {k:?}; expected unmanaged, lingering, missing, not_permitted or entitlement_changed"
                 ))
             })
         })

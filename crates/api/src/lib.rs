@@ -96,6 +96,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/approve", post(requests::approve_request))
         .route("/v1/requests/{id}/reject", post(requests::reject_request))
         .route("/v1/entitlements", get(requests::list_entitlements))
+        .route(
+            "/v1/entitlements/{target}/{name}",
+            get(requests::show_entitlement),
+        )
         .route("/v1/reports/{name}", get(reports::report))
         .route("/v1/break-glass/{profile}", post(break_glass::activate))
         .route("/v1/break-glass/activations", get(break_glass::list_activations))

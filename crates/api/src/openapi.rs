@@ -20,6 +20,7 @@ use crate::{audit, grants, handlers, identities, itsm_routes, requests};
         requests::approve_request,
         requests::reject_request,
         requests::list_entitlements,
+        requests::show_entitlement,
         grants::list_grants,
         grants::get_grant,
         grants::revoke_grant,

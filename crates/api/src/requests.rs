@@ -103,6 +103,21 @@ pub async fn list_entitlements(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/entitlements/{target}/{name}",
+    responses((status = 200, body = writ_engine::EntitlementDetail, description = "the entitlement and what its role really gives on its target now (read from the target)"), (status = 401), (status = 404)))]
+pub async fn show_entitlement(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+    crate::segment::TwoSegments(target, name): crate::segment::TwoSegments,
+) -> Result<Json<writ_engine::EntitlementDetail>, ApiError> {
+    Ok(Json(
+        state
+            .engine
+            .entitlement_detail(&format!("{target}/{name}"))
+            .await?,
+    ))
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestList {
     pub requests: Vec<Request>,

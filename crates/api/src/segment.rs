@@ -19,3 +19,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Segment {
             .map_err(|rejection| ApiError::malformed(rejection.body_text()))
     }
 }
+
+/// The two segments of a route such as `/v1/entitlements/{target}/{name}`.
+pub struct TwoSegments(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for TwoSegments {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map(|Path((first, second))| Self(first, second))
+            .map_err(|rejection| ApiError::malformed(rejection.body_text()))
+    }
+}

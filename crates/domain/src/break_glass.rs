@@ -228,6 +228,7 @@ mod tests {
                 profile: activation.profile.clone(),
                 activation: activation.id,
             }),
+            effective: None,
         }
     }
 

@@ -26,6 +26,10 @@ pub enum FindingKind {
     /// whose owners review such grants (`on_policy_change = "review"`) instead of writ
     /// revoking them. Not drift: reconciliation leaves it alone.
     NotPermitted,
+    /// What the entitlement's role gives on the target changed since the active grant
+    /// was approved (another role nested in it, privileges added, superuser reached):
+    /// the finding carries the difference. Reported; the access itself is untouched.
+    EntitlementChanged,
 }
 
 /// What reconciliation does about a kind of finding on an entitlement.
@@ -90,6 +94,10 @@ pub struct Finding {
     pub resolved_at: Option<Timestamp>,
     /// How it was resolved: `revoked`, `reapplied` or `gone` (the target changed by itself).
     pub resolution: Option<String>,
+    /// For `entitlement_changed`: what the role gives now that it did not when the
+    /// grant was approved, and what it no longer gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<crate::EffectiveChange>,
 }
 
 /// A finding as the API shows it: the ledgered record plus what the latest passes saw.
@@ -105,11 +113,12 @@ pub struct FindingReport {
 }
 
 impl FindingKind {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Unmanaged,
         Self::Lingering,
         Self::Missing,
         Self::NotPermitted,
+        Self::EntitlementChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -118,6 +127,7 @@ impl FindingKind {
             Self::Lingering => "lingering",
             Self::Missing => "missing",
             Self::NotPermitted => "not_permitted",
+            Self::EntitlementChanged => "entitlement_changed",
         }
     }
 
@@ -125,9 +135,10 @@ impl FindingKind {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 
-    /// Whether reconciliation finds it (a difference between a target and the grants).
+    /// Whether it is a difference in who holds the access on a target (what
+    /// reconciliation compares account by account).
     pub fn is_drift(self) -> bool {
-        self != Self::NotPermitted
+        matches!(self, Self::Unmanaged | Self::Lingering | Self::Missing)
     }
 
     /// Whether `action` makes sense for this kind: access that should not be there can
@@ -146,7 +157,7 @@ impl FindingKind {
             Self::Unmanaged => DriftAction::Report,
             Self::Lingering => DriftAction::Revoke,
             Self::Missing => DriftAction::Reapply,
-            Self::NotPermitted => DriftAction::Report,
+            Self::NotPermitted | Self::EntitlementChanged => DriftAction::Report,
         }
     }
 }
@@ -258,6 +269,7 @@ mod tests {
             exception: None,
             resolved_at: None,
             resolution: None,
+            change: None,
         }
     }
 

@@ -107,6 +107,11 @@ pub struct Request {
     /// after the fact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<crate::BreakGlassMark>,
+    /// What the entitlement's role really gave on its target when this was decided
+    /// (policy's `context.effective`); absent where the target cannot tell or did not
+    /// answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective: Option<crate::EffectiveAccess>,
 }
 
 impl Request {
@@ -149,6 +154,10 @@ pub struct Grant {
     /// dropped at expiry, rather than the role given to the subject's account.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub credential: bool,
+    /// What the entitlement's role really gave when the grant was decided: what was
+    /// approved. Reconciliation reports `entitlement_changed` when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective: Option<crate::EffectiveAccess>,
 }
 
 /// Why a lease ended. On the ledger and in the API as its text: `expired`, `expired

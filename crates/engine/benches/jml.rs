@@ -191,6 +191,7 @@ fn raw_decisions(policy: &PolicyEngine, live: &[(Grant, Request)]) -> f64 {
             ticket: request.ticket.as_ref(),
             on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
             holds: &request.holds,
+            effective: None,
             now,
         });
         permitted += usize::from(evaluation.value.outcome != writ_domain::DecisionOutcome::Deny);

@@ -143,6 +143,7 @@ impl Engine {
                 ticket: None,
                 on_behalf_of: on_behalf_of.as_ref().map(|u| u.as_str()),
                 holds: &holds,
+                effective: None,
                 now,
             });
             self.report_policy_errors("break_glass", &evaluation.errors);
@@ -190,6 +191,7 @@ impl Engine {
                     profile: profile.name.clone(),
                     activation: id,
                 }),
+                effective: None,
             });
         }
         if !denials.is_empty() {

@@ -110,6 +110,7 @@ impl Engine {
                         ticket,
                         on_behalf_of: None,
                         holds: &holds,
+                        effective: None,
                         now,
                     });
                     Preview::from(evaluation.value)
@@ -237,6 +238,7 @@ impl Engine {
                     ticket: Some(ticket),
                     on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
                     holds: &request.holds,
+                    effective: None,
                     now,
                 })
                 .value

@@ -15,6 +15,7 @@ mod controls;
 mod credentials;
 mod directory;
 mod dispatch;
+pub mod effective;
 mod error;
 mod evidence;
 mod exceptions;
@@ -63,6 +64,7 @@ use writ_store::Store;
 
 pub use break_glass::{Activated, BreakGlass};
 pub use credentials::IssuedCredential;
+pub use effective::EntitlementDetail;
 pub use error::{EngineError, ErrorCode, ErrorKind};
 pub use evidence::{COURIER_TASK_NAME, COURIER_TICK_DEADLINE, EvidenceCourier};
 pub use exceptions::{EXCEPTION_DURATION_MAX_SECONDS, NewException};

@@ -281,6 +281,7 @@ impl Engine {
             holds,
             extends: new.extends,
             break_glass: None,
+            effective: self.observe_effective(entitlement).await,
         };
         self.decide_on(&mut request, cap_seconds);
         Ok(Decided {
@@ -482,6 +483,7 @@ impl Engine {
             verified_at: None,
             retained_by: None,
             credential,
+            effective: request.effective.clone(),
         }
     }
 

@@ -22,6 +22,8 @@ use writ_domain::{
 use writ_store::{FindingFilter, Page};
 
 use crate::target_guard::TargetGuard;
+
+mod changed;
 use crate::{Caller, Engine, EngineError, ErrorCode, metrics_names};
 
 /// The actor of every change reconciliation makes.
@@ -235,6 +237,7 @@ impl Engine {
             tx.commit().await?;
         }
         report.unresolved = seen.len();
+        self.reconcile_changes(target, &mut report).await?;
         if !report.errors.is_empty() {
             tracing::warn!(target, errors = ?report.errors, "reconciliation pass had errors");
         }
@@ -462,6 +465,17 @@ impl Engine {
         account: &str,
         drift: Drift,
     ) -> Result<Finding, EngineError> {
+        self.open_finding_with(entitlement, account, drift, None)
+            .await
+    }
+
+    async fn open_finding_with(
+        &self,
+        entitlement: &Entitlement,
+        account: &str,
+        drift: Drift,
+        change: Option<writ_domain::EffectiveChange>,
+    ) -> Result<Finding, EngineError> {
         let now = self.clock.now();
         let finding = Finding {
             id: FindingId::generate_at(now),
@@ -476,6 +490,7 @@ impl Engine {
             exception: None,
             resolved_at: None,
             resolution: None,
+            change,
         };
         let mut tx = self.store.begin().await?;
         tx.insert_finding(&finding).await?;

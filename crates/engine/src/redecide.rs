@@ -334,6 +334,7 @@ impl Engine {
             ticket: request.ticket.as_ref(),
             on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
             holds: &request.holds,
+            effective: None,
             now,
         });
         self.report_policy_errors("redecide", &evaluation.errors);
@@ -427,6 +428,7 @@ impl Engine {
             exception: None,
             resolved_at: None,
             resolution: None,
+            change: None,
         };
         tx.insert_finding(&finding).await?;
         tx.append(

@@ -104,6 +104,7 @@ pub fn redecide_recorded(
         ticket: request.ticket.as_ref(),
         on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
         holds: &request.holds,
+        effective: None,
         now: request.created_at,
     };
     let evaluation = if request.break_glass.is_some() {

@@ -137,6 +137,7 @@ fn measure(engine: &PolicyEngine, whole: &PolicySet, config: &Config, seed: u64)
             ticket: None,
             on_behalf_of: None,
             holds: &[],
+            effective: None,
             now,
         };
         std::hint::black_box(engine.decide_request(&facts));
@@ -152,6 +153,7 @@ fn measure(engine: &PolicyEngine, whole: &PolicySet, config: &Config, seed: u64)
             ticket: None,
             on_behalf_of: None,
             holds: &[],
+            effective: None,
             now,
         };
         let started = Instant::now();

@@ -26,6 +26,10 @@ pub(crate) enum Field {
     EntitySet(Vec<EntityUid>),
     /// RFC 3339 text, as Cedar's `datetime("…")` takes it.
     Datetime(String),
+    /// A set of strings.
+    TextSet(Vec<String>),
+    /// A record of named fields.
+    Record(Vec<(&'static str, Field)>),
 }
 
 static DATETIME: LazyLock<Option<&'static ExtensionFunction>> = LazyLock::new(|| {
@@ -44,6 +48,14 @@ fn value(field: Field) -> Result<Value, String> {
                 .map(|uid| Value::from(ast::EntityUID::from(uid))),
             None,
         ),
+        Field::TextSet(texts) => Value::set(texts.into_iter().map(Value::from), None),
+        Field::Record(fields) => {
+            let mut pairs = Vec::with_capacity(fields.len());
+            for (key, field) in fields {
+                pairs.push((key, value(field)?));
+            }
+            Value::record(pairs, None)
+        }
         Field::Datetime(text) => {
             let datetime = DATETIME.ok_or("Cedar's datetime extension is not available")?;
             match datetime.call(&[Value::from(text)]) {
@@ -79,20 +91,34 @@ pub(crate) mod tests {
     pub(crate) fn public_context(
         fields: impl IntoIterator<Item = (&'static str, Field)>,
     ) -> Result<Context, String> {
-        Context::from_pairs(fields.into_iter().map(|(key, field)| {
-            let expression = match field {
-                Field::Bool(b) => RestrictedExpression::new_bool(b),
-                Field::Long(n) => RestrictedExpression::new_long(n),
-                Field::Text(text) => RestrictedExpression::new_string(text),
-                Field::Entity(uid) => RestrictedExpression::new_entity_uid(uid),
-                Field::EntitySet(uids) => RestrictedExpression::new_set(
-                    uids.into_iter().map(RestrictedExpression::new_entity_uid),
-                ),
-                Field::Datetime(text) => RestrictedExpression::new_datetime(text),
-            };
-            (key.to_string(), expression)
-        }))
+        Context::from_pairs(
+            fields
+                .into_iter()
+                .map(|(key, field)| (key.to_string(), expression(field))),
+        )
         .map_err(|e| e.to_string())
+    }
+
+    fn expression(field: Field) -> RestrictedExpression {
+        match field {
+            Field::Bool(b) => RestrictedExpression::new_bool(b),
+            Field::Long(n) => RestrictedExpression::new_long(n),
+            Field::Text(text) => RestrictedExpression::new_string(text),
+            Field::Entity(uid) => RestrictedExpression::new_entity_uid(uid),
+            Field::EntitySet(uids) => RestrictedExpression::new_set(
+                uids.into_iter().map(RestrictedExpression::new_entity_uid),
+            ),
+            Field::TextSet(texts) => RestrictedExpression::new_set(
+                texts.into_iter().map(RestrictedExpression::new_string),
+            ),
+            Field::Record(fields) => RestrictedExpression::new_record(
+                fields
+                    .into_iter()
+                    .map(|(key, field)| (key.to_string(), expression(field))),
+            )
+            .expect("distinct keys"),
+            Field::Datetime(text) => RestrictedExpression::new_datetime(text),
+        }
     }
 
     fn field() -> impl Strategy<Value = Field> {
@@ -114,6 +140,13 @@ pub(crate) mod tests {
                     ))
                     .collect()
             )),
+            prop::collection::vec(".{0,6}", 0..4).prop_map(Field::TextSet),
+            (any::<bool>(), prop::collection::vec(".{0,6}", 0..3)).prop_map(|(flag, texts)| {
+                Field::Record(vec![
+                    ("superuser", Field::Bool(flag)),
+                    ("roles", Field::TextSet(texts)),
+                ])
+            }),
             (0i64..4_000_000_000_000, any::<bool>()).prop_map(|(ms, valid)| {
                 if valid {
                     let at = writ_domain::Timestamp::from_unix_micros(ms * 1000);

@@ -9,7 +9,8 @@ use cedar_policy::{
     RestrictedExpression,
 };
 use writ_domain::{
-    Decision, DecisionOutcome, EntitlementId, Request as WritRequest, Ticket, Timestamp,
+    Decision, DecisionOutcome, EffectiveAccess, EntitlementId, Request as WritRequest, Ticket,
+    Timestamp,
 };
 
 use crate::cedar_values::{self, Field};
@@ -29,6 +30,8 @@ pub struct RequestFacts<'a> {
     pub on_behalf_of: Option<&'a str>,
     /// The entitlements the subject holds or has asked for (`context.holds`).
     pub holds: &'a [EntitlementId],
+    /// What the entitlement's role really gives on its target (`context.effective`).
+    pub effective: Option<&'a EffectiveAccess>,
     pub now: Timestamp,
 }
 
@@ -44,6 +47,7 @@ impl<'a> RequestFacts<'a> {
             ticket: request.ticket.as_ref(),
             on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
             holds: &request.holds,
+            effective: request.effective.as_ref(),
             now,
         }
     }
@@ -76,6 +80,20 @@ fn context_fields(facts: &RequestFacts<'_>, subject_kind: &str) -> Vec<(&'static
     }
     if let Some(user) = facts.on_behalf_of {
         fields.push(("on_behalf_of", Field::Entity(uid("User", user))));
+    }
+    if let Some(effective) = facts.effective {
+        let texts = |items: &std::collections::BTreeSet<String>| {
+            Field::TextSet(items.iter().cloned().collect())
+        };
+        fields.push((
+            "effective",
+            Field::Record(vec![
+                ("superuser", Field::Bool(effective.superuser)),
+                ("roles", texts(&effective.roles)),
+                ("powers", texts(&effective.powers)),
+                ("privileges", texts(&effective.privileges)),
+            ]),
+        ));
     }
     let text = |value: Option<&String>| Field::Text(value.cloned().unwrap_or_default());
     fields.extend([
@@ -474,6 +492,7 @@ impl PolicyEngine {
                         ticket,
                         on_behalf_of: identity.owner.as_ref().map(|o| o.as_str()),
                         holds: &[],
+                        effective: None,
                         now,
                     };
                     run.evaluated += 1;
@@ -520,6 +539,7 @@ mod tests {
             ticket: Some(&ticket),
             on_behalf_of: Some("alice"),
             holds: &held,
+            effective: None,
             now: Timestamp::from_unix_micros(1_795_000_000_000_001),
         };
         let bare = RequestFacts {

@@ -188,6 +188,7 @@ forbid (principal, action == Action::"request", resource) when { context.justifi
                     ticket: None,
                     on_behalf_of: None,
                     holds: &[],
+                    effective: None,
                     now: Timestamp::from_unix_micros(1_800_000_000_000_000),
                 },
             )

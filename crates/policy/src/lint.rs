@@ -188,6 +188,7 @@ impl PolicyEngine {
                                 ticket,
                                 on_behalf_of: identity.owner.as_ref().map(|o| o.as_str()),
                                 holds: &[],
+                                effective: None,
                                 now,
                             };
                             let Ok((principal, entities, kind)) =

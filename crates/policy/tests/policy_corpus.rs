@@ -83,6 +83,7 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
         ticket: case.ticket.as_ref(),
         on_behalf_of: case.on_behalf_of.as_deref(),
         holds: &holds,
+        effective: None,
         now,
     };
     let mut check = |what: &str, ok: bool, detail: String| {
@@ -118,6 +119,7 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
             holds: holds.clone(),
             extends: None,
             break_glass: None,
+            effective: None,
         };
         let approver = case
             .approver

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use writ_domain::lifecycle::GrantState;
 use writ_domain::{
-    Finding, FindingId, FindingKind, FindingReport, FindingState, GrantId, Timestamp,
+    Finding, FindingId, FindingKind, FindingReport, FindingState, Grant, GrantId, Timestamp,
 };
 
 use crate::page::{Bind, Page, PageCursor, SortKey};
@@ -146,6 +146,16 @@ impl Store {
     /// or are being taken away (revoking, failed).
     pub async fn live_grants(&self, entitlement: &str) -> Result<Vec<LiveGrant>, StoreError> {
         self.live_grants_where(entitlement, None).await
+    }
+
+    /// The active grants of an entitlement, whole (what each was approved with).
+    pub async fn active_grants(&self, entitlement: &str) -> Result<Vec<Grant>, StoreError> {
+        let rows = sqlx::query("SELECT id, doc FROM grants WHERE entitlement = $1 AND state = $2")
+            .bind(entitlement)
+            .bind(GrantState::Active.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(crate::grant_from_row).collect()
     }
 
     /// As `live_grants`, for one account.

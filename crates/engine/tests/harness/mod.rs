@@ -99,6 +99,8 @@ pub struct ControlledTarget {
     pub lose_answers: AtomicBool,
     /// Calls that reached the target, failed or not.
     pub calls: std::sync::atomic::AtomicUsize,
+    /// What every role gives here (`None`: the target cannot tell).
+    pub effective: Mutex<Option<writ_domain::EffectiveAccess>>,
 }
 
 impl ControlledTarget {
@@ -164,6 +166,18 @@ impl Connector for ControlledTarget {
     async fn holds(&self, access: Access<'_>) -> Result<bool, ConnectorError> {
         self.check()?;
         Ok(self.holds_now(access.role, access.account))
+    }
+
+    async fn effective_access(
+        &self,
+        _role: &str,
+    ) -> Result<Option<writ_domain::EffectiveAccess>, ConnectorError> {
+        self.check()?;
+        Ok(self
+            .effective
+            .lock()
+            .map_err(|_| ConnectorError::Failed("poisoned".into()))?
+            .clone())
     }
 
     async fn members(&self, role: &str) -> Result<Vec<String>, ConnectorError> {
