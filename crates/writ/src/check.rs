@@ -46,3 +46,68 @@ pub fn log_problems(checks: &[TargetCheck]) {
         }
     }
 }
+
+/// How long `writ policy check` waits for one target to say what its roles give.
+const EFFECTIVE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// For `writ policy check`: entitlements whose role reaches superuser or reads/writes
+/// all data on its target but that are not marked critical, and the targets that
+/// could not be asked (each read at most once per target when it fails).
+pub async fn critical_warnings(config: &writ_config::Config) -> Vec<String> {
+    let Ok(connectors) = Connectors::from_config(config) else {
+        return Vec::new();
+    };
+    let mut reads = tokio::task::JoinSet::new();
+    for target in config.targets.keys() {
+        let Some(connector) = connectors.get(target).cloned() else {
+            continue;
+        };
+        let entitlements: Vec<writ_config::Entitlement> = config
+            .entitlements
+            .values()
+            .filter(|e| &e.target == target)
+            .cloned()
+            .collect();
+        let target = target.clone();
+        reads.spawn(async move {
+            let mut warnings = Vec::new();
+            for entitlement in entitlements {
+                let read = tokio::time::timeout(
+                    EFFECTIVE_READ_TIMEOUT,
+                    connector.effective_access(&entitlement.role),
+                )
+                .await;
+                match read {
+                    Ok(Ok(Some(effective)))
+                        if effective.is_critical()
+                            && entitlement.sensitivity != writ_domain::Sensitivity::Critical =>
+                    {
+                        warnings.push(writ_engine::effective::critical_warning(&entitlement));
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => {
+                        warnings.push(format!(
+                            "could not read what {} gives on {target}: {error}",
+                            entitlement.id
+                        ));
+                        break;
+                    }
+                    Err(_) => {
+                        warnings.push(format!(
+                            "could not read what entitlements on {target} give: no answer within {} s",
+                            EFFECTIVE_READ_TIMEOUT.as_secs()
+                        ));
+                        break;
+                    }
+                }
+            }
+            warnings
+        });
+    }
+    let mut warnings = Vec::new();
+    while let Some(done) = reads.join_next().await {
+        warnings.extend(done.unwrap_or_default());
+    }
+    warnings.sort();
+    warnings
+}

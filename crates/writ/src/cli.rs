@@ -94,8 +94,12 @@ pub enum Command {
     /// Policies, offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// What can be requested, and what policy would decide for you now.
+    /// What can be requested, and what policy would decide for you now; `show` one
+    /// and what it really gives on its target.
+    #[command(args_conflicts_with_subcommands = true)]
     Entitlements {
+        #[command(subcommand)]
+        command: Option<EntitlementsCommand>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -245,7 +249,7 @@ pub enum Command {
         /// open, accepted or resolved (default: open).
         #[arg(long, default_value = "open")]
         state: String,
-        /// unmanaged, lingering, missing or not_permitted.
+        /// unmanaged, lingering, missing, not_permitted or entitlement_changed.
         #[arg(long)]
         kind: Option<String>,
         /// Only findings on this target.
@@ -362,6 +366,18 @@ pub enum ActivationsCommand {
         /// What you looked at and found, kept on the ledger.
         #[arg(long, short = 'm')]
         comment: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EntitlementsCommand {
+    /// One entitlement and what its role really gives on its target now: the roles or
+    /// groups it reaches, superuser, powers and object privileges (read from the target).
+    Show {
+        /// The entitlement, as TARGET/NAME.
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
 }
 
@@ -601,7 +617,18 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Migrate => offline::migrate(&config).await,
         Command::Init { dir } => init::run(&dir),
         Command::Check => check::run(&config).await,
-        Command::Entitlements { client } => {
+        Command::Entitlements {
+            command: Some(EntitlementsCommand::Show { id, client }),
+            ..
+        } => {
+            client::Client::new(&config, &client)?
+                .show_entitlement(&id)
+                .await
+        }
+        Command::Entitlements {
+            command: None,
+            client,
+        } => {
             client::Client::new(&config, &client)?
                 .list_entitlements()
                 .await
@@ -641,7 +668,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .audit_log(after, limit)
                 .await
         }
-        Command::Policy(PolicyCommand::Check) => offline::policy_check(&config),
+        Command::Policy(PolicyCommand::Check) => offline::policy_check(&config).await,
         Command::Policy(PolicyCommand::Lint) => crate::policy_tools::policy_lint(&config),
         Command::Policy(PolicyCommand::Replay {
             policies,

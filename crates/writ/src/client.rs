@@ -452,6 +452,37 @@ impl Client {
         Ok(())
     }
 
+    pub async fn show_entitlement(&self, id: &str) -> Result<(), Failure> {
+        // Entitlement names are letters, digits and `_ - .`: nothing that could change
+        // which endpoint is called.
+        let plain = |part: &str| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && part != "."
+                && part != ".."
+        };
+        let (target, name) = id
+            .split_once('/')
+            .filter(|(target, name)| plain(target) && plain(name))
+            .ok_or_else(|| {
+                Failure::usage(format!(
+                    "{id:?} is not an entitlement id: expected TARGET/NAME (writ entitlements lists them)"
+                ))
+            })?;
+        let detail = self
+            .call(
+                Method::GET,
+                &format!("/v1/entitlements/{target}/{name}"),
+                &[],
+                None,
+            )
+            .await?;
+        self.print(&detail, output::entitlement_detail);
+        Ok(())
+    }
+
     pub async fn show_request(&self, id: &str) -> Result<(), Failure> {
         let request = self
             .call(

@@ -250,7 +250,7 @@ pub async fn export(config_path: &Path, format: ExportFormat, after: i64) -> Res
     Ok(())
 }
 
-pub fn policy_check(config_path: &Path) -> Result<(), Failure> {
+pub async fn policy_check(config_path: &Path) -> Result<(), Failure> {
     let config = load_config(config_path)?;
     let policy = load_policy(&config)?;
     outln!(
@@ -265,6 +265,10 @@ pub fn policy_check(config_path: &Path) -> Result<(), Failure> {
     }
     let lint = crate::policy_tools::findings(&policy, &config);
     crate::policy_tools::print(&lint, "warning: ");
+    // What the entitlements' roles really give, asked of the targets.
+    for warning in crate::check::critical_warnings(&config).await {
+        outln!("warning: {warning}");
+    }
     let dry_run = policy.dry_run(&config, SystemClock.now(), DRY_RUN_EVALUATIONS_MAX);
     if dry_run.errors.is_empty() {
         outln!(

@@ -345,6 +345,67 @@ fn preview(value: &Value) -> String {
     }
 }
 
+/// `writ entitlements show`: the entitlement and what it really gives.
+pub fn entitlement_detail(value: &Value) -> String {
+    let text = |key: &str| value[key].as_str().unwrap_or("-").to_string();
+    let mut out = format!(
+        "{}  {} on {} ({}, at most {}, owners {})\n",
+        text("id"),
+        text("role"),
+        text("target"),
+        text("sensitivity"),
+        format_duration_seconds(value["max_duration_seconds"].as_i64().unwrap_or(0)),
+        text("owners"),
+    );
+    if let Some(warning) = value["warning"].as_str() {
+        let _ = writeln!(out, "WARNING  {warning}");
+    }
+    let effective = &value["effective"];
+    if effective.is_null() {
+        let why = value["effective_error"].as_str().map_or_else(
+            || "this kind of target cannot tell".to_string(),
+            |e| format!("could not be read: {e}"),
+        );
+        let _ = writeln!(out, "what it really gives: {why}");
+        return out;
+    }
+    let list = |key: &str| -> Vec<String> {
+        effective[key]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let _ = writeln!(
+        out,
+        "superuser   {}",
+        if effective["superuser"].as_bool() == Some(true) {
+            "YES"
+        } else {
+            "no"
+        }
+    );
+    for (label, key) in [
+        ("roles", "roles"),
+        ("powers", "powers"),
+        ("privileges", "privileges"),
+    ] {
+        let items = list(key);
+        if items.is_empty() {
+            let _ = writeln!(out, "{label:<11} -");
+        } else {
+            for (i, item) in items.iter().enumerate() {
+                let _ = writeln!(out, "{:<11} {item}", if i == 0 { label } else { "" });
+            }
+        }
+    }
+    out
+}
+
 pub fn entitlement_list(value: &Value) -> String {
     let entitlements = value["entitlements"]
         .as_array()
@@ -869,6 +930,7 @@ mod tests {
             verified_at: None,
             retained_by,
             credential: false,
+            effective: None,
         };
         serde_json::to_value(grant).expect("JSON")
     }

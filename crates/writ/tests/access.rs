@@ -424,6 +424,7 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
             _ => Status(403),
         }),
         get("/v1/entitlements".into(), |_| List("entitlements", 2)),
+        get("/v1/entitlements/pg/read".into(), |_| Status(200)),
         get("/openapi.json".into(), |_| Status(200)),
         public_get("/v1/auth/providers"),
         // Changes: every caller here is refused (the permitted ones are tested elsewhere).

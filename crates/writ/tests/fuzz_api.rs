@@ -170,6 +170,7 @@ fn call() -> impl Strategy<Value = Call> {
         segment().prop_map(|id| format!("/v1/reviews/{id}/items")),
         query().prop_map(|q| format!("/v1/review-items?{q}")),
         segment().prop_map(|id| format!("/v1/review-items/{id}")),
+        (segment(), segment()).prop_map(|(t, n)| format!("/v1/entitlements/{t}/{n}")),
     ];
     prop_oneof![
         (post_path, body(), any::<bool>()).prop_map(|(path, body, json_type)| Call {
