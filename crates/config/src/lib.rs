@@ -199,7 +199,7 @@ impl DriftPolicy {
             FindingKind::Unmanaged => self.unmanaged,
             FindingKind::Lingering => self.lingering,
             FindingKind::Missing => self.missing,
-            FindingKind::NotPermitted => DriftAction::Report,
+            FindingKind::NotPermitted | FindingKind::EntitlementChanged => DriftAction::Report,
         }
     }
 }
