@@ -62,6 +62,20 @@ fn no_credentials() -> ConnectorError {
     ConnectorError::Failed("this kind of target cannot issue credentials".into())
 }
 
+/// What a failed SQL call to a database target means for the engine.
+pub(crate) fn classify_sql(error: sqlx::Error) -> ConnectorError {
+    match error {
+        // The statement reached the server and was refused: nothing happened.
+        sqlx::Error::Database(db) => ConnectorError::Failed(db.to_string()),
+        // Could not connect: nothing happened either.
+        sqlx::Error::PoolTimedOut | sqlx::Error::Configuration(_) => {
+            ConnectorError::Failed(format!("cannot reach the target: {error}"))
+        }
+        // Lost mid-call: it may have been applied.
+        other => ConnectorError::Unknown(other.to_string()),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectorError {
     /// The target refused or failed; nothing was changed.

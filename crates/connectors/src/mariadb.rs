@@ -131,18 +131,7 @@ fn server_number(error: &sqlx::Error) -> Option<u16> {
     }
 }
 
-fn classify(error: sqlx::Error) -> ConnectorError {
-    match error {
-        // The statement reached the server and was refused: nothing happened.
-        sqlx::Error::Database(db) => ConnectorError::Failed(db.to_string()),
-        // Could not connect: nothing happened either.
-        sqlx::Error::PoolTimedOut | sqlx::Error::Configuration(_) => {
-            ConnectorError::Failed(format!("cannot reach the target: {error}"))
-        }
-        // Lost mid-call: it may have been applied.
-        other => ConnectorError::Unknown(other.to_string()),
-    }
-}
+use crate::classify_sql as classify;
 
 impl MariadbConnector {
     /// A connector for `url` (`mysql://` or `mariadb://`); each session's metadata

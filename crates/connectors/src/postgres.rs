@@ -99,18 +99,7 @@ pub fn scram_sha256_verifier(password: &str, salt: &[u8]) -> String {
 /// SQLSTATE 42704: a role (or another object) that does not exist.
 const UNDEFINED_OBJECT: &str = "42704";
 
-fn classify(error: sqlx::Error) -> ConnectorError {
-    match error {
-        // The statement reached the server and was refused: nothing happened.
-        sqlx::Error::Database(db) => ConnectorError::Failed(db.to_string()),
-        // Could not connect: nothing happened either.
-        sqlx::Error::PoolTimedOut | sqlx::Error::Configuration(_) => {
-            ConnectorError::Failed(format!("cannot reach the target: {error}"))
-        }
-        // Lost mid-call: it may have been applied.
-        other => ConnectorError::Unknown(other.to_string()),
-    }
-}
+use crate::classify_sql as classify;
 
 impl PostgresConnector {
     /// A connector whose statements give up after `DEFAULT_STATEMENT_TIMEOUT`.

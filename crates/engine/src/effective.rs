@@ -6,7 +6,7 @@ use serde::Serialize;
 use writ_config::Entitlement;
 use writ_domain::{EffectiveAccess, Sensitivity};
 
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, ErrorCode};
 
 /// One entitlement and what its role really gives on its target now.
 #[derive(Debug, Clone, Serialize)]
@@ -81,10 +81,13 @@ impl Engine {
     /// read from its target. A target that cannot answer is said so, not an error:
     /// the entitlement is still shown.
     pub async fn entitlement_detail(&self, id: &str) -> Result<EntitlementDetail, EngineError> {
-        let entitlement = self
-            .config
-            .entitlement(id)
-            .ok_or_else(|| self.unknown_entitlement(id))?;
+        // A resource that is not there: 404, not a refused request.
+        let entitlement = self.config.entitlement(id).ok_or_else(|| {
+            EngineError::new(
+                ErrorCode::NotFound,
+                format!("no entitlement {id:?} is configured; `writ entitlements` lists them"),
+            )
+        })?;
         let (effective, effective_error) = match self.read_effective(entitlement).await {
             Ok(effective) => (effective, None),
             Err(error) => (None, Some(error.to_string())),
