@@ -180,7 +180,7 @@ fn new_request(body: CreateRequestBody) -> NewRequest {
 }
 
 #[utoipa::path(post, path = "/v1/requests/preview", request_body = CreateRequestBody,
-    responses((status = 200, body = RequestPreview, description = "the decision writ would make now; nothing recorded, no target called"),
+    responses((status = 200, body = RequestPreview, description = "the decision writ would make now; nothing recorded, nothing changed on any target"),
         (status = 400), (status = 401), (status = 403), (status = 422)))]
 pub async fn preview_request(
     State(state): State<AppState>,

@@ -114,27 +114,43 @@ fn refused(what: &str, result: &ldap3::LdapResult) -> ConnectorError {
 fn normalise_dn(dn: &str) -> String {
     let mut out = String::with_capacity(dn.len());
     let mut escaped = false;
+    // At the start or just after a separator: spaces here are not part of a value.
+    let mut after_separator = true;
+    // Unescaped spaces at the end of `out`, dropped if a separator follows.
+    let mut trailing_spaces = 0;
     for c in dn.chars() {
         if escaped {
             out.push(c);
             escaped = false;
+            trailing_spaces = 0;
             continue;
         }
         match c {
             '\\' => {
                 out.push(c);
                 escaped = true;
+                after_separator = false;
+                trailing_spaces = 0;
             }
             ',' | '=' | '+' => {
-                while out.ends_with(' ') {
-                    out.pop();
-                }
+                out.truncate(out.len() - trailing_spaces);
                 out.push(c);
+                after_separator = true;
+                trailing_spaces = 0;
             }
-            ' ' if out.ends_with([',', '=', '+']) || out.is_empty() => {}
-            other => out.extend(other.to_lowercase()),
+            ' ' if after_separator => {}
+            ' ' => {
+                out.push(' ');
+                trailing_spaces += 1;
+            }
+            other => {
+                out.extend(other.to_lowercase());
+                after_separator = false;
+                trailing_spaces = 0;
+            }
         }
     }
+    out.truncate(out.len() - trailing_spaces);
     out
 }
 
@@ -590,6 +606,8 @@ mod tests {
             "uid=alice,ou=people,dc=example,dc=org"
         );
         assert_eq!(normalise_dn("cn=a\\, b,dc=x"), "cn=a\\, b,dc=x");
+        assert_eq!(normalise_dn("cn=a\\ ,dc=x "), "cn=a\\ ,dc=x");
+        assert_eq!(normalise_dn("cn = two  words , dc=x"), "cn=two  words,dc=x");
         assert_ne!(normalise_dn("cn=a\\,b,dc=x"), normalise_dn("cn=a,b,dc=x"));
     }
 }

@@ -317,8 +317,8 @@ impl Engine {
         request.decision = decision;
     }
 
-    /// What `POST /v1/requests` would decide now, with no ledger write and no target
-    /// call: the request as it would be recorded, with who could approve it or what
+    /// What `POST /v1/requests` would decide now, with no ledger write and no change on
+    /// any target (it reads what the role gives, as the decision does): the request as it would be recorded, with who could approve it or what
     /// would change a denial.
     pub async fn preview_request(
         &self,
