@@ -9,6 +9,7 @@ mod mariadb;
 mod noop;
 mod postgres;
 mod scim;
+mod sessions;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -23,8 +23,6 @@ mod effective;
 
 /// How long writ waits for a connection to the target before calling it down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long killed connections may take to go before the revocation counts as failed.
-const SESSION_EXIT_WAIT: Duration = Duration::from_secs(5);
 
 /// Server error numbers writ tells apart.
 mod error_number {
@@ -343,26 +341,25 @@ impl MariadbConnector {
         if ids.is_empty() {
             return Ok(());
         }
-        let deadline = tokio::time::Instant::now() + SESSION_EXIT_WAIT;
-        loop {
-            let alive: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
-            )
-            .bind(user)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(classify)?;
-            if alive == 0 {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ConnectorError::Failed(format!(
+        let pool = &self.pool;
+        crate::sessions::wait_until_gone(
+            || async move {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
+                )
+                .bind(user)
+                .fetch_one(pool)
+                .await
+                .map_err(classify)
+            },
+            |alive| {
+                format!(
                     "{alive} connection(s) of {user} still open {} s after KILL CONNECTION",
-                    SESSION_EXIT_WAIT.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                    crate::sessions::SESSION_EXIT_WAIT.as_secs()
+                )
+            },
+        )
+        .await
     }
 }
 

@@ -27,8 +27,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one statement on the target, or a wait for one of its locks, may take
 /// unless the target's `call_timeout` says otherwise.
 const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long terminated sessions may take to exit before the revocation counts as failed.
-const SESSION_EXIT_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct PostgresConnector {
@@ -201,25 +199,24 @@ impl PostgresConnector {
         if pids.is_empty() {
             return Ok(());
         }
-        let deadline = tokio::time::Instant::now() + SESSION_EXIT_WAIT;
-        loop {
-            let alive: i64 =
+        let pool = &self.pool;
+        let pids = &pids;
+        crate::sessions::wait_until_gone(
+            || async move {
                 sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY($1)")
-                    .bind(&pids)
-                    .fetch_one(&self.pool)
+                    .bind(pids)
+                    .fetch_one(pool)
                     .await
-                    .map_err(classify)?;
-            if alive == 0 {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ConnectorError::Failed(format!(
+                    .map_err(classify)
+            },
+            |alive| {
+                format!(
                     "{alive} session(s) of {account} still open {} s after pg_terminate_backend",
-                    SESSION_EXIT_WAIT.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                    crate::sessions::SESSION_EXIT_WAIT.as_secs()
+                )
+            },
+        )
+        .await
     }
 
     async fn role_exists(&self, name: &str) -> Result<bool, ConnectorError> {
