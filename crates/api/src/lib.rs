@@ -25,6 +25,7 @@ mod scim;
 mod segment;
 mod signin;
 mod tokens;
+mod ui;
 
 use std::sync::Arc;
 
@@ -151,6 +152,8 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(itsm_routes::WEBHOOK_BODY_SIZE_MAX_BYTES)),
         )
         .nest("/scim/v2", scim::router())
+        .route("/", get(|| async { ui::see_other("/ui") }))
+        .nest("/ui", ui::router())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))

@@ -200,6 +200,8 @@ error_codes! {
     Checkpoint = "checkpoint" => Internal,
     NoRandomness = "no_randomness" => Internal,
     IntakeOutcome = "intake_outcome" => Internal,
+    /// A web UI page that could not be rendered (a template's own failure).
+    PageRendering = "page_rendering" => Internal,
     /// Identities that do not make Cedar entities (should not happen: names are
     /// checked before they are kept).
     PolicyEntities = "policy_entities" => Internal,

@@ -4,7 +4,7 @@
 
 use writ_domain::ledger::{Event, LedgerError};
 use writ_domain::lifecycle::GrantState;
-use writ_domain::{FindingKind, FindingState};
+use writ_domain::{FindingKind, FindingState, Grant, GrantId};
 use writ_store::{LIST_LIMIT_MAX, NotifyCursor, OutboxEntry, VerifyError};
 
 use crate::{Caller, Engine, EngineError, metrics_names};
@@ -35,7 +35,30 @@ pub enum LedgerVerdict {
     },
 }
 
+/// The most events one grant's history shows: a grant's life is a dozen events, a
+/// few dozen with extensions and approvals (retries live in `jobs`, not the ledger).
+pub const GRANT_HISTORY_EVENTS_MAX: i64 = 1000;
+
 impl Engine {
+    /// One grant's story as the ledger tells it: the events about its request and
+    /// about the grant, oldest first, for whoever may read the grant.
+    pub async fn grant_history(
+        &self,
+        caller: &Caller,
+        id: GrantId,
+    ) -> Result<(Grant, Vec<Event>), EngineError> {
+        let grant = self.visible_grant(caller, id).await?;
+        let records = [grant.id.to_string(), grant.request_id.to_string()];
+        let events = self
+            .store
+            .events_about(&records, GRANT_HISTORY_EVENTS_MAX)
+            .await?
+            .iter()
+            .map(|stored| stored.to_event().map_err(EngineError::from))
+            .collect::<Result<_, _>>()?;
+        Ok((grant, events))
+    }
+
     /// Up to `limit` ledger events after `after`, oldest first (auditors only). An event
     /// whose data is not JSON is an error (`data_corrupt`), never shown as `null`.
     pub async fn audit_events(

@@ -571,6 +571,11 @@ impl Engine {
             });
             self.report_policy_errors("revoke", &evaluation.errors);
             if !evaluation.value {
+                // Someone who may not even read the grant learns no more than GET
+                // /v1/grants/{id} would tell them: that there is none.
+                if !self.may_see_request(caller, &request) {
+                    return Err(EngineError::not_found("grant", id));
+                }
                 return Err(EngineError::new(
                     ErrorCode::NotARevoker,
                     format!(

@@ -190,6 +190,37 @@ impl Engine {
         Ok((session, pending.return_to))
     }
 
+    /// Whether a provider offers browser sign-in (then people sign in there, not with
+    /// a token typed into writ's sign-in page).
+    pub fn offers_provider_sign_in(&self) -> bool {
+        self.config.oidc.iter().any(|p| p.web_client_id.is_some())
+    }
+
+    /// Starts a session for the person a writ token names, typed into the sign-in page
+    /// of a writ with no browser sign-in provider (the quickstart). The same checks as
+    /// the token used as a bearer token; only people, and never with a session's own
+    /// secret.
+    pub async fn sign_in_with_token(&self, token: &str) -> Result<Session, EngineError> {
+        if self.offers_provider_sign_in() {
+            return Err(sign_in_failed(
+                "this writ signs people in with their identity provider, not with a token",
+            ));
+        }
+        if token.starts_with(SESSION_PREFIX) {
+            return Err(EngineError::unauthenticated(
+                "that is a browser session, not a token; sign in with a writ token",
+            ));
+        }
+        let caller = self.authenticate(token).await?;
+        if caller.kind != writ_domain::IdentityKind::User {
+            return Err(sign_in_failed(format!(
+                "{} is not a person: only people sign in with a browser",
+                caller.name
+            )));
+        }
+        self.start_session(&caller, "writ token").await
+    }
+
     async fn start_session(&self, caller: &Caller, issuer: &str) -> Result<Session, EngineError> {
         let key = self.tokens.key.as_ref().ok_or_else(|| {
             EngineError::unauthenticated("this writ has no token key, so it starts no sessions")

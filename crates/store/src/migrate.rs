@@ -21,7 +21,28 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_decision_basis.sql")),
     (11, include_str!("../migrations/0011_break_glass.sql")),
     (12, include_str!("../migrations/0012_reviews.sql")),
+    (13, include_str!("../migrations/0013_events_by_record.sql")),
 ];
+
+/// The migration that added `events.record`; applying it fills the column in for the
+/// events already written.
+const EVENTS_BY_RECORD: i64 = 13;
+
+/// `writ_domain::ledger::record_of` as SQL over an event's stored JSON text.
+fn record_sql(backend: Backend) -> String {
+    let paths: Vec<String> = writ_domain::ledger::RECORD_FIELDS
+        .iter()
+        .map(|field| match backend {
+            Backend::Sqlite => format!(
+                "CASE WHEN json_type(data, '$.{field}.id') = 'text' THEN json_extract(data, '$.{field}.id') END"
+            ),
+            Backend::Postgres => format!(
+                "CASE WHEN jsonb_typeof(data::jsonb #> '{{{field},id}}') = 'string' THEN data::jsonb #>> '{{{field},id}}' END"
+            ),
+        })
+        .collect();
+    format!("UPDATE events SET record = COALESCE({})", paths.join(", "))
+}
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -92,6 +113,11 @@ pub async fn run(
             continue;
         }
         sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        if version == EVENTS_BY_RECORD {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(record_sql(backend)))
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("INSERT INTO writ_schema (version) VALUES ($1)")
             .bind(version)
             .execute(&mut *tx)
@@ -228,5 +254,68 @@ mod tests {
         );
         // An older writ reopening it does not write to it either.
         let _ = Store::open(&url).await.expect_err("still refused");
+    }
+
+    /// The backfill of `events.record` (for events written before the column) says of
+    /// every event what the write path says: `writ_domain::ledger::record_of`.
+    async fn backfill_matches_the_write_path(store: Store) {
+        use writ_domain::Timestamp;
+        use writ_domain::ledger::{Actor, EventKind};
+        let actor: Actor = "alice".parse().expect("actor");
+        let documents = [
+            serde_json::json!({"request": {"id": "r1"}}),
+            serde_json::json!({"request": {"id": "r1"}, "grant": {"id": "g1"}}),
+            serde_json::json!({"finding": {"id": "f1"}, "change": {"added": ["x"]}}),
+            serde_json::json!({"token_id": "t", "identity": "alice"}),
+            serde_json::json!({"grant": 7, "request": {"id": "r2"}}),
+            serde_json::json!({"grant": {"id": 7}}),
+            serde_json::json!({"review_item": {"id": "i1"}, "campaign": {"id": "c1"}}),
+        ];
+        let mut tx = store.begin().await.expect("tx");
+        for (i, data) in documents.iter().enumerate() {
+            let at = Timestamp::from_unix_micros(1_000_000 + i64::try_from(i).expect("i"));
+            tx.append(at, &actor, EventKind::RequestCreated, data)
+                .await
+                .expect("append");
+        }
+        tx.commit().await.expect("commit");
+        let records = || async {
+            sqlx::query_scalar::<_, Option<String>>("SELECT record FROM events ORDER BY seq")
+                .fetch_all(&store.pool)
+                .await
+                .expect("records")
+        };
+        let written = records().await;
+        let expected: Vec<Option<String>> =
+            documents.iter().map(writ_domain::ledger::record_of).collect();
+        assert_eq!(written, expected);
+        sqlx::query("UPDATE events SET record = NULL")
+            .execute(&store.pool)
+            .await
+            .expect("forget");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(super::record_sql(store.backend)))
+            .execute(&store.pool)
+            .await
+            .expect("backfill");
+        assert_eq!(records().await, expected);
+        let about = store
+            .events_about(&["g1".to_string(), "r1".to_string()], 10)
+            .await
+            .expect("events about");
+        assert_eq!(about.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn event_records_backfill_on_sqlite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        backfill_matches_the_write_path(Store::open(&url).await.expect("store")).await;
+    }
+
+    #[tokio::test]
+    async fn event_records_backfill_on_postgres() {
+        let database = writ_testkit::pg::TestDatabase::create().await;
+        backfill_matches_the_write_path(Store::open(&database.url).await.expect("store")).await;
     }
 }

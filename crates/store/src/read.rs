@@ -627,6 +627,49 @@ impl Store {
             .collect()
     }
 
+    /// The events about any of `records` (`events.record`), oldest first, at most
+    /// `limit`: one grant's or request's history, read by index.
+    pub async fn events_about(
+        &self,
+        records: &[String],
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=records.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT seq, at_us, actor, kind, data, prev_hash, hash FROM events WHERE record IN ({}) ORDER BY seq LIMIT ${}",
+            placeholders.join(", "),
+            records.len() + 1
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for record in records {
+            query = query.bind(record.as_str());
+        }
+        let rows = query.bind(limit).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let raw = writ_domain::ledger::RawEvent {
+                    seq: row.try_get("seq")?,
+                    at: Timestamp::from_unix_micros(row.try_get("at_us")?),
+                    actor: row.try_get("actor")?,
+                    kind: row.try_get("kind")?,
+                    data: row.try_get("data")?,
+                    prev_hash: row.try_get("prev_hash")?,
+                    hash: row.try_get("hash")?,
+                };
+                raw.fields()
+                    .to_stored()
+                    .map_err(|error| StoreError::Corrupt {
+                        what: "event",
+                        id: raw.seq.to_string(),
+                        problem: error.to_string(),
+                    })
+            })
+            .collect()
+    }
+
     /// The highest sequence number in the events table (0 when empty).
     pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM events")

@@ -8,10 +8,12 @@ mod actor;
 mod event;
 mod hash;
 mod kind;
+mod record;
 mod verify;
 
 pub use actor::{Actor, InvalidActor, SystemActor};
 pub use event::{Event, EventFields, RawEvent, StoredEvent, seal};
 pub use hash::{GENESIS_HASH, digest_matches, event_digest, event_hash};
 pub use kind::EventKind;
+pub use record::{RECORD_FIELDS, record_of};
 pub use verify::{ChainVerifier, LedgerError, LedgerToken, PreparedEvent};

@@ -222,7 +222,7 @@ impl<'s> WriteTx<'s> {
         debug_assert_eq!(event.seq, self.seq + 1, "an event follows the head");
         debug_assert_eq!(event.prev_hash, self.hash, "an event links to the head");
         self.buffer(
-            "INSERT INTO events (seq, at_us, actor, kind, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO events (seq, at_us, actor, kind, data, prev_hash, hash, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             vec![
                 Arg::Int(event.seq),
                 Arg::Int(event.at.unix_micros()),
@@ -231,6 +231,7 @@ impl<'s> WriteTx<'s> {
                 Arg::Text(event.data.clone()),
                 Arg::Text(event.prev_hash.clone()),
                 Arg::Text(event.hash.clone()),
+                Arg::OptionalText(ledger::record_of(data)),
             ],
         );
         self.seq = event.seq;

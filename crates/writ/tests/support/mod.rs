@@ -11,6 +11,7 @@ pub mod fake_servicenow;
 pub mod jwt;
 pub mod oidc_provider;
 pub mod sink;
+pub mod ui;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
