@@ -286,8 +286,10 @@ mod tests {
                 .expect("records")
         };
         let written = records().await;
-        let expected: Vec<Option<String>> =
-            documents.iter().map(writ_domain::ledger::record_of).collect();
+        let expected: Vec<Option<String>> = documents
+            .iter()
+            .map(writ_domain::ledger::record_of)
+            .collect();
         assert_eq!(written, expected);
         sqlx::query("UPDATE events SET record = NULL")
             .execute(&store.pool)
