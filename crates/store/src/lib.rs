@@ -10,6 +10,7 @@ mod cluster;
 mod decisions;
 mod directory;
 mod findings;
+mod insights;
 mod live;
 mod migrate;
 pub use migrate::{Migrated, SCHEMA_VERSION, Schema};
@@ -35,6 +36,7 @@ use writ_domain::{
 pub use break_glass::{ACTIVATION_ORDER, ActivationFilter};
 pub use cluster::{ClusterLocks, HeldLock, LockKey, LockSpace};
 pub use findings::{FINDING_ORDER, FindingFilter, LiveGrant};
+pub use insights::first_id_at;
 pub use orphans::Orphan;
 pub use outbox::{NewOutboxEntry, NotifyCursor, OutboxAction, OutboxEntry};
 pub use page::{ID_CURSOR_PATTERN, Page, PageCursor, SortKey, TIMED_CURSOR_PATTERN};

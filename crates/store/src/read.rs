@@ -118,6 +118,27 @@ pub struct GrantFilter {
     pub after: Option<PageCursor>,
 }
 
+/// An event from a row of its columns (actor and kind parsed; the hash is what the
+/// row says, checked by `audit verify`).
+pub(crate) fn stored_event_of(row: &sqlx::any::AnyRow) -> Result<StoredEvent, StoreError> {
+    let raw = writ_domain::ledger::RawEvent {
+        seq: row.try_get("seq")?,
+        at: Timestamp::from_unix_micros(row.try_get("at_us")?),
+        actor: row.try_get("actor")?,
+        kind: row.try_get("kind")?,
+        data: row.try_get("data")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    };
+    raw.fields()
+        .to_stored()
+        .map_err(|error| StoreError::Corrupt {
+            what: "event",
+            id: raw.seq.to_string(),
+            problem: error.to_string(),
+        })
+}
+
 /// `WHERE a = $1 AND b = $2 ...` for the conditions that are set.
 pub(crate) fn where_clause(conditions: &[(&str, Option<String>)]) -> (String, Vec<String>) {
     let mut clauses = Vec::new();
@@ -648,26 +669,7 @@ impl Store {
             query = query.bind(record.as_str());
         }
         let rows = query.bind(limit).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                let raw = writ_domain::ledger::RawEvent {
-                    seq: row.try_get("seq")?,
-                    at: Timestamp::from_unix_micros(row.try_get("at_us")?),
-                    actor: row.try_get("actor")?,
-                    kind: row.try_get("kind")?,
-                    data: row.try_get("data")?,
-                    prev_hash: row.try_get("prev_hash")?,
-                    hash: row.try_get("hash")?,
-                };
-                raw.fields()
-                    .to_stored()
-                    .map_err(|error| StoreError::Corrupt {
-                        what: "event",
-                        id: raw.seq.to_string(),
-                        problem: error.to_string(),
-                    })
-            })
-            .collect()
+        rows.iter().map(stored_event_of).collect()
     }
 
     /// The highest sequence number in the events table (0 when empty).

@@ -69,6 +69,7 @@ async fn the_core_flow_in_chromium_is_accessible_with_and_without_javascript() {
         .env("WRIT_TOKEN_ALICE", writ.token("alice"))
         .env("WRIT_TOKEN_DAVE", writ.token("dave"))
         .env("WRIT_TOKEN_BOB", writ.token("bob"))
+        .env("WRIT_TOKEN_ADMIN", writ.admin_token())
         .env("WRIT_CHROMIUM", chromium)
         .env("WRIT_SCREENSHOTS", screenshots())
         .stdout(log.try_clone().expect("log file"))

@@ -487,3 +487,106 @@ async fn pages_are_sent_to_sign_in_and_carry_safe_headers() {
         assert_eq!(stranger.get(asset).await.status, 200, "{asset}");
     }
 }
+
+#[tokio::test]
+async fn auditors_see_the_ledger_the_revocations_and_the_pictures_and_nobody_else_does() {
+    let writ = started().await;
+    let alice_token = writ.token("alice");
+    for _ in 0..3 {
+        let request = writ
+            .request_access(
+                &alice_token,
+                serde_json::json!({"entitlement": "t/read", "justification": "read"}),
+            )
+            .await;
+        let grant = request.grant_id.expect("granted");
+        let (status, _) = writ
+            .post(
+                &format!("/v1/grants/{grant}/revoke"),
+                &alice_token,
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let checkpoint = writ.run(&["audit", "checkpoint"]);
+    assert!(
+        checkpoint.status.success(),
+        "{}",
+        support::stderr(&checkpoint)
+    );
+    let admin = signed_in(&writ, support::ADMIN).await;
+
+    let ledger = admin.get("/ui/ledger").await;
+    assert_eq!(ledger.status, 200, "{}", ledger.body);
+    let (_, verify) = writ.get("/v1/audit/verify", &writ.admin_token()).await;
+    assert!(
+        ledger.body.contains("Latest signed checkpoint"),
+        "{}",
+        ledger.body
+    );
+    assert!(
+        ledger.body.contains("valid</span> under this writ"),
+        "{}",
+        ledger.body
+    );
+    let csrf = admin.csrf().await;
+    let verified = admin
+        .post("/ui/ledger/verify", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    assert!(verified.body.contains("Intact:"), "{}", verified.body);
+    assert!(verify["ok"] == true, "{verify}");
+
+    let insights = admin.get("/ui/insights").await;
+    assert_eq!(insights.status, 200, "{}", insights.body);
+    assert_eq!(
+        insights.body.matches("<svg").count(),
+        3,
+        "{}",
+        insights.body
+    );
+    assert!(
+        insights
+            .body
+            .contains("Grants made per day: 3 grants in all"),
+        "{}",
+        insights.body
+    );
+    assert!(
+        insights.body.contains("revocations in all"),
+        "{}",
+        insights.body
+    );
+    assert_eq!(admin.get("/ui/revocations").await.status, 200);
+    assert_eq!(admin.get("/ui/findings").await.status, 200);
+
+    // Alice is no auditor: refused, as GET /v1/audit/verify and /v1/reports refuse her.
+    let alice = signed_in(&writ, "alice").await;
+    let (api_status, _) = writ.get("/v1/audit/verify", &alice_token).await;
+    for path in ["/ui/ledger", "/ui/insights", "/ui/revocations"] {
+        let page = alice.get(path).await;
+        assert_eq!(
+            (page.status, api_status),
+            (403, 403),
+            "{path}: {}",
+            page.body
+        );
+    }
+    let alice_csrf = alice.csrf().await;
+    assert_eq!(
+        alice
+            .post("/ui/ledger/verify", &[("csrf_token", &alice_csrf)])
+            .await
+            .status,
+        403
+    );
+    // Findings narrow to what she owns: none.
+    let findings = alice.get("/ui/findings").await;
+    assert_eq!(findings.status, 200);
+    assert!(
+        findings.body.contains("No open findings."),
+        "{}",
+        findings.body
+    );
+}

@@ -8,8 +8,10 @@
 //! `signin`), and every form that changes something carries the session's CSRF token.
 
 mod approvals;
+mod charts;
 mod grant;
 mod home;
+mod operations;
 mod request;
 mod signin;
 mod view;
@@ -238,6 +240,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/grants/{id}/history.json", get(grant::history_json))
         .route("/grants/{id}/revoke", post(grant::revoke))
         .route("/grants/{id}/credential", post(grant::collect_credential))
+        .route("/findings", get(operations::findings))
+        .route("/revocations", get(operations::revocations))
+        .route("/ledger", get(operations::ledger))
+        .route("/ledger/verify", post(operations::verify))
+        .route("/insights", get(operations::insights))
         .route("/assets/writ.css", get(stylesheet))
         .route("/assets/writ.js", get(script))
         .layer(SetResponseHeaderLayer::overriding(

@@ -244,6 +244,25 @@ try {
   await until(bob.page, bobsGrant, "Verified gone from the target");
   await accessible(bob.page, "grant timeline (no JavaScript)");
 
+  // An auditor's pages: the ledger, revocations, findings, the pictures.
+  step = "the operations pages";
+  const admin = await person(browser, DESKTOP);
+  await signIn(admin.page, env("WRIT_TOKEN_ADMIN"), "test-admin");
+  for (const [path, name] of [
+    ["/ui/ledger", "ledger"],
+    ["/ui/revocations", "revocations"],
+    ["/ui/findings", "findings"],
+    ["/ui/insights", "insights"],
+  ]) {
+    await admin.page.goto(`${BASE}${path}`);
+    await accessible(admin.page, name);
+    await shoot(admin.page, `${name}-desktop`);
+  }
+  await admin.page.goto(`${BASE}/ui/ledger`);
+  await admin.page.getByRole("button", { name: "Verify the whole ledger now" }).click();
+  await admin.page.getByText("Intact:").waitFor();
+  await accessible(admin.page, "ledger verified");
+
   // Sign out ends the session.
   await alice.page.getByRole("button", { name: "Sign out" }).click();
   await alice.page.waitForURL(/\/ui\/signin/);
