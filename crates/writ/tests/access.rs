@@ -459,7 +459,10 @@ async fn every_route_answers_each_caller_as_its_role_allows() {
             json!({ "reason": "r" }),
             |w| match w {
                 Who::Owner | Who::Service => Status(0),
-                _ => Status(403),
+                // Those who may read it are refused; to the rest it does not exist,
+                // as for GET.
+                Who::Auditor | Who::Admin => Status(403),
+                _ => Status(404),
             },
         ),
         post(
