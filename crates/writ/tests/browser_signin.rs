@@ -302,3 +302,48 @@ async fn answer_for(browser: &Browser, url: &str, login: &str) -> String {
     }
     panic!("the provider never sent the browser back");
 }
+
+/// The web UI with a provider: its sign-in page offers the provider and no token
+/// form, a token posted to it anyway is refused, and the provider's sign-in is a
+/// session the UI's pages know.
+#[tokio::test]
+async fn the_web_ui_signs_people_in_with_the_provider_only() {
+    let Some((mut writ, provider)) = writ_and_provider().await else {
+        return;
+    };
+    writ.start().await;
+    let stranger = support::ui::UiClient::new(&writ.base());
+    let page = stranger.get("/ui/signin?return_to=/ui/request").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("name=\"token\""), "no token form:\n{}", page.body);
+    let button = format!(
+        "/auth/login?provider={}&amp;return_to=/ui/request",
+        provider.issuer().replace(':', "%3A")
+    );
+    assert!(page.body.contains(&button), "{button} not in:\n{}", page.body);
+    let refused = stranger.sign_in_with_token(&writ.token("alice")).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(
+        refused.body.contains("signs people in with their identity provider"),
+        "{}",
+        refused.body
+    );
+
+    let browser = Browser::new();
+    let (landed, _) = browser
+        .sign_in(
+            &format!("{}/auth/login?return_to=/v1/whoami", writ.base()),
+            "alice",
+        )
+        .await;
+    assert_eq!(landed, format!("{}/v1/whoami", writ.base()));
+    let mine = browser
+        .http()
+        .get(format!("{}/ui", writ.base()))
+        .send()
+        .await
+        .expect("my access");
+    assert_eq!(mine.status(), 200);
+    let body = mine.text().await.expect("page");
+    assert!(body.contains("Signed in as <strong>alice</strong>"), "{body}");
+}

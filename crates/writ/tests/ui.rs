@@ -590,3 +590,71 @@ async fn auditors_see_the_ledger_the_revocations_and_the_pictures_and_nobody_els
         findings.body
     );
 }
+
+/// A credential entitlement granted at once: its password is on the next page, once,
+/// with the warning; the request's and the grant's pages never show it again.
+#[tokio::test]
+async fn a_credential_is_shown_once_with_its_warning() {
+    let mut roles = support::TestRoles::new().await;
+    let role = roles.create("report").await;
+    let config = format!(
+        r#"
+[storage]
+url = "sqlite://writ.db"
+
+[[target]]
+name = "pg"
+kind = "postgres"
+url = "{}"
+reconcile_every = "off"
+
+[[entitlement]]
+id = "pg/report_db"
+target = "pg"
+role = "{role}"
+sensitivity = "low"
+max_duration = "1h"
+credential = true
+
+[[user]]
+name = "alice"
+"#,
+        support::PG_URL
+    );
+    let mut writ = Writ::new(
+        &config,
+        &[("p.cedar", r#"permit (principal, action == Action::"request", resource);"#)],
+    );
+    writ.set_server("rate_limit = \"off\"");
+    writ.start().await;
+    let alice = signed_in(&writ, "alice").await;
+    let csrf = alice.csrf().await;
+    let shown = alice
+        .post(
+            "/ui/request",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("entitlement", "pg/report_db"),
+                ("duration", "10m"),
+                ("justification", "month-end numbers"),
+            ],
+        )
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(shown.body.contains("This password is shown once."), "{}", shown.body);
+    assert!(shown.body.contains("data-copy=\"credential-password\""), "{}", shown.body);
+    let start = shown.body.find("id=\"credential-password\">").expect("the password") + 25;
+    let password = &shown.body[start..start + shown.body[start..].find('<').expect("end")];
+    assert!(password.len() >= 40, "{password}");
+    let at = shown.body.find("/ui/grants/").expect("the grant") + 11;
+    let grant = shown.body[at..at + 36].to_string();
+    for path in [format!("/ui/grants/{grant}"), "/ui".to_string()] {
+        let page = alice.get(&path).await;
+        assert_eq!(page.status, 200);
+        assert!(!page.body.contains(password), "{path} shows the password again");
+    }
+    let history = alice.get(&format!("/ui/grants/{grant}/history.json")).await;
+    assert!(!history.body.contains(password), "the ledger holds no password");
+    writ.stop();
+    roles.cleanup().await;
+}
