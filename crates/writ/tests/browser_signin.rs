@@ -315,16 +315,26 @@ async fn the_web_ui_signs_people_in_with_the_provider_only() {
     let stranger = support::ui::UiClient::new(&writ.base());
     let page = stranger.get("/ui/signin?return_to=/ui/request").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(!page.body.contains("name=\"token\""), "no token form:\n{}", page.body);
+    assert!(
+        !page.body.contains("name=\"token\""),
+        "no token form:\n{}",
+        page.body
+    );
     let button = format!(
         "/auth/login?provider={}&amp;return_to=/ui/request",
         provider.issuer().replace(':', "%3A")
     );
-    assert!(page.body.contains(&button), "{button} not in:\n{}", page.body);
+    assert!(
+        page.body.contains(&button),
+        "{button} not in:\n{}",
+        page.body
+    );
     let refused = stranger.sign_in_with_token(&writ.token("alice")).await;
     assert_eq!(refused.status, 401, "{}", refused.body);
     assert!(
-        refused.body.contains("signs people in with their identity provider"),
+        refused
+            .body
+            .contains("signs people in with their identity provider"),
         "{}",
         refused.body
     );
@@ -345,5 +355,8 @@ async fn the_web_ui_signs_people_in_with_the_provider_only() {
         .expect("my access");
     assert_eq!(mine.status(), 200);
     let body = mine.text().await.expect("page");
-    assert!(body.contains("Signed in as <strong>alice</strong>"), "{body}");
+    assert!(
+        body.contains("Signed in as <strong>alice</strong>"),
+        "{body}"
+    );
 }

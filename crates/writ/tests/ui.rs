@@ -623,7 +623,10 @@ name = "alice"
     );
     let mut writ = Writ::new(
         &config,
-        &[("p.cedar", r#"permit (principal, action == Action::"request", resource);"#)],
+        &[(
+            "p.cedar",
+            r#"permit (principal, action == Action::"request", resource);"#,
+        )],
     );
     writ.set_server("rate_limit = \"off\"");
     writ.start().await;
@@ -641,9 +644,21 @@ name = "alice"
         )
         .await;
     assert_eq!(shown.status, 200, "{}", shown.body);
-    assert!(shown.body.contains("This password is shown once."), "{}", shown.body);
-    assert!(shown.body.contains("data-copy=\"credential-password\""), "{}", shown.body);
-    let start = shown.body.find("id=\"credential-password\">").expect("the password") + 25;
+    assert!(
+        shown.body.contains("This password is shown once."),
+        "{}",
+        shown.body
+    );
+    assert!(
+        shown.body.contains("data-copy=\"credential-password\""),
+        "{}",
+        shown.body
+    );
+    let start = shown
+        .body
+        .find("id=\"credential-password\">")
+        .expect("the password")
+        + 25;
     let password = &shown.body[start..start + shown.body[start..].find('<').expect("end")];
     assert!(password.len() >= 40, "{password}");
     let at = shown.body.find("/ui/grants/").expect("the grant") + 11;
@@ -651,10 +666,16 @@ name = "alice"
     for path in [format!("/ui/grants/{grant}"), "/ui".to_string()] {
         let page = alice.get(&path).await;
         assert_eq!(page.status, 200);
-        assert!(!page.body.contains(password), "{path} shows the password again");
+        assert!(
+            !page.body.contains(password),
+            "{path} shows the password again"
+        );
     }
     let history = alice.get(&format!("/ui/grants/{grant}/history.json")).await;
-    assert!(!history.body.contains(password), "the ledger holds no password");
+    assert!(
+        !history.body.contains(password),
+        "the ledger holds no password"
+    );
     writ.stop();
     roles.cleanup().await;
 }
