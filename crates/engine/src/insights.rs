@@ -4,15 +4,11 @@
 //! bounded (an index range, a fixed number of rows), so a page costs the same with a
 //! million events as with a hundred.
 
-use writ_domain::ledger::EventKind;
 use writ_domain::{RevokeReason, Timestamp};
 
 use crate::checkpoint::Checkpoint;
 use crate::{Caller, Engine, EngineError};
 
-/// How far back from the head the latest checkpoint is looked for (one is taken every
-/// `[audit].checkpoint_every` while the ledger changes).
-pub const CHECKPOINT_SEARCH_EVENTS: i64 = 100_000;
 /// How many of the latest revocations the time-to-revoke picture is drawn from.
 pub const TIME_TO_REVOKE_SAMPLE: i64 = 1_000;
 const DAY_SECONDS: i64 = 86_400;
@@ -21,8 +17,7 @@ const DAY_SECONDS: i64 = 86_400;
 pub struct LedgerStatus {
     pub head_seq: i64,
     pub head_hash: String,
-    /// The latest `ledger.checkpoint` within `CHECKPOINT_SEARCH_EVENTS` of the head,
-    /// with the sequence number of its own event.
+    /// The latest `ledger.checkpoint`, with the sequence number of its own event.
     pub checkpoint: Option<(i64, Checkpoint)>,
     /// Whether the checkpoint's signature holds under this writ's ledger key.
     pub checkpoint_signed_by_this_writ: Option<bool>,
@@ -46,18 +41,11 @@ impl Engine {
     pub async fn ledger_status(&self, caller: &Caller) -> Result<LedgerStatus, EngineError> {
         self.require_auditor(caller, "read the ledger's status")?;
         let (head_seq, head_hash) = self.store.head().await?;
-        let checkpoint = self
-            .store
-            .last_event_of_kind(
-                EventKind::LedgerCheckpoint.as_str(),
-                CHECKPOINT_SEARCH_EVENTS,
-            )
-            .await?
-            .and_then(|event| {
-                serde_json::from_str::<Checkpoint>(&event.data)
-                    .ok()
-                    .map(|checkpoint| (event.seq, checkpoint))
-            });
+        let checkpoint = self.store.last_checkpoint_event().await?.and_then(|event| {
+            serde_json::from_str::<Checkpoint>(&event.data)
+                .ok()
+                .map(|checkpoint| (event.seq, checkpoint))
+        });
         let public_key = self.ledger_key.as_ref().map(|key| key.public_hex());
         let checkpoint_signed_by_this_writ = match (&checkpoint, &public_key) {
             (Some((_, checkpoint)), Some(key)) => Some(

@@ -64,19 +64,14 @@ impl Store {
             .collect()
     }
 
-    /// The last event of `kind` among the last `within` events, if there is one.
-    pub async fn last_event_of_kind(
-        &self,
-        kind: &str,
-        within: i64,
-    ) -> Result<Option<StoredEvent>, StoreError> {
-        let last = self.last_event_seq().await?;
+    /// The latest `ledger.checkpoint` event, if there is one (by index: checkpoints are
+    /// about the ledger itself, `LEDGER_RECORD`).
+    pub async fn last_checkpoint_event(&self) -> Result<Option<StoredEvent>, StoreError> {
         let row = sqlx::query(
             "SELECT seq, at_us, actor, kind, data, prev_hash, hash FROM events \
-             WHERE seq > $1 AND kind = $2 ORDER BY seq DESC LIMIT 1",
+             WHERE record = $1 ORDER BY seq DESC LIMIT 1",
         )
-        .bind(last - within)
-        .bind(kind)
+        .bind(writ_domain::ledger::LEDGER_RECORD)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| crate::read::stored_event_of(&row))

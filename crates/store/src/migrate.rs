@@ -41,7 +41,12 @@ fn record_sql(backend: Backend) -> String {
             ),
         })
         .collect();
-    format!("UPDATE events SET record = COALESCE({})", paths.join(", "))
+    format!(
+        "UPDATE events SET record = CASE WHEN kind = '{}' THEN '{}' ELSE COALESCE({}) END",
+        writ_domain::ledger::EventKind::LedgerCheckpoint.as_str(),
+        writ_domain::ledger::LEDGER_RECORD,
+        paths.join(", ")
+    )
 }
 
 /// The newest schema version this build knows.
@@ -263,20 +268,43 @@ mod tests {
         use writ_domain::ledger::{Actor, EventKind};
         let actor: Actor = "alice".parse().expect("actor");
         let documents = [
-            serde_json::json!({"request": {"id": "r1"}}),
-            serde_json::json!({"request": {"id": "r1"}, "grant": {"id": "g1"}}),
-            serde_json::json!({"finding": {"id": "f1"}, "change": {"added": ["x"]}}),
-            serde_json::json!({"token_id": "t", "identity": "alice"}),
-            serde_json::json!({"grant": 7, "request": {"id": "r2"}}),
-            serde_json::json!({"grant": {"id": 7}}),
-            serde_json::json!({"review_item": {"id": "i1"}, "campaign": {"id": "c1"}}),
+            (
+                EventKind::RequestCreated,
+                serde_json::json!({"request": {"id": "r1"}}),
+            ),
+            (
+                EventKind::RequestApproved,
+                serde_json::json!({"request": {"id": "r1"}, "grant": {"id": "g1"}}),
+            ),
+            (
+                EventKind::FindingOpened,
+                serde_json::json!({"finding": {"id": "f1"}, "change": {"added": ["x"]}}),
+            ),
+            (
+                EventKind::TokenIssued,
+                serde_json::json!({"token_id": "t", "identity": "alice"}),
+            ),
+            (
+                EventKind::GrantCreated,
+                serde_json::json!({"grant": 7, "request": {"id": "r2"}}),
+            ),
+            (
+                EventKind::GrantCreated,
+                serde_json::json!({"grant": {"id": 7}}),
+            ),
+            (
+                EventKind::ReviewItemOpened,
+                serde_json::json!({"review_item": {"id": "i1"}, "campaign": {"id": "c1"}}),
+            ),
+            (
+                EventKind::LedgerCheckpoint,
+                serde_json::json!({"seq": 7, "head": "h"}),
+            ),
         ];
         let mut tx = store.begin().await.expect("tx");
-        for (i, data) in documents.iter().enumerate() {
+        for (i, (kind, data)) in documents.iter().enumerate() {
             let at = Timestamp::from_unix_micros(1_000_000 + i64::try_from(i).expect("i"));
-            tx.append(at, &actor, EventKind::RequestCreated, data)
-                .await
-                .expect("append");
+            tx.append(at, &actor, *kind, data).await.expect("append");
         }
         tx.commit().await.expect("commit");
         let records = || async {
@@ -288,9 +316,13 @@ mod tests {
         let written = records().await;
         let expected: Vec<Option<String>> = documents
             .iter()
-            .map(writ_domain::ledger::record_of)
+            .map(|(kind, data)| writ_domain::ledger::record_of(*kind, data))
             .collect();
         assert_eq!(written, expected);
+        assert_eq!(
+            expected.last().cloned().flatten().as_deref(),
+            Some("ledger")
+        );
         sqlx::query("UPDATE events SET record = NULL")
             .execute(&store.pool)
             .await

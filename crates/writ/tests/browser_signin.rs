@@ -320,8 +320,9 @@ async fn the_web_ui_signs_people_in_with_the_provider_only() {
         "no token form:\n{}",
         page.body
     );
+    // The button's link, as HTML escapes it (`&` is written `&#38;`).
     let button = format!(
-        "/auth/login?provider={}&amp;return_to=/ui/request",
+        "/auth/login?provider={}&#38;return_to=/ui/request",
         provider.issuer().replace(':', "%3A")
     );
     assert!(
@@ -329,7 +330,27 @@ async fn the_web_ui_signs_people_in_with_the_provider_only() {
         "{button} not in:\n{}",
         page.body
     );
-    let refused = stranger.sign_in_with_token(&writ.token("alice")).await;
+    // A token posted anyway, with the sign-in form's own CSRF value (from its cookie:
+    // the page has no token form to carry it): refused.
+    let signin_csrf = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("writ-ui-signin="))
+        .and_then(|c| c.split(';').next())
+        .expect("the sign-in form's cookie")
+        .to_string();
+    let refused = stranger
+        .post(
+            "/ui/signin",
+            &[
+                ("token", writ.token("alice").as_str()),
+                ("signin_csrf", &signin_csrf),
+                ("return_to", "/ui"),
+            ],
+        )
+        .await;
     assert_eq!(refused.status, 401, "{}", refused.body);
     assert!(
         refused

@@ -591,8 +591,9 @@ async fn auditors_see_the_ledger_the_revocations_and_the_pictures_and_nobody_els
     );
 }
 
-/// A credential entitlement granted at once: its password is on the next page, once,
-/// with the warning; the request's and the grant's pages never show it again.
+/// A credential entitlement granted at once (asked by a service's owner for the
+/// service): its password is on the next page, once, with the warning; the request's
+/// and the grant's pages never show it again.
 #[tokio::test]
 async fn a_credential_is_shown_once_with_its_warning() {
     let mut roles = support::TestRoles::new().await;
@@ -618,6 +619,10 @@ credential = true
 
 [[user]]
 name = "alice"
+
+[[service]]
+name = "svc-report"
+owner = "alice"
 "#,
         support::PG_URL
     );
@@ -638,6 +643,7 @@ name = "alice"
             &[
                 ("csrf_token", csrf.as_str()),
                 ("entitlement", "pg/report_db"),
+                ("subject", "svc-report"),
                 ("duration", "10m"),
                 ("justification", "month-end numbers"),
             ],

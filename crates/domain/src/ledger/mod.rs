@@ -15,5 +15,5 @@ pub use actor::{Actor, InvalidActor, SystemActor};
 pub use event::{Event, EventFields, RawEvent, StoredEvent, seal};
 pub use hash::{GENESIS_HASH, digest_matches, event_digest, event_hash};
 pub use kind::EventKind;
-pub use record::{RECORD_FIELDS, record_of};
+pub use record::{LEDGER_RECORD, RECORD_FIELDS, record_of};
 pub use verify::{ChainVerifier, LedgerError, LedgerToken, PreparedEvent};

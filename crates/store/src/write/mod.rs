@@ -231,7 +231,7 @@ impl<'s> WriteTx<'s> {
                 Arg::Text(event.data.clone()),
                 Arg::Text(event.prev_hash.clone()),
                 Arg::Text(event.hash.clone()),
-                Arg::OptionalText(ledger::record_of(data)),
+                Arg::OptionalText(ledger::record_of(kind, data)),
             ],
         );
         self.seq = event.seq;
