@@ -75,7 +75,13 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 /// A cookie only writ's own pages get: never readable by scripts, sent on
 /// top-level navigation from elsewhere (the provider's redirect back) but not on
 /// other sites' requests, and only over TLS when writ is reached over TLS.
-fn cookie(state: &AppState, name: &str, value: String, path: &str, max_age: i64) -> String {
+pub(crate) fn cookie(
+    state: &AppState,
+    name: &str,
+    value: String,
+    path: &str,
+    max_age: i64,
+) -> String {
     let secure = state
         .engine
         .config()

@@ -6,7 +6,6 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use base64::Engine as _;
-use cookie::{Cookie, SameSite};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -46,20 +45,7 @@ fn return_to(asked: Option<String>) -> String {
 }
 
 fn cookie(state: &AppState, name: &str, value: String, max_age: i64) -> String {
-    let secure = state
-        .engine
-        .config()
-        .public_url
-        .as_deref()
-        .is_some_and(|url| url.starts_with("https://"));
-    Cookie::build((name.to_string(), value))
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .path("/")
-        .max_age(cookie::time::Duration::seconds(max_age))
-        .build()
-        .to_string()
+    crate::signin::cookie(state, name, value, "/", max_age)
 }
 
 fn with_cookies(mut response: Response, cookies: &[String]) -> Response {
