@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+pub mod authzen;
 mod break_glass;
 mod error;
 mod findings;
@@ -90,6 +91,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(metrics_route::metrics))
         .route("/openapi.json", get(openapi::serve))
+        .route("/.well-known/authzen-configuration", get(authzen::metadata))
+        .route("/access/v1/evaluation", post(authzen::evaluation))
+        .route("/access/v1/evaluations", post(authzen::evaluations))
         .route("/v1/requests", post(requests::create_request).get(requests::list_requests))
         .route("/v1/requests/preview", post(requests::preview_request))
         .route("/v1/requests/{id}", get(requests::get_request))

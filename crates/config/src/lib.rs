@@ -2,6 +2,7 @@
 //! errors, `${ENV}` is replaced while parsing), then `validate` checks every reference
 //! and produces the typed [`Config`] the rest of writ uses. Nothing reads the file twice.
 
+mod authzen;
 mod break_glass;
 mod env;
 mod itsm;
@@ -22,6 +23,7 @@ use writ_domain::{
     DriftAction, EntitlementId, FindingKind, IdentityKind, IdentityName, Sensitivity,
 };
 
+pub use authzen::{Authzen, PepResource};
 pub use break_glass::{
     BREAK_GLASS_MAX_DURATION_SECONDS, BreakGlassProfile, DEFAULT_INCIDENT_ISSUE_TYPE,
     DEFAULT_REVIEW_WITHIN_SECONDS, IncidentTicket,
@@ -111,6 +113,8 @@ pub struct Config {
     pub scim_clients: Vec<ScimClient>,
     /// Emergency access profiles, by name.
     pub break_glass: BTreeMap<String, BreakGlassProfile>,
+    /// writ as an AuthZEN policy decision point.
+    pub authzen: Authzen,
 }
 
 /// Where signed ledger checkpoints go, and how often `writ serve` takes one.
@@ -236,6 +240,17 @@ pub enum ConnectorConfig {
     },
     /// Keeps memberships in memory; for benchmarks and trials.
     Noop,
+    /// Enforced by policy enforcement points that ask writ (the AuthZEN API): a lease
+    /// is the access, so writ is the target's source of truth and nothing is called.
+    Authzen,
+}
+
+impl ConnectorConfig {
+    /// Whether writ's own leases are the access (PEPs ask writ), so there is no
+    /// target to change, read back or reconcile.
+    pub fn enforced_by_writ(&self) -> bool {
+        matches!(self, Self::Authzen)
+    }
 }
 
 /// A directory: where groups and accounts are, and how writ binds.
@@ -308,6 +323,8 @@ pub struct Entitlement {
     pub credential: bool,
     /// What happens to a live grant that policy, decided again, no longer permits.
     pub on_policy_change: PolicyChangeAction,
+    /// On a target of kind `authzen`: the AuthZEN resource and actions a lease allows.
+    pub pep: Option<PepResource>,
 }
 
 /// What happens to a live grant that the policy in force no longer permits.

@@ -49,6 +49,26 @@ pub struct RawConfig {
     pub scim_clients: Vec<RawScim>,
     #[serde(default, rename = "break_glass")]
     pub break_glass: Vec<RawBreakGlass>,
+    #[serde(default)]
+    pub authzen: RawAuthzen,
+}
+
+/// `[authzen]`: writ as an OpenID AuthZEN policy decision point.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthzen {
+    /// Identities (policy enforcement points) that may ask about any subject.
+    #[serde(default)]
+    pub clients: Vec<EnvString>,
+}
+
+/// An entitlement's `authzen` table: the AuthZEN resource and actions it covers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPepResource {
+    pub resource_type: EnvString,
+    pub resource_id: Option<EnvString>,
+    pub actions: Vec<EnvString>,
 }
 
 /// `[[break_glass]]`: an emergency access profile.
@@ -259,6 +279,8 @@ pub struct RawEntitlement {
     pub credential: Option<bool>,
     pub shared_role: Option<bool>,
     pub on_policy_change: Option<EnvString>,
+    /// For a target of kind `authzen`: what enforcement points ask about.
+    pub authzen: Option<RawPepResource>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -403,6 +403,35 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         if shared {
             shared_roles.insert(id.clone());
         }
+        let enforced_by_writ = targets
+            .get(&raw.target.0)
+            .is_some_and(|t| t.connector.enforced_by_writ());
+        let pep = match (enforced_by_writ, raw.authzen) {
+            (true, Some(resource)) => Some(crate::authzen::validate_pep_resource(
+                &check,
+                &key("authzen"),
+                resource,
+            )?),
+            (true, None) => {
+                return Err(check.invalid(
+                    key("authzen"),
+                    format!(
+                        "{id} is on authzen target {}: say which AuthZEN resource and actions a lease allows, e.g. authzen = {{ resource_type = \"api\", resource_id = \"orders\", actions = [\"refund\"] }}",
+                        raw.target.0
+                    ),
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(check.invalid(
+                    key("authzen"),
+                    format!(
+                        "only entitlements on a target of kind \"authzen\" are enforced by AuthZEN clients; {} is not one",
+                        raw.target.0
+                    ),
+                ));
+            }
+            (false, None) => None,
+        };
         entitlements.insert(
             id.clone(),
             Entitlement {
@@ -416,6 +445,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
                 drift,
                 credential,
                 on_policy_change,
+                pep,
             },
         );
     }
@@ -442,6 +472,8 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         raw.services,
         raw.agents,
     )?;
+
+    let authzen = crate::authzen::validate_authzen(&check, raw.authzen, &identities)?;
 
     crate::workload::check_bindings(
         &check,
@@ -479,6 +511,7 @@ pub fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         workload_issuers,
         scim_clients,
         break_glass,
+        authzen,
     })
 }
 
@@ -720,16 +753,32 @@ fn validate_target(
             unused("env", !raw.env.is_empty())?;
             ConnectorConfig::Noop
         }
+        "authzen" => {
+            unused("url", raw.url.is_some())?;
+            unused("command", raw.command.is_some())?;
+            unused("orphan_owner", raw.orphan_owner.is_some())?;
+            unused("account_host", raw.account_host.is_some())?;
+            unused("default_role", raw.default_role.is_some())?;
+            unused("env", !raw.env.is_empty())?;
+            if raw.reconcile_every.is_some() {
+                return Err(check.invalid(
+                    key("reconcile_every"),
+                    "an authzen target has nothing to reconcile: its enforcement points ask writ, whose leases are the access",
+                ));
+            }
+            ConnectorConfig::Authzen
+        }
         other => {
             return Err(check.invalid(
                 key("kind"),
                 format!(
-                    "unknown kind {other:?}; expected postgres, mariadb, ldap, scim, command or noop"
+                    "unknown kind {other:?}; expected postgres, mariadb, ldap, scim, command, authzen or noop"
                 ),
             ));
         }
     };
     let reconcile_every_seconds = match raw.reconcile_every {
+        None if connector.enforced_by_writ() => None,
         None => Some(DEFAULT_RECONCILE_EVERY_SECONDS),
         Some(text) if text.0 == "off" => None,
         Some(text) => Some(check.duration(&key("reconcile_every"), &text.0)?),

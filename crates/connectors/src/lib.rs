@@ -7,6 +7,7 @@ mod command;
 mod ldap;
 mod mariadb;
 mod noop;
+mod pep;
 mod postgres;
 mod scim;
 mod sessions;
@@ -24,6 +25,7 @@ pub use mariadb::{
     Account as MariadbAccount, MariadbConnector, native_password_hash, quote_mariadb_identifier,
 };
 pub use noop::NoopConnector;
+pub use pep::PepEnforced;
 pub use postgres::{PostgresConnector, quote_identifier, scram_sha256_verifier};
 pub use scim::{ScimConnector, ScimSettings};
 
@@ -248,6 +250,7 @@ impl Connectors {
                     .with_env(env.clone()),
                 ),
                 ConnectorConfig::Noop => Arc::new(NoopConnector::default()),
+                ConnectorConfig::Authzen => Arc::new(PepEnforced),
             };
             by_target.insert(target.name.clone(), connector);
         }

@@ -83,6 +83,7 @@ error_codes! {
     CsrfTokenInvalid = "csrf_token_invalid" => Forbidden,
     NotAnAuditor = "not_an_auditor" => Forbidden,
     NotAnAdmin = "not_an_admin" => Forbidden,
+    NotAPdpClient = "not_a_pdp_client" => Forbidden,
     SelfApproval = "self_approval" => Forbidden,
     NotAnApprover = "not_an_approver" => Forbidden,
     ApproverKind = "approver_kind" => Forbidden,

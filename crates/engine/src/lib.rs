@@ -32,6 +32,7 @@ mod lookup;
 pub mod metrics_names;
 mod orphans;
 mod outage;
+pub mod pdp;
 mod policy_reload;
 pub mod polling;
 mod preflight;

@@ -137,6 +137,15 @@ impl Engine {
             target: target.to_string(),
             ..ReconcileReport::default()
         };
+        if self
+            .config
+            .targets
+            .get(target)
+            .is_some_and(|t| t.connector.enforced_by_writ())
+        {
+            // Its enforcement points ask writ: the leases are the access, no drift.
+            return Ok(report);
+        }
         let mut unresolved: HashMap<FindingKey, FindingReport> = self
             .store
             .unresolved_findings(target)

@@ -69,6 +69,15 @@ impl Engine {
         Ok((entitlement.role.clone(), connector.clone()))
     }
 
+    /// Whether the grant's target is enforced by PEPs asking writ (`kind = "authzen"`):
+    /// its lease recorded active is the access, and recorded ending is its removal.
+    pub(crate) fn enforced_by_writ(&self, grant: &Grant) -> bool {
+        self.config
+            .targets
+            .get(grant.entitlement.target())
+            .is_some_and(|target| target.connector.enforced_by_writ())
+    }
+
     pub(crate) fn holder_key(grant: &Grant) -> String {
         crate::holder_key(grant.entitlement.as_str(), &grant.account)
     }
@@ -204,6 +213,11 @@ impl Engine {
             )
             .await?;
             return self.execute_revoke(id).await;
+        }
+        if self.enforced_by_writ(&grant) {
+            // Nothing to call: the PDP allows exactly what is recorded active.
+            self.record_activated(id, now).await?;
+            return Ok(());
         }
         let (role, connector) = self.target_of(&grant)?;
         let _held = self.lock_account(Self::holder_key(&grant)).await?;
@@ -410,6 +424,10 @@ impl Engine {
         role: &str,
         connector: &dyn Connector,
     ) -> RevokeOutcome {
+        if self.enforced_by_writ(grant) {
+            // The PDP has denied it since `grant.revoke_started` was committed.
+            return RevokeOutcome::Removed;
+        }
         let guard = self.targets.guard(grant.entitlement.target());
         let now = self.clock.now();
         let access = Access {

@@ -17,6 +17,7 @@ pub use migrate::{Migrated, SCHEMA_VERSION, Schema};
 mod orphans;
 mod outbox;
 mod page;
+mod pdp;
 mod read;
 mod reports;
 mod reviews;

@@ -1,0 +1,143 @@
+//! writ as an OpenID AuthZEN policy decision point for entitlements whose target is
+//! enforced by the PEPs that ask (`kind = "authzen"`): an evaluation is allowed exactly
+//! while its subject holds an active lease on an entitlement covering the resource and
+//! action, so a revocation takes effect on the PEP's next evaluation.
+
+use writ_domain::{EntitlementId, Grant, IdentityKind, IdentityName};
+
+use crate::{Caller, Engine, EngineError, ErrorCode};
+
+/// One AuthZEN evaluation: may `subject` do `action` on `resource`?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessQuestion {
+    pub subject_type: String,
+    pub subject_id: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub action: String,
+}
+
+/// The PDP's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PdpAnswer {
+    /// The lease that allows it (the one ending last, when several do).
+    Allow(Box<Grant>),
+    Deny(DenyReason),
+}
+
+/// Why an evaluation was denied, as the machine-readable `context.reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenyReason {
+    /// writ knows no such identity, or not of that type.
+    UnknownSubject,
+    /// The identity is disabled (a leaver): nothing is allowed.
+    SubjectDisabled,
+    /// No entitlement covers this resource and action: writ does not decide it.
+    NotManaged,
+    /// Entitlements cover it, and the subject holds no active lease on any of them.
+    NoActiveLease(Vec<EntitlementId>),
+}
+
+impl DenyReason {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownSubject => "unknown_subject",
+            Self::SubjectDisabled => "subject_disabled",
+            Self::NotManaged => "not_managed",
+            Self::NoActiveLease(_) => "no_active_lease",
+        }
+    }
+}
+
+/// The AuthZEN subject types writ accepts: its identity kinds, or `identity` for any.
+fn kind_matches(subject_type: &str, kind: IdentityKind) -> bool {
+    subject_type == "identity" || subject_type == kind.as_str()
+}
+
+impl Engine {
+    /// Refuses a caller who may not ask about `subject`: an enforcement point listed in
+    /// `[authzen].clients`, auditors and admins ask about anyone; anyone else only
+    /// about itself (what it may read anyway).
+    pub fn may_evaluate(&self, caller: &Caller, subject_id: &str) -> Result<(), EngineError> {
+        if caller.name.as_str() == subject_id
+            || self.config.authzen.clients.contains(&caller.name)
+            || self.is_auditor(caller)
+        {
+            return Ok(());
+        }
+        Err(EngineError::new(
+            ErrorCode::NotAPdpClient,
+            format!(
+                "{} may ask only about itself; enforcement points asking about others are listed in [authzen].clients",
+                caller.name
+            ),
+        ))
+    }
+
+    /// Decides one evaluation from the leases recorded now. Reads only; the caller
+    /// has been checked with [`Engine::may_evaluate`].
+    pub async fn evaluate_access(
+        &self,
+        question: &AccessQuestion,
+    ) -> Result<PdpAnswer, EngineError> {
+        let covering: Vec<&EntitlementId> = self
+            .config
+            .entitlements
+            .values()
+            .filter(|entitlement| {
+                entitlement.pep.as_ref().is_some_and(|pep| {
+                    pep.covers(
+                        &question.resource_type,
+                        &question.resource_id,
+                        &question.action,
+                    )
+                })
+            })
+            .map(|entitlement| &entitlement.id)
+            .collect();
+        let Some(identity) = question
+            .subject_id
+            .parse::<IdentityName>()
+            .ok()
+            .and_then(|name| self.identity(name.as_str()))
+            .filter(|identity| kind_matches(&question.subject_type, identity.kind))
+        else {
+            return Ok(PdpAnswer::Deny(DenyReason::UnknownSubject));
+        };
+        if identity.disabled {
+            return Ok(PdpAnswer::Deny(DenyReason::SubjectDisabled));
+        }
+        if covering.is_empty() {
+            return Ok(PdpAnswer::Deny(DenyReason::NotManaged));
+        }
+        let now = self.clock.now();
+        let leases = self
+            .store
+            .active_grants_of(identity.name.as_str(), now)
+            .await?;
+        // Latest end first: the lease named is the one that allows longest.
+        match leases
+            .into_iter()
+            .find(|grant| covering.contains(&&grant.entitlement))
+        {
+            Some(grant) => Ok(PdpAnswer::Allow(Box::new(grant))),
+            None => Ok(PdpAnswer::Deny(DenyReason::NoActiveLease(
+                covering.into_iter().cloned().collect(),
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_types_are_identity_kinds_or_identity() {
+        assert!(kind_matches("user", IdentityKind::User));
+        assert!(kind_matches("agent", IdentityKind::Agent));
+        assert!(kind_matches("identity", IdentityKind::Service));
+        assert!(!kind_matches("user", IdentityKind::Agent));
+        assert!(!kind_matches("User", IdentityKind::User));
+    }
+}
