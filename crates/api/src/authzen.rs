@@ -99,21 +99,7 @@ impl axum::extract::FromRequestParts<AppState> for PdpCaller {
 /// `GET /.well-known/authzen-configuration`: where the endpoints are. Public, as the
 /// specification's discovery is; it names no subject, resource or policy.
 pub async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let base = match state.engine.config().public_url.clone() {
-        Some(url) => url,
-        None => {
-            let scheme = if state.engine.config().tls.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
-            format!("{scheme}://{host}")
-        }
-    };
+    let base = crate::handlers::public_base(&state, &headers);
     axum::Json(json!({
         "policy_decision_point": base,
         "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),

@@ -75,3 +75,21 @@ pub(crate) fn query<T>(
         .map(|Query(q)| q)
         .map_err(|e| ApiError::malformed(e.body_text()))
 }
+
+/// Where callers reach writ: `server.public_url`, or the scheme and `Host` this call
+/// came with. No trailing slash.
+pub(crate) fn public_base(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    if let Some(public) = &state.engine.config().public_url {
+        return public.trim_end_matches('/').to_string();
+    }
+    let scheme = if state.engine.config().tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}

@@ -150,19 +150,7 @@ fn client(state: &AppState, headers: &HeaderMap) -> Result<String, Failure> {
 
 /// Where `/scim/v2` is, as the caller reached it (for `meta.location`).
 fn base(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(public) = &state.engine.config().public_url {
-        return format!("{}/scim/v2", public.trim_end_matches('/'));
-    }
-    let scheme = if state.engine.config().tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("{scheme}://{host}/scim/v2")
+    format!("{}/scim/v2", crate::handlers::public_base(state, headers))
 }
 
 fn body_json(body: &Bytes) -> Result<Value, Failure> {

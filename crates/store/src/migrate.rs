@@ -22,10 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/0011_break_glass.sql")),
     (12, include_str!("../migrations/0012_reviews.sql")),
     (13, include_str!("../migrations/0013_events_by_record.sql")),
-    (
-        14,
-        include_str!("../migrations/0014_grants_active_by_subject.sql"),
-    ),
+    (14, include_str!("../migrations/0014_reads_by_person.sql")),
 ];
 
 /// The migration that added `events.record`; applying it fills the column in for the

@@ -135,6 +135,36 @@ fn question(subject: &str, (kind, id): (&str, &str), action: &str) -> Value {
 
 const ORDERS: (&str, &str) = ("api", "orders");
 
+/// `requester` asks for `entitlement`, `approver` approves: the lease once active.
+async fn approved_lease(
+    writ: &Writ,
+    (requester, approver): (&str, &str),
+    entitlement: &str,
+    duration_seconds: i64,
+) -> writ_domain::GrantId {
+    let request = writ
+        .request_access(
+            requester,
+            json!({"entitlement": entitlement, "duration_seconds": duration_seconds, "justification": "work for ticket 12"}),
+        )
+        .await;
+    let (status, approved) = writ
+        .post(
+            &format!("/v1/requests/{}/approve", request.id),
+            approver,
+            json!({ "comment": "ok" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    let grant = approved["grant_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("grant_id in {approved}"));
+    writ.wait_for_grant_state(grant, requester, Duration::from_secs(5), GrantState::Active)
+        .await;
+    grant
+}
+
 #[tokio::test]
 async fn a_pep_is_allowed_exactly_while_the_subject_holds_a_lease() {
     let mut writ = Writ::new(CONFIG, &[("policy.cedar", POLICY)]);
@@ -246,26 +276,7 @@ async fn a_pep_is_allowed_exactly_while_the_subject_holds_a_lease() {
     assert!(ended.grant.verified_at.is_some(), "{:?}", ended.grant);
 
     // A short lease: allowed, then denied once it ends.
-    let request = writ
-        .request_access(
-            &alice,
-            json!({"entitlement": "api/reports_any", "duration_seconds": 2, "justification": "month end"}),
-        )
-        .await;
-    let (status, approved) = writ
-        .post(
-            &format!("/v1/requests/{}/approve", request.id),
-            &bob,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{approved}");
-    let short: writ_domain::GrantId = approved["grant_id"]
-        .as_str()
-        .and_then(|id| id.parse().ok())
-        .expect("grant id");
-    writ.wait_for_grant_state(short, &alice, Duration::from_secs(5), GrantState::Active)
-        .await;
+    let short = approved_lease(&writ, (&alice, &bob), "api/reports_any", 2).await;
     assert_eq!(
         pep.decide("alice", ("report", "q4-revenue"), "read").await["decision"],
         true,
@@ -305,26 +316,7 @@ async fn batches_take_defaults_and_stop_as_their_semantic_says() {
     let mut writ = Writ::new(CONFIG, &[("policy.cedar", POLICY)]);
     let (alice, bob) = (writ.token("alice"), writ.token("bob"));
     let pep = Pep::discover_later(&mut writ).await;
-    let request = writ
-        .request_access(
-            &alice,
-            json!({"entitlement": "api/orders_refund", "duration_seconds": 600, "justification": "refund run"}),
-        )
-        .await;
-    let (status, approved) = writ
-        .post(
-            &format!("/v1/requests/{}/approve", request.id),
-            &bob,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{approved}");
-    let grant: writ_domain::GrantId = approved["grant_id"]
-        .as_str()
-        .and_then(|id| id.parse().ok())
-        .expect("grant id");
-    writ.wait_for_grant_state(grant, &alice, Duration::from_secs(5), GrantState::Active)
-        .await;
+    approved_lease(&writ, (&alice, &bob), "api/orders_refund", 600).await;
 
     let batch = |semantic: Option<&str>| {
         let mut body = json!({
