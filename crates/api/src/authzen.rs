@@ -249,9 +249,18 @@ pub async fn evaluation(
     body: Bytes,
 ) -> Result<axum::Json<Value>, PdpError> {
     let request = json_object(&headers, &body)?;
-    let question = question(&request, &Map::new())?;
-    let answer = answer(&state, &caller, &question).await?;
-    Ok(axum::Json(decision(&answer, &now_text(&state))))
+    single(&state, &caller, &request).await
+}
+
+/// The one evaluation a request's top level describes, as a Decision.
+async fn single(
+    state: &AppState,
+    caller: &Caller,
+    request: &Map<String, Value>,
+) -> Result<axum::Json<Value>, PdpError> {
+    let question = question(request, &Map::new())?;
+    let answer = answer(state, caller, &question).await?;
+    Ok(axum::Json(decision(&answer, &now_text(state))))
 }
 
 /// How a batch is run (`options.evaluations_semantic`).
@@ -316,9 +325,7 @@ pub async fn evaluations(
         Some(_) => return Err(PdpError::bad_request("evaluations must be an array")),
     };
     if items.is_empty() {
-        let question = question(&request, &Map::new())?;
-        let answer = answer(&state, &caller, &question).await?;
-        return Ok(axum::Json(decision(&answer, &now_text(&state))));
+        return single(&state, &caller, &request).await;
     }
     // Every question is checked before any is answered: a malformed one is the whole
     // call's 400, as the specification's required keys are.

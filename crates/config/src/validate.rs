@@ -638,6 +638,15 @@ fn validate_target(
     if !matches!(raw.kind.0.as_str(), "ldap" | "scim") {
         unused("ca_file", raw.ca_file.is_some())?;
     }
+    // Kinds with no system of their own to reach take none of the settings for one.
+    let nothing_to_reach = || -> Result<(), ConfigError> {
+        unused("url", raw.url.is_some())?;
+        unused("command", raw.command.is_some())?;
+        unused("orphan_owner", raw.orphan_owner.is_some())?;
+        unused("account_host", raw.account_host.is_some())?;
+        unused("default_role", raw.default_role.is_some())?;
+        unused("env", !raw.env.is_empty())
+    };
     let connector = match raw.kind.0.as_str() {
         "ldap" => {
             for (field, present) in database_and_command_keys(&raw) {
@@ -745,21 +754,11 @@ fn validate_target(
             }
         }
         "noop" => {
-            unused("url", raw.url.is_some())?;
-            unused("command", raw.command.is_some())?;
-            unused("orphan_owner", raw.orphan_owner.is_some())?;
-            unused("account_host", raw.account_host.is_some())?;
-            unused("default_role", raw.default_role.is_some())?;
-            unused("env", !raw.env.is_empty())?;
+            nothing_to_reach()?;
             ConnectorConfig::Noop
         }
         "authzen" => {
-            unused("url", raw.url.is_some())?;
-            unused("command", raw.command.is_some())?;
-            unused("orphan_owner", raw.orphan_owner.is_some())?;
-            unused("account_host", raw.account_host.is_some())?;
-            unused("default_role", raw.default_role.is_some())?;
-            unused("env", !raw.env.is_empty())?;
+            nothing_to_reach()?;
             if raw.reconcile_every.is_some() {
                 return Err(check.invalid(
                     key("reconcile_every"),
