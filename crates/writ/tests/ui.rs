@@ -685,3 +685,248 @@ owner = "alice"
     writ.stop();
     roles.cleanup().await;
 }
+
+#[tokio::test]
+async fn reviews_are_decided_and_break_glass_broken_and_signed_off_by_the_right_people() {
+    let writ = started().await;
+    let alice_token = writ.token("alice");
+    let request = writ
+        .request_access(
+            &alice_token,
+            serde_json::json!({"entitlement": "t/read", "justification": "read"}),
+        )
+        .await;
+    let grant = request.grant_id.expect("granted");
+    let (status, started) = writ
+        .post(
+            "/v1/reviews",
+            &writ.admin_token(),
+            serde_json::json!({"name": "Q1 reads", "entitlement": "t/read", "assign": "manager"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let (_, items) = writ.get("/v1/review-items", &writ.admin_token()).await;
+    let item = items["items"][0]["id"]
+        .as_str()
+        .expect("an item")
+        .to_string();
+
+    // Alice's manager reviews it; alice and bob see nothing to decide.
+    let alice = signed_in(&writ, "alice").await;
+    let bob = signed_in(&writ, "bob").await;
+    let dave = signed_in(&writ, "dave").await;
+    for (browser, who) in [(&alice, "alice"), (&bob, "bob")] {
+        let page = browser.get("/ui/reviews").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains("No review items wait for you.") && !page.body.contains(&item),
+            "{who}: {}",
+            page.body
+        );
+    }
+    let page = page_with(&dave, "/ui/reviews", "t/read held by alice").await;
+    assert!(page.body.contains("Q1 reads"), "{}", page.body);
+    assert!(
+        page.body.contains(&format!("/ui/grants/{grant}")),
+        "{}",
+        page.body
+    );
+
+    // Bob deciding it is refused as the API refuses him, and changes nothing.
+    let bob_csrf = bob.csrf().await;
+    let decide = format!("/ui/review-items/{item}/decide");
+    let refused = bob
+        .post(
+            &decide,
+            &[
+                ("csrf_token", &bob_csrf),
+                ("decision", "revoke"),
+                ("comment", "x"),
+            ],
+        )
+        .await;
+    let (api_status, _) = writ
+        .post(
+            &format!("/v1/review-items/{item}/decide"),
+            &writ.token("bob"),
+            serde_json::json!({"decision": "revoke", "comment": "x"}),
+        )
+        .await;
+    assert_eq!(refused.status, api_status, "{}", refused.body);
+    assert!(refused.status >= 400);
+    // Without a comment, or without the CSRF token, nothing is recorded.
+    let dave_csrf = dave.csrf().await;
+    let no_comment = dave
+        .post(
+            &decide,
+            &[
+                ("csrf_token", &dave_csrf),
+                ("decision", "revoke"),
+                ("comment", ""),
+            ],
+        )
+        .await;
+    assert_eq!(no_comment.status, 422, "{}", no_comment.body);
+    assert!(
+        no_comment.body.contains("role=\"alert\""),
+        "{}",
+        no_comment.body
+    );
+    let forged = dave
+        .post(&decide, &[("decision", "revoke"), ("comment", "gone")])
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let (_, still) = writ
+        .get(&format!("/v1/review-items/{item}"), &writ.admin_token())
+        .await;
+    assert_eq!(still["state"], "pending", "{still}");
+
+    let decided = dave
+        .post(
+            &decide,
+            &[
+                ("csrf_token", &dave_csrf),
+                ("decision", "revoke"),
+                ("comment", "not needed after the migration"),
+            ],
+        )
+        .await;
+    assert_eq!(decided.status, 303, "{}", decided.body);
+    assert_eq!(decided.location.as_deref(), Some("/ui/reviews"));
+    let (_, item_now) = writ
+        .get(&format!("/v1/review-items/{item}"), &writ.admin_token())
+        .await;
+    assert_eq!(
+        (&item_now["state"], &item_now["decided_by"]),
+        (&Value::from("revoked"), &Value::from("dave")),
+        "{item_now}"
+    );
+    let admin = signed_in(&writ, support::ADMIN).await;
+    page_with(
+        &admin,
+        &format!("/ui/grants/{grant}"),
+        "Verified gone from the target",
+    )
+    .await;
+    let page = dave.get("/ui/reviews").await;
+    assert!(
+        page.body.contains("No review items wait for you."),
+        "{}",
+        page.body
+    );
+
+    // Break-glass: a manager may not break it (policy), an engineer may.
+    let dave_refused = dave
+        .post(
+            "/ui/break-glass/outage",
+            &[
+                ("csrf_token", &dave_csrf),
+                ("justification", "db down"),
+                ("duration", ""),
+            ],
+        )
+        .await;
+    assert_eq!(dave_refused.status, 403, "{}", dave_refused.body);
+    assert!(
+        dave_refused
+            .body
+            .contains("No policy lets you break this glass"),
+        "{}",
+        dave_refused.body
+    );
+    let alice_csrf = alice.csrf().await;
+    let page = alice.get("/ui/break-glass").await;
+    assert!(
+        page.body.contains("Break the glass: outage") && page.body.contains("t/admin"),
+        "{}",
+        page.body
+    );
+    let broken = alice
+        .post(
+            "/ui/break-glass/outage",
+            &[
+                ("csrf_token", &alice_csrf),
+                ("justification", "primary database is down"),
+                ("duration", "20m"),
+            ],
+        )
+        .await;
+    assert_eq!(broken.status, 303, "{}", broken.body);
+    let location = broken.location.expect("sent to the activation");
+    let activation = location
+        .strip_prefix("/ui/break-glass?activated=")
+        .expect("the activation's id")
+        .to_string();
+    let shown = alice.get(&location).await;
+    assert!(shown.body.contains("The glass is broken"), "{}", shown.body);
+    let (_, view) = writ
+        .get(
+            &format!("/v1/break-glass/activations/{activation}"),
+            &writ.admin_token(),
+        )
+        .await;
+    assert_eq!(view["review_state"], "open", "{view}");
+    let made = view["requests"][0].as_str().expect("a request");
+    let (_, made) = writ
+        .get(&format!("/v1/requests/{made}"), &writ.admin_token())
+        .await;
+    assert_eq!(made["state"], "approved", "{made}");
+    assert!(made["duration_seconds"].as_i64() == Some(1200), "{made}");
+
+    // Alice may not sign off her own; dave signs it off.
+    let sign_off = format!("/ui/break-glass/activations/{activation}/sign-off");
+    let own = alice
+        .post(
+            &sign_off,
+            &[("csrf_token", &alice_csrf), ("comment", "fine")],
+        )
+        .await;
+    let (api_status, _) = writ
+        .post(
+            &format!("/v1/break-glass/activations/{activation}/sign-off"),
+            &alice_token,
+            serde_json::json!({"comment": "fine"}),
+        )
+        .await;
+    assert_eq!(own.status, api_status, "{}", own.body);
+    assert!(
+        own.body.contains("You cannot sign off this activation"),
+        "{}",
+        own.body
+    );
+    let page = page_with(&dave, "/ui/break-glass", "Waiting for your sign-off (1)").await;
+    assert!(
+        page.body.contains("primary database is down"),
+        "{}",
+        page.body
+    );
+    let signed = dave
+        .post(
+            &sign_off,
+            &[
+                ("csrf_token", &dave_csrf),
+                ("comment", "checked the session log"),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let (_, view) = writ
+        .get(
+            &format!("/v1/break-glass/activations/{activation}"),
+            &writ.admin_token(),
+        )
+        .await;
+    assert_eq!(
+        (&view["review_state"], &view["reviewer"]),
+        (&Value::from("signed_off"), &Value::from("dave")),
+        "{view}"
+    );
+    // Bob sees neither alice's activation among his own nor anything to sign off.
+    let page = bob.get("/ui/break-glass").await;
+    assert!(
+        !page.body.contains("primary database is down")
+            && page.body.contains("Waiting for your sign-off (0)"),
+        "{}",
+        page.body
+    );
+}

@@ -8,11 +8,13 @@
 //! `signin`), and every form that changes something carries the session's CSRF token.
 
 mod approvals;
+mod break_glass;
 mod charts;
 mod grant;
 mod home;
 mod operations;
 mod request;
+mod reviews;
 mod signin;
 mod view;
 
@@ -245,6 +247,14 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ledger", get(operations::ledger))
         .route("/ledger/verify", post(operations::verify))
         .route("/insights", get(operations::insights))
+        .route("/reviews", get(reviews::page))
+        .route("/review-items/{id}/decide", post(reviews::decide))
+        .route("/break-glass", get(break_glass::page))
+        .route("/break-glass/{profile}", post(break_glass::activate))
+        .route(
+            "/break-glass/activations/{id}/sign-off",
+            post(break_glass::sign_off),
+        )
         .route("/assets/writ.css", get(stylesheet))
         .route("/assets/writ.js", get(script))
         .layer(SetResponseHeaderLayer::overriding(

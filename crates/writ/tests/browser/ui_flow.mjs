@@ -244,7 +244,8 @@ try {
   await until(bob.page, bobsGrant, "Verified gone from the target");
   await accessible(bob.page, "grant timeline (no JavaScript)");
 
-  // An auditor's pages: the ledger, revocations, findings, the pictures.
+  // An auditor's pages: the ledger, revocations, findings, the pictures, reviews and
+  // break-glass.
   step = "the operations pages";
   const admin = await person(browser, DESKTOP);
   await signIn(admin.page, env("WRIT_TOKEN_ADMIN"), "test-admin");
@@ -253,6 +254,8 @@ try {
     ["/ui/revocations", "revocations"],
     ["/ui/findings", "findings"],
     ["/ui/insights", "insights"],
+    ["/ui/reviews", "reviews"],
+    ["/ui/break-glass", "break-glass"],
   ]) {
     await admin.page.goto(`${BASE}${path}`);
     await accessible(admin.page, name);

@@ -3,7 +3,8 @@
 
 /// A writ for UI tests: a noop target with a low, a high (one approval) and a
 /// critical (needs a ticket) entitlement; alice and bob (engineers, alice's manager is
-/// dave), dave (a manager), and an agent acting for alice.
+/// dave), dave (a manager), and an agent acting for alice; a break-glass profile
+/// engineers may break.
 pub const CONFIG: &str = r#"
 [storage]
 url = "sqlite://writ.db"
@@ -32,6 +33,12 @@ target = "t"
 role = "root"
 sensitivity = "critical"
 max_duration = "1h"
+
+[[break_glass]]
+name = "outage"
+entitlements = ["t/admin"]
+max_duration = "1h"
+review_within = "1d"
 
 [[user]]
 name = "alice"
@@ -72,6 +79,9 @@ permit (principal in Group::"managers", action == Action::"approve", resource);
 
 @id("approve-any-engineer")
 permit (principal in Group::"engineers", action == Action::"approve", resource);
+
+@id("engineers-break-glass")
+permit (principal in Group::"engineers", action == Action::"break_glass", resource);
 "#,
     ),
     (
