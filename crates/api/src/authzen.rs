@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use writ_engine::Caller;
+use writ_engine::arap::{ArapUrls, Evaluated, RequestableDenial};
 use writ_engine::pdp::{AccessQuestion, DenyReason, PdpAnswer};
 
 use crate::AppState;
@@ -100,12 +101,28 @@ impl axum::extract::FromRequestParts<AppState> for PdpCaller {
 /// specification's discovery is; it names no subject, resource or policy.
 pub async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let base = crate::handlers::public_base(&state, &headers);
-    axum::Json(json!({
+    let mut metadata = json!({
         "policy_decision_point": base,
         "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
         "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
-    }))
-    .into_response()
+    });
+    // The Access Request and Approval Profile, where writ signs binding tokens.
+    if state.engine.authzen_jwks().is_some() {
+        metadata["access_request_endpoint"] = json!(format!("{base}/access/v1/requests"));
+        metadata["jwks_uri"] = json!(format!("{base}/access/v1/jwks"));
+        metadata["capabilities"] = json!([ACCESS_REQUEST_CAPABILITY]);
+    }
+    axum::Json(metadata).into_response()
+}
+
+/// The capability of the Access Request and Approval Profile.
+pub const ACCESS_REQUEST_CAPABILITY: &str = "urn:openid:authzen:capability:access-request";
+
+/// Where the profile's endpoints are for a call that came in with `headers`.
+pub(crate) fn arap_urls(state: &AppState, headers: &HeaderMap) -> ArapUrls {
+    ArapUrls {
+        issuer: crate::handlers::public_base(state, headers),
+    }
 }
 
 /// The request body as a JSON object, or the specification's 400.
@@ -162,32 +179,55 @@ fn entity<'a>(
     }
 }
 
+/// One evaluation: its question, the objects it was asked with, and whether it
+/// presented an approval (`context.approval`, the profile's re-evaluation).
+pub(crate) struct Asked {
+    pub question: AccessQuestion,
+    pub evaluated: Evaluated,
+    pub approval_presented: bool,
+}
+
 /// One evaluation's question, its own keys over the batch's defaults.
-fn question(
+pub(crate) fn question(
     evaluation: &Map<String, Value>,
     defaults: &Map<String, Value>,
-) -> Result<AccessQuestion, PdpError> {
+) -> Result<Asked, PdpError> {
     let subject = entity(evaluation, defaults, "subject")?;
     let resource = entity(evaluation, defaults, "resource")?;
     let action = entity(evaluation, defaults, "action")?;
-    if let Some(context) = evaluation
+    let context = evaluation
         .get("context")
-        .or_else(|| defaults.get("context"))
+        .or_else(|| defaults.get("context"));
+    if let Some(context) = context
         && !context.is_object()
     {
         return Err(PdpError::bad_request("context must be an object"));
     }
-    Ok(AccessQuestion {
-        subject_type: text(subject, "subject", "type")?,
-        subject_id: text(subject, "subject", "id")?,
-        resource_type: text(resource, "resource", "type")?,
-        resource_id: text(resource, "resource", "id")?,
-        action: text(action, "action", "name")?,
+    Ok(Asked {
+        question: AccessQuestion {
+            subject_type: text(subject, "subject", "type")?,
+            subject_id: text(subject, "subject", "id")?,
+            resource_type: text(resource, "resource", "type")?,
+            resource_id: text(resource, "resource", "id")?,
+            action: text(action, "action", "name")?,
+        },
+        evaluated: Evaluated {
+            subject: subject.clone(),
+            resource: resource.clone(),
+            action: action.clone(),
+        },
+        approval_presented: context.is_some_and(|c| c.get("approval").is_some()),
     })
 }
 
-/// A Decision object for one answer.
-fn decision(answer: &PdpAnswer, evaluated_at: &str) -> Value {
+/// A Decision object for one answer, with its requestable denial if it has one.
+fn decision(
+    answer: &PdpAnswer,
+    requestable: Option<&RequestableDenial>,
+    approval_presented: bool,
+    urls: &ArapUrls,
+    evaluated_at: &str,
+) -> Value {
     match answer {
         PdpAnswer::Allow(grant) => json!({
             "decision": true,
@@ -205,9 +245,42 @@ fn decision(answer: &PdpAnswer, evaluated_at: &str) -> Value {
             if let DenyReason::NoActiveLease(entitlements) = reason {
                 context["entitlements"] = json!(entitlements);
             }
+            if let Some(denial) = requestable {
+                context["evaluation_id"] = json!(denial.evaluation_id);
+                context["access_request"] = access_request(denial, urls);
+            }
+            // A re-evaluation with an approval that does not (or no longer) allow: what
+            // the PEP should do next.
+            if approval_presented {
+                context["next_action"] = json!(if requestable.is_some() {
+                    "request"
+                } else {
+                    "none"
+                });
+            }
             json!({ "decision": false, "context": context })
         }
     }
+}
+
+/// `context.access_request` of a requestable denial.
+fn access_request(denial: &RequestableDenial, urls: &ArapUrls) -> Value {
+    let description = match denial.approvals_required {
+        None => format!("{} is granted at once when you ask.", denial.entitlement),
+        Some(1) => format!("{} needs 1 approval.", denial.entitlement),
+        Some(n) => format!("{} needs {n} approvals.", denial.entitlement),
+    };
+    json!({
+        "endpoint": urls.access_request_endpoint(),
+        "template": denial.entitlement,
+        "expires_at": denial.expires_at,
+        "binding_token": denial.binding_token,
+        "request_schema_url": format!("{}/access/v1/request-schema", urls.issuer),
+        "display": {
+            "title": format!("Request {}", denial.entitlement),
+            "description": description,
+        },
+    })
 }
 
 /// A batch item that could not be decided: denied, with the error in its context.
@@ -221,20 +294,43 @@ fn item_error(error: &PdpError, evaluated_at: &str) -> Value {
     })
 }
 
+/// One evaluation's Decision, and whether it allows.
 async fn answer(
     state: &AppState,
     caller: &Caller,
-    question: &AccessQuestion,
-) -> Result<PdpAnswer, PdpError> {
+    asked: &Asked,
+    urls: &ArapUrls,
+    evaluated_at: &str,
+) -> Result<(Value, bool), PdpError> {
+    let question = &asked.question;
     state
         .engine
         .may_evaluate(caller, &question.subject_id)
         .map_err(ApiError::from)?;
-    state
+    let answer = state
         .engine
         .evaluate_access(question)
         .await
-        .map_err(PdpError::from)
+        .map_err(PdpError::from)?;
+    let requestable = match &answer {
+        PdpAnswer::Deny(DenyReason::NoActiveLease(entitlements)) => state
+            .engine
+            .requestable_denial(question, &asked.evaluated, entitlements, urls)
+            .await
+            .map_err(PdpError::from)?,
+        _ => None,
+    };
+    let allowed = matches!(answer, PdpAnswer::Allow(_));
+    Ok((
+        decision(
+            &answer,
+            requestable.as_ref(),
+            asked.approval_presented,
+            urls,
+            evaluated_at,
+        ),
+        allowed,
+    ))
 }
 
 fn now_text(state: &AppState) -> String {
@@ -249,7 +345,7 @@ pub async fn evaluation(
     body: Bytes,
 ) -> Result<axum::Json<Value>, PdpError> {
     let request = json_object(&headers, &body)?;
-    single(&state, &caller, &request).await
+    single(&state, &caller, &request, &arap_urls(&state, &headers)).await
 }
 
 /// The one evaluation a request's top level describes, as a Decision.
@@ -257,10 +353,11 @@ async fn single(
     state: &AppState,
     caller: &Caller,
     request: &Map<String, Value>,
+    urls: &ArapUrls,
 ) -> Result<axum::Json<Value>, PdpError> {
-    let question = question(request, &Map::new())?;
-    let answer = answer(state, caller, &question).await?;
-    Ok(axum::Json(decision(&answer, &now_text(state))))
+    let asked = question(request, &Map::new())?;
+    let (decision, _) = answer(state, caller, &asked, urls, &now_text(state)).await?;
+    Ok(axum::Json(decision))
 }
 
 /// How a batch is run (`options.evaluations_semantic`).
@@ -324,12 +421,13 @@ pub async fn evaluations(
         }
         Some(_) => return Err(PdpError::bad_request("evaluations must be an array")),
     };
+    let urls = arap_urls(&state, &headers);
     if items.is_empty() {
-        return single(&state, &caller, &request).await;
+        return single(&state, &caller, &request, &urls).await;
     }
     // Every question is checked before any is answered: a malformed one is the whole
     // call's 400, as the specification's required keys are.
-    let questions: Vec<AccessQuestion> = items
+    let questions: Vec<Asked> = items
         .iter()
         .enumerate()
         .map(|(i, item)| {
@@ -340,12 +438,9 @@ pub async fn evaluations(
         .collect::<Result<_, _>>()?;
     let evaluated_at = now_text(&state);
     let mut decisions = Vec::with_capacity(questions.len());
-    for question in &questions {
-        let (value, allowed) = match answer(&state, &caller, question).await {
-            Ok(answer) => (
-                decision(&answer, &evaluated_at),
-                matches!(answer, PdpAnswer::Allow(_)),
-            ),
+    for asked in &questions {
+        let (value, allowed) = match answer(&state, &caller, asked, &urls, &evaluated_at).await {
+            Ok(answered) => answered,
             // The store failing fails the call; a refusal is this item's answer.
             Err(error) if error.status.is_server_error() => return Err(error),
             Err(error) => (item_error(&error, &evaluated_at), false),

@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 pub mod authzen;
+pub mod authzen_requests;
 mod break_glass;
 mod error;
 mod findings;
@@ -94,6 +95,14 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/authzen-configuration", get(authzen::metadata))
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route("/access/v1/requests", post(authzen_requests::submit))
+        .route("/access/v1/requests/{id}", get(authzen_requests::status))
+        .route(
+            "/access/v1/requests/{id}/cancel",
+            post(authzen_requests::cancel).delete(authzen_requests::cancel),
+        )
+        .route("/access/v1/jwks", get(authzen_requests::jwks))
+        .route("/access/v1/request-schema", get(authzen_requests::request_schema))
         .route("/v1/requests", post(requests::create_request).get(requests::list_requests))
         .route("/v1/requests/preview", post(requests::preview_request))
         .route("/v1/requests/{id}", get(requests::get_request))

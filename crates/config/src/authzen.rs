@@ -11,12 +11,29 @@ use crate::validate::Checker;
 use crate::{ConfigError, Identity};
 
 /// `[authzen]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authzen {
     /// The enforcement points that may ask about any subject; everyone else asks only
     /// about themselves (auditors and admins about anyone).
     pub clients: Vec<IdentityName>,
+    /// How long after a requestable denial its access request may be submitted.
+    pub request_window_seconds: i64,
 }
+
+impl Default for Authzen {
+    fn default() -> Self {
+        Self {
+            clients: Vec::new(),
+            request_window_seconds: DEFAULT_REQUEST_WINDOW_SECONDS,
+        }
+    }
+}
+
+/// Ten minutes: long enough for a person to fill in why, short enough that the
+/// denial still describes the present.
+pub const DEFAULT_REQUEST_WINDOW_SECONDS: i64 = 600;
+/// A day: a requestable denial is about now, not next week.
+const REQUEST_WINDOW_MAX_SECONDS: i64 = 86_400;
 
 /// What an entitlement enforced by PEPs covers: evaluations of one of `actions` on a
 /// resource of `resource_type` (with `resource_id`, or any id when it is `None`).
@@ -103,7 +120,20 @@ pub(crate) fn validate_authzen(
             clients.push(name);
         }
     }
-    Ok(Authzen { clients })
+    let request_window_seconds = match raw.request_window {
+        None => DEFAULT_REQUEST_WINDOW_SECONDS,
+        Some(text) => {
+            let seconds = check.duration("authzen.request_window", &text.0)?;
+            if !(1..=REQUEST_WINDOW_MAX_SECONDS).contains(&seconds) {
+                return Err(check.invalid("authzen.request_window", "must be between 1s and 1d"));
+            }
+            seconds
+        }
+    };
+    Ok(Authzen {
+        clients,
+        request_window_seconds,
+    })
 }
 
 #[cfg(test)]
@@ -148,6 +178,14 @@ name = "alice"
     fn an_authzen_target_is_writs_own_and_never_reconciled() {
         let config = load(PEP_TARGET).expect("valid");
         assert_eq!(config.authzen.clients, ["gateway".parse().expect("name")]);
+        assert_eq!(
+            config.authzen.request_window_seconds,
+            DEFAULT_REQUEST_WINDOW_SECONDS
+        );
+        let windowed =
+            load(&PEP_TARGET.replace("[authzen]\n", "[authzen]\nrequest_window = \"90s\"\n"))
+                .expect("valid");
+        assert_eq!(windowed.authzen.request_window_seconds, 90);
         let target = &config.targets["api"];
         assert!(target.connector.enforced_by_writ());
         assert_eq!(target.reconcile_every_seconds, None);
@@ -196,6 +234,14 @@ name = "alice"
             (
                 PEP_TARGET.replace("clients = [\"gateway\"]", "clients = [\"gateway2\"]"),
                 "authzen.clients[0]: unknown identity gateway2",
+            ),
+            (
+                PEP_TARGET.replace("[authzen]\n", "[authzen]\nrequest_window = \"2d\"\n"),
+                "authzen.request_window: must be between 1s and 1d",
+            ),
+            (
+                PEP_TARGET.replace("[authzen]\n", "[authzen]\nrequest_window = \"soon\"\n"),
+                "authzen.request_window: \"soon\" is not a duration",
             ),
             (
                 PEP_TARGET.replace("sensitivity = \"high\"", "sensitivity = \"high\"\ncredential = true"),

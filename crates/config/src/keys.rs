@@ -12,6 +12,7 @@ use crate::validate::Checker;
 
 pub const DEFAULT_TOKEN_KEY_FILE: &str = "keys/token.key";
 pub const DEFAULT_LEDGER_KEY_FILE: &str = "keys/ledger.key";
+pub const DEFAULT_AUTHZEN_KEY_FILE: &str = "keys/authzen.key";
 pub const DEFAULT_AUDITOR_GROUPS: &[&str] = &["auditors"];
 pub const DEFAULT_ADMIN_GROUPS: &[&str] = &["admins"];
 
@@ -49,6 +50,8 @@ pub struct Keys {
     pub token: KeySource,
     /// Signs ledger checkpoints (an Ed25519 seed).
     pub ledger: KeySource,
+    /// Signs the AuthZEN binding tokens of requestable denials (an Ed25519 seed).
+    pub authzen: KeySource,
 }
 
 /// Who sees everything. Group names, matched against identities' `groups`.
@@ -104,6 +107,12 @@ pub(crate) fn validate_keys(check: &Checker<'_>, raw: RawKeys) -> Result<Keys, C
             raw.ledger_key,
             raw.ledger_key_file,
             DEFAULT_LEDGER_KEY_FILE,
+        )?,
+        authzen: source(
+            "authzen_key",
+            raw.authzen_key,
+            raw.authzen_key_file,
+            DEFAULT_AUTHZEN_KEY_FILE,
         )?,
     })
 }

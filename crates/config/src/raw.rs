@@ -60,6 +60,8 @@ pub struct RawAuthzen {
     /// Identities (policy enforcement points) that may ask about any subject.
     #[serde(default)]
     pub clients: Vec<EnvString>,
+    /// How long a requestable denial may be submitted as an access request.
+    pub request_window: Option<EnvString>,
 }
 
 /// An entitlement's `authzen` table: the AuthZEN resource and actions it covers.
@@ -155,6 +157,8 @@ pub struct RawKeys {
     pub token_key_file: Option<EnvString>,
     pub ledger_key: Option<EnvString>,
     pub ledger_key_file: Option<EnvString>,
+    pub authzen_key: Option<EnvString>,
+    pub authzen_key_file: Option<EnvString>,
 }
 
 #[derive(Debug, Default, Deserialize)]

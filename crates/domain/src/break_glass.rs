@@ -229,6 +229,7 @@ mod tests {
                 activation: activation.id,
             }),
             effective: None,
+            authzen: None,
         }
     }
 

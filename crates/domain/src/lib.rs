@@ -30,7 +30,8 @@ pub use ids::{
     Sensitivity,
 };
 pub use records::{
-    Approval, Decision, DecisionOutcome, Grant, Request, RevokeReason, Ticket, TicketCheck,
+    Approval, AuthzenOrigin, Decision, DecisionOutcome, Grant, Request, RevokeReason, Ticket,
+    TicketCheck,
 };
 pub use redact::redact_credentials;
 pub use review::{

@@ -112,6 +112,22 @@ pub struct Request {
     /// answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective: Option<crate::EffectiveAccess>,
+    /// Set when an OpenID AuthZEN access request made it: the enforcement point's task
+    /// and the denied evaluation it remedies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authzen: Option<AuthzenOrigin>,
+}
+
+/// Where an AuthZEN access request came from: its task handle, the evaluation whose
+/// requestable denial it was bound to, and the resource and action asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuthzenOrigin {
+    pub task: String,
+    pub evaluation_id: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub action: String,
 }
 
 impl Request {

@@ -192,6 +192,7 @@ impl Engine {
                     activation: id,
                 }),
                 effective: None,
+                authzen: None,
             });
         }
         if !denials.is_empty() {

@@ -12,6 +12,9 @@ pub enum ErrorKind {
     /// The route does not take the method.
     MethodNotAllowed,
     Conflict,
+    /// What the call refers to was valid once and is not any more (an AuthZEN denial
+    /// past its request window).
+    Gone,
     /// The body is larger than the server takes.
     TooLarge,
     /// The body is not sent as JSON.
@@ -66,6 +69,11 @@ error_codes! {
     /// A SCIM resource writ cannot keep (a userName that is not an identity name, a
     /// member that is not a user here, a change of userName).
     DirectoryInvalid = "directory_invalid" => Malformed,
+    /// An AuthZEN access request for a denial that was not requestable (docs/authzen.md).
+    NotRequestable = "not_requestable" => Malformed,
+    /// An AuthZEN access request whose binding token is missing, forged, for another
+    /// subject, resource or action, or already submitted.
+    InvalidDenialBinding = "invalid_denial_binding" => Malformed,
 
     Unauthenticated = "unauthenticated" => Unauthenticated,
     BadWebhook = "bad_webhook" => Unauthenticated,
@@ -110,6 +118,8 @@ error_codes! {
     NotAReviewer = "not_a_reviewer" => Forbidden,
 
     NotFound = "not_found" => NotFound,
+    /// An AuthZEN task handle that is unknown, or not the caller's to see.
+    UnknownTask = "unknown_task" => NotFound,
     UnknownTarget = "unknown_target" => NotFound,
     /// Browser sign-in is not configured (no `[[oidc]]` `web_client_id`, or no
     /// `server.public_url`).
@@ -118,6 +128,12 @@ error_codes! {
     MethodNotAllowed = "method_not_allowed" => MethodNotAllowed,
 
     VerifyRunning = "verify_running" => Conflict,
+    /// An AuthZEN Idempotency-Key used again with another body.
+    DuplicateRequest = "duplicate_request" => Conflict,
+    /// An AuthZEN task that cannot be cancelled: it has finished.
+    InvalidTaskState = "invalid_task_state" => Conflict,
+    /// An AuthZEN access request submitted after its denial's request window.
+    ExpiredDenial = "expired_denial" => Gone,
     TicketTaken = "ticket_taken" => Conflict,
     /// A userName or displayName taken (in the directory, or in writ.toml).
     DirectoryConflict = "directory_conflict" => Conflict,
@@ -200,6 +216,8 @@ error_codes! {
     StorageUnavailable = "storage_unavailable" => Internal,
     Checkpoint = "checkpoint" => Internal,
     NoRandomness = "no_randomness" => Internal,
+    /// A binding token could not be signed (a key that does not load as Ed25519).
+    SigningFailed = "signing_failed" => Internal,
     IntakeOutcome = "intake_outcome" => Internal,
     /// A web UI page that could not be rendered (a template's own failure).
     PageRendering = "page_rendering" => Internal,

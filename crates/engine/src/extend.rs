@@ -73,10 +73,12 @@ impl Engine {
         };
         match self.create_request_with(caller, new, intake).await? {
             Created::Request(request, _) => Ok(*request),
-            Created::TicketTaken(_) | Created::DeliverySeen => Err(EngineError::new(
-                ErrorCode::IntakeOutcome,
-                "an extension came back as a webhook outcome",
-            )),
+            Created::TicketTaken(_) | Created::DeliverySeen | Created::TaskSeen(_) => {
+                Err(EngineError::new(
+                    ErrorCode::IntakeOutcome,
+                    "an extension came back as a webhook outcome",
+                ))
+            }
         }
     }
 

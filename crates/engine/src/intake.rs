@@ -23,6 +23,9 @@ pub(crate) struct Intake {
     /// The subject is whom the ticket is for, as its ticketing system says: the
     /// requester may ask for them without owning them.
     pub beneficiary: Option<writ_domain::IdentityName>,
+    /// An AuthZEN access request: where it came from, and its task, recorded with the
+    /// request (the task's `request` is set to the request's id there).
+    pub authzen: Option<(writ_domain::AuthzenOrigin, writ_store::AuthzenTask)>,
 }
 
 pub(crate) enum Created {
@@ -32,6 +35,8 @@ pub(crate) enum Created {
     TicketTaken(RequestId),
     /// This delivery was acted on before.
     DeliverySeen,
+    /// This AuthZEN denial, or Idempotency-Key, made this task before.
+    TaskSeen(writ_store::AuthzenTask),
 }
 
 /// What writ did with an authentic delivery.
@@ -272,6 +277,7 @@ impl Engine {
             prefetched: Some(info),
             delivery: Some((system.to_string(), delivery_id.to_string())),
             beneficiary,
+            authzen: None,
         };
         Ok(
             match self.create_request_with(&caller, new, intake).await? {
@@ -297,6 +303,12 @@ impl Engine {
                     None,
                     Some(format!("delivery {delivery_id} was taken before")),
                 ),
+                Created::TaskSeen(_) => {
+                    return Err(EngineError::new(
+                        ErrorCode::IntakeOutcome,
+                        "a webhook came back as an AuthZEN task",
+                    ));
+                }
             },
         )
     }

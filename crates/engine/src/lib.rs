@@ -8,6 +8,7 @@
 //! - `now` comes from the injected [`Clock`], never from the system directly.
 
 mod access;
+pub mod arap;
 mod break_glass;
 pub mod checkpoint;
 mod cluster;
@@ -136,6 +137,8 @@ pub struct Engine {
     pub(crate) health: Arc<health::Health>,
     /// Signs ledger checkpoints; without one `writ serve` takes none.
     pub(crate) ledger_key: Option<Arc<checkpoint::LedgerKey>>,
+    /// Signs AuthZEN binding tokens; none where no entitlement is enforced by PEPs.
+    pub(crate) binding_key: Option<Arc<arap::BindingKey>>,
     /// Services and agents disabled because their owner left and nobody took them on.
     pub(crate) disabled_orphans: orphans::DisabledOrphans,
     /// The once-for-all background tasks this node runs now (`cluster`).
@@ -183,6 +186,7 @@ impl Engine {
             lookahead: outage::Lookahead::default(),
             health: Arc::new(health::Health::default()),
             ledger_key: None,
+            binding_key: None,
             disabled_orphans: orphans::DisabledOrphans::default(),
             leadership: cluster::Leadership::default(),
         }

@@ -181,10 +181,12 @@ impl Engine {
             .await?
         {
             Created::Request(request, credential) => Ok((*request, credential)),
-            Created::TicketTaken(_) | Created::DeliverySeen => Err(EngineError::new(
-                ErrorCode::IntakeOutcome,
-                "a direct request came back as a webhook outcome",
-            )),
+            Created::TicketTaken(_) | Created::DeliverySeen | Created::TaskSeen(_) => {
+                Err(EngineError::new(
+                    ErrorCode::IntakeOutcome,
+                    "a direct request came back as a webhook outcome",
+                ))
+            }
         }
     }
 
@@ -281,6 +283,7 @@ impl Engine {
             holds,
             extends: new.extends,
             break_glass: None,
+            authzen: None,
             effective: self.observe_effective(entitlement).await,
         };
         self.decide_on(&mut request, cap_seconds);
@@ -383,6 +386,16 @@ impl Engine {
             && !tx.record_delivery(system, delivery, now).await?
         {
             return Ok(Created::DeliverySeen);
+        }
+        if let Some((origin, task)) = intake.authzen {
+            if let Some(seen) = crate::arap::claim(&mut tx, &task).await? {
+                return Ok(Created::TaskSeen(seen));
+            }
+            tx.insert_authzen_task(&writ_store::AuthzenTask {
+                request: request.id,
+                ..task
+            });
+            request.authzen = Some(origin);
         }
         if let Some(ticket) = cited {
             tx.link_ticket(&ticket.system, &ticket.key, request.id)

@@ -119,6 +119,7 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
             holds: holds.clone(),
             extends: None,
             break_glass: None,
+            authzen: None,
             effective: None,
         };
         let approver = case

@@ -5,6 +5,7 @@
 //! ARCHITECTURE.md for why), and every state change it writes goes through a
 //! [`WriteTx`], which appends the matching ledger event in the same transaction.
 
+mod authzen;
 mod break_glass;
 mod cluster;
 mod decisions;
@@ -34,6 +35,7 @@ use writ_domain::{
     ActivationId, CampaignId, FindingId, Grant, GrantId, Request, RequestId, Timestamp,
 };
 
+pub use authzen::{AuthzenTask, TaskClaim};
 pub use break_glass::{ACTIVATION_ORDER, ActivationFilter};
 pub use cluster::{ClusterLocks, HeldLock, LockKey, LockSpace};
 pub use findings::{FINDING_ORDER, FindingFilter, LiveGrant};

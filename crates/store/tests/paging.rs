@@ -38,6 +38,7 @@ fn request(created_at_us: i64) -> Request {
         extends: None,
         holds: Vec::new(),
         break_glass: None,
+        authzen: None,
         effective: None,
     }
 }

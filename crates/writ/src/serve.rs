@@ -63,6 +63,14 @@ pub async fn run(config_path: &Path, log_format: LogFormat, migrate: bool) -> Re
         .map_err(|error| Failure::failed(format!("{}: keys: {error}", config.path.display())))?;
     let ledger_key = writ_engine::checkpoint::LedgerKey::load(&config.keys.ledger)
         .map_err(|error| Failure::failed(format!("{}: keys: {error}", config.path.display())))?;
+    // Binding tokens are signed only where PEPs enforce something (no key file otherwise).
+    let binding_key = config
+        .entitlements
+        .values()
+        .any(|entitlement| entitlement.pep.is_some())
+        .then(|| writ_engine::arap::BindingKey::load(&config.keys.authzen))
+        .transpose()
+        .map_err(|error| Failure::failed(format!("{}: keys: {error}", config.path.display())))?;
     let tls = config
         .tls
         .clone()
@@ -125,19 +133,21 @@ pub async fn run(config_path: &Path, log_format: LogFormat, migrate: bool) -> Re
             crate::check::log_problems(&writ_engine::check_targets(&config, &connectors).await);
         });
     }
-    let engine = Arc::new(
-        Engine::new(
-            config,
-            Arc::new(policy),
-            store.clone(),
-            connectors,
-            Arc::new(SystemClock),
-        )
-        .with_ticket_systems(tickets)
-        .with_oidc(oidc)
-        .with_token_key(token_key)
-        .with_ledger_key(ledger_key),
-    );
+    let mut engine = Engine::new(
+        config,
+        Arc::new(policy),
+        store.clone(),
+        connectors,
+        Arc::new(SystemClock),
+    )
+    .with_ticket_systems(tickets)
+    .with_oidc(oidc)
+    .with_token_key(token_key)
+    .with_ledger_key(ledger_key);
+    if let Some(key) = binding_key {
+        engine = engine.with_binding_key(key);
+    }
+    let engine = Arc::new(engine);
     // The people an identity provider pushed, before anything decides or sweeps: a
     // leaver sweep that did not know them would take them for leavers.
     engine

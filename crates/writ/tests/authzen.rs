@@ -8,57 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Writ;
+use support::authzen::{CONFIG, ORDERS, POLICY, question};
 use writ_domain::lifecycle::GrantState;
-
-const CONFIG: &str = r#"
-[authzen]
-clients = ["gateway"]
-
-[[target]]
-name = "api"
-kind = "authzen"
-
-[[entitlement]]
-id = "api/orders_refund"
-target = "api"
-role = "orders_refund"
-sensitivity = "high"
-max_duration = "1h"
-authzen = { resource_type = "api", resource_id = "orders", actions = ["refund", "read"] }
-
-[[entitlement]]
-id = "api/reports_any"
-target = "api"
-role = "reports"
-sensitivity = "low"
-max_duration = "1h"
-authzen = { resource_type = "report", actions = ["read"] }
-
-[[user]]
-name = "alice"
-groups = ["engineers"]
-
-[[user]]
-name = "bob"
-groups = ["sre-leads"]
-
-[[service]]
-name = "gateway"
-owner = "bob"
-
-[[service]]
-name = "other-service"
-owner = "bob"
-"#;
-
-const POLICY: &str = r#"
-@id("engineers-ask-approval")
-@approvals("1")
-permit (principal in Group::"engineers", action == Action::"request", resource);
-
-@id("leads-approve")
-permit (principal in Group::"sre-leads", action == Action::"approve", resource);
-"#;
 
 /// An enforcement point as the specification describes one: it discovers the PDP's
 /// endpoints, then asks with its own credentials.
@@ -122,18 +73,6 @@ impl Pep {
         decision
     }
 }
-
-fn question(subject: &str, (kind, id): (&str, &str), action: &str) -> Value {
-    json!({
-        "subject": { "type": "user", "id": subject, "properties": { "department": "ignored" } },
-        "resource": { "type": kind, "id": id },
-        "action": { "name": action, "properties": { "method": "POST" } },
-        "context": { "time": "2026-12-06T10:00:00Z" },
-        "an_unknown_member": "receivers ignore unknown fields",
-    })
-}
-
-const ORDERS: (&str, &str) = ("api", "orders");
 
 /// `requester` asks for `entitlement`, `approver` approves: the lease once active.
 async fn approved_lease(

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod authzen;
 pub mod browser;
 pub mod chaos;
 pub mod fake_jira;

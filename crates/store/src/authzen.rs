@@ -1,0 +1,149 @@
+//! AuthZEN access request tasks: a task handle, the request it made, and what makes a
+//! submission happen once (the denial's token id, the submitter's Idempotency-Key).
+
+use sqlx::Row;
+use writ_domain::{RequestId, Timestamp};
+
+use crate::write::Arg;
+use crate::{Store, StoreError, WriteTx};
+
+/// One recorded task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthzenTask {
+    pub id: String,
+    pub request: RequestId,
+    pub jti: String,
+    pub requester: String,
+    pub idempotency_key: Option<String>,
+    pub body_digest: String,
+    pub created_at: Timestamp,
+}
+
+/// What an earlier task says about a new submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskClaim {
+    /// Neither its denial nor its Idempotency-Key was submitted before.
+    New,
+    /// A task was made from this denial, or under this key, before.
+    Seen(AuthzenTask),
+}
+
+fn request_id(text: &str) -> Result<RequestId, StoreError> {
+    text.parse()
+        .map_err(|e: writ_domain::InvalidId| StoreError::Corrupt {
+            what: "authzen task request",
+            id: text.to_string(),
+            problem: e.to_string(),
+        })
+}
+
+const COLUMNS: &str = "id, request, jti, requester, idempotency_key, body_digest, created_at_us";
+
+impl Store {
+    pub async fn authzen_task(&self, id: &str) -> Result<Option<AuthzenTask>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM authzen_tasks WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(AuthzenTask {
+                id: row.try_get("id")?,
+                request: request_id(&row.try_get::<String, _>("request")?)?,
+                jti: row.try_get("jti")?,
+                requester: row.try_get("requester")?,
+                idempotency_key: row.try_get("idempotency_key")?,
+                body_digest: row.try_get("body_digest")?,
+                created_at: Timestamp::from_unix_micros(row.try_get("created_at_us")?),
+            })
+        })
+        .transpose()
+    }
+
+    /// The task `requester` made under `key`, if any.
+    pub async fn authzen_task_by_key(
+        &self,
+        requester: &str,
+        key: &str,
+    ) -> Result<Option<AuthzenTask>, StoreError> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM authzen_tasks WHERE requester = $1 AND idempotency_key = $2",
+        )
+        .bind(requester)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => self.authzen_task(&id).await,
+            None => Ok(None),
+        }
+    }
+}
+
+impl WriteTx<'_> {
+    /// As of this transaction (so two submissions of one denial cannot both pass): the
+    /// task already made from denial `jti`, or by `requester` under `key`.
+    pub async fn claim_authzen_task(
+        &mut self,
+        jti: &str,
+        requester: &str,
+        key: Option<&str>,
+    ) -> Result<TaskClaim, StoreError> {
+        let rows = self
+            .read_texts(
+                format!(
+                    "SELECT {COLUMNS} FROM authzen_tasks WHERE jti = $1 OR (requester = $2 AND idempotency_key = $3)"
+                ),
+                vec![
+                    Arg::Text(jti.to_string()),
+                    Arg::Text(requester.to_string()),
+                    Arg::OptionalText(key.map(str::to_string)),
+                ],
+                7,
+            )
+            .await?;
+        // Under the key first: a retry is answered as the retry it is.
+        let mut seen: Vec<AuthzenTask> = rows
+            .into_iter()
+            .map(|row| {
+                let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+                Ok(AuthzenTask {
+                    id: text(0),
+                    request: request_id(&text(1))?,
+                    jti: text(2),
+                    requester: text(3),
+                    idempotency_key: row.get(4).cloned().flatten(),
+                    body_digest: text(5),
+                    created_at: Timestamp::from_unix_micros(text(6).parse().map_err(
+                        |e: std::num::ParseIntError| StoreError::Corrupt {
+                            what: "authzen task time",
+                            id: text(0),
+                            problem: e.to_string(),
+                        },
+                    )?),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        seen.sort_by_key(|task| task.idempotency_key.as_deref() != key || key.is_none());
+        Ok(seen
+            .into_iter()
+            .next()
+            .map_or(TaskClaim::New, TaskClaim::Seen))
+    }
+
+    /// Records a task, in the transaction of the request it made.
+    pub fn insert_authzen_task(&mut self, task: &AuthzenTask) {
+        self.buffer_statement(
+            "INSERT INTO authzen_tasks (id, request, jti, requester, idempotency_key, body_digest, created_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            vec![
+                Arg::Text(task.id.clone()),
+                Arg::Text(task.request.to_string()),
+                Arg::Text(task.jti.clone()),
+                Arg::Text(task.requester.clone()),
+                Arg::OptionalText(task.idempotency_key.clone()),
+                Arg::Text(task.body_digest.clone()),
+                Arg::Int(task.created_at.unix_micros()),
+            ],
+        );
+    }
+}
