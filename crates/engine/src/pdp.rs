@@ -111,14 +111,11 @@ impl Engine {
             return Ok(PdpAnswer::Deny(DenyReason::NotManaged));
         }
         let now = self.clock.now();
-        let leases = self
+        let names: Vec<&str> = covering.iter().map(|id| id.as_str()).collect();
+        match self
             .store
-            .active_grants_of(identity.name.as_str(), now)
-            .await?;
-        // Latest end first: the lease named is the one that allows longest.
-        match leases
-            .into_iter()
-            .find(|grant| covering.contains(&&grant.entitlement))
+            .active_lease_covering(identity.name.as_str(), &names, now)
+            .await?
         {
             Some(grant) => Ok(PdpAnswer::Allow(Box::new(grant))),
             None => Ok(PdpAnswer::Deny(DenyReason::NoActiveLease(
