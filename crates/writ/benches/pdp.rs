@@ -243,6 +243,8 @@ async fn minimal_service(file: std::path::PathBuf) -> String {
 
 #[tokio::main]
 async fn main() {
+    // reqwest is built without a default TLS provider; writ's crates install ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let subjects = usize::try_from(env_number("WRIT_BENCH_SUBJECTS", 100_000)).unwrap_or(100_000);
     let samples = usize::try_from(env_number("WRIT_BENCH_SAMPLES", 50_000)).unwrap_or(50_000);
     let seconds = env_number("WRIT_BENCH_SECONDS", 10);

@@ -52,6 +52,15 @@ manager = "dave"
 name = "dave"
 groups = ["auditors"]
 
+[[user]]
+name = "erin"
+groups = ["admins"]
+
+[[break_glass]]
+name = "outage"
+entitlements = ["t/admin"]
+max_duration = "1h"
+
 [access]
 auditors = ["auditors"]
 "#;
@@ -62,6 +71,7 @@ permit (principal, action == Action::"request", resource) when { resource.sensit
 permit (principal, action == Action::"request", resource) when { resource.sensitivity == "high" };
 permit (principal, action == Action::"approve", resource)
 when { resource.subject has manager && principal == resource.subject.manager };
+permit (principal == User::"alice", action == Action::"break_glass", resource);
 "#;
 
 fn caller(name: &str) -> Caller {
@@ -230,7 +240,42 @@ async fn main() {
     );
     let started = Instant::now();
     seed(&url, &engine, grants, events).await;
-    eprintln!("seeded in {:.0} s", started.elapsed().as_secs_f64());
+    // A review of every active grant, all assigned to dave (alice's manager), and a
+    // break-glass activation of alice's waiting for his sign-off.
+    let campaign = engine
+        .start_campaign(
+            &caller("erin"),
+            writ_engine::reviews::NewCampaign {
+                name: "every active lease".into(),
+                scope: writ_domain::CampaignScope {
+                    grants: true,
+                    ..Default::default()
+                },
+                assignment: writ_domain::Assignment::Manager,
+                default_decision: writ_domain::ReviewDecision::Revoke,
+                due_in_seconds: 14 * 86_400,
+                remind_every_seconds: None,
+            },
+        )
+        .await
+        .expect("campaign");
+    engine
+        .break_glass(
+            &caller("alice"),
+            "outage",
+            writ_engine::BreakGlass {
+                justification: "the database is down".into(),
+                duration_seconds: None,
+                on_behalf_of: None,
+            },
+        )
+        .await
+        .expect("break-glass");
+    eprintln!(
+        "seeded in {:.0} s ({} review items)",
+        started.elapsed().as_secs_f64(),
+        campaign.campaign.items
+    );
     let state = writ_api::AppState {
         engine: engine.clone(),
         metrics: writ_api::install_metrics_recorder(engine.config()),
@@ -318,6 +363,18 @@ async fn main() {
             "ledger",
             "/ui/ledger".into(),
             "/v1/audit?limit=100".into(),
+            dave,
+        ),
+        (
+            "reviews (every active lease waiting for one reviewer)",
+            "/ui/reviews".into(),
+            "/v1/review-items?reviewable_by_me=true&limit=50".into(),
+            dave,
+        ),
+        (
+            "break-glass",
+            "/ui/break-glass".into(),
+            "/v1/break-glass/activations?reviewable_by_me=true".into(),
             dave,
         ),
         (
