@@ -288,6 +288,8 @@ pub struct Store {
     commits: Arc<[std::sync::atomic::AtomicU64; 2]>,
     /// Locks every node on this database respects (`cluster`).
     locks: Arc<ClusterLocks>,
+    /// Read-only SQLite connections the PDP's lease lookups reuse (`pdp`).
+    pdp_readers: Arc<std::sync::Mutex<Vec<rusqlite::Connection>>>,
 }
 
 pub(crate) fn decode_doc<T: serde::de::DeserializeOwned>(
@@ -417,6 +419,7 @@ impl Store {
                 std::sync::atomic::AtomicU64::new(0),
             ]),
             locks: Arc::new(ClusterLocks::new(url, backend)),
+            pdp_readers: Arc::default(),
         };
         Ok((store, migrated))
     }
