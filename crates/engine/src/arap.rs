@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use writ_domain::lifecycle::RequestState;
 use writ_domain::{AuthzenOrigin, EntitlementId, Grant, IdentityName, Request, Timestamp};
-use writ_store::{AuthzenTask, TaskClaim};
+use writ_store::AuthzenTask;
 
 use crate::intake::{Created, Intake};
 use crate::keys::{KeyError, load_or_create};
@@ -167,8 +167,6 @@ pub struct AccessTask {
     pub request: Request,
     /// The lease it made, once approved.
     pub grant: Option<Grant>,
-    /// A retry under the same Idempotency-Key: the task made the first time.
-    pub repeated: bool,
 }
 
 /// The SHA-256 of `value` with object members sorted, whatever order they came in.
@@ -473,7 +471,6 @@ impl Engine {
                     id,
                     grant: self.grant_of(&request).await?,
                     request: *request,
-                    repeated: false,
                 })
             }
             Created::TaskSeen(task) => self.repeated(task, &submission).await,
@@ -509,7 +506,6 @@ impl Engine {
             id: task.id,
             grant: self.grant_of(&request).await?,
             request,
-            repeated: true,
         })
     }
 
@@ -534,7 +530,6 @@ impl Engine {
             id: task.id,
             grant: self.grant_of(&request).await?,
             request,
-            repeated: false,
         })
     }
 
@@ -565,21 +560,6 @@ fn text_of(entity: &Value, key: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
-}
-
-/// Used by the write path of `create_request_with`: whether this submission's denial
-/// or key made a task before, as of the transaction.
-pub(crate) async fn claim(
-    tx: &mut writ_store::WriteTx<'_>,
-    task: &AuthzenTask,
-) -> Result<Option<AuthzenTask>, EngineError> {
-    match tx
-        .claim_authzen_task(&task.jti, &task.requester, task.idempotency_key.as_deref())
-        .await?
-    {
-        TaskClaim::New => Ok(None),
-        TaskClaim::Seen(seen) => Ok(Some(seen)),
-    }
 }
 
 #[cfg(test)]

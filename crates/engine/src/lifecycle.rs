@@ -388,7 +388,10 @@ impl Engine {
             return Ok(Created::DeliverySeen);
         }
         if let Some((origin, task)) = intake.authzen {
-            if let Some(seen) = crate::arap::claim(&mut tx, &task).await? {
+            if let Some(seen) = tx
+                .claim_authzen_task(&task.jti, &task.requester, task.idempotency_key.as_deref())
+                .await?
+            {
                 return Ok(Created::TaskSeen(seen));
             }
             tx.insert_authzen_task(&writ_store::AuthzenTask {

@@ -19,15 +19,6 @@ pub struct AuthzenTask {
     pub created_at: Timestamp,
 }
 
-/// What an earlier task says about a new submission.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TaskClaim {
-    /// Neither its denial nor its Idempotency-Key was submitted before.
-    New,
-    /// A task was made from this denial, or under this key, before.
-    Seen(AuthzenTask),
-}
-
 fn request_id(text: &str) -> Result<RequestId, StoreError> {
     text.parse()
         .map_err(|e: writ_domain::InvalidId| StoreError::Corrupt {
@@ -88,7 +79,7 @@ impl WriteTx<'_> {
         jti: &str,
         requester: &str,
         key: Option<&str>,
-    ) -> Result<TaskClaim, StoreError> {
+    ) -> Result<Option<AuthzenTask>, StoreError> {
         let rows = self
             .read_texts(
                 format!(
@@ -125,10 +116,7 @@ impl WriteTx<'_> {
             })
             .collect::<Result<_, StoreError>>()?;
         seen.sort_by_key(|task| task.idempotency_key.as_deref() != key || key.is_none());
-        Ok(seen
-            .into_iter()
-            .next()
-            .map_or(TaskClaim::New, TaskClaim::Seen))
+        Ok(seen.into_iter().next())
     }
 
     /// Records a task, in the transaction of the request it made.

@@ -35,7 +35,7 @@ use writ_domain::{
     ActivationId, CampaignId, FindingId, Grant, GrantId, Request, RequestId, Timestamp,
 };
 
-pub use authzen::{AuthzenTask, TaskClaim};
+pub use authzen::AuthzenTask;
 pub use break_glass::{ACTIVATION_ORDER, ActivationFilter};
 pub use cluster::{ClusterLocks, HeldLock, LockKey, LockSpace};
 pub use findings::{FINDING_ORDER, FindingFilter, LiveGrant};

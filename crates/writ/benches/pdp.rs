@@ -330,12 +330,7 @@ async fn main() {
     );
 
     // Over HTTP: the whole router, beside a minimal service doing the raw lookup.
-    let state = writ_api::AppState {
-        engine: engine.clone(),
-        metrics: writ_api::install_metrics_recorder(engine.config()),
-        limits: Arc::new(writ_api::limits::RateLimits::new(&engine.config().http)),
-        verifying: Arc::new(tokio::sync::Semaphore::new(1)),
-    };
+    let state = common::app_state(engine.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("listen");

@@ -276,17 +276,7 @@ async fn main() {
         started.elapsed().as_secs_f64(),
         campaign.campaign.items
     );
-    let state = writ_api::AppState {
-        engine: engine.clone(),
-        metrics: writ_api::install_metrics_recorder(engine.config()),
-        limits: Arc::new(writ_api::limits::RateLimits::new(
-            &writ_config::HttpLimits {
-                rate_limit_per_identity: None,
-                ..engine.config().http.clone()
-            },
-        )),
-        verifying: Arc::new(tokio::sync::Semaphore::new(1)),
-    };
+    let state = common::app_state(engine.clone());
     let router = writ_api::router(state);
     let mut cookies = Vec::new();
     let mut bearers = Vec::new();

@@ -22,15 +22,7 @@ struct Pep {
 
 impl Pep {
     async fn discover(writ: &Writ, token: String) -> Self {
-        let metadata: Value = writ
-            .http
-            .get(format!("{}/.well-known/authzen-configuration", writ.base()))
-            .send()
-            .await
-            .expect("metadata")
-            .json()
-            .await
-            .expect("metadata JSON");
+        let metadata = support::authzen::metadata(writ).await;
         // The identifier must be where the metadata was fetched from (mix-up defence).
         assert_eq!(metadata["policy_decision_point"], writ.base(), "{metadata}");
         let endpoint = |name: &str| {

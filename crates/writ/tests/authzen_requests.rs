@@ -33,15 +33,7 @@ struct Answer {
 
 impl Pep {
     async fn discover(writ: &Writ, client_token: String) -> Self {
-        let metadata: Value = writ
-            .http
-            .get(format!("{}/.well-known/authzen-configuration", writ.base()))
-            .send()
-            .await
-            .expect("metadata")
-            .json()
-            .await
-            .expect("metadata JSON");
+        let metadata = support::authzen::metadata(writ).await;
         assert_eq!(
             metadata["capabilities"],
             json!(["urn:openid:authzen:capability:access-request"]),

@@ -159,3 +159,19 @@ pub async fn writ_rate(bases: &[String], tokens: &[String], seconds: u64) -> f64
     }
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
+
+/// The API's state over `engine`, as `writ serve` builds it, without the per-identity
+/// rate limit (benchmarks measure what writ can do, not what it lets one caller do).
+pub fn app_state(engine: Arc<writ_engine::Engine>) -> writ_api::AppState {
+    writ_api::AppState {
+        metrics: writ_api::install_metrics_recorder(engine.config()),
+        limits: Arc::new(writ_api::limits::RateLimits::new(
+            &writ_config::HttpLimits {
+                rate_limit_per_identity: None,
+                ..engine.config().http.clone()
+            },
+        )),
+        verifying: Arc::new(tokio::sync::Semaphore::new(1)),
+        engine,
+    }
+}

@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use super::Writ;
+
 /// A target enforced by PEPs with two entitlements: refunds and reads on the `orders`
 /// API (high: one approval), and reading any report (low); alice (an engineer, who
 /// may ask), bob (an SRE lead, who approves), the `gateway` PEP and a service that is
@@ -69,4 +71,16 @@ pub fn question(subject: &str, (kind, id): (&str, &str), action: &str) -> Value 
         "context": { "time": "2026-12-06T10:00:00Z" },
         "an_unknown_member": "receivers ignore unknown fields",
     })
+}
+
+/// The PDP metadata, fetched as a PEP discovers it (no credentials).
+pub async fn metadata(writ: &Writ) -> Value {
+    writ.http
+        .get(format!("{}/.well-known/authzen-configuration", writ.base()))
+        .send()
+        .await
+        .expect("metadata")
+        .json()
+        .await
+        .expect("metadata JSON")
 }
