@@ -106,6 +106,12 @@ pub struct WhoAmI {
     pub auditor: bool,
     /// As an auditor, and manages tokens and reconciles.
     pub admin: bool,
+    /// Under a token's RFC 8693 `act` chain: the user the caller (an agent) acts for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acting_for: Option<String>,
+    /// Under such a chain: its agents, the caller first, then each prior actor.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actors: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/v1/whoami",
@@ -124,5 +130,11 @@ pub async fn whoami(
         identity: IdentityView::of(&state.engine, &identity, state.engine.now()),
         auditor: state.engine.is_auditor(&caller),
         admin: state.engine.is_admin(&caller),
+        acting_for: caller.delegation.as_ref().map(|d| d.principal.to_string()),
+        actors: caller
+            .actor_chain()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     }))
 }

@@ -206,6 +206,8 @@ mod tests {
             justification: activation.justification.clone(),
             ticket: None,
             on_behalf_of: None,
+            actors: Vec::new(),
+            on_behalf_of_holds: Vec::new(),
             requested_duration_seconds: 3600,
             duration_seconds: 3600,
             decision: crate::Decision {

@@ -31,7 +31,7 @@ pub use ids::{
 };
 pub use records::{
     Approval, AuthzenOrigin, Decision, DecisionOutcome, Grant, Request, RevokeReason, Ticket,
-    TicketCheck,
+    TicketCheck, acting_agents,
 };
 pub use redact::redact_credentials;
 pub use review::{

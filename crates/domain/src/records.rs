@@ -84,6 +84,11 @@ pub struct Request {
     /// For a request made by an agent: the user it acts for. Never an approver of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_behalf_of: Option<IdentityName>,
+    /// For a request made under a token's RFC 8693 `act` chain: the agents of the chain,
+    /// the requester (the current actor) first, then each prior actor. Empty when an
+    /// agent named the user it acts for itself (`on_behalf_of`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actors: Vec<IdentityName>,
     pub requested_duration_seconds: i64,
     pub duration_seconds: i64,
     pub decision: Decision,
@@ -103,6 +108,11 @@ pub struct Request {
     /// `context.holds`): kept so the decision can be explained and replayed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holds: Vec<EntitlementId>,
+    /// For an agent's request: what the user it acts for held or had asked for when
+    /// it was decided (their `context.holds` when policy is asked what they would get
+    /// themselves).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_behalf_of_holds: Vec<EntitlementId>,
     /// Set when a break-glass activation made it (granted without approval, reviewed
     /// after the fact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,7 +140,28 @@ pub struct AuthzenOrigin {
     pub action: String,
 }
 
+/// The agents that acted for `on_behalf_of` in a request `requester` made under the
+/// token chain `actors` (see [`Request::acting_agents`]).
+pub fn acting_agents<'a>(
+    requester: &'a IdentityName,
+    on_behalf_of: Option<&IdentityName>,
+    actors: &'a [IdentityName],
+) -> &'a [IdentityName] {
+    match (on_behalf_of, actors.is_empty()) {
+        (None, _) => &[],
+        (Some(_), true) => std::slice::from_ref(requester),
+        (Some(_), false) => actors,
+    }
+}
+
 impl Request {
+    /// The agents that acted for `on_behalf_of` in making this request, the requester
+    /// first: the token's chain, or the requesting agent alone; empty when nobody acted
+    /// for anyone.
+    pub fn acting_agents(&self) -> &[IdentityName] {
+        acting_agents(&self.requester, self.on_behalf_of.as_ref(), &self.actors)
+    }
+
     pub fn has_approved(&self, who: &IdentityName) -> bool {
         self.approvals
             .iter()

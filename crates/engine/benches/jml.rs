@@ -113,10 +113,7 @@ fn engine(dir: &Path, store: &Store, disabled: &[String]) -> Arc<Engine> {
 }
 
 fn caller(name: &str) -> Caller {
-    Caller {
-        name: name.parse().expect("name"),
-        kind: IdentityKind::User,
-    }
+    Caller::new(name.parse().expect("name"), IdentityKind::User)
 }
 
 fn ask(entitlement: String) -> NewRequest {
@@ -190,7 +187,9 @@ fn raw_decisions(policy: &PolicyEngine, live: &[(Grant, Request)]) -> f64 {
             justification: &request.justification,
             ticket: request.ticket.as_ref(),
             on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+            actors: request.acting_agents(),
             holds: &request.holds,
+            on_behalf_of_holds: &request.on_behalf_of_holds,
             effective: None,
             now,
         });

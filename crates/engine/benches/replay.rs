@@ -87,10 +87,7 @@ fn policy_dir(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 async fn seed(store: &Store, engine: &Engine, count: usize) -> Vec<Request> {
     let made = engine
         .create_request(
-            &Caller {
-                name: "user0".parse().expect("name"),
-                kind: IdentityKind::User,
-            },
+            &Caller::new("user0".parse().expect("name"), IdentityKind::User),
             NewRequest {
                 entitlement: "t0/e0".into(),
                 duration_seconds: Some(8 * 3600),

@@ -47,10 +47,7 @@ auditors = ["auditors"]
 "#;
 
 fn caller(name: &str) -> Caller {
-    Caller {
-        name: name.parse().expect("name"),
-        kind: IdentityKind::User,
-    }
+    Caller::new(name.parse().expect("name"), IdentityKind::User)
 }
 
 /// `grants` requests with their grants (a tenth active, the rest revoked and verified),

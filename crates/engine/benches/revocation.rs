@@ -193,10 +193,7 @@ impl Running {
 /// Grants made through the engine for `seconds`, `per_second` of them, each lasting 2 s,
 /// so expiries run continuously alongside new requests. Returns the lags in ms.
 async fn stream_lags(bench: &Bench, running: &Running, seconds: u64, per_second: u64) -> Vec<f64> {
-    let alice = Caller {
-        name: "alice".parse().expect("name"),
-        kind: IdentityKind::User,
-    };
+    let alice = Caller::new("alice".parse().expect("name"), IdentityKind::User);
     let total = seconds * per_second;
     let started = Instant::now();
     for i in 0..total {

@@ -236,10 +236,7 @@ impl Engine {
         else {
             return Ok(None);
         };
-        let subject = Caller {
-            name: identity.name.clone(),
-            kind: identity.kind,
-        };
+        let subject = Caller::new(identity.name.clone(), identity.kind);
         let mut sorted: Vec<&EntitlementId> = entitlements.iter().collect();
         sorted.sort();
         for entitlement in sorted {

@@ -115,6 +115,11 @@ impl Engine {
             .duration_seconds
             .unwrap_or(profile.max_duration_seconds);
         let on_behalf_of = self.check_on_behalf_of(caller, asked.on_behalf_of.as_deref())?;
+        let actors = caller.actor_chain();
+        let on_behalf_of_holds = match &on_behalf_of {
+            Some(user) => self.store.held_entitlements(user.as_str()).await?,
+            None => Vec::new(),
+        };
         let now = self.clock.now();
         let id = ActivationId::generate_at(now);
         let mut requests = Vec::with_capacity(profile.entitlements.len());
@@ -142,7 +147,9 @@ impl Engine {
                 justification: &asked.justification,
                 ticket: None,
                 on_behalf_of: on_behalf_of.as_ref().map(|u| u.as_str()),
+                actors: writ_domain::acting_agents(&caller.name, on_behalf_of.as_ref(), &actors),
                 holds: &holds,
+                on_behalf_of_holds: &on_behalf_of_holds,
                 effective: None,
                 now,
             });
@@ -176,6 +183,8 @@ impl Engine {
                 justification: asked.justification.clone(),
                 ticket: None,
                 on_behalf_of: on_behalf_of.clone(),
+                actors: actors.clone(),
+                on_behalf_of_holds: on_behalf_of_holds.clone(),
                 requested_duration_seconds: requested,
                 duration_seconds,
                 decision,

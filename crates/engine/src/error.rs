@@ -79,6 +79,8 @@ error_codes! {
     BadWebhook = "bad_webhook" => Unauthenticated,
     /// A valid token whose identity is not configured (or no longer).
     TokenIdentityUnknown = "token_identity_unknown" => Unauthenticated,
+    /// A valid token whose RFC 8693 `act` chain proves no agent acting for a user.
+    DelegationRefused = "delegation_refused" => Unauthenticated,
     /// A valid token of a disabled identity.
     TokenIdentityDisabled = "token_identity_disabled" => Unauthenticated,
     /// writ's own token for an identity kind `[access] static_tokens` leaves out.

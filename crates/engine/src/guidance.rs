@@ -109,7 +109,9 @@ impl Engine {
                         justification: "preview",
                         ticket,
                         on_behalf_of: None,
+                        actors: &[],
                         holds: &holds,
+                        on_behalf_of_holds: &[],
                         effective: None,
                         now,
                     });
@@ -170,8 +172,9 @@ impl Engine {
     }
 
     /// Whether `name` is a party to the request, who never approves or rejects it: the
-    /// requester, the subject, the user an agent acts for, and the owner of a service
-    /// or agent that is the requester or the subject (its owner is who answers for it).
+    /// requester, the subject, the user an agent acts for, every agent of a token's act
+    /// chain, and the owner of a service or agent that is the requester, the subject or
+    /// in that chain (its owner is who answers for it).
     pub(crate) fn is_party(&self, name: &IdentityName, request: &Request) -> bool {
         let owner_of = |identity: &IdentityName| {
             self.config
@@ -182,8 +185,10 @@ impl Engine {
         *name == request.requester
             || *name == request.subject
             || request.on_behalf_of.as_ref() == Some(name)
+            || request.actors.contains(name)
             || owner_of(&request.requester)
             || owner_of(&request.subject)
+            || request.actors.iter().any(owner_of)
     }
 
     /// The users who could approve a pending request now: an `approve` policy permits
@@ -237,7 +242,9 @@ impl Engine {
                     justification: &request.justification,
                     ticket: Some(ticket),
                     on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+                    actors: request.acting_agents(),
                     holds: &request.holds,
+                    on_behalf_of_holds: &request.on_behalf_of_holds,
                     effective: None,
                     now,
                 })
@@ -259,9 +266,13 @@ impl Engine {
             }
         }
         if request.decision.policies.is_empty() && hints.is_empty() {
+            // An agent gets only what the user it acts for could get themselves.
+            let who = match &request.on_behalf_of {
+                Some(user) => format!("both {} and {user}, whom it acts for,", request.requester),
+                None => request.requester.to_string(),
+            };
             hints.push(format!(
-                "no policy permits {} to ask for {} for {}{}",
-                request.requester,
+                "no policy permits {who} to ask for {} for {}{}",
                 request.entitlement,
                 request.subject,
                 self.config

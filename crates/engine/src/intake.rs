@@ -250,10 +250,7 @@ impl Engine {
             .clone()
             .filter(|j| !j.trim().is_empty())
             .unwrap_or_else(|| format!("{}: {}", info.key, info.summary));
-        let caller = Caller {
-            name: requester.name.clone(),
-            kind: requester.kind,
-        };
+        let caller = Caller::new(requester.name.clone(), requester.kind);
         let new = NewRequest {
             entitlement,
             subject: info
@@ -406,10 +403,7 @@ impl Engine {
             if request.has_approved(&identity.name) {
                 continue;
             }
-            let caller = Caller {
-                name: identity.name.clone(),
-                kind: identity.kind,
-            };
+            let caller = Caller::new(identity.name.clone(), identity.kind);
             let comment = format!("approved in {system} on ticket {}", info.key);
             match self.approve(&caller, request_id, comment).await {
                 Ok(_) => counted.push(identity.name.to_string()),

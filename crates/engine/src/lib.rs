@@ -93,9 +93,40 @@ pub use tokens::{DEFAULT_TOKEN_TTL_SECONDS, TOKEN_TTL_MAX_SECONDS, issue_token};
 pub struct Caller {
     pub name: IdentityName,
     pub kind: IdentityKind,
+    /// Set when the token names a user in `sub` and the caller in its RFC 8693 `act`
+    /// chain: the caller is then an agent acting for that user.
+    pub delegation: Option<Delegation>,
+}
+
+/// Agents acting for a user, as a token's `act` chain proved it: every actor a known
+/// agent that may act for the user (its owner or one of its `delegates`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegation {
+    /// The user the token names (`sub`): whom the chain acts for.
+    pub principal: IdentityName,
+    /// The agents of the chain, the current actor (the caller) first, then each prior
+    /// actor in the order the token nests them.
+    pub actors: Vec<IdentityName>,
 }
 
 impl Caller {
+    /// An identity calling for itself.
+    pub fn new(name: IdentityName, kind: IdentityKind) -> Self {
+        Self {
+            name,
+            kind,
+            delegation: None,
+        }
+    }
+
+    /// The agents of the token's act chain, the caller first; empty without one.
+    pub fn actor_chain(&self) -> Vec<IdentityName> {
+        self.delegation
+            .as_ref()
+            .map(|d| d.actors.clone())
+            .unwrap_or_default()
+    }
+
     /// The caller as the actor of what it changes on the ledger.
     pub fn actor(&self) -> writ_domain::ledger::Actor {
         self.name.clone().into()

@@ -234,8 +234,13 @@ impl Engine {
             .as_ref()
             .filter(|t| t.verified.is_some())
             .and(self.config.ticket_max_total_seconds);
-        // What the subject holds or has asked for: policy refuses toxic combinations.
+        // What the subject holds or has asked for: policy refuses toxic combinations;
+        // and what the user an agent acts for does, for what they would get themselves.
         let holds = self.store.held_entitlements(subject.as_str()).await?;
+        let on_behalf_of_holds = match &on_behalf_of {
+            Some(user) => self.store.held_entitlements(user.as_str()).await?,
+            None => Vec::new(),
+        };
         // Everything that caps the grant but policy.
         let cap_seconds = [
             Some(requested),
@@ -263,6 +268,8 @@ impl Engine {
             justification: new.justification,
             ticket: checked.ticket,
             on_behalf_of,
+            actors: caller.actor_chain(),
+            on_behalf_of_holds,
             requested_duration_seconds: requested,
             duration_seconds: 0,
             // Decided just below.
@@ -351,8 +358,13 @@ impl Engine {
         // made at once for the two sides of a toxic combination are decided one after
         // the other, never each without the other.
         let holds = tx.held_entitlements(request.subject.as_str()).await?;
-        if holds != request.holds {
+        let on_behalf_of_holds = match &request.on_behalf_of {
+            Some(user) => tx.held_entitlements(user.as_str()).await?,
+            None => Vec::new(),
+        };
+        if holds != request.holds || on_behalf_of_holds != request.on_behalf_of_holds {
             request.holds = holds;
+            request.on_behalf_of_holds = on_behalf_of_holds;
             self.decide_on(&mut request, cap_seconds);
         }
         let now = request.created_at;
@@ -561,6 +573,20 @@ impl Engine {
         caller: &Caller,
         on_behalf_of: Option<&str>,
     ) -> Result<Option<IdentityName>, EngineError> {
+        // A token's act chain already says whom the agent acts for, and was checked
+        // when the token was.
+        if let Some(delegation) = &caller.delegation {
+            return match on_behalf_of {
+                Some(user) if user != delegation.principal.as_str() => Err(EngineError::new(
+                    ErrorCode::NotADelegate,
+                    format!(
+                        "{} acts for {} under its token's act chain, not for {user}",
+                        caller.name, delegation.principal
+                    ),
+                )),
+                _ => Ok(Some(delegation.principal.clone())),
+            };
+        }
         match (caller.kind, on_behalf_of) {
             (writ_domain::IdentityKind::Agent, None) => Err(EngineError::new(
                 ErrorCode::OnBehalfOfRequired,
@@ -646,7 +672,15 @@ impl Engine {
                 ));
             }
         }
-        if self.is_party(&caller.name, request) {
+        // An agent approving under a token's act chain approves for its user: neither the
+        // user nor any agent of the chain may be a party either.
+        let mut deciders = std::iter::once(&caller.name).chain(
+            caller
+                .delegation
+                .iter()
+                .flat_map(|d| std::iter::once(&d.principal).chain(&d.actors)),
+        );
+        if deciders.any(|decider| self.is_party(decider, request)) {
             return Err(EngineError::new(
                 ErrorCode::SelfApproval,
                 "the requester, the subject, the user an agent acts for and the owner of a service or agent that asks or is asked for can never approve or reject a request",

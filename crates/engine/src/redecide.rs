@@ -333,7 +333,9 @@ impl Engine {
             justification: &request.justification,
             ticket: request.ticket.as_ref(),
             on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+            actors: request.acting_agents(),
             holds: &request.holds,
+            on_behalf_of_holds: &request.on_behalf_of_holds,
             effective: None,
             now,
         });

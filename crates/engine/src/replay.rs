@@ -52,10 +52,14 @@ pub struct RecordedRequest {
     pub ticket: Option<Ticket>,
     #[serde(default)]
     pub on_behalf_of: Option<IdentityName>,
+    #[serde(default)]
+    pub actors: Vec<IdentityName>,
     pub requested_duration_seconds: i64,
     pub created_at: Timestamp,
     #[serde(default)]
     pub holds: Vec<EntitlementId>,
+    #[serde(default)]
+    pub on_behalf_of_holds: Vec<EntitlementId>,
     #[serde(default)]
     pub break_glass: Option<BreakGlassMark>,
     pub decision: DecisionSummary,
@@ -103,7 +107,13 @@ pub fn redecide_recorded(
         justification: &request.justification,
         ticket: request.ticket.as_ref(),
         on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+        actors: writ_domain::acting_agents(
+            &request.requester,
+            request.on_behalf_of.as_ref(),
+            &request.actors,
+        ),
         holds: &request.holds,
+        on_behalf_of_holds: &request.on_behalf_of_holds,
         effective: None,
         now: request.created_at,
     };

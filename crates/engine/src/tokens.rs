@@ -213,8 +213,9 @@ impl Engine {
         }
     }
 
-    /// A token from an OpenID Connect provider: checked there, then mapped to the
-    /// configured identity its username claim names.
+    /// A token from an OpenID Connect provider or workload issuer: checked there, then
+    /// mapped to the configured identity it names, and to the agent acting for that
+    /// identity when it carries an `act` chain.
     async fn authenticate_oidc(
         &self,
         oidc: &writ_oidc::OidcVerifier,
@@ -224,38 +225,110 @@ impl Engine {
             writ_oidc::OidcError::Refused(why) => EngineError::unauthenticated(why),
             other => EngineError::new(ErrorCode::IdentityProviderUnavailable, other.to_string()),
         })?;
-        match verified.subject {
-            TokenSubject::Person(username) => self.caller_named(&username),
+        let caller = self.caller_named(&self.named_by(&verified.subject)?)?;
+        if verified.actors.is_empty() {
+            return Ok(caller);
+        }
+        self.delegated(caller, &verified.actors)
+    }
+
+    /// The name of the configured identity a verified token (or one actor of its
+    /// chain) names: a person by name, a workload by the one binding it matches.
+    fn named_by(&self, subject: &TokenSubject) -> Result<String, EngineError> {
+        let (issuer_name, subject, claims) = match subject {
+            TokenSubject::Person(username) => return Ok(username.clone()),
             TokenSubject::Workload {
                 issuer_name,
                 subject,
                 claims,
-            } => {
-                let mut proven = self.config.identities.values().filter(|identity| {
-                    identity.workloads.iter().any(|binding| {
-                        binding.matches_token(&issuer_name, &subject, |name| {
-                            claims.get(name).and_then(serde_json::Value::as_str)
-                        })
-                    })
-                });
-                match (proven.next(), proven.next()) {
-                    (Some(identity), None) => self.caller_named(identity.name.as_str()),
-                    (Some(first), Some(second)) => Err(EngineError::new(
-                        ErrorCode::TokenIdentityUnknown,
-                        format!(
-                            "the {issuer_name} token for {subject:?} proves both {} and {}; a token must prove one identity (tighten their claim conditions)",
-                            first.name, second.name
-                        ),
-                    )),
-                    (None, _) => Err(EngineError::new(
-                        ErrorCode::TokenIdentityUnknown,
-                        format!(
-                            "the {issuer_name} token for {subject:?} proves no configured service or agent (no workload binding matches its sub and claims)"
-                        ),
-                    )),
-                }
-            }
+            } => (issuer_name, subject, claims),
+        };
+        let mut proven = self.config.identities.values().filter(|identity| {
+            identity.workloads.iter().any(|binding| {
+                binding.matches_token(issuer_name, subject, |name| {
+                    claims.get(name).and_then(serde_json::Value::as_str)
+                })
+            })
+        });
+        match (proven.next(), proven.next()) {
+            (Some(identity), None) => Ok(identity.name.to_string()),
+            (Some(first), Some(second)) => Err(EngineError::new(
+                ErrorCode::TokenIdentityUnknown,
+                format!(
+                    "the {issuer_name} token for {subject:?} proves both {} and {}; a token must prove one identity (tighten their claim conditions)",
+                    first.name, second.name
+                ),
+            )),
+            (None, _) => Err(EngineError::new(
+                ErrorCode::TokenIdentityUnknown,
+                format!(
+                    "the {issuer_name} token for {subject:?} proves no configured service or agent (no workload binding matches its sub and claims)"
+                ),
+            )),
         }
+    }
+
+    /// The current actor of a token's `act` chain, acting for `principal` (the token's
+    /// `sub`). Every actor must be a configured agent, not disabled, that may act for
+    /// that user: its owner or one of its `delegates`. RFC 8693 §4.1 makes prior actors
+    /// informational; writ still refuses a chain with any party it cannot hold to
+    /// account, and never lets a prior actor widen what the current one may do.
+    fn delegated(&self, principal: Caller, actors: &[TokenSubject]) -> Result<Caller, EngineError> {
+        let refused = |why: String| EngineError::new(ErrorCode::DelegationRefused, why);
+        if principal.kind != IdentityKind::User {
+            return Err(refused(format!(
+                "the token names {} (a {}) with an act chain; agents act only for users",
+                principal.name,
+                principal.kind.as_str()
+            )));
+        }
+        let mut chain = Vec::with_capacity(actors.len());
+        for actor in actors {
+            let name = self.named_by(actor).map_err(|e| {
+                refused(format!(
+                    "the token's act chain names an unknown actor: {}",
+                    e.message
+                ))
+            })?;
+            let agent = self.caller_named(&name).map_err(|e| {
+                refused(format!(
+                    "the token's act chain names {name:?}: {}",
+                    e.message
+                ))
+            })?;
+            if agent.kind != IdentityKind::Agent {
+                return Err(refused(format!(
+                    "the token's act chain names {name}, a {}; only agents act for users",
+                    agent.kind.as_str()
+                )));
+            }
+            let may = self.identity(&name).is_some_and(|identity| {
+                identity.owner.as_ref() == Some(&principal.name)
+                    || identity.delegates.contains(&principal.name)
+            });
+            if !may {
+                return Err(EngineError::new(
+                    ErrorCode::NotADelegate,
+                    format!(
+                        "{name} may act only for its owner or its delegates, not for {}",
+                        principal.name
+                    ),
+                ));
+            }
+            chain.push(agent.name);
+        }
+        let current = chain
+            .first()
+            .cloned()
+            .ok_or_else(|| refused("the token's act chain is empty".into()))?;
+        Ok(Caller {
+            name: current,
+            kind: IdentityKind::Agent,
+            delegation: Some(crate::Delegation {
+                principal: principal.name,
+                actors: chain,
+            }),
+        })
     }
 
     /// The caller a valid token names: a configured identity that is not disabled.
@@ -279,10 +352,7 @@ impl Engine {
                 },
             ));
         }
-        Ok(Caller {
-            name: identity.name.clone(),
-            kind: identity.kind,
-        })
+        Ok(Caller::new(identity.name.clone(), identity.kind))
     }
 
     /// Tokens the caller may see: an admin's list has everyone's, anyone else's their own.

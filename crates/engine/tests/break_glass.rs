@@ -103,10 +103,7 @@ permit (principal in Group::"dba", action == Action::"approve", resource);
 "#;
 
 fn agent(name: &str) -> Caller {
-    Caller {
-        name: name.parse().expect("name"),
-        kind: IdentityKind::Agent,
-    }
+    Caller::new(name.parse().expect("name"), IdentityKind::Agent)
 }
 
 fn asked(justification: &str) -> BreakGlass {

@@ -88,10 +88,7 @@ permit (principal in Group::"dba", action == Action::"approve", resource);
 const DAY: i64 = 86_400;
 
 fn agent(name: &str) -> Caller {
-    Caller {
-        name: name.parse().expect("name"),
-        kind: IdentityKind::Agent,
-    }
+    Caller::new(name.parse().expect("name"), IdentityKind::Agent)
 }
 
 async fn grant(

@@ -93,10 +93,7 @@ fn ask(entitlement: &str) -> NewRequest {
 }
 
 fn as_kind(name: &str, kind: IdentityKind) -> Caller {
-    Caller {
-        name: name.parse().expect("name"),
-        kind,
-    }
+    Caller::new(name.parse().expect("name"), kind)
 }
 
 #[tokio::test]

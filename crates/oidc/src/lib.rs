@@ -43,11 +43,20 @@ pub enum OidcError {
     Client(String),
 }
 
-/// An accepted token: who issued it, and whom it names.
+/// The most actors one token may name (RFC 8693 `act`, nested): the current actor and
+/// the prior ones. A longer chain is refused rather than partly read.
+pub const ACTORS_MAX: usize = 8;
+
+/// An accepted token: who issued it, whom it names, and who acts for them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedToken {
     pub issuer: String,
     pub subject: TokenSubject,
+    /// RFC 8693 §4.1: the `act` claim's chain, the current actor first, then each prior
+    /// actor nested inside it. Empty when the token has no `act`. Each is named as its
+    /// issuer names callers: the `act` object's own `iss` if it has one, else the
+    /// token's.
+    pub actors: Vec<TokenSubject>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +106,27 @@ impl std::fmt::Debug for OidcVerifier {
             )
             .finish()
     }
+}
+
+/// One actor of a token's `act` chain, `depth` actors in: an object with a `sub`.
+fn actor_claims(act: &Value, depth: usize) -> Result<&Map<String, Value>, OidcError> {
+    let refused = |why: &str| OidcError::Refused(format!("the token's act claim {why}"));
+    if depth >= ACTORS_MAX {
+        return Err(refused(&format!(
+            "nests more than {ACTORS_MAX} actors; writ reads no longer chains"
+        )));
+    }
+    let act = act
+        .as_object()
+        .ok_or_else(|| refused("is not a JSON object (RFC 8693 §4.1)"))?;
+    match act.get("sub") {
+        Some(Value::String(sub)) if !sub.is_empty() => {}
+        _ => return Err(refused("has an actor without a sub")),
+    }
+    if act.get("iss").is_some_and(|iss| !iss.is_string()) {
+        return Err(refused("has an actor whose iss is not a string"));
+    }
+    Ok(act)
 }
 
 /// The unverified claims, only to find which issuer to check the token against.
@@ -232,50 +262,96 @@ impl OidcVerifier {
         if iat.is_some_and(|iat| iat > now + LEEWAY_SECONDS) {
             return Err(refused("the token was issued in the future (iat)"));
         }
-        let subject = match &issuer.names {
-            Names::Person { username_claim } => {
-                let username = claims
-                    .get(username_claim)
-                    .and_then(Value::as_str)
-                    .filter(|name| !name.is_empty())
-                    .ok_or_else(|| {
-                        OidcError::Refused(format!("the token has no {username_claim} claim"))
-                    })?;
-                TokenSubject::Person(username.to_string())
+        if let Names::Workload {
+            name,
+            max_lifetime_seconds,
+        } = &issuer.names
+        {
+            // A token without `iat` is measured from now: what is left of it.
+            let exp = claims
+                .get("exp")
+                .and_then(Value::as_u64)
+                .unwrap_or(u64::MAX);
+            let lifetime = exp.saturating_sub(iat.unwrap_or(now));
+            let allowed = u64::try_from(*max_lifetime_seconds).unwrap_or(0);
+            if lifetime > allowed + LEEWAY_SECONDS {
+                return Err(OidcError::Refused(format!(
+                    "the token lives {lifetime} s; {name} tokens may live at most {allowed} s (max_lifetime)"
+                )));
             }
-            Names::Workload {
-                name,
-                max_lifetime_seconds,
-            } => {
-                // A token without `iat` is measured from now: what is left of it.
-                let exp = claims
-                    .get("exp")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(u64::MAX);
-                let lifetime = exp.saturating_sub(iat.unwrap_or(now));
-                let allowed = u64::try_from(*max_lifetime_seconds).unwrap_or(0);
-                if lifetime > allowed + LEEWAY_SECONDS {
-                    return Err(OidcError::Refused(format!(
-                        "the token lives {lifetime} s; {name} tokens may live at most {allowed} s (max_lifetime)"
-                    )));
-                }
-                let subject = claims
-                    .get("sub")
-                    .and_then(Value::as_str)
-                    .filter(|sub| !sub.is_empty())
-                    .ok_or_else(|| refused("the token has no sub claim"))?
-                    .to_string();
-                TokenSubject::Workload {
-                    issuer_name: name.clone(),
-                    subject,
-                    claims,
-                }
-            }
-        };
+        }
+        let actors = self.actors(issuer, &claims)?;
+        let subject = issuer.names.subject(claims, false)?;
         Ok(VerifiedToken {
             issuer: issuer.issuer.clone(),
             subject,
+            actors,
         })
+    }
+
+    /// The token's actor chain (RFC 8693 `act`), each actor named as its issuer (the
+    /// actor's `iss`, else the token's) names callers. An actor from an issuer writ
+    /// does not trust is refused: nobody could say who it is.
+    fn actors(
+        &self,
+        token_issuer: &Issuer,
+        claims: &Map<String, Value>,
+    ) -> Result<Vec<TokenSubject>, OidcError> {
+        let mut actors = Vec::new();
+        let mut next = claims.get("act");
+        while let Some(act) = next {
+            let act = actor_claims(act, actors.len())?;
+            let issuer = match act.get("iss").and_then(Value::as_str) {
+                None => token_issuer,
+                Some(iss) => self.issuers.iter().find(|i| i.issuer == iss).ok_or_else(|| {
+                    OidcError::Refused(format!(
+                        "the token's act claim names an actor from {iss:?}, which is not a configured identity provider or workload issuer"
+                    ))
+                })?,
+            };
+            actors.push(issuer.names.subject(act.clone(), true)?);
+            next = act.get("act");
+        }
+        Ok(actors)
+    }
+}
+
+impl Names {
+    /// Whom `claims` (a token's, or with `actor` one actor's in its `act`) name, as this
+    /// issuer names callers.
+    fn subject(&self, claims: Map<String, Value>, actor: bool) -> Result<TokenSubject, OidcError> {
+        let what = if actor {
+            "the token's act claim"
+        } else {
+            "the token"
+        };
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|value| !value.is_empty())
+                .map(str::to_string)
+        };
+        match self {
+            Self::Person { username_claim } => {
+                // An actor object carries `sub` and often nothing else (RFC 8693 §4.1).
+                let username = text(username_claim)
+                    .or_else(|| actor.then(|| text("sub")).flatten())
+                    .ok_or_else(|| {
+                        OidcError::Refused(format!("{what} has no {username_claim} claim"))
+                    })?;
+                Ok(TokenSubject::Person(username))
+            }
+            Self::Workload { name, .. } => {
+                let subject = text("sub")
+                    .ok_or_else(|| OidcError::Refused(format!("{what} has no sub claim")))?;
+                Ok(TokenSubject::Workload {
+                    issuer_name: name.clone(),
+                    subject,
+                    claims,
+                })
+            }
+        }
     }
 }
 
@@ -294,6 +370,106 @@ mod tests {
         assert!(!OidcVerifier::looks_like_jwt("a.b"));
         assert!(!OidcVerifier::looks_like_jwt("a.b.c.d"));
         assert!(!OidcVerifier::looks_like_jwt("a b.c.d"));
+    }
+
+    /// A verifier trusting one provider (people by preferred_username) and one workload
+    /// issuer, `github`; nothing is fetched to read an `act` chain.
+    fn chain_reader() -> OidcVerifier {
+        OidcVerifier::new(
+            &[OidcProvider {
+                issuer: "https://idp.test".into(),
+                audience: "writ".into(),
+                username_claim: "preferred_username".into(),
+                cli_client_id: None,
+                web_client_id: None,
+                web_client_secret: None,
+                scopes: Vec::new(),
+            }],
+            &[WorkloadIssuer {
+                name: "github".into(),
+                issuer: "https://gh.test".into(),
+                audience: "writ".into(),
+                keys: writ_config::JwksSource::Url("https://gh.test/jwks".into()),
+                max_lifetime_seconds: 600,
+            }],
+        )
+        .expect("a verifier")
+    }
+
+    fn chain_of(claims: Value) -> Result<Vec<TokenSubject>, OidcError> {
+        let verifier = chain_reader();
+        let claims = claims.as_object().cloned().unwrap_or_default();
+        verifier.actors(&verifier.issuers[0], &claims)
+    }
+
+    fn person(name: &str) -> TokenSubject {
+        TokenSubject::Person(name.into())
+    }
+
+    #[test]
+    fn an_act_chain_is_read_current_actor_first_each_named_by_its_issuer() {
+        assert_eq!(chain_of(serde_json::json!({"sub": "alice"})), Ok(vec![]));
+        assert_eq!(
+            chain_of(serde_json::json!({
+                "act": {"sub": "helper", "act": {"sub": "p-123", "preferred_username": "planner"}}
+            })),
+            Ok(vec![person("helper"), person("planner")])
+        );
+        let act =
+            serde_json::json!({"sub": "repo:acme/infra", "iss": "https://gh.test", "job": "x"});
+        assert_eq!(
+            chain_of(serde_json::json!({ "act": act })),
+            Ok(vec![TokenSubject::Workload {
+                issuer_name: "github".into(),
+                subject: "repo:acme/infra".into(),
+                claims: act.as_object().cloned().unwrap_or_default(),
+            }])
+        );
+        for (act, says) in [
+            (serde_json::json!("helper"), "not a JSON object"),
+            (serde_json::json!({"sub": ""}), "without a sub"),
+            (serde_json::json!({"sub": 7}), "without a sub"),
+            (
+                serde_json::json!({"sub": "h", "iss": 7}),
+                "iss is not a string",
+            ),
+            (
+                serde_json::json!({"sub": "h", "iss": "https://other.test"}),
+                "not a configured identity provider",
+            ),
+            (
+                serde_json::json!({"sub": "h", "act": {"sub": "h2", "act": []}}),
+                "not a JSON object",
+            ),
+        ] {
+            match chain_of(serde_json::json!({ "act": act })) {
+                Err(OidcError::Refused(why)) => assert!(why.contains(says), "{act}: {why}"),
+                other => panic!("{act}: {other:?}"),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Any nesting of actors is read whole, in order, up to ACTORS_MAX, and refused
+        /// (never cut short) beyond.
+        #[test]
+        fn act_chains_are_read_whole_or_refused(names in proptest::collection::vec("[a-z]{1,8}", 1..14)) {
+            let mut act = Value::Null;
+            for name in names.iter().rev() {
+                act = if act.is_null() {
+                    serde_json::json!({ "sub": name })
+                } else {
+                    serde_json::json!({ "sub": name, "act": act })
+                };
+            }
+            let read = chain_of(serde_json::json!({ "act": act }));
+            if names.len() <= ACTORS_MAX {
+                let expected: Vec<TokenSubject> = names.iter().map(|n| person(n)).collect();
+                proptest::prop_assert_eq!(read, Ok(expected));
+            } else {
+                proptest::prop_assert!(matches!(read, Err(OidcError::Refused(_))));
+            }
+        }
     }
 
     #[tokio::test]

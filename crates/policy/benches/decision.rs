@@ -136,7 +136,9 @@ fn measure(engine: &PolicyEngine, whole: &PolicySet, config: &Config, seed: u64)
             justification: "bench",
             ticket: None,
             on_behalf_of: None,
+            actors: &[],
             holds: &[],
+            on_behalf_of_holds: &[],
             effective: None,
             now,
         };
@@ -152,7 +154,9 @@ fn measure(engine: &PolicyEngine, whole: &PolicySet, config: &Config, seed: u64)
             justification: "bench",
             ticket: None,
             on_behalf_of: None,
+            actors: &[],
             holds: &[],
+            on_behalf_of_holds: &[],
             effective: None,
             now,
         };

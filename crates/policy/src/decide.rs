@@ -9,8 +9,8 @@ use cedar_policy::{
     RestrictedExpression,
 };
 use writ_domain::{
-    Decision, DecisionOutcome, EffectiveAccess, EntitlementId, Request as WritRequest, Ticket,
-    Timestamp,
+    Decision, DecisionOutcome, EffectiveAccess, EntitlementId, IdentityName,
+    Request as WritRequest, Ticket, Timestamp,
 };
 
 use crate::cedar_values::{self, Field};
@@ -28,8 +28,14 @@ pub struct RequestFacts<'a> {
     pub ticket: Option<&'a Ticket>,
     /// The user an agent acts for.
     pub on_behalf_of: Option<&'a str>,
+    /// The agents acting for `on_behalf_of`, the requester first
+    /// ([`WritRequest::acting_agents`]); empty when nobody acts for anyone.
+    pub actors: &'a [IdentityName],
     /// The entitlements the subject holds or has asked for (`context.holds`).
     pub holds: &'a [EntitlementId],
+    /// What the user an agent acts for holds or has asked for: their `context.holds`
+    /// when policy is asked what they would get themselves.
+    pub on_behalf_of_holds: &'a [EntitlementId],
     /// What the entitlement's role really gives on its target (`context.effective`).
     pub effective: Option<&'a EffectiveAccess>,
     pub now: Timestamp,
@@ -46,7 +52,9 @@ impl<'a> RequestFacts<'a> {
             justification: &request.justification,
             ticket: request.ticket.as_ref(),
             on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
+            actors: request.acting_agents(),
             holds: &request.holds,
+            on_behalf_of_holds: &request.on_behalf_of_holds,
             effective: request.effective.as_ref(),
             now,
         }
@@ -71,6 +79,45 @@ pub struct Evaluation<T> {
 
 const NO_PERMIT_REASON: &str = "no policy permits this request";
 
+/// An agent's decision held to what the user it acts for would get themselves (their
+/// `own` decision): denied if either is, the most approvals, the shortest cap, and the
+/// policies of both.
+fn attenuated(agent: Decision, own: Decision, user: &str) -> Decision {
+    if agent.outcome == DecisionOutcome::Deny {
+        return agent;
+    }
+    if own.outcome == DecisionOutcome::Deny {
+        return Decision {
+            reasons: own
+                .reasons
+                .iter()
+                .map(|reason| format!("{user} could not get this themselves: {reason}"))
+                .collect(),
+            ..own
+        };
+    }
+    let approvals_required = agent.approvals_required.max(own.approvals_required);
+    let mut policies = agent.policies;
+    policies.extend(own.policies);
+    policies.sort();
+    policies.dedup();
+    Decision {
+        outcome: if approvals_required == 0 {
+            DecisionOutcome::Auto
+        } else {
+            DecisionOutcome::Approval
+        },
+        approvals_required,
+        policies,
+        reasons: Vec::new(),
+        max_duration_seconds: [agent.max_duration_seconds, own.max_duration_seconds]
+            .into_iter()
+            .flatten()
+            .min(),
+        policy_hash: agent.policy_hash,
+    }
+}
+
 /// The context's fields, as `writ.cedarschema` declares them.
 fn context_fields(facts: &RequestFacts<'_>, subject_kind: &str) -> Vec<(&'static str, Field)> {
     let check = facts.ticket.and_then(|ticket| ticket.verified.as_ref());
@@ -81,6 +128,20 @@ fn context_fields(facts: &RequestFacts<'_>, subject_kind: &str) -> Vec<(&'static
     if let Some(user) = facts.on_behalf_of {
         fields.push(("on_behalf_of", Field::Entity(uid("User", user))));
     }
+    fields.push((
+        "actors",
+        Field::EntitySet(
+            facts
+                .actors
+                .iter()
+                .map(|agent| uid("Agent", agent.as_str()))
+                .collect(),
+        ),
+    ));
+    fields.push((
+        "delegation_depth",
+        Field::Long(i64::try_from(facts.actors.len()).unwrap_or(i64::MAX)),
+    ));
     if let Some(effective) = facts.effective {
         let texts = |items: &std::collections::BTreeSet<String>| {
             Field::TextSet(items.iter().cloned().collect())
@@ -253,7 +314,34 @@ impl PolicyEngine {
         evaluation
     }
 
+    /// The decision on `facts`; for an agent acting for a user, never more than that
+    /// user would get asking for the same access for themselves: denied if they would
+    /// be, with at least their approvals and at most their duration.
     fn decide(&self, action: &str, facts: &RequestFacts<'_>) -> Evaluation<Decision> {
+        let mut evaluation = self.decide_alone(action, facts);
+        let Some(user) = facts.on_behalf_of else {
+            return evaluation;
+        };
+        // What the user would get asking for the same access for themselves, on what
+        // they hold: an agent is no way around their limits or their toxic combinations.
+        let own = self.decide_alone(
+            action,
+            &RequestFacts {
+                requester: user,
+                subject: user,
+                on_behalf_of: None,
+                actors: &[],
+                holds: facts.on_behalf_of_holds,
+                on_behalf_of_holds: &[],
+                ..facts.clone()
+            },
+        );
+        evaluation.errors.extend(own.errors);
+        evaluation.value = attenuated(evaluation.value, own.value, user);
+        evaluation
+    }
+
+    fn decide_alone(&self, action: &str, facts: &RequestFacts<'_>) -> Evaluation<Decision> {
         let response = match self.evaluate(
             facts.requester,
             action,
@@ -453,6 +541,16 @@ pub struct DryRun {
     pub errors: std::collections::BTreeMap<String, String>,
 }
 
+/// The acting agents of a request the policy check and lint simulate for `identity`:
+/// an agent acting for its owner is alone in its chain.
+pub(crate) fn agent_alone(identity: &writ_config::Identity) -> &[IdentityName] {
+    if identity.kind == writ_domain::IdentityKind::Agent && identity.owner.is_some() {
+        std::slice::from_ref(&identity.name)
+    } else {
+        &[]
+    }
+}
+
 impl PolicyEngine {
     /// Evaluates a request for every identity and entitlement in `config` (with and
     /// without a ticket, for the longest duration), so `writ policy check` can show
@@ -491,7 +589,9 @@ impl PolicyEngine {
                         justification: "writ policy check",
                         ticket,
                         on_behalf_of: identity.owner.as_ref().map(|o| o.as_str()),
+                        actors: agent_alone(identity),
                         holds: &[],
+                        on_behalf_of_holds: &[],
                         effective: None,
                         now,
                     };
@@ -530,6 +630,10 @@ mod tests {
             }),
         };
         let held: Vec<EntitlementId> = vec!["pg/admin".parse().expect("id")];
+        let chain: Vec<IdentityName> = vec![
+            "bot".parse().expect("name"),
+            "planner".parse().expect("name"),
+        ];
         let full = RequestFacts {
             requester: "bot",
             subject: "alice",
@@ -538,14 +642,18 @@ mod tests {
             justification: "incident",
             ticket: Some(&ticket),
             on_behalf_of: Some("alice"),
+            actors: &chain,
             holds: &held,
+            on_behalf_of_holds: &held,
             effective: None,
             now: Timestamp::from_unix_micros(1_795_000_000_000_001),
         };
         let bare = RequestFacts {
             ticket: None,
             on_behalf_of: None,
+            actors: &[],
             holds: &[],
+            on_behalf_of_holds: &[],
             ..full.clone()
         };
         for facts in [full, bare] {

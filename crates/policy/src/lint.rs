@@ -187,7 +187,9 @@ impl PolicyEngine {
                                 justification: "writ policy lint",
                                 ticket,
                                 on_behalf_of: identity.owner.as_ref().map(|o| o.as_str()),
+                                actors: crate::decide::agent_alone(identity),
                                 holds: &[],
+                                on_behalf_of_holds: &[],
                                 effective: None,
                                 now,
                             };

@@ -24,9 +24,15 @@ struct Case {
     justification: String,
     ticket: Option<Ticket>,
     on_behalf_of: Option<String>,
+    /// The agents of a token's act chain, the requester first.
+    #[serde(default)]
+    actors: Vec<String>,
     /// Entitlements the subject already holds (`context.holds`).
     #[serde(default)]
     holds: Vec<String>,
+    /// Entitlements the user an agent acts for already holds.
+    #[serde(default)]
+    on_behalf_of_holds: Vec<String>,
     now: Option<String>,
     expect: Expect,
 }
@@ -74,6 +80,21 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
         .iter()
         .map(|id| id.parse().expect("held entitlement"))
         .collect();
+    let requester: writ_domain::IdentityName = case.requester.parse().expect("requester");
+    let on_behalf_of: Option<writ_domain::IdentityName> = case
+        .on_behalf_of
+        .as_ref()
+        .map(|u| u.parse().expect("on_behalf_of"));
+    let actors: Vec<writ_domain::IdentityName> = case
+        .actors
+        .iter()
+        .map(|a| a.parse().expect("actor"))
+        .collect();
+    let on_behalf_of_holds: Vec<writ_domain::EntitlementId> = case
+        .on_behalf_of_holds
+        .iter()
+        .map(|id| id.parse().expect("held entitlement"))
+        .collect();
     let facts = RequestFacts {
         requester: &case.requester,
         subject,
@@ -82,7 +103,9 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
         justification: &case.justification,
         ticket: case.ticket.as_ref(),
         on_behalf_of: case.on_behalf_of.as_deref(),
+        actors: writ_domain::acting_agents(&requester, on_behalf_of.as_ref(), &actors),
         holds: &holds,
+        on_behalf_of_holds: &on_behalf_of_holds,
         effective: None,
         now,
     };
@@ -103,10 +126,9 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
             entitlement: case.entitlement.parse().expect("entitlement"),
             justification: case.justification.clone(),
             ticket: case.ticket.clone(),
-            on_behalf_of: case
-                .on_behalf_of
-                .as_ref()
-                .map(|u| u.parse().expect("on_behalf_of")),
+            on_behalf_of: on_behalf_of.clone(),
+            actors: actors.clone(),
+            on_behalf_of_holds: on_behalf_of_holds.clone(),
             requested_duration_seconds: case.duration_seconds,
             duration_seconds: case.duration_seconds,
             decision,

@@ -19,6 +19,8 @@ fn request(created_at_us: i64) -> Request {
         justification: "paging".into(),
         ticket: None,
         on_behalf_of: None,
+        actors: Vec::new(),
+        on_behalf_of_holds: Vec::new(),
         requested_duration_seconds: 60,
         duration_seconds: 60,
         decision: Decision {

@@ -71,10 +71,7 @@ impl Picks {
 }
 
 fn caller(name: &str, kind: IdentityKind) -> Caller {
-    Caller {
-        name: name.parse().expect("name"),
-        kind,
-    }
+    Caller::new(name.parse().expect("name"), kind)
 }
 
 /// One lease made through the engine, then copied for every subject and entitlement.

@@ -75,10 +75,7 @@ permit (principal == User::"alice", action == Action::"break_glass", resource);
 "#;
 
 fn caller(name: &str) -> Caller {
-    Caller {
-        name: name.parse().expect("name"),
-        kind: IdentityKind::User,
-    }
+    Caller::new(name.parse().expect("name"), IdentityKind::User)
 }
 
 /// `grants` copies of a request and grant made through the engine (a tenth active,

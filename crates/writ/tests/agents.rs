@@ -42,6 +42,10 @@ const POLICY: &str = r#"
 permit (principal is Agent, action == Action::"request", resource)
 when { context has on_behalf_of && principal.owner == context.on_behalf_of };
 
+@id("engineers-for-themselves")
+permit (principal in Group::"engineers", action == Action::"request", resource)
+when { context.subject in principal };
+
 @id("managers-approve")
 permit (principal in Group::"managers", action == Action::"approve", resource);
 "#;
@@ -87,6 +91,8 @@ async fn an_agent_acts_for_a_user_who_then_cannot_approve() {
         "{refused}"
     );
 
+    // Policy permits the agent, and alice asking for herself: an agent never gets more
+    // than the user it acts for would.
     let (status, request) = writ.post("/v1/requests", &bot, ask(Some("alice"))).await;
     assert_eq!(status, 201, "{request}");
     assert_eq!(request["state"], "pending_approval", "{request}");

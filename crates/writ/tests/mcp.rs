@@ -44,6 +44,11 @@ const POLICY: &str = r#"
 @id("agents-read-for-their-owner")
 permit (principal is Agent, action == Action::"request", resource == Entitlement::"t/read")
 when { context has on_behalf_of && principal.owner == context.on_behalf_of };
+
+// An agent gets no more than the user it acts for would get themselves.
+@id("people-read-for-themselves")
+permit (principal is User, action == Action::"request", resource == Entitlement::"t/read")
+when { context.subject in principal };
 "#;
 
 /// Python with the MCP SDK: `.ci/run` installs it and sets WRIT_MCP_PYTHON.

@@ -36,6 +36,8 @@ pub(super) struct PendingView {
     pub subject: String,
     /// An agent's request: the person it acts for.
     pub on_behalf_of: Option<String>,
+    /// The agents acting for that person, the requester first (a token's act chain).
+    pub acting_agents: Vec<String>,
     pub entitlement: String,
     pub sensitivity: String,
     pub justification: String,
@@ -95,6 +97,11 @@ impl PendingView {
             requester: request.requester.to_string(),
             subject: request.subject.to_string(),
             on_behalf_of: request.on_behalf_of.as_ref().map(ToString::to_string),
+            acting_agents: request
+                .acting_agents()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             entitlement: request.entitlement.to_string(),
             sensitivity: config
                 .entitlement(request.entitlement.as_str())

@@ -205,10 +205,7 @@ pub struct Harness {
 }
 
 pub fn caller(name: &str) -> Caller {
-    Caller {
-        name: name.parse().expect("name"),
-        kind: IdentityKind::User,
-    }
+    Caller::new(name.parse().expect("name"), IdentityKind::User)
 }
 
 pub use writ_testkit::Backend as Storage;

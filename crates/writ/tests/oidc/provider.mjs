@@ -3,7 +3,9 @@
 // Clients: `writ-cli` (public: device flow, code + PKCE), `writ-web` (confidential:
 // code + PKCE back to WRIT_OIDC_WEB_REDIRECT) and, for machine tokens,
 // `as-<name>` client-credentials clients whose JWT access tokens say
-// preferred_username = <name>.
+// preferred_username = <name>. A name `alice~helper~planner` makes a client whose
+// tokens are what a token exchange (RFC 8693) gives an agent acting for alice:
+// preferred_username alice, and `act: {sub: helper, act: {sub: planner}}`.
 import fs from 'node:fs';
 import Provider from 'oidc-provider';
 
@@ -64,7 +66,11 @@ const provider = new Provider(issuer, {
   },
   extraTokenClaims: (ctx, token) => {
     const client = token.clientId ?? '';
-    if (client.startsWith('as-')) return { preferred_username: client.slice(3) };
+    if (client.startsWith('as-')) {
+      const [user, ...actors] = client.slice(3).split('~');
+      const act = actors.reduceRight((prior, sub) => (prior ? { sub, act: prior } : { sub }), null);
+      return act ? { preferred_username: user, act } : { preferred_username: user };
+    }
     return token.accountId ? { preferred_username: token.accountId } : {};
   },
   findAccount: (ctx, id) => ({

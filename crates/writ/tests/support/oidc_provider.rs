@@ -50,6 +50,8 @@ fn node(dir: &PathBuf, args: &[&str]) -> String {
 
 pub struct Provider {
     dir: PathBuf,
+    /// The `as-NAME` machine clients (`alice~helper`: an agent acting for alice).
+    names: String,
     port: u16,
     child: Option<Child>,
     pub jwks: PathBuf,
@@ -60,21 +62,38 @@ pub struct Provider {
 
 impl Provider {
     pub async fn start(dir: PathBuf, kid: &str) -> Self {
-        Self::start_with(dir, kid, None).await
+        Self::start_with(dir, kid, None, &[]).await
+    }
+
+    /// A provider that also issues the tokens a token exchange (RFC 8693) gives agents
+    /// acting for people: `chains` like `alice~helper~planner` (see `token_for`).
+    pub async fn start_with_chains(dir: PathBuf, kid: &str, chains: &[&str]) -> Self {
+        Self::start_with(dir, kid, None, chains).await
     }
 
     /// A provider whose confidential `writ-web` client (secret `web-secret`) may send
     /// browsers back to `redirect_uri`.
     pub async fn start_for_web(dir: PathBuf, kid: &str, redirect_uri: &str) -> Self {
-        Self::start_with(dir, kid, Some(redirect_uri.to_string())).await
+        Self::start_with(dir, kid, Some(redirect_uri.to_string()), &[]).await
     }
 
-    async fn start_with(dir: PathBuf, kid: &str, web_redirect: Option<String>) -> Self {
+    async fn start_with(
+        dir: PathBuf,
+        kid: &str,
+        web_redirect: Option<String>,
+        chains: &[&str],
+    ) -> Self {
         writ_itsm::install_crypto_provider();
         let keys = tempfile::tempdir().expect("tempdir");
         let mut provider = Self {
             jwks: keys.path().join("jwks.json"),
             port: free_port(),
+            names: ["alice", "carol", "mallory"]
+                .iter()
+                .chain(chains)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(","),
             dir,
             child: None,
             web_redirect,
@@ -99,7 +118,7 @@ impl Provider {
             .env("WRIT_OIDC_PORT", self.port.to_string())
             .env("WRIT_OIDC_JWKS", &self.jwks)
             .env("WRIT_OIDC_AUDIENCE", AUDIENCE)
-            .env("WRIT_OIDC_NAMES", "alice,carol,mallory")
+            .env("WRIT_OIDC_NAMES", &self.names)
             .env(
                 "WRIT_OIDC_WEB_REDIRECT",
                 self.web_redirect.as_deref().unwrap_or_default(),
@@ -127,7 +146,8 @@ impl Provider {
     }
 
     /// A token the provider issues (client credentials for `as-NAME`: a JWT access
-    /// token for writ whose preferred_username is NAME).
+    /// token for writ whose preferred_username is NAME; for a chain `alice~helper`, one
+    /// naming alice with `act: {sub: helper}`).
     pub async fn token_for(&self, name: &str) -> String {
         let answer: Value = reqwest::Client::new()
             .post(format!("{}/token", self.issuer()))
