@@ -229,17 +229,23 @@ fn decision(
     evaluated_at: &str,
 ) -> Value {
     match answer {
-        PdpAnswer::Allow(grant) => json!({
-            "decision": true,
-            "context": {
-                "evaluated_at": evaluated_at,
-                "grant": {
-                    "id": grant.id,
-                    "entitlement": grant.entitlement,
-                    "expires_at": grant.expires_at,
+        PdpAnswer::Allow(grant, uses_left) => {
+            let mut allowed = json!({
+                "decision": true,
+                "context": {
+                    "evaluated_at": evaluated_at,
+                    "grant": {
+                        "id": grant.id,
+                        "entitlement": grant.entitlement,
+                        "expires_at": grant.expires_at,
+                    },
                 },
-            },
-        }),
+            });
+            if let Some(left) = uses_left {
+                allowed["context"]["grant"]["uses_left"] = json!(left);
+            }
+            allowed
+        }
         PdpAnswer::Deny(reason) => {
             let mut context = json!({ "evaluated_at": evaluated_at, "reason": reason.code() });
             if let DenyReason::NoActiveLease(entitlements) = reason {
@@ -309,7 +315,7 @@ async fn answer(
         .map_err(ApiError::from)?;
     let answer = state
         .engine
-        .evaluate_access(question)
+        .evaluate_access(caller, question)
         .await
         .map_err(PdpError::from)?;
     let requestable = match &answer {
@@ -320,7 +326,7 @@ async fn answer(
             .map_err(PdpError::from)?,
         _ => None,
     };
-    let allowed = matches!(answer, PdpAnswer::Allow(_));
+    let allowed = matches!(answer, PdpAnswer::Allow(..));
     Ok((
         decision(
             &answer,

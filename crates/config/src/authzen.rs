@@ -42,7 +42,12 @@ pub struct PepResource {
     pub resource_type: String,
     pub resource_id: Option<String>,
     pub actions: Vec<String>,
+    /// A lease ends after this many allowed evaluations (single-use with 1).
+    pub max_uses: Option<u32>,
 }
+
+/// The most uses a `max_uses` lease may be given: beyond it, a lease is not about uses.
+pub const MAX_USES_MAX: i64 = 1_000_000;
 
 impl PepResource {
     /// Whether an evaluation of `action` on `(resource_type, resource_id)` is about this.
@@ -91,10 +96,21 @@ pub(crate) fn validate_pep_resource(
         }
         actions.push(action);
     }
+    let max_uses = match raw.max_uses {
+        None => None,
+        Some(n) if (1..=MAX_USES_MAX).contains(&n) => u32::try_from(n).ok(),
+        Some(n) => {
+            return Err(check.invalid(
+                field("max_uses"),
+                format!("{n} is not a number of uses from 1 to {MAX_USES_MAX}"),
+            ));
+        }
+    };
     Ok(PepResource {
         resource_type,
         resource_id,
         actions,
+        max_uses,
     })
 }
 
@@ -194,7 +210,20 @@ name = "alice"
             .clone()
             .expect("authzen table");
         assert!(pep.covers("api", "orders", "refund"));
+        assert_eq!(pep.max_uses, None);
         assert!(!config.targets["pg"].connector.enforced_by_writ());
+        let single = load(&PEP_TARGET.replace(
+            "actions = [\"refund\"]",
+            "actions = [\"refund\"], max_uses = 1",
+        ))
+        .expect("valid");
+        assert_eq!(
+            single.entitlements[&"api/refund".parse().expect("id")]
+                .pep
+                .as_ref()
+                .and_then(|pep| pep.max_uses),
+            Some(1)
+        );
     }
 
     #[test]
@@ -219,6 +248,10 @@ name = "alice"
             (
                 PEP_TARGET.replace("resource_type = \"api\"", "resource_type = \" \""),
                 "entitlement[0].authzen.resource_type: must not be empty",
+            ),
+            (
+                PEP_TARGET.replace("actions = [\"refund\"]", "actions = [\"refund\"], max_uses = 0"),
+                "entitlement[0].authzen.max_uses: 0 is not a number of uses from 1 to 1000000",
             ),
             (
                 format!(
@@ -262,6 +295,7 @@ name = "alice"
             resource_type: "api".into(),
             resource_id: id.map(str::to_string),
             actions: vec!["refund".into(), "read".into()],
+            max_uses: None,
         }
     }
 

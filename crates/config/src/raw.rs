@@ -71,6 +71,7 @@ pub struct RawPepResource {
     pub resource_type: EnvString,
     pub resource_id: Option<EnvString>,
     pub actions: Vec<EnvString>,
+    pub max_uses: Option<i64>,
 }
 
 /// `[[break_glass]]`: an emergency access profile.

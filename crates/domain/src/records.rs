@@ -205,6 +205,10 @@ pub struct Grant {
     /// approved. Reconciliation reports `entitlement_changed` when it differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective: Option<crate::EffectiveAccess>,
+    /// On a PEP-enforced entitlement with `max_uses`: the lease ends after this many
+    /// allowed evaluations (as the entitlement said when it was granted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
 }
 
 /// Why a lease ended. On the ledger and in the API as its text: `expired`, `expired
@@ -223,6 +227,8 @@ pub enum RevokeReason {
     /// Decided again under the policy in force (after a policy change, or the
     /// subject's groups or manager changed), the grant is no longer permitted.
     NoLongerPermitted,
+    /// A lease with `max_uses` was used that many times (allowed evaluations).
+    UsedUp,
     /// What was said when the lease was ended early.
     Stated(String),
 }
@@ -232,6 +238,7 @@ impl RevokeReason {
     const EXPIRED_UNOBSERVED: &str = "expired before it was observed on the target";
     const LEAVER: &str = "leaver";
     const NO_LONGER_PERMITTED: &str = "no_longer_permitted";
+    const USED_UP: &str = "used_up";
 
     pub fn as_str(&self) -> &str {
         match self {
@@ -239,6 +246,7 @@ impl RevokeReason {
             Self::ExpiredUnobserved => Self::EXPIRED_UNOBSERVED,
             Self::Leaver => Self::LEAVER,
             Self::NoLongerPermitted => Self::NO_LONGER_PERMITTED,
+            Self::UsedUp => Self::USED_UP,
             Self::Stated(text) => text,
         }
     }
@@ -261,6 +269,7 @@ impl From<String> for RevokeReason {
             Self::EXPIRED_UNOBSERVED => Self::ExpiredUnobserved,
             Self::LEAVER => Self::Leaver,
             Self::NO_LONGER_PERMITTED => Self::NoLongerPermitted,
+            Self::USED_UP => Self::UsedUp,
             _ => Self::Stated(text),
         }
     }

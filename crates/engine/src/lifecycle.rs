@@ -477,10 +477,8 @@ impl Engine {
 
     pub(crate) fn new_grant(&self, request: &Request, now: Timestamp) -> Grant {
         let id = GrantId::generate_at(now);
-        let credential = self
-            .config
-            .entitlement(request.entitlement.as_str())
-            .is_some_and(|e| e.credential);
+        let entitlement = self.config.entitlement(request.entitlement.as_str());
+        let credential = entitlement.is_some_and(|e| e.credential);
         let target = request.entitlement.target();
         let account = if credential {
             credential_username(id)
@@ -512,6 +510,9 @@ impl Engine {
             retained_by: None,
             credential,
             effective: request.effective.clone(),
+            max_uses: entitlement
+                .and_then(|e| e.pep.as_ref())
+                .and_then(|pep| pep.max_uses),
         }
     }
 

@@ -3,7 +3,10 @@
 //! while its subject holds an active lease on an entitlement covering the resource and
 //! action, so a revocation takes effect on the PEP's next evaluation.
 
-use writ_domain::{EntitlementId, Grant, IdentityKind, IdentityName};
+use serde_json::json;
+use writ_domain::ledger::{Actor, EventKind, SystemActor};
+use writ_domain::lifecycle::GrantState;
+use writ_domain::{EntitlementId, Grant, IdentityKind, IdentityName, RevokeReason};
 
 use crate::{Caller, Engine, EngineError, ErrorCode};
 
@@ -20,8 +23,9 @@ pub struct AccessQuestion {
 /// The PDP's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PdpAnswer {
-    /// The lease that allows it (the one ending last, when several do).
-    Allow(Box<Grant>),
+    /// The lease that allows it (the one ending last, when several do), and for a lease
+    /// with `max_uses` how many uses it has left after this one.
+    Allow(Box<Grant>, Option<u32>),
     Deny(DenyReason),
 }
 
@@ -74,10 +78,12 @@ impl Engine {
         ))
     }
 
-    /// Decides one evaluation from the leases recorded now. Reads only; the caller
-    /// has been checked with [`Engine::may_evaluate`].
+    /// Decides one evaluation from the leases recorded now, for enforcement point
+    /// `pep` (checked with [`Engine::may_evaluate`]). Reads only, except that an allow
+    /// on a lease with `max_uses` is a use, counted and recorded first.
     pub async fn evaluate_access(
         &self,
+        pep: &Caller,
         question: &AccessQuestion,
     ) -> Result<PdpAnswer, EngineError> {
         let covering: Vec<&EntitlementId> = self
@@ -117,11 +123,65 @@ impl Engine {
             .active_lease_covering(identity.name.as_str(), &names, now)
             .await?
         {
-            Some(grant) => Ok(PdpAnswer::Allow(Box::new(grant))),
+            Some(grant) => match grant.max_uses {
+                None => Ok(PdpAnswer::Allow(Box::new(grant), None)),
+                Some(max_uses) => match self.use_lease(pep, &grant, max_uses).await? {
+                    Some(left) => Ok(PdpAnswer::Allow(Box::new(grant), Some(left))),
+                    None => Ok(PdpAnswer::Deny(DenyReason::NoActiveLease(
+                        covering.into_iter().cloned().collect(),
+                    ))),
+                },
+            },
             None => Ok(PdpAnswer::Deny(DenyReason::NoActiveLease(
                 covering.into_iter().cloned().collect(),
             ))),
         }
+    }
+
+    /// One use of a lease that ends after `max_uses`: counted, and recorded on the
+    /// ledger as `grant.used`, in one transaction (no use is allowed that the ledger
+    /// does not hold); the last use also begins the lease's revocation there. The uses
+    /// left, or `None` when there are none (or the lease ended meanwhile).
+    async fn use_lease(
+        &self,
+        pep: &Caller,
+        grant: &Grant,
+        max_uses: u32,
+    ) -> Result<Option<u32>, EngineError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let Some(grant) = tx
+            .grant(grant.id)
+            .await?
+            .filter(|g| g.state == GrantState::Active && g.expires_at > now)
+        else {
+            return Ok(None);
+        };
+        let Some(used) = tx.count_lease_use(grant.id, max_uses).await? else {
+            return Ok(None);
+        };
+        let left = max_uses.saturating_sub(used);
+        tx.append(
+            now,
+            &pep.actor(),
+            EventKind::GrantUsed,
+            &json!({ "grant": grant, "use": used, "max_uses": max_uses, "uses_left": left }),
+        )
+        .await?;
+        if left == 0 {
+            const SCHEDULER: Actor = Actor::System(SystemActor::Scheduler);
+            self.begin_revoke_in(&mut tx, &grant, &SCHEDULER, RevokeReason::UsedUp, now)
+                .await?;
+        }
+        tx.commit().await?;
+        self.evidence_committed();
+        if left == 0 {
+            // Denied from the commit on; the target (the PEPs) holds nothing to remove.
+            if let Err(error) = self.execute_revoke(grant.id).await {
+                tracing::error!(grant = %grant.id, %error, "revocation will be retried");
+            }
+        }
+        Ok(Some(left))
     }
 }
 

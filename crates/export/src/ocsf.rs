@@ -109,7 +109,9 @@ fn mapping(kind: EventKind, data: &Value) -> Mapping {
             control: Some(REVOKED),
         },
         K::LedgerCheckpoint => entity((99, "Other"), None),
-        K::PolicyReloaded | K::GrantsRedecided | K::GrantRescheduled => entity((3, "Update"), None),
+        K::PolicyReloaded | K::GrantsRedecided | K::GrantRescheduled | K::GrantUsed => {
+            entity((3, "Update"), None)
+        }
         K::IdentityOrphaned | K::IdentityAdopted => entity((3, "Update"), None),
         K::IdentityOrphanDisabled => entity((11, "Deactivate"), None),
         K::DirectoryUserCreated | K::DirectoryGroupCreated => entity((1, "Create"), None),

@@ -1,8 +1,9 @@
 //! AuthZEN access request tasks: a task handle, the request it made, and what makes a
-//! submission happen once (the denial's token id, the submitter's Idempotency-Key).
+//! submission happen once (the denial's token id, the submitter's Idempotency-Key); and
+//! the uses counted on leases that end after a number of them (`max_uses`).
 
 use sqlx::Row;
-use writ_domain::{RequestId, Timestamp};
+use writ_domain::{GrantId, RequestId, Timestamp};
 
 use crate::write::Arg;
 use crate::{Store, StoreError, WriteTx};
@@ -117,6 +118,36 @@ impl WriteTx<'_> {
             .collect::<Result<_, StoreError>>()?;
         seen.sort_by_key(|task| task.idempotency_key.as_deref() != key || key.is_none());
         Ok(seen.into_iter().next())
+    }
+
+    /// Counts one use of lease `grant` if it has been used fewer than `max_uses` times,
+    /// as one statement (so concurrent evaluations never count past the maximum): the
+    /// uses so far, this one included, or `None` when none are left.
+    pub async fn count_lease_use(
+        &mut self,
+        grant: GrantId,
+        max_uses: u32,
+    ) -> Result<Option<u32>, StoreError> {
+        let rows = self
+            .read_texts(
+                "INSERT INTO lease_uses (grant_id, used) VALUES ($1, 1) ON CONFLICT (grant_id) DO UPDATE SET used = lease_uses.used + 1 WHERE lease_uses.used < $2 RETURNING used".to_string(),
+                vec![
+                    Arg::Text(grant.to_string()),
+                    Arg::Int(i64::from(max_uses)),
+                ],
+                1,
+            )
+            .await?;
+        let Some(text) = rows.first().and_then(|row| row.first().cloned().flatten()) else {
+            return Ok(None);
+        };
+        text.parse::<u32>()
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                what: "lease uses",
+                id: grant.to_string(),
+                problem: e.to_string(),
+            })
     }
 
     /// Records a task, in the transaction of the request it made.

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("../migrations/0014_reads_by_person.sql")),
     (15, include_str!("../migrations/0015_holds_by_subject.sql")),
     (16, include_str!("../migrations/0016_authzen_tasks.sql")),
+    (17, include_str!("../migrations/0017_lease_uses.sql")),
 ];
 
 /// The migration that added `events.record`; applying it fills the column in for the

@@ -276,14 +276,18 @@ async fn main() {
 
     // In process: one evaluation, writ's decision path, the raw lookup.
     let mut picks = Picks(7);
+    let gateway = caller("gateway", IdentityKind::Service);
     let mut evaluation = Vec::with_capacity(samples);
     for _ in 0..samples {
         let (s, e) = picks.next(subjects);
         let asked = question(s, e);
         let began = Instant::now();
-        let answer = engine.evaluate_access(&asked).await.expect("evaluation");
+        let answer = engine
+            .evaluate_access(&gateway, &asked)
+            .await
+            .expect("evaluation");
         evaluation.push(began.elapsed().as_secs_f64() * 1e6);
-        assert!(matches!(answer, PdpAnswer::Allow(_)), "{answer:?}");
+        assert!(matches!(answer, PdpAnswer::Allow(..)), "{answer:?}");
     }
     let mut decision = Vec::with_capacity(samples / 10);
     for _ in 0..samples / 10 {

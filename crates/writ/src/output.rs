@@ -931,6 +931,7 @@ mod tests {
             retained_by,
             credential: false,
             effective: None,
+            max_uses: None,
         };
         serde_json::to_value(grant).expect("JSON")
     }

@@ -13,6 +13,7 @@ use writ_domain::lifecycle::GrantState;
 
 /// An enforcement point as the specification describes one: it discovers the PDP's
 /// endpoints, then asks with its own credentials.
+#[derive(Clone)]
 struct Pep {
     http: reqwest::Client,
     token: String,
@@ -404,4 +405,82 @@ async fn only_enforcement_points_ask_about_others_and_errors_are_the_specificati
     }
     let (status, _, _) = post(token, body, "text/plain").await;
     assert_eq!(status, 415);
+}
+
+/// Two entitlements whose leases end after a number of allowed evaluations: a deploy
+/// allowed twice, and a break-glass style action allowed once.
+const COUNTED: &str = r#"
+[[entitlement]]
+id = "api/deploy_twice"
+target = "api"
+role = "deploy"
+sensitivity = "high"
+max_duration = "1h"
+authzen = { resource_type = "deploy", resource_id = "prod", actions = ["run"], max_uses = 2 }
+
+[[entitlement]]
+id = "api/wipe_once"
+target = "api"
+role = "wipe"
+sensitivity = "critical"
+max_duration = "1h"
+authzen = { resource_type = "cache", resource_id = "prod", actions = ["wipe"], max_uses = 1 }
+"#;
+
+#[tokio::test]
+async fn a_counted_lease_allows_its_uses_then_ends_even_under_concurrent_asks() {
+    let mut writ = Writ::new(&format!("{CONFIG}{COUNTED}"), &[("policy.cedar", POLICY)]);
+    let (alice, bob) = (writ.token("alice"), writ.token("bob"));
+    let pep = Pep::discover_later(&mut writ).await;
+    let grant = approved_lease(&writ, (&alice, &bob), "api/deploy_twice", 600).await;
+
+    // Each allow is a use, and says how many are left; the third ask is denied.
+    for left in [1, 0] {
+        let allowed = pep.decide("alice", ("deploy", "prod"), "run").await;
+        assert_eq!(allowed["decision"], true, "{allowed}");
+        assert_eq!(allowed["context"]["grant"]["uses_left"], left, "{allowed}");
+    }
+    let used_up = pep.decide("alice", ("deploy", "prod"), "run").await;
+    assert_eq!(
+        (&used_up["decision"], &used_up["context"]["reason"]),
+        (&json!(false), &json!("no_active_lease")),
+        "{used_up}"
+    );
+    // The last use ended the lease, and said why.
+    let ended = writ
+        .wait_for_grant_state(grant, &alice, Duration::from_secs(5), GrantState::Revoked)
+        .await;
+    assert_eq!(
+        ended.grant.revoke_reason.as_ref().map(|r| r.as_str()),
+        Some("used_up")
+    );
+
+    // Every use is on the ledger, by the enforcement point that asked, before the
+    // revocation; and the ledger verifies.
+    let (_, audit) = writ.get("/v1/audit?limit=500", &writ.admin_token()).await;
+    let events = audit["events"].as_array().cloned().unwrap_or_default();
+    let uses: Vec<(i64, String)> = events
+        .iter()
+        .filter(|e| e["kind"] == "grant.used" && e["data"]["grant"]["id"] == grant.to_string())
+        .map(|e| {
+            (
+                e["data"]["use"].as_i64().unwrap_or_default(),
+                e["actor"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(uses, [(1, "gateway".into()), (2, "gateway".into())]);
+    let verify = writ.run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", support::stderr(&verify));
+
+    // A single-use lease asked about sixteen times at once allows exactly once.
+    approved_lease(&writ, (&alice, &bob), "api/wipe_once", 600).await;
+    let mut asks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let pep = pep.clone();
+        asks.spawn(async move { pep.decide("alice", ("cache", "prod"), "wipe").await });
+    }
+    let answers: Vec<Value> = asks.join_all().await;
+    let allowed = answers.iter().filter(|a| a["decision"] == true).count();
+    assert_eq!(allowed, 1, "{answers:?}");
 }

@@ -38,6 +38,9 @@ pub enum EventKind {
     GrantsRedecided,
     /// A live grant's end moved (sooner: the policy in force allows less time).
     GrantRescheduled,
+    /// One use of a lease with `max_uses`: an evaluation it allowed, by which
+    /// enforcement point, and how many uses are left.
+    GrantUsed,
     /// A service or agent whose owner left (whom to tell, when it will be disabled).
     IdentityOrphaned,
     /// An orphan disabled: no new owner within `identities.orphan_grace`.
@@ -73,7 +76,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 42] = [
+    pub const ALL: [EventKind; 43] = [
         Self::RequestCreated,
         Self::RequestApprovalRecorded,
         Self::RequestApprovalVoided,
@@ -98,6 +101,7 @@ impl EventKind {
         Self::PolicyReloaded,
         Self::GrantsRedecided,
         Self::GrantRescheduled,
+        Self::GrantUsed,
         Self::IdentityOrphaned,
         Self::IdentityOrphanDisabled,
         Self::IdentityAdopted,
@@ -144,6 +148,7 @@ impl EventKind {
             Self::PolicyReloaded => "policy.reloaded",
             Self::GrantsRedecided => "grants.redecided",
             Self::GrantRescheduled => "grant.rescheduled",
+            Self::GrantUsed => "grant.used",
             Self::IdentityOrphaned => "identity.orphaned",
             Self::IdentityOrphanDisabled => "identity.orphan_disabled",
             Self::IdentityAdopted => "identity.adopted",

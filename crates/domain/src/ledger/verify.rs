@@ -551,6 +551,8 @@ impl ChainVerifier {
             (Some(from), EventKind::GrantRescheduled) => {
                 from == grant.state && from.may_hold_access()
             }
+            // A use changes nothing, and only an active lease is used.
+            (Some(from), EventKind::GrantUsed) => from == grant.state && from == GrantState::Active,
             _ => false,
         };
         if !legal {
