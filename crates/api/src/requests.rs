@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use writ_domain::lifecycle::RequestState;
 use writ_domain::{Request, Ticket};
-use writ_engine::{IssuedCredential, NewRequest};
+use writ_engine::{EngineError, ErrorCode, IssuedCredential, NewRequest};
 use writ_store::RequestFilter;
 
 use crate::AppState;
@@ -30,6 +30,10 @@ pub struct CreateRequestBody {
     #[serde(default, deserialize_with = "crate::json::whole_number")]
     #[schema(minimum = 1)]
     pub duration_seconds: Option<i64>,
+    /// Access without an end (instead of `duration_seconds`): refused unless a policy
+    /// marked `@permanent("true")` permits it; such grants are flagged in reports.
+    #[serde(default)]
+    pub permanent: bool,
     /// Why the access is needed: required, at most 4,096 bytes.
     #[serde(default)]
     #[schema(min_length = 1, max_length = 4096)]
@@ -162,11 +166,22 @@ pub struct RequestPreview {
     pub hints: Vec<String>,
 }
 
-fn new_request(body: CreateRequestBody) -> NewRequest {
-    NewRequest {
+fn new_request(body: CreateRequestBody) -> Result<NewRequest, ApiError> {
+    let duration_seconds = match (body.permanent, body.duration_seconds) {
+        (false, asked) => asked,
+        (true, None) => Some(writ_domain::PERMANENT_SECONDS),
+        (true, Some(_)) => {
+            return Err(EngineError::new(
+                ErrorCode::InvalidDuration,
+                "ask for a duration or for permanent access, not both",
+            )
+            .into());
+        }
+    };
+    Ok(NewRequest {
         entitlement: body.entitlement,
         subject: body.subject,
-        duration_seconds: body.duration_seconds,
+        duration_seconds,
         justification: body.justification,
         ticket: body.ticket.map(|t| Ticket {
             system: t.system,
@@ -176,7 +191,7 @@ fn new_request(body: CreateRequestBody) -> NewRequest {
         on_behalf_of: body.on_behalf_of,
         // More time on a grant is asked for at /v1/grants/{id}/extend.
         extends: None,
-    }
+    })
 }
 
 #[utoipa::path(post, path = "/v1/requests/preview", request_body = CreateRequestBody,
@@ -189,7 +204,7 @@ pub async fn preview_request(
 ) -> Result<Json<RequestPreview>, ApiError> {
     let request = state
         .engine
-        .preview_request(&caller, new_request(body))
+        .preview_request(&caller, new_request(body)?)
         .await?;
     let view = request_view(&state, request);
     let request = view.request;
@@ -215,7 +230,7 @@ pub async fn create_request(
 ) -> Result<(StatusCode, Json<CreatedRequest>), ApiError> {
     let (request, credential) = state
         .engine
-        .create_request_issuing(&caller, new_request(body))
+        .create_request_issuing(&caller, new_request(body)?)
         .await?;
     Ok((
         StatusCode::CREATED,

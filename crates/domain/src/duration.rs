@@ -13,6 +13,11 @@ const UNITS: [(char, i64); 5] = [
     ('s', 1),
 ];
 
+/// A request for access without an end asks for this long (a century), and a grant
+/// without an end lasts it: writ's representation of "permanent". Such a request is
+/// granted only where a policy marked `@permanent("true")` permits it.
+pub const PERMANENT_SECONDS: i64 = 100 * 365 * 86_400;
+
 /// What every unreadable duration is told.
 pub const DURATION_HELP: &str =
     "write a number and a unit (s, m, h, d, w), e.g. 90s, 15m, 8h, 3d, or 1h30m";

@@ -19,7 +19,9 @@ pub mod review;
 pub use break_glass::{Activation, BreakGlassMark, ReviewEvent, ReviewState};
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use directory::{DirectoryGroup, DirectoryMeta, DirectoryUser};
-pub use duration::{DURATION_HELP, format_duration_seconds, parse_duration_seconds};
+pub use duration::{
+    DURATION_HELP, PERMANENT_SECONDS, format_duration_seconds, parse_duration_seconds,
+};
 pub use effective::{EffectiveAccess, EffectiveChange};
 pub use finding::{
     DriftAction, Exception, Finding, FindingEvent, FindingKind, FindingReport, FindingState,

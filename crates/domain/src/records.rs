@@ -162,6 +162,11 @@ impl Request {
         acting_agents(&self.requester, self.on_behalf_of.as_ref(), &self.actors)
     }
 
+    /// Whether it asked for access without an end.
+    pub fn asks_permanent(&self) -> bool {
+        self.requested_duration_seconds >= crate::PERMANENT_SECONDS
+    }
+
     pub fn has_approved(&self, who: &IdentityName) -> bool {
         self.approvals
             .iter()
@@ -209,6 +214,11 @@ pub struct Grant {
     /// allowed evaluations (as the entitlement said when it was granted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_uses: Option<u32>,
+    /// Granted without an end (`permanent`, where a `@permanent` policy permitted it):
+    /// `expires_at` is a century away. It still ends early like any lease, and reports
+    /// flag it (`writ report permanent-access`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permanent: bool,
 }
 
 /// Why a lease ended. On the ledger and in the API as its text: `expired`, `expired

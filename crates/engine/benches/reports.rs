@@ -133,7 +133,7 @@ async fn seed(url: &str, engine: &Engine, grants: usize, events: usize) {
 /// The rows a report reads, read raw: the SQL alone, rows fetched and not decoded.
 async fn raw_read(url: &str, name: ReportName) -> f64 {
     let sql = match name {
-        ReportName::StandingAccess | ReportName::AgentAccess => {
+        ReportName::StandingAccess | ReportName::AgentAccess | ReportName::PermanentAccess => {
             "SELECT id, doc FROM grants WHERE state = 'active'"
         }
         ReportName::TimeToRevoke => "SELECT id, doc FROM grants WHERE state = 'revoked'",

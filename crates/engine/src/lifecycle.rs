@@ -117,6 +117,20 @@ impl Engine {
                 "duration_seconds must be a positive number of seconds",
             ));
         }
+        // Access without an end: not capped by the entitlement, and granted only where
+        // a `@permanent` policy permits it. Never a login of its own, nor more time on a
+        // lease that has an end.
+        let permanent = requested >= writ_domain::PERMANENT_SECONDS;
+        if permanent && (entitlement.credential || new.extends.is_some()) {
+            return Err(EngineError::new(
+                ErrorCode::InvalidDuration,
+                if entitlement.credential {
+                    "a credential is short-lived by design: ask for a duration"
+                } else {
+                    "an extension adds time to a lease: ask for a duration"
+                },
+            ));
+        }
         if new.justification.trim().is_empty() {
             return Err(EngineError::new(
                 ErrorCode::MissingJustification,
@@ -153,8 +167,12 @@ impl Engine {
         }
         Ok((
             subject.name.clone(),
-            requested,
-            entitlement.max_duration_seconds,
+            requested.min(writ_domain::PERMANENT_SECONDS),
+            if permanent {
+                writ_domain::PERMANENT_SECONDS
+            } else {
+                entitlement.max_duration_seconds
+            },
         ))
     }
 
@@ -513,6 +531,12 @@ impl Engine {
             max_uses: entitlement
                 .and_then(|e| e.pep.as_ref())
                 .and_then(|pep| pep.max_uses),
+            // Nothing capped it below a century: a change window, a ticket's total or
+            // the subject's end date would have.
+            permanent: request.duration_seconds >= writ_domain::PERMANENT_SECONDS
+                && self
+                    .identity(request.subject.as_str())
+                    .is_none_or(|subject| subject.valid_until.is_none()),
         }
     }
 

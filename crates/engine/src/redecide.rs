@@ -329,7 +329,12 @@ impl Engine {
             requester: request.requester.as_str(),
             subject: grant.subject.as_str(),
             entitlement: grant.entitlement.as_str(),
-            duration_seconds: left_seconds,
+            // A lease without an end is decided again as what it is.
+            duration_seconds: if grant.permanent {
+                writ_domain::PERMANENT_SECONDS
+            } else {
+                left_seconds
+            },
             justification: &request.justification,
             ticket: request.ticket.as_ref(),
             on_behalf_of: request.on_behalf_of.as_ref().map(|u| u.as_str()),
@@ -351,10 +356,12 @@ impl Engine {
                 )])
             }
             DecisionOutcome::Auto | DecisionOutcome::Approval => {
+                // A lease without an end is not held to the entitlement's maximum.
                 let entitlement_max = self
                     .config
                     .entitlement(grant.entitlement.as_str())
-                    .map(|e| e.max_duration_seconds);
+                    .map(|e| e.max_duration_seconds)
+                    .filter(|_| !grant.permanent);
                 let allowed = [decision.max_duration_seconds, entitlement_max]
                     .into_iter()
                     .flatten()

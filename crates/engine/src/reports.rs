@@ -26,12 +26,14 @@ pub enum ReportName {
     Orphans,
     RequestsByOutcome,
     AgentAccess,
+    /// Live grants without an end (`permanent`, where a `@permanent` policy allowed it).
+    PermanentAccess,
     /// Evidence per control: NIST CSF 2.0 PR.AA and the OWASP NHI Top 10.
     Controls,
 }
 
 impl ReportName {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::StandingAccess,
         Self::Exceptions,
         Self::FailedRevocations,
@@ -40,6 +42,7 @@ impl ReportName {
         Self::Orphans,
         Self::RequestsByOutcome,
         Self::AgentAccess,
+        Self::PermanentAccess,
         Self::Controls,
     ];
 
@@ -53,6 +56,7 @@ impl ReportName {
             Self::Orphans => "orphans",
             Self::RequestsByOutcome => "requests-by-outcome",
             Self::AgentAccess => "agent-access",
+            Self::PermanentAccess => "permanent-access",
             Self::Controls => "controls",
         }
     }
@@ -70,7 +74,9 @@ impl ReportName {
             | Self::RequestsByOutcome => Some(30),
             Self::Exceptions => Some(14),
             Self::Controls => Some(90),
-            Self::FailedRevocations | Self::Orphans | Self::AgentAccess => None,
+            Self::FailedRevocations | Self::Orphans | Self::AgentAccess | Self::PermanentAccess => {
+                None
+            }
         }
     }
 }
@@ -450,6 +456,38 @@ impl Engine {
                 summary.extend(per_owner.into_iter().map(|(k, v)| (k, v.to_string())));
                 (
                     "access agents hold now (active and pending grants), by the person who owns each agent".into(),
+                    columns,
+                    rows,
+                )
+            }
+            ReportName::PermanentAccess => {
+                let (columns, mut rows) = table(&[
+                    "grant",
+                    "subject",
+                    "entitlement",
+                    "account",
+                    "state",
+                    "granted_at",
+                    "request",
+                ]);
+                let mut grants = self.store.grants_in(GrantState::Active).await?;
+                grants.extend(self.store.grants_in(GrantState::Pending).await?);
+                grants.retain(|g| g.permanent);
+                grants.sort_by_key(|g| g.id);
+                for g in &grants {
+                    rows.push(vec![
+                        g.id.to_string(),
+                        g.subject.to_string(),
+                        g.entitlement.to_string(),
+                        g.account.clone(),
+                        g.state.to_string(),
+                        opt(g.granted_at),
+                        g.request_id.to_string(),
+                    ]);
+                }
+                summary.insert("grants".into(), rows.len().to_string());
+                (
+                    "live grants without an end (active and pending), each allowed by a @permanent policy".into(),
                     columns,
                     rows,
                 )

@@ -78,6 +78,7 @@ pub struct Evaluation<T> {
 }
 
 const NO_PERMIT_REASON: &str = "no policy permits this request";
+const NOT_PERMANENT_REASON: &str = "access without an end is refused unless a policy marked @permanent(\"true\") permits it: ask for a duration";
 
 /// An agent's decision held to what the user it acts for would get themselves (their
 /// `own` decision): denied if either is, the most approvals, the shortest cap, and the
@@ -169,6 +170,10 @@ fn context_fields(facts: &RequestFacts<'_>, subject_kind: &str) -> Vec<(&'static
         ("subject", Field::Entity(uid("Subject", facts.subject))),
         ("subject_kind", Field::Text(subject_kind.to_string())),
         ("duration_seconds", Field::Long(facts.duration_seconds)),
+        (
+            "permanent",
+            Field::Bool(facts.duration_seconds >= writ_domain::PERMANENT_SECONDS),
+        ),
         (
             "justification",
             Field::Text(facts.justification.to_string()),
@@ -423,17 +428,35 @@ impl PolicyEngine {
                 }
             }
             determining.sort();
-            Decision {
-                outcome: if approvals_required == 0 {
-                    DecisionOutcome::Auto
-                } else {
-                    DecisionOutcome::Approval
-                },
-                approvals_required,
-                policies: determining,
-                reasons: Vec::new(),
-                max_duration_seconds: metas().filter_map(|m| m.max_duration_seconds).min(),
-                policy_hash: self.policy_hash().to_string(),
+            // Without an end only where a determining permit says so, and then
+            // uncapped by the others.
+            let permanent = facts.duration_seconds >= writ_domain::PERMANENT_SECONDS;
+            if permanent && !metas().any(|m| m.permanent) {
+                Decision {
+                    outcome: DecisionOutcome::Deny,
+                    approvals_required: 0,
+                    policies: determining,
+                    reasons: vec![NOT_PERMANENT_REASON.to_string()],
+                    max_duration_seconds: None,
+                    policy_hash: self.policy_hash().to_string(),
+                }
+            } else {
+                Decision {
+                    outcome: if approvals_required == 0 {
+                        DecisionOutcome::Auto
+                    } else {
+                        DecisionOutcome::Approval
+                    },
+                    approvals_required,
+                    policies: determining,
+                    reasons: Vec::new(),
+                    max_duration_seconds: if permanent {
+                        None
+                    } else {
+                        metas().filter_map(|m| m.max_duration_seconds).min()
+                    },
+                    policy_hash: self.policy_hash().to_string(),
+                }
             }
         } else {
             let mut reasons: Vec<String> = response

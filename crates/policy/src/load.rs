@@ -61,6 +61,8 @@ pub(crate) struct PolicyMeta {
     pub approvals: u32,
     pub max_duration_seconds: Option<i64>,
     pub reason: Option<String>,
+    /// `@permanent("true")`: the permit allows access without an end.
+    pub permanent: bool,
 }
 
 /// The loaded, validated policy set with the entities of the configuration.
@@ -156,9 +158,26 @@ fn parse_meta(policy: &cedar_policy::Policy) -> Result<PolicyMeta, String> {
         })
         .transpose()?;
     let reason = policy.annotation("reason").map(str::to_string);
-    if policy.effect() == Effect::Forbid && (approvals > 0 || max_duration_seconds.is_some()) {
+    let permanent = match policy.annotation("permanent").map(str::trim) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(format!(
+                "@permanent(\"{other}\") must be \"true\" (this permit allows access without an end) or \"false\""
+            ));
+        }
+    };
+    if policy.effect() == Effect::Forbid
+        && (approvals > 0 || max_duration_seconds.is_some() || permanent)
+    {
         return Err(
-            "@approvals and @max_duration belong on permit policies, not forbid".to_string(),
+            "@approvals, @max_duration and @permanent belong on permit policies, not forbid"
+                .to_string(),
+        );
+    }
+    if permanent && max_duration_seconds.is_some() {
+        return Err(
+            "@permanent and @max_duration contradict each other: a permit allows access without an end, or caps it".to_string(),
         );
     }
     Ok(PolicyMeta {
@@ -166,6 +185,7 @@ fn parse_meta(policy: &cedar_policy::Policy) -> Result<PolicyMeta, String> {
         approvals,
         max_duration_seconds,
         reason,
+        permanent,
     })
 }
 

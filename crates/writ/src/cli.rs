@@ -110,7 +110,8 @@ pub enum Command {
         /// Ask on behalf of a service or agent you own.
         #[arg(long = "for")]
         subject: Option<String>,
-        /// How long, e.g. 8h, 15m, 3d or 1h30m (default: the entitlement's maximum).
+        /// How long, e.g. 8h, 15m, 3d or 1h30m (default: the entitlement's maximum);
+        /// `permanent` for access without an end, where a policy permits it.
         #[arg(long)]
         duration: Option<String>,
         /// Why you need it.

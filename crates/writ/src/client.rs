@@ -41,7 +41,9 @@ pub struct Asked {
 impl Asked {
     /// The body of `POST /v1/requests` (and of its preview).
     fn body(self) -> Result<Value, Failure> {
-        let duration_seconds = duration_option(self.duration)?;
+        // `--duration permanent`: access without an end, where a policy permits it.
+        let permanent = self.duration.as_deref() == Some("permanent");
+        let duration_seconds = duration_option(self.duration.filter(|_| !permanent))?;
         let ticket = self
             .ticket
             .map(|t| {
@@ -55,7 +57,7 @@ impl Asked {
             })
             .transpose()?;
         Ok(
-            json!({ "entitlement": self.entitlement, "subject": self.subject, "duration_seconds": duration_seconds, "justification": self.justification, "ticket": ticket, "on_behalf_of": self.on_behalf_of }),
+            json!({ "entitlement": self.entitlement, "subject": self.subject, "duration_seconds": duration_seconds, "permanent": permanent, "justification": self.justification, "ticket": ticket, "on_behalf_of": self.on_behalf_of }),
         )
     }
 }

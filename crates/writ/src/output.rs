@@ -932,6 +932,7 @@ mod tests {
             credential: false,
             effective: None,
             max_uses: None,
+            permanent: false,
         };
         serde_json::to_value(grant).expect("JSON")
     }
