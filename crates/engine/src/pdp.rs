@@ -125,12 +125,24 @@ impl Engine {
         {
             Some(grant) => match grant.max_uses {
                 None => Ok(PdpAnswer::Allow(Box::new(grant), None)),
-                Some(max_uses) => match self.use_lease(pep, &grant, max_uses).await? {
-                    Some(left) => Ok(PdpAnswer::Allow(Box::new(grant), Some(left))),
-                    None => Ok(PdpAnswer::Deny(DenyReason::NoActiveLease(
-                        covering.into_iter().cloned().collect(),
-                    ))),
-                },
+                Some(max_uses) => {
+                    // An enforcement point (or the subject, about itself) is about to act
+                    // on the answer: a use. An auditor asking about someone only looks.
+                    let enforcing = self.config.authzen.clients.contains(&pep.name)
+                        || pep.name == identity.name;
+                    let left = if enforcing {
+                        self.use_lease(pep, &grant, max_uses).await?
+                    } else {
+                        let used = self.store.lease_uses(grant.id).await?;
+                        max_uses.checked_sub(used).filter(|left| *left > 0)
+                    };
+                    match left {
+                        Some(left) => Ok(PdpAnswer::Allow(Box::new(grant), Some(left))),
+                        None => Ok(PdpAnswer::Deny(DenyReason::NoActiveLease(
+                            covering.into_iter().cloned().collect(),
+                        ))),
+                    }
+                }
             },
             None => Ok(PdpAnswer::Deny(DenyReason::NoActiveLease(
                 covering.into_iter().cloned().collect(),

@@ -52,6 +52,16 @@ impl Store {
         .transpose()
     }
 
+    /// How many uses lease `grant` has had (0 before its first).
+    pub async fn lease_uses(&self, grant: GrantId) -> Result<u32, StoreError> {
+        let used: Option<i64> =
+            sqlx::query_scalar("SELECT used FROM lease_uses WHERE grant_id = $1")
+                .bind(grant.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(used.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
     /// The task `requester` made under `key`, if any.
     pub async fn authzen_task_by_key(
         &self,

@@ -434,7 +434,16 @@ async fn a_counted_lease_allows_its_uses_then_ends_even_under_concurrent_asks() 
     let pep = Pep::discover_later(&mut writ).await;
     let grant = approved_lease(&writ, (&alice, &bob), "api/deploy_twice", 600).await;
 
-    // Each allow is a use, and says how many are left; the third ask is denied.
+    // An auditor asking only looks: no use is counted.
+    let auditor = Pep::discover(&writ, writ.admin_token()).await;
+    for _ in 0..3 {
+        let looked = auditor.decide("alice", ("deploy", "prod"), "run").await;
+        assert_eq!(looked["decision"], true, "{looked}");
+        assert_eq!(looked["context"]["grant"]["uses_left"], 2, "{looked}");
+    }
+
+    // Each allow the enforcement point gets is a use, and says how many are left; the
+    // third ask is denied.
     for left in [1, 0] {
         let allowed = pep.decide("alice", ("deploy", "prod"), "run").await;
         assert_eq!(allowed["decision"], true, "{allowed}");

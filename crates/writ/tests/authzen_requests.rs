@@ -154,13 +154,18 @@ fn in_seconds(seconds: i64) -> String {
 }
 
 async fn started(window: Option<&str>) -> (Writ, Pep) {
+    started_with(window, "").await
+}
+
+/// As `started`, with more configuration (a `[[notify]]` sink, say).
+async fn started_with(window: Option<&str>, more: &str) -> (Writ, Pep) {
     let config = match window {
         Some(window) => CONFIG.replace(
             "[authzen]\n",
             &format!("[authzen]\nrequest_window = \"{window}\"\n"),
         ),
         None => CONFIG.to_string(),
-    };
+    } + more;
     let mut writ = Writ::new(&config, &[("policy.cedar", POLICY)]);
     let client = writ.token("gateway");
     writ.start().await;
@@ -170,7 +175,16 @@ async fn started(window: Option<&str>) -> (Writ, Pep) {
 
 #[tokio::test]
 async fn deny_request_approve_allow_expire_deny() {
-    let (writ, pep) = started(None).await;
+    // The deployment subscribes to request events: the profile's completion
+    // notification through a deployment-level subscription (a signed CloudEvent).
+    let (sink, sink_url) = support::sink::Sink::start().await;
+    let (writ, pep) = started_with(
+        None,
+        &format!(
+            "\n[[notify]]\nname = \"pep-events\"\nurl = \"{sink_url}\"\nsecret = \"a-shared-secret-of-16+\"\nevents = [\"request.*\"]\n"
+        ),
+    )
+    .await;
     let (alice, bob) = (writ.token("alice"), writ.token("bob"));
     let asked = question("alice", ORDERS, "refund");
 
@@ -283,6 +297,27 @@ async fn deny_request_approve_allow_expire_deny() {
     assert_eq!(refused["error"]["code"], "self_approval");
     let (status, approved) = writ.post(&approve, &bob, json!({"comment": "ok"})).await;
     assert_eq!(status, 200, "{approved}");
+
+    // The subscription is told the task is done, naming its handle.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let notified = loop {
+        let found = sink.events().into_iter().find(|event| {
+            event["type"]
+                .as_str()
+                .is_some_and(|t| t == "dev.writ.request.approved.v1")
+                && event["data"]["data"]["request"]["authzen"]["task"] == task["id"]
+        });
+        if found.is_some() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        notified.is_some(),
+        "no request.approved naming task {} in {:?}",
+        task["id"],
+        sink.types()
+    );
 
     // Approved: the result says re-evaluate, until the lease's end.
     let done = pep.poll(&alice, status_endpoint).await;

@@ -30,6 +30,14 @@ impl Sink {
         (sink, url)
     }
 
+    /// The CloudEvents received so far, in order.
+    pub fn events(&self) -> Vec<Value> {
+        self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The CloudEvent types received so far, in order.
     pub fn types(&self) -> Vec<String> {
         self.received
