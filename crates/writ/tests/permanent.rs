@@ -138,6 +138,21 @@ async fn access_without_an_end_only_where_policy_says_and_reports_flag_it() {
         answer["requested_duration_seconds"],
         writ_domain::PERMANENT_SECONDS
     );
+    // The web UI says it has no end, rather than counting down a century.
+    let ui = support::ui::UiClient::new(&writ.base());
+    ui.sign_in_with_token(&alice).await;
+    let home = ui.get("/ui").await;
+    assert!(home.body.contains("no end"), "{}", home.body);
+    let page = ui
+        .get(&format!(
+            "/ui/grants/{}",
+            answer["grant_id"].as_str().unwrap_or_default()
+        ))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("no end"), "{}", page.body);
+    assert!(page.body.contains("without an end"), "{}", page.body);
+
     let verify = writ.run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", support::stderr(&verify));
 }

@@ -105,11 +105,24 @@ fn lines(event: &Event) -> Vec<String> {
                 .map(|c| format!(": “{c}”"))
                 .unwrap_or_default()
         )],
+        (EventKind::GrantCreated | EventKind::GrantRescheduled, _, Some(g)) if g.permanent => {
+            vec![format!(
+                "Account {} on {}; no end (a @permanent policy allowed it): revoked only when ended early",
+                g.account, g.entitlement
+            )]
+        }
         (EventKind::GrantCreated | EventKind::GrantRescheduled, _, Some(g)) => vec![format!(
-            "Account {} on {}; revocation scheduled for {}",
+            "Account {} on {}; revocation scheduled for {}{}",
             g.account,
             g.entitlement,
-            view::when(g.expires_at)
+            view::when(g.expires_at),
+            g.max_uses
+                .map(|n| format!(", or after {n} allowed evaluation(s)"))
+                .unwrap_or_default()
+        )],
+        (EventKind::GrantUsed, _, _) => vec![format!(
+            "Used: evaluation {} of {} allowed ({} left)",
+            data["use"], data["max_uses"], data["uses_left"]
         )],
         (EventKind::GrantActivated, _, Some(g)) => vec![format!(
             "Applied on the target and read back at {}",

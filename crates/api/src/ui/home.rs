@@ -25,6 +25,8 @@ pub(super) struct GrantRow {
     pub expires_when: String,
     pub left: String,
     pub live: bool,
+    /// Granted without an end: nothing to count down.
+    pub permanent: bool,
     /// A credential waiting to be collected by its subject.
     pub collect: bool,
 }
@@ -43,6 +45,7 @@ impl GrantRow {
             expires_when: view::when(grant.expires_at),
             left: view::left(now, grant.expires_at),
             live,
+            permanent: grant.permanent,
             collect: grant.credential && grant.state == GrantState::Pending,
         }
     }

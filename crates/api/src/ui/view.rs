@@ -14,6 +14,9 @@ pub fn when(at: Timestamp) -> String {
 }
 
 pub fn duration(seconds: i64) -> String {
+    if seconds >= writ_domain::PERMANENT_SECONDS {
+        return "without an end".into();
+    }
     writ_domain::format_duration_seconds(seconds)
 }
 
