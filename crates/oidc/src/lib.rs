@@ -372,19 +372,23 @@ mod tests {
         assert!(!OidcVerifier::looks_like_jwt("a b.c.d"));
     }
 
+    fn provider(issuer: &str) -> OidcProvider {
+        OidcProvider {
+            issuer: issuer.into(),
+            audience: "writ".into(),
+            username_claim: "preferred_username".into(),
+            cli_client_id: None,
+            web_client_id: None,
+            web_client_secret: None,
+            scopes: Vec::new(),
+        }
+    }
+
     /// A verifier trusting one provider (people by preferred_username) and one workload
     /// issuer, `github`; nothing is fetched to read an `act` chain.
     fn chain_reader() -> OidcVerifier {
         OidcVerifier::new(
-            &[OidcProvider {
-                issuer: "https://idp.test".into(),
-                audience: "writ".into(),
-                username_claim: "preferred_username".into(),
-                cli_client_id: None,
-                web_client_id: None,
-                web_client_secret: None,
-                scopes: Vec::new(),
-            }],
+            &[provider("https://idp.test")],
             &[WorkloadIssuer {
                 name: "github".into(),
                 issuer: "https://gh.test".into(),
@@ -475,19 +479,8 @@ mod tests {
     #[tokio::test]
     async fn symmetric_and_unsigned_tokens_are_refused_before_any_key_is_fetched() {
         // No provider answers on this issuer: a refusal proves nothing was fetched.
-        let verifier = OidcVerifier::new(
-            &[OidcProvider {
-                issuer: "http://127.0.0.1:9".into(),
-                audience: "writ".into(),
-                username_claim: "preferred_username".into(),
-                cli_client_id: None,
-                web_client_id: None,
-                web_client_secret: None,
-                scopes: Vec::new(),
-            }],
-            &[],
-        )
-        .expect("a verifier");
+        let verifier =
+            OidcVerifier::new(&[provider("http://127.0.0.1:9")], &[]).expect("a verifier");
         let b64 = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
         let payload = b64(
             r#"{"iss":"http://127.0.0.1:9","aud":"writ","exp":9999999999,"preferred_username":"alice"}"#,

@@ -80,6 +80,15 @@ pub struct Evaluation<T> {
 const NO_PERMIT_REASON: &str = "no policy permits this request";
 const NOT_PERMANENT_REASON: &str = "access without an end is refused unless a policy marked @permanent(\"true\") permits it: ask for a duration";
 
+/// Granted at once without approvals, else once they are in.
+fn granted_with(approvals_required: u32) -> DecisionOutcome {
+    if approvals_required == 0 {
+        DecisionOutcome::Auto
+    } else {
+        DecisionOutcome::Approval
+    }
+}
+
 /// An agent's decision held to what the user it acts for would get themselves (their
 /// `own` decision): denied if either is, the most approvals, the shortest cap, and the
 /// policies of both.
@@ -103,11 +112,7 @@ fn attenuated(agent: Decision, own: Decision, user: &str) -> Decision {
     policies.sort();
     policies.dedup();
     Decision {
-        outcome: if approvals_required == 0 {
-            DecisionOutcome::Auto
-        } else {
-            DecisionOutcome::Approval
-        },
+        outcome: granted_with(approvals_required),
         approvals_required,
         policies,
         reasons: Vec::new(),
@@ -442,11 +447,7 @@ impl PolicyEngine {
                 }
             } else {
                 Decision {
-                    outcome: if approvals_required == 0 {
-                        DecisionOutcome::Auto
-                    } else {
-                        DecisionOutcome::Approval
-                    },
+                    outcome: granted_with(approvals_required),
                     approvals_required,
                     policies: determining,
                     reasons: Vec::new(),
