@@ -321,7 +321,7 @@ async fn answer(
     let requestable = match &answer {
         PdpAnswer::Deny(DenyReason::NoActiveLease(entitlements)) => state
             .engine
-            .requestable_denial(question, &asked.evaluated, entitlements, urls)
+            .requestable_denial(caller, question, &asked.evaluated, entitlements, urls)
             .await
             .map_err(PdpError::from)?,
         _ => None,

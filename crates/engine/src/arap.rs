@@ -217,9 +217,11 @@ impl Engine {
     /// Whether a denial for lack of a lease is one the subject may ask to lift: the
     /// first of `entitlements` (in id order) that policy would grant the subject,
     /// at once or after approval, were it to ask itself now. Decided as a preview:
-    /// nothing is recorded.
+    /// nothing is recorded. A subject asking about itself is previewed as it asked —
+    /// an agent under its token's act chain, acting for its user.
     pub async fn requestable_denial(
         &self,
+        asker: &Caller,
         question: &AccessQuestion,
         evaluated: &Evaluated,
         entitlements: &[EntitlementId],
@@ -236,7 +238,11 @@ impl Engine {
         else {
             return Ok(None);
         };
-        let subject = Caller::new(identity.name.clone(), identity.kind);
+        let subject = if asker.name == identity.name {
+            asker.clone()
+        } else {
+            Caller::new(identity.name.clone(), identity.kind)
+        };
         let mut sorted: Vec<&EntitlementId> = entitlements.iter().collect();
         sorted.sort();
         for entitlement in sorted {

@@ -55,6 +55,19 @@ role = "root"
 sensitivity = "critical"
 max_duration = "1h"
 
+# An API its gateway enforces by asking writ (AuthZEN).
+[[target]]
+name = "api"
+kind = "authzen"
+
+[[entitlement]]
+id = "api/orders_refund"
+target = "api"
+role = "orders_refund"
+sensitivity = "high"
+max_duration = "1h"
+authzen = {{ resource_type = "api", resource_id = "orders", actions = ["refund"] }}
+
 [[user]]
 name = "alice"
 groups = ["engineers"]
@@ -111,6 +124,10 @@ when { context.subject in principal || (context.subject has owner && context.sub
 @id("engineers-admin-with-approval")
 @approvals("1")
 permit (principal in Group::"engineers", action == Action::"request", resource == Entitlement::"files/admin");
+
+@id("engineers-refund-with-approval")
+@approvals("1")
+permit (principal in Group::"engineers", action == Action::"request", resource == Entitlement::"api/orders_refund");
 
 @id("agents-for-the-people-they-act-for")
 @max_duration("8h")
@@ -397,4 +414,102 @@ async fn chains_with_a_party_writ_cannot_hold_to_account_are_refused() {
         (Some("ci-bot"), Some("alice")),
         "{me}"
     );
+}
+
+#[tokio::test]
+async fn an_agent_under_a_chain_asks_through_authzen_for_the_access_it_was_denied() {
+    let Some(Setup { provider, writ }) = start().await else {
+        return;
+    };
+    let helper = provider.token_for("alice~helper").await;
+    let http = reqwest::Client::new();
+    let post = |url: String, body: Value| {
+        let (http, helper) = (&http, &helper);
+        async move {
+            let answer = http
+                .post(url)
+                .bearer_auth(helper)
+                .json(&body)
+                .send()
+                .await
+                .expect("call");
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    // The agent asks about itself, as its own enforcement point would.
+    let asked = json!({
+        "subject": { "type": "agent", "id": "helper" },
+        "resource": { "type": "api", "id": "orders" },
+        "action": { "name": "refund" },
+    });
+    let evaluation = format!("{}/access/v1/evaluation", writ.base());
+    let (status, denied) = post(evaluation.clone(), asked.clone()).await;
+    assert_eq!(
+        (status, &denied["decision"]),
+        (200, &json!(false)),
+        "{denied}"
+    );
+    // Requestable: policy, asked as the agent acting for alice, would grant it after
+    // an approval.
+    let access_request = &denied["context"]["access_request"];
+    assert!(access_request["binding_token"].is_string(), "{denied}");
+
+    let (status, submitted) = post(
+        format!("{}/access/v1/requests", writ.base()),
+        json!({
+            "subject": asked["subject"], "resource": asked["resource"], "action": asked["action"],
+            "context": { "business_justification": "refunds for incident 7" },
+            "denial": {
+                "evaluation_id": denied["context"]["evaluation_id"],
+                "expires_at": access_request["expires_at"],
+                "binding_token": access_request["binding_token"],
+            },
+        }),
+    )
+    .await;
+    assert_eq!(status, 202, "{submitted}");
+    let task = submitted["task"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    // The request is the agent's, for alice, with its chain; dave approves it.
+    let (_, pending) = writ
+        .get("/v1/requests?state=pending_approval", &writ.admin_token())
+        .await;
+    let request = pending["requests"]
+        .as_array()
+        .and_then(|items| items.iter().find(|r| r["authzen"]["task"] == task.as_str()))
+        .cloned()
+        .unwrap_or_else(|| panic!("task {task} in {pending}"));
+    assert_eq!(
+        (
+            request["requester"].as_str(),
+            request["on_behalf_of"].as_str()
+        ),
+        (Some("helper"), Some("alice")),
+        "{request}"
+    );
+    assert_eq!(request["actors"], json!(["helper"]), "{request}");
+    let id = request["id"].as_str().unwrap_or_default();
+    let (status, approved) = writ
+        .post(
+            &format!("/v1/requests/{id}/approve"),
+            &writ.token("dave"),
+            json!({ "comment": "ok" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
+
+    // The lease decides: allowed now.
+    let mut allowed = json!(null);
+    for _ in 0..50 {
+        allowed = post(evaluation.clone(), asked.clone()).await.1;
+        if allowed["decision"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(allowed["decision"], true, "{allowed}");
 }
