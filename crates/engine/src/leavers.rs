@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use writ_domain::ledger::{Actor, EventKind, SystemActor};
+use writ_domain::ledger::EventKind;
 use writ_domain::lifecycle::{GrantState, RequestState};
 use writ_domain::{RevokeReason, Timestamp};
 use writ_store::{GrantFilter, RequestFilter};
@@ -22,7 +22,7 @@ use crate::{Engine, EngineError};
 pub const LEAVER_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// The most leases of one leaver started on in one sweep (the next sweep takes more).
 const LEASES_PER_SWEEP_MAX: i64 = 1000;
-const SCHEDULER: Actor = Actor::System(SystemActor::Scheduler);
+use crate::SCHEDULER;
 
 impl Engine {
     /// One sweep over the leavers. Returns when the next sweep is owed: the next end

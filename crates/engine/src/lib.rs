@@ -139,6 +139,11 @@ pub(crate) fn holder_key(entitlement: &str, account: &str) -> String {
     format!("{entitlement}\u{0}{account}")
 }
 
+/// writ's scheduler as the actor of what it starts on its own (leavers, orphans,
+/// a counted lease's last use).
+pub(crate) const SCHEDULER: writ_domain::ledger::Actor =
+    writ_domain::ledger::Actor::System(writ_domain::ledger::SystemActor::Scheduler);
+
 /// A grant is applied inline right after it is recorded; its apply job becomes due
 /// this much later, so the scheduler takes over only if the inline attempt did not
 /// finish (a crash, a very slow target).

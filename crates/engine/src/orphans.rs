@@ -10,14 +10,14 @@ use std::sync::RwLock;
 
 use serde_json::json;
 use writ_config::Identity;
-use writ_domain::ledger::{Actor, EventKind, SystemActor};
+use writ_domain::ledger::EventKind;
 use writ_domain::lifecycle::GrantState;
 use writ_domain::{IdentityName, Timestamp};
 use writ_store::{GrantFilter, Orphan};
 
 use crate::{Engine, EngineError};
 
-const SCHEDULER: Actor = Actor::System(SystemActor::Scheduler);
+use crate::SCHEDULER;
 
 /// The orphans writ has disabled, at hand for every authentication.
 #[derive(Debug, Default)]

@@ -4,11 +4,11 @@
 //! action, so a revocation takes effect on the PEP's next evaluation.
 
 use serde_json::json;
-use writ_domain::ledger::{Actor, EventKind, SystemActor};
+use writ_domain::ledger::EventKind;
 use writ_domain::lifecycle::GrantState;
 use writ_domain::{EntitlementId, Grant, IdentityKind, IdentityName, RevokeReason};
 
-use crate::{Caller, Engine, EngineError, ErrorCode};
+use crate::{Caller, Engine, EngineError, ErrorCode, SCHEDULER};
 
 /// One AuthZEN evaluation: may `subject` do `action` on `resource`?
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +181,6 @@ impl Engine {
         )
         .await?;
         if left == 0 {
-            const SCHEDULER: Actor = Actor::System(SystemActor::Scheduler);
             self.begin_revoke_in(&mut tx, &grant, &SCHEDULER, RevokeReason::UsedUp, now)
                 .await?;
         }

@@ -116,6 +116,13 @@ fn quantile(sorted: &[i64], q: f64) -> i64 {
 }
 
 impl Engine {
+    /// Grants that may hold access now or soon: active and pending.
+    async fn live_grants(&self) -> Result<Vec<writ_domain::Grant>, EngineError> {
+        let mut grants = self.store.grants_in(GrantState::Active).await?;
+        grants.extend(self.store.grants_in(GrantState::Pending).await?);
+        Ok(grants)
+    }
+
     /// Makes report `name` (auditors and admins only). `days` as `ReportName::default_days`.
     pub async fn report(
         &self,
@@ -425,8 +432,7 @@ impl Engine {
             ReportName::AgentAccess => {
                 let (columns, mut rows) =
                     table(&["owner", "agent", "entitlement", "grant", "expires_at"]);
-                let mut grants = self.store.grants_in(GrantState::Active).await?;
-                grants.extend(self.store.grants_in(GrantState::Pending).await?);
+                let grants = self.live_grants().await?;
                 for g in &grants {
                     let Some(agent) = self
                         .identity(g.subject.as_str())
@@ -470,8 +476,7 @@ impl Engine {
                     "granted_at",
                     "request",
                 ]);
-                let mut grants = self.store.grants_in(GrantState::Active).await?;
-                grants.extend(self.store.grants_in(GrantState::Pending).await?);
+                let mut grants = self.live_grants().await?;
                 grants.retain(|g| g.permanent);
                 grants.sort_by_key(|g| g.id);
                 for g in &grants {
