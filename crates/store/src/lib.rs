@@ -24,6 +24,7 @@ mod reports;
 mod reviews;
 mod scan;
 mod sqlite_writer;
+mod tree;
 mod verify;
 mod write;
 
@@ -50,6 +51,7 @@ pub use reports::{EndedLease, FailingRevocation, KindCount};
 pub use reviews::{
     CAMPAIGN_ORDER, CampaignCounts, CampaignFilter, REVIEW_ITEM_ORDER, ReviewItemFilter,
 };
+pub use tree::STORED_LEVEL as TREE_STORED_LEVEL;
 pub use verify::{VerifyError, VerifyReport};
 pub use write::WriteTx;
 

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("../migrations/0015_holds_by_subject.sql")),
     (16, include_str!("../migrations/0016_authzen_tasks.sql")),
     (17, include_str!("../migrations/0017_lease_uses.sql")),
+    (18, include_str!("../migrations/0018_ledger_tree.sql")),
 ];
 
 /// The migration that added `events.record`; applying it fills the column in for the

@@ -8,6 +8,7 @@ mod actor;
 mod event;
 mod hash;
 mod kind;
+pub mod merkle;
 mod record;
 mod verify;
 
