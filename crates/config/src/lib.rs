@@ -327,6 +327,17 @@ pub struct Entitlement {
     pub pep: Option<PepResource>,
 }
 
+impl Entitlement {
+    /// What a request records of it.
+    pub fn facts(&self) -> writ_domain::EntitlementFacts {
+        writ_domain::EntitlementFacts {
+            target: self.target.clone(),
+            role: self.role.clone(),
+            sensitivity: self.sensitivity,
+        }
+    }
+}
+
 /// What happens to a live grant that the policy in force no longer permits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PolicyChangeAction {

@@ -232,6 +232,7 @@ mod tests {
             }),
             effective: None,
             authzen: None,
+            entitlement_facts: None,
         }
     }
 

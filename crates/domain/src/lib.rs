@@ -32,8 +32,8 @@ pub use ids::{
     Sensitivity,
 };
 pub use records::{
-    Approval, AuthzenOrigin, Decision, DecisionOutcome, Grant, Request, RevokeReason, Ticket,
-    TicketCheck, acting_agents,
+    Approval, AuthzenOrigin, Decision, DecisionOutcome, EntitlementFacts, Grant, Request,
+    RevokeReason, Ticket, TicketCheck, acting_agents,
 };
 pub use redact::redact_credentials;
 pub use review::{

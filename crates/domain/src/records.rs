@@ -69,6 +69,23 @@ pub struct Approval {
     pub approver: IdentityName,
     pub comment: String,
     pub at: Timestamp,
+    /// Where it was given: `api` (the HTTP API, the CLI), `ui` (the web UI), or
+    /// `itsm:<system>` (an approval taken from the ticket). Absent on approvals recorded
+    /// before writ kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+/// What an entitlement was when a request for it was decided, from the configuration
+/// in force: kept on the request so evidence does not depend on today's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EntitlementFacts {
+    pub target: String,
+    /// The role or group the target grants.
+    pub role: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub sensitivity: crate::Sensitivity,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +143,9 @@ pub struct Request {
     /// and the denied evaluation it remedies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authzen: Option<AuthzenOrigin>,
+    /// The entitlement's target, role and sensitivity when this was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entitlement_facts: Option<EntitlementFacts>,
 }
 
 /// Where an AuthZEN access request came from: its task handle, the evaluation whose

@@ -202,6 +202,10 @@ impl Engine {
                 }),
                 effective: None,
                 authzen: None,
+                entitlement_facts: self
+                    .config
+                    .entitlement(entitlement.as_str())
+                    .map(writ_config::Entitlement::facts),
             });
         }
         if !denials.is_empty() {

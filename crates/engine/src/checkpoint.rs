@@ -1,10 +1,14 @@
-//! Signed checkpoints: the ledger proves itself to someone outside its database.
+//! Signed checkpoints — signed tree heads: the ledger proves itself to someone outside
+//! its database.
 //!
-//! A checkpoint is (seq, head hash, time) signed with writ's Ed25519 ledger key. Each is
-//! appended to a file (a JSON line) and to the ledger itself (`ledger.checkpoint`, so
-//! `[[notify]]` sinks and exports carry it off the host). Whoever keeps a copy and the
-//! public key can later prove the ledger still extends every checkpoint: a rewritten or
-//! truncated history fails, even when the whole chain and its head were recomputed.
+//! A checkpoint is (seq, head hash, the RFC 6962 root of the first `seq` events, time)
+//! signed with writ's Ed25519 ledger key. Each is appended to a file (a JSON line) and
+//! to the ledger itself (`ledger.checkpoint`, so `[[notify]]` sinks and exports carry it
+//! off the host). Whoever keeps a copy and the public key can later prove the ledger
+//! still extends every checkpoint: a rewritten or truncated history fails, even when the
+//! whole chain and its head were recomputed. The root lets them check one event (an
+//! inclusion proof, as evidence documents carry) or that a later head only appended
+//! (a consistency proof) without the database.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -12,6 +16,7 @@ use std::path::Path;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use writ_domain::Timestamp;
+use writ_domain::ledger::merkle::{self, Hash};
 use writ_domain::ledger::{Actor, EventKind, SystemActor};
 use writ_store::Store;
 
@@ -20,6 +25,8 @@ use crate::{EngineError, ErrorCode};
 
 /// What a signature covers, so no other message signed with the key can pass for one.
 const DOMAIN_TAG: &[u8] = b"writ-ledger-checkpoint-v1\0";
+/// What a tree head's signature covers (a checkpoint with a Merkle root).
+const TREE_HEAD_TAG: &[u8] = b"writ-tree-head-v1\0";
 /// Who takes checkpoints, on the ledger.
 const CHECKPOINT_ACTOR: Actor = Actor::System(SystemActor::Checkpoint);
 /// The name of `writ serve`'s checkpoint task, for supervision and `/healthz`.
@@ -44,11 +51,15 @@ impl LedgerKey {
         hex::encode(self.0.verifying_key().to_bytes())
     }
 
-    pub fn sign(&self, seq: i64, head: &str, at: Timestamp) -> Checkpoint {
-        let signature = self.0.sign(&message(seq, head, at));
+    /// Signs a tree head: the ledger had `seq` events, the last with hash `head`, and
+    /// the Merkle tree of them has this `root`.
+    pub fn sign(&self, seq: i64, head: &str, root: &Hash, at: Timestamp) -> Checkpoint {
+        let root = hex::encode(root);
+        let signature = self.0.sign(&message(seq, head, Some(&root), at));
         Checkpoint {
             seq,
             head: head.to_string(),
+            root: Some(root),
             at,
             key: self.public_hex(),
             signature: hex::encode(signature.to_bytes()),
@@ -56,11 +67,20 @@ impl LedgerKey {
     }
 }
 
-fn message(seq: i64, head: &str, at: Timestamp) -> Vec<u8> {
-    let mut message = DOMAIN_TAG.to_vec();
+/// The signed message: a tree head's, or (without a root) a checkpoint's of a writ
+/// from before the Merkle tree, which still verify.
+fn message(seq: i64, head: &str, root: Option<&str>, at: Timestamp) -> Vec<u8> {
+    let mut message = if root.is_some() {
+        TREE_HEAD_TAG.to_vec()
+    } else {
+        DOMAIN_TAG.to_vec()
+    };
     message.extend_from_slice(&seq.to_be_bytes());
     message.extend_from_slice(&at.unix_micros().to_be_bytes());
     message.extend_from_slice(head.as_bytes());
+    if let Some(root) = root {
+        message.extend_from_slice(root.as_bytes());
+    }
     message
 }
 
@@ -70,11 +90,15 @@ fn message(seq: i64, head: &str, at: Timestamp) -> Vec<u8> {
 pub struct Checkpoint {
     pub seq: i64,
     pub head: String,
+    /// The RFC 6962 Merkle tree root of events 1 to `seq` (64 hex digits). Absent only
+    /// on checkpoints signed before writ kept the tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
     pub at: Timestamp,
     /// The public key that signed it (informative: verification uses the key the
     /// verifier trusts, never this one).
     pub key: String,
-    /// Ed25519 over the domain tag, `seq`, `at` and `head`, in hex.
+    /// Ed25519 over a domain tag, `seq`, `at`, `head` and `root`, in hex.
     pub signature: String,
 }
 
@@ -93,6 +117,12 @@ pub enum CheckpointError {
         "checkpoint of event {seq}: the ledger's event {seq} has another hash (its history was rewritten)"
     )]
     Rewritten { seq: i64 },
+    #[error(
+        "checkpoint of event {seq}: the Merkle tree of the ledger's first {seq} events has another root (its history was rewritten)"
+    )]
+    TreeMismatch { seq: i64 },
+    #[error("checkpoint of event {seq}: its root is not 64 hexadecimal digits")]
+    BadRoot { seq: i64 },
 }
 
 pub fn parse_public_key(text: &str) -> Result<VerifyingKey, CheckpointError> {
@@ -113,8 +143,22 @@ impl Checkpoint {
             .and_then(|bytes| bytes.try_into().ok())
             .ok_or_else(bad)?;
         let signature = ed25519_dalek::Signature::from_bytes(&bytes);
-        key.verify_strict(&message(self.seq, &self.head, self.at), &signature)
-            .map_err(|_| bad())
+        key.verify_strict(
+            &message(self.seq, &self.head, self.root.as_deref(), self.at),
+            &signature,
+        )
+        .map_err(|_| bad())
+    }
+
+    /// Its tree: the size and the root, for a checkpoint that has one.
+    pub fn tree(&self) -> Result<Option<(u64, Hash)>, CheckpointError> {
+        let Some(root) = &self.root else {
+            return Ok(None);
+        };
+        let root = merkle::parse_hash(root).ok_or(CheckpointError::BadRoot { seq: self.seq })?;
+        let size =
+            u64::try_from(self.seq).map_err(|_| CheckpointError::BadRoot { seq: self.seq })?;
+        Ok(Some((size, root)))
     }
 }
 
@@ -157,6 +201,14 @@ pub async fn check_checkpoints(
             }
             .into());
         }
+        if let Some((size, root)) = checkpoint.tree()?
+            && store.tree_root(size).await? != root
+        {
+            return Err(CheckpointError::TreeMismatch {
+                seq: checkpoint.seq,
+            }
+            .into());
+        }
     }
     Ok(checkpoints.len())
 }
@@ -180,17 +232,21 @@ pub async fn take_checkpoint(
     now: Timestamp,
     always: bool,
 ) -> Result<Option<Checkpoint>, EngineError> {
-    let mut tx = store.begin().await?;
-    let (seq, head) = tx.head();
-    let (seq, head) = (seq, head.to_string());
+    // The tree head of the ledger as committed, computed before the write lock is taken
+    // (events are final, so it stays true while others append).
+    let (seq, head) = store.head().await?;
     if seq == 0 {
         return Ok(None);
     }
-    if !always && tx.event_kind(seq).await?.as_deref() == Some(EventKind::LedgerCheckpoint.as_str())
+    let root = store.tree_root(u64::try_from(seq).unwrap_or(0)).await?;
+    let mut tx = store.begin().await?;
+    let last = tx.head().0;
+    if !always
+        && tx.event_kind(last).await?.as_deref() == Some(EventKind::LedgerCheckpoint.as_str())
     {
         return Ok(None);
     }
-    let checkpoint = key.sign(seq, &head, now);
+    let checkpoint = key.sign(seq, &head, &root, now);
     // The file first: a checkpoint of a committed head is true whether or not its own
     // event commits, so the file never lacks one the ledger has.
     append_line(file, &checkpoint).map_err(|error| {
@@ -281,7 +337,7 @@ mod tests {
     #[test]
     fn a_checkpoint_verifies_only_under_its_key_and_unchanged() {
         let at = Timestamp::from_unix_micros(1_800_000_000_000_000);
-        let signed = key(1).sign(42, "ab", at);
+        let signed = key(1).sign(42, "ab", &[3u8; 32], at);
         let public = parse_public_key(&key(1).public_hex()).expect("key");
         signed.verify_signature(&public).expect("verifies");
         let other = parse_public_key(&key(2).public_hex()).expect("key");
@@ -300,6 +356,15 @@ mod tests {
                 ..signed.clone()
             },
             Checkpoint {
+                root: Some(hex::encode([4u8; 32])),
+                ..signed.clone()
+            },
+            // Without its root it is checked as an old checkpoint, under another tag.
+            Checkpoint {
+                root: None,
+                ..signed.clone()
+            },
+            Checkpoint {
                 signature: "00".repeat(64),
                 ..signed.clone()
             },
@@ -311,12 +376,35 @@ mod tests {
             assert!(forged.verify_signature(&public).is_err(), "{forged:?}");
         }
         assert!(!format!("{:?}", key(1)).contains(&hex::encode([1u8; 32])));
+        assert_eq!(signed.tree(), Ok(Some((42, [3u8; 32]))));
+    }
+
+    #[test]
+    fn checkpoints_signed_before_the_tree_still_verify() {
+        let at = Timestamp::from_unix_micros(1_800_000_000_000_000);
+        let old = Checkpoint {
+            seq: 7,
+            head: "ab".into(),
+            root: None,
+            at,
+            key: key(1).public_hex(),
+            signature: hex::encode(key(1).0.sign(&message(7, "ab", None, at)).to_bytes()),
+        };
+        let public = parse_public_key(&key(1).public_hex()).expect("key");
+        old.verify_signature(&public).expect("verifies");
+        assert_eq!(old.tree(), Ok(None));
+        assert!(!serde_json::to_string(&old).expect("json").contains("root"));
     }
 
     #[test]
     fn checkpoint_files_and_keys_are_read_strictly() {
-        let line = serde_json::to_string(&key(1).sign(1, "ab", Timestamp::from_unix_micros(0)))
-            .expect("json");
+        let line = serde_json::to_string(&key(1).sign(
+            1,
+            "ab",
+            &[0u8; 32],
+            Timestamp::from_unix_micros(0),
+        ))
+        .expect("json");
         assert_eq!(
             parse_checkpoints(&format!("{line}\n\n{line}\n")).map(|c| c.len()),
             Ok(2)

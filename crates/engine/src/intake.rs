@@ -405,7 +405,15 @@ impl Engine {
             }
             let caller = Caller::new(identity.name.clone(), identity.kind);
             let comment = format!("approved in {system} on ticket {}", info.key);
-            match self.approve(&caller, request_id, comment).await {
+            match self
+                .approve_via(
+                    &caller,
+                    request_id,
+                    comment,
+                    crate::lifecycle::ApprovedVia::Itsm(system),
+                )
+                .await
+            {
                 Ok(_) => counted.push(identity.name.to_string()),
                 Err(error)
                     if matches!(error.kind(), ErrorKind::Forbidden | ErrorKind::Conflict) =>

@@ -75,6 +75,7 @@ pub use extend::ExtendGrant;
 pub use guidance::{EntitlementView, Preview};
 pub use insights::{Insights, LedgerStatus};
 pub use intake::{WebhookAction, WebhookOutcome};
+pub use lifecycle::ApprovedVia;
 pub use lifecycle::NewRequest;
 pub use policy_reload::PolicyReloaded;
 pub use preflight::{TargetCheck, check_targets};

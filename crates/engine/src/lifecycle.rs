@@ -310,6 +310,7 @@ impl Engine {
             break_glass: None,
             authzen: None,
             effective: self.observe_effective(entitlement).await,
+            entitlement_facts: Some(entitlement.facts()),
         };
         self.decide_on(&mut request, cap_seconds);
         Ok(Decided {
@@ -745,11 +746,24 @@ impl Engine {
         Ok((tx, request, now))
     }
 
+    /// An approval given through the HTTP API (or the CLI, which uses it).
     pub async fn approve(
         &self,
         caller: &Caller,
         id: RequestId,
         comment: String,
+    ) -> Result<Request, EngineError> {
+        self.approve_via(caller, id, comment, ApprovedVia::Api)
+            .await
+    }
+
+    /// An approval, recorded with where it was given.
+    pub async fn approve_via(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+        comment: String,
+        via: ApprovedVia<'_>,
     ) -> Result<Request, EngineError> {
         let (mut tx, mut request, now) = self.open_for_decision(caller, id, &comment).await?;
         // Past its deadline a request is dead, whether or not the scheduler has got to
@@ -772,6 +786,7 @@ impl Engine {
             approver: caller.name.clone(),
             comment,
             at: now,
+            via: Some(via.to_string()),
         });
         let actor = &caller.actor();
         let mut grant = None;
@@ -1034,5 +1049,26 @@ impl Engine {
     /// The scheduler's bookkeeping for a grant: attempts and the last error, if failing.
     pub async fn grant_job(&self, id: GrantId) -> Result<Option<writ_store::Job>, EngineError> {
         Ok(self.store.job(&id.to_string()).await?)
+    }
+}
+
+/// Where an approval was given, as the request records it (`Approval::via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovedVia<'a> {
+    /// The HTTP API, and the CLI, which calls it.
+    Api,
+    /// The web UI.
+    Ui,
+    /// The ticket, in this ticketing system.
+    Itsm(&'a str),
+}
+
+impl std::fmt::Display for ApprovedVia<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Api => f.write_str("api"),
+            Self::Ui => f.write_str("ui"),
+            Self::Itsm(system) => write!(f, "itsm:{system}"),
+        }
     }
 }

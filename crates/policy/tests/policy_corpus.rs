@@ -142,6 +142,7 @@ fn run_case(engine: &PolicyEngine, case: &Case) -> Vec<String> {
             extends: None,
             break_glass: None,
             authzen: None,
+            entitlement_facts: None,
             effective: None,
         };
         let approver = case

@@ -41,6 +41,7 @@ fn request(created_at_us: i64) -> Request {
         holds: Vec::new(),
         break_glass: None,
         authzen: None,
+        entitlement_facts: None,
         effective: None,
     }
 }

@@ -127,6 +127,15 @@ pub async fn verify(
     } else {
         store.verify().await
     };
+    // The stored Merkle tree, which proofs are made from, recomputed from the events.
+    let tree = match &result {
+        Ok(report) if !chain_only => Some(
+            store
+                .check_stored_tree(u64::try_from(report.events).unwrap_or(0))
+                .await,
+        ),
+        _ => None,
+    };
     let checked = match (&result, &checkpoints) {
         (Ok(_), Some((_, parsed, key))) => {
             Some(checkpoint::check_checkpoints(&store, parsed, key).await)
@@ -140,9 +149,19 @@ pub async fn verify(
             report.events, report.head
         ),
         Ok(report) => format!(
-            "ledger intact: {} events, head {}; {} requests, {} grants, {} findings, {} tokens, {} break-glass activations, {} review campaigns and {} review items agree with the ledger",
+            "ledger intact: {} events, head {}; {}; {} requests, {} grants, {} findings, {} tokens, {} break-glass activations, {} review campaigns and {} review items agree with the ledger",
             report.events,
             report.head,
+            match tree {
+                Some(Ok(subtrees)) =>
+                    format!("its Merkle tree's {subtrees} stored subtrees recomputed"),
+                Some(Err(error)) => {
+                    return Err(Failure::failed(format!(
+                        "ledger verification FAILED: {error}"
+                    )));
+                }
+                None => "its Merkle tree not checked".to_string(),
+            },
             report.requests,
             report.grants,
             report.findings,

@@ -205,7 +205,12 @@ pub(super) async fn decide(
     let outcome = match body.decision.as_str() {
         "approve" => state
             .engine
-            .approve(&viewer.caller, id, body.comment)
+            .approve_via(
+                &viewer.caller,
+                id,
+                body.comment,
+                writ_engine::ApprovedVia::Ui,
+            )
             .await
             .map(|_| ()),
         "reject" => state
