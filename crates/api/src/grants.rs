@@ -149,6 +149,59 @@ pub async fn get_grant(
     Ok(Json(grant_view(&state, grant).await?))
 }
 
+/// How an evidence document is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceFormat {
+    /// For machines: what `writ evidence --json` writes.
+    #[default]
+    Json,
+    /// For people, with the JSON at its end: what `writ evidence` writes.
+    Markdown,
+}
+
+/// How `GET /v1/grants/{id}/evidence` answers.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceQuery {
+    /// `json` (the default) or `markdown`.
+    pub format: Option<EvidenceFormat>,
+}
+
+#[utoipa::path(get, path = "/v1/grants/{id}/evidence", params(EvidenceQuery),
+    responses((status = 200, description = "The grant's evidence document (docs/evidence.md): its statements, each citing the ledger events it comes from, the events with their inclusion proofs, and the signed tree head they lead to. JSON, or Markdown with `format=markdown`.",
+        content((Object = "application/json"), (String = "text/markdown"))),
+        (status = 404), (status = 422)))]
+pub async fn grant_evidence(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Segment(id): Segment,
+    params: Result<Query<EvidenceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let params = query(params)?;
+    let markdown = params.format == Some(EvidenceFormat::Markdown);
+    let id = state.engine.resolve_grant(&id).await?;
+    let document = state.engine.evidence_document(&caller, id).await?;
+    Ok(if markdown {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8",
+            )],
+            writ_engine::evidence_doc::render_markdown(&document),
+        )
+            .into_response()
+    } else {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            document.to_json(),
+        )
+            .into_response()
+    })
+}
+
 #[utoipa::path(post, path = "/v1/grants/{id}/revoke", request_body = RevokeBody,
     responses((status = 200, body = GrantView), (status = 403), (status = 404), (status = 409)))]
 pub async fn revoke_grant(

@@ -130,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/review-items/{id}/decide", post(reviews::decide))
         .route("/v1/grants", get(grants::list_grants))
         .route("/v1/grants/{id}", get(grants::get_grant))
+        .route("/v1/grants/{id}/evidence", get(grants::grant_evidence))
         .route("/v1/grants/{id}/revoke", post(grants::revoke_grant))
         .route("/v1/grants/{id}/extend", post(grants::extend_grant))
         .route("/v1/grants/{id}/credential", post(grants::collect_credential))

@@ -23,6 +23,7 @@ use crate::{audit, grants, handlers, identities, itsm_routes, requests};
         requests::show_entitlement,
         grants::list_grants,
         grants::get_grant,
+        grants::grant_evidence,
         grants::revoke_grant,
         grants::extend_grant,
         grants::collect_credential,

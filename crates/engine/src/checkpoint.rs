@@ -213,6 +213,90 @@ pub async fn check_checkpoints(
     Ok(checkpoints.len())
 }
 
+/// The proof that the tree under one signed head extends the tree under an earlier
+/// one (RFC 6962 §2.1.2): what `writ audit consistency` prints and checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    pub old: Checkpoint,
+    pub new: Checkpoint,
+    /// The proof's hashes, in hex.
+    pub proof: Vec<String>,
+}
+
+/// Why two tree heads are not one history.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsistencyError {
+    #[error("the {which} tree head: {error}")]
+    Head {
+        which: &'static str,
+        error: CheckpointError,
+    },
+    #[error("the {which} tree head has no Merkle root (it was signed before writ kept the tree)")]
+    NoRoot { which: &'static str },
+    #[error("the proof holds hashes that are not 64 hexadecimal digits")]
+    BadProof,
+    #[error(
+        "the tree head of {new} events does not extend the one of {old}: {error} (history before event {old} was rewritten, or the ledger was truncated and rebuilt)"
+    )]
+    NotExtended {
+        old: i64,
+        new: i64,
+        error: merkle::ProofError,
+    },
+}
+
+impl ConsistencyProof {
+    /// Checks both heads' signatures under `key` and the proof between them.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), ConsistencyError> {
+        let tree = |head: &Checkpoint, which: &'static str| {
+            head.verify_signature(key)
+                .and_then(|()| head.tree())
+                .map_err(|error| ConsistencyError::Head { which, error })?
+                .ok_or(ConsistencyError::NoRoot { which })
+        };
+        let (old_size, old_root) = tree(&self.old, "old")?;
+        let (new_size, new_root) = tree(&self.new, "new")?;
+        let proof: Vec<Hash> = self
+            .proof
+            .iter()
+            .map(|hash| merkle::parse_hash(hash))
+            .collect::<Option<_>>()
+            .ok_or(ConsistencyError::BadProof)?;
+        merkle::verify_consistency(old_size, new_size, &old_root, &new_root, &proof).map_err(
+            |error| ConsistencyError::NotExtended {
+                old: self.old.seq,
+                new: self.new.seq,
+                error,
+            },
+        )
+    }
+}
+
+/// The consistency proof between two heads, from the ledger in `store`.
+pub async fn prove_consistency(
+    store: &Store,
+    old: &Checkpoint,
+    new: &Checkpoint,
+) -> Result<ConsistencyProof, writ_store::StoreError> {
+    let (old_size, new_size) = (
+        u64::try_from(old.seq).unwrap_or(0),
+        u64::try_from(new.seq).unwrap_or(0),
+    );
+    let proof = if old_size <= new_size
+        && new_size <= u64::try_from(store.last_event_seq().await?).unwrap_or(0)
+    {
+        store.consistency_proof(old_size, new_size).await?
+    } else {
+        Vec::new()
+    };
+    Ok(ConsistencyProof {
+        old: old.clone(),
+        new: new.clone(),
+        proof: proof.iter().map(hex::encode).collect(),
+    })
+}
+
 /// A checkpoint that does not hold, or a store that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointErrorOrStore {

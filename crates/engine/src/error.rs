@@ -205,6 +205,8 @@ error_codes! {
     /// A review campaign that cannot start: no name, a deadline out of bounds, an
     /// unknown target or entitlement, nothing to review.
     InvalidCampaign = "invalid_campaign" => Unprocessable,
+    /// A grant with more events than one evidence document holds.
+    EvidenceTooLarge = "evidence_too_large" => Unprocessable,
 
     RateLimited = "rate_limited" => RateLimited,
 
@@ -217,6 +219,9 @@ error_codes! {
 
     StorageUnavailable = "storage_unavailable" => Internal,
     Checkpoint = "checkpoint" => Internal,
+    /// An evidence document that could not be made: the ledger does not tell the
+    /// grant's story, or no tree head could be signed.
+    Evidence = "evidence" => Internal,
     NoRandomness = "no_randomness" => Internal,
     /// A binding token could not be signed (a key that does not load as Ed25519).
     SigningFailed = "signing_failed" => Internal,

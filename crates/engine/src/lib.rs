@@ -19,6 +19,7 @@ mod dispatch;
 pub mod effective;
 mod error;
 mod evidence;
+pub mod evidence_doc;
 mod exceptions;
 mod extend;
 mod guidance;

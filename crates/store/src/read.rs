@@ -672,6 +672,53 @@ impl Store {
         rows.iter().map(stored_event_of).collect()
     }
 
+    /// The grants an auditor selects for evidence, oldest first: those of requests
+    /// made since `since` (when given), to `subject`, of `entitlement`, citing `ticket`
+    /// (SYSTEM, KEY) in a configured ticketing system — each only when given.
+    pub async fn grants_selected(
+        &self,
+        subject: Option<&str>,
+        entitlement: Option<&str>,
+        ticket: Option<(&str, &str)>,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<GrantId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.id FROM grants g JOIN requests r ON r.id = g.request_id \
+             WHERE (CAST($1 AS TEXT) IS NULL OR g.subject = $1) AND (CAST($2 AS TEXT) IS NULL OR g.entitlement = $2) \
+             AND (CAST($3 AS TEXT) IS NULL OR g.request_id IN (SELECT request_id FROM ticket_links WHERE system = $3 AND ticket_key = $4)) \
+             AND r.created_at_us >= $5 ORDER BY g.id",
+        )
+        .bind(subject)
+        .bind(entitlement)
+        .bind(ticket.map(|(system, _)| system))
+        .bind(ticket.map(|(_, key)| key))
+        .bind(since.map_or(i64::MIN, Timestamp::unix_micros))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                id.parse()
+                    .map_err(|e: writ_domain::InvalidId| StoreError::Corrupt {
+                        what: "grant",
+                        id: id.clone(),
+                        problem: e.to_string(),
+                    })
+            })
+            .collect()
+    }
+
+    /// The newest `ledger.checkpoint` event, if any (by the `events.record` index).
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredEvent>, StoreError> {
+        let row = sqlx::query(
+            "SELECT seq, at_us, actor, kind, data, prev_hash, hash FROM events WHERE record = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(writ_domain::ledger::LEDGER_RECORD)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(stored_event_of).transpose()
+    }
+
     /// The highest sequence number in the events table (0 when empty).
     pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM events")

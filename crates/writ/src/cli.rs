@@ -94,6 +94,18 @@ pub enum Command {
     /// Policies, offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Evidence for auditors: a grant's whole story (who asked, for whom, why, which
+    /// ticket and policies, who approved, for how long, when it was removed and how that
+    /// was verified), each statement citing its ledger events with their proofs against a
+    /// signed tree head (works with the server stopped); `verify` checks a document with
+    /// nothing but writ's public key.
+    #[command(args_conflicts_with_subcommands = true)]
+    Evidence {
+        #[command(subcommand)]
+        command: Option<EvidenceCommand>,
+        #[command(flatten)]
+        select: EvidenceSelect,
+    },
     /// What can be requested, and what policy would decide for you now; `show` one
     /// and what it really gives on its target.
     #[command(args_conflicts_with_subcommands = true)]
@@ -519,6 +531,54 @@ pub enum TokenCommand {
     },
 }
 
+/// Which grants `writ evidence` writes documents for.
+#[derive(Debug, clap::Args)]
+pub struct EvidenceSelect {
+    /// The grant (its id, or a unique part of it such as grt_4f2a9c1b).
+    #[arg(conflicts_with_all = ["ticket", "subject", "entitlement", "since", "sample"])]
+    pub grant: Option<String>,
+    /// Every grant made from this ticket, as SYSTEM:KEY (a ticket writ checked in a
+    /// configured ticketing system).
+    #[arg(long)]
+    pub ticket: Option<String>,
+    /// Grants to this identity.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Grants of this entitlement (TARGET/NAME).
+    #[arg(long)]
+    pub entitlement: Option<String>,
+    /// Grants requested in this last period (30d, 12h) or since this RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many of the selected grants, drawn at random; the seed is printed.
+    #[arg(long)]
+    pub sample: Option<usize>,
+    /// The seed for --sample: the same seed draws the same grants.
+    #[arg(long, requires = "sample")]
+    pub seed: Option<u64>,
+    /// Write JSON for machines instead of Markdown for people.
+    #[arg(long)]
+    pub json: bool,
+    /// One grant: the file to write (default: standard output). A selection: the folder
+    /// to write a document per grant into, with index.md (required).
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Check an evidence document (Markdown or JSON) with nothing but the public key:
+    /// every event's hash, every inclusion proof, the tree head's signature, and that
+    /// every statement and every byte is what those events say. Names what fails.
+    Verify {
+        /// The document, as `writ evidence` wrote it.
+        file: std::path::PathBuf,
+        /// The ledger's public key you trust (64 hex digits, from `writ audit pubkey`).
+        #[arg(long)]
+        pubkey: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the hash chain, replay it, and check the state tables against it.
@@ -540,6 +600,25 @@ pub enum AuditCommand {
     Checkpoint,
     /// Print the public key that verifies this writ's ledger checkpoints.
     Pubkey,
+    /// Prove that the ledger under tree head NEW only appended to the one under OLD (an
+    /// RFC 6962 consistency proof), from the ledger here or, with --proof, from nothing
+    /// but the two heads, the proof and the key.
+    Consistency {
+        /// The earlier signed tree head: a checkpoint line, or a checkpoint file (its
+        /// last line).
+        old: std::path::PathBuf,
+        /// The later one, likewise.
+        new: std::path::PathBuf,
+        /// The ledger's public key you trust (64 hex digits, from `writ audit pubkey`).
+        #[arg(long)]
+        pubkey: String,
+        /// A proof printed by `--json` (then the database is not read).
+        #[arg(long, value_name = "FILE")]
+        proof: Option<std::path::PathBuf>,
+        /// Print the heads and the proof as JSON, for someone without the database.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print events, oldest first, for shipping to a SIEM (incrementally with --after).
     Export {
         /// jsonl: writ's own events; ocsf: OCSF 1.8.0 events.
@@ -657,6 +736,23 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Audit(AuditCommand::Checkpoint) => offline::checkpoint(&config).await,
         Command::Audit(AuditCommand::Pubkey) => offline::pubkey(&config),
+        Command::Audit(AuditCommand::Consistency {
+            old,
+            new,
+            pubkey,
+            proof,
+            json,
+        }) => {
+            crate::evidence::consistency(&config, &old, &new, &pubkey, proof.as_ref(), json).await
+        }
+        Command::Evidence {
+            command: Some(EvidenceCommand::Verify { file, pubkey }),
+            ..
+        } => crate::evidence::verify(&file, &pubkey),
+        Command::Evidence {
+            command: None,
+            select,
+        } => crate::evidence::write(&config, select).await,
         Command::Audit(AuditCommand::Export { format, after }) => {
             offline::export(&config, format, after).await
         }

@@ -5,6 +5,7 @@ mod check;
 mod cli;
 mod client;
 mod credentials;
+mod evidence;
 mod http_server;
 mod init;
 mod login;

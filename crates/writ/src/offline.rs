@@ -234,7 +234,7 @@ pub fn pubkey(config_path: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn ledger_key(config: &Config) -> Result<checkpoint::LedgerKey, Failure> {
+pub(crate) fn ledger_key(config: &Config) -> Result<checkpoint::LedgerKey, Failure> {
     checkpoint::LedgerKey::load(&config.keys.ledger)
         .map_err(|error| Failure::failed(format!("{}: keys: {error}", config.path.display())))
 }

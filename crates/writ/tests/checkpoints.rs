@@ -211,3 +211,98 @@ async fn a_rewritten_or_truncated_ledger_fails_against_its_checkpoints() {
     let (ok, text) = verify(&writ, &against);
     assert!(!ok && text.contains("rewritten"), "{text}");
 }
+
+fn checkpoint_now(writ: &Writ, name: &str) -> String {
+    let output = writ.run(&["audit", "checkpoint"]);
+    assert!(output.status.success(), "{}", support::stderr(&output));
+    let file = writ.path(name);
+    std::fs::write(&file, support::stdout(&output)).expect("write");
+    file.to_str().expect("path").to_string()
+}
+
+fn consistency(writ: &Writ, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["audit", "consistency"];
+    all.extend_from_slice(args);
+    let output = writ.run(&all);
+    (
+        output.status.success(),
+        format!("{}{}", support::stdout(&output), support::stderr(&output)),
+    )
+}
+
+#[tokio::test]
+async fn tree_heads_prove_the_ledger_only_grew_and_catch_a_rebuilt_one() {
+    let writ = Writ::new(CONFIG, &[]);
+    for _ in 0..3 {
+        let _ = writ.token("alice");
+    }
+    let old = checkpoint_now(&writ, "old.json");
+    let old_head: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&old).expect("old")).expect("JSON");
+    assert_eq!(
+        old_head["root"].as_str().map(str::len),
+        Some(64),
+        "{old_head}"
+    );
+    for _ in 0..5 {
+        let _ = writ.token("alice");
+    }
+    let new = checkpoint_now(&writ, "new.json");
+    let pubkey = support::stdout(&writ.run(&["audit", "pubkey"]))
+        .trim()
+        .to_string();
+
+    let (ok, text) = consistency(&writ, &[&old, &new, "--pubkey", &pubkey]);
+    assert!(ok && text.contains("consistent"), "{text}");
+    // The proof, for someone without the database.
+    let (ok, proof) = consistency(&writ, &[&old, &new, "--pubkey", &pubkey, "--json"]);
+    assert!(ok, "{proof}");
+    let proof_file = writ.path("proof.json");
+    std::fs::write(&proof_file, &proof).expect("write");
+    let proof_file = proof_file.to_str().expect("path");
+    let offline = ["--pubkey", pubkey.as_str(), "--proof", proof_file];
+    let (ok, text) = consistency(
+        &writ,
+        &[&[old.as_str(), new.as_str()][..], &offline].concat(),
+    );
+    assert!(ok, "{text}");
+    // Backwards, or under another key: refused.
+    let (ok, text) = consistency(&writ, &[&new, &old, "--pubkey", &pubkey]);
+    assert!(!ok && text.contains("cannot extend"), "{text}");
+    let other = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c";
+    let (ok, text) = consistency(&writ, &[&old, &new, "--pubkey", other]);
+    assert!(!ok && text.contains("not the given key's"), "{text}");
+
+    // Someone with the database and the key truncates the ledger before the old head's
+    // last event, rebuilds it with another history, and signs a head over that.
+    let db = rusqlite::Connection::open(writ.path("writ.db")).expect("the database");
+    let cut = old_head["seq"].as_i64().expect("seq") - 1;
+    db.execute("DELETE FROM events WHERE seq >= ?1", [cut])
+        .expect("truncate");
+    db.execute("DELETE FROM ledger_tree", []).expect("tree");
+    rechain(&db, cut);
+    drop(db);
+    for _ in 0..12 {
+        let _ = writ.token("alice");
+    }
+    let rebuilt = checkpoint_now(&writ, "rebuilt.json");
+    let (ok, text) = verify(&writ, &[]);
+    assert!(ok, "the chain alone cannot tell: {text}");
+    let (ok, text) = consistency(&writ, &[&old, &rebuilt, "--pubkey", &pubkey]);
+    assert!(
+        !ok && text.contains("does not extend the one of"),
+        "a rebuilt history against the earlier head: {text}"
+    );
+    let (ok, text) = consistency(&writ, &[&old, &new, "--pubkey", &pubkey]);
+    assert!(
+        !ok && text.contains("not the history NEW was signed over"),
+        "{text}"
+    );
+    // What was proven before still holds without the database: the heads were signed
+    // over the history as it was.
+    let (ok, text) = consistency(
+        &writ,
+        &[&[old.as_str(), new.as_str()][..], &offline].concat(),
+    );
+    assert!(ok, "{text}");
+}

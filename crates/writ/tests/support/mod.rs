@@ -387,6 +387,53 @@ impl Writ {
     }
 }
 
+impl Writ {
+    /// The ledger's public key (`writ audit pubkey`).
+    pub fn pubkey(&self) -> String {
+        let output = self.run(&["audit", "pubkey"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim().to_string()
+    }
+
+    /// The grant's evidence document as JSON, written offline by `writ evidence`, once
+    /// `writ evidence verify` has accepted it — and its Markdown form — under the
+    /// ledger's public key.
+    pub fn evidence(&self, grant: &str) -> Value {
+        let pubkey = self.pubkey();
+        for (extra, name) in [(&["--json"][..], "evidence.json"), (&[][..], "evidence.md")] {
+            let file = self.path(name);
+            let file = file.to_str().expect("path");
+            let mut args = vec!["evidence", grant, "--out", file];
+            args.extend_from_slice(extra);
+            let output = self.run(&args);
+            assert!(
+                output.status.success(),
+                "evidence {grant}: {}",
+                stderr(&output)
+            );
+            let output = self.run(&["evidence", "verify", file, "--pubkey", &pubkey]);
+            assert!(
+                output.status.success() && stdout(&output).contains("verified"),
+                "evidence verify {name}: {}{}",
+                stdout(&output),
+                stderr(&output)
+            );
+        }
+        let text = std::fs::read_to_string(self.path("evidence.json")).expect("the document");
+        serde_json::from_str(&text).expect("JSON")
+    }
+}
+
+/// The text of the statement about `topic` in an evidence document.
+pub fn statement(document: &Value, topic: &str) -> String {
+    document["statements"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["topic"] == topic))
+        .and_then(|s| s["text"].as_str())
+        .unwrap_or_else(|| panic!("no {topic} statement: {document:#}"))
+        .to_string()
+}
+
 impl Drop for Writ {
     fn drop(&mut self) {
         self.kill9();
