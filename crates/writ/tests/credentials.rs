@@ -163,6 +163,18 @@ owner = "alice"
             .is_err(),
         "its open session was ended"
     );
+    // Its evidence: the login of its own, removed at expiry and verified gone; the
+    // password is in no event, so in no document.
+    let document = writ.evidence(&grant_id);
+    assert!(
+        support::statement(&document, "subject").ends_with("(a login of its own, issued once)"),
+        "{document:#}"
+    );
+    assert!(support::statement(&document, "revocation").ends_with(": expired"));
+    assert!(
+        support::statement(&document, "verification")
+            .ends_with("read back from the target without the access")
+    );
 
     // A user gets no credential; the service may ask for itself where policy says so.
     let (status, refused) = writ

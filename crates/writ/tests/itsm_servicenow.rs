@@ -261,6 +261,15 @@ async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revoc
             && notes[3].contains("REVOKED"),
         "{notes:?}"
     );
+    // The evidence of a lease that came from a webhook: the item as writ read it.
+    let document = writ.evidence(&grant_id);
+    let ticket = support::statement(&document, "ticket");
+    assert!(
+        ticket.starts_with(&format!(
+            "snow:RITM0010001 (id {sys_id}), read from snow at "
+        )) && ticket.contains("sc_req_item"),
+        "{ticket}"
+    );
 
     finish(writ, roles).await;
 }
@@ -364,6 +373,15 @@ async fn approvals_in_servicenow_count_for_eligible_approvers_and_closing_the_it
         .await;
     assert!(grant.grant.verified_at.is_some(), "{grant:?}");
     assert!(!roles.holds(&read_role, &alice_account).await);
+    // The evidence names where the approval was given: on the item, in ServiceNow.
+    let document = writ.evidence(&grant_id);
+    let approvals = support::statement(&document, "approvals");
+    assert!(
+        approvals.starts_with("carol at ")
+            && approvals
+                .contains(" on the ticket in snow: “approved in snow on ticket RITM0010002”"),
+        "{approvals}"
+    );
 
     finish(writ, roles).await;
 }
