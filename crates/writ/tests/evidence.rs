@@ -393,3 +393,164 @@ async fn any_changed_byte_fails_verification_and_says_where() {
         "{said}"
     );
 }
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn samples_write_a_document_per_grant_and_the_seed_draws_them_again() {
+    let mut writ = Writ::new(
+        &format!("{NOOP_CONFIG}{CONFIG}"),
+        &[("policy.cedar", POLICY)],
+    );
+    let (alice, bob) = (writ.token("alice"), writ.token("bob"));
+    writ.start().await;
+    for _ in 0..6 {
+        ask(&writ, &alice, "t/read", 600).await;
+    }
+    let (bobs, _) = ask(&writ, &bob, "t/read", 600).await;
+    writ.stop();
+    let pubkey = writ.pubkey();
+    let out = |name: &str| writ.path(name).to_str().expect("path").to_string();
+
+    // Everything of one subject.
+    let output = writ.run(&["evidence", "--subject", "alice", "--out", &out("alice")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("all 6 grants that match"),
+        "{}",
+        stdout(&output)
+    );
+    let names = files_in(&writ.path("alice"));
+    assert_eq!(names.len(), 7, "{names:?}");
+    assert!(names.contains(&"index.md".to_string()));
+    for name in names
+        .iter()
+        .filter(|n| n.ends_with(".md") && *n != "index.md")
+    {
+        let file = writ.path("alice").join(name);
+        let output = writ.run(&[
+            "evidence",
+            "verify",
+            file.to_str().expect("path"),
+            "--pubkey",
+            &pubkey,
+        ]);
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+    }
+    let index = std::fs::read_to_string(writ.path("alice").join("index.md")).expect("index");
+    assert!(!index.contains(&bobs), "{index}");
+
+    // A random sample, drawn again from its seed.
+    let output = writ.run(&[
+        "evidence",
+        "--entitlement",
+        "t/read",
+        "--sample",
+        "3",
+        "--json",
+        "--out",
+        &out("sample"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = stdout(&output);
+    let seed = said
+        .split("seed ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the seed is printed")
+        .to_string();
+    assert!(
+        said.contains("a random sample of 3 of the 7 grants that match"),
+        "{said}"
+    );
+    let output = writ.run(&[
+        "evidence",
+        "--entitlement",
+        "t/read",
+        "--sample",
+        "3",
+        "--seed",
+        &seed,
+        "--json",
+        "--out",
+        &out("again"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let drawn = files_in(&writ.path("sample"));
+    assert_eq!(drawn.len(), 4, "{drawn:?}");
+    assert!(
+        drawn
+            .iter()
+            .all(|n| n == "index.md" || n.ends_with(".json"))
+    );
+    assert_eq!(
+        drawn,
+        files_in(&writ.path("again")),
+        "the same seed, the same grants"
+    );
+
+    // Since a time, of another subject.
+    let output = writ.run(&[
+        "evidence",
+        "--subject",
+        "bob",
+        "--since",
+        "1h",
+        "--out",
+        &out("bob"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        files_in(&writ.path("bob")),
+        vec![format!("{bobs}.md"), "index.md".to_string()]
+    );
+
+    // Bad selections say so, and write nothing.
+    for (args, code, says) in [
+        (vec!["evidence"], 2, "name a grant"),
+        (vec!["evidence", "--subject", "alice"], 2, "--out DIR"),
+        (
+            vec!["evidence", "--ticket", "OPS-1", "--out", "x"],
+            2,
+            "SYSTEM:KEY",
+        ),
+        (
+            vec!["evidence", "--since", "yesterday", "--out", "x"],
+            2,
+            "--since",
+        ),
+        (
+            vec!["evidence", "--subject", "nobody", "--out", "x"],
+            4,
+            "no grant matches",
+        ),
+        (vec!["evidence", "grt_00000000", "--json"], 4, "no grant"),
+    ] {
+        let output = writ.run(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(says),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert!(!writ.path("x").exists());
+}

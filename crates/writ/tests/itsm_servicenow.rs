@@ -270,6 +270,18 @@ async fn a_requested_item_becomes_a_lease_with_work_notes_and_closes_after_revoc
         )) && ticket.contains("sc_req_item"),
         "{ticket}"
     );
+    // And every grant of that ticket, selected by it.
+    let folder = writ.path("by-ticket");
+    let output = writ.run(&[
+        "evidence",
+        "--ticket",
+        "snow:RITM0010001",
+        "--out",
+        folder.to_str().expect("path"),
+    ]);
+    assert!(output.status.success(), "{}", support::stderr(&output));
+    let index = std::fs::read_to_string(folder.join("index.md")).expect("index");
+    assert!(index.contains(&format!("[{grant_id}.md]")), "{index}");
 
     finish(writ, roles).await;
 }
