@@ -3,7 +3,9 @@
 //! run: the least any audited HTTP service must do — a minimal axum service that
 //! answers each request once one durable row is committed, with writ's group commit and
 //! connection settings — and the raw durable single-row commit rate of SQLite on the
-//! same disk.
+//! same disk. And writ again, a second server with `audit.checkpoint_every = "1s"`:
+//! the ledger's Merkle tree extended and a tree head signed every second while the
+//! requests flow, against the first with checkpoints off.
 //!
 //! cargo bench -p writ --bench throughput
 //! WRIT_BENCH_SECONDS (default 5) per measurement, WRIT_BENCH_CLIENTS (default 16)
@@ -139,8 +141,22 @@ async fn main() {
     let runs = env_number("WRIT_BENCH_RUNS", 5);
     let dir = tempfile::tempdir().expect("tempdir");
     let port = common::free_port();
-    let body = format!("{STORAGE}{}{}", common::NOOP_TARGET, common::users(clients));
+    let body = format!(
+        "{STORAGE}{}{}\n[audit]\ncheckpoint_every = \"off\"\n",
+        common::NOOP_TARGET,
+        common::users(clients)
+    );
     let config = common::write_config(dir.path(), port, &body);
+    let tree_dir = tempfile::tempdir().expect("tempdir");
+    let tree_port = common::free_port();
+    let tree_config = common::write_config(
+        tree_dir.path(),
+        tree_port,
+        &body.replace("checkpoint_every = \"off\"", "checkpoint_every = \"1s\""),
+    );
+    let tree_tokens = common::tokens(&tree_config, clients);
+    let mut tree_server = common::serve(&tree_config, tree_port).await;
+    let tree_base = format!("http://127.0.0.1:{tree_port}");
     let tokens = common::tokens(&config, clients);
     let token = tokens[0].clone();
     let mut server = common::serve(&config, port).await;
@@ -151,12 +167,20 @@ async fn main() {
     let mut direct = Vec::new();
     let mut least = Vec::new();
     let mut served = Vec::new();
+    let mut treed = Vec::new();
     for _ in 0..runs {
         raw.push(raw_commit_rate(dir.path(), seconds).await);
         direct.push(raw_commit_rate_direct(dir.path(), seconds));
         least.push(common::writ_rate(std::slice::from_ref(&minimal), &tokens, seconds).await);
         served.push(common::writ_rate(std::slice::from_ref(&base), &tokens, seconds).await);
+        treed
+            .push(common::writ_rate(std::slice::from_ref(&tree_base), &tree_tokens, seconds).await);
     }
+    let _ = tree_server.kill();
+    let _ = tree_server.wait();
+    let heads = std::fs::read_to_string(tree_dir.path().join("ledger-checkpoints.jsonl"))
+        .map(|text| text.lines().count())
+        .unwrap_or(0);
     let metrics = reqwest::Client::new()
         .get(format!("{base}/metrics"))
         .bearer_auth(&token)
@@ -181,7 +205,13 @@ async fn main() {
     );
     let _ = server.kill();
     let _ = server.wait();
-    let (raw, direct, least, served) = (median(raw), median(direct), median(least), median(served));
+    let (raw, direct, least, served, treed) = (
+        median(raw),
+        median(direct),
+        median(least),
+        median(served),
+        median(treed),
+    );
     println!(
         "audited auto-approved requests through HTTP, {clients} clients, {seconds}s per measurement, median of {runs} runs"
     );
@@ -198,6 +228,13 @@ async fn main() {
     );
     println!(
         "| writ requests (decision + request, grant, 3 ledger events, target applied and activated) | {served:.0} |"
+    );
+    println!(
+        "| writ requests, the Merkle tree extended and a tree head signed every second ({heads} heads) | {treed:.0} |"
+    );
+    println!(
+        "with the tree kept and heads signed every second: {:.2}× the requests per second without",
+        treed / served
     );
     println!(
         "ratio: {:.2}× the minimal audited service, {:.2}× the raw rate through sqlx, {:.2}× the direct one",
