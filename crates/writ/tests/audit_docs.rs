@@ -1,7 +1,8 @@
 //! docs/audit.md lets an auditor recompute every ledger hash without reading Rust: its
 //! worked example is the hash writ computes, and its Python program recomputes every
 //! hash and link of a real export (text with non-ASCII, line breaks, quotes and
-//! backslashes included) and reaches the head `writ audit verify` reports.
+//! backslashes included) and reaches the head `writ audit verify` reports. And
+//! docs/evidence.md's program checks an evidence document with no writ software.
 
 mod support;
 
@@ -22,7 +23,7 @@ fn block_after(text: &str, marker: &str) -> String {
     let after = text
         .split(&format!("<!-- {marker} -->\n"))
         .nth(1)
-        .unwrap_or_else(|| panic!("no <!-- {marker} --> in docs/audit.md"));
+        .unwrap_or_else(|| panic!("no <!-- {marker} --> in the document"));
     let body = after.split_once('\n').map_or("", |(_, rest)| rest);
     body.split("\n```").next().unwrap_or_default().to_string()
 }
@@ -101,4 +102,62 @@ async fn the_documented_program_recomputes_a_real_export() {
     let (ok, said) = support::run_with_input(python, tampered.as_bytes());
     assert!(!ok);
     assert!(said.contains("hash does not match its contents"), "{said}");
+}
+
+#[tokio::test]
+async fn the_documented_program_checks_an_evidence_document_without_writ() {
+    let mut writ = Writ::new(
+        support::NOOP_CONFIG,
+        &[(
+            "p.cedar",
+            r#"permit (principal, action == Action::"request", resource);"#,
+        )],
+    );
+    writ.start().await;
+    let alice = writ.token("alice");
+    let (status, created) = writ
+        .post(
+            "/v1/requests",
+            &alice,
+            json!({ "entitlement": "t/read", "justification": "café — \"quoted\"\nand a \\ backslash" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let grant = created["grant_id"].as_str().expect("grant").to_string();
+    let document = writ.evidence(&grant);
+    let text = std::fs::read_to_string(writ.path("evidence.json")).expect("document");
+    let evidence_md = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/evidence.md"
+    ))
+    .expect("docs/evidence.md");
+    let program = writ.path("verify_evidence.py");
+    std::fs::write(&program, block_after(&evidence_md, "verify_evidence.py")).expect("program");
+    let check = |input: &str| {
+        let mut python = Command::new("python3");
+        python.arg(&program);
+        support::run_with_input(python, input.as_bytes())
+    };
+    let (ok, said) = check(&text);
+    let root = document["tree_head"]["root"].as_str().expect("root");
+    assert!(ok && said.contains(&format!("with root {root}")), "{said}");
+
+    let mut changed = document.clone();
+    changed["events"][0]["data"]["request"]["justification"] = json!("nothing");
+    let (ok, said) = check(&changed.to_string());
+    assert!(
+        !ok && said.contains("hash does not match its contents"),
+        "{said}"
+    );
+    let mut changed = document.clone();
+    let proof = changed["events"][0]["proof"][0]
+        .as_str()
+        .expect("proof")
+        .to_string();
+    changed["events"][0]["proof"][0] = json!(proof.chars().rev().collect::<String>());
+    let (ok, said) = check(&changed.to_string());
+    assert!(
+        !ok && said.contains("inclusion proof does not lead to the root"),
+        "{said}"
+    );
 }
