@@ -113,3 +113,55 @@ pub fn embedded(text: &str) -> Result<EvidenceDocument, String> {
         .ok_or("the machine-readable evidence does not end the document")?;
     serde_json::from_str(json).map_err(|e| format!("the machine-readable evidence: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use writ_domain::Timestamp;
+
+    use super::*;
+    use crate::checkpoint::Checkpoint;
+    use crate::evidence_doc::{FORMAT, Statement};
+
+    fn document(text: String) -> EvidenceDocument {
+        EvidenceDocument {
+            format: FORMAT.to_string(),
+            grant: "0193a5c2-7d1e-7f3b-9a51-1f6c2a0b9e44".parse().expect("id"),
+            statements: vec![Statement {
+                topic: "why".into(),
+                text,
+                cites: Vec::new(),
+            }],
+            events: Vec::new(),
+            tree_head: Checkpoint {
+                seq: 1,
+                head: "ab".into(),
+                root: Some("cd".into()),
+                at: Timestamp::from_unix_micros(0),
+                key: "ef".into(),
+                signature: "01".into(),
+            },
+        }
+    }
+
+    proptest! {
+        /// Whatever a requester typed stays inside its table cell, and the document the
+        /// Markdown carries is the one it was rendered from.
+        #[test]
+        fn typed_text_never_escapes_its_cell(text in "(\\PC|[\n\r|`<>&]|```|\n## Machine-readable evidence\n\n```json\n){0,40}") {
+            let rendered = render(&document(text.clone()));
+            let row = rendered
+                .lines()
+                .find(|line| line.starts_with("| Why |"))
+                .expect("the row");
+            prop_assert_eq!(row.matches(" | ").count(), 2, "{}", row);
+            prop_assert!(!row.replace("<br>", "").contains(['<', '>', '`']), "{}", row);
+            prop_assert_eq!(
+                rendered.matches(EMBEDDED).count(),
+                1,
+                "the section begins once"
+            );
+            prop_assert_eq!(embedded(&rendered), Ok(document(text)));
+        }
+    }
+}

@@ -103,7 +103,7 @@ pub async fn build(
     let stored = store.events_about(&records, EVIDENCE_EVENTS_MAX).await?;
     if stored.len() as i64 >= EVIDENCE_EVENTS_MAX {
         return Err(EngineError::new(
-            ErrorCode::Evidence,
+            ErrorCode::EvidenceTooLarge,
             format!(
                 "grant {id} has {EVIDENCE_EVENTS_MAX} events or more: too many for one document"
             ),
