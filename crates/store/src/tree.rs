@@ -175,13 +175,22 @@ impl Store {
         ranges: &[Range<u64>],
         size: u64,
     ) -> Result<Vec<Hash>, StoreError> {
+        self.extend_tree(size).await?;
+        self.hashes_from_stored(ranges, size).await
+    }
+
+    /// `tree_hashes`, the stored tree already extended to `size`.
+    async fn hashes_from_stored(
+        &self,
+        ranges: &[Range<u64>],
+        size: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
         if ranges
             .iter()
             .any(|range| range.end > size || range.start >= range.end)
         {
             return Err(corrupt(size, "a range outside the tree was asked for"));
         }
-        self.extend_tree(size).await?;
         let pieces: Vec<Vec<Subtree>> = ranges.iter().cloned().map(merkle::pieces).collect();
         let mut known: HashMap<Subtree, Hash> = HashMap::new();
         let stored: Vec<Subtree> = pieces
@@ -273,6 +282,25 @@ impl Store {
             .tree_hashes(std::slice::from_ref(&(0..size)), size)
             .await?;
         hashes.pop().ok_or_else(|| corrupt(size, "no root"))
+    }
+
+    /// The roots of the trees of the first `sizes[i]` events, the stored tree extended
+    /// once: checking many tree heads costs a read or two each.
+    pub async fn tree_roots(&self, sizes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        let largest = sizes.iter().copied().max().unwrap_or(0);
+        self.extend_tree(largest).await?;
+        let mut roots = Vec::with_capacity(sizes.len());
+        for &size in sizes {
+            if size == 0 {
+                roots.push(merkle::EMPTY_ROOT);
+                continue;
+            }
+            let mut hashes = self
+                .hashes_from_stored(std::slice::from_ref(&(0..size)), size)
+                .await?;
+            roots.push(hashes.pop().ok_or_else(|| corrupt(size, "no root"))?);
+        }
+        Ok(roots)
     }
 
     /// The inclusion proof of event `seq` in the tree of the first `size` events.

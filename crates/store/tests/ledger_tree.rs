@@ -63,6 +63,11 @@ async fn check(store: &Store) {
         merkle::verify_consistency(old, size, &old_root, &root, &proof)
             .unwrap_or_else(|e| panic!("{old} to {size}: {e}"));
     }
+    let sizes = [1, 256, 700, 1024, size];
+    let roots = store.tree_roots(&sizes).await.expect("roots");
+    for (n, root) in sizes.iter().zip(roots) {
+        assert_eq!(root, merkle::root_of(&leaves[..*n as usize]), "root of {n}");
+    }
     assert_eq!(
         store.extend_tree(size).await.expect("again"),
         0,
