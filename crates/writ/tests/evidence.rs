@@ -150,7 +150,9 @@ async fn each_way_a_grant_ends_has_a_document_that_proves_itself() {
     assert_eq!(statement(&document, "ticket"), "no ticket");
     assert!(
         statement(&document, "decision")
-            .starts_with("granted without approval by policies read-auto; policy set "),
+            .starts_with("granted without approval by policies read-auto; policy set ")
+            && statement(&document, "decision")
+                .ends_with("; policy capped it at 30m (@max_duration)"),
         "{document:#}"
     );
     assert_eq!(
@@ -197,10 +199,9 @@ async fn each_way_a_grant_ends_has_a_document_that_proves_itself() {
             && approvals.ends_with(" through writ's API or CLI: “ok for OPS-7”"),
         "{approvals}"
     );
-    assert!(
-        statement(&document, "decision")
-            .starts_with("permitted with 1 approval(s) required by policies write-approved")
-    );
+    assert!(statement(&document, "decision").starts_with(
+        "permitted with 1 approval(s) required (@approvals) by policies write-approved"
+    ));
 
     let document = writ.evidence(&twin);
     let verification = statement(&document, "verification");

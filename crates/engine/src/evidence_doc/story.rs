@@ -235,7 +235,7 @@ pub fn story(id: GrantId, events: &[Event]) -> Result<Vec<Statement>, StoryError
     let outcome = match decision.outcome {
         DecisionOutcome::Auto => "granted without approval".to_string(),
         DecisionOutcome::Approval => format!(
-            "permitted with {} approval(s) required",
+            "permitted with {} approval(s) required (@approvals)",
             decision.approvals_required
         ),
         DecisionOutcome::Deny => "denied".to_string(),
@@ -251,7 +251,7 @@ pub fn story(id: GrantId, events: &[Event]) -> Result<Vec<Statement>, StoryError
     );
     if let Some(cap) = decision.max_duration_seconds {
         decided.push_str(&format!(
-            "; policy capped it at {}",
+            "; policy capped it at {} (@max_duration)",
             format_duration_seconds(cap)
         ));
     }
