@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng as _;
-use writ_domain::{Clock as _, GrantId, IdRef, Timestamp};
+use writ_domain::{Clock as _, GrantId, Timestamp};
 use writ_engine::SystemClock;
 use writ_engine::checkpoint::{self, Checkpoint, ConsistencyProof};
 use writ_engine::evidence_doc::{self, EvidenceDocument};
@@ -25,7 +25,14 @@ pub async fn write(config_path: &Path, select: EvidenceSelect) -> Result<(), Fai
     let outcome = async {
         match &select.grant {
             Some(text) => {
-                let id = resolve_grant(&store, text).await?;
+                let id = crate::offline::resolve_id(
+                    &store,
+                    text,
+                    GrantId::reference,
+                    IdTable::Grants,
+                    "grant",
+                )
+                .await?;
                 let document = make(&store, &key, &config.checkpoints.file, id).await?;
                 let text = rendered(&document, select.json);
                 match &select.out {
@@ -266,30 +273,6 @@ fn rendered(document: &EvidenceDocument, json: bool) -> String {
         document.to_json()
     } else {
         evidence_doc::render_markdown(document)
-    }
-}
-
-/// A grant id as a person types it (whole, `grt_4f2a9c1b`, or a unique part).
-async fn resolve_grant(store: &Store, text: &str) -> Result<GrantId, Failure> {
-    let not_found = |problem: String| Failure::with_code(EXIT_NOT_FOUND, problem);
-    match GrantId::reference(text) {
-        Ok(IdRef::Full(id)) => Ok(id),
-        Ok(IdRef::Fragment(fragment)) => {
-            let found = store
-                .ids_matching(IdTable::Grants, &fragment)
-                .await
-                .map_err(|e| Failure::failed(e.to_string()))?;
-            match found.as_slice() {
-                [one] => one
-                    .parse()
-                    .map_err(|e: writ_domain::InvalidId| Failure::failed(e.to_string())),
-                [] => Err(not_found(format!("no grant {text}"))),
-                _ => Err(Failure::usage(format!(
-                    "{text} names more than one grant; give more of the id"
-                ))),
-            }
-        }
-        Err(invalid) => Err(not_found(format!("no grant {text}: {}", invalid.problem))),
     }
 }
 

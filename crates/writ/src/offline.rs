@@ -305,3 +305,34 @@ pub async fn policy_check(config_path: &Path) -> Result<(), Failure> {
         dry_run.evaluated
     )))
 }
+
+/// An id as a person types it (whole, `grt_4f2a9c1b`, or a unique part), read against
+/// the database: `reference` reads the text, `table` holds the ids, `what` names them.
+pub async fn resolve_id<T: std::str::FromStr<Err = writ_domain::InvalidId>>(
+    store: &Store,
+    text: &str,
+    reference: fn(&str) -> Result<writ_domain::IdRef<T>, writ_domain::InvalidId>,
+    table: writ_store::IdTable,
+    what: &str,
+) -> Result<T, Failure> {
+    let not_found = |problem: String| Failure::with_code(crate::EXIT_NOT_FOUND, problem);
+    match reference(text) {
+        Ok(writ_domain::IdRef::Full(id)) => Ok(id),
+        Ok(writ_domain::IdRef::Fragment(fragment)) => {
+            let found = store
+                .ids_matching(table, &fragment)
+                .await
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            match found.as_slice() {
+                [one] => one
+                    .parse()
+                    .map_err(|e: writ_domain::InvalidId| Failure::failed(e.to_string())),
+                [] => Err(not_found(format!("no {what} {text}"))),
+                _ => Err(Failure::usage(format!(
+                    "{text} names more than one {what}; give more of the id"
+                ))),
+            }
+        }
+        Err(invalid) => Err(not_found(format!("no {what} {text}: {}", invalid.problem))),
+    }
+}

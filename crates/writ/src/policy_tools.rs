@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use writ_domain::{Clock as _, DecisionOutcome, IdRef, Request, RequestId};
+use writ_domain::{Clock as _, DecisionOutcome, Request, RequestId};
 use writ_engine::SystemClock;
 use writ_policy::{LintFinding, PolicyEngine, PolicyVerdict, RequestFacts};
 use writ_store::IdTable;
@@ -55,31 +55,6 @@ pub fn policy_lint(config_path: &Path) -> Result<(), Failure> {
     ))
 }
 
-/// A request id as a person types it (whole, `req_4f2a9c1b`, or a unique part), read
-/// against the database.
-async fn resolve_request(store: &writ_store::Store, text: &str) -> Result<RequestId, Failure> {
-    let not_found = |problem: String| Failure::with_code(EXIT_NOT_FOUND, problem);
-    match RequestId::reference(text) {
-        Ok(IdRef::Full(id)) => Ok(id),
-        Ok(IdRef::Fragment(fragment)) => {
-            let found = store
-                .ids_matching(IdTable::Requests, &fragment)
-                .await
-                .map_err(|e| Failure::failed(e.to_string()))?;
-            match found.as_slice() {
-                [one] => one
-                    .parse()
-                    .map_err(|e: writ_domain::InvalidId| Failure::failed(e.to_string())),
-                [] => Err(not_found(format!("no request {text}"))),
-                _ => Err(Failure::usage(format!(
-                    "{text} names more than one request; give more of the id"
-                ))),
-            }
-        }
-        Err(invalid) => Err(not_found(format!("no request {text}: {}", invalid.problem))),
-    }
-}
-
 fn verdict_text(verdict: &PolicyVerdict) -> String {
     match verdict {
         PolicyVerdict::Determined => "SET THE OUTCOME".into(),
@@ -110,7 +85,14 @@ pub async fn policy_explain(
         None => load_policy(&config)?,
     };
     let store = crate::offline::open_store(&config).await?;
-    let id = resolve_request(&store, id).await?;
+    let id = crate::offline::resolve_id(
+        &store,
+        id,
+        RequestId::reference,
+        IdTable::Requests,
+        "request",
+    )
+    .await?;
     let event = store
         .request_created_event(id)
         .await
