@@ -166,6 +166,7 @@ pub enum EvidenceFormat {
 #[serde(deny_unknown_fields)]
 pub struct EvidenceQuery {
     /// `json` (the default) or `markdown`.
+    #[param(inline)]
     pub format: Option<EvidenceFormat>,
 }
 
