@@ -43,6 +43,17 @@ permit (principal == User::"alice", action == Action::"request", resource == Ent
 permit (principal in Group::"managers", action == Action::"approve", resource);
 "#;
 
+/// A running writ with this file's configuration, and a token for each of `people`.
+async fn started<const N: usize>(people: [&str; N]) -> (Writ, [String; N]) {
+    let mut writ = Writ::new(
+        &format!("{NOOP_CONFIG}{CONFIG}"),
+        &[("policy.cedar", POLICY)],
+    );
+    let tokens = people.map(|name| writ.token(name));
+    writ.start().await;
+    (writ, tokens)
+}
+
 async fn ask(writ: &Writ, token: &str, entitlement: &str, seconds: i64) -> (String, Value) {
     let (status, request) = writ
         .post(
@@ -86,12 +97,7 @@ fn verify_text(writ: &Writ, text: &str, name: &str) -> (bool, String) {
 
 #[tokio::test]
 async fn each_way_a_grant_ends_has_a_document_that_proves_itself() {
-    let mut writ = Writ::new(
-        &format!("{NOOP_CONFIG}{CONFIG}"),
-        &[("policy.cedar", POLICY)],
-    );
-    let (alice, bob, erin) = (writ.token("alice"), writ.token("bob"), writ.token("erin"));
-    writ.start().await;
+    let (writ, [alice, bob, erin]) = started(["alice", "bob", "erin"]).await;
 
     // Granted at once, capped by policy, ended early by its holder.
     let (early, asked) = ask(&writ, &alice, "t/read", 3600).await;
@@ -254,12 +260,7 @@ async fn each_way_a_grant_ends_has_a_document_that_proves_itself() {
 
 #[tokio::test]
 async fn any_changed_byte_fails_verification_and_says_where() {
-    let mut writ = Writ::new(
-        &format!("{NOOP_CONFIG}{CONFIG}"),
-        &[("policy.cedar", POLICY)],
-    );
-    let (alice, bob) = (writ.token("alice"), writ.token("bob"));
-    writ.start().await;
+    let (writ, [alice, bob]) = started(["alice", "bob"]).await;
     let (_, pending) = ask(&writ, &alice, "t/write", 600).await;
     let request = pending["id"].as_str().expect("id");
     let (_, approved) = writ
@@ -412,12 +413,7 @@ fn files_in(dir: &std::path::Path) -> Vec<String> {
 
 #[tokio::test]
 async fn samples_write_a_document_per_grant_and_the_seed_draws_them_again() {
-    let mut writ = Writ::new(
-        &format!("{NOOP_CONFIG}{CONFIG}"),
-        &[("policy.cedar", POLICY)],
-    );
-    let (alice, bob) = (writ.token("alice"), writ.token("bob"));
-    writ.start().await;
+    let (mut writ, [alice, bob]) = started(["alice", "bob"]).await;
     for _ in 0..6 {
         ask(&writ, &alice, "t/read", 600).await;
     }
