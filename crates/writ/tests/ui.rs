@@ -221,6 +221,31 @@ async fn request_preview_approve_revoke_and_the_timeline_without_javascript() {
             .expect("the event is on the ledger");
         assert_eq!(on_ledger, event, "event {seq} as the ledger holds it");
     }
+    // The evidence download: a document `writ evidence verify` accepts.
+    assert!(
+        timeline
+            .body
+            .contains(&format!("/ui/grants/{grant_id}/evidence.md"))
+    );
+    let evidence = alice
+        .get(&format!("/ui/grants/{grant_id}/evidence.md"))
+        .await;
+    assert_eq!(evidence.status, 200, "{}", evidence.body);
+    assert!(
+        evidence.body.starts_with("# Evidence: grant "),
+        "{}",
+        evidence.body
+    );
+    let file = writ.path("evidence-from-ui.md");
+    std::fs::write(&file, &evidence.body).expect("write");
+    let checked = writ.run(&[
+        "evidence",
+        "verify",
+        file.to_str().expect("path"),
+        "--pubkey",
+        &writ.pubkey(),
+    ]);
+    assert!(checked.status.success(), "{}", support::stderr(&checked));
     let verify = writ.run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", support::stderr(&verify));
 }

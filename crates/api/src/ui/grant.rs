@@ -280,6 +280,28 @@ pub(super) async fn history_json(
         .into_response())
 }
 
+/// The grant's evidence document, as Markdown to keep (docs/evidence.md).
+pub(super) async fn evidence_markdown(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Segment(id): Segment,
+) -> Result<Response, UiError> {
+    let id = state.engine.resolve_grant(&id).await?;
+    let document = state.engine.evidence_document(&viewer.caller, id).await?;
+    let disposition = format!("attachment; filename=\"writ-evidence-{id}.md\"");
+    Ok((
+        [
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8".to_string(),
+            ),
+        ],
+        writ_engine::evidence_doc::render_markdown(&document),
+    )
+        .into_response())
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct RevokeForm {
     #[serde(default)]

@@ -240,6 +240,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/requests/{id}/decide", post(approvals::decide))
         .route("/grants/{id}", get(grant::timeline))
         .route("/grants/{id}/history.json", get(grant::history_json))
+        .route("/grants/{id}/evidence.md", get(grant::evidence_markdown))
         .route("/grants/{id}/revoke", post(grant::revoke))
         .route("/grants/{id}/credential", post(grant::collect_credential))
         .route("/findings", get(operations::findings))
