@@ -67,19 +67,24 @@ impl LedgerKey {
     }
 }
 
-/// The signed message: a tree head's, or (without a root) a checkpoint's of a writ
-/// from before the Merkle tree, which still verify.
+/// The signed message: a tree head's (its texts length-prefixed, so no byte can move
+/// from one to the other), or (without a root) a checkpoint's of a writ from before
+/// the Merkle tree, which still verify.
 fn message(seq: i64, head: &str, root: Option<&str>, at: Timestamp) -> Vec<u8> {
-    let mut message = if root.is_some() {
-        TREE_HEAD_TAG.to_vec()
-    } else {
-        DOMAIN_TAG.to_vec()
+    let Some(root) = root else {
+        let mut message = DOMAIN_TAG.to_vec();
+        message.extend_from_slice(&seq.to_be_bytes());
+        message.extend_from_slice(&at.unix_micros().to_be_bytes());
+        message.extend_from_slice(head.as_bytes());
+        return message;
     };
+    let mut message = TREE_HEAD_TAG.to_vec();
     message.extend_from_slice(&seq.to_be_bytes());
     message.extend_from_slice(&at.unix_micros().to_be_bytes());
-    message.extend_from_slice(head.as_bytes());
-    if let Some(root) = root {
-        message.extend_from_slice(root.as_bytes());
+    for text in [head, root] {
+        let length = u64::try_from(text.len()).unwrap_or(u64::MAX);
+        message.extend_from_slice(&length.to_be_bytes());
+        message.extend_from_slice(text.as_bytes());
     }
     message
 }

@@ -141,6 +141,28 @@ async fn the_documented_program_checks_an_evidence_document_without_writ() {
     let (ok, said) = check(&text);
     let root = document["tree_head"]["root"].as_str().expect("root");
     assert!(ok && said.contains(&format!("with root {root}")), "{said}");
+    // The message it prints is the one writ signed: the signature holds over it.
+    let message = said
+        .lines()
+        .find_map(|line| line.strip_prefix("signed message: "))
+        .and_then(|text| hex::decode(text).ok())
+        .expect("the signed message");
+    let key: [u8; 32] = hex::decode(writ.pubkey())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .expect("the public key");
+    let signature: [u8; 64] = hex::decode(
+        document["tree_head"]["signature"]
+            .as_str()
+            .expect("signature"),
+    )
+    .ok()
+    .and_then(|bytes| bytes.try_into().ok())
+    .expect("a signature");
+    ed25519_dalek::VerifyingKey::from_bytes(&key)
+        .expect("key")
+        .verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature))
+        .expect("the documented message is what writ signed");
 
     let mut changed = document.clone();
     changed["events"][0]["data"]["request"]["justification"] = json!("nothing");
