@@ -69,6 +69,21 @@ async fn ask(writ: &Writ, token: &str, entitlement: &str, seconds: i64) -> (Stri
     )
 }
 
+/// A t/write grant `asker` asked for and `approver` approved with `comment`.
+async fn approved(writ: &Writ, asker: &str, approver: &str, comment: &str) -> String {
+    let (_, pending) = ask(writ, asker, "t/write", 600).await;
+    let request = pending["id"].as_str().expect("id");
+    let (status, approved) = writ
+        .post(
+            &format!("/v1/requests/{request}/approve"),
+            approver,
+            json!({ "comment": comment }),
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    approved["grant_id"].as_str().expect("grant").to_string()
+}
+
 async fn settled(writ: &Writ, grant: &str, token: &str, state: GrantState) {
     writ.wait_for_grant_state(
         grant.parse().expect("grant id"),
@@ -115,17 +130,7 @@ async fn each_way_a_grant_ends_has_a_document_that_proves_itself() {
 
     // Approved by someone else, with a comment; then ended early with a twin lease
     // still in force, which keeps the access.
-    let (_, pending) = ask(&writ, &alice, "t/write", 600).await;
-    let request = pending["id"].as_str().expect("id");
-    let (status, approved) = writ
-        .post(
-            &format!("/v1/requests/{request}/approve"),
-            &bob,
-            json!({"comment": "ok for OPS-7"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{approved}");
-    let approved_grant = approved["grant_id"].as_str().expect("grant").to_string();
+    let approved_grant = approved(&writ, &alice, &bob, "ok for OPS-7").await;
     settled(&writ, &approved_grant, &alice, GrantState::Active).await;
     let (twin, _) = ask(&writ, &alice, "t/read", 1200).await;
     let (kept, _) = ask(&writ, &alice, "t/read", 1200).await;
@@ -261,16 +266,7 @@ async fn each_way_a_grant_ends_has_a_document_that_proves_itself() {
 #[tokio::test]
 async fn any_changed_byte_fails_verification_and_says_where() {
     let (writ, [alice, bob]) = started(["alice", "bob"]).await;
-    let (_, pending) = ask(&writ, &alice, "t/write", 600).await;
-    let request = pending["id"].as_str().expect("id");
-    let (_, approved) = writ
-        .post(
-            &format!("/v1/requests/{request}/approve"),
-            &bob,
-            json!({"comment": "ok"}),
-        )
-        .await;
-    let grant = approved["grant_id"].as_str().expect("grant").to_string();
+    let grant = approved(&writ, &alice, &bob, "ok").await;
     settled(&writ, &grant, &alice, GrantState::Active).await;
     let document = writ.evidence(&grant);
     let json_text = std::fs::read_to_string(writ.path("evidence.json")).expect("json");
