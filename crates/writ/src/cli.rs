@@ -567,12 +567,13 @@ pub struct EvidenceSelect {
 
 #[derive(Debug, Subcommand)]
 pub enum EvidenceCommand {
-    /// Check an evidence document (Markdown or JSON) with nothing but the public key:
+    /// Check evidence documents (Markdown or JSON) with nothing but the public key:
     /// every event's hash, every inclusion proof, the tree head's signature, and that
     /// every statement and every byte is what those events say. Names what fails.
     Verify {
-        /// The document, as `writ evidence` wrote it.
-        file: std::path::PathBuf,
+        /// The documents, as `writ evidence` wrote them (a sample's folder: DIR/*.md).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
         /// The ledger's public key you trust (64 hex digits, from `writ audit pubkey`).
         #[arg(long)]
         pubkey: String,
@@ -746,9 +747,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             crate::evidence::consistency(&config, &old, &new, &pubkey, proof.as_ref(), json).await
         }
         Command::Evidence {
-            command: Some(EvidenceCommand::Verify { file, pubkey }),
+            command: Some(EvidenceCommand::Verify { files, pubkey }),
             ..
-        } => crate::evidence::verify(&file, &pubkey),
+        } => crate::evidence::verify(&files, &pubkey),
         Command::Evidence {
             command: None,
             select,

@@ -276,32 +276,50 @@ fn rendered(document: &EvidenceDocument, json: bool) -> String {
     }
 }
 
-/// `writ evidence verify FILE --pubkey KEY`.
-pub fn verify(file: &Path, pubkey: &str) -> Result<(), Failure> {
+/// `writ evidence verify FILE... --pubkey KEY`: each document checked on its own; any
+/// that fails fails the command, after all were checked.
+pub fn verify(files: &[PathBuf], pubkey: &str) -> Result<(), Failure> {
     let key = checkpoint::parse_public_key(pubkey)
         .map_err(|error| Failure::usage(format!("--pubkey: {error}")))?;
-    let text = std::fs::read_to_string(file)
-        .map_err(|error| Failure::usage(format!("{}: {error}", file.display())))?;
-    match evidence_doc::verify(&text, &key) {
-        Ok(verified) => {
-            outln!(
+    let mut failed = Vec::new();
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(error) => {
+                eprintln!("{}: {error}", file.display());
+                failed.push(file.display().to_string());
+                continue;
+            }
+        };
+        match evidence_doc::verify(&text, &key) {
+            Ok(verified) => outln!(
                 "{}: verified — grant {}, {} events, each in the tree of {} events with root {} signed by the given key",
                 file.display(),
                 verified.grant,
                 verified.events,
                 verified.tree_size,
                 verified.root
-            );
-            Ok(())
+            ),
+            Err(problems) => {
+                let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+                eprintln!(
+                    "{}: verification FAILED:\n{}",
+                    file.display(),
+                    lines.join("\n")
+                );
+                failed.push(file.display().to_string());
+            }
         }
-        Err(problems) => {
-            let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-            Err(Failure::failed(format!(
-                "{}: verification FAILED:\n{}",
-                file.display(),
-                lines.join("\n")
-            )))
-        }
+    }
+    match failed.as_slice() {
+        [] => Ok(()),
+        [one] => Err(Failure::failed(format!("{one}: verification FAILED"))),
+        many => Err(Failure::failed(format!(
+            "{} of {} documents failed verification: {}",
+            many.len(),
+            files.len(),
+            many.join(", ")
+        ))),
     }
 }
 

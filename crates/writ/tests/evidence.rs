@@ -429,20 +429,35 @@ async fn samples_write_a_document_per_grant_and_the_seed_draws_them_again() {
     let names = files_in(&writ.path("alice"));
     assert_eq!(names.len(), 7, "{names:?}");
     assert!(names.contains(&"index.md".to_string()));
-    for name in names
+    // The whole folder checked in one command; one changed document fails it, named.
+    let documents: Vec<String> = names
         .iter()
         .filter(|n| n.ends_with(".md") && *n != "index.md")
-    {
-        let file = writ.path("alice").join(name);
-        let output = writ.run(&[
-            "evidence",
-            "verify",
-            file.to_str().expect("path"),
-            "--pubkey",
-            &pubkey,
-        ]);
-        assert!(output.status.success(), "{name}: {}", stderr(&output));
-    }
+        .map(|n| {
+            writ.path("alice")
+                .join(n)
+                .to_str()
+                .expect("path")
+                .to_string()
+        })
+        .collect();
+    let mut args = vec!["evidence", "verify", "--pubkey", pubkey.as_str()];
+    args.extend(documents.iter().map(String::as_str));
+    let output = writ.run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output).matches(": verified").count(), 6);
+    let changed = std::fs::read_to_string(&documents[2])
+        .expect("document")
+        .replacen("| Why |", "| Reason |", 1);
+    std::fs::write(&documents[2], changed).expect("write");
+    let output = writ.run(&args);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output).matches(": verified").count(), 5);
+    assert!(
+        stderr(&output).contains(&format!("{}: verification FAILED", documents[2])),
+        "{}",
+        stderr(&output)
+    );
     let index = std::fs::read_to_string(writ.path("alice").join("index.md")).expect("index");
     assert!(!index.contains(&bobs), "{index}");
 
