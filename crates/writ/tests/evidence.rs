@@ -144,6 +144,16 @@ async fn each_way_a_grant_ends_has_a_document_that_proves_itself() {
     .await;
     settled(&writ, &twin, &alice, GrantState::Revoked).await;
 
+    // More time on the lease that was kept, decided as a request of its own.
+    let (status, extended) = writ
+        .post(
+            &format!("/v1/grants/{kept}/extend"),
+            &alice,
+            json!({"duration_seconds": 300, "justification": "one more run"}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{status} {extended}");
+
     // Expired.
     let (expired, _) = ask(&writ, &alice, "t/read", 1).await;
     settled(&writ, &expired, &alice, GrantState::Revoked).await;
@@ -221,6 +231,14 @@ async fn each_way_a_grant_ends_has_a_document_that_proves_itself() {
             "the account keeps the role through overlapping grant {kept}"
         )),
         "{verification}"
+    );
+
+    let document = writ.evidence(&kept);
+    let more = statement(&document, "extensions");
+    assert!(
+        more.starts_with("alice asked for 5m more at ")
+            && more.contains(": “one more run”; granted 5m without approval"),
+        "{more}"
     );
 
     let document = writ.evidence(&expired);

@@ -19,6 +19,7 @@ fn label(topic: &str) -> &str {
         "approvals" => "Approved by",
         "window" => "Window",
         "scheduled_revocation" => "Scheduled revocation",
+        "extensions" => "More time",
         "applied" => "Applied",
         "uses" => "Uses",
         "revocation" => "Revocation",

@@ -99,8 +99,19 @@ pub async fn build(
         .grant(id)
         .await?
         .ok_or_else(|| EngineError::not_found("grant", id))?;
-    let records = [grant.id.to_string(), grant.request_id.to_string()];
-    let stored = store.events_about(&records, EVIDENCE_EVENTS_MAX).await?;
+    let mut records = vec![grant.id.to_string(), grant.request_id.to_string()];
+    let mut stored = store.events_about(&records, EVIDENCE_EVENTS_MAX).await?;
+    // Extensions are requests of their own: their events too.
+    let extensions: Vec<String> = stored
+        .iter()
+        .filter(|e| e.kind == EventKind::GrantRescheduled)
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.data).ok())
+        .filter_map(|data| data.get("extended_by")?.as_str().map(str::to_string))
+        .collect();
+    if !extensions.is_empty() {
+        records.extend(extensions);
+        stored = store.events_about(&records, EVIDENCE_EVENTS_MAX).await?;
+    }
     if stored.len() as i64 >= EVIDENCE_EVENTS_MAX {
         return Err(EngineError::new(
             ErrorCode::EvidenceTooLarge,

@@ -390,6 +390,61 @@ pub fn story(id: GrantId, events: &[Event]) -> Result<Vec<Statement>, StoryError
         ));
     }
 
+    // More time: each extension, decided as a request of its own.
+    let mut extensions = Vec::new();
+    let mut extension_cites = Vec::new();
+    for (moved, _) in &scheduled {
+        let Some(id) = moved.data.get("extended_by").and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let mut asked_more: Option<Request> = None;
+        for event in events {
+            if let Some(r) = record::<Request>(event, "request")?
+                && r.id.to_string() == id
+            {
+                extension_cites.push(cite(event));
+                asked_more = Some(r);
+            }
+        }
+        let Some(r) = asked_more else {
+            return Err(StoryError::NoRequest(id.parse().map_err(
+                |e: writ_domain::InvalidId| StoryError::Unreadable {
+                    seq: moved.seq,
+                    what: "extended_by",
+                    problem: e.to_string(),
+                },
+            )?));
+        };
+        extension_cites.push(cite(moved));
+        let approvers: Vec<&str> = r.approvals.iter().map(|a| a.approver.as_str()).collect();
+        extensions.push(format!(
+            "{} asked for {} more at {}: {}; {}",
+            r.requester,
+            format_duration_seconds(r.requested_duration_seconds),
+            r.created_at.to_rfc3339(),
+            quoted(&r.justification),
+            if approvers.is_empty() {
+                format!(
+                    "granted {} without approval",
+                    format_duration_seconds(r.duration_seconds)
+                )
+            } else {
+                format!(
+                    "granted {}, approved by {}",
+                    format_duration_seconds(r.duration_seconds),
+                    approvers.join(", ")
+                )
+            }
+        ));
+    }
+    if !extensions.is_empty() {
+        out.push(statement(
+            "extensions",
+            extensions.join("; then "),
+            extension_cites,
+        ));
+    }
+
     // Applied on the target.
     let of_kind = |kind: EventKind| sorted.grant.iter().filter(move |(e, _)| e.kind == kind);
     if let Some((event, g)) = of_kind(EventKind::GrantActivated).next() {
