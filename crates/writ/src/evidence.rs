@@ -111,9 +111,11 @@ impl Selection {
                 "name a grant, or select grants with --ticket, --subject, --entitlement or --since",
             ));
         }
-        let seed = match select.seed {
-            Some(seed) => seed,
-            None => {
+        // Randomness only for a sample that was not given its seed.
+        let seed = match (select.seed, select.sample) {
+            (Some(seed), _) => seed,
+            (None, None) => 0,
+            (None, Some(_)) => {
                 let mut bytes = [0u8; 8];
                 getrandom::fill(&mut bytes)
                     .map_err(|e| Failure::failed(format!("no randomness for --sample: {e}")))?;

@@ -44,8 +44,8 @@ fn the_worked_example_is_the_hash_writ_computes() {
     assert_eq!(Some(hash.as_str()), example["hash"].as_str());
 }
 
-#[tokio::test]
-async fn the_documented_program_recomputes_a_real_export() {
+/// A running writ that grants every request, and alice's token.
+async fn started() -> (Writ, String) {
     let mut writ = Writ::new(
         support::NOOP_CONFIG,
         &[(
@@ -55,6 +55,12 @@ async fn the_documented_program_recomputes_a_real_export() {
     );
     writ.start().await;
     let alice = writ.token("alice");
+    (writ, alice)
+}
+
+#[tokio::test]
+async fn the_documented_program_recomputes_a_real_export() {
+    let (mut writ, alice) = started().await;
     for justification in [
         "plain",
         "café — 日本語 ✓",
@@ -106,15 +112,7 @@ async fn the_documented_program_recomputes_a_real_export() {
 
 #[tokio::test]
 async fn the_documented_program_checks_an_evidence_document_without_writ() {
-    let mut writ = Writ::new(
-        support::NOOP_CONFIG,
-        &[(
-            "p.cedar",
-            r#"permit (principal, action == Action::"request", resource);"#,
-        )],
-    );
-    writ.start().await;
-    let alice = writ.token("alice");
+    let (writ, alice) = started().await;
     let (status, created) = writ
         .post(
             "/v1/requests",
